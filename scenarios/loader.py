@@ -1,0 +1,247 @@
+"""Finding, reading, merging (``extends``) and validating scenario files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .schema import Scenario
+
+SHIPPED_DIR = Path(__file__).resolve().parent
+_MAX_EXTENDS_DEPTH = 16
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be found, read or validated. The message is one line."""
+
+
+def shipped_scenario_names() -> list[str]:
+    """Names of the scenarios shipped with the package, sorted."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
+
+
+def _locate(ref: str, base_dir: Path | None) -> Path:
+    """Turn a scenario reference (a shipped name or a path) into a file path."""
+    looks_like_path = ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
+    if looks_like_path:
+        p = Path(os.path.expanduser(ref))
+        if not p.is_absolute() and base_dir is not None:
+            candidate = base_dir / p
+            if candidate.exists() or not p.exists():
+                p = candidate
+        if not p.exists():
+            raise ScenarioError(f"{ref}: scenario file not found")
+        if not p.is_file():
+            raise ScenarioError(f"{ref}: not a file (expected a scenario YAML file)")
+        return p.resolve()
+    if base_dir is not None:
+        sibling = base_dir / f"{ref}.yaml"
+        if sibling.is_file():
+            return sibling.resolve()
+    shipped = SHIPPED_DIR / f"{ref}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(shipped_scenario_names())
+    raise ScenarioError(f"{ref}: unknown scenario (expected a file path or one of: {names})")
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping, with one-line errors."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text (expected a YAML mapping)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ScenarioError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        raise ScenarioError(f"{path}: file is empty (expected a YAML mapping of scenario keys)")
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{path}: top level is a {type(data).__name__} (expected a mapping of scenario keys)"
+        )
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ScenarioError(f"{path}: key {bad[0]!r} is not a string (expected named keys)")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _format_error(path: Path | str, err: dict[str, Any], n_errors: int) -> str:
+    loc = ".".join(str(part) for part in err["loc"]) or "<top>"
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        message = f"{loc}: unknown key"
+        parent_fields = _fields_at(err["loc"][:-1])
+        if parent_fields:
+            message += f" (expected one of: {', '.join(parent_fields)})"
+    elif kind == "literal_error":
+        expected = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        message = f"{loc}: {_short(value)} is not one of {expected}"
+    elif kind == "missing":
+        message = f"{loc}: required key is missing"
+    elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        op = {
+            "greater_than": "> ",
+            "greater_than_equal": ">= ",
+            "less_than": "< ",
+            "less_than_equal": "<= ",
+        }[kind]
+        bound = next(iter(ctx.values())) if ctx else "?"
+        message = f"{loc}: {_short(value)} is out of range (expected a number {op}{bound})"
+    else:
+        msg = err.get("msg", "invalid value")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        message = f"{loc}: {_short(value)} is invalid ({msg[:1].lower() + msg[1:]})"
+    if n_errors > 1:
+        message += f" [+{n_errors - 1} more error{'s' if n_errors > 2 else ''}]"
+    return f"{path}: {message}"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at a location of the schema (for 'unknown key' hints)."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            return []
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            model = ann
+        else:
+            return []
+    return [name for name in model.model_fields]
+
+
+def _resolve_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
+    """Read ``path`` and everything it extends into one merged mapping."""
+    if path in stack:
+        chain = " -> ".join(p.name for p in (*stack, path))
+        raise ScenarioError(f"{stack[-1]}: extends: cycle ({chain})")
+    if len(stack) >= _MAX_EXTENDS_DEPTH:
+        raise ScenarioError(f"{path}: extends: chain deeper than {_MAX_EXTENDS_DEPTH} files")
+    data = _read_mapping(path)
+    parent_ref = data.pop("extends", None)
+    data.setdefault("name", path.stem)
+    if parent_ref is None:
+        return data
+    if not isinstance(parent_ref, str) or not parent_ref.strip():
+        raise ScenarioError(
+            f"{path}: extends: {_short(parent_ref)} is invalid (expected a scenario name or path)"
+        )
+    try:
+        parent_path = _locate(parent_ref, path.parent)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: extends: {exc}") from None
+    parent = _resolve_raw(parent_path, (*stack, path))
+    # A parent must itself be a valid scenario, so its errors name the parent's file.
+    _validate(parent, parent_path)
+    return deep_merge(parent, data)
+
+
+def _validate(data: dict[str, Any], path: Path | str) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        raise ScenarioError(_format_error(path, errors[0], len(errors))) from None
+
+
+def load_scenario(ref: str | os.PathLike[str] | Scenario) -> Scenario:
+    """Load a scenario by shipped name (``"cold_start"``) or by path, resolving ``extends``.
+
+    Args:
+        ref: a shipped scenario name, a path to a YAML file, or an already-built ``Scenario``.
+
+    Returns:
+        The validated scenario; relative paths inside it resolve against the file's folder.
+
+    Raises:
+        ScenarioError: one line naming the file, the key path, the value and what was expected.
+    """
+    if isinstance(ref, Scenario):
+        return ref
+    path = _locate(os.fspath(ref), None)
+    data = _resolve_raw(path, ())
+    scenario = _validate(data, path)
+    scenario._base_dir = str(path.parent)
+    scenario._source = str(path)
+    return scenario
+
+
+def scenario_from_dict(data: dict[str, Any], *, base_dir: str | None = None) -> Scenario:
+    """Build a scenario from a mapping (``extends`` resolved against ``base_dir`` or shipped names)."""
+    data = dict(data)
+    parent_ref = data.pop("extends", None)
+    if parent_ref is not None:
+        parent_path = _locate(str(parent_ref), Path(base_dir) if base_dir else None)
+        data = deep_merge(_resolve_raw(parent_path, ()), data)
+    data.setdefault("name", "custom")
+    scenario = _validate(data, "<dict>")
+    scenario._base_dir = base_dir
+    return scenario
+
+
+def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario as plain data (no ``extends``)."""
+    data = scenario.model_dump(mode="json")
+    data.pop("extends", None)
+    return data
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    """The resolved scenario as YAML text, loadable again with :func:`load_scenario`."""
+    return yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, allow_unicode=True)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """A content hash of the resolved scenario (sha256 hex of its canonical JSON)."""
+    payload = json.dumps(scenario_to_dict(scenario), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def list_scenarios() -> list[tuple[str, str]]:
+    """(name, one-line description) of every shipped scenario."""
+    out = []
+    for name in shipped_scenario_names():
+        try:
+            sc = load_scenario(name)
+            desc = " ".join(sc.description.split())
+        except ScenarioError as exc:
+            desc = f"INVALID: {exc}"
+        out.append((name, desc))
+    return out

