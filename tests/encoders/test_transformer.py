@@ -1,0 +1,220 @@
+"""TransformerEncoder on tiny BERT / GPT-2 models built offline: pooling, padding, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lmrecsim.encoders import EncoderError, TransformerEncoder
+
+from .conftest import CORPUS
+
+# Lengths differ a lot so every batch holds right padding.
+TEXTS = ["a", "the film about space astronauts and a rocket star", "love", *CORPUS]
+
+
+def _reference(enc: TransformerEncoder, text: str, pooling: str) -> np.ndarray:
+    """Run the model on one text alone (no padding) and pool by hand."""
+    batch = enc.tokenizer([text], return_tensors="pt", truncation=True, max_length=enc.max_length)
+    with torch.inference_mode():
+        hidden = enc.model(**batch).last_hidden_state[0]
+    vec = {"mean": hidden.mean(0), "cls": hidden[0], "last": hidden[-1]}[pooling]
+    vec = vec / vec.norm()
+    return vec.numpy()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
+def test_bert_poolings_match_unpadded_reference(tiny_bert_path: Path, pooling: str) -> None:
+    enc = TransformerEncoder(tiny_bert_path, pooling=pooling, batch_size=4)
+    out = enc.encode(TEXTS)
+    assert out.shape == (len(TEXTS), 32) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(out[i], _reference(enc, text, pooling), atol=1e-5)
+
+
+def test_poolings_differ(tiny_bert_path: Path) -> None:
+    # Guards the reference test against a pooling argument that is silently ignored.
+    vecs = {
+        p: TransformerEncoder(tiny_bert_path, pooling=p).encode(TEXTS[:2])
+        for p in ("mean", "cls", "last")
+    }
+    assert not np.allclose(vecs["mean"], vecs["cls"], atol=1e-3)
+    assert not np.allclose(vecs["mean"], vecs["last"], atol=1e-3)
+    assert not np.allclose(vecs["cls"], vecs["last"], atol=1e-3)
+
+
+def test_last_pooling_skips_right_padding(tiny_bert_path: Path) -> None:
+    enc = TransformerEncoder(tiny_bert_path, pooling="last")
+    short, long = "love", TEXTS[1]
+    batch = enc.tokenizer([long, short], padding=True, return_tensors="pt")
+    assert batch["attention_mask"][1, -1] == 0  # the short text really is right-padded
+    np.testing.assert_allclose(enc.encode([long, short])[1], enc.encode([short])[0], atol=1e-5)
+
+
+def test_gpt2_gets_pad_token_and_last_pooling(tiny_gpt2_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tiny_gpt2_path).pad_token is None
+    enc = TransformerEncoder(tiny_gpt2_path, pooling="last", batch_size=3)
+    assert enc.tokenizer.pad_token == enc.tokenizer.eos_token
+    assert enc.tokenizer.padding_side == "right"
+    out = enc.encode(TEXTS)
+    assert out.shape == (len(TEXTS), 32)
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(out[i], _reference(enc, text, "last"), atol=1e-5)
+
+
+def test_gpt2_empty_text_gets_a_unit_vector(tiny_gpt2_path: Path) -> None:
+    enc = TransformerEncoder(tiny_gpt2_path, pooling="last")
+    out = enc.encode(["", "love in paris", ""])
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(out[0], out[2])
+    assert enc.encode([""]).shape == (1, 32)
+
+
+def test_mean_pooling_ignores_padding(tiny_bert_path: Path) -> None:
+    enc = TransformerEncoder(tiny_bert_path)
+    long = " ".join(CORPUS * 3)
+    np.testing.assert_allclose(enc.encode([long, "love"])[1], enc.encode(["love"])[0], atol=1e-5)
+
+
+def test_truncation_to_max_length(tiny_bert_path: Path) -> None:
+    enc = TransformerEncoder(tiny_bert_path, max_length=8)
+    long = " ".join(CORPUS * 20)  # far beyond max_position_embeddings=64
+    assert enc.encode([long]).shape == (1, 32)
+
+
+def test_empty_input_and_bad_input(tiny_bert_path: Path) -> None:
+    enc = TransformerEncoder(tiny_bert_path)
+    assert enc.encode([]).shape == (0, 32)
+    assert enc.encode([]).dtype == np.float32
+    with pytest.raises(TypeError):
+        enc.encode("a single string")
+
+
+def test_identity(tiny_bert_path: Path, tmp_path: Path) -> None:
+    a = TransformerEncoder(tiny_bert_path)
+    assert TransformerEncoder(str(tiny_bert_path)).identity == a.identity
+    assert TransformerEncoder(tiny_bert_path, pooling="cls").identity != a.identity
+    assert TransformerEncoder(tiny_bert_path, max_length=64).identity != a.identity
+    # Same folder name, different config content -> different identity.
+    copy = tmp_path / tiny_bert_path.name
+    shutil.copytree(tiny_bert_path, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["layer_norm_eps"] = 1e-6
+    (copy / "config.json").write_text(json.dumps(cfg))
+    assert TransformerEncoder(copy).identity != a.identity
+
+
+def test_show_progress(tiny_bert_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    enc = TransformerEncoder(tiny_bert_path, batch_size=2, show_progress=True)
+    assert enc.encode(TEXTS).shape == (len(TEXTS), 32)
+    assert "batch" in capsys.readouterr().err
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _assert_one_line_error(model: object, needle: str) -> str:
+    with pytest.raises(EncoderError) as info:
+        TransformerEncoder(model)  # type: ignore[arg-type]
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert needle in msg
+    assert msg.startswith("encoder.model:")
+    return msg
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such-model"
+    msg = _assert_one_line_error(missing, str(missing))
+    assert "does not exist" in msg
+    _assert_one_line_error(str(missing), str(missing))
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    msg = _assert_one_line_error(tmp_path, str(tmp_path))
+    assert "config.json" in msg
+
+
+def test_file_instead_of_folder(tmp_path: Path) -> None:
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"x")
+    _assert_one_line_error(f, str(f))
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"hidden_size": 3}', "\x00\xff"])
+def test_garbage_config(tmp_path: Path, content: str) -> None:
+    (tmp_path / "config.json").write_text(content, encoding="latin-1")
+    _assert_one_line_error(tmp_path, str(tmp_path))
+
+
+def test_broken_weights(tiny_bert_path: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bert_path, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    msg = _assert_one_line_error(broken, str(broken))
+    assert "weights" in msg
+
+
+def test_missing_tokenizer(tiny_bert_path: Path, tmp_path: Path) -> None:
+    no_tok = tmp_path / "no-tok"
+    no_tok.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_bert_path / name, no_tok / name)
+    _assert_one_line_error(no_tok, str(no_tok))
+
+
+def test_unknown_hub_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    msg = _assert_one_line_error("no-such-org/no-such-model", "'no-such-org/no-such-model'")
+    assert "cache" in msg
+
+
+def test_name_from_local_hub_cache(
+    tiny_bert_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    # The on-disk layout huggingface_hub uses for a downloaded repo.
+    repo = tmp_path / "models--some-org--tiny-bert"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(tiny_bert_path, repo / "snapshots" / commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    enc = TransformerEncoder("some-org/tiny-bert")
+    assert enc.name == "some-org/tiny-bert"
+    direct = TransformerEncoder(tiny_bert_path)
+    np.testing.assert_array_equal(enc.encode(TEXTS), direct.encode(TEXTS))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"pooling": "max"}, "encoder.pooling"),
+        ({"max_length": 0}, "encoder.max_length"),
+        ({"batch_size": 0}, "encoder.batch_size"),
+        ({"device": "tpu"}, "encoder.device"),
+    ],
+)
+def test_bad_arguments(tiny_bert_path: Path, kwargs: dict[str, object], key: str) -> None:
+    with pytest.raises(EncoderError, match=key):
+        TransformerEncoder(tiny_bert_path, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_cuda_requested_without_cuda(tiny_bert_path: Path) -> None:
+    with pytest.raises(EncoderError, match="CUDA is not available"):
+        TransformerEncoder(tiny_bert_path, device="cuda")
