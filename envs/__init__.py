@@ -1,1 +1,42 @@
-"""envs subsystem."""
+"""The simulated world: catalog, users, response model, candidates and the Gymnasium env.
+
+``make_env(scenario)`` builds a :class:`RecommendationEnv`; ``make_vec_env(scenario, n_envs)`` the
+batched SB3 ``VecEnv``. The env is also registered as ``lmrecsim/Recommend-v0``::
+
+    import gymnasium as gym
+    import lmrecsim.envs  # registers the id
+    env = gym.make("lmrecsim/Recommend-v0", scenario="default")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from ..scenarios import Scenario, load_scenario
+
+ENV_ID = "lmrecsim/Recommend-v0"
+
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point="lmrecsim.envs.env:RecommendationEnv")
+
+
+def make_env(scenario: str | Scenario = "default", **kwargs: Any):  # -> RecommendationEnv
+    """Build the single-user env of a scenario (name, path or ``Scenario``)."""
+    from .env import RecommendationEnv
+
+    return RecommendationEnv(load_scenario(scenario), **kwargs)
+
+
+def make_vec_env(scenario: str | Scenario = "default", n_envs: int = 8, *, seed: int | None = None, **kwargs: Any):
+    """Build the batched SB3 VecEnv of a scenario; sub-env i is seeded with ``seed + i``."""
+    from .vec_env import BatchedRecommendationVecEnv
+
+    venv = BatchedRecommendationVecEnv(load_scenario(scenario), n_envs, **kwargs)
+    if seed is not None:
+        venv.seed(seed)
+    return venv
+
+
+__all__ = ["ENV_ID", "make_env", "make_vec_env"]

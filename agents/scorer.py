@@ -1,0 +1,230 @@
+"""Candidate-scoring networks for stable-baselines3.
+
+One shared network scores every candidate from ``[user, candidate, user * candidate, features]``,
+so the policy is permutation-equivariant (permuting the candidates permutes the scores) and can
+rank items it has never seen. Masked candidates get a score of ``MASKED_SCORE``: for PPO that is a
+logit with probability ~0, for DQN a Q-value that neither the greedy action nor the bootstrap
+target can pick.
+
+Shapes: B batch, K candidates, p embedding dims, F candidate features, H hidden units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+MASKED_SCORE = -1.0e8
+
+
+class CandidateScorerExtractor(BaseFeaturesExtractor):
+    """Scores each candidate with a shared MLP and summarises the slate for a value head.
+
+    Output (B, K + summary_dim): the K masked candidate scores, then a slate summary (mask-weighted
+    mean of the per-candidate hidden states concatenated with the user state, through an MLP).
+
+    Args:
+        observation_space: the env's Dict space (``user`` (p,), ``candidates`` (K, p),
+            ``candidate_features`` (K, F), ``action_mask`` (K,)).
+        hidden: hidden units H of the shared per-candidate network.
+        n_layers: hidden layers of the shared per-candidate network.
+        summary_dim: size of the slate summary fed to the value head.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        hidden: int = 128,
+        n_layers: int = 2,
+        summary_dim: int = 64,
+    ) -> None:
+        k, p = observation_space["candidates"].shape
+        f = observation_space["candidate_features"].shape[1]
+        super().__init__(observation_space, features_dim=k + summary_dim)
+        self.k = int(k)
+        layers: list[nn.Module] = []
+        width = 3 * p + f
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.trunk = nn.Sequential(*layers)
+        self.score_head = nn.Linear(hidden, 1)
+        self.summary = nn.Sequential(nn.Linear(hidden + p, summary_dim), nn.ReLU())
+
+    def candidate_hidden(self, obs: dict[str, th.Tensor]) -> th.Tensor:
+        """Per-candidate hidden states, (B, K, H)."""
+        user = obs["user"]
+        cands = obs["candidates"]
+        u = user.unsqueeze(1).expand_as(cands)
+        x = th.cat([u, cands, u * cands, obs["candidate_features"]], dim=-1)
+        return self.trunk(x)
+
+    def forward(self, obs: dict[str, th.Tensor]) -> th.Tensor:
+        h = self.candidate_hidden(obs)
+        mask = obs["action_mask"].float()
+        scores = self.score_head(h).squeeze(-1)
+        scores = th.where(mask > 0.5, scores, th.full_like(scores, MASKED_SCORE))
+        weight = mask.unsqueeze(-1)
+        pooled = (h * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+        summary = self.summary(th.cat([pooled, obs["user"]], dim=-1))
+        return th.cat([scores, summary], dim=-1)
+
+
+class _TakeScores(nn.Module):
+    """Selects the K candidate scores from the extractor output."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        return latent[:, : self.k]
+
+
+class _ValueFromSummary(nn.Module):
+    """Linear value head over the slate summary part of the extractor output."""
+
+    def __init__(self, k: int, summary_dim: int) -> None:
+        super().__init__()
+        self.k = k
+        self.linear = nn.Linear(summary_dim, 1)
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        return self.linear(latent[:, self.k :])
+
+
+def _scorer_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(kwargs)
+    kwargs.setdefault("features_extractor_class", CandidateScorerExtractor)
+    kwargs.setdefault("features_extractor_kwargs", {})
+    return kwargs
+
+
+class CandidateScorerPolicy(ActorCriticPolicy):
+    """Actor-critic policy whose logits are the per-candidate scores (PPO, MaskablePPO-compatible).
+
+    Extra keyword arguments go to :class:`CandidateScorerExtractor` through
+    ``features_extractor_kwargs`` (``hidden``, ``n_layers``, ``summary_dim``).
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any, **kwargs: Any) -> None:
+        kwargs = _scorer_kwargs(kwargs)
+        kwargs["net_arch"] = {"pi": [], "vf": []}
+        kwargs.setdefault("share_features_extractor", True)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        ext = self.features_extractor
+        assert isinstance(ext, CandidateScorerExtractor)
+        summary_dim = ext.features_dim - ext.k
+        self.action_net = _TakeScores(ext.k)
+        self.value_net = _ValueFromSummary(ext.k, summary_dim)
+        if self.ortho_init:
+            self.value_net.apply(lambda m: self.init_weights(m, gain=1.0))
+            # Small initial scores keep the first policy close to uniform over valid candidates.
+            ext.score_head.apply(lambda m: self.init_weights(m, gain=0.01))
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+
+class CandidateScorerQNetwork(QNetwork):
+    """Q-network whose Q-values are the per-candidate scores (masked ones at ``MASKED_SCORE``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ext = self.features_extractor
+        assert isinstance(ext, CandidateScorerExtractor)
+        self.q_net = nn.Sequential(_TakeScores(ext.k))
+
+
+class CandidateScorerDQNPolicy(DQNPolicy):
+    """DQN policy over :class:`CandidateScorerQNetwork` (masked argmax and masked targets)."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any, **kwargs: Any) -> None:
+        kwargs = _scorer_kwargs(kwargs)
+        kwargs["net_arch"] = []
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def make_q_net(self) -> QNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return CandidateScorerQNetwork(**net_args).to(self.device)
+
+
+class MaskedDQN(DQN):
+    """DQN whose epsilon-greedy exploration only samples valid (unmasked) candidates.
+
+    Greedy actions and bootstrap targets are already masked by the network; SB3's exploration
+    would otherwise sample any slot. Exploration draws come from a generator seeded with the model's
+    seed, not from global numpy state.
+    """
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._explore_rng = np.random.default_rng(self.seed)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        action, state = self.policy.predict(observation, state, episode_start, deterministic)
+        if deterministic or not isinstance(observation, dict) or "action_mask" not in observation:
+            return action, state
+        rng = getattr(self, "_explore_rng", None)
+        if rng is None:
+            rng = self._explore_rng = np.random.default_rng(self.seed)
+        mask = np.asarray(observation["action_mask"]) > 0
+        vectorized = mask.ndim == 2
+        masks = mask if vectorized else mask[None]
+        acts = np.array(action).reshape(-1).copy()
+        explore = rng.random(acts.shape[0]) < self.exploration_rate
+        for i in np.flatnonzero(explore):
+            valid = np.flatnonzero(masks[i])
+            acts[i] = rng.choice(valid) if valid.size else rng.integers(masks.shape[1])
+        return (acts if vectorized else acts.reshape(np.shape(action))), state
+
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # SB3's warm-up phase samples any slot; sample only valid ones.
+        obs = self._last_obs
+        if self.num_timesteps < learning_starts and isinstance(obs, dict) and "action_mask" in obs:
+            rng = getattr(self, "_explore_rng", None)
+            if rng is None:
+                rng = self._explore_rng = np.random.default_rng(self.seed)
+            masks = np.asarray(obs["action_mask"]) > 0
+            acts = np.array(
+                [rng.choice(np.flatnonzero(m)) if m.any() else 0 for m in masks], dtype=np.int64
+            )
+            return acts, acts
+        return super()._sample_action(learning_starts, action_noise, n_envs)
+
+
+def candidate_scores(model: Any, observation: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-candidate scores of an SB3 model using a candidate-scorer policy, (B, K) or (K,)."""
+    policy = model.policy
+    single = np.asarray(observation["user"]).ndim == 1
+    obs_t, _ = policy.obs_to_tensor(observation)
+    with th.no_grad():
+        if isinstance(policy, CandidateScorerDQNPolicy):
+            scores = policy.q_net(obs_t)
+        else:
+            features = policy.extract_features(obs_t)
+            if isinstance(features, tuple):
+                features = features[0]
+            scores = policy.action_net(policy.mlp_extractor(features)[0])
+    out = scores.cpu().numpy()
+    return out[0] if single else out

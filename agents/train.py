@@ -1,0 +1,184 @@
+"""Training a policy on a scenario: the function behind ``lmrecsim train``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecMonitor
+
+from ..envs.vec_env import BatchedRecommendationVecEnv
+from ..envs.world import build_world
+from ..scenarios import Scenario, load_scenario, scenario_to_yaml
+from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
+from .build import build_model
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    model: BaseAlgorithm
+    out_dir: Path
+    scenario: Scenario
+    timesteps: int
+    seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.timesteps / self.seconds if self.seconds > 0 else float("nan")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temp file and a rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def with_agent_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
+    """A copy of the scenario with non-None ``agent`` fields replaced."""
+    agent = {k: v for k, v in overrides.items() if v is not None}
+    if not agent:
+        return scenario
+    data = deep_merge(scenario_to_dict(scenario), {"agent": agent})
+    out = scenario_from_dict(data, base_dir=scenario._base_dir)
+    out._source = scenario._source
+    return out
+
+
+class _ProgressBar(BaseCallback):
+    """A tqdm bar over environment steps (SB3's own bar needs rich's live display)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        super().__init__()
+        self.total = total
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="step", desc="training", dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(
+    scenario: str | os.PathLike[str] | Scenario = "default",
+    *,
+    out: str | os.PathLike[str],
+    algo: str | None = None,
+    policy: str | None = None,
+    timesteps: int | None = None,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    checkpoint_freq: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train an SB3 agent on a scenario and write its run folder.
+
+    Args:
+        scenario: a shipped scenario name, a YAML path, or a ``Scenario``.
+        out: run folder; receives ``model.zip``, ``scenario.yaml`` (resolved, with the overrides
+            below applied), ``progress.csv`` (SB3's CSV logger), ``tb/`` (TensorBoard),
+            ``checkpoints/`` and ``train.json`` (timing).
+        algo, policy, timesteps, seed, n_envs: override the scenario's ``agent`` block.
+        hyperparameters: merged over ``agent.hyperparameters``.
+        checkpoint_freq: save a checkpoint every this many environment steps (default: a tenth of
+            the budget).
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`TrainResult` with the trained model and the measured steps per second.
+    """
+    sc = load_scenario(scenario) if not isinstance(scenario, Scenario) else scenario
+    hp = dict(sc.agent.hyperparameters)
+    hp.update(hyperparameters or {})
+    sc = with_agent_overrides(
+        sc, algo=algo, policy=policy, timesteps=timesteps, seed=seed, n_envs=n_envs,
+        hyperparameters=hp if hyperparameters else None,
+    )
+    agent = sc.agent
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
+
+    world = build_world(sc, show_progress=progress)
+    venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
+    venv.seed(agent.seed)
+    model = build_model(
+        agent.algo, venv, policy=agent.policy, seed=agent.seed, hyperparameters=agent.hyperparameters
+    )
+    model.set_logger(
+        Logger(
+            folder=str(out_dir),
+            output_formats=[
+                CSVOutputFormat(str(out_dir / "progress.csv")),
+                TensorBoardOutputFormat(str(out_dir / "tb")),
+            ],
+        )
+    )
+    freq = checkpoint_freq or max(agent.timesteps // 10, 1)
+    callbacks = CallbackList(
+        [
+            CheckpointCallback(
+                save_freq=max(freq // agent.n_envs, 1),
+                save_path=str(out_dir / "checkpoints"),
+                name_prefix="model",
+            ),
+            _ProgressBar(agent.timesteps, progress),
+        ]
+    )
+    start = time.perf_counter()
+    model.learn(total_timesteps=agent.timesteps, callback=callbacks)
+    seconds = time.perf_counter() - start
+    model.logger.close()
+    tmp = out_dir / ".model.tmp.zip"
+    model.save(str(tmp))
+    os.replace(tmp, out_dir / "model.zip")
+    result = TrainResult(
+        model=model, out_dir=out_dir, scenario=sc, timesteps=int(model.num_timesteps), seconds=seconds
+    )
+    write_text_atomic(
+        out_dir / "train.json",
+        json.dumps(
+            {
+                "scenario": sc.name,
+                "algo": agent.algo,
+                "policy": agent.policy,
+                "seed": agent.seed,
+                "n_envs": agent.n_envs,
+                "timesteps": result.timesteps,
+                "seconds": round(seconds, 3),
+                "steps_per_second": round(result.steps_per_second, 1),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
+    return result

@@ -1,0 +1,154 @@
+"""The Gymnasium environment: one simulated user per episode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ..encoders import Encoder
+from ..scenarios import Scenario, load_scenario
+from . import rng as crng
+from .simulator import N_FEATURES, UserBatch
+from .world import World, build_world
+
+
+def observation_space(world: World) -> spaces.Dict:
+    """The Dict observation space of a world (fixed shapes, float32)."""
+    k, p = world.scenario.candidates.k, world.project_dim
+    return spaces.Dict(
+        {
+            "user": spaces.Box(-np.inf, np.inf, shape=(p,), dtype=np.float32),
+            "candidates": spaces.Box(-np.inf, np.inf, shape=(k, p), dtype=np.float32),
+            "candidate_features": spaces.Box(-np.inf, np.inf, shape=(k, N_FEATURES), dtype=np.float32),
+            "action_mask": spaces.MultiBinary(k),
+        }
+    )
+
+
+def step_info(info: dict[str, Any], row: int) -> dict[str, Any]:
+    """The info dict of one user from a batched info dict (numpy scalars become Python scalars)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        v = value[row]
+        out[key] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+class RecommendationEnv(gym.Env):
+    """Recommend one item per step to a simulated user whose taste is hidden.
+
+    ## Description
+    Each episode is one user's session. The user has a hidden taste vector built from a persona text
+    ("enjoys hard sci-fi and space documentaries, avoids romance") encoded by a language model, plus
+    noise. Each step the environment offers K candidate items; the agent picks one; the user clicks
+    with probability ``sigmoid(beta*(cos(taste, item) - center) + gamma*log popularity + appeal -
+    fatigue + bias)``, rates and dwells by their satisfaction, loses patience on skips and click-bait
+    and leaves when it runs out. Consumption pulls the taste toward what was consumed, and the
+    scenario may make it drift.
+
+    ## Observation
+    ``Dict`` of float32 arrays with fixed shapes (p = ``encoder.project_dim``, K = ``candidates.k``):
+
+    * ``user`` (p,): the visible user state -- the language-model encoding of the user's history
+      (``state.mode: pooled`` or ``text``), projected by a PCA fitted on the catalog; all zeros for a
+      user who has shown nothing (then ``candidate_features[:, 4]`` is 1).
+    * ``candidates`` (K, p): projected embeddings of the candidate items.
+    * ``candidate_features`` (K, 6): log popularity / 5, is a new item, shown in the last 10 steps,
+      share of recent recommendations with the same topic, user has no visible state, session
+      progress t / horizon.
+    * ``action_mask`` (K,) int8: 1 for slots holding a valid item.
+
+    ## Action
+    ``Discrete(K)``: the candidate slot to recommend. A masked slot shows nothing: the user skips.
+
+    ## Reward
+    The scenario's ``reward.name``: ``click`` (1 per click), ``rating`` (rating / 5), ``dwell``
+    (dwell / dwell_scale), ``engagement`` (weighted mix), ``cosine`` (relu(cos + 1)).
+
+    ## Episode end
+    Terminated when the user's patience runs out (churn); truncated at ``episode.horizon`` steps.
+
+    ## Info
+    ``item_index``, ``item_id``, ``clicked``, ``rating``, ``dwell``, ``satisfaction``, ``affinity``
+    (hidden cosine), ``click_probability``, ``is_new_user``, ``is_new_item``, ``popularity_rank``
+    (0 = most popular), ``drift_event``, ``drift_phase``, ``patience``, ``invalid_action``,
+    ``user_id``, ``step``, ``candidate_items`` (K,) and ``candidate_affinity`` (K,).
+
+    ## Arguments
+    * ``scenario``: a shipped scenario name, a path to a YAML file, or a ``Scenario``.
+    * ``encoder``: use this encoder instead of the scenario's (tests, custom models).
+    * ``world``: a prebuilt world (shared between envs; overrides ``scenario``).
+    * ``render_mode``: ``"ansi"`` renders the user's history text.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "default",
+        *,
+        encoder: Encoder | None = None,
+        world: World | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        if world is None:
+            world = build_world(load_scenario(scenario), encoder=encoder)
+        self.world = world
+        self.scenario = world.scenario
+        self.render_mode = render_mode
+        self.observation_space = observation_space(world)
+        self.action_space = spaces.Discrete(self.scenario.candidates.k)
+        self._users = UserBatch(world, 1, rich_info=True)
+        self._row = np.zeros(1, dtype=np.int64)
+        self._needs_reset = True
+
+    @property
+    def users(self) -> UserBatch:
+        """The underlying batch of one user (hidden state included; for metrics and oracles)."""
+        return self._users
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        obs = self._users.observe(self._row)
+        return {key: value[0] for key, value in obs.items()}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        key = crng.episode_key(self.np_random)
+        self._users.reset_users(self._row, np.array([key], dtype=np.uint64))
+        self._needs_reset = False
+        u = self._users
+        info = {
+            "user_id": int(u.user_id[0]),
+            "is_new_user": bool(u.new_user[0]),
+            "persona": self.world.personas[int(u.persona[0])].name,
+            "candidate_items": u.cand[0].copy(),
+            "candidate_affinity": u.candidate_affinity(self._row)[0],
+        }
+        return self._obs(), info
+
+    def step(
+        self, action: int | np.integer | np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (and after an episode ends)")
+        reward, terminated, truncated, info = self._users.step(np.asarray([action]).reshape(1))
+        out = step_info(info, 0)
+        out["item_id"] = str(self.world.catalog.item_ids[out["item_index"]])
+        term, trunc = bool(terminated[0]), bool(truncated[0])
+        self._needs_reset = term or trunc
+        return self._obs(), float(reward[0]), term, trunc, out
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions, for sb3-contrib's MaskablePPO (bool array of shape (K,))."""
+        return self._users.mask[0].copy()
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._users.history_text(0)
+        return None

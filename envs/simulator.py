@@ -1,0 +1,451 @@
+"""The simulator core: N users stepped together with array operations.
+
+``UserBatch`` holds every user's hidden and visible state in numpy arrays. The single Gymnasium env
+is a batch of one; the batched VecEnv is a batch of N. Because every random number comes from the
+counter-based generator in :mod:`.rng`, keyed by the user's episode key, a user's trajectory does
+not depend on the batch it is stepped in.
+
+Shapes: N users, K candidates, n items, d embedding dims, p projected dims, T topics,
+W history window, H consumed-items capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import rng as crng
+from .candidates import generate_candidates
+from .response import (
+    click_probability,
+    dwell_from_satisfaction,
+    rating_from_satisfaction,
+    satisfaction,
+)
+from .rewards import Feedback, compute_reward
+from .world import World, persona_indices
+
+N_FEATURES = 6
+FEATURE_NAMES = (
+    "log_popularity",
+    "is_new_item",
+    "recently_shown",
+    "topic_share_recent",
+    "user_has_no_state",
+    "session_progress",
+)
+_HISTORY_POOL = 256
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def render_history(
+    titles: list[str],
+    items: np.ndarray,
+    clicked: np.ndarray,
+    ratings: np.ndarray,
+    onboarding: str | None,
+) -> str:
+    """Render one user's history as text, oldest first.
+
+    Args:
+        titles: catalog titles.
+        items: (W,) item indices, -1 for empty slots (oldest first).
+        clicked: (W,) bool; ratings: (W,) ratings (0 when not clicked).
+        onboarding: the user's sign-up text, or None.
+    """
+    parts = []
+    if onboarding:
+        parts.append(f"At sign-up said: {onboarding}")
+    for item, c, r in zip(items.tolist(), clicked.tolist(), ratings.tolist(), strict=True):
+        if item < 0:
+            continue
+        if c:
+            parts.append(f"Clicked '{titles[item]}' (rated {int(r)}/5).")
+        else:
+            parts.append(f"Skipped '{titles[item]}'.")
+    return " ".join(parts)
+
+
+class UserBatch:
+    """State and dynamics of N simulated users.
+
+    Args:
+        world: the scenario's world (catalog, embeddings, personas).
+        n_users: batch size N.
+        rich_info: also compute per-candidate hidden affinities each step (for ranking metrics);
+            costs (N, K, d) work per step.
+    """
+
+    def __init__(self, world: World, n_users: int, *, rich_info: bool = False) -> None:
+        self.world = world
+        self.sc = world.scenario
+        self.n = n_users
+        self.rich_info = rich_info
+        sc = self.sc
+        d, p, k = world.dim, world.project_dim, sc.candidates.k
+        self.k = k
+        self.window = max(sc.state.history_window, 10)
+        self.capacity = sc.episode.horizon + sc.users.history_max + 1
+        n = n_users
+        self.keys = np.zeros(n, dtype=np.uint64)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.persona = np.zeros(n, dtype=np.int64)
+        self.target = np.zeros(n, dtype=np.int64)
+        self.drifting = np.zeros(n, dtype=bool)
+        self.drift_phase = np.zeros(n, dtype=np.float64)
+        self.new_user = np.zeros(n, dtype=bool)
+        self.user_id = np.zeros(n, dtype=np.int64)
+        self.theta = np.zeros((n, d), dtype=np.float32)
+        self.theta_home = np.zeros((n, d), dtype=np.float32)
+        self.theta_away = np.zeros((n, d), dtype=np.float32)
+        self.patience = np.zeros(n, dtype=np.float64)
+        self.fatigue = np.zeros((n, world.n_topics), dtype=np.float32)
+        self.vis_sum = np.zeros((n, d), dtype=np.float32)
+        self.show_onboarding = np.zeros(n, dtype=bool)
+        self.hist_item = np.full((n, self.window), -1, dtype=np.int64)
+        self.hist_click = np.zeros((n, self.window), dtype=bool)
+        self.hist_rating = np.zeros((n, self.window), dtype=np.float64)
+        self.consumed = np.full((n, self.capacity), -1, dtype=np.int64)
+        self.n_consumed = np.zeros(n, dtype=np.int64)
+        self.cand = np.zeros((n, k), dtype=np.int64)
+        self.mask = np.zeros((n, k), dtype=bool)
+        self._user_proj = np.zeros((n, p), dtype=np.float32)
+        self._has_state = np.zeros(n, dtype=bool)
+        self._drift_targets = self._resolve_drift_target()
+
+    # ------------------------------------------------------------------ setup
+    def _resolve_drift_target(self) -> np.ndarray | None:
+        target = self.sc.users.drift.target
+        if self.sc.users.drift.kind == "none" or target == "random":
+            return None
+        return persona_indices(self.world, [target])
+
+    def reset_users(self, idx: np.ndarray, keys: np.ndarray) -> None:
+        """Start a new episode (a new user) in rows ``idx`` with episode ``keys`` (uint64)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            return
+        w, sc = self.world, self.sc
+        keys = np.asarray(keys, dtype=np.uint64)
+        zero = np.zeros(idx.size, dtype=np.int64)
+        n_personas = len(w.personas)
+        self.keys[idx] = keys
+        self.t[idx] = 0
+        self.user_id[idx] = (keys >> np.uint64(33)).astype(np.int64)
+        persona = crng.integers(keys, zero, crng.STREAM_PERSONA, 2, n_personas)
+        self.persona[idx] = persona[:, 0]
+        # Idiosyncratic taste: the persona plus a random direction, shared by home and away tastes.
+        g = crng.normal(keys, zero, crng.STREAM_NOISE, w.dim).astype(np.float32)
+        g = _normalise(g) * np.float32(sc.users.persona_noise)
+        home = _normalise(w.persona_emb[persona[:, 0]] + g)
+        self.theta[idx] = home
+        self.theta_home[idx] = home
+
+        drift = sc.users.drift
+        u_drift = crng.uniform(keys, zero, crng.STREAM_DRIFT, 2)
+        if self._drift_targets is not None:
+            target = np.full(idx.size, self._drift_targets[0], dtype=np.int64)
+        else:
+            # A different persona than the user's own.
+            shift = 1 + np.floor(u_drift[:, 1] * max(n_personas - 1, 1)).astype(np.int64)
+            target = (persona[:, 0] + shift) % n_personas
+        self.target[idx] = target
+        self.theta_away[idx] = _normalise(w.persona_emb[target] + g)
+        self.drifting[idx] = (drift.kind != "none") & (
+            (drift.kind == "gradual") | (u_drift[:, 0] < drift.fraction)
+        )
+        self.drift_phase[idx] = 0.0
+
+        u_misc = crng.uniform(keys, zero, crng.STREAM_PATIENCE, 2)
+        pc = sc.users.patience
+        self.patience[idx] = pc.initial_low + (pc.initial_high - pc.initial_low) * u_misc[:, 0]
+        new = crng.uniform(keys, zero, crng.STREAM_NEW_USER, 1)[:, 0] < sc.users.new_user_fraction
+        self.new_user[idx] = new
+        self.fatigue[idx] = 0.0
+        self.consumed[idx] = -1
+        self.n_consumed[idx] = 0
+        self.hist_item[idx] = -1
+        self.hist_click[idx] = False
+        self.hist_rating[idx] = 0.0
+        self.vis_sum[idx] = 0.0
+        onboard = new & (sc.users.onboarding == "text")
+        self.show_onboarding[idx] = onboard
+        self.vis_sum[idx[onboard]] = sc.state.onboarding_weight * w.onboarding_emb[persona[onboard, 0]]
+        self._warm_history(idx[~new], keys[~new])
+        self._refresh_visible(idx)
+        self._draw_candidates(idx)
+
+    def _warm_history(self, idx: np.ndarray, keys: np.ndarray) -> None:
+        """Give returning users a past: items they liked, drawn by their taste and popularity."""
+        if idx.size == 0:
+            return
+        w, sc = self.world, self.sc
+        h_min, h_max = sc.users.history_min, sc.users.history_max
+        if h_max == 0:
+            return
+        zero = np.zeros(idx.size, dtype=np.int64)
+        pool_n = min(_HISTORY_POOL, w.n_items)
+        pool = crng.integers(keys, zero, crng.STREAM_HISTORY, pool_n, w.n_items)
+        available = w.arrival[pool] == 0
+        aff = np.einsum("nd,nmd->nm", self.theta[idx], w.item_emb[pool])
+        logits = sc.response.beta * aff + sc.response.gamma * w.log_pop_rel[pool]
+        u = crng.uniform(keys, zero, crng.STREAM_HISTORY + 100, pool_n + 1)
+        gumbel = -np.log(-np.log(np.clip(u[:, :pool_n], 1e-12, 1 - 1e-12)))
+        score = np.where(available, logits + gumbel, -np.inf)
+        # Repeated pool entries must not become repeated history items.
+        order = np.argsort(-score, axis=1, kind="stable")
+        ranked = np.take_along_axis(pool, order, 1)
+        from .candidates import first_occurrence
+
+        ranked[~np.take_along_axis(np.isfinite(score), order, 1)] = -1
+        keep = first_occurrence(ranked)
+        pos = np.argsort(~keep, axis=1, kind="stable")[:, :h_max]
+        items = np.take_along_axis(ranked, pos, 1)
+        items[~np.take_along_axis(keep, pos, 1)] = -1
+        length = h_min + np.floor(u[:, pool_n] * (h_max - h_min + 1)).astype(np.int64)
+        items[np.arange(h_max)[None, :] >= length[:, None]] = -1
+        # Chronological order: the best-liked item is the most recent one.
+        items = items[:, ::-1]
+        aff_items = np.einsum("nd,nmd->nm", self.theta[idx], w.item_emb[np.maximum(items, 0)])
+        ratings = rating_from_satisfaction(
+            sc.response.satisfaction_scale * (aff_items - sc.response.affinity_center)
+            + w.catalog.quality[np.maximum(items, 0)]
+        )
+        valid = items >= 0
+        # Pooled state: recency-weighted sum, newest weight 1.
+        ages = np.arange(h_max - 1, -1, -1)
+        weights = (sc.state.recency_decay**ages)[None, :] * (
+            sc.state.click_weight + sc.state.rating_weight * (ratings - 3.0)
+        )
+        weights = np.where(valid, np.maximum(weights, 0.0), 0.0).astype(np.float32)
+        self.vis_sum[idx] = np.einsum("nm,nmd->nd", weights, w.item_emb[np.maximum(items, 0)])
+        win = self.window
+        tail = items[:, -win:] if h_max >= win else np.pad(items, ((0, 0), (win - h_max, 0)), constant_values=-1)
+        tail_r = ratings[:, -win:] if h_max >= win else np.pad(ratings, ((0, 0), (win - h_max, 0)))
+        self.hist_item[idx] = tail
+        self.hist_click[idx] = tail >= 0
+        self.hist_rating[idx] = np.where(tail >= 0, tail_r, 0.0)
+        # Compact the valid items to the front of the consumed list.
+        order = np.argsort(~valid, axis=1, kind="stable")
+        packed = np.take_along_axis(items, order, 1)
+        self.consumed[idx, :h_max] = packed
+        self.n_consumed[idx] = valid.sum(axis=1)
+
+    # ------------------------------------------------------------- visibility
+    def _refresh_visible(self, idx: np.ndarray) -> None:
+        """Recompute the projected visible state of rows ``idx``."""
+        w = self.world
+        if self.sc.state.mode == "text":
+            texts = [self.history_text(int(i)) for i in idx]
+            has = np.array([bool(t) for t in texts], dtype=bool)
+            vecs = np.zeros((idx.size, w.dim), dtype=np.float32)
+            if has.any():
+                vecs[has] = w.text_encoder().encode([t for t in texts if t])
+        else:
+            vecs = self.vis_sum[idx]
+            has = np.linalg.norm(vecs, axis=1) > 0
+        proj = w.projection.project(_normalise(vecs))
+        proj[~has] = 0.0
+        self._user_proj[idx] = proj
+        self._has_state[idx] = has
+
+    def history_text(self, row: int) -> str:
+        """The rendered history of user ``row`` ('' when the user has shown nothing)."""
+        w = self.world
+        start = self.window - self.sc.state.history_window
+        onboarding = (
+            w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
+        )
+        return render_history(
+            w.catalog.titles,
+            self.hist_item[row, start:],
+            self.hist_click[row, start:],
+            self.hist_rating[row, start:],
+            onboarding,
+        )
+
+    def _draw_candidates(self, idx: np.ndarray) -> None:
+        w = self.world
+        items, valid = generate_candidates(
+            self.sc.candidates,
+            keys=self.keys[idx],
+            steps=self.t[idx],
+            user_proj=self._user_proj[idx],
+            has_state=self._has_state[idx],
+            consumed=self.consumed[idx],
+            item_proj=w.item_proj,
+            pop_cdf=w.pop_cdf,
+            arrival=w.arrival,
+            new_order=w.new_order,
+            new_arrival_sorted=w.new_arrival_sorted,
+        )
+        self.cand[idx] = items
+        self.mask[idx] = valid
+
+    # ------------------------------------------------------------ observation
+    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Observations of rows ``idx`` (all rows by default), batched: leading dim = rows."""
+        if idx is None:
+            idx = np.arange(self.n)
+        w = self.world
+        cand = self.cand[idx]
+        hist = self.hist_item[idx]
+        hist_valid = hist >= 0
+        feats = np.empty((idx.size, self.k, N_FEATURES), dtype=np.float32)
+        feats[..., 0] = np.clip(w.log_pop_rel[cand] / 5.0, -3.0, 3.0)
+        feats[..., 1] = w.arrival[cand] > 0
+        feats[..., 2] = ((cand[:, :, None] == hist[:, None, :]) & hist_valid[:, None, :]).any(axis=2)
+        hist_topic = np.where(hist_valid, w.primary_topic[np.maximum(hist, 0)], -1)
+        cand_topic = w.primary_topic[cand]
+        n_hist = np.maximum(hist_valid.sum(axis=1), 1)[:, None]
+        feats[..., 3] = (cand_topic[:, :, None] == hist_topic[:, None, :]).sum(axis=2) / n_hist
+        feats[..., 4] = (~self._has_state[idx])[:, None]
+        feats[..., 5] = (self.t[idx] / self.sc.episode.horizon)[:, None]
+        return {
+            "user": self._user_proj[idx].copy(),
+            "candidates": w.item_proj[cand],
+            "candidate_features": feats,
+            "action_mask": self.mask[idx].astype(np.int8),
+        }
+
+    def candidate_affinity(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Hidden affinities cos(theta_u, e_c) of the current candidates, (rows, K)."""
+        if idx is None:
+            idx = np.arange(self.n)
+        return np.einsum("nd,nkd->nk", self.theta[idx], self.world.item_emb[self.cand[idx]])
+
+    # ------------------------------------------------------------------- step
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every user by one recommendation.
+
+        Args:
+            actions: (N,) candidate slot chosen for each user. A masked slot is an invalid action:
+                nothing is shown, the user skips (patience cost) and the reward is 0.
+
+        Returns:
+            ``(reward, terminated, truncated, info)``; every array has shape (N,) and ``info`` is a
+            dict of (N,)-shaped arrays (plus (N, K) ``candidate_items``/``candidate_affinity``).
+            Candidates for the next step are drawn; finished users keep their final state until
+            :meth:`reset_users`.
+        """
+        w, sc = self.world, self.sc
+        rows = np.arange(self.n)
+        a = np.clip(np.asarray(actions, dtype=np.int64).reshape(self.n), 0, self.k - 1)
+        item = self.cand[rows, a]
+        shown = self.mask[rows, a]
+        cand_items = self.cand.copy()
+        cand_aff = self.candidate_affinity() if self.rich_info else None
+        e = w.item_emb[item]
+        s = np.einsum("nd,nd->n", self.theta, e).astype(np.float64)
+        topic = w.primary_topic[item]
+        p_click = click_probability(
+            sc.response,
+            s,
+            w.log_pop_rel[item].astype(np.float64),
+            w.catalog.appeal[item].astype(np.float64),
+            self.fatigue[rows, topic].astype(np.float64),
+        )
+        clicked = (crng.uniform(self.keys, self.t, crng.STREAM_CLICK, 1)[:, 0] < p_click) & shown
+        z = crng.normal(self.keys, self.t, crng.STREAM_SATISFACTION, 1)[:, 0]
+        sat = satisfaction(sc.response, s, w.catalog.quality[item].astype(np.float64), z)
+        rating = np.where(clicked, rating_from_satisfaction(sat), 0.0)
+        dwell = np.where(clicked, dwell_from_satisfaction(sc.response, sat), 0.0)
+
+        pc = sc.users.patience
+        gain = pc.satisfaction_gain * (sat - pc.satisfaction_threshold)
+        gain = gain - pc.clickbait_cost * w.catalog.appeal[item]
+        self.patience = np.minimum(
+            np.where(clicked, self.patience + gain, self.patience - pc.skip_cost), pc.max_patience
+        )
+        terminated = self.patience <= 0.0
+
+        fc = sc.users.fatigue
+        self.fatigue *= np.float32(fc.decay)
+        self.fatigue[rows[shown], topic[shown]] += np.float32(fc.gain)
+
+        # Exposure-driven drift: consuming an item pulls the taste toward it.
+        if sc.users.exposure_drift > 0 and clicked.any():
+            r = sc.users.exposure_drift
+            c = rows[clicked]
+            self.theta[c] = _normalise(self.theta[c] + r * (e[c] - self.theta[c]))
+
+        # History, consumed items and the visible state.
+        self.hist_item[:, :-1] = self.hist_item[:, 1:]
+        self.hist_click[:, :-1] = self.hist_click[:, 1:]
+        self.hist_rating[:, :-1] = self.hist_rating[:, 1:]
+        self.hist_item[:, -1] = np.where(shown, item, -1)
+        self.hist_click[:, -1] = clicked
+        self.hist_rating[:, -1] = rating
+        c = rows[clicked & (self.n_consumed < self.capacity)]
+        self.consumed[c, self.n_consumed[c]] = item[c]
+        self.n_consumed[c] += 1
+        st = sc.state
+        weight = np.where(
+            clicked, st.click_weight + st.rating_weight * (rating - 3.0), st.skip_weight
+        )
+        weight = np.where(shown, np.maximum(weight, 0.0), 0.0).astype(np.float32)
+        self.vis_sum = self.vis_sum * np.float32(st.recency_decay) + weight[:, None] * e
+
+        self.t += 1
+        drift_event = self._apply_drift()
+        truncated = (self.t >= sc.episode.horizon) & ~terminated
+
+        fb = Feedback(
+            clicked=clicked, rating=rating, dwell=dwell, affinity=s, left=terminated, shown=shown
+        )
+        reward = compute_reward(fb, sc)
+        info: dict[str, Any] = {
+            "item_index": item,
+            "clicked": clicked,
+            "rating": rating,
+            "dwell": dwell,
+            "satisfaction": np.where(clicked, sat, np.nan),
+            "affinity": s,
+            "click_probability": np.where(shown, p_click, 0.0),
+            "is_new_user": self.new_user.copy(),
+            "is_new_item": w.arrival[item] > 0,
+            "popularity_rank": w.pop_rank[item],
+            "drift_event": drift_event,
+            "drift_phase": self.drift_phase.copy(),
+            "patience": self.patience.copy(),
+            "invalid_action": ~shown,
+            "user_id": self.user_id.copy(),
+            "step": self.t - 1,
+            "candidate_items": cand_items,
+        }
+        if cand_aff is not None:
+            info["candidate_affinity"] = cand_aff
+
+        self._refresh_visible(rows)
+        self._draw_candidates(rows)
+        return reward, terminated, truncated, info
+
+    def _apply_drift(self) -> np.ndarray:
+        """Scenario-driven interest drift after the step counter advanced; returns event flags."""
+        drift = self.sc.users.drift
+        event = np.zeros(self.n, dtype=bool)
+        if drift.kind == "none" or not self.drifting.any():
+            return event
+        d = self.drifting
+        if drift.kind == "gradual":
+            r = np.float32(drift.rate)
+            self.theta[d] = _normalise(self.theta[d] + r * (self.theta_away[d] - self.theta[d]))
+            self.drift_phase[d] = 1.0 - (1.0 - drift.rate) ** self.t[d]
+        elif drift.kind == "abrupt":
+            event = d & (self.t == drift.step)
+            self.theta[event] = self.theta_away[event]
+            self.drift_phase[d & (self.t >= drift.step)] = 1.0
+        else:  # periodic
+            event = d & (self.t % drift.period == 0)
+            phase = (self.t // drift.period) % 2
+            away = event & (phase == 1)
+            home = event & (phase == 0)
+            self.theta[away] = self.theta_away[away]
+            self.theta[home] = self.theta_home[home]
+            self.drift_phase[d] = phase[d].astype(np.float64)
+        return event

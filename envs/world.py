@@ -1,0 +1,319 @@
+"""The world of a scenario: catalog, embeddings, projection and personas, built once and shared.
+
+A ``World`` is read-only after construction; every env and batched env of the same scenario in a
+process shares one (``build_world`` memoises by scenario hash), so a catalog is encoded once per
+process and, through the on-disk cache, once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..encoders import EmbeddingCache, Encoder, load_encoder
+from ..scenarios import Scenario, scenario_hash
+from .catalog import Catalog, load_catalog, load_default_catalog
+from .personas import Persona, load_default_personas, load_personas, persona_by_name
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class WorldError(Exception):
+    """A scenario whose world cannot be built (one line naming the key and the problem)."""
+
+
+@dataclass(frozen=True)
+class Projection:
+    """PCA projection of d-dimensional embeddings to p dimensions.
+
+    ``project(x) = (x - mean) @ components * scale``, with components of shape (d, p) ordered by
+    explained variance, each sign fixed so that its largest-magnitude loading is positive (so the
+    result is deterministic), and ``scale`` chosen so catalog items have mean squared norm p
+    (per-dimension variance about 1, a good input range for networks).
+    """
+
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (d, p)
+    scale: float
+    explained_variance_ratio: float
+
+    @property
+    def dim(self) -> int:
+        return int(self.components.shape[1])
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Project rows of ``x`` (n, d) -> (n, p) float32."""
+        return (((x - self.mean) @ self.components) * self.scale).astype(np.float32)
+
+    @staticmethod
+    def fit(embeddings: np.ndarray, dim: int | None) -> Projection:
+        """Fit on catalog embeddings (n, d); ``dim=None`` keeps all d dims (identity, rescaled)."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        n, d = x.shape
+        mean = x.mean(axis=0)
+        if dim is None or dim >= d:
+            comps = np.eye(d)
+            ratio = 1.0
+        else:
+            cov = (x - mean).T @ (x - mean) / max(n - 1, 1)
+            evals, evecs = np.linalg.eigh(cov)
+            order = np.argsort(evals)[::-1]
+            evals, evecs = evals[order], evecs[:, order]
+            comps = evecs[:, :dim]
+            rows = np.argmax(np.abs(comps), axis=0)
+            signs = np.sign(comps[rows, np.arange(dim)])
+            signs[signs == 0] = 1.0
+            comps = comps * signs
+            total = float(evals.clip(min=0).sum())
+            ratio = float(evals[:dim].clip(min=0).sum() / total) if total > 0 else 1.0
+        proj = (x - mean) @ comps
+        msq = float((proj**2).sum(axis=1).mean())
+        scale = float(np.sqrt(comps.shape[1] / msq)) if msq > 0 else 1.0
+        return Projection(
+            mean=mean.astype(np.float32),
+            components=comps.astype(np.float32),
+            scale=scale,
+            explained_variance_ratio=ratio,
+        )
+
+
+@dataclass
+class World:
+    """Everything about a scenario that does not change during simulation.
+
+    Shapes: n items, d embedding dims, p projected dims, P personas, T topics.
+    """
+
+    scenario: Scenario
+    catalog: Catalog
+    encoder: Encoder
+    item_emb: np.ndarray  # (n, d) float32, unit rows
+    item_proj: np.ndarray  # (n, p) float32
+    projection: Projection
+    popularity: np.ndarray  # (n,) float64, sums to 1 (new items 0)
+    log_pop_rel: np.ndarray  # (n,) float32, log(max(pop * n, floor))
+    pop_cdf: np.ndarray  # (n,) float64 cumulative popularity, for inverse-CDF sampling
+    pop_rank: np.ndarray  # (n,) int64, 0 = most popular
+    head_rank: int  # items with pop_rank < head_rank are the head
+    arrival: np.ndarray  # (n,) int64 episode step an item becomes available (0 = from the start)
+    new_order: np.ndarray  # (n_new,) int64 indices of new items sorted by arrival
+    new_arrival_sorted: np.ndarray  # (n_new,) int64 their arrival steps, ascending
+    primary_topic: np.ndarray  # (n,) int64
+    personas: list[Persona]
+    persona_emb: np.ndarray  # (P, d) float32
+    onboarding_emb: np.ndarray  # (P, d) float32
+    topic_names: tuple[str, ...]
+    key: str = ""
+    _text_encoder: Encoder | None = field(default=None, repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_emb.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.item_emb.shape[1])
+
+    @property
+    def project_dim(self) -> int:
+        return self.projection.dim
+
+    @property
+    def n_topics(self) -> int:
+        return len(self.topic_names)
+
+    def text_encoder(self) -> Encoder:
+        """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""
+        if self._text_encoder is None:
+            from ..encoders import LRUEncoder
+
+            self._text_encoder = LRUEncoder(self.encoder, maxsize=200_000)
+        return self._text_encoder
+
+
+_WORLDS: dict[str, World] = {}
+
+
+def _select_items(catalog: Catalog, scenario: Scenario, rng: np.random.Generator) -> Catalog:
+    cfg = scenario.catalog
+    index = np.arange(len(catalog))
+    if cfg.topics is not None:
+        unknown = sorted(set(cfg.topics) - set(catalog.topic_names))
+        if unknown:
+            raise WorldError(
+                f"{scenario.source}: catalog.topics: {unknown[0]!r} is not a topic of the catalog "
+                f"(expected some of: {', '.join(catalog.topic_names[:8])}, ...)"
+            )
+        keep = np.isin(np.asarray(catalog.topic_names)[catalog.primary_topic], cfg.topics)
+        index = index[keep]
+    if cfg.n_items is not None:
+        if cfg.n_items > len(index):
+            raise WorldError(
+                f"{scenario.source}: catalog.n_items: {cfg.n_items} is more than the "
+                f"{len(index)} items available (expected <= {len(index)})"
+            )
+        index = np.sort(rng.choice(index, size=cfg.n_items, replace=False))
+    if len(index) < scenario.candidates.k:
+        raise WorldError(
+            f"{scenario.source}: candidates.k: {scenario.candidates.k} is more than the "
+            f"{len(index)} items in the catalog"
+        )
+    return catalog if len(index) == len(catalog) else catalog.subset(index)
+
+
+def _resolve_personas(scenario: Scenario) -> list[Persona]:
+    spec = scenario.users.personas
+    if isinstance(spec, list):
+        shipped = load_default_personas()
+        return [persona_by_name(shipped, name) for name in spec]
+    if spec == "default":
+        return load_default_personas()
+    return load_personas(scenario.resolve_path(spec))
+
+
+def _load_projection(cache: EmbeddingCache, key: str) -> Projection | None:
+    mean = cache.get_array(key + "|mean")
+    comps = cache.get_array(key + "|components")
+    meta = cache.get_array(key + "|meta")
+    if mean is None or comps is None or meta is None or meta.shape != (2,):
+        return None
+    return Projection(
+        mean=mean.astype(np.float32),
+        components=comps.astype(np.float32),
+        scale=float(meta[0]),
+        explained_variance_ratio=float(meta[1]),
+    )
+
+
+def build_world(scenario: Scenario, *, encoder: Encoder | None = None, show_progress: bool = False) -> World:
+    """Build (or fetch from the per-process memo) the world of a scenario.
+
+    Args:
+        scenario: a validated scenario.
+        encoder: use this encoder instead of the one the scenario names (tests, benchmarks).
+        show_progress: show a progress bar while encoding the catalog.
+    """
+    enc_cfg = scenario.encoder
+    if encoder is None:
+        model = None if enc_cfg.model == "default" else enc_cfg.model
+        if model is not None and not model.startswith(("/", "~", ".")):
+            resolved = scenario.resolve_path(model)
+            import os
+
+            if os.path.isdir(resolved):
+                model = resolved
+        encoder = load_encoder(
+            model,
+            pooling=enc_cfg.pooling,
+            max_length=enc_cfg.max_length,
+            batch_size=enc_cfg.batch_size,
+            device=enc_cfg.device,
+            cache_dir=enc_cfg.cache_dir,
+            show_progress=show_progress,
+        )
+    world_key = hashlib.sha256(
+        f"{scenario_hash(scenario)}|{encoder.identity}".encode()
+    ).hexdigest()
+    if world_key in _WORLDS:
+        return _WORLDS[world_key]
+
+    rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, 0x5EED]))
+    if scenario.catalog.source == "default":
+        catalog = load_default_catalog()
+    else:
+        catalog = load_catalog(scenario.resolve_path(scenario.catalog.source))
+    catalog = _select_items(catalog, scenario, rng)
+    n = len(catalog)
+
+    item_emb = np.ascontiguousarray(encoder.encode(catalog.texts()), dtype=np.float32)
+    cache = EmbeddingCache(enc_cfg.cache_dir)
+    proj_key = f"projection|{encoder.identity}|{catalog.content_hash()}|{enc_cfg.project_dim}"
+    projection = _load_projection(cache, proj_key)
+    if projection is None:
+        projection = Projection.fit(item_emb, enc_cfg.project_dim)
+        cache.put_array(proj_key + "|mean", projection.mean)
+        cache.put_array(proj_key + "|components", projection.components)
+        cache.put_array(
+            proj_key + "|meta",
+            np.array([projection.scale, projection.explained_variance_ratio], dtype=np.float64),
+        )
+    item_proj = projection.project(item_emb)
+
+    # Popularity prior (optionally re-drawn as Zipf over a seeded random order).
+    pop_cfg = scenario.catalog.popularity
+    if pop_cfg.zipf_exponent is not None:
+        order = rng.permutation(n)
+        ranks = np.empty(n, dtype=np.float64)
+        ranks[order] = np.arange(1, n + 1)
+        popularity = ranks ** (-pop_cfg.zipf_exponent)
+    else:
+        popularity = np.asarray(catalog.popularity, dtype=np.float64).copy()
+
+    # New items: held back, zero prior, released over [arrival_start, arrival_end].
+    new_cfg = scenario.catalog.new_items
+    arrival = np.zeros(n, dtype=np.int64)
+    n_new = int(round(new_cfg.fraction * n))
+    if n_new > 0:
+        new_idx = rng.choice(n, size=n_new, replace=False)
+        steps = rng.integers(new_cfg.arrival_start, new_cfg.arrival_end + 1, size=n_new)
+        arrival[new_idx] = steps
+        popularity[new_idx] = 0.0
+    total = popularity.sum()
+    popularity = popularity / total if total > 0 else np.full(n, 1.0 / n)
+    floor = scenario.response.popularity_floor
+    log_pop_rel = np.log(np.maximum(popularity * n, floor)).astype(np.float32)
+    pop_rank = np.empty(n, dtype=np.int64)
+    pop_rank[np.argsort(-popularity, kind="stable")] = np.arange(n)
+    head_rank = max(1, int(np.ceil(pop_cfg.head_fraction * n)))
+    new_order = np.flatnonzero(arrival > 0)
+    new_order = new_order[np.argsort(arrival[new_order], kind="stable")]
+
+    personas = _resolve_personas(scenario)
+    if not personas:
+        raise WorldError(f"{scenario.source}: users.personas: no personas (expected at least one)")
+    texts = [p.text for p in personas] + [p.onboarding for p in personas]
+    emb = encoder.encode(texts).astype(np.float32)
+    persona_emb, onboarding_emb = emb[: len(personas)], emb[len(personas) :]
+
+    world = World(
+        scenario=scenario,
+        catalog=catalog,
+        encoder=encoder,
+        item_emb=item_emb,
+        item_proj=item_proj,
+        projection=projection,
+        popularity=popularity,
+        log_pop_rel=log_pop_rel,
+        pop_cdf=np.cumsum(popularity),
+        pop_rank=pop_rank,
+        head_rank=head_rank,
+        arrival=arrival,
+        new_order=new_order,
+        new_arrival_sorted=arrival[new_order],
+        primary_topic=np.asarray(catalog.primary_topic, dtype=np.int64),
+        personas=personas,
+        persona_emb=persona_emb,
+        onboarding_emb=onboarding_emb,
+        topic_names=tuple(catalog.topic_names),
+        key=world_key,
+    )
+    _WORLDS[world_key] = world
+    return world
+
+
+def persona_indices(world: World, names: Sequence[str]) -> np.ndarray:
+    """Indices of named personas in ``world.personas``."""
+    lookup = {p.name: i for i, p in enumerate(world.personas)}
+    out = []
+    for name in names:
+        if name not in lookup:
+            raise WorldError(
+                f"{world.scenario.source}: users.drift.target: {name!r} is not a persona of this "
+                f"scenario (expected one of: {', '.join(list(lookup)[:8])}, ...)"
+            )
+        out.append(lookup[name])
+    return np.asarray(out, dtype=np.int64)
