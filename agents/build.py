@@ -10,6 +10,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from .errors import AgentError
 from .scorer import CandidateScorerDQNPolicy, CandidateScorerPolicy, MaskedDQN
 
 ALGORITHMS = ("ppo", "dqn", "maskable_ppo")
@@ -35,10 +36,6 @@ PPO_DEFAULTS: dict[str, Any] = {
     "gamma": 0.95,
     "ent_coef": 0.01,
 }
-
-
-class AgentError(Exception):
-    """A bad agent spec or model file (one line)."""
 
 
 def _maskable_ppo() -> type[BaseAlgorithm]:

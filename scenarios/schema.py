@@ -167,7 +167,7 @@ class PatienceConfig(_Strict):
 class FatigueConfig(_Strict):
     """Per-topic fatigue: repeated topics lose their pull."""
 
-    gain: float = Field(0.3, ge=0.0, description="Fatigue added to a topic each time it is shown.")
+    gain: float = Field(0.1, ge=0.0, description="Fatigue added to a topic each time it is shown.")
     decay: float = Field(
         0.8, ge=0.0, le=1.0, description="Fatigue of every topic is multiplied by this each step."
     )
@@ -203,7 +203,7 @@ class UsersConfig(_Strict):
         "persona names from the shipped set.",
     )
     persona_noise: float = Field(
-        0.5,
+        0.3,
         ge=0.0,
         le=5.0,
         description="Hidden taste = normalise(persona embedding + noise * random unit vector).",

@@ -1,0 +1,200 @@
+"""Running policies on a scenario and recording every step.
+
+All policies see the same users, candidates and random numbers for a given (seed, episode): the
+env is reset with ``seed`` at the first episode and continues its own stream after, and every draw a
+user makes is keyed by its episode key (see ``lmrecsim.envs.rng``). Comparisons are paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..agents.base import Policy
+from ..envs.env import RecommendationEnv
+from ..envs.world import World
+
+# Per-step scalar columns of the step log, in order.
+STEP_FIELDS = (
+    "policy",
+    "seed",
+    "episode",
+    "step",
+    "user_id",
+    "is_new_user",
+    "action",
+    "item_index",
+    "item_id",
+    "clicked",
+    "rating",
+    "dwell",
+    "reward",
+    "terminated",
+    "truncated",
+    "popularity_rank",
+    "is_new_item",
+    "affinity",
+    "drift_event",
+    "drift_phase",
+    "invalid_action",
+    "propensity",
+)
+
+
+@dataclass
+class StepArrays:
+    """Per-step arrays that do not fit a flat table, aligned with the rows of the step log.
+
+    Shapes: (n_steps, K).
+    """
+
+    candidate_items: list[np.ndarray] = field(default_factory=list)
+    candidate_affinity: list[np.ndarray] = field(default_factory=list)
+    mask: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        """The arrays stacked to (n_steps, K) each (empty (0, 0) arrays when there are no steps)."""
+        out = {}
+        for name in ("candidate_items", "candidate_affinity", "mask", "scores", "probabilities"):
+            rows = getattr(self, name)
+            out[name] = np.stack(rows) if rows else np.zeros((0, 0))
+        return out
+
+
+def policy_scores(policy: Any, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The policy's per-candidate scores (K,) when it exposes them, else None."""
+    fn = getattr(policy, "scores", None)
+    if callable(fn):
+        return np.asarray(fn(obs), dtype=np.float64)
+    return None
+
+
+def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -> np.ndarray:
+    """The policy's action probabilities (K,); a one-hot on ``action`` for deterministic policies."""
+    fn = getattr(policy, "action_probabilities", None)
+    if callable(fn):
+        return np.asarray(fn(obs), dtype=np.float64).reshape(-1)
+    probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
+    probs[action] = 1.0
+    return probs
+
+
+def run_policy(
+    world: World,
+    policy: Policy,
+    *,
+    label: str,
+    seeds: Sequence[int],
+    episodes: int,
+    deterministic: bool = True,
+    on_step: Callable[[], None] | None = None,
+    before_step: Callable[[RecommendationEnv, dict[str, np.ndarray]], None] | None = None,
+) -> tuple[pd.DataFrame, StepArrays]:
+    """Run ``policy`` for ``episodes`` episodes on each seed and record every step.
+
+    Args:
+        world: the scenario's world (shared with other runs so all policies see the same items).
+        policy: anything with the SB3 ``predict`` signature.
+        label: the policy's name in the log.
+        seeds: evaluation seeds; the env is reset with each seed, then runs ``episodes`` episodes.
+        episodes: episodes per seed.
+        deterministic: passed to ``predict``.
+        on_step: called after every step (progress bars).
+        before_step: called with the env and observation before each decision (policies that read
+            the simulator, such as the privileged oracle, use it).
+
+    Returns:
+        ``(steps, arrays)``: the step log with the columns of ``STEP_FIELDS`` and the aligned
+        per-step candidate arrays.
+    """
+    env = RecommendationEnv(world=world)
+    rows: list[tuple[Any, ...]] = []
+    arrays = StepArrays()
+    binder = getattr(policy, "bind", None)
+    if callable(binder):
+        binder(env)
+    for seed in seeds:
+        for episode in range(episodes):
+            obs, info = env.reset(seed=int(seed) if episode == 0 else None)
+            reset_hook = getattr(policy, "reset", None)
+            if callable(reset_hook):
+                reset_hook()
+            cand_aff = info["candidate_affinity"]
+            done = False
+            episode_start = np.ones(1, dtype=bool)
+            state = None
+            while not done:
+                if before_step is not None:
+                    before_step(env, obs)
+                scores = policy_scores(policy, obs)
+                action_arr, state = policy.predict(
+                    obs, state=state, episode_start=episode_start, deterministic=deterministic
+                )
+                action = int(np.asarray(action_arr).reshape(-1)[0])
+                probs = policy_probabilities(policy, obs, action)
+                mask = obs["action_mask"].copy()
+                next_obs, reward, terminated, truncated, inf = env.step(action)
+                observe = getattr(policy, "observe", None)
+                if callable(observe):
+                    observe(obs, action, reward, inf)
+                rows.append(
+                    (
+                        label,
+                        int(seed),
+                        episode,
+                        inf["step"],
+                        inf["user_id"],
+                        inf["is_new_user"],
+                        action,
+                        inf["item_index"],
+                        inf["item_id"],
+                        inf["clicked"],
+                        inf["rating"] if inf["clicked"] else np.nan,
+                        inf["dwell"],
+                        float(reward),
+                        terminated,
+                        truncated,
+                        inf["popularity_rank"],
+                        inf["is_new_item"],
+                        inf["affinity"],
+                        inf["drift_event"],
+                        inf["drift_phase"],
+                        inf["invalid_action"],
+                        float(probs[action]),
+                    )
+                )
+                arrays.candidate_items.append(inf["candidate_items"])
+                arrays.candidate_affinity.append(cand_aff)
+                arrays.mask.append(mask)
+                arrays.scores.append(scores if scores is not None else probs)
+                arrays.probabilities.append(probs)
+                cand_aff = env.users.candidate_affinity(np.zeros(1, dtype=np.int64))[0]
+                obs = next_obs
+                episode_start = np.zeros(1, dtype=bool)
+                done = terminated or truncated
+                if on_step is not None:
+                    on_step()
+    steps = pd.DataFrame.from_records(rows, columns=list(STEP_FIELDS))
+    return steps, arrays
+
+
+def episode_returns(steps: pd.DataFrame) -> pd.DataFrame:
+    """Return, clicks and length per (policy, seed, episode)."""
+    g = steps.groupby(["policy", "seed", "episode"], sort=True)
+    return g.agg(
+        ret=("reward", "sum"), clicks=("clicked", "sum"), length=("step", "size")
+    ).reset_index()
+
+
+def iter_labels(policies: Iterable[tuple[str, Policy]]) -> list[str]:
+    """Labels of (label, policy) pairs, checking they are unique."""
+    labels = [label for label, _ in policies]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"policy labels must be unique, got {labels}")
+    return labels

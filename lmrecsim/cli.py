@@ -1,0 +1,51 @@
+"""The ``lmrecsim`` command line.
+
+Each subcommand lives in ``lmrecsim/commands/<name>.py`` with ``add_parser(subparsers)`` (which
+registers the subcommand and sets ``func``) and a ``run(args) -> int``. Bad input (an unknown
+scenario, an invalid file, a missing model) is one line on stderr and exit code 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from lmrecsim import __version__
+from lmrecsim.errors import user_errors
+
+# Subcommand modules under lmrecsim.commands, in the order `lmrecsim --help` lists them.
+COMMANDS = ["train", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lmrecsim",
+        description="Reinforcement-learning recommendation simulator with language-model-encoded users.",
+    )
+    parser.add_argument("--version", action="version", version=f"lmrecsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        import_module(f"lmrecsim.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lmrecsim`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except user_errors() as exc:
+        print(f"lmrecsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmrecsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the lmrecsim command line (one module each)."""

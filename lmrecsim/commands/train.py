@@ -1,0 +1,62 @@
+"""``lmrecsim train``: train a DQN or PPO policy on a scenario and write its run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lmrecsim.commands.common import parse_hyperparameters
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a policy on a scenario",
+        description="Train an SB3 agent on a scenario. Writes DIR/model.zip, DIR/scenario.yaml, "
+        "DIR/progress.csv, DIR/tb/ (TensorBoard), DIR/checkpoints/ and DIR/train.json.",
+    )
+    p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
+    p.add_argument("--algo", choices=["ppo", "dqn", "maskable_ppo"], help="override agent.algo")
+    p.add_argument("--policy", choices=["candidate_scorer", "mlp"], help="override agent.policy")
+    p.add_argument("--timesteps", type=int, help="override agent.timesteps")
+    p.add_argument("--seed", type=int, help="override agent.seed")
+    p.add_argument("--n-envs", type=int, help="override agent.n_envs")
+    p.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="SB3 hyperparameter over agent.hyperparameters (YAML value), repeatable",
+    )
+    p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmrecsim.agents.train import train
+
+    result = train(
+        args.scenario,
+        out=args.out,
+        algo=args.algo,
+        policy=args.policy,
+        timesteps=args.timesteps,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        hyperparameters=parse_hyperparameters(args.hp),
+        checkpoint_freq=args.checkpoint_freq,
+        progress=not args.no_progress,
+    )
+    print(
+        json.dumps(
+            {
+                "out": str(result.out_dir),
+                "timesteps": result.timesteps,
+                "seconds": round(result.seconds, 2),
+                "steps_per_second": round(result.steps_per_second, 1),
+            }
+        )
+    )
+    return 0
