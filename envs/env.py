@@ -18,11 +18,19 @@ from .world import World, build_world
 def observation_space(world: World) -> spaces.Dict:
     """The Dict observation space of a world (fixed shapes, float32)."""
     k, p = world.scenario.candidates.k, world.project_dim
+    proj = world.projection
+    # Unit vectors x project to (x - mean) @ W * scale, whose entries are bounded by
+    # (1 + |mean|) * scale since W has orthonormal columns.
+    bound = np.float32((1.0 + float(np.linalg.norm(proj.mean))) * proj.scale * 1.001)
+    f_low = np.array([-3, 0, 0, 0, 0, 0], dtype=np.float32)
+    f_high = np.array([3, 1, 1, 1, 1, 1], dtype=np.float32)
     return spaces.Dict(
         {
-            "user": spaces.Box(-np.inf, np.inf, shape=(p,), dtype=np.float32),
-            "candidates": spaces.Box(-np.inf, np.inf, shape=(k, p), dtype=np.float32),
-            "candidate_features": spaces.Box(-np.inf, np.inf, shape=(k, N_FEATURES), dtype=np.float32),
+            "user": spaces.Box(-bound, bound, shape=(p,), dtype=np.float32),
+            "candidates": spaces.Box(-bound, bound, shape=(k, p), dtype=np.float32),
+            "candidate_features": spaces.Box(
+                np.tile(f_low, (k, 1)), np.tile(f_high, (k, 1)), dtype=np.float32
+            ),
             "action_mask": spaces.MultiBinary(k),
         }
     )

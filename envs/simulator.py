@@ -404,7 +404,7 @@ class UserBatch:
             "clicked": clicked,
             "rating": rating,
             "dwell": dwell,
-            "satisfaction": np.where(clicked, sat, np.nan),
+            "satisfaction": sat,
             "affinity": s,
             "click_probability": np.where(shown, p_click, 0.0),
             "is_new_user": self.new_user.copy(),

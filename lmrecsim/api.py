@@ -17,7 +17,7 @@ def demo(
     scenario: str | os.PathLike[str] | Scenario = "default",
     *,
     out: str | os.PathLike[str] = "runs/demo",
-    timesteps: int = 40_000,
+    timesteps: int = 100_000,
     episodes: int = 20,
     progress: bool = True,
 ) -> str:

@@ -1,0 +1,49 @@
+# lmrecsim -- everything installs into a local virtualenv ($(VENV)).
+#
+# TORCH_SPEC is the one place the PyTorch pin lives. It is installed *before* the project so pip
+# takes the CPU build kept on these machines; an unpinned torch pulls gigabytes of CUDA packages.
+# GPU users: make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lmrecsim-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test test-fast lint bench docs clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Train PPO on the default scenario and write runs/demo (model, summary.txt).
+demo: install
+	$(VENV)/bin/lmrecsim demo --out runs/demo
+
+## The whole test suite (what CI runs), after lint and the import-layer contract.
+test: install lint
+	$(PY) -m pytest -q
+
+## The suite without tests marked slow.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+bench: install
+	$(VENV)/bin/lmrecsim bench --out runs/bench.json
+
+docs: install
+	$(PY) -m lmrecsim.scenarios.docgen
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

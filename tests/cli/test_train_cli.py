@@ -1,0 +1,84 @@
+"""``lmrecsim train`` end to end, and its one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from lmrecsim.cli import main
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_train_smoke_run_writes_the_run_folder(tmp_path, algo, capsys):
+    out = tmp_path / algo
+    hp = ["--hp", "n_steps=64", "--hp", "batch_size=64"] if algo == "ppo" else ["--hp", "learning_starts=50"]
+    code = main(
+        ["train", "--scenario", "default", "--algo", algo, "--timesteps", "300", "--n-envs", "2",
+         "--seed", "3", "--out", str(out), "--no-progress", *hp]
+    )
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["timesteps"] >= 300 and printed["steps_per_second"] > 0
+    assert (out / "model.zip").stat().st_size > 0
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert resolved["agent"]["algo"] == algo and resolved["agent"]["seed"] == 3
+    rows = list(csv.DictReader((out / "progress.csv").open()))
+    assert rows and "time/total_timesteps" in rows[0]
+    assert any((out / "tb").iterdir())
+    assert any((out / "checkpoints").glob("model_*_steps.zip"))
+    assert json.loads((out / "train.json").read_text())["algo"] == algo
+
+
+def test_trained_model_loads_and_predicts(tmp_path):
+    from lmrecsim.agents.build import load_model
+    from lmrecsim.envs import make_env
+
+    out = tmp_path / "run"
+    assert main(["train", "--timesteps", "128", "--n-envs", "2", "--hp", "n_steps=64",
+                 "--hp", "batch_size=64", "--out", str(out), "--no-progress"]) == 0
+    model = load_model("ppo", out)
+    env = make_env("default")
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert obs["action_mask"][int(action)] == 1
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--scenario", "no_such_scenario", "--out", "x"], "no_such_scenario: unknown scenario"),
+        (["train", "--hp", "oops", "--out", "x"], "--hp: 'oops' is invalid"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, expected, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_invalid_yaml_and_missing_model(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncandidates: {k: [\n")
+    assert main(["train", "--scenario", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "bad.yaml: invalid YAML" in capsys.readouterr().err
+    missing = tmp_path / "nomodel.yaml"
+    missing.write_text(f"name: x\nextends: default\nencoder:\n  model: {tmp_path / 'absent'}\n")
+    assert main(["train", "--scenario", str(missing), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "absent" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_traceback_from_the_console_script(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmrecsim", "train", "--scenario", "nope", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("lmrecsim: error: nope: unknown scenario")
