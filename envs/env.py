@@ -11,7 +11,7 @@ from gymnasium import spaces
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .simulator import N_FEATURES, UserBatch
+from .simulator import UserBatch
 from .world import World, build_world
 
 

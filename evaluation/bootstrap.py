@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
 from lmrecsim.evaluation.metrics import MetricInputError
 
 __all__ = ["bootstrap_ci", "paired_difference_ci", "summarise"]

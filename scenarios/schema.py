@@ -11,6 +11,30 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+# The metric names the evaluation module computes; a scenario may only name these, so a typo is an
+# error rather than a metric silently missing from reports. Keep in sync with lmrecsim.evaluation.
+MetricName = Literal[
+    "return",
+    "ctr",
+    "mean_rating",
+    "mean_dwell",
+    "session_length",
+    "churned",
+    "catalog_coverage",
+    "gini",
+    "long_tail_share",
+    "novelty",
+    "intra_list_diversity",
+    "new_user_return_k",
+    "new_user_ctr_k",
+    "new_item_share",
+    "ctr_before_drift",
+    "ctr_after_drift",
+    "recovery_steps",
+    "ndcg_at_k",
+    "precision_at_k",
+]
+
 
 class _Strict(BaseModel):
     """Base for all scenario blocks: unknown keys are rejected."""
@@ -55,6 +79,7 @@ class NewItemsConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> NewItemsConfig:
+        """arrival_end must be >= arrival_start."""
         if self.arrival_end < self.arrival_start:
             raise ValueError(
                 f"arrival_end ({self.arrival_end}) must be >= arrival_start ({self.arrival_start})"
@@ -157,6 +182,7 @@ class PatienceConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> PatienceConfig:
+        """initial_high must be >= initial_low."""
         if self.initial_high < self.initial_low:
             raise ValueError(
                 f"initial_high ({self.initial_high}) must be >= initial_low ({self.initial_low})"
@@ -230,6 +256,7 @@ class UsersConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> UsersConfig:
+        """history_max must be >= history_min."""
         if self.history_max < self.history_min:
             raise ValueError(
                 f"history_max ({self.history_max}) must be >= history_min ({self.history_min})"
@@ -282,6 +309,7 @@ class CandidatesConfig(_Strict):
 
     @model_validator(mode="after")
     def _shares(self) -> CandidatesConfig:
+        """At least one of popular, nearest, random must be > 0; new_item_quota must be <= k."""
         if self.popular + self.nearest + self.random <= 0:
             raise ValueError("at least one of popular, nearest, random must be > 0")
         if self.new_item_quota > self.k:
@@ -304,6 +332,8 @@ class RewardConfig(_Strict):
 
 
 class EpisodeConfig(_Strict):
+    """How long a session may last."""
+
     horizon: int = Field(50, ge=1, le=100_000, description="Steps before the episode is truncated.")
 
 
@@ -335,7 +365,7 @@ class EvaluationConfig(_Strict):
         min_length=1,
         description="Evaluation seeds; keep them disjoint from training seeds.",
     )
-    metrics: list[str] = Field(
+    metrics: list[MetricName] = Field(
         default_factory=lambda: ["return", "ctr", "session_length", "churned"],
         description="Metrics this scenario's question is answered by (shown first in reports).",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from lmrecsim.encoders import DEFAULT_MODEL_NAME, Encoder, TransformerEncoder, default_model_path
 
 TEXTS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from lmrecsim.encoders import Encoder, EncoderError, LRUEncoder
 
 from .conftest import FakeEncoder

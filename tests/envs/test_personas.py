@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+
 from lmrecsim.envs import catalog_build
 from lmrecsim.envs.catalog import load_default_catalog
 from lmrecsim.envs.personas import (

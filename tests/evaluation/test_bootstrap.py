@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from lmrecsim.evaluation.bootstrap import bootstrap_ci, paired_difference_ci, summarise
 from lmrecsim.evaluation.metrics import MetricInputError
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from lmrecsim.evaluation.metrics import (
     STEP_COLUMNS,
     MetricInputError,
