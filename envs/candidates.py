@@ -15,6 +15,8 @@ from ..scenarios.schema import CandidatesConfig
 from . import rng as crng
 
 _BLOCK = 65_536
+# Scores per blocked product: bounds the (N, block) temporary (32 MB in float64).
+_SCORES_PER_BLOCK = 1 << 22
 
 
 def nearest_items(
@@ -25,52 +27,71 @@ def nearest_items(
     available_until: np.ndarray | None = None,
     arrival: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
-    block: int = _BLOCK,
+    block: int | None = None,
+    exact: bool = True,
 ) -> np.ndarray:
     """Top-``m`` items by dot product with each query, over the catalog in blocks.
 
     Args:
         query: (N, p) user states.
-        items: (n, p) item vectors (float32 or float16).
+        items: (n, p) item vectors (float32 or float16; float16 halves the memory per item and is
+            widened one block at a time).
         m: how many to return per query.
         available_until: (N,) the step each query is at; items with ``arrival > step`` are skipped.
         arrival: (n,) arrival step of each item (needed with ``available_until``).
         exclude: (N, H) item indices to skip per query (-1 = no item).
-        block: items per matrix product.
+        block: items per matrix product; by default about 4M scores per block.
+        exact: score in float64. BLAS sums a row in an order that depends on how many rows are
+            multiplied together, so float32 scores of one user differ in the last bit between a
+            batch of 1 and a batch of 256, and near-ties would then pick different items; float64
+            makes such a flip about 1e-9 times as likely, which keeps single-env and batched
+            trajectories identical. ``exact=False`` scores in float32 (faster on huge catalogs).
 
     Returns:
-        (N, m) int64 item indices, best first; -1 where fewer than m items qualify.
+        (N, m) int64 item indices, best first (ties by lower index); -1 where fewer than m items
+        qualify.
     """
     n_q = query.shape[0]
     n = items.shape[0]
     m_eff = min(m, n)
     if m_eff <= 0 or n_q == 0:
         return np.full((n_q, max(m, 0)), -1, dtype=np.int64)
-    q = query.astype(items.dtype, copy=False)
-    best_s = np.full((n_q, 0), -np.inf, dtype=np.float32)
+    dtype = np.float64 if exact else np.float32
+    q = np.asarray(query, dtype=dtype)
+    if block is None:
+        block = int(min(_BLOCK, max(1024, _SCORES_PER_BLOCK // n_q)))
+    min_step = None if available_until is None or arrival is None else available_until.min()
+    if exclude is not None and exclude.shape[1]:
+        ex_r, ex_c = np.nonzero(exclude >= 0)
+        ex_i = exclude[ex_r, ex_c]
+    else:
+        ex_r = ex_i = np.zeros(0, dtype=np.int64)
+    best_s = np.full((n_q, 0), -np.inf, dtype=dtype)
     best_i = np.zeros((n_q, 0), dtype=np.int64)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        scores = (q @ items[start:stop].T).astype(np.float32)
-        if available_until is not None and arrival is not None:
-            late = arrival[None, start:stop] > available_until[:, None]
-            scores[late] = -np.inf
-        if exclude is not None:
-            local = exclude - start
-            ok = (exclude >= 0) & (local >= 0) & (local < stop - start)
-            r, c = np.nonzero(ok)
-            scores[r, local[r, c]] = -np.inf
+        scores = q @ np.asarray(items[start:stop], dtype=dtype).T
+        # The (N, block) arrival comparison is only needed while some item is still to arrive.
+        if min_step is not None and int(arrival[start:stop].max()) > min_step:
+            scores[arrival[None, start:stop] > available_until[:, None]] = -np.inf
+        if ex_i.size:
+            inside = (ex_i >= start) & (ex_i < stop)
+            scores[ex_r[inside], ex_i[inside] - start] = -np.inf
         k = min(m_eff, stop - start)
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part = (
+            np.argpartition(scores, stop - start - k, axis=1)[:, -k:]
+            if k < stop - start
+            else (np.broadcast_to(np.arange(stop - start), (n_q, stop - start)))
+        )
         cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, 1)], axis=1)
         cand_i = np.concatenate([best_i, part + start], axis=1)
         if cand_s.shape[1] > m_eff:
-            keep = np.argpartition(-cand_s, m_eff - 1, axis=1)[:, :m_eff]
+            keep = np.argpartition(cand_s, cand_s.shape[1] - m_eff, axis=1)[:, -m_eff:]
             cand_s = np.take_along_axis(cand_s, keep, 1)
             cand_i = np.take_along_axis(cand_i, keep, 1)
         best_s, best_i = cand_s, cand_i
     # Sort best first; ties broken by item index so the result is deterministic.
-    order = np.lexsort((best_i, -best_s), axis=1) if best_s.size else best_i
+    order = np.lexsort((best_i, -best_s), axis=1)
     best_i = np.take_along_axis(best_i, order, 1)
     best_s = np.take_along_axis(best_s, order, 1)
     best_i[~np.isfinite(best_s)] = -1
@@ -79,15 +100,68 @@ def nearest_items(
     return best_i
 
 
+def nearest_items_reference(
+    query: np.ndarray,
+    items: np.ndarray,
+    m: int,
+    *,
+    available_until: np.ndarray | None = None,
+    arrival: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """The slow reference of :func:`nearest_items`: one query at a time, a full sort per query."""
+    out = np.full((query.shape[0], m), -1, dtype=np.int64)
+    items64 = np.asarray(items, dtype=np.float64)
+    for r in range(query.shape[0]):
+        scores = items64 @ np.asarray(query[r], dtype=np.float64)
+        ok = np.ones(items.shape[0], dtype=bool)
+        if available_until is not None and arrival is not None:
+            ok &= arrival <= available_until[r]
+        if exclude is not None:
+            ex = exclude[r][exclude[r] >= 0]
+            ok[ex] = False
+        idx = np.flatnonzero(ok)
+        order = np.lexsort((idx, -scores[idx]))[:m]
+        out[r, : order.size] = idx[order]
+    return out
+
+
 def first_occurrence(proposals: np.ndarray) -> np.ndarray:
-    """Mask of entries that are valid (>= 0) and not a repeat of an earlier entry in their row."""
-    order = np.argsort(proposals, axis=1, kind="stable")
-    sorted_p = np.take_along_axis(proposals, order, 1)
-    dup_sorted = np.zeros(sorted_p.shape, dtype=bool)
-    dup_sorted[:, 1:] = sorted_p[:, 1:] == sorted_p[:, :-1]
-    dup = np.empty_like(dup_sorted)
-    np.put_along_axis(dup, order, dup_sorted, 1)
-    return (proposals >= 0) & ~dup
+    """Mask of entries that are valid (>= 0) and not a repeat of an earlier entry in their row.
+
+    Each entry becomes one int64 key ``item * 2**b + column``; a plain sort of the keys (cheaper
+    than a stable argsort) groups equal items with the earliest column first.
+
+    Args:
+        proposals: (N, M) int64 item indices, -1 = none.
+
+    Returns:
+        (N, M) bool.
+    """
+    n_rows, m = proposals.shape
+    if m == 0:
+        return np.zeros(proposals.shape, dtype=bool)
+    bits = max(int(m - 1).bit_length(), 1)
+    keys = np.sort((proposals << bits) | np.arange(m, dtype=np.int64), axis=1)
+    item = keys >> bits
+    first = np.ones(keys.shape, dtype=bool)
+    first[:, 1:] = item[:, 1:] != item[:, :-1]
+    out = np.zeros(proposals.shape, dtype=bool)
+    rows = np.broadcast_to(np.arange(n_rows)[:, None], keys.shape)
+    out[rows, keys & ((1 << bits) - 1)] = first & (item >= 0)
+    return out
+
+
+def first_occurrence_reference(proposals: np.ndarray) -> np.ndarray:
+    """Slow reference of :func:`first_occurrence`: a Python set per row."""
+    out = np.zeros(proposals.shape, dtype=bool)
+    for r, row in enumerate(proposals.tolist()):
+        seen: set[int] = set()
+        for c, item in enumerate(row):
+            if item >= 0 and item not in seen:
+                out[r, c] = True
+                seen.add(item)
+    return out
 
 
 def _member(values: np.ndarray, sets: np.ndarray) -> np.ndarray:
@@ -110,6 +184,8 @@ def generate_candidates(
     arrival: np.ndarray,
     new_order: np.ndarray,
     new_arrival_sorted: np.ndarray,
+    consumed_mask: np.ndarray | None = None,
+    exact: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw the candidate slate of every user.
 
@@ -120,6 +196,10 @@ def generate_candidates(
         consumed: (N, H) items each user clicked this session (-1 = none).
         item_proj: (n, p); pop_cdf: (n,) cumulative popularity; arrival: (n,) arrival steps.
         new_order / new_arrival_sorted: indices and arrival steps of new items, by arrival.
+        consumed_mask: optional (N, n) bool, True where the user clicked the item this session (the
+            same set as ``consumed``): membership becomes one gather instead of an (N, M, H)
+            comparison. Worth it for small catalogs only (N * n bytes).
+        exact: float64 scores for the nearest items (see :func:`nearest_items`).
 
     Returns:
         ``(items, valid)``: (N, K) int64 item indices and (N, K) bool, False for slots that could not
@@ -166,6 +246,7 @@ def generate_candidates(
             available_until=steps[who],
             arrival=arrival,
             exclude=excl[who],
+            exact=exact,
         )
         block_b[np.arange(m_near)[None, :] >= n_near[:, None]] = -1
     else:
@@ -184,20 +265,27 @@ def generate_candidates(
 
     proposals = np.concatenate([block_a, block_b, block_c, block_d], axis=1)
     if excl.shape[1]:
-        proposals[_member(proposals, excl)] = -1
+        if consumed_mask is not None:
+            hit = consumed_mask[rows[:, None], np.maximum(proposals, 0)] & (proposals >= 0)
+        else:
+            hit = _member(proposals, excl)
+        proposals[hit] = -1
     keep = first_occurrence(proposals)
     c0 = block_a.shape[1] + block_b.shape[1]
     c1 = c0 + block_c.shape[1]
     pop_keep = keep[:, c0:c1]
     keep[:, c0:c1] = pop_keep & (np.cumsum(pop_keep, axis=1) <= n_pop[:, None])
 
-    pos = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-    items = np.take_along_axis(proposals, pos, 1)
-    valid = np.take_along_axis(keep, pos, 1)
-    items[~valid] = 0
+    # Compact the kept proposals to the front, in order: the j-th kept one goes to slot j.
+    slot = np.cumsum(keep, axis=1) - 1
+    put = keep & (slot < k)
+    r_put, c_put = np.nonzero(put)
+    items = np.zeros((n_users, k), dtype=np.int64)
+    valid = np.zeros((n_users, k), dtype=bool)
+    items[r_put, slot[r_put, c_put]] = proposals[r_put, c_put]
+    valid[r_put, slot[r_put, c_put]] = True
 
     perm = np.argsort(crng.uniform(keys, steps, crng.STREAM_CAND_SHUFFLE, k), axis=1, kind="stable")
     items = np.take_along_axis(items, perm, 1)
     valid = np.take_along_axis(valid, perm, 1)
-    del rows
     return items, valid

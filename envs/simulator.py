@@ -36,6 +36,7 @@ FEATURE_NAMES = (
     "session_progress",
 )
 _HISTORY_POOL = 256
+_DENSE_MASK_LIMIT = 1 << 26
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -106,11 +107,26 @@ class UserBatch:
         self.patience = np.zeros(n, dtype=np.float64)
         self.fatigue = np.zeros((n, world.n_topics), dtype=np.float32)
         self.vis_sum = np.zeros((n, d), dtype=np.float32)
+        # The pooled state is linear in item embeddings, so its PCA coordinates can be carried
+        # along in O(p) per step instead of projecting (N, d) -> (N, p) every step; see
+        # :meth:`_pooled_projection` and its reference :meth:`pooled_projection_reference`.
+        self.vis_c = np.zeros((n, p), dtype=np.float32)
+        proj = world.projection
+        self._item_c = np.ascontiguousarray(world.item_emb @ proj.components, dtype=np.float32)
+        self._onboarding_c = (world.onboarding_emb @ proj.components).astype(np.float32)
+        self._mean_c = (proj.mean @ proj.components).astype(np.float32)
+        self._scale = np.float32(proj.scale)
         self.show_onboarding = np.zeros(n, dtype=bool)
         self.hist_item = np.full((n, self.window), -1, dtype=np.int64)
         self.hist_click = np.zeros((n, self.window), dtype=bool)
         self.hist_rating = np.zeros((n, self.window), dtype=np.float64)
         self.consumed = np.full((n, self.capacity), -1, dtype=np.int64)
+        # The same sets as a dense (N, n) bitmap, when small enough: membership by one gather.
+        self.consumed_mask: np.ndarray | None = (
+            np.zeros((n, world.n_items), dtype=bool)
+            if n * world.n_items <= _DENSE_MASK_LIMIT
+            else None
+        )
         self.n_consumed = np.zeros(n, dtype=np.int64)
         self.cand = np.zeros((n, k), dtype=np.int64)
         self.mask = np.zeros((n, k), dtype=bool)
@@ -169,13 +185,18 @@ class UserBatch:
         self.fatigue[idx] = 0.0
         self.consumed[idx] = -1
         self.n_consumed[idx] = 0
+        if self.consumed_mask is not None:
+            self.consumed_mask[idx] = False
         self.hist_item[idx] = -1
         self.hist_click[idx] = False
         self.hist_rating[idx] = 0.0
         self.vis_sum[idx] = 0.0
+        self.vis_c[idx] = 0.0
         onboard = new & (sc.users.onboarding == "text")
         self.show_onboarding[idx] = onboard
-        self.vis_sum[idx[onboard]] = sc.state.onboarding_weight * w.onboarding_emb[persona[onboard, 0]]
+        ow = np.float32(sc.state.onboarding_weight)
+        self.vis_sum[idx[onboard]] = ow * w.onboarding_emb[persona[onboard, 0]]
+        self.vis_c[idx[onboard]] = ow * self._onboarding_c[persona[onboard, 0]]
         self._warm_history(idx[~new], keys[~new])
         self._refresh_visible(idx)
         self._draw_candidates(idx)
@@ -224,8 +245,13 @@ class UserBatch:
         )
         weights = np.where(valid, np.maximum(weights, 0.0), 0.0).astype(np.float32)
         self.vis_sum[idx] = np.einsum("nm,nmd->nd", weights, w.item_emb[np.maximum(items, 0)])
+        self.vis_c[idx] = np.einsum("nm,nmp->np", weights, self._item_c[np.maximum(items, 0)])
         win = self.window
-        tail = items[:, -win:] if h_max >= win else np.pad(items, ((0, 0), (win - h_max, 0)), constant_values=-1)
+        tail = (
+            items[:, -win:]
+            if h_max >= win
+            else np.pad(items, ((0, 0), (win - h_max, 0)), constant_values=-1)
+        )
         tail_r = ratings[:, -win:] if h_max >= win else np.pad(ratings, ((0, 0), (win - h_max, 0)))
         self.hist_item[idx] = tail
         self.hist_click[idx] = tail >= 0
@@ -235,32 +261,74 @@ class UserBatch:
         packed = np.take_along_axis(items, order, 1)
         self.consumed[idx, :h_max] = packed
         self.n_consumed[idx] = valid.sum(axis=1)
+        if self.consumed_mask is not None:
+            r, c = np.nonzero(valid)
+            self.consumed_mask[idx[r], items[r, c]] = True
 
     # ------------------------------------------------------------- visibility
     def _refresh_visible(self, idx: np.ndarray) -> None:
         """Recompute the projected visible state of rows ``idx``."""
-        w = self.world
         if self.sc.state.mode == "text":
-            texts = [self.history_text(int(i)) for i in idx]
-            has = np.array([bool(t) for t in texts], dtype=bool)
-            vecs = np.zeros((idx.size, w.dim), dtype=np.float32)
-            if has.any():
-                vecs[has] = w.text_encoder().encode([t for t in texts if t])
+            vecs, has = self.text_states(idx)
+            proj = self.world.projection.project(_normalise(vecs))
+            proj[~has] = 0.0
         else:
-            vecs = self.vis_sum[idx]
-            has = np.linalg.norm(vecs, axis=1) > 0
-        proj = w.projection.project(_normalise(vecs))
-        proj[~has] = 0.0
+            proj, has = self._pooled_projection(idx)
         self._user_proj[idx] = proj
         self._has_state[idx] = has
+
+    def text_states(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Language-model encodings of the rendered histories of rows ``idx``.
+
+        All rows go to the LRU-cached encoder in one call, so a step of N users costs one batched
+        forward pass over the histories not seen before (repeats within the batch and across steps
+        are free).
+
+        Returns:
+            ``(vecs, has)``: (rows, d) float32 unit vectors (zero rows where the user has shown
+            nothing) and (rows,) bool.
+        """
+        texts = [self.history_text(int(i)) for i in idx]
+        has = np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))
+        vecs = np.zeros((len(texts), self.world.dim), dtype=np.float32)
+        if has.any():
+            vecs[has] = self.world.text_encoder().encode([t for t in texts if t])
+        return vecs, has
+
+    def _pooled_projection(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """PCA coordinates of the normalised pooled state, from the carried ``vis_c``.
+
+        ``project(v / |v|) = (v @ C / |v| - mean @ C) * scale``; the row norms come from the
+        d-dimensional sum with an elementwise reduction, so no product here depends on the batch.
+        """
+        v = self.vis_sum[idx]
+        norm = np.sqrt(np.einsum("nd,nd->n", v, v))
+        has = norm > 0
+        inv = np.where(has, 1.0 / np.where(has, norm, 1.0), 0.0).astype(np.float32)
+        proj = (self.vis_c[idx] * inv[:, None] - self._mean_c) * self._scale
+        proj[~has] = 0.0
+        return proj, has
+
+    def pooled_states(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """The d-dimensional pooled states of rows ``idx``, unit rows (zero when empty), (rows, d)."""
+        if idx is None:
+            idx = np.arange(self.n)
+        return _normalise(self.vis_sum[idx])
+
+    def pooled_projection_reference(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Slow reference of the pooled visible state: normalise the d-dim sum, then project."""
+        if idx is None:
+            idx = np.arange(self.n)
+        vecs = self.vis_sum[idx]
+        proj = self.world.projection.project(_normalise(vecs))
+        proj[np.linalg.norm(vecs, axis=1) == 0] = 0.0
+        return proj
 
     def history_text(self, row: int) -> str:
         """The rendered history of user ``row`` ('' when the user has shown nothing)."""
         w = self.world
         start = self.window - self.sc.state.history_window
-        onboarding = (
-            w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
-        )
+        onboarding = w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
         return render_history(
             w.catalog.titles,
             self.hist_item[row, start:],
@@ -277,12 +345,14 @@ class UserBatch:
             steps=self.t[idx],
             user_proj=self._user_proj[idx],
             has_state=self._has_state[idx],
-            consumed=self.consumed[idx],
+            # Only the filled prefix of the consumed lists: the rest is -1 and matches nothing.
+            consumed=self.consumed[idx, : max(int(self.n_consumed[idx].max(initial=0)), 1)],
             item_proj=w.item_proj,
             pop_cdf=w.pop_cdf,
             arrival=w.arrival,
             new_order=w.new_order,
             new_arrival_sorted=w.new_arrival_sorted,
+            consumed_mask=None if self.consumed_mask is None else self.consumed_mask[idx],
         )
         self.cand[idx] = items
         self.mask[idx] = valid
@@ -299,7 +369,9 @@ class UserBatch:
         feats = np.empty((idx.size, self.k, N_FEATURES), dtype=np.float32)
         feats[..., 0] = np.clip(w.log_pop_rel[cand] / 5.0, -3.0, 3.0)
         feats[..., 1] = w.arrival[cand] > 0
-        feats[..., 2] = ((cand[:, :, None] == hist[:, None, :]) & hist_valid[:, None, :]).any(axis=2)
+        feats[..., 2] = ((cand[:, :, None] == hist[:, None, :]) & hist_valid[:, None, :]).any(
+            axis=2
+        )
         hist_topic = np.where(hist_valid, w.primary_topic[np.maximum(hist, 0)], -1)
         cand_topic = w.primary_topic[cand]
         n_hist = np.maximum(hist_valid.sum(axis=1), 1)[:, None]
@@ -320,7 +392,9 @@ class UserBatch:
         return np.einsum("nd,nkd->nk", self.theta[idx], self.world.item_emb[self.cand[idx]])
 
     # ------------------------------------------------------------------- step
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance every user by one recommendation.
 
         Args:
@@ -384,12 +458,18 @@ class UserBatch:
         c = rows[clicked & (self.n_consumed < self.capacity)]
         self.consumed[c, self.n_consumed[c]] = item[c]
         self.n_consumed[c] += 1
+        if self.consumed_mask is not None:
+            self.consumed_mask[c, item[c]] = True
         st = sc.state
         weight = np.where(
             clicked, st.click_weight + st.rating_weight * (rating - 3.0), st.skip_weight
         )
         weight = np.where(shown, np.maximum(weight, 0.0), 0.0).astype(np.float32)
-        self.vis_sum = self.vis_sum * np.float32(st.recency_decay) + weight[:, None] * e
+        decay = np.float32(st.recency_decay)
+        self.vis_sum *= decay
+        self.vis_sum += weight[:, None] * e
+        self.vis_c *= decay
+        self.vis_c += weight[:, None] * self._item_c[item]
 
         self.t += 1
         drift_event = self._apply_drift()
