@@ -56,27 +56,31 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read file ({exc.strerror})") from None
+        raise ScenarioError(f"{_display(path)}: cannot read file ({exc.strerror})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not UTF-8 text (expected a YAML mapping)") from None
+        raise ScenarioError(f"{_display(path)}: not UTF-8 text (expected a YAML mapping)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ScenarioError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise ScenarioError(f"{_display(path)}: invalid YAML{where}: {problem}") from None
     if data is None:
-        raise ScenarioError(f"{path}: file is empty (expected a YAML mapping of scenario keys)")
+        raise ScenarioError(
+            f"{_display(path)}: file is empty (expected a YAML mapping of scenario keys)"
+        )
     if not isinstance(data, dict):
         raise ScenarioError(
-            f"{path}: top level is a {type(data).__name__} (expected a mapping of scenario keys)"
+            f"{_display(path)}: top level is a {type(data).__name__} (expected a mapping of scenario keys)"
         )
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise ScenarioError(f"{path}: key {bad[0]!r} is not a string (expected named keys)")
+        raise ScenarioError(
+            f"{_display(path)}: key {bad[0]!r} is not a string (expected named keys)"
+        )
     return data
 
 
@@ -91,13 +95,49 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """``("evaluation", "metrics", 1)`` -> ``evaluation.metrics[1]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top>"
+
+
+def _display(path: Path | str) -> str:
+    """A path as the user would write it: relative to the working folder when inside it."""
+    if not isinstance(path, Path):
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# What was expected, by pydantic error type, for values of the wrong type.
+_EXPECTED_TYPE = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+}
+
+
 def _format_error(path: Path | str, err: dict[str, Any], n_errors: int) -> str:
-    loc = ".".join(str(part) for part in err["loc"]) or "<top>"
+    loc = _key_path(err["loc"])
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
@@ -120,14 +160,31 @@ def _format_error(path: Path | str, err: dict[str, Any], n_errors: int) -> str:
         }[kind]
         bound = next(iter(ctx.values())) if ctx else "?"
         message = f"{loc}: {_short(value)} is out of range (expected a number {op}{bound})"
+    elif kind in _EXPECTED_TYPE:
+        message = f"{loc}: {_short(value)} is invalid (expected {_EXPECTED_TYPE[kind]})"
+    elif kind == "string_pattern_mismatch":
+        message = (
+            f"{loc}: {_short(value)} is invalid (expected a string matching {ctx.get('pattern')})"
+        )
+    elif kind in {"too_short", "string_too_short"}:
+        n = ctx.get("min_length", 1)
+        what = "character" if kind == "string_too_short" else "item"
+        message = (
+            f"{loc}: {_short(value)} is too short (expected at least {n} {what}{'s' * (n != 1)})"
+        )
     else:
         msg = err.get("msg", "invalid value")
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        message = f"{loc}: {_short(value)} is invalid ({msg[:1].lower() + msg[1:]})"
+        msg = msg[:1].lower() + msg[1:]
+        if isinstance(value, dict):
+            # A rule across keys of a block: the block's whole mapping would only be noise.
+            message = f"{loc}: {msg}"
+        else:
+            message = f"{loc}: {_short(value)} is invalid ({msg})"
     if n_errors > 1:
         message += f" [+{n_errors - 1} more error{'s' if n_errors > 2 else ''}]"
-    return f"{path}: {message}"
+    return f"{_display(path)}: {message}"
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -151,9 +208,11 @@ def _resolve_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
     """Read ``path`` and everything it extends into one merged mapping."""
     if path in stack:
         chain = " -> ".join(p.name for p in (*stack, path))
-        raise ScenarioError(f"{stack[-1]}: extends: cycle ({chain})")
+        raise ScenarioError(f"{_display(stack[-1])}: extends: cycle ({chain})")
     if len(stack) >= _MAX_EXTENDS_DEPTH:
-        raise ScenarioError(f"{path}: extends: chain deeper than {_MAX_EXTENDS_DEPTH} files")
+        raise ScenarioError(
+            f"{_display(path)}: extends: chain deeper than {_MAX_EXTENDS_DEPTH} files"
+        )
     data = _read_mapping(path)
     parent_ref = data.pop("extends", None)
     data.setdefault("name", path.stem)
@@ -161,15 +220,23 @@ def _resolve_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
         return data
     if not isinstance(parent_ref, str) or not parent_ref.strip():
         raise ScenarioError(
-            f"{path}: extends: {_short(parent_ref)} is invalid (expected a scenario name or path)"
+            f"{_display(path)}: extends: {_short(parent_ref)} is invalid "
+            "(expected a scenario name or path)"
         )
     try:
         parent_path = _locate(parent_ref, path.parent)
     except ScenarioError as exc:
-        raise ScenarioError(f"{path}: extends: {exc}") from None
-    parent = _resolve_raw(parent_path, (*stack, path))
-    # A parent must itself be a valid scenario, so its errors name the parent's file.
-    _validate(parent, parent_path)
+        raise ScenarioError(f"{_display(path)}: extends: {exc}") from None
+    try:
+        parent = _resolve_raw(parent_path, (*stack, path))
+        # A parent must itself be a valid scenario, so its errors name the parent's file.
+        _validate(parent, parent_path)
+    except ScenarioError as exc:
+        message = str(exc)
+        if not stack and not message.startswith(f"{_display(path)}:"):
+            # Say which file was asked for when the fault lies in one of its ancestors.
+            message += f" (in the extends chain of {_display(path)})"
+        raise ScenarioError(message) from None
     return deep_merge(parent, data)
 
 

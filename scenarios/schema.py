@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 # The metric names the evaluation module computes; a scenario may only name these, so a typo is an
 # error rather than a metric silently missing from reports. Keep in sync with lmrecsim.evaluation.
@@ -39,7 +39,7 @@ MetricName = Literal[
 class _Strict(BaseModel):
     """Base for all scenario blocks: unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
 
 
 class PopularityConfig(_Strict):
@@ -72,9 +72,13 @@ class NewItemsConfig(_Strict):
         description="Fraction of catalog items held back and released during the episode. Their "
         "popularity prior is zero.",
     )
-    arrival_start: int = Field(1, ge=0, description="Episode step at which the first new item arrives.")
+    arrival_start: int = Field(
+        1, ge=0, description="Episode step at which the first new item arrives."
+    )
     arrival_end: int = Field(
-        50, ge=0, description="Episode step by which all new items have arrived (uniform in between)."
+        50,
+        ge=0,
+        description="Episode step by which all new items have arrived (uniform in between).",
     )
 
     @model_validator(mode="after")
@@ -148,7 +152,9 @@ class StateConfig(_Strict):
     recency_decay: float = Field(
         0.85, gt=0.0, le=1.0, description="Weight of an event shrinks by this factor every step."
     )
-    click_weight: float = Field(1.0, ge=0.0, description="Weight of a clicked item in the pooled state.")
+    click_weight: float = Field(
+        1.0, ge=0.0, description="Weight of a clicked item in the pooled state."
+    )
     rating_weight: float = Field(
         0.25, ge=0.0, description="Extra weight per rating point above 3 for a clicked item."
     )
@@ -156,7 +162,10 @@ class StateConfig(_Strict):
         0.05, ge=0.0, description="Weight of a shown-but-skipped item in the pooled state."
     )
     history_window: int = Field(
-        8, ge=1, le=200, description="Most recent events rendered into the history text ('text' mode)."
+        8,
+        ge=1,
+        le=200,
+        description="Most recent events rendered into the history text ('text' mode).",
     )
     onboarding_weight: float = Field(
         1.0, ge=0.0, description="Weight of the encoded onboarding text in a new user's state."
@@ -166,17 +175,27 @@ class StateConfig(_Strict):
 class PatienceConfig(_Strict):
     """Patience: the session ends (churn) when it runs out."""
 
-    initial_low: float = Field(0.8, gt=0.0, description="Lower bound of a user's starting patience.")
-    initial_high: float = Field(1.2, gt=0.0, description="Upper bound of a user's starting patience.")
-    skip_cost: float = Field(0.06, ge=0.0, description="Patience lost when a recommendation is skipped.")
+    initial_low: float = Field(
+        0.8, gt=0.0, description="Lower bound of a user's starting patience."
+    )
+    initial_high: float = Field(
+        1.2, gt=0.0, description="Upper bound of a user's starting patience."
+    )
+    skip_cost: float = Field(
+        0.06, ge=0.0, description="Patience lost when a recommendation is skipped."
+    )
     satisfaction_gain: float = Field(
-        0.12, ge=0.0, description="Patience gained per unit of satisfaction above the threshold on a click."
+        0.12,
+        ge=0.0,
+        description="Patience gained per unit of satisfaction above the threshold on a click.",
     )
     satisfaction_threshold: float = Field(
         0.5, description="Satisfaction below this costs patience, above it restores patience."
     )
     clickbait_cost: float = Field(
-        0.15, ge=0.0, description="Patience lost per unit of item appeal when a click-bait item is clicked."
+        0.15,
+        ge=0.0,
+        description="Patience lost per unit of item appeal when a click-bait item is clicked.",
     )
     max_patience: float = Field(1.5, gt=0.0, description="Patience never grows beyond this.")
 
@@ -212,8 +231,12 @@ class DriftConfig(_Strict):
         "random",
         description="Name of the target persona, or 'random' (a different persona drawn per user).",
     )
-    rate: float = Field(0.05, ge=0.0, le=1.0, description="Gradual drift: fraction of the way per step.")
-    step: int = Field(20, ge=1, description="Abrupt drift: the episode step at which tastes switch.")
+    rate: float = Field(
+        0.05, ge=0.0, le=1.0, description="Gradual drift: fraction of the way per step."
+    )
+    step: int = Field(
+        20, ge=1, description="Abrupt drift: the episode step at which tastes switch."
+    )
     fraction: float = Field(
         1.0, ge=0.0, le=1.0, description="Fraction of users who drift (abrupt and periodic)."
     )
@@ -254,6 +277,19 @@ class UsersConfig(_Strict):
     fatigue: FatigueConfig = Field(default_factory=FatigueConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
+    @field_validator("personas", mode="before")
+    @classmethod
+    def _persona_spec(cls, value: Any) -> Any:
+        """personas is a string, or a non-empty list of persona-name strings."""
+        # Checked before pydantic tries each union member, so the error is one clear line.
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return value
+        raise ValueError(
+            "expected 'default', a persona file path, or a non-empty list of persona names"
+        )
+
     @model_validator(mode="after")
     def _ordered(self) -> UsersConfig:
         """history_max must be >= history_min."""
@@ -275,12 +311,18 @@ class ResponseConfig(_Strict):
         description="s is measured from this cosine (embedding models put unrelated texts near 0.1-0.3).",
     )
     gamma: float = Field(
-        0.3, ge=0.0, le=10.0, description="Popularity bias: weight of log popularity (relative to the mean)."
+        0.3,
+        ge=0.0,
+        le=10.0,
+        description="Popularity bias: weight of log popularity (relative to the mean).",
     )
     appeal_weight: float = Field(1.0, ge=0.0, description="Weight of item appeal (click-bait).")
     bias: float = Field(-1.5, ge=-20.0, le=20.0, description="Intercept of the click logit.")
     popularity_floor: float = Field(
-        1e-5, gt=0.0, lt=1.0, description="Popularity used for items with a zero prior (log safety)."
+        1e-5,
+        gt=0.0,
+        lt=1.0,
+        description="Popularity used for items with a zero prior (log safety).",
     )
     satisfaction_scale: float = Field(
         4.0, gt=0.0, description="Satisfaction = scale * s + quality + noise."
@@ -299,7 +341,9 @@ class CandidatesConfig(_Strict):
     nearest: float = Field(
         0.35, ge=0.0, description="Share of candidates nearest to the visible user state."
     )
-    random: float = Field(0.4, ge=0.0, description="Share of uniformly random exploration candidates.")
+    random: float = Field(
+        0.4, ge=0.0, description="Share of uniformly random exploration candidates."
+    )
     new_item_quota: int = Field(
         0, ge=0, description="Slots reserved for newly arrived items (when any have arrived)."
     )
@@ -328,7 +372,9 @@ class RewardConfig(_Strict):
     click: float = Field(1.0, description="engagement weight of a click.")
     rating: float = Field(0.5, description="engagement weight of rating/5.")
     dwell: float = Field(0.5, description="engagement weight of dwell/dwell_scale.")
-    leave: float = Field(0.0, description="engagement weight of the user leaving (use a negative value).")
+    leave: float = Field(
+        0.0, description="engagement weight of the user leaving (use a negative value)."
+    )
 
 
 class EpisodeConfig(_Strict):
