@@ -151,3 +151,39 @@ def test_vec_env_trajectory_does_not_depend_on_batch_size(tmp_path: Any) -> None
             out.append(venv.step_wait()[1][:2])
         rewards[n] = np.array(out)
     np.testing.assert_array_equal(rewards[2], rewards[6])
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_gymnasium_vector_env_matches_sync_vector_env(tmp_path: Any, mode: str) -> None:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import data_equivalence
+
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    world = small_world(tmp_path)
+    n = 4
+    fast = RecommendationVectorEnv(world=world, num_envs=n, autoreset_mode=mode)
+    slow = gym.vector.SyncVectorEnv(
+        [lambda: RecommendationEnv(world=world)] * n,
+        autoreset_mode=gym.vector.AutoresetMode(mode),
+    )
+    assert fast.observation_space == slow.observation_space
+    assert fast.action_space == slow.action_space
+    obs_f, _ = fast.reset(seed=21)
+    obs_s, _ = slow.reset(seed=21)
+    assert data_equivalence(obs_f, obs_s, exact=True)
+    actions = np.random.default_rng(3).integers(0, world.scenario.candidates.k, size=(40, n))
+    n_done = 0
+    for t in range(40):
+        out_f = fast.step(actions[t])
+        out_s = slow.step(actions[t])
+        assert data_equivalence(out_f[0], out_s[0], exact=True), t
+        for j in (1, 2, 3):
+            np.testing.assert_array_equal(out_f[j], out_s[j], err_msg=f"step {t} item {j}")
+        if mode == "SameStep" and "final_obs" in out_s[4]:
+            for i in np.flatnonzero(out_s[4]["_final_obs"]):
+                assert data_equivalence(
+                    out_f[4]["final_obs"][i], out_s[4]["final_obs"][i], exact=True
+                )
+        n_done += int((out_s[2] | out_s[3]).sum())
+    assert n_done >= n

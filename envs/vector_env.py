@@ -1,0 +1,159 @@
+"""A Gymnasium ``VectorEnv`` over one :class:`~.simulator.UserBatch`.
+
+``RecommendationVectorEnv(scenario, num_envs)`` behaves like
+``gymnasium.vector.SyncVectorEnv([lambda: RecommendationEnv(scenario)] * num_envs)`` -- same
+observations, rewards, terminations and truncations, with ``reset(seed=s)`` seeding sub-env i with
+``s + i`` -- but all users are numpy rows stepped together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..encoders import Encoder
+from ..scenarios import Scenario, load_scenario
+from . import rng as crng
+from .env import observation_space
+from .simulator import UserBatch
+from .world import World, build_world
+
+_AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
+
+
+class RecommendationVectorEnv(VectorEnv):
+    """``num_envs`` recommendation sessions as one Gymnasium vector env.
+
+    Observations are the single env's Dict batched along a leading axis of size ``num_envs``.
+    ``infos`` holds every per-step signal of the single env as an array of shape (num_envs,) (or
+    (num_envs, K)) with the usual ``_name`` masks; in ``SAME_STEP`` mode a finished sub-env's last
+    observation is in ``infos["final_obs"]`` (an object array, ``None`` elsewhere).
+
+    Args:
+        scenario: a shipped scenario name, a path, or a ``Scenario``.
+        num_envs: number of sub-environments.
+        encoder: use this encoder instead of the scenario's.
+        world: a prebuilt world (overrides ``scenario``).
+        autoreset_mode: ``AutoresetMode.NEXT_STEP`` (Gymnasium's default: the step after an
+            episode end resets that sub-env, ignores its action and returns reward 0) or
+            ``AutoresetMode.SAME_STEP`` (reset within the ending step).
+    """
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "default",
+        num_envs: int = 8,
+        *,
+        encoder: Encoder | None = None,
+        world: World | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+    ) -> None:
+        mode = AutoresetMode(autoreset_mode)
+        if mode not in _AUTORESET_MODES:
+            raise ValueError(f"autoreset_mode: {mode.value!r} (expected NextStep or SameStep)")
+        if world is None:
+            world = build_world(load_scenario(scenario), encoder=encoder)
+        self.world = world
+        self.scenario = world.scenario
+        self.num_envs = num_envs
+        self.autoreset_mode = mode
+        self.metadata = {"autoreset_mode": mode, "render_modes": []}
+        self.render_mode = None
+        self.single_observation_space = observation_space(world)
+        self.single_action_space = spaces.Discrete(self.scenario.candidates.k)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.users = UserBatch(world, num_envs, rich_info=True)
+        self._gens: list[np.random.Generator | None] = [None] * num_envs
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+
+    def _keys(self, rows: np.ndarray, seeds: list[int | None] | None = None) -> np.ndarray:
+        """One episode key per row, from that sub-env's generator (re)seeded when a seed is given."""
+        out = np.empty(rows.size, dtype=np.uint64)
+        for j, i in enumerate(rows.tolist()):
+            seed = None if seeds is None else seeds[i]
+            if seed is not None or self._gens[i] is None:
+                self._gens[i], _ = seeding.np_random(seed)
+            gen = self._gens[i]
+            assert gen is not None
+            out[j] = crng.episode_key(gen)
+        return out
+
+    def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
+        u = self.users
+        mask = np.zeros(self.num_envs, dtype=bool)
+        mask[rows] = True
+        return {
+            "user_id": np.where(mask, u.user_id, 0),
+            "_user_id": mask,
+            "is_new_user": u.new_user & mask,
+            "_is_new_user": mask.copy(),
+        }
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset all sub-envs (or those in ``options["reset_mask"]``); int seeds are ``seed + i``."""
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset: {len(seeds)} seeds (expected num_envs={self.num_envs})")
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options is not None and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], dtype=bool).reshape(self.num_envs)
+        rows = np.flatnonzero(mask)
+        self.users.reset_users(rows, self._keys(rows, seeds))
+        self._autoreset[rows] = False
+        return self.users.observe(), self._reset_info(rows)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        users = self.users
+        # Finished users are stepped along with the rest (their draws are keyed by their own
+        # episode, so nobody else is affected) and then replaced.
+        reward, terminated, truncated, info = users.step(np.asarray(actions).reshape(self.num_envs))
+        stepped = ~self._autoreset
+        infos: dict[str, Any] = {}
+        for key, value in info.items():
+            infos[key] = value
+            infos["_" + key] = stepped.copy()
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            rows = np.flatnonzero(self._autoreset)
+            reward = np.where(self._autoreset, 0.0, reward)
+            terminated = terminated & stepped
+            truncated = truncated & stepped
+            if rows.size:
+                users.reset_users(rows, self._keys(rows))
+            obs = users.observe()
+            self._autoreset = terminated | truncated
+        else:
+            obs = users.observe()
+            rows = np.flatnonzero(terminated | truncated)
+            if rows.size:
+                final = np.full(self.num_envs, None, dtype=object)
+                for i in rows.tolist():
+                    final[i] = {key: value[i].copy() for key, value in obs.items()}
+                infos["final_obs"] = final
+                infos["_final_obs"] = terminated | truncated
+                users.reset_users(rows, self._keys(rows))
+                fresh = users.observe(rows)
+                for key, value in fresh.items():
+                    obs[key][rows] = value
+        return obs, reward.astype(np.float64), terminated, truncated, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(num_envs, K) bool valid-action masks."""
+        return self.users.mask.copy()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        return None
