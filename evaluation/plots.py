@@ -1,0 +1,231 @@
+"""The report's plots, rendered with matplotlib's Agg backend to PNG bytes.
+
+Each ``plot_*`` function takes tables (no environment) and returns a :class:`Plot`, or None when
+the data has nothing to show (no drift events, no new users, no learning curves).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .metrics import ctr_around_events, lorenz_curve  # noqa: E402
+
+__all__ = [
+    "Plot",
+    "learning_curve",
+    "plot_drift",
+    "plot_learning_curves",
+    "plot_lorenz",
+    "plot_new_users",
+    "plot_return_ctr",
+]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One rendered plot: file stem, title, one-sentence caption and the PNG bytes."""
+
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _display(label: str, privileged: Mapping[str, bool]) -> str:
+    return f"{label} (privileged)" if privileged.get(label, False) else label
+
+
+def plot_return_ctr(summary: pd.DataFrame, privileged: Mapping[str, bool]) -> Plot:
+    """Mean return and click-through per policy with their 95% bootstrap intervals.
+
+    Args:
+        summary: the summary table (``policy``, ``return``, ``return_low``, ... columns).
+        privileged: label -> whether the policy reads hidden state.
+    """
+    labels = [_display(p, privileged) for p in summary["policy"]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(labels) + 2.0))
+    y = np.arange(len(labels))
+    for ax, metric, title in (
+        (axes[0], "return", "return per episode"),
+        (axes[1], "ctr", "click-through rate"),
+    ):
+        mid = summary[metric].to_numpy(float)
+        err = np.vstack([mid - summary[f"{metric}_low"], summary[f"{metric}_high"] - mid])
+        colors = ["#999999" if privileged.get(p, False) else "#3b6ea8" for p in summary["policy"]]
+        ax.barh(y, mid, xerr=np.nan_to_num(err), color=colors, capsize=4)
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    axes[1].set_yticklabels([])
+    fig.tight_layout()
+    return Plot(
+        "return_ctr",
+        "Return and click-through per policy",
+        "Bars are means over episodes, whiskers 95% bootstrap intervals; grey bars are privileged.",
+        _png(fig),
+    )
+
+
+def plot_lorenz(exposures: Mapping[str, np.ndarray], privileged: Mapping[str, bool]) -> Plot:
+    """Exposure Lorenz curve per policy (items sorted from least to most recommended).
+
+    Args:
+        exposures: label -> (n_items,) recommendation counts.
+        privileged: label -> whether the policy reads hidden state.
+    """
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":", label="equal exposure")
+    for label, counts in exposures.items():
+        x, y = lorenz_curve(counts)
+        ax.plot(x, y, label=_display(label, privileged), ls="--" if privileged.get(label) else "-")
+    ax.set_xlabel("share of catalog items (least exposed first)")
+    ax.set_ylabel("share of recommendations")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return Plot(
+        "lorenz",
+        "Exposure Lorenz curves",
+        "The further a curve sags below the diagonal, the more a policy concentrates on few items "
+        "(exposure Gini = twice the area between diagonal and curve).",
+        _png(fig),
+    )
+
+
+def plot_drift(steps: pd.DataFrame, window: int, privileged: Mapping[str, bool]) -> Plot | None:
+    """Click-through at each step offset around interest-drift events, per policy."""
+    if not steps["drift_event"].astype(bool).any():
+        return None
+    curve = ctr_around_events(steps, window)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, part in curve.groupby("policy", sort=False):
+        ok = part["n"] > 0
+        ax.plot(
+            part.loc[ok, "offset"],
+            part.loc[ok, "ctr"],
+            marker="o",
+            ms=3,
+            label=_display(str(label), privileged),
+        )
+    ax.axvline(0, color="black", lw=0.8, ls=":")
+    ax.set_xlabel("steps relative to the drift event")
+    ax.set_ylabel("click-through rate")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return Plot(
+        "drift",
+        "Click-through around drift events",
+        "Mean click-through at each step before and after a user's taste changed (offset 0).",
+        _png(fig),
+    )
+
+
+def plot_new_users(steps: pd.DataFrame, k: int, privileged: Mapping[str, bool]) -> Plot | None:
+    """Mean cumulative return over the first ``k`` steps of new users' sessions, per policy."""
+    keys = ["policy", "seed", "episode"]
+    first = steps.sort_values([*keys, "step"]).groupby(keys, sort=False)["is_new_user"].first()
+    new_eps = first[first.astype(bool)].reset_index()[keys]
+    if new_eps.empty:
+        return None
+    part = steps.merge(new_eps, on=keys)
+    part = part[part["step"] < k]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, rows in part.groupby("policy", sort=False):
+        n_eps = len(new_eps[new_eps["policy"] == label])
+        per_step = rows.groupby("step")["reward"].sum() / max(n_eps, 1)
+        ax.plot(
+            per_step.index + 1,
+            per_step.cumsum().to_numpy(),
+            marker="o",
+            ms=3,
+            label=_display(str(label), privileged),
+        )
+    ax.set_xlabel("step of a new user's session")
+    ax.set_ylabel("mean cumulative return")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return Plot(
+        "new_users",
+        "Return over the first steps of new users",
+        f"Mean cumulative reward over the first {k} steps of sessions of users with no history "
+        "(sessions that ended early contribute 0 after their end).",
+        _png(fig),
+    )
+
+
+def learning_curve(run_dir: Path | None) -> pd.DataFrame | None:
+    """``(timesteps, mean_episode_reward)`` from a run folder's SB3 ``progress.csv``, or None."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / "progress.csv"
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    x, y = "time/total_timesteps", "rollout/ep_rew_mean"
+    if x not in frame.columns or y not in frame.columns:
+        return None
+    frame = frame[[x, y]].dropna()
+    if frame.empty:
+        return None
+    return frame.rename(columns={x: "timesteps", y: "mean_episode_reward"})
+
+
+def plot_learning_curves(curves: Mapping[str, pd.DataFrame]) -> Plot | None:
+    """Training curves (mean episode reward against timesteps) of trained policies."""
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, frame in curves.items():
+        ax.plot(frame["timesteps"], frame["mean_episode_reward"], label=label)
+    ax.set_xlabel("training timesteps")
+    ax.set_ylabel("mean training episode reward")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return Plot(
+        "learning_curves",
+        "Learning curves",
+        "Mean episode reward during training, from each run folder's progress.csv.",
+        _png(fig),
+    )
+
+
+def all_plots(
+    summary: pd.DataFrame,
+    steps: pd.DataFrame,
+    exposures: Mapping[str, np.ndarray],
+    privileged: Mapping[str, bool],
+    *,
+    drift_window: int,
+    new_user_k: int,
+    curves: Mapping[str, pd.DataFrame],
+) -> list[Plot]:
+    """Every plot that has data, in report order."""
+    made: Sequence[Plot | None] = (
+        plot_return_ctr(summary, privileged),
+        plot_lorenz(exposures, privileged),
+        plot_drift(steps, drift_window, privileged),
+        plot_new_users(steps, new_user_k, privileged),
+        plot_learning_curves(curves),
+    )
+    return [p for p in made if p is not None]

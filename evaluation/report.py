@@ -1,0 +1,345 @@
+"""Rendering an evaluation result as Markdown and as a self-contained HTML page.
+
+Every string that comes from data (scenario name and description, policy labels and specs, item
+titles and ids) goes through :func:`html.escape` in HTML and through :func:`md_text` in Markdown,
+so a catalog item titled ``<script>alert(1)</script>`` is shown as text, never run. Plots are
+embedded in the HTML as base64 ``data:`` URIs, so the page opens offline with no other files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .plots import Plot
+    from .runner import EvaluationResult
+
+__all__ = [
+    "METRIC_LABELS",
+    "atomic_write",
+    "fmt_interval",
+    "md_text",
+    "render_html",
+    "render_markdown",
+    "top_items",
+]
+
+#: Short human description of each metric (the full definitions are in docs/evaluation.md).
+METRIC_LABELS: dict[str, str] = {
+    "return": "return (sum of rewards per episode)",
+    "ctr": "click-through rate",
+    "mean_rating": "mean rating of clicked items (1-5)",
+    "mean_dwell": "mean dwell per step",
+    "session_length": "session length (steps)",
+    "churned": "churn rate (user left before the horizon)",
+    "catalog_coverage": "catalog coverage (share of items ever recommended)",
+    "gini": "exposure Gini (0 = equal exposure)",
+    "long_tail_share": "share of recommendations from the long tail",
+    "novelty": "novelty (mean -log2 popularity)",
+    "intra_list_diversity": "intra-session diversity (mean pairwise cosine distance)",
+    "new_user_return_k": "return over a new user's first k steps",
+    "new_user_ctr_k": "click-through over a new user's first k steps",
+    "new_item_share": "exposure share of new items",
+    "ctr_before_drift": "click-through before drift events",
+    "ctr_after_drift": "click-through after drift events",
+    "recovery_steps": "steps to recover click-through after drift",
+    "precision_at_k": "precision@k against the hidden-taste ranking",
+    "recall_at_k": "recall@k against the hidden-taste ranking",
+    "ndcg_at_k": "NDCG@k against the hidden-taste ranking",
+}
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file through a temp file in the same folder and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def md_text(value: Any) -> str:
+    """A data string made safe for a Markdown table cell (HTML-escaped, pipes and newlines too)."""
+    text = " ".join(str(value).split())
+    return html.escape(text).replace("|", "\\|")
+
+
+def _num(x: float) -> str:
+    if x is None or not math.isfinite(float(x)):
+        return "n/a"
+    ax = abs(float(x))
+    if ax >= 100:
+        return f"{x:.1f}"
+    if ax >= 10:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def fmt_interval(mid: float, low: float, high: float, *, signed: bool = False) -> str:
+    """``"1.23 [1.01, 1.45]"``; ``"n/a"`` when the estimate is not finite."""
+    if mid is None or not math.isfinite(float(mid)):
+        return "n/a"
+    head = ("+" if signed and mid > 0 else "") + _num(mid)
+    return f"{head} [{_num(low)}, {_num(high)}]"
+
+
+def _display(result: EvaluationResult, label: str) -> str:
+    return f"{label} (privileged)" if result.policies[label].privileged else label
+
+
+def scenario_parameters(result: EvaluationResult) -> list[tuple[str, str]]:
+    """(key, value) pairs of the scenario parameters a reader needs to interpret the numbers."""
+    sc, world = result.scenario, result.world
+    drift = sc.users.drift
+    return [
+        (
+            "catalog",
+            f"{world.n_items} items, {world.n_topics} topics (source: {sc.catalog.source})",
+        ),
+        ("encoder", f"{sc.encoder.model} ({world.dim} dims, projected to {world.project_dim})"),
+        ("state mode", str(sc.state.mode)),
+        ("candidates per step (K)", str(sc.candidates.k)),
+        ("horizon", f"{sc.episode.horizon} steps"),
+        ("reward", str(sc.reward.name)),
+        ("new users", f"{sc.users.new_user_fraction:.0%}"),
+        ("new items", f"{sc.catalog.new_items.fraction:.0%}"),
+        ("interest drift", str(drift.kind)),
+        ("popularity Zipf exponent", str(sc.catalog.popularity.zipf_exponent)),
+        ("popularity bias in choice (gamma)", str(sc.response.gamma)),
+        ("world seed", str(sc.seed)),
+        ("evaluation seeds", ", ".join(str(s) for s in result.settings["seeds"])),
+        ("episodes per seed", str(result.settings["episodes"])),
+    ]
+
+
+def top_items(result: EvaluationResult, label: str, n: int = 5) -> list[tuple[str, str, float]]:
+    """The ``n`` items ``label`` recommended most: (item id, title, share of its recommendations)."""
+    counts = result.exposure(label)
+    total = counts.sum()
+    order = np.argsort(-counts, kind="stable")[:n]
+    cat = result.world.catalog
+    return [
+        (str(cat.item_ids[i]), str(cat.titles[i]), float(counts[i] / total) if total else 0.0)
+        for i in order
+        if counts[i] > 0
+    ]
+
+
+def _summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    labels = list(result.summary["policy"])
+    header = ["metric", *[_display(result, p) for p in labels]]
+    rows = []
+    table = result.summary.set_index("policy")
+    for metric in result.metric_order:
+        cells = [
+            fmt_interval(
+                table.at[p, metric], table.at[p, f"{metric}_low"], table.at[p, f"{metric}_high"]
+            )
+            for p in labels
+        ]
+        rows.append([metric, *cells])
+    return header, rows
+
+
+def _comparison_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    cmp = result.comparison
+    labels = [p for p in result.summary["policy"] if p != result.reference]
+    header = ["metric", *[f"{_display(result, p)} − {result.reference}" for p in labels]]
+    rows = []
+    for metric in result.metric_order:
+        cells = []
+        for p in labels:
+            hit = cmp[(cmp["policy"] == p) & (cmp["metric"] == metric)]
+            if hit.empty:
+                cells.append("n/a")
+            else:
+                r = hit.iloc[0]
+                cells.append(fmt_interval(r["difference"], r["low"], r["high"], signed=True))
+        rows.append([metric, *cells])
+    return header, rows
+
+
+def _privileged_note(result: EvaluationResult) -> str | None:
+    priv = [p for p, info in result.policies.items() if info.privileged]
+    if not priv:
+        return None
+    return (
+        f"{', '.join(priv)} read(s) the simulator's hidden user taste: an upper bound on what a "
+        "recommender could achieve, not a competitor."
+    )
+
+
+def _settings_line(result: EvaluationResult) -> str:
+    s = result.settings
+    return (
+        f"Intervals: {s['confidence']:.0%} percentile bootstrap ({s['n_resamples']} resamples) over "
+        f"episodes; coverage, Gini and the drift metrics are recomputed on resampled episodes. "
+        f"Comparisons are paired by (seed, episode). k = {s['ranking_k']} for ranking metrics "
+        f"(relevant set: top {s['ranking_relevant']} candidates by hidden affinity), "
+        f"k = {s['new_user_k']} for new-user metrics, drift window ±{s['drift_window']} steps, "
+        f"recovery tolerance {s['drift_tolerance']}."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+# ----------------------------------------------------------------------------------------------
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(md_text(h) for h in header) + " |"]
+    lines.append("|" + "|".join(["---"] * len(header)) + "|")
+    lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
+    """The report as Markdown; plots are linked as ``<name>.png`` next to the report."""
+    sc = result.scenario
+    out = [
+        f"# Policy evaluation: {md_text(sc.name)}",
+        "",
+        md_text(sc.description or "(no description)"),
+        "",
+    ]
+    out += ["## Scenario", "", *_md_table(["parameter", "value"], scenario_parameters(result)), ""]
+    out += ["## Policies", ""]
+    out += _md_table(
+        ["label", "spec", "privileged"],
+        [[p, info.spec, "yes" if info.privileged else "no"] for p, info in result.policies.items()],
+    )
+    note = _privileged_note(result)
+    if note:
+        out += ["", f"**Privileged:** {md_text(note)}"]
+    out += ["", "## Summary", "", md_text(_settings_line(result)), ""]
+    out += [
+        f"Metrics this scenario is about come first: {md_text(', '.join(sc.evaluation.metrics))}.",
+        "",
+    ]
+    out += _md_table(*_summary_rows(result))
+    out += ["", f"## Paired comparison with {md_text(result.reference)}", ""]
+    out += [
+        "Difference (policy minus reference) on the same users and random numbers, with its interval.",
+        "",
+    ]
+    out += _md_table(*_comparison_rows(result))
+    out += ["", "## Plots", ""]
+    for plot in plots:
+        out += [f"### {plot.title}", "", plot.caption, "", f"![{plot.title}]({plot.name}.png)", ""]
+    out += ["## Most recommended items", ""]
+    for label in result.policies:
+        out += [f"### {md_text(_display(result, label))}", ""]
+        rows = [[i, t, f"{share:.1%}"] for i, t, share in top_items(result, label)]
+        out += [*_md_table(["item", "title", "share"], rows), ""]
+    out += ["## Metrics", ""]
+    out += [f"- `{m}`: {METRIC_LABELS[m]}" for m in result.metric_order]
+    out += ["", "Definitions and formulas: docs/evaluation.md.", ""]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+# ----------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.88rem; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: left; vertical-align: top; }
+th { background: #f3f5f8; } td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.first td { background: #fbfbf2; }
+.note { background: #fff6e0; border-left: 4px solid #e0a800; padding: 0.5rem 0.8rem; }
+.small { color: #555; font-size: 0.85rem; }
+figure { margin: 1rem 0; } img { max-width: 100%; height: auto; }
+"""
+
+
+def _html_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, first_rows: int = 0
+) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for r, row in enumerate(rows):
+        cls = ' class="first"' if r < first_rows else ""
+        cells = "".join(
+            f"<td{' class=num' if c > 0 else ''}>{html.escape(str(v))}</td>"
+            for c, v in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
+    """The report as one self-contained HTML page (plots embedded as base64 PNG)."""
+    sc = result.scenario
+    esc = html.escape
+    n_first = len([m for m in sc.evaluation.metrics if m in result.metric_order])
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Policy evaluation: {esc(sc.name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Policy evaluation: {esc(sc.name)}</h1>",
+        f"<p>{esc(sc.description or '(no description)')}</p>",
+        "<h2>Scenario</h2>",
+        _html_table(["parameter", "value"], scenario_parameters(result)),
+        "<h2>Policies</h2>",
+        _html_table(
+            ["label", "spec", "privileged"],
+            [
+                [p, info.spec, "yes" if info.privileged else "no"]
+                for p, info in result.policies.items()
+            ],
+        ),
+    ]
+    note = _privileged_note(result)
+    if note:
+        parts.append(f'<p class="note"><strong>Privileged:</strong> {esc(note)}</p>')
+    parts += [
+        "<h2>Summary</h2>",
+        f'<p class="small">{esc(_settings_line(result))} Highlighted rows are the metrics this '
+        "scenario is about.</p>",
+        _html_table(*_summary_rows(result), first_rows=n_first),
+        f"<h2>Paired comparison with {esc(result.reference)}</h2>",
+        "<p>Difference (policy minus reference) on the same users and random numbers, with its "
+        "interval.</p>",
+        _html_table(*_comparison_rows(result), first_rows=n_first),
+        "<h2>Plots</h2>",
+    ]
+    for plot in plots:
+        data = base64.b64encode(plot.png).decode("ascii")
+        parts += [
+            f"<figure><h3>{esc(plot.title)}</h3>",
+            f'<img src="data:image/png;base64,{data}" alt="{esc(plot.title, quote=True)}">',
+            f"<figcaption class=small>{esc(plot.caption)}</figcaption></figure>",
+        ]
+    parts.append("<h2>Most recommended items</h2>")
+    for label in result.policies:
+        rows = [[i, t, f"{share:.1%}"] for i, t, share in top_items(result, label)]
+        parts += [
+            f"<h3>{esc(_display(result, label))}</h3>",
+            _html_table(["item", "title", "share"], rows),
+        ]
+    parts.append("<h2>Metrics</h2><ul>")
+    parts += [
+        f"<li><code>{esc(m)}</code>: {esc(METRIC_LABELS[m])}</li>" for m in result.metric_order
+    ]
+    parts.append("</ul><p class=small>Definitions and formulas: docs/evaluation.md.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

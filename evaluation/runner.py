@@ -1,0 +1,640 @@
+"""Evaluating several policies on one scenario: rollouts, metric tables, report files.
+
+:func:`evaluate` runs every policy on the same seeds and episodes (common random numbers, see
+:mod:`lmrecsim.evaluation.rollout`), turns the step log into an episode table and a per-policy
+summary with bootstrap intervals, compares every policy with a reference policy on paired
+episodes, and (with ``out``) writes ``summary.csv``, ``comparison.csv``, ``episodes.csv``, the
+step log (when :mod:`lmrecsim.evaluation.logs` is available), the plots and the reports.
+
+Intervals: episode-level metrics are bootstrapped over episodes (:func:`bootstrap.summarise`).
+Per-policy aggregates (catalog coverage, exposure Gini, the drift metrics) are recomputed on
+bootstrap resamples of the policy's episodes (each resample draws E episodes with replacement and
+weights each episode's exposure and drift counts by how often it was drawn); their interval is the
+resamples' spread re-centred on the full-sample estimate (see ``_interval``). Paired differences
+use the same resample for both policies, which is possible because episodes are aligned by
+``(seed, episode)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..envs.world import World, build_world
+from ..scenarios import Scenario, load_scenario
+from .bootstrap import paired_difference_ci, summarise
+from .errors import EvaluationError
+from .metrics import ctr_around_events, episode_table, ndcg_at_k, precision_at_k, recall_at_k
+from .rollout import StepArrays, run_policy
+
+__all__ = [
+    "AGGREGATE_METRICS",
+    "EPISODE_METRICS",
+    "METRICS",
+    "EvaluationResult",
+    "PolicyInfo",
+    "evaluate",
+]
+
+#: Metrics with one value per episode (intervals: bootstrap over episodes).
+EPISODE_METRICS: tuple[str, ...] = (
+    "return",
+    "ctr",
+    "mean_rating",
+    "mean_dwell",
+    "session_length",
+    "churned",
+    "long_tail_share",
+    "novelty",
+    "intra_list_diversity",
+    "new_user_return_k",
+    "new_user_ctr_k",
+    "new_item_share",
+    "precision_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
+)
+#: Metrics with one value per policy (intervals: bootstrap resamples of the policy's episodes).
+AGGREGATE_METRICS: tuple[str, ...] = (
+    "catalog_coverage",
+    "gini",
+    "ctr_before_drift",
+    "ctr_after_drift",
+    "recovery_steps",
+)
+#: Every metric, in the order the tables list them (after the scenario's own metrics).
+METRICS: tuple[str, ...] = (
+    "return",
+    "ctr",
+    "mean_rating",
+    "mean_dwell",
+    "session_length",
+    "churned",
+    "catalog_coverage",
+    "gini",
+    "long_tail_share",
+    "novelty",
+    "intra_list_diversity",
+    "new_user_return_k",
+    "new_user_ctr_k",
+    "new_item_share",
+    "ctr_before_drift",
+    "ctr_after_drift",
+    "recovery_steps",
+    "precision_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
+)
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """What the report says about one evaluated policy."""
+
+    label: str
+    spec: str
+    privileged: bool = False
+    run_dir: Path | None = None
+
+
+@dataclass
+class EvaluationResult:
+    """Everything :func:`evaluate` produced.
+
+    Attributes:
+        scenario: the resolved scenario.
+        world: its world (catalog, embeddings, popularity).
+        steps: the step log, one row per step of every policy (columns of ``rollout.STEP_FIELDS``).
+        arrays: per-step candidate arrays aligned with ``steps`` (shapes (n_steps, K)).
+        episodes: one row per (policy, seed, episode) with every episode-level metric.
+        summary: one row per policy: ``policy, privileged, n`` then ``<metric>, <metric>_low,
+            <metric>_high`` for every metric of :data:`METRICS`.
+        comparison: one row per (policy, metric) for every non-reference policy: ``policy,
+            reference, metric, difference, low, high`` (policy minus reference, paired).
+        policies: label -> :class:`PolicyInfo`, in evaluation order.
+        reference: the reference policy's label.
+        metric_order: metrics in report order (the scenario's ``evaluation.metrics`` first).
+        settings: seeds, episodes and metric parameters used.
+        files: files written (empty without ``out``).
+    """
+
+    scenario: Scenario
+    world: World
+    steps: pd.DataFrame
+    arrays: StepArrays
+    episodes: pd.DataFrame
+    summary: pd.DataFrame
+    comparison: pd.DataFrame
+    policies: dict[str, PolicyInfo]
+    reference: str
+    metric_order: list[str]
+    settings: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+    def exposure(self, label: str) -> np.ndarray:
+        """(n_items,) how often each catalog item was recommended by ``label``."""
+        idx = self.steps.loc[self.steps["policy"] == label, "item_index"].to_numpy(np.int64)
+        return np.bincount(idx, minlength=self.world.n_items)
+
+
+# ----------------------------------------------------------------------------------------------
+# Policies
+# ----------------------------------------------------------------------------------------------
+
+
+def _resolve_policies(
+    policies: Sequence[str | tuple[str, Any]] | Mapping[str, Any],
+    world: World,
+    reference: str,
+) -> list[tuple[PolicyInfo, Any]]:
+    from ..agents.baselines import BASELINES, SB3Policy, make_policy
+
+    items: list[tuple[str, Any]] | list[str | tuple[str, Any]]
+    items = list(policies.items()) if isinstance(policies, Mapping) else list(policies)
+    if not items:
+        raise EvaluationError("policies: empty (expected at least one policy spec)")
+    out: list[tuple[PolicyInfo, Any]] = []
+    for item in items:
+        if isinstance(item, str):
+            label, policy = make_policy(item, world)
+            spec = item
+        else:
+            label, policy = item
+            spec = type(policy).__name__
+        run_dir = policy.run_dir if isinstance(policy, SB3Policy) else None
+        privileged = bool(getattr(policy, "privileged", False))
+        out.append((PolicyInfo(label, spec, privileged, run_dir), policy))
+    labels = [info.label for info, _ in out]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise EvaluationError(
+            f"--policy: label {dupes[0]!r} is used twice (expected unique labels; use LABEL=SPEC)"
+        )
+    if reference not in labels:
+        if reference in BASELINES:
+            label, policy = make_policy(reference, world)
+            out.append(
+                (PolicyInfo(label, reference, bool(getattr(policy, "privileged", False))), policy)
+            )
+        else:
+            raise EvaluationError(
+                f"--reference: {reference!r} is not one of the evaluated policies "
+                f"({', '.join(labels)}) nor a baseline name"
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Metric tables
+# ----------------------------------------------------------------------------------------------
+
+
+def _novelty_popularity(world: World) -> np.ndarray:
+    # New items have a prior of 0 (infinite surprisal); give them the response model's floor.
+    floor = world.scenario.response.popularity_floor / world.n_items
+    return np.maximum(world.popularity, floor)
+
+
+def _ranking_columns(
+    steps: pd.DataFrame,
+    arrays: StepArrays,
+    *,
+    k: int,
+    n_relevant: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Per-step precision/recall/NDCG of the policy's scores against the hidden affinities."""
+    stacked = arrays.stacked()
+    scores = stacked["scores"].astype(np.float64)
+    truth = stacked["candidate_affinity"].astype(np.float64)
+    mask = stacked["mask"].astype(bool)
+    if scores.size == 0:
+        return pd.DataFrame({c: [] for c in ("precision_at_k", "recall_at_k", "ndcg_at_k")})
+    # Exact ties (a uniform policy, equal popularities) are broken at random rather than by slot:
+    # slots are ordered by candidate source, so a slot-order tie rule would favour some sources.
+    scores = scores + rng.uniform(0.0, 1e-9, size=scores.shape)
+    scores = np.where(mask, scores, np.nan_to_num(scores, neginf=-1e300))
+    truth = np.where(mask, truth, 0.0)
+    return pd.DataFrame(
+        {
+            "precision_at_k": precision_at_k(scores, truth, mask, k, n_relevant=n_relevant),
+            "recall_at_k": recall_at_k(scores, truth, mask, k, n_relevant=n_relevant),
+            "ndcg_at_k": ndcg_at_k(scores, truth, mask, k),
+        },
+        index=steps.index,
+    )
+
+
+def _episode_frame(
+    steps: pd.DataFrame, arrays: StepArrays, world: World, settings: dict[str, Any]
+) -> pd.DataFrame:
+    table = episode_table(
+        steps,
+        new_user_k=settings["new_user_k"],
+        head_rank=world.head_rank,
+        popularity=_novelty_popularity(world),
+        item_embeddings=world.item_emb,
+    )
+    ranking = _ranking_columns(
+        steps,
+        arrays,
+        k=settings["ranking_k"],
+        n_relevant=settings["ranking_relevant"],
+        rng=np.random.default_rng(np.random.SeedSequence([settings["bootstrap_seed"], 1])),
+    )
+    keys = ["policy", "seed", "episode"]
+    per_episode = pd.concat([steps[keys], ranking], axis=1).groupby(keys, sort=True).mean()
+    table = table.merge(per_episode.reset_index(), on=keys, how="left")
+    table["churned"] = table["churned"].astype(float)
+    return table
+
+
+@dataclass
+class _AggregateInputs:
+    """Per-episode counts from which the per-policy aggregates are recomputed on resamples.
+
+    Shapes: E episodes (sorted by seed, episode), n items, O = 2 * window + 1 drift offsets.
+    """
+
+    exposure: np.ndarray  # (E, n) recommendations of each item in each episode
+    clicks: np.ndarray | None  # (E, O) clicks at each offset around drift events
+    counts: np.ndarray | None  # (E, O) steps at each offset around drift events
+
+
+def _aggregate_inputs(
+    steps: pd.DataFrame, episode_keys: pd.DataFrame, n_items: int, window: int
+) -> _AggregateInputs:
+    code = pd.MultiIndex.from_frame(episode_keys[["seed", "episode"]])
+    row = code.get_indexer(pd.MultiIndex.from_frame(steps[["seed", "episode"]]))
+    n_ep = len(code)
+    exposure = np.zeros((n_ep, n_items))
+    np.add.at(exposure, (row, steps["item_index"].to_numpy(np.int64)), 1.0)
+    if not steps["drift_event"].astype(bool).any():
+        return _AggregateInputs(exposure, None, None)
+    # ctr_around_events groups by the 'policy' column: give every episode its own "policy".
+    per_episode = steps.assign(policy=row)
+    curve = ctr_around_events(per_episode, window)
+    n_off = 2 * window + 1
+    counts = np.zeros((n_ep, n_off))
+    clicks = np.zeros((n_ep, n_off))
+    ep = curve["policy"].to_numpy(np.int64)
+    off = curve["offset"].to_numpy(np.int64) + window
+    counts[ep, off] = curve["n"].to_numpy(float)
+    clicks[ep, off] = np.nan_to_num(curve["ctr"].to_numpy(float)) * counts[ep, off]
+    return _AggregateInputs(exposure, clicks, counts)
+
+
+def _gini_rows(exposure: np.ndarray) -> np.ndarray:
+    """Gini of each row of (B, n) exposure counts (formula of ``metrics.gini``)."""
+    x = np.sort(exposure, axis=1)
+    n = x.shape[1]
+    total = x.sum(axis=1)
+    weights = 2.0 * np.arange(1, n + 1) - n - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, (x @ weights) / (n * total), np.nan)
+
+
+def _aggregate_stats(
+    inputs: _AggregateInputs, weights: np.ndarray, window: int, tolerance: float, smooth: int
+) -> dict[str, np.ndarray]:
+    """Aggregate metrics for each row of episode weights (B, E) -> name: (B,)."""
+    exposure = weights @ inputs.exposure
+    out = {
+        "catalog_coverage": (exposure > 0).mean(axis=1),
+        "gini": _gini_rows(exposure),
+    }
+    b = weights.shape[0]
+    if inputs.clicks is None or inputs.counts is None:
+        for name in ("ctr_before_drift", "ctr_after_drift", "recovery_steps"):
+            out[name] = np.full(b, np.nan)
+        return out
+    clicks, counts = weights @ inputs.clicks, weights @ inputs.counts
+    before, after = slice(0, window), slice(window, 2 * window + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ctr_before = clicks[:, before].sum(1) / counts[:, before].sum(1)
+        ctr_after = clicks[:, after].sum(1) / counts[:, after].sum(1)
+        post = clicks[:, after] / counts[:, after]
+    # Same rule as metrics.drift_recovery: first offset whose forward mean of `smooth` offsets is
+    # back within `tolerance` of the pre-event click-through.
+    windows = np.lib.stride_tricks.sliding_window_view(post, smooth, axis=1).mean(axis=2)
+    ok = windows >= (ctr_before - tolerance)[:, None]
+    first = np.argmax(ok, axis=1).astype(float)
+    recovery = np.where(ok.any(axis=1) & np.isfinite(ctr_before), first, np.nan)
+    out.update(ctr_before_drift=ctr_before, ctr_after_drift=ctr_after, recovery_steps=recovery)
+    return out
+
+
+def _resample_weights(n_episodes: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, E) how often each episode is drawn in each bootstrap resample."""
+    idx = rng.integers(0, n_episodes, size=(n_resamples, n_episodes))
+    weights = np.zeros((n_resamples, n_episodes))
+    np.add.at(weights, (np.arange(n_resamples)[:, None], idx), 1.0)
+    return weights
+
+
+def _interval(values: np.ndarray, estimate: float, confidence: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap values, re-centred on the full-sample estimate.
+
+    A resample repeats some episodes and leaves others out, which by itself lowers coverage and
+    raises Gini (fewer distinct sessions); the spread of the resamples measures the sampling
+    variability, so the interval is that spread placed around the estimate:
+    ``estimate + quantiles(values - mean(values))``.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    alpha = 1.0 - confidence
+    low, high = np.quantile(finite - finite.mean(), [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(estimate + low), float(estimate + high)
+
+
+def _tables(
+    steps: pd.DataFrame,
+    episodes: pd.DataFrame,
+    infos: list[PolicyInfo],
+    world: World,
+    reference: str,
+    settings: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    labels = [info.label for info in infos]
+    n_res, conf = settings["n_resamples"], settings["confidence"]
+    window, tol, smooth = (
+        settings["drift_window"],
+        settings["drift_tolerance"],
+        settings["drift_smooth"],
+    )
+    seed_seq = np.random.SeedSequence([settings["bootstrap_seed"], 2])
+    s_epi, s_agg, s_cmp = seed_seq.spawn(3)
+
+    summary = summarise(
+        episodes,
+        list(EPISODE_METRICS),
+        by="policy",
+        rng=np.random.default_rng(s_epi),
+        n_resamples=n_res,
+        confidence=conf,
+    )
+    summary = summary.set_index("policy").loc[labels].reset_index()
+
+    keys = episodes[episodes["policy"] == labels[0]][["seed", "episode"]].reset_index(drop=True)
+    n_ep = len(keys)
+    weights = _resample_weights(n_ep, n_res, np.random.default_rng(s_agg))
+    ones = np.ones((1, n_ep))
+    agg_boot: dict[str, dict[str, np.ndarray]] = {}
+    for label in labels:
+        part = steps[steps["policy"] == label]
+        inputs = _aggregate_inputs(part, keys, world.n_items, window)
+        point = _aggregate_stats(inputs, ones, window, tol, smooth)
+        boot = _aggregate_stats(inputs, weights, window, tol, smooth)
+        agg_boot[label] = {**{f"point:{k}": v for k, v in point.items()}, **boot}
+    for name in AGGREGATE_METRICS:
+        est, low, high = [], [], []
+        for label in labels:
+            point = float(agg_boot[label][f"point:{name}"][0])
+            est.append(point)
+            lo, hi = _interval(agg_boot[label][name], point, conf)
+            low.append(lo)
+            high.append(hi)
+        summary[name], summary[f"{name}_low"], summary[f"{name}_high"] = est, low, high
+    summary.insert(1, "privileged", [info.privileged for info in infos])
+    columns = ["policy", "privileged", "n"] + [
+        f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")
+    ]
+    summary = summary[columns]
+
+    rows = []
+    ref = episodes[episodes["policy"] == reference].sort_values(["seed", "episode"])
+    cmp_rng = np.random.default_rng(s_cmp)
+    for label in labels:
+        if label == reference:
+            continue
+        mine = episodes[episodes["policy"] == label].sort_values(["seed", "episode"])
+        for metric in METRICS:
+            if metric in AGGREGATE_METRICS:
+                diff = agg_boot[label][metric] - agg_boot[reference][metric]
+                est = float(
+                    agg_boot[label][f"point:{metric}"][0]
+                    - agg_boot[reference][f"point:{metric}"][0]
+                )
+                low, high = _interval(diff, est, conf)
+            else:
+                est, low, high = paired_difference_ci(
+                    mine[metric].to_numpy(float),
+                    ref[metric].to_numpy(float),
+                    n_resamples=n_res,
+                    confidence=conf,
+                    rng=cmp_rng,
+                )
+            rows.append(
+                {
+                    "policy": label,
+                    "reference": reference,
+                    "metric": metric,
+                    "difference": est,
+                    "low": low,
+                    "high": high,
+                }
+            )
+    comparison = pd.DataFrame(
+        rows, columns=["policy", "reference", "metric", "difference", "low", "high"]
+    )
+    return summary, comparison
+
+
+def _metric_order(scenario: Scenario) -> list[str]:
+    first = [m for m in scenario.evaluation.metrics if m in METRICS]
+    return first + [m for m in METRICS if m not in first]
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    scenario: str | os.PathLike[str] | Scenario,
+    policies: Sequence[str | tuple[str, Any]] | Mapping[str, Any],
+    *,
+    seeds: Sequence[int] | None = None,
+    episodes: int | None = None,
+    reference: str = "random",
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    new_user_k: int = 10,
+    ranking_k: int = 5,
+    ranking_relevant: int = 3,
+    drift_window: int = 10,
+    drift_tolerance: float = 0.05,
+    drift_smooth: int = 3,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    bootstrap_seed: int = 0,
+    plots: bool = True,
+) -> EvaluationResult:
+    """Evaluate policies on a scenario with common random numbers; optionally write a report.
+
+    Args:
+        scenario: a shipped scenario name, a YAML path or a :class:`Scenario`.
+        policies: policy specs (``"greedy"``, ``"ppo:runs/x"``, ``"mine=dqn:runs/y"``; see
+            :func:`lmrecsim.agents.baselines.make_policy`), ``(label, policy)`` pairs, or a mapping
+            label -> policy.
+        seeds: evaluation seeds (default: the scenario's ``evaluation.seeds``).
+        episodes: episodes per seed (default: the scenario's ``evaluation.episodes``).
+        reference: label of the policy every other one is compared with; a baseline name that is
+            not among ``policies`` is added.
+        out: folder for the files (none written when None).
+        progress: show a progress bar.
+        new_user_k: leading steps of new users' sessions the cold-start metrics look at.
+        ranking_k: list length of precision/recall/NDCG@k.
+        ranking_relevant: size of the relevant set (top candidates by hidden affinity).
+        drift_window: steps each side of a drift event for the drift metrics and plot.
+        drift_tolerance: click-through shortfall still counted as recovered.
+        drift_smooth: forward smoothing window of the recovery rule.
+        n_resamples: bootstrap resamples per interval.
+        confidence: interval coverage.
+        bootstrap_seed: seed of every bootstrap and tie-breaking draw.
+        plots: make the PNG plots (only with ``out``).
+
+    Returns:
+        An :class:`EvaluationResult` with the step log, episode table, summary and comparison.
+    """
+    sc = load_scenario(scenario)
+    if episodes is None:
+        episodes = sc.evaluation.episodes
+    if int(episodes) < 1:
+        raise EvaluationError(f"--episodes: {episodes} (expected an integer >= 1)")
+    seed_list = [int(s) for s in (sc.evaluation.seeds if seeds is None else seeds)]
+    if not seed_list:
+        raise EvaluationError("--seeds: empty (expected at least one seed)")
+    if len(set(seed_list)) != len(seed_list):
+        raise EvaluationError(f"--seeds: {seed_list} repeats a seed (expected distinct seeds)")
+    world = build_world(sc, show_progress=progress)
+    resolved = _resolve_policies(policies, world, reference)
+    infos = [info for info, _ in resolved]
+    settings: dict[str, Any] = {
+        "seeds": seed_list,
+        "episodes": int(episodes),
+        "new_user_k": new_user_k,
+        "ranking_k": ranking_k,
+        "ranking_relevant": ranking_relevant,
+        "drift_window": drift_window,
+        "drift_tolerance": drift_tolerance,
+        "drift_smooth": drift_smooth,
+        "n_resamples": n_resamples,
+        "confidence": confidence,
+        "bootstrap_seed": bootstrap_seed,
+    }
+
+    bar = None
+    per_policy = len(seed_list) * int(episodes) * sc.episode.horizon
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=per_policy * len(resolved), desc="evaluating", unit="step")
+    frames: list[pd.DataFrame] = []
+    arrays = StepArrays()
+    try:
+        for i, (info, policy) in enumerate(resolved):
+            if bar is not None:
+                bar.set_postfix_str(info.label)
+            steps_i, arrays_i = run_policy(
+                world,
+                policy,
+                label=info.label,
+                seeds=seed_list,
+                episodes=int(episodes),
+                on_step=bar.update if bar is not None else None,
+            )
+            frames.append(steps_i)
+            for name in (
+                "candidate_items",
+                "candidate_affinity",
+                "mask",
+                "scores",
+                "probabilities",
+            ):
+                getattr(arrays, name).extend(getattr(arrays_i, name))
+            if bar is not None:
+                # Sessions end early on churn; jump to this policy's share of the bar.
+                bar.update(per_policy * (i + 1) - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+    steps = pd.concat(frames, ignore_index=True)
+    episode_frame = _episode_frame(steps, arrays, world, settings)
+    summary, comparison = _tables(steps, episode_frame, infos, world, reference, settings)
+    result = EvaluationResult(
+        scenario=sc,
+        world=world,
+        steps=steps,
+        arrays=arrays,
+        episodes=episode_frame,
+        summary=summary,
+        comparison=comparison,
+        policies={info.label: info for info in infos},
+        reference=reference,
+        metric_order=_metric_order(sc),
+        settings=settings,
+    )
+    if out is not None:
+        result.files = _write_outputs(result, Path(out), make_plots=plots)
+    return result
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> list[Path]:
+    """Write the CSVs, the step log, the plots and both reports; every file atomically."""
+    from .report import atomic_write, render_html, render_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def put(name: str, data: bytes | str) -> None:
+        atomic_write(out / name, data)
+        written.append(out / name)
+
+    put("summary.csv", _csv_bytes(result.summary))
+    put("comparison.csv", _csv_bytes(result.comparison))
+    put("episodes.csv", _csv_bytes(result.episodes))
+    try:
+        from .logs import write_step_log
+    except ImportError:
+        write_step_log = None
+    if write_step_log is not None:
+        path = out / "steps.parquet"
+        write_step_log(path, result.steps, result.arrays, scenario=result.scenario)
+        written.append(path)
+
+    plots = []
+    if make_plots:
+        from .plots import all_plots, learning_curve
+
+        privileged = {label: info.privileged for label, info in result.policies.items()}
+        curves = {}
+        for label, info in result.policies.items():
+            curve = learning_curve(info.run_dir)
+            if curve is not None:
+                curves[label] = curve
+        plots = all_plots(
+            result.summary,
+            result.steps,
+            {label: result.exposure(label) for label in result.policies},
+            privileged,
+            drift_window=result.settings["drift_window"],
+            new_user_k=result.settings["new_user_k"],
+            curves=curves,
+        )
+        for plot in plots:
+            put(f"{plot.name}.png", plot.png)
+    put("report.md", render_markdown(result, plots))
+    put("report.html", render_html(result, plots))
+    return written

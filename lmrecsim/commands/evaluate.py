@@ -1,0 +1,60 @@
+"""``lmrecsim evaluate``: evaluate policies on a scenario and write a report folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lmrecsim.commands.common import parse_seeds
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate policies on a scenario and write a report",
+        description="Evaluate baselines and saved models on a scenario with common random numbers. "
+        "Writes DIR/summary.csv, DIR/comparison.csv, DIR/episodes.csv, DIR/report.md, "
+        "DIR/report.html and PNG plots.",
+    )
+    p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
+    p.add_argument(
+        "--policy",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="random | popular | greedy | linucb | egreedy | oracle | ppo:PATH | dqn:PATH | "
+        "maskable_ppo:PATH, optionally LABEL=SPEC; repeatable",
+    )
+    p.add_argument("--episodes", type=int, help="episodes per seed (default: the scenario's)")
+    p.add_argument("--seeds", help="comma-separated evaluation seeds (default: the scenario's)")
+    p.add_argument(
+        "--reference", default="random", help="label of the policy others are compared with"
+    )
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmrecsim.evaluation.runner import evaluate
+
+    result = evaluate(
+        args.scenario,
+        args.policy,
+        seeds=None if args.seeds is None else parse_seeds(args.seeds),
+        episodes=args.episodes,
+        reference=args.reference,
+        out=args.out,
+        progress=not args.no_progress,
+    )
+    table = result.summary.set_index("policy")
+    print(
+        json.dumps(
+            {
+                "out": args.out,
+                "report": str(result.files[-1]) if result.files else None,
+                "return": {p: round(float(table.at[p, "return"]), 4) for p in table.index},
+            }
+        )
+    )
+    return 0
