@@ -73,11 +73,14 @@ class NewItemsConfig(_Strict):
         "popularity prior is zero.",
     )
     arrival_start: int = Field(
-        1, ge=0, description="Episode step at which the first new item arrives."
+        1,
+        ge=1,
+        description="Episode step at which the first new items arrive (items available at step 0 are "
+        "ordinary catalog items, not new ones).",
     )
     arrival_end: int = Field(
         50,
-        ge=0,
+        ge=1,
         description="Episode step by which all new items have arrived (uniform in between).",
     )
 
@@ -195,7 +198,7 @@ class PatienceConfig(_Strict):
     clickbait_cost: float = Field(
         0.15,
         ge=0.0,
-        description="Patience lost per unit of item appeal when a click-bait item is clicked.",
+        description="Patience lost per unit of item appeal on every click (click-bait items have the high appeal).",
     )
     max_patience: float = Field(1.5, gt=0.0, description="Patience never grows beyond this.")
 
