@@ -1,0 +1,119 @@
+"""evaluate(): tables, paired comparison, files, popularity-bias exposure, error cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmrecsim.evaluation.errors import EvaluationError
+from lmrecsim.evaluation.metrics import catalog_coverage, gini
+from lmrecsim.evaluation.runner import METRICS, evaluate
+from lmrecsim.scenarios import scenario_from_dict
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    return evaluate(
+        "default",
+        ["greedy", "oracle", "pop=popular"],
+        seeds=[5, 6],
+        episodes=4,
+        out=out,
+        progress=False,
+        n_resamples=300,
+    )
+
+
+def test_tables_have_every_metric_and_the_reference(result) -> None:
+    s = result.summary
+    # The reference (random) is added because it was not among the policies.
+    assert list(s["policy"]) == ["greedy", "oracle", "pop", "random"]
+    assert list(s["privileged"]) == [False, True, False, False]
+    for m in METRICS:
+        assert {m, f"{m}_low", f"{m}_high"} <= set(s.columns)
+    assert (s["n"] == 8).all()
+    ok = s["return"].notna()
+    assert (s.loc[ok, "return_low"] <= s.loc[ok, "return"]).all()
+    assert (s.loc[ok, "return"] <= s.loc[ok, "return_high"]).all()
+    assert len(result.episodes) == 4 * 8
+    assert set(result.comparison["policy"]) == {"greedy", "oracle", "pop"}
+    assert (result.comparison["reference"] == "random").all()
+
+
+def test_aggregates_match_the_metric_functions(result) -> None:
+    n_items = result.world.n_items
+    for label in ("greedy", "random"):
+        idx = result.steps.loc[result.steps["policy"] == label, "item_index"].to_numpy()
+        row = result.summary.set_index("policy").loc[label]
+        assert row["catalog_coverage"] == pytest.approx(catalog_coverage(idx, n_items))
+        assert row["gini"] == pytest.approx(gini(np.bincount(idx, minlength=n_items)))
+        assert row["gini_low"] <= row["gini"] <= row["gini_high"]
+
+
+def test_paired_difference_equals_difference_of_means(result) -> None:
+    ep = result.episodes.set_index("policy")
+    cmp = result.comparison.set_index(["policy", "metric"])
+    diff = ep.loc["oracle", "return"].mean() - ep.loc["random", "return"].mean()
+    assert cmp.loc[("oracle", "return"), "difference"] == pytest.approx(diff)
+    # The oracle reads the hidden taste: it ranks the candidates exactly.
+    assert result.summary.set_index("policy").loc["oracle", "ndcg_at_k"] == pytest.approx(1.0)
+
+
+def test_files_are_written(result) -> None:
+    names = {p.name for p in result.files}
+    assert {
+        "summary.csv",
+        "episodes.csv",
+        "report.md",
+        "report.html",
+        "return_ctr.png",
+        "lorenz.png",
+    } <= names
+    out = result.files[0].parent
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["policy"]) == list(result.summary["policy"])
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+    md = (out / "report.md").read_text()
+    assert "oracle (privileged)" in md
+    # The scenario's own metrics come first in the summary table.
+    first = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| return ")]
+    assert first == ["return", "return"]
+
+
+def test_popularity_bias_makes_popular_more_concentrated() -> None:
+    sc = scenario_from_dict(
+        {
+            "extends": "default",
+            "name": "strong_popularity_bias",
+            "catalog": {"popularity": {"zipf_exponent": 1.5}},
+            "response": {"gamma": 1.5},
+        }
+    )
+    res = evaluate(
+        sc, ["popular", "random"], seeds=[3, 4], episodes=5, progress=False, n_resamples=300
+    )
+    s = res.summary.set_index("policy")
+    assert s.loc["popular", "gini"] > s.loc["random", "gini"]
+    assert s.loc["popular", "novelty"] < s.loc["random", "novelty"]
+    # Paired interval of the Gini difference excludes 0.
+    cmp = res.comparison.set_index(["policy", "metric"]).loc[("popular", "gini")]
+    assert cmp["low"] > 0
+
+
+def test_bad_requests_are_one_line_errors() -> None:
+    with pytest.raises(EvaluationError, match="used twice"):
+        evaluate("default", ["greedy", "greedy"], seeds=[0], episodes=1, progress=False)
+    with pytest.raises(EvaluationError, match="--reference"):
+        evaluate("default", ["greedy"], seeds=[0], episodes=1, reference="nobody", progress=False)
+    with pytest.raises(EvaluationError, match="--episodes"):
+        evaluate("default", ["greedy"], seeds=[0], episodes=0, progress=False)
+
+
+def test_cli_bad_spec_exits_2(capsys) -> None:
+    from lmrecsim.cli import main
+
+    assert main(["evaluate", "--policy", "nonsense", "--out", "unused", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nonsense" in err
