@@ -1,0 +1,390 @@
+"""``lmrecsim bench``: the speed figures of issue 7, measured in one run and printed as ratios.
+
+Absolute rates depend on the machine and on what else runs on it; ratios of figures measured in
+the same run are what to compare. ``--out FILE.json`` writes every figure as
+``{"name", "value", "unit"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure."""
+
+    name: str
+    value: float
+    unit: str
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure simulator, encoder and training speed (figures and ratios)",
+        description="Measures PPO steps/s against a zero-cost env and CartPole, batched env "
+        "user-steps/s, catalog encoding against the raw model, text-mode caching against naive "
+        "encoding, and candidate generation over 100k/1M items. Not a test: timings are noisy, "
+        "ratios within one run are what counts.",
+    )
+    p.add_argument("--out", default=None, help="write every figure as JSON to this file")
+    p.add_argument("--quick", action="store_true", help="smaller budgets (about a minute)")
+    p.set_defaults(func=run)
+
+
+def _rate(fn: Callable[[], int], min_seconds: float) -> float:
+    """Units per second of ``fn`` (which returns the units it did), repeated for ``min_seconds``."""
+    fn()  # warm-up
+    done, start = 0, time.perf_counter()
+    while True:
+        done += fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return done / elapsed
+
+
+# ---------------------------------------------------------------- 1. PPO
+def _ppo_rate(venv: Any, policy: str, timesteps: int) -> float:
+    from stable_baselines3 import PPO
+
+    from lmrecsim.agents.build import build_model
+
+    if policy == "mlp_cartpole":
+        from lmrecsim.agents.build import PPO_DEFAULTS
+
+        model = PPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO_DEFAULTS)
+    else:
+        model = build_model("ppo", venv, policy=policy, seed=0)
+    n_steps = model.n_steps * venv.num_envs
+    model.learn(n_steps)  # warm-up: one rollout and one update
+    start = time.perf_counter()
+    model.learn(max(timesteps, n_steps), reset_num_timesteps=False)
+    return max(timesteps, n_steps) / (time.perf_counter() - start)
+
+
+def zero_cost_vec_env(
+    observation_space: Any, action_space: Any, n_envs: int, horizon: int = 50
+) -> Any:
+    """A VecEnv with the given spaces whose step costs nothing but returning preallocated arrays."""
+    from stable_baselines3.common.vec_env import VecEnv
+
+    class ZeroCostVecEnv(VecEnv):
+        def __init__(self) -> None:
+            super().__init__(n_envs, observation_space, action_space)
+            sample = observation_space.sample()
+            self._obs = {k: np.repeat(np.asarray(v)[None], n_envs, 0) for k, v in sample.items()}
+            if "action_mask" in self._obs:
+                self._obs["action_mask"][:] = 1
+            self._t = 0
+
+        def reset(self) -> Any:
+            self._t = 0
+            return {k: v.copy() for k, v in self._obs.items()}
+
+        def step_async(self, actions: np.ndarray) -> None:
+            return None
+
+        def step_wait(self) -> Any:
+            self._t += 1
+            done = self._t % horizon == 0
+            dones = np.full(n_envs, done)
+            infos = [
+                {"terminal_observation": {k: v[0] for k, v in self._obs.items()}} if done else {}
+                for _ in range(n_envs)
+            ]
+            return (
+                {k: v.copy() for k, v in self._obs.items()},
+                np.zeros(n_envs, np.float32),
+                dones,
+                infos,
+            )
+
+        def close(self) -> None:
+            return None
+
+        def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+            return [None] * n_envs
+
+        def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+            return None
+
+        def env_method(
+            self, method_name: str, *args: Any, indices: Any = None, **kw: Any
+        ) -> list[Any]:
+            return [None] * n_envs
+
+        def env_is_wrapped(self, wrapper_class: Any, indices: Any = None) -> list[bool]:
+            return [False] * n_envs
+
+    return ZeroCostVecEnv()
+
+
+def bench_ppo(world: Any, timesteps: int) -> list[Figure]:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+
+    n_envs = world.scenario.agent.n_envs
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=n_envs)
+    venv.seed(0)
+    sim = _ppo_rate(venv, "candidate_scorer", timesteps)
+    zero = _ppo_rate(
+        zero_cost_vec_env(venv.observation_space, venv.action_space, n_envs),
+        "candidate_scorer",
+        timesteps,
+    )
+    cart = _ppo_rate(make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), "mlp_cartpole", timesteps)
+    return [
+        Figure("ppo_default_steps_per_s", sim, "steps/s"),
+        Figure("ppo_zero_cost_env_steps_per_s", zero, "steps/s"),
+        Figure("ppo_cartpole_steps_per_s", cart, "steps/s"),
+        Figure("ppo_default_over_zero_cost", sim / zero, "ratio"),
+        Figure("ppo_default_over_cartpole", sim / cart, "ratio"),
+    ]
+
+
+# ----------------------------------------------------------- 2. env speed
+def bench_env(world: Any, seconds: float) -> list[Figure]:
+    import gymnasium as gym
+
+    from lmrecsim.envs.env import RecommendationEnv
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+
+    out: list[Figure] = []
+    k = world.scenario.candidates.k
+    for n in (64, 256):
+        venv = BatchedRecommendationVecEnv(world=world, n_envs=n)
+        venv.seed(0)
+        venv.reset()
+        acts = np.random.default_rng(0).integers(0, k, size=(64, n))
+        state = {"t": 0}
+
+        def step_batch(
+            venv: Any = venv, acts: np.ndarray = acts, n: int = n, state: dict = state
+        ) -> int:
+            venv.step_async(acts[state["t"] % 64])
+            venv.step_wait()
+            state["t"] += 1
+            return n
+
+        out.append(
+            Figure(f"batched_env_{n}_user_steps_per_s", _rate(step_batch, seconds), "user-steps/s")
+        )
+
+    def loop(env: Any, actions: np.ndarray) -> Callable[[], int]:
+        env.reset(seed=0)
+
+        def run() -> int:
+            for a in actions:
+                _, _, term, trunc, _ = env.step(int(a))
+                if term or trunc:
+                    env.reset()
+            return actions.size
+
+        return run
+
+    single = _rate(loop(RecommendationEnv(world=world), np.arange(200) % k), seconds)
+    cart = _rate(loop(gym.make("CartPole-v1"), np.arange(2000) % 2), seconds)
+    out += [
+        Figure("single_env_steps_per_s", single, "steps/s"),
+        Figure("cartpole_env_steps_per_s", cart, "steps/s"),
+        Figure("single_env_over_cartpole", single / cart, "ratio"),
+    ]
+    return out
+
+
+# -------------------------------------------------------- 3. catalog encoding
+def bench_encoding(world: Any, n_texts: int | None) -> list[Figure]:
+    import torch
+
+    from lmrecsim.encoders import load_encoder
+
+    sc = world.scenario.encoder
+    texts = world.catalog.texts()
+    texts = list(texts if n_texts is None else texts[:n_texts])
+    with tempfile.TemporaryDirectory() as tmp:
+        enc = load_encoder(
+            None if sc.model == "default" else sc.model,
+            pooling=sc.pooling,
+            max_length=sc.max_length,
+            batch_size=sc.batch_size,
+            cache_dir=tmp,
+        )
+        start = time.perf_counter()
+        enc.encode(texts)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        enc.encode(texts)
+        second = time.perf_counter() - start
+    model = getattr(enc, "encoder", enc)
+    tok, net = model.tokenizer, model.model
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(texts), sc.batch_size):
+            batch = tok(
+                texts[i : i + sc.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=sc.max_length,
+                return_tensors="pt",
+            )
+            net(**batch)
+    raw = time.perf_counter() - start
+    n = len(texts)
+    return [
+        Figure("catalog_encoding_items_per_s", n / first, "items/s"),
+        Figure("raw_forward_items_per_s", n / raw, "items/s"),
+        Figure("catalog_encoding_over_raw_forward", raw / first, "ratio"),
+        Figure("cached_second_run_speedup", first / max(second, 1e-9), "ratio"),
+    ]
+
+
+# ------------------------------------------------------------ 4. text mode
+def text_mode_world(world: Any) -> Any:
+    from lmrecsim.envs.world import build_world
+    from lmrecsim.scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
+
+    data = deep_merge(scenario_to_dict(world.scenario), {"state": {"mode": "text"}})
+    return build_world(scenario_from_dict(data), encoder=world.encoder)
+
+
+def state_agreement(world: Any, n_users: int, n_steps: int, seed: int = 0) -> float:
+    """Mean cosine, in the full d dims, between the pooled and the text state on the same trajectories.
+
+    Users are stepped in pooled mode with random actions; at every step both states are computed
+    for every user that has one.
+    """
+    from lmrecsim.envs.simulator import UserBatch
+
+    users = UserBatch(text_mode_world(world), n_users)
+    rng = np.random.default_rng(seed)
+    users.reset_users(np.arange(n_users), rng.integers(0, 2**62, n_users).astype(np.uint64))
+    cosines = []
+    rows = np.arange(n_users)
+    for _ in range(n_steps):
+        text, has = users.text_states(rows)
+        pooled = users.pooled_states(rows)
+        ok = has & (np.linalg.norm(pooled, axis=1) > 0)
+        cosines.append(np.einsum("nd,nd->n", text[ok], pooled[ok]))
+        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users))
+        done = np.flatnonzero(term | trunc)
+        users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
+    return float(np.concatenate(cosines).mean())
+
+
+def bench_text_mode(world: Any, n_users: int, n_steps: int, naive_steps: int) -> list[Figure]:
+    from lmrecsim.envs.simulator import UserBatch
+
+    tworld = text_mode_world(world)
+    users = UserBatch(tworld, n_users)
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 2**62, n_users).astype(np.uint64)
+    users.reset_users(np.arange(n_users), keys)
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users))
+        done = np.flatnonzero(term | trunc)
+        users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
+    fast = n_steps * n_users / (time.perf_counter() - start)
+    # Naive: every env encodes its own history with the model at every step, no cache, no batching.
+    model = getattr(tworld.encoder, "encoder", tworld.encoder)
+    rows = np.arange(n_users)
+    start = time.perf_counter()
+    for _ in range(naive_steps):
+        for r in rows.tolist():
+            text = users.history_text(r)
+            if text:
+                model.encode([text])
+        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users))
+        done = np.flatnonzero(term | trunc)
+        users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
+    naive = naive_steps * n_users / (time.perf_counter() - start)
+    lru = tworld.text_encoder()
+    return [
+        Figure("text_mode_batched_cached_user_steps_per_s", fast, "user-steps/s"),
+        Figure("text_mode_naive_user_steps_per_s", naive, "user-steps/s"),
+        Figure("text_mode_batched_cached_over_naive", fast / naive, "ratio"),
+        Figure("text_mode_lru_hit_rate", lru.hits / max(lru.hits + lru.misses, 1), "fraction"),
+    ]
+
+
+# ------------------------------------------------------ 5. large catalogs
+def bench_candidates(sizes: tuple[int, ...], n_users: int, reps: int) -> list[Figure]:
+    from lmrecsim.envs.candidates import nearest_items
+
+    out: list[Figure] = []
+    p, m = 32, 7
+    rng = np.random.default_rng(0)
+    query = rng.standard_normal((n_users, p)).astype(np.float32)
+    for n in sizes:
+        base = rng.standard_normal((n, p)).astype(np.float32)
+        base /= np.linalg.norm(base, axis=1, keepdims=True)
+        for dtype in (np.float32, np.float16):
+            items = base.astype(dtype)
+            label = f"{n // 1000}k_{np.dtype(dtype).name}"
+            nearest_items(query, items, m, exact=False)
+            tracemalloc.start()
+            start = time.perf_counter()
+            for _ in range(reps):
+                nearest_items(query, items, m, exact=False)
+            per_step = (time.perf_counter() - start) / reps
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            out += [
+                Figure(f"candidates_{label}_ms_per_step_{n_users}_users", per_step * 1e3, "ms"),
+                Figure(f"candidates_{label}_peak_extra_mb", peak / 2**20, "MiB"),
+                Figure(f"candidates_{label}_bytes_per_item", items.nbytes / n, "bytes"),
+            ]
+    return out
+
+
+# --------------------------------------------------------------------- run
+def run_all(quick: bool = False) -> list[Figure]:
+    """Measure every figure (``quick``: small budgets, about a minute on two cores)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lmrecsim.envs.world import build_world
+    from lmrecsim.scenarios import load_scenario
+
+    start = time.perf_counter()
+    world = build_world(load_scenario("default"), show_progress=False)
+    figures = [Figure("world_build_seconds_cached", time.perf_counter() - start, "s")]
+    figures += bench_env(world, 1.0 if quick else 3.0)
+    figures += bench_candidates((100_000, 1_000_000), 64, 2 if quick else 5)
+    figures += bench_encoding(world, 256 if quick else None)
+    figures += bench_text_mode(world, 8, 30 if quick else 100, 3 if quick else 10)
+    figures.append(
+        Figure(
+            "pooled_vs_text_state_mean_cosine",
+            state_agreement(world, 16, 20 if quick else 50),
+            "cosine",
+        )
+    )
+    figures += bench_ppo(world, 2048 if quick else 8192)
+    return figures
+
+
+def format_figures(figures: list[Figure]) -> str:
+    width = max(len(f.name) for f in figures)
+    return "\n".join(f"{f.name:<{width}}  {f.value:>14,.3f}  {f.unit}" for f in figures)
+
+
+def run(args: argparse.Namespace) -> int:
+    figures = run_all(quick=args.quick)
+    print(format_figures(figures))
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps([asdict(f) for f in figures], indent=2) + "\n", encoding="utf-8"
+        )
+    return 0
