@@ -16,12 +16,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from lmrecsim.envs.catalog import CatalogError
     from lmrecsim.envs.personas import PersonaError
     from lmrecsim.envs.world import WorldError
+    from lmrecsim.evaluation.logs import LogError
     from lmrecsim.scenarios import ScenarioError
 
     classes: list[type[BaseException]] = [
         AgentError,
         CatalogError,
         EncoderError,
+        LogError,
         PersonaError,
         ScenarioError,
         WorldError,

@@ -1,0 +1,461 @@
+"""Episode logs: one Parquet row per step, versioned, written atomically.
+
+A step log (``DIR/episodes.parquet``) holds everything needed to replay the logged episodes and to
+evaluate other policies off-policy: the scenario (name, content hash and the resolved YAML in the
+file metadata), the policy, the (seed, episode, step) coordinates that key the simulator's common
+random numbers, the candidates shown, the action with its propensity and the policy's full action
+distribution, and the feedback. The schema is documented in ``docs/logs.md``.
+
+Readers refuse logs of an unknown schema version; a truncated or corrupt file is one
+:class:`LogError` line naming the file, never a half-read table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from ..envs.world import World
+    from ..scenarios import Scenario
+    from .rollout import StepArrays
+
+#: Version of the step-log schema; bump on any incompatible change and keep readers strict.
+SCHEMA_VERSION = 1
+
+# Keys of the Parquet file (key-value) metadata.
+META_VERSION = b"lmrecsim.schema_version"
+META_PACKAGE = b"lmrecsim.package_version"
+META_SCENARIO_YAML = b"lmrecsim.scenario_yaml"
+META_SCENARIO_HASH = b"lmrecsim.scenario_hash"
+META_SCENARIO_NAME = b"lmrecsim.scenario_name"
+META_BASE_DIR = b"lmrecsim.scenario_base_dir"
+
+#: Columns of schema version 1, in order, with their pandas dtypes ("list" = Arrow list column).
+COLUMNS: dict[str, str] = {
+    "scenario": "string",
+    "scenario_hash": "string",
+    "lmrecsim_version": "string",
+    "policy": "string",
+    "seed": "int64",
+    "episode": "int64",
+    "step": "int64",
+    "user_id": "int64",
+    "is_new_user": "bool",
+    "candidate_item_ids": "list<string>",
+    "candidate_mask": "list<bool>",
+    "action": "int64",
+    "item_id": "string",
+    "propensity": "float64",
+    "action_probabilities": "list<float64>",
+    "clicked": "bool",
+    "rating": "float64",
+    "dwell": "float64",
+    "reward": "float64",
+    "terminated": "bool",
+    "truncated": "bool",
+    "invalid_action": "bool",
+    "is_new_item": "bool",
+    "popularity_rank": "int64",
+    "affinity": "float64",
+}
+
+# Row order of a log: the order the simulator produced the steps in.
+SORT_KEYS = ["policy", "seed", "episode", "step"]
+
+
+class LogError(Exception):
+    """An unreadable, corrupt or incompatible step log (one line naming the file)."""
+
+
+@dataclass
+class StepLog:
+    """A step log read back from disk.
+
+    Attributes:
+        path: the file it was read from.
+        steps: one row per step with the columns of :data:`COLUMNS`; list columns hold numpy
+            arrays of length K.
+        scenario_yaml: the resolved scenario the log was made on.
+        scenario_hash: its content hash.
+        scenario_base_dir: folder that relative paths in the scenario resolve against (or None).
+        package_version: the lmrecsim version that wrote the log.
+        schema_version: the log's schema version.
+    """
+
+    path: Path
+    steps: pd.DataFrame
+    scenario_yaml: str
+    scenario_hash: str
+    scenario_base_dir: str | None
+    package_version: str
+    schema_version: int = SCHEMA_VERSION
+    _scenario: Scenario | None = field(default=None, repr=False)
+
+    @property
+    def policies(self) -> list[str]:
+        """Policy labels in the log, in order of first appearance."""
+        return list(dict.fromkeys(self.steps["policy"].tolist()))
+
+    def scenario(self) -> Scenario:
+        """Rebuild the logged scenario (checked against the stored content hash)."""
+        if self._scenario is None:
+            import yaml
+
+            from ..scenarios import scenario_from_dict, scenario_hash
+
+            data = yaml.safe_load(self.scenario_yaml)
+            if not isinstance(data, dict):
+                raise LogError(f"{self.path}: {META_SCENARIO_YAML.decode()} is not a YAML mapping")
+            scenario = scenario_from_dict(data, base_dir=self.scenario_base_dir)
+            if scenario_hash(scenario) != self.scenario_hash:
+                raise LogError(
+                    f"{self.path}: the stored scenario does not match its hash "
+                    f"{self.scenario_hash[:12]} (expected an unmodified log)"
+                )
+            self._scenario = scenario
+        return self._scenario
+
+    def for_policy(self, label: str | None) -> pd.DataFrame:
+        """The rows of one policy; ``None`` means the only policy in the log.
+
+        Raises:
+            LogError: the label is not in the log, or ``None`` with several policies logged.
+        """
+        labels = self.policies
+        if label is None:
+            if len(labels) != 1:
+                raise LogError(
+                    f"{self.path}: holds {len(labels)} policies ({', '.join(labels)}); "
+                    "choose one (expected --logged-policy LABEL)"
+                )
+            label = labels[0]
+        if label not in labels:
+            raise LogError(
+                f"{self.path}: policy {label!r} is not in the log (expected one of: {', '.join(labels)})"
+            )
+        rows = self.steps[self.steps["policy"] == label]
+        return rows.reset_index(drop=True)
+
+
+def matrix(column: pd.Series, dtype: Any = np.float64) -> np.ndarray:
+    """Stack a list column of equal-length rows into an array of shape (n_rows, K)."""
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=dtype)
+    return np.stack([np.asarray(v, dtype=dtype) for v in column])
+
+
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "float64": pa.float64(),
+        "list<string>": pa.list_(pa.string()),
+        "list<bool>": pa.list_(pa.bool_()),
+        "list<float64>": pa.list_(pa.float64()),
+    }
+    return pa.schema([pa.field(name, types[kind]) for name, kind in COLUMNS.items()])
+
+
+def build_step_table(
+    steps: pd.DataFrame,
+    arrays: StepArrays,
+    *,
+    scenario: Scenario,
+    world: World | None = None,
+) -> pd.DataFrame:
+    """The log rows (columns of :data:`COLUMNS`) from a rollout's steps and arrays.
+
+    Args:
+        steps: the step frame of :func:`lmrecsim.evaluation.rollout.run_policy` (``STEP_FIELDS``).
+        arrays: the aligned per-step arrays; ``candidate_items`` are catalog indices (n_steps, K).
+        scenario: the scenario the steps were run on.
+        world: its world (to map candidate indices to item ids); built (memoised) when omitted.
+    """
+    from lmrecsim import __version__
+
+    from ..scenarios import scenario_hash
+
+    n = len(steps)
+    if len(arrays.candidate_items) != n or len(arrays.probabilities) != n or len(arrays.mask) != n:
+        raise ValueError(
+            f"write_step_log: steps has {n} rows but arrays hold {len(arrays.candidate_items)} "
+            f"candidate rows, {len(arrays.probabilities)} probability rows and {len(arrays.mask)} "
+            "mask rows (expected aligned rows)"
+        )
+    if world is None:
+        from ..envs.world import build_world
+
+        world = build_world(scenario)
+    ids = np.asarray(world.catalog.item_ids).astype(str)
+    out = pd.DataFrame(
+        {
+            "scenario": scenario.name,
+            "scenario_hash": scenario_hash(scenario),
+            "lmrecsim_version": __version__,
+            "policy": steps["policy"].astype(str).to_numpy(),
+        },
+        index=range(n),
+    )
+    for name in ("seed", "episode", "step", "user_id", "is_new_user"):
+        out[name] = steps[name].to_numpy()
+    out["candidate_item_ids"] = [
+        ids[np.asarray(c, dtype=np.int64)].tolist() for c in arrays.candidate_items
+    ]
+    out["candidate_mask"] = [np.asarray(m, dtype=bool).tolist() for m in arrays.mask]
+    for name in ("action", "item_id", "propensity"):
+        out[name] = steps[name].to_numpy()
+    out["action_probabilities"] = [
+        np.asarray(p, dtype=np.float64).tolist() for p in arrays.probabilities
+    ]
+    for name in (
+        "clicked",
+        "rating",
+        "dwell",
+        "reward",
+        "terminated",
+        "truncated",
+        "invalid_action",
+        "is_new_item",
+        "popularity_rank",
+        "affinity",
+    ):
+        out[name] = steps[name].to_numpy()
+    return out
+
+
+def write_step_table(
+    path: str | os.PathLike[str], table: pd.DataFrame, *, scenario: Scenario
+) -> None:
+    """Write log rows atomically (temp file in the same folder, then ``os.replace``).
+
+    Args:
+        path: destination ``.parquet`` file (its folder is created).
+        table: rows with exactly the columns of :data:`COLUMNS`.
+        scenario: the scenario; its resolved YAML, hash and base folder go into the file metadata.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lmrecsim import __version__
+
+    from ..scenarios import scenario_hash, scenario_to_yaml
+
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"write_step_table: missing columns {missing}")
+    arrow = pa.Table.from_pandas(table[list(COLUMNS)], schema=_arrow_schema(), preserve_index=False)
+    meta = {
+        META_VERSION: str(SCHEMA_VERSION).encode(),
+        META_PACKAGE: __version__.encode(),
+        META_SCENARIO_YAML: scenario_to_yaml(scenario).encode("utf-8"),
+        META_SCENARIO_HASH: scenario_hash(scenario).encode(),
+        META_SCENARIO_NAME: scenario.name.encode("utf-8"),
+        META_BASE_DIR: (scenario._base_dir or "").encode("utf-8"),
+    }
+    # pandas' own metadata would restore list columns differently across versions; ours is enough.
+    arrow = arrow.replace_schema_metadata(meta)
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(arrow, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_step_log(
+    path: str | os.PathLike[str],
+    steps: pd.DataFrame,
+    arrays: StepArrays,
+    *,
+    scenario: Scenario,
+    world: World | None = None,
+) -> None:
+    """Write a rollout's steps as a versioned step log (``DIR/episodes.parquet``), atomically.
+
+    Args:
+        path: destination file.
+        steps: the step frame of :func:`lmrecsim.evaluation.rollout.run_policy` (one or several
+            policies concatenated; columns ``STEP_FIELDS``).
+        arrays: the aligned :class:`~lmrecsim.evaluation.rollout.StepArrays` (n_steps, K).
+        scenario: the scenario the steps were run on.
+        world: its world, to map candidate catalog indices to item ids (memoised build if omitted).
+    """
+    table = build_step_table(steps, arrays, scenario=scenario, world=world)
+    write_step_table(path, table, scenario=scenario)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
+
+
+def read_step_log(path: str | os.PathLike[str]) -> StepLog:
+    """Read a step log completely, or raise.
+
+    Raises:
+        LogError: (one line naming the file) the file is missing, truncated or corrupt, is not a
+            step log, or has a schema version this lmrecsim does not read.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.is_file():
+        raise LogError(f"{p}: no such step log (expected a file written by lmrecsim evaluate)")
+    try:
+        meta = pq.read_schema(p).metadata or {}
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
+    version = meta.get(META_VERSION)
+    if version is None:
+        raise LogError(
+            f"{p}: {META_VERSION.decode()} is missing from the file metadata "
+            "(expected a step log written by lmrecsim)"
+        )
+    try:
+        version_num = int(version.decode())
+    except ValueError:
+        version_num = -1
+    if version_num != SCHEMA_VERSION:
+        raise LogError(
+            f"{p}: {META_VERSION.decode()} is {version.decode(errors='replace')!r} "
+            f"(expected {SCHEMA_VERSION}; this lmrecsim cannot read that log version)"
+        )
+    for key in (META_SCENARIO_YAML, META_SCENARIO_HASH):
+        if key not in meta:
+            raise LogError(f"{p}: {key.decode()} is missing from the file metadata")
+    try:
+        table = pq.read_table(p)
+        steps = table.to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
+    missing = [c for c in COLUMNS if c not in steps.columns]
+    if missing:
+        raise LogError(
+            f"{p}: column {missing[0]!r} is missing (expected the columns of schema v{SCHEMA_VERSION})"
+        )
+    # Arrow strings come back as python objects or the string dtype depending on pandas; normalise.
+    for name, kind in COLUMNS.items():
+        if kind == "string":
+            steps[name] = steps[name].astype(str)
+    base_dir = meta.get(META_BASE_DIR, b"").decode("utf-8") or None
+    return StepLog(
+        path=p,
+        steps=steps,
+        scenario_yaml=meta[META_SCENARIO_YAML].decode("utf-8"),
+        scenario_hash=meta[META_SCENARIO_HASH].decode(),
+        scenario_base_dir=base_dir,
+        package_version=meta.get(META_PACKAGE, b"").decode(),
+        schema_version=version_num,
+    )
+
+
+class StepRecorder:
+    """Collects steps from a (vectorised) training loop in the log's rollout layout.
+
+    Training code calls :meth:`add` once per env per step (with the info dict the env returned)
+    and :meth:`frames` at the end, then :func:`write_step_log` on the result. Episodes recorded
+    from a batched training env are keyed by the env's own episode keys, not by (seed, episode),
+    so they can be analysed and used for off-policy evaluation but not replayed bit for bit.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._rows: list[tuple[Any, ...]] = []
+        from .rollout import StepArrays
+
+        self.arrays = StepArrays()
+
+    def add(
+        self,
+        *,
+        seed: int,
+        episode: int,
+        action: int,
+        probabilities: np.ndarray,
+        mask: np.ndarray,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """Record one step.
+
+        Args:
+            seed: the run's seed (training seed).
+            episode: a running episode number, unique per (seed, env).
+            action: the slot taken.
+            probabilities: (K,) the policy's action distribution at this step.
+            mask: (K,) the action mask of the observation the action was taken on.
+            reward: the step's reward.
+            terminated: the user left.
+            truncated: the horizon was reached.
+            info: the env's step info (``item_index``, ``item_id``, ``candidate_items``, ...).
+        """
+        probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        from .rollout import STEP_FIELDS
+
+        values = {
+            "policy": self.label,
+            "seed": int(seed),
+            "episode": int(episode),
+            "step": int(info["step"]),
+            "user_id": int(info["user_id"]),
+            "is_new_user": bool(info["is_new_user"]),
+            "action": int(action),
+            "item_index": int(info["item_index"]),
+            "item_id": str(info.get("item_id", "")),
+            "clicked": bool(info["clicked"]),
+            "rating": float(info["rating"]) if info["clicked"] else np.nan,
+            "dwell": float(info["dwell"]),
+            "reward": float(reward),
+            "terminated": bool(terminated),
+            "truncated": bool(truncated),
+            "popularity_rank": int(info["popularity_rank"]),
+            "is_new_item": bool(info["is_new_item"]),
+            "affinity": float(info["affinity"]),
+            "drift_event": bool(info.get("drift_event", False)),
+            "drift_phase": float(info.get("drift_phase", 0.0)),
+            "invalid_action": bool(info["invalid_action"]),
+            "propensity": float(probs[int(action)]),
+        }
+        self._rows.append(tuple(values[k] for k in STEP_FIELDS))
+        cand = np.asarray(info["candidate_items"], dtype=np.int64)
+        self.arrays.candidate_items.append(cand)
+        self.arrays.candidate_affinity.append(
+            np.asarray(info.get("candidate_affinity", np.zeros(cand.shape)))
+        )
+        self.arrays.mask.append(np.asarray(mask, dtype=bool))
+        self.arrays.scores.append(probs)
+        self.arrays.probabilities.append(probs)
+
+    def frames(self) -> tuple[pd.DataFrame, StepArrays]:
+        """``(steps, arrays)`` as :func:`write_step_log` takes them."""
+        from .rollout import STEP_FIELDS
+
+        return pd.DataFrame.from_records(self._rows, columns=list(STEP_FIELDS)), self.arrays
+
+
+def episode_groups(steps: pd.DataFrame) -> Sequence[tuple[tuple[int, int], pd.DataFrame]]:
+    """Rows of one policy grouped by (seed, episode), in log order, each sorted by step."""
+    out = []
+    for key, group in steps.groupby(["seed", "episode"], sort=False):
+        out.append(((int(key[0]), int(key[1])), group.sort_values("step")))
+    return out
