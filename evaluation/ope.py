@@ -1,0 +1,514 @@
+"""Off-policy evaluation from a step log: IPS, SNIPS, DM and DR estimates of a target policy.
+
+Each logged step is one round of a contextual bandit: context x_i (the observation, recovered by
+re-simulating the logged episode, which is deterministic), K candidates, the logged action a_i with
+propensity p_i = pi_0(a_i | x_i), and reward r_i. With the target's distribution pi(. | x_i) and
+importance weight w_i = pi(a_i | x_i) / p_i:
+
+* IPS:   mean_i w_i r_i
+* SNIPS: sum_i w_i r_i / sum_i w_i
+* DM:    mean_i sum_k pi(k | x_i) q(x_i, k)
+* DR:    mean_i [sum_k pi(k | x_i) q(x_i, k) + w_i (r_i - q(x_i, a_i))]
+
+where q is a ridge regression of the reward on ``[user, candidate, user*candidate, features]``,
+cross-fitted (folds by episode: each round's q comes from a model that did not see its episode).
+Intervals are normal 95% intervals with a cluster-robust (by episode) standard error, so steps of
+one episode are not treated as independent. The effective sample size is Kish's
+``(sum w)^2 / sum w^2``.
+
+The estimand is the target's expected reward per step on the logged contexts. For one-step
+episodes (a contextual bandit) that is the target's value; for longer episodes the target would
+also change which states occur, which these per-step estimators do not model (the result says so).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .logs import LogError, StepLog, matrix, read_step_log
+from .replay import load_world, resimulate, resolve_policy
+
+ESTIMATORS = ("ips", "snips", "dm", "dr")
+_Z95 = 1.959963984540054
+# Probability mass below this is treated as zero when checking support.
+_SUPPORT_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's value per step with its 95% interval."""
+
+    estimator: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    ess: float
+    ground_truth: float = float("nan")
+    relative_error: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Support:
+    """Where the target puts probability on actions the logger never takes.
+
+    Attributes:
+        unsupported_rounds: rounds where the target has mass on a slot with logger probability 0.
+        n_rounds: all rounds.
+        unsupported_mass: mean over rounds of the target's mass on such slots.
+    """
+
+    unsupported_rounds: int
+    n_rounds: int
+    unsupported_mass: float
+
+    @property
+    def supported(self) -> bool:
+        return self.unsupported_rounds == 0
+
+    def describe(self) -> str:
+        if self.supported:
+            return "support: the logger gives every action the target takes a positive propensity"
+        return (
+            f"UNSUPPORTED: in {self.unsupported_rounds} of {self.n_rounds} rounds the target puts "
+            f"mass on actions the logger never takes (propensity 0; {self.unsupported_mass:.1%} of "
+            "its mass on average); IPS, SNIPS and DR are biased and DM extrapolates"
+        )
+
+
+@dataclass
+class Rounds:
+    """The log as bandit rounds, with everything the estimators need.
+
+    Shapes: n rounds, K candidates, p projected dims, f candidate features.
+    """
+
+    reward: np.ndarray  # (n,)
+    action: np.ndarray  # (n,) int64
+    pscore: np.ndarray  # (n,) logged propensity
+    logger_dist: np.ndarray  # (n, K) the logger's full action distribution
+    target_dist: np.ndarray  # (n, K) the target's action distribution
+    mask: np.ndarray  # (n, K) bool
+    user: np.ndarray  # (n, p) float32
+    candidates: np.ndarray  # (n, K, p) float32
+    features: np.ndarray  # (n, K, f) float32
+    cluster: np.ndarray  # (n,) int64 episode index (rounds of one episode are dependent)
+
+    @property
+    def n(self) -> int:
+        return int(self.reward.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.target_dist.shape[1])
+
+
+@dataclass
+class OPEResult:
+    """Estimates of one target policy from one logged policy's steps."""
+
+    policy: str
+    logged_policy: str
+    n_rounds: int
+    n_episodes: int
+    estimates: list[Estimate]
+    support: Support
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """Columns: estimator, estimate, ci_low, ci_high, ess, ground_truth, relative_error."""
+        return pd.DataFrame([asdict(e) for e in self.estimates])
+
+    def summary(self) -> str:
+        lines = [
+            f"off-policy estimate of {self.policy!r} per step from {self.n_rounds} rounds "
+            f"({self.n_episodes} episodes) logged by {self.logged_policy!r}",
+            self.support.describe(),
+            *self.notes,
+        ]
+        for e in self.estimates:
+            lines.append(
+                f"  {e.estimator:<6} {e.estimate:.4f}  95% CI [{e.ci_low:.4f}, {e.ci_high:.4f}]  "
+                f"ESS {e.ess:.1f}  truth {e.ground_truth:.4f}  rel. error {e.relative_error:+.1%}"
+            )
+        lines.extend(f"wrote {p}" for p in self.files)
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- rounds from a log
+def _target_distribution(
+    policy: Any, obs: dict[str, np.ndarray], state: Any, start: bool
+) -> tuple[np.ndarray, Any]:
+    fn = getattr(policy, "action_probabilities", None)
+    if callable(fn):
+        return np.asarray(fn(obs), dtype=np.float64).reshape(-1), state
+    action, state = policy.predict(
+        obs, state=state, episode_start=np.array([start]), deterministic=True
+    )
+    probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
+    probs[int(np.asarray(action).reshape(-1)[0])] = 1.0
+    return probs, state
+
+
+def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = None) -> Rounds:
+    """Re-simulate one logged policy's episodes and evaluate the target on each logged context.
+
+    The target policy is bound to the re-simulation env (``bind``), reset at each episode start
+    (``reset``) and treated as fixed: it does not learn from the logged feedback.
+
+    Raises:
+        LogError: the log does not replay exactly (its contexts cannot be recovered) or holds a
+            zero propensity for a logged action.
+    """
+    rows = log.for_policy(logged_policy)
+    world = load_world(log)
+    n = len(rows)
+    k = len(rows["candidate_item_ids"].iloc[0]) if n else 0
+    p = world.project_dim
+    user = np.zeros((n, p), dtype=np.float32)
+    cands = np.zeros((n, k, p), dtype=np.float32)
+    feats: np.ndarray | None = None
+    mask = np.zeros((n, k), dtype=bool)
+    target = np.zeros((n, k), dtype=np.float64)
+    seeds = rows["seed"].to_numpy()
+    episodes = rows["episode"].to_numpy()
+    steps = rows["step"].to_numpy()
+    state: dict[str, Any] = {"bound": False, "rnn": None}
+
+    def visit(pos: int, env: Any, obs: dict[str, np.ndarray]) -> None:
+        nonlocal feats
+        if not state["bound"]:
+            binder = getattr(policy, "bind", None)
+            if callable(binder):
+                binder(env)
+            state["bound"] = True
+        start = (
+            pos == 0
+            or steps[pos] == 0
+            or seeds[pos] != seeds[pos - 1]
+            or episodes[pos] != episodes[pos - 1]
+        )
+        if start:
+            hook = getattr(policy, "reset", None)
+            if callable(hook):
+                hook()
+            state["rnn"] = None
+        if feats is None:
+            feats = np.zeros((n, k, obs["candidate_features"].shape[-1]), dtype=np.float32)
+        user[pos] = obs["user"]
+        cands[pos] = obs["candidates"]
+        feats[pos] = obs["candidate_features"]
+        mask[pos] = obs["action_mask"].astype(bool)
+        target[pos], state["rnn"] = _target_distribution(policy, obs, state["rnn"], start)
+
+    diff = resimulate(world, rows, visit=visit)
+    if diff is not None:
+        raise LogError(
+            f"{log.path}: the log does not replay exactly ({diff.describe()}); cannot recover its contexts"
+        )
+    pscore = rows["propensity"].to_numpy(dtype=np.float64)
+    if n and (pscore <= 0).any():
+        bad = int(np.argmax(pscore <= 0))
+        raise LogError(
+            f"{log.path}: propensity of row {bad} is {pscore[bad]} (expected > 0 for a logged action)"
+        )
+    cluster = pd.factorize(pd.MultiIndex.from_arrays([seeds, episodes]))[0].astype(np.int64)
+    return Rounds(
+        reward=rows["reward"].to_numpy(dtype=np.float64),
+        action=rows["action"].to_numpy(dtype=np.int64),
+        pscore=pscore,
+        logger_dist=matrix(rows["action_probabilities"]) if n else np.zeros((0, k)),
+        target_dist=target,
+        mask=mask,
+        user=user,
+        candidates=cands,
+        features=feats if feats is not None else np.zeros((n, k, 0), dtype=np.float32),
+        cluster=cluster,
+    )
+
+
+def check_support(rounds: Rounds) -> Support:
+    """Find target mass on slots the logger gave probability 0."""
+    outside = np.where(rounds.logger_dist <= _SUPPORT_TOL, rounds.target_dist, 0.0).sum(axis=1)
+    return Support(
+        unsupported_rounds=int((outside > _SUPPORT_TOL).sum()),
+        n_rounds=rounds.n,
+        unsupported_mass=float(outside.mean()) if rounds.n else 0.0,
+    )
+
+
+# ------------------------------------------------------------------------------- reward model
+def pair_features(rounds: Rounds, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Features of (round, slot) pairs: ``[user, candidate, user*candidate, features]``, (m, 3p+f)."""
+    u = rounds.user[rows].astype(np.float64)
+    c = rounds.candidates[rows, slots].astype(np.float64)
+    f = rounds.features[rows, slots].astype(np.float64)
+    return np.concatenate([u, c, u * c, f], axis=1)
+
+
+def _ridge_fit(
+    x: np.ndarray, y: np.ndarray, lambdas: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Standardised ridge with the penalty chosen by exact leave-one-out error.
+
+    Returns ``(mean, scale, coef, intercept)`` so that ``pred = ((x - mean) / scale) @ coef + intercept``.
+    """
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    y_mean = float(y.mean())
+    yc = y - y_mean
+    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    uty = u.T @ yc
+    n = max(len(y), 1)
+    best: tuple[float, np.ndarray] | None = None
+    for lam in lambdas:
+        shrink = s**2 / (s**2 + lam)
+        fitted = u @ (shrink * uty)
+        # Leverage includes the intercept's 1/n.
+        lev = (u**2) @ shrink + 1.0 / n
+        loo = (yc - fitted) / np.clip(1.0 - lev, 1e-6, None)
+        err = float(np.mean(loo**2))
+        if best is None or err < best[0]:
+            coef = vt.T @ (s / (s**2 + lam) * uty)
+            best = (err, coef)
+    assert best is not None
+    return mean, scale, best[1], y_mean
+
+
+def fit_reward_model(
+    rounds: Rounds,
+    *,
+    n_folds: int = 2,
+    rng: np.random.Generator | int | None = 0,
+    lambdas: Sequence[float] = tuple(np.logspace(-1, 4, 11)),
+) -> np.ndarray:
+    """Cross-fitted estimated reward of every candidate of every round, shape (n, K).
+
+    Episodes are split into ``n_folds`` folds at random; each fold's predictions come from a ridge
+    regression fitted on the logged (context, action, reward) of the other folds, with the
+    penalty chosen by leave-one-out error. Predictions are clipped to the training rewards' range.
+    """
+    n, k = rounds.n, rounds.k
+    out = np.zeros((n, k), dtype=np.float64)
+    if n == 0:
+        return out
+    gen = np.random.default_rng(rng)
+    n_clusters = int(rounds.cluster.max()) + 1
+    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
+    fold = folds_of_cluster[rounds.cluster]
+    all_rows = np.repeat(np.arange(n), k)
+    all_slots = np.tile(np.arange(k), n)
+    for f in np.unique(fold):
+        train = np.flatnonzero(fold != f)
+        test = np.flatnonzero(fold == f)
+        if train.size == 0:  # one fold only: fit on everything (no cross-fitting possible)
+            train = test
+        x = pair_features(rounds, train, rounds.action[train])
+        y = rounds.reward[train]
+        mean, scale, coef, icpt = _ridge_fit(x, y, lambdas)
+        sel = np.isin(all_rows, test)
+        xt = pair_features(rounds, all_rows[sel], all_slots[sel])
+        pred = ((xt - mean) / scale) @ coef + icpt
+        out[all_rows[sel], all_slots[sel]] = np.clip(pred, y.min(), y.max())
+    return out
+
+
+# --------------------------------------------------------------------------------- estimators
+def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
+    """Cluster-robust standard error of a mean whose centred influence terms are ``psi`` (n,)."""
+    n = psi.shape[0]
+    totals = np.bincount(cluster, weights=psi)
+    g = int((np.bincount(cluster) > 0).sum())
+    if g < 2:
+        return float("nan")
+    return float(np.sqrt(g / (g - 1) * np.sum(totals**2)) / n)
+
+
+def estimate_all(
+    rounds: Rounds,
+    q_hat: np.ndarray,
+    estimators: Sequence[str] = ESTIMATORS,
+) -> list[Estimate]:
+    """Per-step value estimates of the target with 95% intervals and effective sample size.
+
+    Args:
+        rounds: the logged rounds with the target's distribution.
+        q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR.
+        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``.
+    """
+    n = rounds.n
+    idx = np.arange(n)
+    w = rounds.target_dist[idx, rounds.action] / rounds.pscore
+    r = rounds.reward
+    ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
+    dm_terms = np.sum(rounds.target_dist * q_hat, axis=1)
+    out = []
+    for name in estimators:
+        if name == "ips":
+            v = w * r
+            est = float(v.mean())
+            psi = v - est
+            e_ess = ess
+        elif name == "snips":
+            wm = float(w.mean())
+            est = float(np.sum(w * r) / np.sum(w)) if wm > 0 else float("nan")
+            psi = w * (r - est) / wm if wm > 0 else np.full(n, np.nan)
+            e_ess = ess
+        elif name == "dm":
+            est = float(dm_terms.mean())
+            psi = dm_terms - est
+            e_ess = float(n)
+        elif name == "dr":
+            v = dm_terms + w * (r - q_hat[idx, rounds.action])
+            est = float(v.mean())
+            psi = v - est
+            e_ess = ess
+        else:
+            raise ValueError(
+                f"unknown estimator {name!r} (expected one of {', '.join(ESTIMATORS)})"
+            )
+        se = _cluster_se(psi, rounds.cluster)
+        out.append(Estimate(name, est, est - _Z95 * se, est + _Z95 * se, e_ess))
+    return out
+
+
+def ground_truth(
+    log: StepLog, policy: Any, label: str, *, logged_policy: str | None = None
+) -> float:
+    """The target's actual mean reward per step on the logged scenario, seeds and episodes."""
+    from .rollout import run_policy
+
+    rows = log.for_policy(logged_policy)
+    pairs = rows[["seed", "episode"]].drop_duplicates()
+    seeds = list(dict.fromkeys(int(s) for s in pairs["seed"]))
+    episodes = int(pairs["episode"].max()) + 1
+    # Policies that state their distribution act by it; the others act greedily (as OPE assumed).
+    stochastic = callable(getattr(policy, "action_probabilities", None))
+    steps, _ = run_policy(
+        load_world(log),
+        policy,
+        label=label,
+        seeds=seeds,
+        episodes=episodes,
+        deterministic=not stochastic,
+    )
+    steps = steps.merge(pairs, on=["seed", "episode"], how="inner")
+    return float(steps["reward"].mean())
+
+
+def export_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds, q_hat: np.ndarray) -> Path:
+    """Write the rounds as Open Bandit Pipeline-style bandit feedback (``.npz``).
+
+    Keys: ``n_rounds``, ``n_actions``, ``action`` (n,), ``position`` (n,) zeros, ``reward`` (n,),
+    ``pscore`` (n,), ``context`` (n, p), ``action_dist`` (n, K, 1) the target's distribution,
+    ``estimated_rewards_by_reg_model`` (n, K, 1), ``logger_action_dist`` (n, K).
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp.npz")
+    np.savez(
+        tmp,
+        n_rounds=np.int64(rounds.n),
+        n_actions=np.int64(rounds.k),
+        action=rounds.action,
+        position=np.zeros(rounds.n, dtype=np.int64),
+        reward=rounds.reward,
+        pscore=rounds.pscore,
+        context=rounds.user.astype(np.float64),
+        action_dist=rounds.target_dist[:, :, None],
+        estimated_rewards_by_reg_model=q_hat[:, :, None],
+        logger_action_dist=rounds.logger_dist,
+    )
+    os.replace(tmp, dest)
+    return dest
+
+
+def evaluate_off_policy(
+    log_path: str | os.PathLike[str],
+    policy_spec: Any,
+    *,
+    estimators: Sequence[str] = ESTIMATORS,
+    logged_policy: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    export_dir: str | os.PathLike[str] | None = None,
+    with_ground_truth: bool = True,
+    n_folds: int = 2,
+    seed: int = 0,
+) -> OPEResult:
+    """Estimate a target policy's value per step from a step log.
+
+    Args:
+        log_path: a step log made by a stochastic logging policy.
+        policy_spec: ``make_policy`` spec, ``(label, policy)`` pair or policy object.
+        estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute.
+        logged_policy: the logging policy's label (when the log holds several).
+        out_dir: also write ``out_dir/ope.csv``.
+        export_dir: also write ``export_dir/bandit_feedback.npz``.
+        with_ground_truth: run the target on the same scenario, seeds and episodes for the truth.
+        n_folds: cross-fitting folds of the reward model.
+        seed: seed of the fold assignment.
+    """
+    unknown = [e for e in estimators if e not in ESTIMATORS]
+    if unknown:
+        raise LogError(
+            f"--estimator: {unknown[0]!r} is unknown (expected one of: {', '.join(ESTIMATORS)})"
+        )
+    log = read_step_log(log_path)
+    rows = log.for_policy(logged_policy)
+    logged_label = str(rows["policy"].iloc[0])
+    label, policy = resolve_policy(policy_spec, load_world(log))
+    rounds = collect_rounds(log, policy, logged_policy=logged_label)
+    support = check_support(rounds)
+    q_hat = fit_reward_model(rounds, n_folds=n_folds, rng=seed)
+    results = estimate_all(rounds, q_hat, estimators)
+    notes = []
+    if log.scenario().episode.horizon > 1:
+        notes.append(
+            "note: episodes have several steps; these are per-step estimates on the logged states, "
+            "which ignore how the target would change later states (exact for one-step episodes)"
+        )
+    if with_ground_truth:
+        truth = ground_truth(log, policy, label, logged_policy=logged_label)
+        results = [
+            Estimate(
+                e.estimator,
+                e.estimate,
+                e.ci_low,
+                e.ci_high,
+                e.ess,
+                truth,
+                (e.estimate - truth) / abs(truth) if truth != 0 else float("nan"),
+            )
+            for e in results
+        ]
+    result = OPEResult(
+        policy=label,
+        logged_policy=logged_label,
+        n_rounds=rounds.n,
+        n_episodes=int(rounds.cluster.max()) + 1 if rounds.n else 0,
+        estimates=results,
+        support=support,
+        notes=notes,
+    )
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        dest = out / "ope.csv"
+        tmp = out / ".ope.csv.tmp"
+        result.table().to_csv(tmp, index=False)
+        os.replace(tmp, dest)
+        result.files.append(dest)
+    if export_dir is not None:
+        result.files.append(
+            export_bandit_feedback(Path(export_dir) / "bandit_feedback.npz", rounds, q_hat)
+        )
+    return result

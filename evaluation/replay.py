@@ -1,0 +1,502 @@
+"""Scenario replay: re-simulate a step log exactly, or run another policy on the same users.
+
+Every random number a simulated user draws is keyed by its episode key, and the episode key of
+(seed, episode) is the ``episode``-th draw of an env reset with ``seed`` (see
+``lmrecsim.envs.rng``). Feeding the logged actions back into a fresh env therefore reproduces the
+logged candidates, feedback and rewards bit for bit, and another policy run on the same seeds meets
+the same users and the same random streams (a paired comparison).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..envs.env import RecommendationEnv
+from ..envs.world import World
+from .logs import StepLog, read_step_log
+
+# Logged columns a re-simulation must reproduce, compared after each step (exactly; NaN == NaN).
+STEP_CHECKS = (
+    "user_id",
+    "is_new_user",
+    "item_id",
+    "invalid_action",
+    "clicked",
+    "rating",
+    "dwell",
+    "reward",
+    "terminated",
+    "truncated",
+    "is_new_item",
+    "popularity_rank",
+    "affinity",
+)
+
+#: Called before each replayed step with (row position in the frame, env, observation).
+Visitor = Callable[[int, RecommendationEnv, dict[str, np.ndarray]], None]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first place a re-simulation departs from the log."""
+
+    policy: str
+    seed: int
+    episode: int
+    step: int
+    column: str
+    logged: str
+    replayed: str
+
+    def describe(self) -> str:
+        """One line: where and what differs."""
+        return (
+            f"policy {self.policy!r} seed {self.seed} episode {self.episode} step {self.step}: "
+            f"{self.column} logged {self.logged}, replayed {self.replayed}"
+        )
+
+
+@dataclass
+class ReplayResult:
+    """Outcome of :func:`replay` or :func:`replay_with_policy`.
+
+    Attributes:
+        log_path: the log replayed.
+        out_dir: where the outputs were written.
+        n_episodes: logged episodes re-simulated.
+        n_steps: logged steps re-simulated.
+        reproduced: every logged step was reproduced exactly (exact replay only).
+        first_difference: the first differing step, if any.
+        policy: label of the policy run on the logged users (``replay_with_policy`` only).
+        logged_policy: label of the logged policy compared against.
+        return_difference: ``(mean, ci_low, ci_high)`` of (policy return - logged return) per
+            episode, 95% paired bootstrap interval.
+        files: paths written.
+    """
+
+    log_path: Path
+    out_dir: Path
+    n_episodes: int
+    n_steps: int
+    reproduced: bool | None = None
+    first_difference: Difference | None = None
+    policy: str | None = None
+    logged_policy: str | None = None
+    return_difference: tuple[float, float, float] | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        lines = [f"log: {self.log_path} ({self.n_episodes} episodes, {self.n_steps} steps)"]
+        if self.reproduced is not None:
+            if self.reproduced:
+                lines.append("replay: reproduced exactly")
+            else:
+                assert self.first_difference is not None
+                lines.append(f"replay: DIVERGES at {self.first_difference.describe()}")
+        if self.return_difference is not None:
+            est, lo, hi = self.return_difference
+            lines.append(
+                f"return per episode, {self.policy} - {self.logged_policy}: "
+                f"{est:+.4f} (95% CI {lo:+.4f} to {hi:+.4f})"
+            )
+        lines.extend(f"wrote {p}" for p in self.files)
+        return "\n".join(lines)
+
+
+def resolve_policy(spec: Any, world: World) -> tuple[str, Any]:
+    """A ``(label, policy)`` pair from a spec string (``make_policy``), a pair, or a policy object."""
+    if isinstance(spec, str):
+        from ..agents.baselines import make_policy
+
+        return make_policy(spec, world)
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
+        return spec[0], spec[1]
+    return type(spec).__name__, spec
+
+
+def load_world(log: StepLog) -> World:
+    """The world of a log's scenario (memoised per process)."""
+    from ..envs.world import build_world
+
+    return build_world(log.scenario())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        fa, fb = float(a), float(b)
+        return (math.isnan(fa) and math.isnan(fb)) or fa == fb
+    return bool(a == b)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _step_values(
+    info: dict[str, Any], reward: float, terminated: bool, truncated: bool
+) -> dict[str, Any]:
+    return {
+        "user_id": int(info["user_id"]),
+        "is_new_user": bool(info["is_new_user"]),
+        "item_id": str(info["item_id"]),
+        "invalid_action": bool(info["invalid_action"]),
+        "clicked": bool(info["clicked"]),
+        "rating": float(info["rating"]) if info["clicked"] else float("nan"),
+        "dwell": float(info["dwell"]),
+        "reward": float(reward),
+        "terminated": bool(terminated),
+        "truncated": bool(truncated),
+        "is_new_item": bool(info["is_new_item"]),
+        "popularity_rank": int(info["popularity_rank"]),
+        "affinity": float(info["affinity"]),
+    }
+
+
+def resimulate(
+    world: World,
+    rows: pd.DataFrame,
+    *,
+    visit: Visitor | None = None,
+    stop_at_difference: bool = True,
+) -> Difference | None:
+    """Feed the logged actions of one policy's rows back into a fresh env and compare.
+
+    Args:
+        world: the logged scenario's world.
+        rows: one policy's log rows (columns of ``logs.COLUMNS``), in log order.
+        visit: called before each step with (row position, env, observation) -- used by
+            off-policy evaluation to read the observation the logged action was taken on.
+        stop_at_difference: stop at the first difference (replay); off-policy evaluation
+            needs the log to be reproducible too, so it keeps the default.
+
+    Returns:
+        The first :class:`Difference`, or None when every step was reproduced exactly.
+    """
+    env = RecommendationEnv(world=world)
+    ids = np.asarray(world.catalog.item_ids).astype(str)
+    seeds = list(dict.fromkeys(int(s) for s in rows["seed"]))
+    policy_label = str(rows["policy"].iloc[0]) if len(rows) else ""
+    first: Difference | None = None
+    records = rows.to_dict("records")
+    step_col = rows["step"].to_numpy()
+    groups = {
+        (int(k[0]), int(k[1])): v
+        for k, v in rows.groupby(["seed", "episode"], sort=False).indices.items()
+    }
+    obs: dict[str, np.ndarray] = {}
+    for seed in seeds:
+        episodes = sorted(e for s, e in groups if s == seed)
+        # Episode e of a seed is the e-th reset after reset(seed): unlogged episodes are skipped
+        # by resetting through them (each reset draws the next episode key).
+        current = -1
+        for episode in episodes:
+            while current < episode:
+                obs, _ = env.reset(seed=seed if current == -1 else None)
+                current += 1
+            ep_pos = groups[(seed, episode)]
+            ep_pos = ep_pos[np.argsort(step_col[ep_pos], kind="stable")]
+            done = False
+            for pos in ep_pos:
+                row = records[pos]
+                step = int(row["step"])
+                where = dict(policy=policy_label, seed=seed, episode=episode, step=step)
+                diff: Difference | None = None
+                if done:
+                    diff = Difference(
+                        **where, column="step", logged="present", replayed="episode already ended"
+                    )
+                else:
+                    cands = ids[env.users.cand[0]].tolist()
+                    mask = obs["action_mask"].astype(bool).tolist()
+                    logged_cands = [str(c) for c in row["candidate_item_ids"]]
+                    logged_mask = [bool(m) for m in row["candidate_mask"]]
+                    if cands != logged_cands:
+                        diff = Difference(
+                            **where,
+                            column="candidate_item_ids",
+                            logged=_fmt(logged_cands),
+                            replayed=_fmt(cands),
+                        )
+                    elif mask != logged_mask:
+                        diff = Difference(
+                            **where,
+                            column="candidate_mask",
+                            logged=_fmt(logged_mask),
+                            replayed=_fmt(mask),
+                        )
+                if diff is None:
+                    if visit is not None:
+                        visit(int(pos), env, obs)
+                    obs, reward, terminated, truncated, info = env.step(int(row["action"]))
+                    done = terminated or truncated
+                    got = _step_values(info, reward, terminated, truncated)
+                    got_step = int(info["step"])
+                    if got_step != step:
+                        diff = Difference(
+                            **where, column="step", logged=str(step), replayed=str(got_step)
+                        )
+                    else:
+                        for col in STEP_CHECKS:
+                            logged_value = row[col]
+                            if isinstance(logged_value, np.generic):
+                                logged_value = logged_value.item()
+                            if not _same(logged_value, got[col]):
+                                diff = Difference(
+                                    **where,
+                                    column=col,
+                                    logged=_fmt(logged_value),
+                                    replayed=_fmt(got[col]),
+                                )
+                                break
+                if diff is not None:
+                    if first is None:
+                        first = diff
+                    if stop_at_difference:
+                        return first
+            if ep_pos.size and not done:
+                last = records[ep_pos[-1]]
+                diff = Difference(
+                    policy=policy_label,
+                    seed=seed,
+                    episode=episode,
+                    step=int(last["step"]) + 1,
+                    column="step",
+                    logged="log ends",
+                    replayed="episode continues",
+                )
+                if first is None:
+                    first = diff
+                if stop_at_difference:
+                    return first
+    return first
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def replay(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> ReplayResult:
+    """Re-simulate every logged episode from its scenario and seed and check it matches the log.
+
+    Each policy in the log is replayed with its logged actions; candidates, masks, feedback,
+    rewards and episode ends must be reproduced exactly. Writes ``out_dir/replay.json``.
+
+    Args:
+        log_path: a step log (``episodes.parquet``).
+        out_dir: output folder (created).
+
+    Returns:
+        A :class:`ReplayResult` with ``reproduced`` and the first differing step, if any.
+
+    Raises:
+        LogError: the log cannot be read.
+    """
+    log = read_step_log(log_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world = load_world(log)
+    first: Difference | None = None
+    for label in log.policies:
+        first = resimulate(world, log.for_policy(label))
+        if first is not None:
+            break
+    steps = log.steps
+    result = ReplayResult(
+        log_path=Path(log_path),
+        out_dir=out,
+        n_episodes=int(steps.groupby(["policy", "seed", "episode"]).ngroups),
+        n_steps=len(steps),
+        reproduced=first is None,
+        first_difference=first,
+    )
+    path = out / "replay.json"
+    _write_json(
+        path,
+        {
+            "log": str(result.log_path),
+            "scenario": log.scenario().name,
+            "scenario_hash": log.scenario_hash,
+            "n_episodes": result.n_episodes,
+            "n_steps": result.n_steps,
+            "reproduced": result.reproduced,
+            "first_difference": asdict(first) if first is not None else None,
+        },
+    )
+    result.files.append(path)
+    return result
+
+
+# Per-step columns shown side by side (logged vs the other policy).
+SIDE_COLUMNS = ("item_id", "action", "clicked", "rating", "reward")
+
+
+def side_by_side(logged: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Per-step comparison keyed by (seed, episode, step); a step only one side reached is blank.
+
+    Columns: seed, episode, step, user_id, ``logged_<c>`` and ``policy_<c>`` for ``SIDE_COLUMNS``,
+    and ``same_item``.
+    """
+    keys = ["seed", "episode", "step"]
+    left = logged[keys + ["user_id", *SIDE_COLUMNS]].rename(
+        columns={c: f"logged_{c}" for c in SIDE_COLUMNS}
+    )
+    right = other[keys + ["user_id", *SIDE_COLUMNS]].rename(
+        columns={c: f"policy_{c}" for c in SIDE_COLUMNS} | {"user_id": "policy_user_id"}
+    )
+    merged = left.merge(right, on=keys, how="outer", sort=True)
+    merged["user_id"] = merged["user_id"].fillna(merged.pop("policy_user_id"))
+    merged["same_item"] = merged["logged_item_id"] == merged["policy_item_id"]
+    return merged
+
+
+def _html_page(
+    title: str,
+    summary_lines: list[str],
+    returns: pd.DataFrame,
+    steps: pd.DataFrame,
+    *,
+    max_rows: int = 2000,
+) -> str:
+    def table(frame: pd.DataFrame) -> str:
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+        body = []
+        for row in frame.itertuples(index=False):
+            cells = "".join(
+                f"<td>{html.escape('' if (isinstance(v, float) and math.isnan(v)) else str(v))}</td>"
+                for v in row
+            )
+            body.append(f"<tr>{cells}</tr>")
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+    shown = steps.head(max_rows)
+    note = (
+        f"<p>Showing the first {max_rows} of {len(steps)} steps; comparison.csv has all.</p>"
+        if len(steps) > max_rows
+        else ""
+    )
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><ul>{items}</ul>"
+        f"<h2>Return per episode</h2>{table(returns)}"
+        f"<h2>Steps</h2>{note}{table(shown)}</body></html>\n"
+    )
+
+
+def replay_with_policy(
+    log_path: str | os.PathLike[str],
+    policy_spec: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    logged_policy: str | None = None,
+    deterministic: bool = True,
+    n_resamples: int = 2000,
+) -> ReplayResult:
+    """Run another policy on exactly the logged users and random streams, side by side.
+
+    Writes ``out_dir/comparison.csv`` (per step), ``out_dir/comparison.html`` and
+    ``out_dir/replay.json`` with the paired difference in return per episode and its 95%
+    bootstrap interval (:func:`lmrecsim.evaluation.bootstrap.paired_difference_ci`).
+
+    Args:
+        log_path: a step log.
+        policy_spec: a policy spec for ``make_policy`` (``"greedy"``, ``"ppo:PATH"``, ...), a
+            ``(label, policy)`` pair, or a policy object.
+        out_dir: output folder (created).
+        logged_policy: which logged policy to compare with (required when the log holds several).
+        deterministic: passed to the policy's ``predict``.
+        n_resamples: bootstrap resamples for the interval.
+    """
+    from .bootstrap import paired_difference_ci
+    from .rollout import run_policy
+
+    log = read_step_log(log_path)
+    logged = log.for_policy(logged_policy)
+    logged_label = str(logged["policy"].iloc[0])
+    world = load_world(log)
+    label, policy = resolve_policy(policy_spec, world)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    pairs = logged[["seed", "episode"]].drop_duplicates()
+    seeds = list(dict.fromkeys(int(s) for s in pairs["seed"]))
+    episodes = int(pairs["episode"].max()) + 1
+    other, _ = run_policy(
+        world, policy, label=label, seeds=seeds, episodes=episodes, deterministic=deterministic
+    )
+    keep = other.merge(pairs, on=["seed", "episode"], how="inner")
+
+    keys = ["seed", "episode"]
+    ret_logged = logged.groupby(keys)["reward"].sum().rename("logged_return")
+    ret_other = keep.groupby(keys)["reward"].sum().rename("policy_return")
+    returns = pd.concat([ret_logged, ret_other], axis=1).fillna(0.0).reset_index()
+    returns["difference"] = returns["policy_return"] - returns["logged_return"]
+    diff = paired_difference_ci(
+        returns["policy_return"].to_numpy(),
+        returns["logged_return"].to_numpy(),
+        n_resamples=n_resamples,
+    )
+    comparison = side_by_side(logged, keep)
+    csv_path = out / "comparison.csv"
+    tmp = csv_path.with_name(".comparison.csv.tmp")
+    comparison.to_csv(tmp, index=False)
+    os.replace(tmp, csv_path)
+
+    result = ReplayResult(
+        log_path=Path(log_path),
+        out_dir=out,
+        n_episodes=len(returns),
+        n_steps=len(logged),
+        policy=label,
+        logged_policy=logged_label,
+        return_difference=(float(diff[0]), float(diff[1]), float(diff[2])),
+    )
+    lines = [
+        f"scenario {log.scenario().name} ({log.scenario_hash[:12]}), log {result.log_path}",
+        f"logged policy: {logged_label}; replayed policy: {label}",
+        f"{result.n_episodes} paired episodes (same users and random streams)",
+        f"mean return: logged {returns['logged_return'].mean():.4f}, {label} {returns['policy_return'].mean():.4f}",
+        f"difference ({label} - {logged_label}): {diff[0]:+.4f}, 95% CI [{diff[1]:+.4f}, {diff[2]:+.4f}]",
+        f"same item chosen at {comparison['same_item'].mean():.1%} of steps",
+    ]
+    html_path = out / "comparison.html"
+    tmp_html = html_path.with_name(".comparison.html.tmp")
+    tmp_html.write_text(
+        _html_page(f"{label} vs {logged_label}", lines, returns, comparison), encoding="utf-8"
+    )
+    os.replace(tmp_html, html_path)
+    json_path = out / "replay.json"
+    _write_json(
+        json_path,
+        {
+            "log": str(result.log_path),
+            "logged_policy": logged_label,
+            "policy": label,
+            "n_episodes": result.n_episodes,
+            "mean_return_logged": float(returns["logged_return"].mean()),
+            "mean_return_policy": float(returns["policy_return"].mean()),
+            "return_difference": {"estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2]},
+        },
+    )
+    result.files.extend([csv_path, html_path, json_path])
+    return result
