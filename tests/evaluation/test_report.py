@@ -1,0 +1,109 @@
+"""The HTML report escapes data and renders in headless Chromium with every image loading."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lmrecsim.evaluation.runner import evaluate
+from lmrecsim.scenarios import scenario_from_dict
+
+CHROMIUM = Path("/usr/bin/chromium")
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    catalog = root / "catalog.csv"
+    topics = ["space", "cooking", "history", "music"]
+    with catalog.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["item_id", "title", "description", "topics", "popularity"])
+        # By far the most popular item, so `popular` recommends it and the report lists it.
+        writer.writerow(["evil", EVIL, "A film about space rockets & <b>stars</b>.", "space", 50])
+        for i in range(39):
+            topic = topics[i % len(topics)]
+            writer.writerow(
+                [f"it{i:02d}", f"{topic.title()} show {i}", f"A {topic} documentary.", topic, 1]
+            )
+    sc = scenario_from_dict(
+        {
+            "extends": "default",
+            "name": "escape <b>test</b>",
+            "description": "Titles & descriptions with <tags>",
+            "catalog": {"source": str(catalog)},
+            "candidates": {"k": 10},
+        }
+    )
+    out = root / "out"
+    evaluate(
+        sc,
+        ["popular", "greedy", "oracle", "a<b>=random"],
+        seeds=[0],
+        episodes=6,
+        reference="a<b>",
+        out=out,
+        progress=False,
+        n_resamples=200,
+    )
+    return out
+
+
+def test_data_strings_are_escaped(report_dir: Path) -> None:
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert EVIL not in page
+    assert "<b>test</b>" not in page and "<tags>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script") == 0
+    md = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert EVIL not in md and "&lt;script&gt;" in md
+
+
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (Debian package 'chromium')"
+)
+def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    url = (report_dir / "report.html").resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    done = _chromium([f"--screenshot={shot}", "--window-size=1200,2000", url], tmp_path / "p1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    with Image.open(shot) as img:
+        assert img.size == (1200, 2000)
+
+    dom = _chromium(["--dump-dom", url], tmp_path / "p2")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # The browser parsed the evil title as text: no script element came out of it.
+    assert "<script" not in dom.stdout
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', dom.stdout)
+    assert len(srcs) >= 2
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as img:
+            img.load()
+            assert img.width > 100 and img.height > 100
