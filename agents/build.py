@@ -11,7 +11,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from .errors import AgentError
-from .scorer import CandidateScorerDQNPolicy, CandidateScorerPolicy, MaskedDQN
+from .scorer import (
+    CandidateScorerDQNPolicy,
+    CandidateScorerPolicy,
+    MaskableCandidateScorerPolicy,
+    MaskedDQN,
+)
 
 ALGORITHMS = ("ppo", "dqn", "maskable_ppo")
 POLICIES = ("candidate_scorer", "mlp")
@@ -84,7 +89,11 @@ def build_model(
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
     kwargs.update(hyperparameters or {})
     if policy == "candidate_scorer":
-        policy_cls: Any = CandidateScorerDQNPolicy if algo == "dqn" else CandidateScorerPolicy
+        policy_cls: Any = {
+            "dqn": CandidateScorerDQNPolicy,
+            "ppo": CandidateScorerPolicy,
+            "maskable_ppo": MaskableCandidateScorerPolicy,
+        }[algo]
     else:
         policy_cls = "MultiInputPolicy"
     try:
@@ -107,7 +116,9 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
     if p.is_dir():
         p = p / "model.zip"
     if not p.exists():
-        raise AgentError(f"{p}: model file not found (expected a model.zip saved by lmrecsim train)")
+        raise AgentError(
+            f"{p}: model file not found (expected a model.zip saved by lmrecsim train)"
+        )
     cls = algorithm_class(algo)
     try:
         return cls.load(str(p), env=env, device="cpu")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -70,6 +71,9 @@ class CandidateScorerExtractor(BaseFeaturesExtractor):
     def forward(self, obs: dict[str, th.Tensor]) -> th.Tensor:
         h = self.candidate_hidden(obs)
         mask = obs["action_mask"].float()
+        # A slate with no valid candidate keeps its raw scores: a row of MASKED_SCORE would
+        # become a bootstrap target of about -1e8 for DQN.
+        mask = th.where(mask.sum(dim=-1, keepdim=True) > 0.5, mask, th.ones_like(mask))
         scores = self.score_head(h).squeeze(-1)
         scores = th.where(mask > 0.5, scores, th.full_like(scores, MASKED_SCORE))
         weight = mask.unsqueeze(-1)
@@ -108,33 +112,78 @@ def _scorer_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _install_scorer_heads(policy: Any, lr_schedule: Any) -> None:
+    """Replace an actor-critic policy's heads: logits = candidate scores, value from the summary.
+
+    Called at the end of ``_build``; rebuilds the optimizer so it holds the new heads' parameters.
+    """
+    ext = policy.features_extractor
+    assert isinstance(ext, CandidateScorerExtractor)
+    summary_dim = ext.features_dim - ext.k
+    policy.action_net = _TakeScores(ext.k)
+    policy.value_net = _ValueFromSummary(ext.k, summary_dim)
+    if policy.ortho_init:
+        policy.value_net.apply(lambda m: policy.init_weights(m, gain=1.0))
+        # Small initial scores keep the first policy close to uniform over valid candidates.
+        ext.score_head.apply(lambda m: policy.init_weights(m, gain=0.01))
+    policy.optimizer = policy.optimizer_class(
+        policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs
+    )
+
+
+def _actor_critic_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs = _scorer_kwargs(kwargs)
+    kwargs["net_arch"] = {"pi": [], "vf": []}
+    # The value head reads the slate summary of the same extractor; a second extractor would
+    # double the per-step cost for no measured gain.
+    kwargs["share_features_extractor"] = True
+    return kwargs
+
+
 class CandidateScorerPolicy(ActorCriticPolicy):
-    """Actor-critic policy whose logits are the per-candidate scores (PPO, MaskablePPO-compatible).
+    """Actor-critic policy whose logits are the per-candidate scores (PPO).
 
     Extra keyword arguments go to :class:`CandidateScorerExtractor` through
     ``features_extractor_kwargs`` (``hidden``, ``n_layers``, ``summary_dim``).
     """
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any, **kwargs: Any) -> None:
-        kwargs = _scorer_kwargs(kwargs)
-        kwargs["net_arch"] = {"pi": [], "vf": []}
-        kwargs.setdefault("share_features_extractor", True)
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, **_actor_critic_kwargs(kwargs)
+        )
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
-        ext = self.features_extractor
-        assert isinstance(ext, CandidateScorerExtractor)
-        summary_dim = ext.features_dim - ext.k
-        self.action_net = _TakeScores(ext.k)
-        self.value_net = _ValueFromSummary(ext.k, summary_dim)
-        if self.ortho_init:
-            self.value_net.apply(lambda m: self.init_weights(m, gain=1.0))
-            # Small initial scores keep the first policy close to uniform over valid candidates.
-            ext.score_head.apply(lambda m: self.init_weights(m, gain=0.01))
-        self.optimizer = self.optimizer_class(
-            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        _install_scorer_heads(self, lr_schedule)
+
+
+class MaskableCandidateScorerPolicy(MaskableActorCriticPolicy):
+    """:class:`CandidateScorerPolicy` for sb3-contrib's MaskablePPO (masks from ``action_masks()``).
+
+    The extractor masks invalid candidates itself as well, so a MaskablePPO model and a PPO model
+    agree on which candidates can be chosen.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, **_actor_critic_kwargs(kwargs)
         )
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        _install_scorer_heads(self, lr_schedule)
 
 
 class CandidateScorerQNetwork(QNetwork):
@@ -150,7 +199,13 @@ class CandidateScorerQNetwork(QNetwork):
 class CandidateScorerDQNPolicy(DQNPolicy):
     """DQN policy over :class:`CandidateScorerQNetwork` (masked argmax and masked targets)."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        **kwargs: Any,
+    ) -> None:
         kwargs = _scorer_kwargs(kwargs)
         kwargs["net_arch"] = []
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -194,7 +249,6 @@ class MaskedDQN(DQN):
             valid = np.flatnonzero(masks[i])
             acts[i] = rng.choice(valid) if valid.size else rng.integers(masks.shape[1])
         return (acts if vectorized else acts.reshape(np.shape(action))), state
-
 
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1

@@ -1,0 +1,82 @@
+"""Fixtures for the agent tests: a tiny scenario world and a VecEnv wrapper that masks slots."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from lmrecsim.envs.world import World, build_world  # noqa: E402
+from lmrecsim.scenarios import load_scenario, scenario_from_dict  # noqa: E402
+from lmrecsim.scenarios.loader import deep_merge, scenario_to_dict  # noqa: E402
+
+# Small catalog, short sessions, few candidates: a world that builds and trains in seconds.
+TINY = {
+    "name": "tiny",
+    "catalog": {"n_items": 120},
+    "candidates": {"k": 8},
+    "episode": {"horizon": 20},
+    "encoder": {"project_dim": 16},
+}
+
+
+def tiny_scenario(**override: Any) -> Any:
+    data = deep_merge(scenario_to_dict(load_scenario("default")), TINY)
+    return scenario_from_dict(deep_merge(data, override))
+
+
+@pytest.fixture(scope="session")
+def tiny_world() -> World:
+    return build_world(tiny_scenario(), show_progress=False)
+
+
+class RandomMaskVecEnv(VecEnvWrapper):
+    """Masks a random half of the slots of every observation (always leaving one valid).
+
+    The env itself rarely masks anything; this makes every decision a masked one, so a test can
+    check that no algorithm ever picks a masked slot. Both ``obs["action_mask"]`` and
+    ``action_masks()`` (MaskablePPO) report the same masks.
+    """
+
+    def __init__(self, venv: VecEnv, seed: int = 0) -> None:
+        super().__init__(venv)
+        self.rng = np.random.default_rng(seed)
+        self.masks = np.ones((venv.num_envs, venv.action_space.n), dtype=bool)
+        self.invalid_actions = 0
+
+    def _remask(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n, k = self.masks.shape
+        masks = self.rng.random((n, k)) < 0.5
+        masks[np.arange(n), self.rng.integers(k, size=n)] = True
+        self.masks = masks & (obs["action_mask"] > 0)
+        self.masks[~self.masks.any(axis=1), 0] = True
+        obs = dict(obs)
+        obs["action_mask"] = self.masks.astype(np.int8)
+        return obs
+
+    def reset(self) -> dict[str, np.ndarray]:
+        return self._remask(self.venv.reset())
+
+    def step_async(self, actions: np.ndarray) -> None:
+        acts = np.asarray(actions).reshape(-1)
+        self.invalid_actions += int((~self.masks[np.arange(acts.size), acts]).sum())
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return self._remask(obs), rewards, dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        return self.masks.copy()
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        if method_name == "action_masks":
+            return list(self.masks.copy())
+        return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
