@@ -471,6 +471,12 @@ def evaluate_off_policy(
     q_hat = fit_reward_model(rounds, n_folds=n_folds, rng=seed)
     results = estimate_all(rounds, q_hat, estimators)
     notes = []
+    weighted = [e.ess for e in results if e.estimator != "dm"]
+    if rounds.n and weighted and weighted[0] < 0.1 * rounds.n:
+        notes.append(
+            f"warning: low overlap (effective sample size {weighted[0]:.1f} of {rounds.n} rounds); "
+            "the weighted estimates and their normal intervals are unreliable"
+        )
     if log.scenario().episode.horizon > 1:
         notes.append(
             "note: episodes have several steps; these are per-step estimates on the logged states, "

@@ -17,7 +17,7 @@ from lmrecsim import __version__
 from lmrecsim.errors import user_errors
 
 # Subcommand modules under lmrecsim.commands, in the order `lmrecsim --help` lists them.
-COMMANDS = ["train", "evaluate", "demo", "scenarios", "bench"]
+COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

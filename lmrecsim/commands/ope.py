@@ -1,0 +1,48 @@
+"""``lmrecsim ope``: estimate a policy's value from a step log without running it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from lmrecsim.evaluation.ope import ESTIMATORS
+
+    p = sub.add_parser(
+        "ope",
+        help="off-policy evaluation of a policy from a step log",
+        description="Estimate the target policy's value per step from a log made by a stochastic "
+        "logging policy (IPS, SNIPS, DM, DR; 95%% intervals, effective sample size), compared with "
+        "the ground truth from running the target on the same scenario and seeds.",
+    )
+    p.add_argument("log", help="step log (episodes.parquet)")
+    p.add_argument("--policy", required=True, help="target policy spec (baseline, ppo:PATH, ...)")
+    p.add_argument(
+        "--estimator",
+        action="append",
+        choices=list(ESTIMATORS),
+        help="estimator to compute, repeatable (default: all)",
+    )
+    p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
+    p.add_argument("--out", help="write DIR/ope.csv")
+    p.add_argument("--export", help="write DIR/bandit_feedback.npz (Open Bandit Pipeline layout)")
+    p.add_argument("--no-ground-truth", action="store_true", help="skip running the target policy")
+    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the reward model")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmrecsim.evaluation.ope import ESTIMATORS, evaluate_off_policy
+
+    result = evaluate_off_policy(
+        args.log,
+        args.policy,
+        estimators=tuple(args.estimator or ESTIMATORS),
+        logged_policy=args.logged_policy,
+        out_dir=args.out,
+        export_dir=args.export,
+        with_ground_truth=not args.no_ground_truth,
+        n_folds=args.folds,
+    )
+    print(result.summary())
+    return 0
