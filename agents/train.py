@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.vec_env import VecMonitor
 
 from ..envs.vec_env import BatchedRecommendationVecEnv
-from ..envs.world import build_world
+from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from .build import build_model
@@ -99,6 +100,8 @@ def train(
     hyperparameters: dict[str, Any] | None = None,
     checkpoint_freq: int | None = None,
     progress: bool = True,
+    callback_factory: Callable[[Scenario, World], list[BaseCallback]] | None = None,
+    full_info: bool = False,
 ) -> TrainResult:
     """Train an SB3 agent on a scenario and write its run folder.
 
@@ -112,6 +115,9 @@ def train(
         checkpoint_freq: save a checkpoint every this many environment steps (default: a tenth of
             the budget).
         progress: show a progress bar.
+        callback_factory: called with the resolved scenario and its world; returns extra SB3
+            callbacks (e.g. the episode logger of ``lmrecsim train --log-episodes``).
+        full_info: give the training env's step infos every per-step signal (for loggers).
 
     Returns:
         A :class:`TrainResult` with the trained model and the measured steps per second.
@@ -129,7 +135,9 @@ def train(
     write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
 
     world = build_world(sc, show_progress=progress)
-    venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
+    venv = VecMonitor(
+        BatchedRecommendationVecEnv(sc, agent.n_envs, world=world, full_info=full_info)
+    )
     venv.seed(agent.seed)
     model = build_model(
         agent.algo, venv, policy=agent.policy, seed=agent.seed, hyperparameters=agent.hyperparameters
@@ -152,6 +160,7 @@ def train(
                 name_prefix="model",
             ),
             _ProgressBar(agent.timesteps, progress),
+            *(callback_factory(sc, world) if callback_factory is not None else []),
         ]
     )
     start = time.perf_counter()

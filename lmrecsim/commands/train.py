@@ -29,13 +29,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="SB3 hyperparameter over agent.hyperparameters (YAML value), repeatable",
     )
     p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints")
+    p.add_argument(
+        "--log-episodes",
+        action="store_true",
+        help="also write DIR/episodes.parquet: every training step with the behaviour policy's "
+        "propensities (see docs/logs.md)",
+    )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from lmrecsim.agents.train import train
+
+    loggers = []
+
+    def factory(scenario, world):  # noqa: ANN001, ANN202 - SB3 callback factory
+        from lmrecsim.evaluation.training_log import EpisodeLogCallback
+
+        cb = EpisodeLogCallback(
+            Path(args.out) / "episodes.parquet",
+            scenario=scenario,
+            world=world,
+            seed=scenario.agent.seed,
+            label=f"{scenario.agent.algo}-training",
+        )
+        loggers.append(cb)
+        return [cb]
 
     result = train(
         args.scenario,
@@ -48,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
         hyperparameters=parse_hyperparameters(args.hp),
         checkpoint_freq=args.checkpoint_freq,
         progress=not args.no_progress,
+        callback_factory=factory if args.log_episodes else None,
+        full_info=args.log_episodes,
     )
+    for cb in loggers:
+        cb.write()
     print(
         json.dumps(
             {

@@ -82,3 +82,21 @@ def test_no_traceback_from_the_console_script(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("lmrecsim: error: nope: unknown scenario")
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_train_log_episodes_writes_a_readable_log(tmp_path, algo):
+    from lmrecsim.evaluation.logs import read_step_log
+
+    out = tmp_path / algo
+    hp = ["--hp", "n_steps=32", "--hp", "batch_size=64"] if algo == "ppo" else ["--hp", "learning_starts=20"]
+    assert main(["train", "--algo", algo, "--timesteps", "128", "--n-envs", "2", "--seed", "4",
+                 "--out", str(out), "--no-progress", "--log-episodes", *hp]) == 0
+    log = read_step_log(out / "episodes.parquet")
+    steps = log.steps
+    assert len(steps) >= 128
+    assert set(steps["seed"]) == {4, 5}
+    # Propensities are real probabilities of the logged actions under the behaviour policy.
+    assert ((steps["propensity"] > 0) & (steps["propensity"] <= 1)).all()
+    if algo == "ppo":
+        assert (steps["propensity"] < 1).any()

@@ -1,0 +1,97 @@
+"""Recording the steps of a training run as an episode log (``lmrecsim train --log-episodes``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+
+from ..envs.world import World
+from ..scenarios import Scenario
+from .logs import StepRecorder, write_step_log
+
+
+def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
+    """(n_envs, K) probability of each slot under the model's behaviour policy at this step."""
+    mask = np.asarray(obs["action_mask"]) > 0
+    policy = model.policy
+    if hasattr(policy, "get_distribution"):  # PPO / MaskablePPO: the policy's categorical
+        obs_t, _ = policy.obs_to_tensor(obs)
+        with th.no_grad():
+            probs = policy.get_distribution(obs_t).distribution.probs.cpu().numpy()
+        return probs.astype(np.float64)
+    n_valid = np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    # DQN's warm-up (before learning_starts) samples uniformly among the valid slots. The callback
+    # runs after num_timesteps counted this step, so the action was drawn one step earlier.
+    n_envs = mask.shape[0]
+    if model.num_timesteps - n_envs < getattr(model, "learning_starts", 0):
+        return (mask / n_valid).astype(np.float64)
+    # DQN after warm-up: epsilon-greedy over the valid slots around the greedy action.
+    obs_t, _ = policy.obs_to_tensor(obs)
+    with th.no_grad():
+        q = policy.q_net(obs_t).cpu().numpy()
+    greedy = np.argmax(np.where(mask, q, -np.inf), axis=1)
+    eps = float(getattr(model, "exploration_rate", 0.0))
+    probs = eps * mask / n_valid
+    probs[np.arange(len(greedy)), greedy] += 1.0 - eps
+    return probs
+
+
+class EpisodeLogCallback(BaseCallback):
+    """Records every training step (behaviour-policy propensities included) for the episode log.
+
+    The training env must be a ``BatchedRecommendationVecEnv(full_info=True)`` (possibly wrapped),
+    so each step's info carries the per-step signals.
+
+    Args:
+        path: where to write the Parquet log at the end of training.
+        scenario: the resolved training scenario; world: its world.
+        seed: the training seed (sub-env i is logged with seed ``seed + i``).
+        label: the policy label in the log.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, scenario: Scenario, world: World, seed: int, label: str
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.scenario = scenario
+        self.world = world
+        self.seed = seed
+        self.recorder = StepRecorder(label)
+        self._episode: np.ndarray | None = None
+
+    def _on_step(self) -> bool:
+        obs = self.model._last_obs  # the observation the actions were taken on
+        actions = np.asarray(self.locals["actions"]).reshape(-1)
+        rewards = np.asarray(self.locals["rewards"]).reshape(-1)
+        infos = self.locals["infos"]
+        dones = np.asarray(self.locals["dones"]).reshape(-1)
+        if self._episode is None:
+            self._episode = np.zeros(len(actions), dtype=np.int64)
+        probs = _action_probabilities(self.model, obs)
+        masks = np.asarray(obs["action_mask"])
+        for i, info in enumerate(infos):
+            truncated = bool(info.get("TimeLimit.truncated", False))
+            self.recorder.add(
+                seed=self.seed + i,
+                episode=int(self._episode[i]),
+                action=int(actions[i]),
+                probabilities=probs[i],
+                mask=masks[i],
+                reward=float(rewards[i]),
+                terminated=bool(dones[i]) and not truncated,
+                truncated=truncated,
+                info=info,
+            )
+        self._episode += dones.astype(np.int64)
+        return True
+
+    def write(self) -> Path:
+        """Write the recorded steps (atomically) and return the log's path."""
+        steps, arrays = self.recorder.frames()
+        write_step_log(self.path, steps, arrays, scenario=self.scenario, world=self.world)
+        return self.path
