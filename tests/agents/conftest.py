@@ -15,12 +15,15 @@ from lmrecsim.envs.world import World, build_world  # noqa: E402
 from lmrecsim.scenarios import load_scenario, scenario_from_dict  # noqa: E402
 from lmrecsim.scenarios.loader import deep_merge, scenario_to_dict  # noqa: E402
 
-# Small catalog, short sessions, few candidates: a world that builds and trains in seconds.
+# Small catalog, short sessions, few candidates: a world that builds and trains in seconds. A
+# lower skip cost than default keeps sessions long enough for a clear random-to-oracle gap
+# (measured: random 4.8, greedy 5.3, oracle 8.6 per episode).
 TINY = {
     "name": "tiny",
-    "catalog": {"n_items": 120},
-    "candidates": {"k": 8},
-    "episode": {"horizon": 20},
+    "catalog": {"n_items": 200},
+    "candidates": {"k": 10},
+    "episode": {"horizon": 30},
+    "users": {"patience": {"skip_cost": 0.03}},
     "encoder": {"project_dim": 16},
 }
 

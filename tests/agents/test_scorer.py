@@ -34,14 +34,16 @@ def _space() -> spaces.Dict:
     )
 
 
-def _obs(batch: int, seed: int, mask_rate: float = 0.5) -> dict[str, np.ndarray]:
+def _obs(
+    batch: int, seed: int, mask_rate: float = 0.5, k: int = K, p: int = P
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    mask = rng.random((batch, K)) >= mask_rate
-    mask[np.arange(batch), rng.integers(K, size=batch)] = True
+    mask = rng.random((batch, k)) >= mask_rate
+    mask[np.arange(batch), rng.integers(k, size=batch)] = True
     return {
-        "user": rng.normal(size=(batch, P)).astype(np.float32),
-        "candidates": rng.normal(size=(batch, K, P)).astype(np.float32),
-        "candidate_features": rng.normal(size=(batch, K, F)).astype(np.float32),
+        "user": rng.normal(size=(batch, p)).astype(np.float32),
+        "candidates": rng.normal(size=(batch, k, p)).astype(np.float32),
+        "candidate_features": rng.normal(size=(batch, k, F)).astype(np.float32),
         "action_mask": mask.astype(np.int8),
     }
 
@@ -205,11 +207,12 @@ def test_dqn_warmup_exploration_and_greedy_never_pick_a_masked_candidate(tiny_wo
     acts = model.replay_buffer.actions[:n, :, 0].astype(np.int64)
     assert np.take_along_axis(masks, acts[..., None], axis=2).all()
     # Pure exploration (epsilon 1) and greedy prediction on masked observations.
-    obs = _obs(256, seed=10)
+    k, p = env.observation_space["candidates"].shape
+    obs = _obs(256, seed=10, k=k, p=p)
     model.exploration_rate = 1.0
     explored, _ = model.predict(obs, deterministic=False)
     assert np.all(obs["action_mask"][np.arange(256), explored] == 1)
-    assert len(np.unique(explored)) == K  # it does explore, across every slot
+    assert len(np.unique(explored)) == k  # it does explore, across every slot
     greedy, _ = model.predict(obs, deterministic=True)
     assert np.all(obs["action_mask"][np.arange(256), greedy] == 1)
 
