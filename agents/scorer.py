@@ -134,9 +134,9 @@ def _install_scorer_heads(policy: Any, lr_schedule: Any) -> None:
 def _actor_critic_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs = _scorer_kwargs(kwargs)
     kwargs["net_arch"] = {"pi": [], "vf": []}
-    # The value head reads the slate summary of the same extractor; a second extractor would
-    # double the per-step cost for no measured gain.
-    kwargs["share_features_extractor"] = True
+    # By default the value head reads the slate summary of the same extractor (one forward pass
+    # per step); ``share_features_extractor=False`` gives the critic its own copy.
+    kwargs.setdefault("share_features_extractor", True)
     return kwargs
 
 

@@ -1,0 +1,407 @@
+"""Learning-quality benchmark: do PPO and DQN learn every shipped scenario, and how well?
+
+For each scenario: train PPO and DQN (candidate-scorer policy) for a fixed budget on several
+training seeds, evaluate every trained model and the baselines (random, greedy, linucb and the
+privileged oracle) on the scenario's evaluation seeds -- disjoint from the training seeds, so no
+policy is evaluated on the users it was trained on -- and write ``RESULTS.md``: returns with 95%
+bootstrap intervals and the fraction of the random-to-oracle gap each agent closes,
+``(agent - random) / (oracle - random)``. On ``cold_start`` a PPO with the plain MLP policy is
+trained too, to compare click-through on newly arrived items.
+
+Run from the repository root::
+
+    python -m benchmarks.learning                   # the full benchmark (hours on 2 cores)
+    python -m benchmarks.learning --quick           # default scenario, 30k steps, one seed
+    python benchmarks/learning.py --scenarios default clickbait --timesteps 100000 --seeds 0 1
+
+``lmrecsim bench --learning`` forwards its arguments to :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lmrecsim.agents.baselines import SB3Policy
+from lmrecsim.agents.train import train
+from lmrecsim.evaluation.runner import evaluate
+from lmrecsim.scenarios import Scenario, load_scenario
+from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
+
+BASELINES = ("random", "greedy", "linucb", "oracle")
+MYOPIC = ("greedy", "linucb")
+# Targets of the learning-quality issue.
+GAP_TARGET = {"ppo": 0.70, "dqn": 0.50, "maskable_ppo": 0.70}
+LONG_TERM_SCENARIO = "clickbait"
+LONG_TERM_RATIO = 1.1
+COLD_START_SCENARIO = "cold_start"
+START_MARK = "<!-- learning-benchmark:start -->"
+END_MARK = "<!-- learning-benchmark:end -->"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class AgentRun:
+    """One trained model."""
+
+    label: str
+    algo: str
+    policy: str
+    seed: int
+    seconds: float
+    steps: int
+
+
+@dataclass
+class ScenarioResult:
+    """Everything measured on one scenario.
+
+    ``returns`` is (units, policies): the return of every policy on every evaluation episode
+    (unit = (seed, episode), identical users and random numbers across policies).
+    """
+
+    name: str
+    runs: list[AgentRun]
+    returns: pd.DataFrame
+    new_item_ctr: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+
+def _scenario_for(sc: Scenario, algo: str) -> Scenario:
+    """The scenario with its ``agent.hyperparameters`` kept only when they belong to ``algo``."""
+    if sc.agent.algo == algo:
+        return sc
+    data = scenario_to_dict(sc)
+    data["agent"]["hyperparameters"] = {}
+    out = scenario_from_dict(data, base_dir=sc._base_dir)
+    out._source = sc._source
+    return out
+
+
+def _check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[int]) -> None:
+    # Sub-env i of a training run is seeded with seed + i (see BatchedRecommendationVecEnv).
+    used = {s + i for s in train_seeds for i in range(sc.agent.n_envs)}
+    overlap = sorted(used & set(eval_seeds))
+    if overlap:
+        raise SystemExit(
+            f"benchmarks/learning.py: --seeds {list(train_seeds)} (with n_envs={sc.agent.n_envs}) "
+            f"reuse evaluation seed(s) {overlap}; expected training users disjoint from evaluation"
+        )
+
+
+def _algo_returns(returns: pd.DataFrame, runs: list[AgentRun], algo: str, policy: str) -> pd.Series:
+    """Per-unit return of an algorithm, averaged over its training seeds."""
+    labels = [r.label for r in runs if r.algo == algo and r.policy == policy]
+    return returns[labels].mean(axis=1)
+
+
+def _ci(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
+    idx = rng.integers(values.size, size=(n, values.size))
+    means = values[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def gap_fraction(agent: np.ndarray, random: np.ndarray, oracle: np.ndarray) -> float:
+    """(agent - random) / (oracle - random) of the mean returns (nan when oracle <= random)."""
+    den = float(np.mean(oracle) - np.mean(random))
+    return float((np.mean(agent) - np.mean(random)) / den) if den > 0 else float("nan")
+
+
+def gap_ci(
+    agent: np.ndarray,
+    random: np.ndarray,
+    oracle: np.ndarray,
+    rng: np.random.Generator,
+    n: int = 2000,
+) -> tuple[float, float]:
+    """95% paired-bootstrap interval of :func:`gap_fraction` (resampling evaluation episodes)."""
+    idx = rng.integers(agent.size, size=(n, agent.size))
+    a, r, o = agent[idx].mean(axis=1), random[idx].mean(axis=1), oracle[idx].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (a - r) / (o - r)
+    g = g[np.isfinite(g)]
+    if g.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(g, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def run_scenario(
+    name: str,
+    *,
+    algos: Sequence[str],
+    timesteps: int,
+    seeds: Sequence[int],
+    eval_seeds: Sequence[int] | None,
+    episodes: int | None,
+    out: Path,
+    compare_mlp: bool,
+) -> ScenarioResult:
+    """Train every (algo, seed) on one scenario and evaluate them with the baselines."""
+    sc = load_scenario(name)
+    ev_seeds = list(sc.evaluation.seeds if eval_seeds is None else eval_seeds)
+    _check_seeds(sc, seeds, ev_seeds)
+    jobs = [(algo, "candidate_scorer") for algo in algos]
+    if compare_mlp and name == COLD_START_SCENARIO and "ppo" in algos:
+        jobs.append(("ppo", "mlp"))
+    runs: list[AgentRun] = []
+    models: list[tuple[str, Any]] = []
+    for algo, policy in jobs:
+        for seed in seeds:
+            label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
+            print(f"[{name}] training {label} for {timesteps} steps", flush=True)
+            res = train(
+                _scenario_for(sc, algo),
+                out=out / name / label,
+                algo=algo,
+                policy=policy,
+                timesteps=timesteps,
+                seed=seed,
+                progress=False,
+            )
+            runs.append(AgentRun(label, algo, policy, seed, res.seconds, res.timesteps))
+            models.append((label, SB3Policy(res.model, algo, run_dir=res.out_dir)))
+            print(f"[{name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
+    print(f"[{name}] evaluating on seeds {ev_seeds}", flush=True)
+    result = evaluate(
+        sc,
+        [*models, *BASELINES],
+        seeds=ev_seeds,
+        episodes=episodes,
+        progress=False,
+        plots=False,
+        n_resamples=500,
+    )
+    returns = result.episodes.pivot_table(
+        index=["seed", "episode"], columns="policy", values="return"
+    ).sort_index()
+    new_ctr: dict[str, tuple[float, int]] = {}
+    steps = result.steps
+    for label in returns.columns:
+        sel = steps[(steps["policy"] == label) & steps["is_new_item"].astype(bool)]
+        new_ctr[str(label)] = (float(sel["clicked"].mean()) if len(sel) else float("nan"), len(sel))
+    return ScenarioResult(name, runs, returns, new_ctr)
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dict[str, Any]]]:
+    """The scenario's table and its target rows (``{"target", "value", "met"}``)."""
+    rng = np.random.default_rng(seed)
+    r = res.returns
+    random, oracle = r["random"].to_numpy(), r["oracle"].to_numpy()
+    lines = [
+        f"### {res.name}",
+        "",
+        f"{len(r)} evaluation episodes (paired across policies).",
+        "",
+        "| policy | return | 95% CI | gap closed | 95% CI | per training seed | train steps/s |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    targets: list[dict[str, Any]] = []
+    keys = sorted({(run.algo, run.policy) for run in res.runs})
+    means: dict[str, float] = {}
+    for algo, policy in keys:
+        label = algo if policy == "candidate_scorer" else f"{algo} ({policy})"
+        agent = _algo_returns(r, res.runs, algo, policy).to_numpy()
+        mine = [run for run in res.runs if run.algo == algo and run.policy == policy]
+        per_seed = ", ".join(f"{r[run.label].mean():.2f}" for run in mine)
+        sps = sum(run.steps for run in mine) / max(sum(run.seconds for run in mine), 1e-9)
+        lo, hi = _ci(agent, rng)
+        g = gap_fraction(agent, random, oracle)
+        glo, ghi = gap_ci(agent, random, oracle, rng)
+        means[label] = float(agent.mean())
+        lines.append(
+            f"| {label} | {agent.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | "
+            f"[{_fmt(100 * glo, 0)}%, {_fmt(100 * ghi, 0)}%] | {per_seed} | {sps:.0f} |"
+        )
+        if policy == "candidate_scorer" and algo in GAP_TARGET:
+            targets.append(
+                {
+                    "target": f"{res.name}: {algo} closes >= {GAP_TARGET[algo]:.0%} of the gap",
+                    "value": f"{_fmt(100 * g, 0)}%",
+                    "met": bool(np.isfinite(g) and g >= GAP_TARGET[algo]),
+                }
+            )
+    for name in BASELINES:
+        v = r[name].to_numpy()
+        lo, hi = _ci(v, rng)
+        g = gap_fraction(v, random, oracle)
+        tag = " (privileged)" if name == "oracle" else ""
+        lines.append(
+            f"| {name}{tag} | {v.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | | | |"
+        )
+        means[name] = float(v.mean())
+    if res.name == LONG_TERM_SCENARIO and "ppo" in means:
+        best = max(MYOPIC, key=lambda b: means[b])
+        ratio = means["ppo"] / means[best] if means[best] > 0 else float("nan")
+        targets.append(
+            {
+                "target": f"{res.name}: ppo return >= {LONG_TERM_RATIO}x best myopic ({best})",
+                "value": f"{_fmt(ratio)}x",
+                "met": bool(np.isfinite(ratio) and ratio >= LONG_TERM_RATIO),
+            }
+        )
+    mlp = [run for run in res.runs if run.policy == "mlp"]
+    if mlp:
+        lines += ["", "Click-through on newly arrived items (clicks / times recommended):", ""]
+        lines += ["| policy | new-item CTR | new items recommended |", "|---|---:|---:|"]
+        ctrs: dict[str, float] = {}
+        for policy in ("candidate_scorer", "mlp"):
+            labels = [run.label for run in res.runs if run.algo == "ppo" and run.policy == policy]
+            n = sum(res.new_item_ctr[lb][1] for lb in labels)
+            clicks = sum(
+                res.new_item_ctr[lb][0] * res.new_item_ctr[lb][1]
+                for lb in labels
+                if res.new_item_ctr[lb][1]
+            )
+            ctrs[policy] = clicks / n if n else float("nan")
+            lines.append(f"| ppo ({policy}) | {_fmt(ctrs[policy], 3)} | {n} |")
+        targets.append(
+            {
+                "target": f"{res.name}: candidate scorer beats mlp on new-item CTR",
+                "value": f"{_fmt(ctrs['candidate_scorer'], 3)} vs {_fmt(ctrs['mlp'], 3)}",
+                "met": bool(ctrs["candidate_scorer"] > ctrs["mlp"]),
+            }
+        )
+    return "\n".join(lines) + "\n", targets
+
+
+def write_results(
+    path: Path, results: list[ScenarioResult], command: str, settings: dict[str, Any]
+) -> None:
+    """Write the generated section of ``RESULTS.md`` (text outside the markers is kept)."""
+    parts = [
+        START_MARK,
+        "## Learning benchmark (generated by `benchmarks/learning.py`)",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
+        f"machine: {platform.machine()}, Python {platform.python_version()}, CPU (torch threads "
+        f"{settings['torch_threads']}).  ",
+        f"Budget: {settings['timesteps']:,} steps per run; training seeds {settings['seeds']}; "
+        f"evaluation seeds {settings['eval_seeds']} x {settings['episodes']} episodes (disjoint "
+        "from training users). Return intervals: 95% bootstrap over evaluation episodes (episode "
+        "noise only; the per-seed means show training-seed spread). Gap closed = (agent - random) "
+        "/ (oracle - random), interval by paired bootstrap.",
+        "",
+    ]
+    targets: list[dict[str, Any]] = []
+    for res in results:
+        text, t = scenario_markdown(res)
+        parts.append(text)
+        targets += t
+    parts += ["### Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
+    parts += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |" for t in targets]
+    parts += ["", END_MARK, ""]
+    generated = "\n".join(parts)
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n\n"
+    if START_MARK in old and END_MARK in old:
+        head, rest = old.split(START_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1].lstrip("\n")
+        text = head + generated + tail
+    else:
+        text = old.rstrip("\n") + "\n\n" + generated
+    path.write_text(text, encoding="utf-8")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="benchmarks/learning.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    ap.add_argument("--quick", action="store_true", help="default scenario, 30k steps, seed 0")
+    ap.add_argument("--scenarios", nargs="+", default=None, help="default: every shipped scenario")
+    ap.add_argument(
+        "--algos", nargs="+", default=["ppo", "dqn"], choices=["ppo", "dqn", "maskable_ppo"]
+    )
+    ap.add_argument("--timesteps", type=int, default=None, help="steps per run (default 200000)")
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 10 20)"
+    )
+    ap.add_argument(
+        "--eval-seeds", type=int, nargs="+", default=None, help="default: the scenario's"
+    )
+    ap.add_argument(
+        "--episodes", type=int, default=None, help="per evaluation seed (default: the scenario's)"
+    )
+    ap.add_argument("--no-mlp", action="store_true", help="skip the mlp comparison on cold_start")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_learning")
+    ap.add_argument("--results", type=Path, default=REPO / "RESULTS.md")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.scenarios = args.scenarios or ["default"]
+        args.timesteps = args.timesteps or 30_000
+        args.seeds = args.seeds or [0]
+        args.episodes = args.episodes or 10
+    args.scenarios = args.scenarios or shipped_scenario_names()
+    args.timesteps = args.timesteps or 200_000
+    # Training seeds 10 apart: sub-env i of seed s uses s + i, so runs never share users.
+    args.seeds = args.seeds or [0, 10, 20]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the learning benchmark; ``argv`` as on the command line (None: ``sys.argv[1:]``)."""
+    import torch as th
+
+    args = parse_args(argv)
+    th.set_num_threads(args.threads)
+    start = time.perf_counter()
+    results: list[ScenarioResult] = []
+    sc0 = load_scenario(args.scenarios[0])
+    settings = {
+        "timesteps": args.timesteps,
+        "seeds": list(args.seeds),
+        "eval_seeds": list(args.eval_seeds or sc0.evaluation.seeds),
+        "episodes": args.episodes or sc0.evaluation.episodes,
+        "torch_threads": args.threads,
+    }
+    shown = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
+    command = f"python -m benchmarks.learning {shown}".strip()
+    for name in args.scenarios:
+        results.append(
+            run_scenario(
+                name,
+                algos=args.algos,
+                timesteps=args.timesteps,
+                seeds=args.seeds,
+                eval_seeds=args.eval_seeds,
+                episodes=args.episodes,
+                out=args.out,
+                compare_mlp=not args.no_mlp,
+            )
+        )
+        # After every scenario, so a long run that is stopped still leaves its results.
+        write_results(args.results, results, command, settings)
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = {
+        res.name: {
+            "returns": res.returns.reset_index().to_dict(orient="list"),
+            "runs": [run.__dict__ for run in res.runs],
+            "new_item_ctr": res.new_item_ctr,
+        }
+        for res in results
+    }
+    (args.out / "learning.json").write_text(json.dumps(raw, indent=1, default=float) + "\n")
+    print(f"wrote {args.results} in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(REPO))
+    raise SystemExit(main())
