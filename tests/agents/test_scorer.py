@@ -227,3 +227,21 @@ def test_candidate_scores_match_the_policy_logits(tiny_world) -> None:
         single = candidate_scores(model, {k: v[0] for k, v in obs.items()})
         assert batch.shape == (2, tiny_world.scenario.candidates.k)
         np.testing.assert_allclose(single, batch[0], rtol=1e-5, atol=1e-6)
+
+
+def test_critic_with_its_own_extractor_keeps_masking_and_equivariance() -> None:
+    th.manual_seed(0)
+    policy = CandidateScorerPolicy(
+        _space(), spaces.Discrete(K), _lr, ortho_init=False, share_features_extractor=False
+    )
+    assert policy.vf_features_extractor is not policy.pi_features_extractor
+    obs = _obs(16, seed=11)
+    perm = np.random.default_rng(12).permutation(K)
+    with th.no_grad():
+        probs = policy.get_distribution(_torch(obs)).distribution.probs.numpy()
+        probs_p = policy.get_distribution(_torch(_permuted(obs, perm))).distribution.probs.numpy()
+        v = policy.predict_values(_torch(obs)).numpy()
+        v_p = policy.predict_values(_torch(_permuted(obs, perm))).numpy()
+    assert np.all(probs[obs["action_mask"] == 0] == 0.0)
+    np.testing.assert_allclose(probs_p, probs[:, perm], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v_p, v, rtol=1e-5, atol=1e-5)
