@@ -6,6 +6,7 @@ batched SB3 ``VecEnv``. The env is also registered as ``lmrecsim/Recommend-v0``:
     import gymnasium as gym
     import lmrecsim.envs  # registers the id
     env = gym.make("lmrecsim/Recommend-v0", scenario="default")
+    venv = gym.make_vec("lmrecsim/Recommend-v0", num_envs=64, vectorization_mode="vector_entry_point")
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from ..scenarios import Scenario, load_scenario
 ENV_ID = "lmrecsim/Recommend-v0"
 
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point="lmrecsim.envs.env:RecommendationEnv")
+    gym.register(
+        id=ENV_ID,
+        entry_point="lmrecsim.envs.env:RecommendationEnv",
+        # gym.make_vec(ENV_ID, num_envs=N, vectorization_mode="vector_entry_point") builds the
+        # array-batched VectorEnv instead of N env objects.
+        vector_entry_point="lmrecsim.envs.vector_env:RecommendationVectorEnv",
+    )
 
 
 def make_env(scenario: str | Scenario = "default", **kwargs: Any):  # -> RecommendationEnv

@@ -187,3 +187,15 @@ def test_gymnasium_vector_env_matches_sync_vector_env(tmp_path: Any, mode: str) 
                 )
         n_done += int((out_s[2] | out_s[3]).sum())
     assert n_done >= n
+
+
+def test_make_vec_uses_the_batched_vector_env():
+    import gymnasium as gym
+
+    from lmrecsim.envs import ENV_ID
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    venv = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", scenario="default")
+    assert isinstance(venv.unwrapped, RecommendationVectorEnv)
+    obs, _ = venv.reset(seed=0)
+    assert obs["action_mask"].shape[0] == 3
