@@ -21,13 +21,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario
+from ..scenarios.schema import MetricName
 from .bootstrap import paired_difference_ci, summarise
 from .errors import EvaluationError
 from .metrics import ctr_around_events, episode_table, ndcg_at_k, precision_at_k, recall_at_k
@@ -69,28 +70,7 @@ AGGREGATE_METRICS: tuple[str, ...] = (
     "recovery_steps",
 )
 #: Every metric, in the order the tables list them (after the scenario's own metrics).
-METRICS: tuple[str, ...] = (
-    "return",
-    "ctr",
-    "mean_rating",
-    "mean_dwell",
-    "session_length",
-    "churned",
-    "catalog_coverage",
-    "gini",
-    "long_tail_share",
-    "novelty",
-    "intra_list_diversity",
-    "new_user_return_k",
-    "new_user_ctr_k",
-    "new_item_share",
-    "ctr_before_drift",
-    "ctr_after_drift",
-    "recovery_steps",
-    "precision_at_k",
-    "recall_at_k",
-    "ndcg_at_k",
-)
+METRICS: tuple[str, ...] = get_args(MetricName)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 # The metric names the evaluation module computes; a scenario may only name these, so a typo is an
-# error rather than a metric silently missing from reports. Keep in sync with lmrecsim.evaluation.
+# error rather than a metric silently missing from reports. lmrecsim.evaluation computes exactly
+# these, in this order (its METRICS tuple is derived from this Literal).
 MetricName = Literal[
     "return",
     "ctr",
@@ -31,8 +32,9 @@ MetricName = Literal[
     "ctr_before_drift",
     "ctr_after_drift",
     "recovery_steps",
-    "ndcg_at_k",
     "precision_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
 ]
 
 
