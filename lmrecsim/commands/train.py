@@ -30,6 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints")
     p.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch threads while training (default $LMRECSIM_TORCH_THREADS or 1: the policy "
+        "networks are small and extra threads only help on large ones)",
+    )
+    p.add_argument(
         "--log-episodes",
         action="store_true",
         help="also write DIR/episodes.parquet: every training step with the behaviour policy's "
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         callback_factory=factory if args.log_episodes else None,
         full_info=args.log_episodes,
+        torch_threads=args.torch_threads,
     )
     for cb in loggers:
         cb.write()

@@ -100,3 +100,19 @@ def test_train_log_episodes_writes_a_readable_log(tmp_path, algo):
     assert ((steps["propensity"] > 0) & (steps["propensity"] <= 1)).all()
     if algo == "ppo":
         assert (steps["propensity"] < 1).any()
+
+
+def test_torch_threads_flag_sets_the_thread_count(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--timesteps", "64", "--n-envs", "2", "--hp", "n_steps=32",
+                     "--hp", "batch_size=64", "--torch-threads", "2", "--out", str(tmp_path / "a"),
+                     "--no-progress"]) == 0
+        assert torch.get_num_threads() == 2
+        assert main(["train", "--timesteps", "64", "--n-envs", "2", "--hp", "n_steps=32",
+                     "--hp", "batch_size=64", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
