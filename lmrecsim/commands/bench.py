@@ -371,6 +371,10 @@ def run_all(quick: bool = False) -> list[Figure]:
             "cosine",
         )
     )
+    # Training runs on the thread count `lmrecsim train` uses (one by default: small networks).
+    from lmrecsim.agents.train import set_torch_threads
+
+    figures.append(Figure("torch_threads_for_training", float(set_torch_threads(None)), "threads"))
     figures += bench_ppo(world, 2048 if quick else 8192)
     return figures
 
