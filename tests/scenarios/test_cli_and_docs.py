@@ -109,3 +109,21 @@ def test_every_key_is_documented_with_type_default_and_meaning() -> None:
             assert rows, f"{path}.{name} missing from the page"
     assert "| `horizon` | integer (>= 1, <= 100000) | `50` |" in text
     assert '| `kind` | one of `none`, `gradual`, `abrupt`, `periodic` | `"none"` |' in text
+
+
+def test_validate_build_catches_what_only_the_world_knows(tmp_path, capsys):
+    from lmrecsim.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nextends: default\n")
+    bad = tmp_path / "bad_topic.yaml"
+    bad.write_text("name: bad\nextends: default\ncatalog:\n  topics: [underwater_basket_weaving]\n")
+    # Schema-valid, so plain validation passes; building the world finds the unknown topic.
+    assert main(["scenarios", "validate", str(good), str(bad)]) == 0
+    capsys.readouterr()
+    assert main(["scenarios", "validate", "--build", str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    err_lines = captured.err.strip().splitlines()
+    assert len(err_lines) == 1
+    assert "catalog.topics" in err_lines[0] and "underwater_basket_weaving" in err_lines[0]
+    assert "good.yaml: ok" in captured.out
