@@ -217,10 +217,12 @@ def generate_candidates(
     if quota > 0 and new_order.size:
         q_u = np.minimum(quota, n_arrived)
         offset = crng.integers(keys, steps, crng.STREAM_CAND_NEW, 1, np.maximum(n_arrived, 1))[:, 0]
-        j = np.arange(quota)
+        # Oversampled (distinct while j < n_arrived) so that new items the user already consumed,
+        # which are removed below, are replaced; at most q_u are kept.
+        j = np.arange(3 * quota)
         pos = (offset[:, None] + j[None, :]) % np.maximum(n_arrived, 1)[:, None]
         block_a = new_order[pos]
-        block_a[j[None, :] >= q_u[:, None]] = -1
+        block_a[j[None, :] >= n_arrived[:, None]] = -1
     else:
         q_u = np.zeros(n_users, dtype=np.int64)
         block_a = np.zeros((n_users, 0), dtype=np.int64)
@@ -271,6 +273,10 @@ def generate_candidates(
             hit = _member(proposals, excl)
         proposals[hit] = -1
     keep = first_occurrence(proposals)
+    ca = block_a.shape[1]
+    if ca:
+        new_keep = keep[:, :ca]
+        keep[:, :ca] = new_keep & (np.cumsum(new_keep, axis=1) <= q_u[:, None])
     c0 = block_a.shape[1] + block_b.shape[1]
     c1 = c0 + block_c.shape[1]
     pop_keep = keep[:, c0:c1]

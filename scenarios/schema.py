@@ -319,15 +319,17 @@ class ResponseConfig(_Strict):
         0.3,
         ge=0.0,
         le=10.0,
-        description="Popularity bias: weight of log popularity (relative to the mean).",
+        description="Popularity bias: weight of log relative popularity (share x number of items).",
     )
     appeal_weight: float = Field(1.0, ge=0.0, description="Weight of item appeal (click-bait).")
     bias: float = Field(-1.5, ge=-20.0, le=20.0, description="Intercept of the click logit.")
     popularity_floor: float = Field(
-        1e-5,
+        0.1,
         gt=0.0,
-        lt=1.0,
-        description="Popularity used for items with a zero prior (log safety).",
+        le=1.0,
+        description="Floor of the relative popularity (share x number of items; 1 = an average item) "
+        "in the click model, so items with a zero prior (new arrivals) are disadvantaged but "
+        "clickable: 0.1 costs them gamma * log(0.1) = -0.7 logits at gamma 0.3.",
     )
     satisfaction_scale: float = Field(
         4.0, gt=0.0, description="Satisfaction = scale * s + quality + noise."

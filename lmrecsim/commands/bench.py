@@ -41,6 +41,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default=None, help="write every figure as JSON to this file")
     p.add_argument("--quick", action="store_true", help="smaller budgets (about a minute)")
+    p.add_argument(
+        "--learning",
+        action="store_true",
+        help="run the learning-quality benchmark (benchmarks/learning.py, writes RESULTS.md) instead",
+    )
+    p.add_argument(
+        "--learning-args",
+        default="",
+        metavar="ARGS",
+        help="arguments for the learning benchmark, e.g. --learning-args=\"--quick --scenarios default\"",
+    )
     p.set_defaults(func=run)
 
 
@@ -384,11 +395,33 @@ def format_figures(figures: list[Figure]) -> str:
     return "\n".join(f"{f.name:<{width}}  {f.value:>14,.3f}  {f.unit}" for f in figures)
 
 
+def run_learning(extra: str) -> int:
+    """Forward to ``benchmarks.learning.main`` (it lives in the source tree, next to the package)."""
+    import shlex
+    import sys
+
+    from lmrecsim.agents.errors import AgentError
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "benchmarks" / "learning.py").is_file():
+        raise AgentError(
+            f"{root / 'benchmarks' / 'learning.py'}: learning benchmark not found (it ships with "
+            "the source tree, not the installed package: run from a clone)"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.learning import main as learning_main
+
+    return int(learning_main(shlex.split(extra)))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.learning:
+        return run_learning(args.learning_args)
     figures = run_all(quick=args.quick)
     print(format_figures(figures))
     if args.out:
-        Path(args.out).write_text(
-            json.dumps([asdict(f) for f in figures], indent=2) + "\n", encoding="utf-8"
-        )
+        from lmrecsim.agents.train import write_text_atomic
+
+        write_text_atomic(Path(args.out), json.dumps([asdict(f) for f in figures], indent=2) + "\n")
     return 0
