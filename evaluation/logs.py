@@ -410,33 +410,21 @@ class StepRecorder:
             info: the env's step info (``item_index``, ``item_id``, ``candidate_items``, ...).
         """
         probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-        from .rollout import STEP_FIELDS
+        from .rollout import step_row
 
-        values = {
-            "policy": self.label,
-            "seed": int(seed),
-            "episode": int(episode),
-            "step": int(info["step"]),
-            "user_id": int(info["user_id"]),
-            "is_new_user": bool(info["is_new_user"]),
-            "action": int(action),
-            "item_index": int(info["item_index"]),
-            "item_id": str(info.get("item_id", "")),
-            "clicked": bool(info["clicked"]),
-            "rating": float(info["rating"]) if info["clicked"] else np.nan,
-            "dwell": float(info["dwell"]),
-            "reward": float(reward),
-            "terminated": bool(terminated),
-            "truncated": bool(truncated),
-            "popularity_rank": int(info["popularity_rank"]),
-            "is_new_item": bool(info["is_new_item"]),
-            "affinity": float(info["affinity"]),
-            "drift_event": bool(info.get("drift_event", False)),
-            "drift_phase": float(info.get("drift_phase", 0.0)),
-            "invalid_action": bool(info["invalid_action"]),
-            "propensity": float(probs[int(action)]),
-        }
-        self._rows.append(tuple(values[k] for k in STEP_FIELDS))
+        self._rows.append(
+            step_row(
+                label=self.label,
+                seed=seed,
+                episode=episode,
+                action=action,
+                propensity=float(probs[int(action)]),
+                reward=reward,
+                terminated=terminated,
+                truncated=truncated,
+                info=info,
+            )
+        )
         cand = np.asarray(info["candidate_items"], dtype=np.int64)
         self.arrays.candidate_items.append(cand)
         self.arrays.candidate_affinity.append(

@@ -24,6 +24,7 @@ import pandas as pd
 from ..envs.env import RecommendationEnv
 from ..envs.world import World
 from .logs import StepLog, read_step_log
+from .rollout import step_feedback
 
 # Logged columns a re-simulation must reproduce, compared after each step (exactly; NaN == NaN).
 STEP_CHECKS = (
@@ -147,26 +148,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _step_values(
-    info: dict[str, Any], reward: float, terminated: bool, truncated: bool
-) -> dict[str, Any]:
-    return {
-        "user_id": int(info["user_id"]),
-        "is_new_user": bool(info["is_new_user"]),
-        "item_id": str(info["item_id"]),
-        "invalid_action": bool(info["invalid_action"]),
-        "clicked": bool(info["clicked"]),
-        "rating": float(info["rating"]) if info["clicked"] else float("nan"),
-        "dwell": float(info["dwell"]),
-        "reward": float(reward),
-        "terminated": bool(terminated),
-        "truncated": bool(truncated),
-        "is_new_item": bool(info["is_new_item"]),
-        "popularity_rank": int(info["popularity_rank"]),
-        "affinity": float(info["affinity"]),
-    }
-
-
 def resimulate(
     world: World,
     rows: pd.DataFrame,
@@ -244,7 +225,7 @@ def resimulate(
                         visit(int(pos), env, obs)
                     obs, reward, terminated, truncated, info = env.step(int(row["action"]))
                     done = terminated or truncated
-                    got = _step_values(info, reward, terminated, truncated)
+                    got = step_feedback(info, reward, terminated, truncated)
                     got_step = int(info["step"])
                     if got_step != step:
                         diff = Difference(

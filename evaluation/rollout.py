@@ -67,6 +67,58 @@ class StepArrays:
         return out
 
 
+def step_feedback(
+    info: dict[str, Any], reward: float, terminated: bool, truncated: bool
+) -> dict[str, Any]:
+    """The step-log fields an env step determines (user, item, feedback, episode end).
+
+    ``rating`` is NaN without a click; everything is a plain Python scalar.
+    """
+    return {
+        "step": int(info["step"]),
+        "user_id": int(info["user_id"]),
+        "is_new_user": bool(info["is_new_user"]),
+        "item_index": int(info["item_index"]),
+        "item_id": str(info.get("item_id", "")),
+        "clicked": bool(info["clicked"]),
+        "rating": float(info["rating"]) if info["clicked"] else float("nan"),
+        "dwell": float(info["dwell"]),
+        "reward": float(reward),
+        "terminated": bool(terminated),
+        "truncated": bool(truncated),
+        "popularity_rank": int(info["popularity_rank"]),
+        "is_new_item": bool(info["is_new_item"]),
+        "affinity": float(info["affinity"]),
+        "drift_event": bool(info.get("drift_event", False)),
+        "drift_phase": float(info.get("drift_phase", 0.0)),
+        "invalid_action": bool(info["invalid_action"]),
+    }
+
+
+def step_row(
+    *,
+    label: str,
+    seed: int,
+    episode: int,
+    action: int,
+    propensity: float,
+    reward: float,
+    terminated: bool,
+    truncated: bool,
+    info: dict[str, Any],
+) -> tuple[Any, ...]:
+    """One row of the step log, in ``STEP_FIELDS`` order."""
+    values = step_feedback(info, reward, terminated, truncated)
+    values.update(
+        policy=label,
+        seed=int(seed),
+        episode=int(episode),
+        action=int(action),
+        propensity=float(propensity),
+    )
+    return tuple(values[k] for k in STEP_FIELDS)
+
+
 def policy_scores(policy: Any, obs: dict[str, np.ndarray]) -> np.ndarray | None:
     """The policy's per-candidate scores (K,) when it exposes them, else None."""
     fn = getattr(policy, "scores", None)
@@ -144,29 +196,16 @@ def run_policy(
                 if callable(observe):
                     observe(obs, action, reward, inf)
                 rows.append(
-                    (
-                        label,
-                        int(seed),
-                        episode,
-                        inf["step"],
-                        inf["user_id"],
-                        inf["is_new_user"],
-                        action,
-                        inf["item_index"],
-                        inf["item_id"],
-                        inf["clicked"],
-                        inf["rating"] if inf["clicked"] else np.nan,
-                        inf["dwell"],
-                        float(reward),
-                        terminated,
-                        truncated,
-                        inf["popularity_rank"],
-                        inf["is_new_item"],
-                        inf["affinity"],
-                        inf["drift_event"],
-                        inf["drift_phase"],
-                        inf["invalid_action"],
-                        float(probs[action]),
+                    step_row(
+                        label=label,
+                        seed=int(seed),
+                        episode=episode,
+                        action=action,
+                        propensity=float(probs[action]),
+                        reward=float(reward),
+                        terminated=terminated,
+                        truncated=truncated,
+                        info=inf,
                     )
                 )
                 arrays.candidate_items.append(inf["candidate_items"])
