@@ -147,6 +147,7 @@ def run_scenario(
     episodes: int | None,
     out: Path,
     compare_mlp: bool,
+    torch_threads: int = 1,
 ) -> ScenarioResult:
     """Train every (algo, seed) on one scenario and evaluate them with the baselines."""
     sc = load_scenario(name)
@@ -169,6 +170,7 @@ def run_scenario(
                 timesteps=timesteps,
                 seed=seed,
                 progress=False,
+                torch_threads=torch_threads,
             )
             runs.append(AgentRun(label, algo, policy, seed, res.seconds, res.timesteps))
             models.append((label, SB3Policy(res.model, algo, run_dir=res.out_dir)))
@@ -356,10 +358,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the learning benchmark; ``argv`` as on the command line (None: ``sys.argv[1:]``)."""
-    import torch as th
+    from lmrecsim.agents.train import set_torch_threads
 
     args = parse_args(argv)
-    th.set_num_threads(args.threads)
+    # train() sets the thread count of each run itself; this covers evaluation in between.
+    set_torch_threads(args.threads)
     start = time.perf_counter()
     results: list[ScenarioResult] = []
     sc0 = load_scenario(args.scenarios[0])
@@ -383,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 episodes=args.episodes,
                 out=args.out,
                 compare_mlp=not args.no_mlp,
+                torch_threads=args.threads,
             )
         )
         # After every scenario, so a long run that is stopped still leaves its results.
