@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import rng as crng
-from .candidates import generate_candidates
+from .candidates import first_occurrence, generate_candidates
 from .response import (
     click_probability,
     dwell_from_satisfaction,
@@ -221,8 +221,6 @@ class UserBatch:
         # Repeated pool entries must not become repeated history items.
         order = np.argsort(-score, axis=1, kind="stable")
         ranked = np.take_along_axis(pool, order, 1)
-        from .candidates import first_occurrence
-
         ranked[~np.take_along_axis(np.isfinite(score), order, 1)] = -1
         keep = first_occurrence(ranked)
         pos = np.argsort(~keep, axis=1, kind="stable")[:, :h_max]

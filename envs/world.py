@@ -8,12 +8,13 @@ process and, through the on-disk cache, once per machine.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders import EmbeddingCache, Encoder, load_encoder
+from ..encoders import EmbeddingCache, Encoder, LRUEncoder, load_encoder
 from ..scenarios import Scenario, scenario_hash
 from .catalog import Catalog, load_catalog, load_default_catalog
 from .personas import Persona, load_default_personas, load_personas, persona_by_name
@@ -129,8 +130,6 @@ class World:
     def text_encoder(self) -> Encoder:
         """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""
         if self._text_encoder is None:
-            from ..encoders import LRUEncoder
-
             self._text_encoder = LRUEncoder(self.encoder, maxsize=200_000)
         return self._text_encoder
 
@@ -189,7 +188,9 @@ def _load_projection(cache: EmbeddingCache, key: str) -> Projection | None:
     )
 
 
-def build_world(scenario: Scenario, *, encoder: Encoder | None = None, show_progress: bool = False) -> World:
+def build_world(
+    scenario: Scenario, *, encoder: Encoder | None = None, show_progress: bool = False
+) -> World:
     """Build (or fetch from the per-process memo) the world of a scenario.
 
     Args:
@@ -202,8 +203,6 @@ def build_world(scenario: Scenario, *, encoder: Encoder | None = None, show_prog
         model = None if enc_cfg.model == "default" else enc_cfg.model
         if model is not None and not model.startswith(("/", "~", ".")):
             resolved = scenario.resolve_path(model)
-            import os
-
             if os.path.isdir(resolved):
                 model = resolved
         encoder = load_encoder(
@@ -215,9 +214,7 @@ def build_world(scenario: Scenario, *, encoder: Encoder | None = None, show_prog
             cache_dir=enc_cfg.cache_dir,
             show_progress=show_progress,
         )
-    world_key = hashlib.sha256(
-        f"{scenario_hash(scenario)}|{encoder.identity}".encode()
-    ).hexdigest()
+    world_key = hashlib.sha256(f"{scenario_hash(scenario)}|{encoder.identity}".encode()).hexdigest()
     if world_key in _WORLDS:
         return _WORLDS[world_key]
 

@@ -7,7 +7,7 @@ user makes is keyed by its episode key (see ``lmrecsim.envs.rng``). Comparisons 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,11 +173,10 @@ def run_policy(
         binder(env)
     for seed in seeds:
         for episode in range(episodes):
-            obs, info = env.reset(seed=int(seed) if episode == 0 else None)
+            obs, _ = env.reset(seed=int(seed) if episode == 0 else None)
             reset_hook = getattr(policy, "reset", None)
             if callable(reset_hook):
                 reset_hook()
-            cand_aff = info["candidate_affinity"]
             done = False
             episode_start = np.ones(1, dtype=bool)
             state = None
@@ -209,11 +208,10 @@ def run_policy(
                     )
                 )
                 arrays.candidate_items.append(inf["candidate_items"])
-                arrays.candidate_affinity.append(cand_aff)
+                arrays.candidate_affinity.append(inf["candidate_affinity"])
                 arrays.mask.append(mask)
                 arrays.scores.append(scores if scores is not None else probs)
                 arrays.probabilities.append(probs)
-                cand_aff = env.users.candidate_affinity(np.zeros(1, dtype=np.int64))[0]
                 obs = next_obs
                 episode_start = np.zeros(1, dtype=bool)
                 done = terminated or truncated
@@ -229,11 +227,3 @@ def episode_returns(steps: pd.DataFrame) -> pd.DataFrame:
     return g.agg(
         ret=("reward", "sum"), clicks=("clicked", "sum"), length=("step", "size")
     ).reset_index()
-
-
-def iter_labels(policies: Iterable[tuple[str, Policy]]) -> list[str]:
-    """Labels of (label, policy) pairs, checking they are unique."""
-    labels = [label for label, _ in policies]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"policy labels must be unique, got {labels}")
-    return labels

@@ -10,7 +10,7 @@ from lmrecsim.agents.train import train, write_text_atomic
 from lmrecsim.envs.world import build_world
 from lmrecsim.evaluation.bootstrap import bootstrap_ci, paired_difference_ci
 from lmrecsim.evaluation.rollout import episode_returns, run_policy
-from lmrecsim.scenarios import Scenario, load_scenario
+from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
 
 
 def demo(
@@ -27,11 +27,18 @@ def demo(
     summary text.
     """
     sc = load_scenario(scenario)
+    seeds = list(sc.evaluation.seeds)
+    # Sub-env i trains on seed agent.seed + i; evaluating on one of those would meet training users.
+    training_seeds = range(sc.agent.seed, sc.agent.seed + sc.agent.n_envs)
+    overlap = sorted(set(seeds) & set(training_seeds))
+    if overlap:
+        raise ScenarioError(
+            f"{sc.source}: evaluation.seeds: {overlap} overlap the training seeds "
+            f"{training_seeds.start}..{training_seeds.stop - 1} (agent.seed + sub-env index); "
+            "expected held-out seeds"
+        )
     result = train(sc, out=out, algo="ppo", timesteps=timesteps, progress=progress)
     world = build_world(result.scenario)
-    seeds = list(result.scenario.evaluation.seeds)
-    if set(seeds) & {result.scenario.agent.seed + i for i in range(result.scenario.agent.n_envs)}:
-        raise ValueError("evaluation seeds overlap the training seeds")
     bar = None
     if progress:
         from tqdm.auto import tqdm

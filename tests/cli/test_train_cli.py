@@ -116,3 +116,13 @@ def test_torch_threads_flag_sets_the_thread_count(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_demo_refuses_evaluation_seeds_that_were_trained_on(tmp_path, capsys):
+    sc = tmp_path / "overlap.yaml"
+    sc.write_text("name: overlap\nextends: default\nevaluation:\n  seeds: [3, 1000]\n")
+    out = tmp_path / "run"
+    assert main(["demo", "--scenario", str(sc), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evaluation.seeds: [3] overlap the training seeds 0..7" in err[0]
+    assert not out.exists()  # refused before training, nothing half-written
