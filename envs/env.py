@@ -36,12 +36,14 @@ def observation_space(world: World) -> spaces.Dict:
     )
 
 
-def step_info(info: dict[str, Any], row: int) -> dict[str, Any]:
-    """The info dict of one user from a batched info dict (numpy scalars become Python scalars)."""
+def step_info(info: dict[str, Any], row: int, world: World) -> dict[str, Any]:
+    """The info dict of one user from a batched info dict (numpy scalars become Python scalars),
+    with the recommended item's catalog id added as ``item_id``."""
     out: dict[str, Any] = {}
     for key, value in info.items():
         v = value[row]
         out[key] = v.item() if isinstance(v, np.generic) else v
+    out["item_id"] = str(world.catalog.item_ids[out["item_index"]])
     return out
 
 
@@ -146,8 +148,7 @@ class RecommendationEnv(gym.Env):
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (and after an episode ends)")
         reward, terminated, truncated, info = self._users.step(np.asarray([action]).reshape(1))
-        out = step_info(info, 0)
-        out["item_id"] = str(self.world.catalog.item_ids[out["item_index"]])
+        out = step_info(info, 0, self.world)
         term, trunc = bool(terminated[0]), bool(truncated[0])
         self._needs_reset = term or trunc
         return self._obs(), float(reward[0]), term, trunc, out

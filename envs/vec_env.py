@@ -69,6 +69,9 @@ class BatchedRecommendationVecEnv(VecEnv):
         assert gen is not None
         return crng.episode_key(gen)
 
+    def _reset_info(self, i: int) -> dict[str, Any]:
+        return {"user_id": int(self.users.user_id[i]), "is_new_user": bool(self.users.new_user[i])}
+
     # ------------------------------------------------------------------ API
     def reset(self) -> dict[str, np.ndarray]:
         keys = np.array(
@@ -76,10 +79,7 @@ class BatchedRecommendationVecEnv(VecEnv):
         )
         idx = np.arange(self.num_envs)
         self.users.reset_users(idx, keys)
-        self.reset_infos = [
-            {"user_id": int(self.users.user_id[i]), "is_new_user": bool(self.users.new_user[i])}
-            for i in range(self.num_envs)
-        ]
+        self.reset_infos = [self._reset_info(i) for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         return self.users.observe()
@@ -93,9 +93,7 @@ class BatchedRecommendationVecEnv(VecEnv):
         dones = terminated | truncated
         obs = users.observe()
         if self.full_info:
-            infos = [step_info(info, i) for i in range(self.num_envs)]
-            for inf in infos:
-                inf["item_id"] = str(self.world.catalog.item_ids[inf["item_index"]])
+            infos = [step_info(info, i, self.world) for i in range(self.num_envs)]
         else:
             infos = [{} for _ in range(self.num_envs)]
         done_idx = np.flatnonzero(dones)
@@ -109,10 +107,7 @@ class BatchedRecommendationVecEnv(VecEnv):
             for key, value in fresh.items():
                 obs[key][done_idx] = value
             for i in done_idx:
-                self.reset_infos[i] = {
-                    "user_id": int(users.user_id[i]),
-                    "is_new_user": bool(users.new_user[i]),
-                }
+                self.reset_infos[i] = self._reset_info(int(i))
         if self.full_info:
             for i in range(self.num_envs):
                 infos[i].setdefault("TimeLimit.truncated", False)
