@@ -137,7 +137,7 @@ def train(
     Returns:
         A :class:`TrainResult` with the trained model and the measured steps per second.
     """
-    sc = load_scenario(scenario) if not isinstance(scenario, Scenario) else scenario
+    sc = load_scenario(scenario)
     hp = dict(sc.agent.hyperparameters)
     hp.update(hyperparameters or {})
     sc = with_agent_overrides(
@@ -145,11 +145,11 @@ def train(
         hyperparameters=hp if hyperparameters else None,
     )
     agent = sc.agent
+    # Build the world first: a missing model or bad catalog fails before the run folder exists.
+    world = build_world(sc, show_progress=progress)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
-
-    world = build_world(sc, show_progress=progress)
     set_torch_threads(torch_threads)
     venv = VecMonitor(
         BatchedRecommendationVecEnv(sc, agent.n_envs, world=world, full_info=full_info)

@@ -72,6 +72,7 @@ def test_invalid_yaml_and_missing_model(tmp_path, capsys):
     assert main(["train", "--scenario", str(missing), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "absent" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o2").exists()  # no run folder for a run that never started
 
 
 def test_no_traceback_from_the_console_script(tmp_path):
