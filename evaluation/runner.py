@@ -31,6 +31,7 @@ from ..scenarios import Scenario, load_scenario
 from ..scenarios.schema import MetricName
 from .bootstrap import paired_difference_ci, summarise
 from .errors import EvaluationError
+from .logs import write_step_log
 from .metrics import ctr_around_events, episode_table, ndcg_at_k, precision_at_k, recall_at_k
 from .rollout import StepArrays, run_policy
 
@@ -585,14 +586,9 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
     put("summary.csv", _csv_bytes(result.summary))
     put("comparison.csv", _csv_bytes(result.comparison))
     put("episodes.csv", _csv_bytes(result.episodes))
-    try:
-        from .logs import write_step_log
-    except ImportError:
-        write_step_log = None
-    if write_step_log is not None:
-        path = out / "steps.parquet"
-        write_step_log(path, result.steps, result.arrays, scenario=result.scenario)
-        written.append(path)
+    path = out / "episodes.parquet"
+    write_step_log(path, result.steps, result.arrays, scenario=result.scenario, world=result.world)
+    written.append(path)
 
     plots = []
     if make_plots:

@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ope",
         help="off-policy evaluation of a policy from a step log",
         description="Estimate the target policy's value per step from a log made by a stochastic "
-        "logging policy (IPS, SNIPS, DM, DR; 95%% intervals, effective sample size), compared with "
+        "logging policy (IPS, SNIPS, DM, DR; 95% intervals, effective sample size), compared with "
         "the ground truth from running the target on the same scenario and seeds.",
     )
     p.add_argument("log", help="step log (episodes.parquet)")

@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and check the log is reproduced exactly (writes DIR/replay.json; exit code 1 on divergence, "
         "naming the first differing step). With --policy: run that policy on exactly the logged "
         "users and random streams and write DIR/comparison.csv, DIR/comparison.html and the paired "
-        "difference in return per episode with its 95%% interval.",
+        "difference in return per episode with its 95% interval.",
     )
     p.add_argument("log", help="step log (episodes.parquet)")
     p.add_argument("--out", required=True, help="output folder")

@@ -66,6 +66,7 @@ def test_files_are_written(result) -> None:
     assert {
         "summary.csv",
         "episodes.csv",
+        "episodes.parquet",
         "report.md",
         "report.html",
         "return_ctr.png",
