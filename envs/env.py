@@ -11,6 +11,7 @@ from gymnasium import spaces
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
+from .features import FEATURE_HIGH, FEATURE_LOW
 from .simulator import UserBatch
 from .world import World, build_world
 
@@ -22,14 +23,12 @@ def observation_space(world: World) -> spaces.Dict:
     # Unit vectors x project to (x - mean) @ W * scale, whose entries are bounded by
     # (1 + |mean|) * scale since W has orthonormal columns.
     bound = np.float32((1.0 + float(np.linalg.norm(proj.mean))) * proj.scale * 1.001)
-    f_low = np.array([-3, 0, 0, 0, 0, 0], dtype=np.float32)
-    f_high = np.array([3, 1, 1, 1, 1, 1], dtype=np.float32)
     return spaces.Dict(
         {
             "user": spaces.Box(-bound, bound, shape=(p,), dtype=np.float32),
             "candidates": spaces.Box(-bound, bound, shape=(k, p), dtype=np.float32),
             "candidate_features": spaces.Box(
-                np.tile(f_low, (k, 1)), np.tile(f_high, (k, 1)), dtype=np.float32
+                np.tile(FEATURE_LOW, (k, 1)), np.tile(FEATURE_HIGH, (k, 1)), dtype=np.float32
             ),
             "action_mask": spaces.MultiBinary(k),
         }

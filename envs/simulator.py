@@ -17,6 +17,7 @@ import numpy as np
 
 from . import rng as crng
 from .candidates import first_occurrence, generate_candidates
+from .features import candidate_features
 from .response import (
     click_probability,
     dwell_from_satisfaction,
@@ -26,15 +27,6 @@ from .response import (
 from .rewards import Feedback, compute_reward
 from .world import World, persona_indices
 
-N_FEATURES = 6
-FEATURE_NAMES = (
-    "log_popularity",
-    "is_new_item",
-    "recently_shown",
-    "topic_share_recent",
-    "user_has_no_state",
-    "session_progress",
-)
 _HISTORY_POOL = 256
 _DENSE_MASK_LIMIT = 1 << 26
 
@@ -362,20 +354,7 @@ class UserBatch:
             idx = np.arange(self.n)
         w = self.world
         cand = self.cand[idx]
-        hist = self.hist_item[idx]
-        hist_valid = hist >= 0
-        feats = np.empty((idx.size, self.k, N_FEATURES), dtype=np.float32)
-        feats[..., 0] = np.clip(w.log_pop_rel[cand] / 5.0, -3.0, 3.0)
-        feats[..., 1] = w.arrival[cand] > 0
-        feats[..., 2] = ((cand[:, :, None] == hist[:, None, :]) & hist_valid[:, None, :]).any(
-            axis=2
-        )
-        hist_topic = np.where(hist_valid, w.primary_topic[np.maximum(hist, 0)], -1)
-        cand_topic = w.primary_topic[cand]
-        n_hist = np.maximum(hist_valid.sum(axis=1), 1)[:, None]
-        feats[..., 3] = (cand_topic[:, :, None] == hist_topic[:, None, :]).sum(axis=2) / n_hist
-        feats[..., 4] = (~self._has_state[idx])[:, None]
-        feats[..., 5] = (self.t[idx] / self.sc.episode.horizon)[:, None]
+        feats = candidate_features(self, idx)
         return {
             "user": self._user_proj[idx].copy(),
             "candidates": w.item_proj[cand],

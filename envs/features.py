@@ -1,0 +1,49 @@
+"""Per-candidate features of the observation, computed from what a recommender can see.
+
+Everything here is derived from the visible interaction history (which items were shown, clicked
+or skipped, and when), the catalog's public metadata (popularity, topic, arrival) and the clock;
+never from the hidden taste, patience or fatigue of the user.
+
+Shapes: R rows (users), K candidates, W history window, F = :data:`N_FEATURES`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .simulator import UserBatch
+
+FEATURE_NAMES = (
+    "log_popularity",
+    "is_new_item",
+    "recently_shown",
+    "topic_share_recent",
+    "user_has_no_state",
+    "session_progress",
+)
+N_FEATURES = len(FEATURE_NAMES)
+# Bounds of each feature, for the observation space.
+FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0], dtype=np.float32)
+FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1], dtype=np.float32)
+
+
+def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
+    """Features of the current candidates of rows ``idx``, (R, K, F) float32 in the given bounds."""
+    w = users.world
+    cand = users.cand[idx]
+    hist = users.hist_item[idx]
+    hist_valid = hist >= 0
+    feats = np.empty((idx.size, users.k, N_FEATURES), dtype=np.float32)
+    feats[..., 0] = np.clip(w.log_pop_rel[cand] / 5.0, -3.0, 3.0)
+    feats[..., 1] = w.arrival[cand] > 0
+    feats[..., 2] = ((cand[:, :, None] == hist[:, None, :]) & hist_valid[:, None, :]).any(axis=2)
+    hist_topic = np.where(hist_valid, w.primary_topic[np.maximum(hist, 0)], -1)
+    cand_topic = w.primary_topic[cand]
+    n_hist = np.maximum(hist_valid.sum(axis=1), 1)[:, None]
+    feats[..., 3] = (cand_topic[:, :, None] == hist_topic[:, None, :]).sum(axis=2) / n_hist
+    feats[..., 4] = (~users._has_state[idx])[:, None]
+    feats[..., 5] = (users.t[idx] / users.sc.episode.horizon)[:, None]
+    return feats
