@@ -5,9 +5,15 @@ user state (projected space, blocked matrix products so a 1,000,000-item catalog
 Python loop), popularity-proportional samples, and uniform random exploration filling the rest.
 Duplicates across sources are removed (first source wins); the final K are shuffled so a slot's
 position says nothing about where its item came from.
+
+:class:`CandidateGenerator` precomputes what does not change between steps (the float64 item
+matrix, the stream layout, constant quotas); :func:`generate_candidates` is the one-shot form.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -17,6 +23,148 @@ from . import rng as crng
 _BLOCK = 65_536
 # Scores per blocked product: bounds the (N, block) temporary (32 MB in float64).
 _SCORES_PER_BLOCK = 1 << 22
+# Below this many scores per block a plain argpartition is cheaper than the group pre-selection.
+_GROUP_MIN_SCORES = 1 << 15
+# Keep a prepared (scoring-dtype, padded) copy of catalogs up to this many bytes.
+_PREPARED_MAX_BYTES = 1 << 26
+
+_ROWS: dict[int, np.ndarray] = {}
+
+
+def _rows(n: int) -> np.ndarray:
+    """Cached ``arange(n)[:, None]`` (row indices for fancy indexing; callers must not modify)."""
+    r = _ROWS.get(n)
+    if r is None:
+        r = _ROWS[n] = np.arange(n)[:, None]
+        r.flags.writeable = False
+    return r
+
+
+try:  # threadpoolctl comes with scikit-learn; without it BLAS keeps its own thread count
+    from threadpoolctl import ThreadpoolController as _ThreadpoolController
+except ImportError:  # pragma: no cover - depends on the installed packages
+    _ThreadpoolController = None
+_BLAS: list[object] | None = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run the enclosed matrix product on one BLAS thread.
+
+    The products here are small (a few hundred rows); splitting them across threads gains little
+    on an idle machine and, next to a learner that keeps a core busy, makes OpenBLAS spin-wait for
+    a descheduled thread: a 256 x 1,200 x 32 product measured 12 ms instead of 0.4 ms.
+    """
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = (
+            []
+            if _ThreadpoolController is None
+            else [c for c in _ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        )
+    saved = [(c, c.get_num_threads()) for c in _BLAS]  # type: ignore[attr-defined]
+    for c, n in saved:
+        if n != 1:
+            c.set_num_threads(1)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for c, n in saved:
+            if n != 1:
+                c.set_num_threads(n)  # type: ignore[attr-defined]
+
+
+def _group_size(width: int, m: int) -> int:
+    """Items per group for the group pre-selection: about sqrt(width / m), a power of two."""
+    target = np.sqrt(max(width, 1) / max(m, 1))
+    return int(min(256, max(4, 2 ** round(np.log2(max(target, 1.0))))))
+
+
+def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarray | None:
+    """The catalog in the scoring dtype, zero-padded to whole groups, or None if too large.
+
+    Pass the result to :func:`nearest_items` as ``prepared`` to skip the per-call conversion.
+    """
+    n = items.shape[0]
+    dtype = np.float64 if exact else np.float32
+    if n == 0 or n > _BLOCK or n * items.shape[1] * np.dtype(dtype).itemsize > _PREPARED_MAX_BYTES:
+        return None
+    g = _group_size(n, m)
+    width = -(-n // g) * g
+    out = np.zeros((width, items.shape[1]), dtype=dtype)
+    out[:n] = items
+    return out
+
+
+def _sorted_top(
+    s: np.ndarray, idx: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top ``k`` of each row by (score desc, index asc), via argpartition.
+
+    Args:
+        s: (N, C) scores; idx: (N, C) item index of each column; k <= C.
+
+    Returns:
+        ``(top_s, top_i, exact)``: (N, k) scores and items, best first, and (N,) bool: False for rows
+        where the k-th score is tied with a score left out (or is -inf), whose selection among the
+        tied items may not be by index; the caller recomputes those rows.
+    """
+    n_rows, c = s.shape
+    rows = _rows(n_rows)
+    if k < c:
+        part = np.argpartition(s, c - k, axis=1)[:, c - k :]
+        ps, pi = s[rows, part], idx[rows, part]
+    else:
+        ps, pi = s, idx
+    order = np.lexsort((pi, -ps), axis=1)
+    ps, pi = ps[rows, order], pi[rows, order]
+    t = ps[:, -1:]
+    exact = np.count_nonzero(s >= t, axis=1) == k
+    return ps, pi, exact
+
+
+def _full_row_top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of one row of scores by (score desc, index asc), by a full sort."""
+    order = np.lexsort((np.arange(s.shape[0]), -s))[:k]
+    return s[order], order
+
+
+def _block_top(scores: np.ndarray, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` of each row of ``scores`` (N, W) by (score desc, column asc).
+
+    Columns from ``width`` on are padding (-inf). Large blocks are pre-selected by groups: with
+    columns split into G groups of B (group g = columns g, g + G, g + 2G, ...), the k groups with
+    the highest maxima hold every item scoring at least the k-th highest group maximum t, and at
+    least k items score t or more, so the top k lie in those k*B columns -- unless another group
+    also reaches t (a tie), in which case the row is recomputed by a full sort.
+
+    Returns:
+        (N, k) scores and (N, k) column indices, best first.
+    """
+    n_rows, w = scores.shape
+    g_size = _group_size(width, k)
+    use_groups = n_rows * w >= _GROUP_MIN_SCORES and w % g_size == 0 and w // g_size > 2 * k
+    if use_groups:
+        n_groups = w // g_size
+        gmax = scores
+        while gmax.shape[1] > n_groups:
+            half = gmax.shape[1] // 2
+            gmax = np.maximum(gmax[:, :half], gmax[:, half:])
+        top_g = np.argpartition(gmax, n_groups - k, axis=1)[:, n_groups - k :]
+        rows = _rows(n_rows)
+        t = gmax[rows, top_g].min(axis=1, keepdims=True)
+        ok = np.count_nonzero(gmax >= t, axis=1) == k
+        # (N, B, k): member b of each chosen group g is column b * G + g.
+        cols = (np.arange(g_size)[None, :, None] * n_groups + top_g[:, None, :]).reshape(n_rows, -1)
+        top_s, top_i, exact = _sorted_top(scores[rows, cols], cols, k)
+        exact &= ok
+    else:
+        cols = np.broadcast_to(np.arange(w), scores.shape)
+        top_s, top_i, exact = _sorted_top(scores, cols, k)
+    if not exact.all():
+        for r in np.flatnonzero(~exact).tolist():
+            top_s[r], top_i[r] = _full_row_top(scores[r], k)
+    return top_s, top_i
 
 
 def nearest_items(
@@ -29,6 +177,7 @@ def nearest_items(
     exclude: np.ndarray | None = None,
     block: int | None = None,
     exact: bool = True,
+    prepared: np.ndarray | None = None,
 ) -> np.ndarray:
     """Top-``m`` items by dot product with each query, over the catalog in blocks.
 
@@ -46,6 +195,7 @@ def nearest_items(
             batch of 1 and a batch of 256, and near-ties would then pick different items; float64
             makes such a flip about 1e-9 times as likely, which keeps single-env and batched
             trajectories identical. ``exact=False`` scores in float32 (faster on huge catalogs).
+        prepared: ``prepare_items(items, m, exact=exact)``, reused across calls (optional).
 
     Returns:
         (N, m) int64 item indices, best first (ties by lower index); -1 where fewer than m items
@@ -58,7 +208,11 @@ def nearest_items(
         return np.full((n_q, max(m, 0)), -1, dtype=np.int64)
     dtype = np.float64 if exact else np.float32
     q = np.asarray(query, dtype=dtype)
-    if block is None:
+    if prepared is not None and (prepared.dtype != dtype or prepared.shape[0] < n):
+        prepared = None
+    if prepared is not None:
+        block = n
+    elif block is None:
         block = int(min(_BLOCK, max(1024, _SCORES_PER_BLOCK // n_q)))
     min_step = None if available_until is None or arrival is None else available_until.min()
     if exclude is not None and exclude.shape[1]:
@@ -66,34 +220,44 @@ def nearest_items(
         ex_i = exclude[ex_r, ex_c]
     else:
         ex_r = ex_i = np.zeros(0, dtype=np.int64)
-    best_s = np.full((n_q, 0), -np.inf, dtype=dtype)
-    best_i = np.zeros((n_q, 0), dtype=np.int64)
+    best_s: np.ndarray | None = None
+    best_i: np.ndarray | None = None
     for start in range(0, n, block):
         stop = min(start + block, n)
-        scores = q @ np.asarray(items[start:stop], dtype=dtype).T
+        width = stop - start
+        if prepared is not None:
+            blk = prepared
+        else:
+            g = _group_size(width, min(m_eff, width))
+            blk = np.asarray(items[start:stop], dtype=dtype)
+            if width % g and width > g:
+                blk = np.concatenate([blk, np.zeros((g - width % g, blk.shape[1]), dtype)])
+        with _one_blas_thread():
+            scores = q @ blk.T
+        if scores.shape[1] > width:
+            scores[:, width:] = -np.inf
         # The (N, block) arrival comparison is only needed while some item is still to arrive.
         if min_step is not None and int(arrival[start:stop].max()) > min_step:
-            scores[arrival[None, start:stop] > available_until[:, None]] = -np.inf
+            scores[:, :width][arrival[None, start:stop] > available_until[:, None]] = -np.inf
         if ex_i.size:
-            inside = (ex_i >= start) & (ex_i < stop)
-            scores[ex_r[inside], ex_i[inside] - start] = -np.inf
-        k = min(m_eff, stop - start)
-        part = (
-            np.argpartition(scores, stop - start - k, axis=1)[:, -k:]
-            if k < stop - start
-            else (np.broadcast_to(np.arange(stop - start), (n_q, stop - start)))
-        )
-        cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, 1)], axis=1)
-        cand_i = np.concatenate([best_i, part + start], axis=1)
-        if cand_s.shape[1] > m_eff:
-            keep = np.argpartition(cand_s, cand_s.shape[1] - m_eff, axis=1)[:, -m_eff:]
-            cand_s = np.take_along_axis(cand_s, keep, 1)
-            cand_i = np.take_along_axis(cand_i, keep, 1)
-        best_s, best_i = cand_s, cand_i
-    # Sort best first; ties broken by item index so the result is deterministic.
-    order = np.lexsort((best_i, -best_s), axis=1)
-    best_i = np.take_along_axis(best_i, order, 1)
-    best_s = np.take_along_axis(best_s, order, 1)
+            if start == 0 and stop == n:
+                scores[ex_r, ex_i] = -np.inf
+            else:
+                inside = (ex_i >= start) & (ex_i < stop)
+                scores[ex_r[inside], ex_i[inside] - start] = -np.inf
+        top_s, top_i = _block_top(scores, width, min(m_eff, width))
+        if start:
+            top_i += start
+        if best_s is None or best_i is None:
+            best_s, best_i = top_s, top_i
+        else:
+            # Merge with the best so far; ties by item index, as within a block.
+            cand_s = np.concatenate([best_s, top_s], axis=1)
+            cand_i = np.concatenate([best_i, top_i], axis=1)
+            rows = _rows(n_q)
+            order = np.lexsort((cand_i, -cand_s), axis=1)[:, :m_eff]
+            best_s, best_i = cand_s[rows, order], cand_i[rows, order]
+    assert best_s is not None and best_i is not None
     best_i[~np.isfinite(best_s)] = -1
     if m_eff < m:
         best_i = np.concatenate([best_i, np.full((n_q, m - m_eff), -1, dtype=np.int64)], axis=1)
@@ -171,6 +335,198 @@ def _member(values: np.ndarray, sets: np.ndarray) -> np.ndarray:
     return ((values[:, :, None] == sets[:, None, :]) & (sets[:, None, :] >= 0)).any(axis=2)
 
 
+def candidate_streams(cfg: CandidatesConfig) -> tuple[tuple[int, int], ...]:
+    """The ``(stream, n)`` draws one user's candidate slate consumes at a step, in column order."""
+    k = cfg.k
+    pop_w = cfg.popular / (cfg.popular + cfg.nearest + cfg.random)
+    return (
+        (crng.STREAM_CAND_NEW, 1),
+        (crng.STREAM_CAND_POPULAR, 2 * int(np.rint(k * pop_w)) + 2),
+        (crng.STREAM_CAND_RANDOM, 3 * k),
+        (crng.STREAM_CAND_SHUFFLE, k),
+    )
+
+
+class CandidateGenerator:
+    """Draws candidate slates for one catalog and one ``candidates`` config, step after step.
+
+    Args:
+        cfg: the scenario's ``candidates`` block.
+        item_proj: (n, p); pop_cdf: (n,) cumulative popularity; arrival: (n,) arrival steps.
+        new_order / new_arrival_sorted: indices and arrival steps of new items, by arrival.
+        exact: float64 scores for the nearest items (see :func:`nearest_items`).
+    """
+
+    def __init__(
+        self,
+        cfg: CandidatesConfig,
+        *,
+        item_proj: np.ndarray,
+        pop_cdf: np.ndarray,
+        arrival: np.ndarray,
+        new_order: np.ndarray,
+        new_arrival_sorted: np.ndarray,
+        exact: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.k = k = cfg.k
+        self.item_proj = item_proj
+        self.n_items = item_proj.shape[0]
+        self.pop_cdf = pop_cdf
+        self.pop_total = pop_cdf[-1]
+        self.arrival = arrival
+        self.arrival_max = int(arrival.max(initial=0))
+        self.new_order = new_order
+        self.new_arrival_sorted = new_arrival_sorted
+        self.exact = exact
+        total = cfg.popular + cfg.nearest + cfg.random
+        self.near_w = cfg.nearest / total
+        self.pop_w = cfg.popular / total
+        self.quota = min(cfg.new_item_quota, k) if new_order.size else 0
+        self.m_near = int(np.rint(k * self.near_w))
+        # Without a new-item quota every user has the same number of slots to share out.
+        self.n_pop_fixed = int(np.rint(k * self.pop_w))
+        self.plan = crng.StreamPlan(candidate_streams(cfg))
+        self.s_new, self.s_pop, self.s_rand, self.s_shuffle = self.plan.slices
+        self.prepared = prepare_items(item_proj, self.m_near, exact=exact) if self.m_near else None
+        self._j_new = np.arange(3 * self.quota)
+        self._j_near = np.arange(self.m_near)
+
+    def __call__(
+        self,
+        *,
+        keys: np.ndarray,
+        steps: np.ndarray,
+        user_proj: np.ndarray,
+        has_state: np.ndarray,
+        consumed: np.ndarray,
+        consumed_mask: np.ndarray | None = None,
+        uniforms: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw the candidate slate of every user.
+
+        Args:
+            keys: (N,) episode keys; steps: (N,) current step of each user.
+            user_proj: (N, p) projected visible states; has_state: (N,) False for users seen as
+                nothing.
+            consumed: (N, H) items each user clicked this session (-1 = none).
+            consumed_mask: optional (N, n) bool, True where the user clicked the item this session
+                (the same set as ``consumed``): membership becomes one gather instead of an
+                (N, M, H) comparison. Worth it for small catalogs only (N * n bytes).
+            uniforms: optional (N, ``self.plan.width``) uniforms of :func:`candidate_streams` at
+                (keys, steps), when the caller draws them together with other streams.
+
+        Returns:
+            ``(items, valid)``: (N, K) int64 item indices and (N, K) bool, False for slots that
+            could not be filled with a distinct available item (their item index is 0 and must be
+            masked).
+        """
+        cfg, k, n_items = self.cfg, self.k, self.n_items
+        n_users = keys.shape[0]
+        steps = np.asarray(steps, dtype=np.int64)
+        if uniforms is None:
+            uniforms = self.plan.uniform(keys, steps)
+        # Arrival checks are needed only while some item is still to arrive for some user.
+        arriving = bool(steps.size) and self.arrival_max > int(steps.min())
+
+        # Block A: newly arrived items, a contiguous run of the arrival order from a random offset.
+        quota = self.quota
+        if quota:
+            n_arrived = np.searchsorted(self.new_arrival_sorted, steps, side="right")
+            q_u = np.minimum(quota, n_arrived)
+            high = np.maximum(n_arrived, 1)
+            offset = crng.uniform_to_integers(uniforms[:, self.s_new], high)[:, 0]
+            # Oversampled (distinct while j < n_arrived) so that new items the user already
+            # consumed, which are removed below, are replaced; at most q_u are kept.
+            j = self._j_new
+            block_a = self.new_order[(offset[:, None] + j[None, :]) % high[:, None]]
+            block_a[j[None, :] >= n_arrived[:, None]] = -1
+            remaining = k - q_u
+            n_near = np.where(has_state, np.rint(remaining * self.near_w), 0).astype(np.int64)
+            n_pop: np.ndarray | int = np.rint(remaining * self.pop_w).astype(np.int64)
+        else:
+            block_a = np.zeros((n_users, 0), dtype=np.int64)
+            n_near = None
+            n_pop = self.n_pop_fixed
+
+        excl = consumed if cfg.mask_consumed else np.zeros((n_users, 0), dtype=np.int64)
+
+        # Block B: nearest to the visible state.
+        m_near = self.m_near
+        if m_near > 0 and has_state.any():
+            near_kw = {
+                "arrival": self.arrival if arriving else None,
+                "exact": self.exact,
+                "prepared": self.prepared,
+            }
+            if has_state.all():
+                block_b = nearest_items(
+                    user_proj,
+                    self.item_proj,
+                    m_near,
+                    available_until=steps,
+                    exclude=excl,
+                    **near_kw,
+                )
+            else:
+                block_b = np.full((n_users, m_near), -1, dtype=np.int64)
+                who = np.flatnonzero(has_state)
+                block_b[who] = nearest_items(
+                    user_proj[who],
+                    self.item_proj,
+                    m_near,
+                    available_until=steps[who],
+                    exclude=excl[who],
+                    **near_kw,
+                )
+            if n_near is not None:
+                block_b[self._j_near[None, :] >= n_near[:, None]] = -1
+        else:
+            block_b = np.zeros((n_users, 0), dtype=np.int64)
+
+        # Block C: popularity-proportional draws (inverse CDF; zero-prior items are never drawn).
+        u = uniforms[:, self.s_pop] * self.pop_total
+        block_c = np.searchsorted(self.pop_cdf, u, side="right")
+        np.minimum(block_c, n_items - 1, out=block_c)
+        # Block D: uniform exploration, oversampled to fill whatever is left.
+        block_d = crng.uniform_to_integers(uniforms[:, self.s_rand], n_items)
+
+        proposals = np.concatenate([block_a, block_b, block_c, block_d], axis=1)
+        if arriving:
+            c0 = block_a.shape[1] + block_b.shape[1]
+            tail = proposals[:, c0:]
+            tail[self.arrival[tail] > steps[:, None]] = -1
+        rows = _rows(n_users)
+        if excl.shape[1]:
+            if consumed_mask is not None:
+                # -1 indexes the last item; such entries are dropped by the >= 0 test anyway.
+                hit = consumed_mask[rows, proposals]
+                hit &= proposals >= 0
+            else:
+                hit = _member(proposals, excl)
+            proposals[hit] = -1
+        keep = first_occurrence(proposals)
+        ca = block_a.shape[1]
+        if ca:
+            new_keep = keep[:, :ca]
+            new_keep &= np.cumsum(new_keep, axis=1) <= q_u[:, None]
+        c0 = ca + block_b.shape[1]
+        pop_keep = keep[:, c0 : c0 + block_c.shape[1]]
+        pop_keep &= np.cumsum(pop_keep, axis=1) <= (
+            n_pop if isinstance(n_pop, int) else n_pop[:, None]
+        )
+
+        # The kept proposals in order fill slots 0, 1, ...; a random permutation then shuffles the
+        # slots (slot j of the result holds the perm[j]-th kept proposal).
+        first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        perm = np.argsort(uniforms[:, self.s_shuffle], axis=1, kind="stable")
+        cols = first[rows, perm]
+        valid = keep[rows, cols]
+        items = proposals[rows, cols]
+        items[~valid] = 0
+        return items, valid
+
+
 def generate_candidates(
     cfg: CandidatesConfig,
     *,
@@ -187,7 +543,7 @@ def generate_candidates(
     consumed_mask: np.ndarray | None = None,
     exact: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw the candidate slate of every user.
+    """Draw the candidate slate of every user (one-shot :class:`CandidateGenerator`).
 
     Args:
         cfg: the scenario's ``candidates`` block.
@@ -196,102 +552,27 @@ def generate_candidates(
         consumed: (N, H) items each user clicked this session (-1 = none).
         item_proj: (n, p); pop_cdf: (n,) cumulative popularity; arrival: (n,) arrival steps.
         new_order / new_arrival_sorted: indices and arrival steps of new items, by arrival.
-        consumed_mask: optional (N, n) bool, True where the user clicked the item this session (the
-            same set as ``consumed``): membership becomes one gather instead of an (N, M, H)
-            comparison. Worth it for small catalogs only (N * n bytes).
+        consumed_mask: optional (N, n) bool, the same sets as ``consumed`` as a bitmap.
         exact: float64 scores for the nearest items (see :func:`nearest_items`).
 
     Returns:
         ``(items, valid)``: (N, K) int64 item indices and (N, K) bool, False for slots that could not
         be filled with a distinct available item (their item index is 0 and must be masked).
     """
-    n_users = keys.shape[0]
-    k = cfg.k
-    n_items = item_proj.shape[0]
-    rows = np.arange(n_users)
-    steps = np.asarray(steps, dtype=np.int64)
-
-    # Block A: newly arrived items, a contiguous run of the arrival order from a random offset.
-    n_arrived = np.searchsorted(new_arrival_sorted, steps, side="right")
-    quota = min(cfg.new_item_quota, k)
-    if quota > 0 and new_order.size:
-        q_u = np.minimum(quota, n_arrived)
-        offset = crng.integers(keys, steps, crng.STREAM_CAND_NEW, 1, np.maximum(n_arrived, 1))[:, 0]
-        # Oversampled (distinct while j < n_arrived) so that new items the user already consumed,
-        # which are removed below, are replaced; at most q_u are kept.
-        j = np.arange(3 * quota)
-        pos = (offset[:, None] + j[None, :]) % np.maximum(n_arrived, 1)[:, None]
-        block_a = new_order[pos]
-        block_a[j[None, :] >= n_arrived[:, None]] = -1
-    else:
-        q_u = np.zeros(n_users, dtype=np.int64)
-        block_a = np.zeros((n_users, 0), dtype=np.int64)
-
-    remaining = k - q_u
-    total = cfg.popular + cfg.nearest + cfg.random
-    near_w = cfg.nearest / total
-    pop_w = cfg.popular / total
-    n_near = np.where(has_state, np.rint(remaining * near_w), 0).astype(np.int64)
-    n_pop = np.rint(remaining * pop_w).astype(np.int64)
-
-    excl = consumed if cfg.mask_consumed else np.zeros((n_users, 0), dtype=np.int64)
-
-    # Block B: nearest to the visible state.
-    m_near = int(np.rint(k * near_w))
-    if m_near > 0 and has_state.any():
-        block_b = np.full((n_users, m_near), -1, dtype=np.int64)
-        who = np.flatnonzero(has_state)
-        block_b[who] = nearest_items(
-            user_proj[who],
-            item_proj,
-            m_near,
-            available_until=steps[who],
-            arrival=arrival,
-            exclude=excl[who],
-            exact=exact,
-        )
-        block_b[np.arange(m_near)[None, :] >= n_near[:, None]] = -1
-    else:
-        block_b = np.zeros((n_users, 0), dtype=np.int64)
-
-    # Block C: popularity-proportional draws (inverse CDF; zero-prior items are never drawn).
-    m_pop = 2 * int(np.rint(k * pop_w)) + 2
-    u = crng.uniform(keys, steps, crng.STREAM_CAND_POPULAR, m_pop) * pop_cdf[-1]
-    block_c = np.minimum(np.searchsorted(pop_cdf, u, side="right"), n_items - 1)
-    block_c[arrival[block_c] > steps[:, None]] = -1
-
-    # Block D: uniform exploration, oversampled to fill whatever is left.
-    m_rand = 3 * k
-    block_d = crng.integers(keys, steps, crng.STREAM_CAND_RANDOM, m_rand, n_items)
-    block_d[arrival[block_d] > steps[:, None]] = -1
-
-    proposals = np.concatenate([block_a, block_b, block_c, block_d], axis=1)
-    if excl.shape[1]:
-        if consumed_mask is not None:
-            hit = consumed_mask[rows[:, None], np.maximum(proposals, 0)] & (proposals >= 0)
-        else:
-            hit = _member(proposals, excl)
-        proposals[hit] = -1
-    keep = first_occurrence(proposals)
-    ca = block_a.shape[1]
-    if ca:
-        new_keep = keep[:, :ca]
-        keep[:, :ca] = new_keep & (np.cumsum(new_keep, axis=1) <= q_u[:, None])
-    c0 = block_a.shape[1] + block_b.shape[1]
-    c1 = c0 + block_c.shape[1]
-    pop_keep = keep[:, c0:c1]
-    keep[:, c0:c1] = pop_keep & (np.cumsum(pop_keep, axis=1) <= n_pop[:, None])
-
-    # Compact the kept proposals to the front, in order: the j-th kept one goes to slot j.
-    slot = np.cumsum(keep, axis=1) - 1
-    put = keep & (slot < k)
-    r_put, c_put = np.nonzero(put)
-    items = np.zeros((n_users, k), dtype=np.int64)
-    valid = np.zeros((n_users, k), dtype=bool)
-    items[r_put, slot[r_put, c_put]] = proposals[r_put, c_put]
-    valid[r_put, slot[r_put, c_put]] = True
-
-    perm = np.argsort(crng.uniform(keys, steps, crng.STREAM_CAND_SHUFFLE, k), axis=1, kind="stable")
-    items = np.take_along_axis(items, perm, 1)
-    valid = np.take_along_axis(valid, perm, 1)
-    return items, valid
+    gen = CandidateGenerator(
+        cfg,
+        item_proj=item_proj,
+        pop_cdf=pop_cdf,
+        arrival=arrival,
+        new_order=new_order,
+        new_arrival_sorted=new_arrival_sorted,
+        exact=exact,
+    )
+    return gen(
+        keys=keys,
+        steps=steps,
+        user_proj=user_proj,
+        has_state=has_state,
+        consumed=consumed,
+        consumed_mask=consumed_mask,
+    )

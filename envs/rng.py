@@ -8,12 +8,15 @@ Gymnasium's ``reset(seed=...)``), so:
   consumption order depends on the batch size);
 * two policies run on the same seed see the same users, candidates and click draws wherever their
   states agree (common random numbers, for paired comparisons and replay);
-* a whole batch draws its numbers with a few vectorised integer operations, no Python loop.
+* a whole batch draws its numbers with a few vectorised integer operations, no Python loop; a
+  :class:`StreamPlan` draws several streams in one pass (a step's draws cost three mixing passes).
 
 The mixing function is SplitMix64's finaliser, which passes BigCrush as a counter-based generator.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,18 +46,29 @@ STREAM_CHOICE = 31
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, elementwise on a uint64 array (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)
+    """SplitMix64 finaliser, elementwise on a uint64 array (wrapping arithmetic; returns a new array)."""
+    return _mix64_inplace(np.array(z, dtype=np.uint64))
 
 
-def _base(keys: np.ndarray, steps: np.ndarray | int, stream: int) -> np.ndarray:
+def _mix64_inplace(z: np.ndarray) -> np.ndarray:
+    # Array (not scalar) uint64 arithmetic wraps silently, so no errstate context is needed; the
+    # in-place form allocates one temporary per shift instead of one per operation.
+    z ^= z >> _S30
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    z ^= z >> _S31
+    return z
+
+
+def _bases(keys: np.ndarray, steps: np.ndarray | int, streams: np.ndarray) -> np.ndarray:
+    """Per-(key, stream) base counters, shape (N, S), for ``streams`` (S,) uint64."""
     keys = np.asarray(keys, dtype=np.uint64)
-    steps_u = np.asarray(steps, dtype=np.int64).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        return mix64(keys ^ mix64(steps_u * _STEP_MUL + np.uint64(stream) * _STREAM_MUL + _GOLDEN))
+    steps_u = np.asarray(steps, dtype=np.int64).astype(np.uint64).reshape(-1, 1)
+    salt = steps_u * _STEP_MUL + (streams * _STREAM_MUL + _GOLDEN)
+    salt = _mix64_inplace(np.broadcast_to(salt, (keys.shape[0], streams.shape[0])).copy())
+    salt ^= keys[:, None]
+    return _mix64_inplace(salt)
 
 
 def random_bits(keys: np.ndarray, steps: np.ndarray | int, stream: int, n: int) -> np.ndarray:
@@ -69,36 +83,95 @@ def random_bits(keys: np.ndarray, steps: np.ndarray | int, stream: int, n: int) 
     Returns:
         uint64 array of shape (N, n).
     """
-    base = _base(keys, steps, stream)
-    idx = np.arange(1, n + 1, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        return mix64(base[:, None] + idx[None, :] * _GOLDEN)
+    return StreamPlan(((stream, n),)).bits(keys, steps)
 
 
 def uniform(keys: np.ndarray, steps: np.ndarray | int, stream: int, n: int) -> np.ndarray:
     """Uniform floats in [0, 1), shape (N, n), float64 with 53 random bits."""
-    return (random_bits(keys, steps, stream, n) >> _S11).astype(np.float64) * _INV53
+    return bits_to_uniform(random_bits(keys, steps, stream, n))
 
 
 def normal(keys: np.ndarray, steps: np.ndarray | int, stream: int, n: int) -> np.ndarray:
     """Standard normal floats, shape (N, n), by the Box-Muller transform of paired uniforms."""
-    m = (n + 1) // 2
-    u = uniform(keys, steps, stream, 2 * m)
-    u1 = 1.0 - u[:, :m]  # in (0, 1], safe for log
-    u2 = u[:, m:]
-    r = np.sqrt(-2.0 * np.log(u1))
-    z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], axis=1)
+    return uniform_to_normal(uniform(keys, steps, stream, 2 * ((n + 1) // 2)), n)
+
+
+def integers(
+    keys: np.ndarray, steps: np.ndarray | int, stream: int, n: int, high: np.ndarray | int
+) -> np.ndarray:
+    """Integers uniform in [0, high), shape (N, n); ``high`` may differ per key (shape (N,))."""
+    return uniform_to_integers(uniform(keys, steps, stream, n), high)
+
+
+def bits_to_uniform(bits: np.ndarray) -> np.ndarray:
+    """Uniform float64 in [0, 1) from raw draws (the top 53 bits), same shape."""
+    u = (bits >> _S11).astype(np.float64)
+    u *= _INV53
+    return u
+
+
+def uniform_to_normal(u: np.ndarray, n: int) -> np.ndarray:
+    """Box-Muller: (N, 2 * ceil(n / 2)) uniforms -> (N, n) standard normals (first half: radii)."""
+    m = u.shape[1] // 2
+    r = np.sqrt(-2.0 * np.log(1.0 - u[:, :m]))  # 1 - u is in (0, 1], safe for log
+    angle = 2 * np.pi * u[:, m:]
+    if n == 1:
+        return r * np.cos(angle)
+    z = np.concatenate([r * np.cos(angle), r * np.sin(angle)], axis=1)
     return z[:, :n]
 
 
-def integers(keys: np.ndarray, steps: np.ndarray | int, stream: int, n: int, high: np.ndarray | int) -> np.ndarray:
-    """Integers uniform in [0, high), shape (N, n); ``high`` may differ per key (shape (N,))."""
-    u = uniform(keys, steps, stream, n)
+def uniform_to_integers(u: np.ndarray, high: np.ndarray | int) -> np.ndarray:
+    """Integers in [0, high) from uniforms (N, n); ``high`` a scalar or (N,) per row."""
+    if isinstance(high, (int, np.integer)):
+        out = np.floor(u * float(high)).astype(np.int64)
+        return np.minimum(out, max(int(high) - 1, 0), out=out)
     high_arr = np.asarray(high, dtype=np.float64)
     if high_arr.ndim == 1:
         high_arr = high_arr[:, None]
     out = np.floor(u * high_arr).astype(np.int64)
     return np.minimum(out, np.maximum(np.asarray(high_arr, dtype=np.int64) - 1, 0))
+
+
+class StreamPlan:
+    """Several streams drawn together: one pass of integer mixing instead of one per stream.
+
+    ``StreamPlan([(STREAM_CLICK, 1), (STREAM_CAND_RANDOM, 60)]).bits(keys, steps)`` returns an
+    (N, 61) array whose columns are exactly ``random_bits(keys, steps, STREAM_CLICK, 1)`` followed by
+    ``random_bits(keys, steps, STREAM_CAND_RANDOM, 60)``, so grouping draws changes no number.
+
+    Args:
+        spec: ``(stream, n)`` pairs, in column order.
+    """
+
+    def __init__(self, spec: Sequence[tuple[int, int]]) -> None:
+        self.spec = tuple((int(s), int(n)) for s, n in spec)
+        counts = [n for _, n in self.spec]
+        self.streams = np.array([s for s, _ in self.spec], dtype=np.uint64)
+        self._counts = np.array(counts, dtype=np.int64)
+        self._col_offset = (
+            np.concatenate(
+                [np.arange(1, n + 1, dtype=np.uint64) for n in counts] or [np.zeros(0, np.uint64)]
+            )
+            * _GOLDEN
+        )
+        ends = np.cumsum(counts)
+        self.slices = [slice(int(e - n), int(e)) for e, n in zip(ends, counts, strict=True)]
+        self.width = int(ends[-1]) if counts else 0
+
+    def bits(self, keys: np.ndarray, steps: np.ndarray | int) -> np.ndarray:
+        """Raw draws of every stream, (N, width) uint64, streams side by side in spec order."""
+        base = _bases(keys, steps, self.streams)
+        # np.repeat returns a C-ordered array (fancy indexing base[:, cols] may not): float kernels
+        # such as log, cos and row norms take different (SIMD or strided) paths by memory layout,
+        # and the results must not depend on how the draws were grouped.
+        out = np.repeat(base, self._counts, axis=1)
+        out += self._col_offset
+        return _mix64_inplace(out)
+
+    def uniform(self, keys: np.ndarray, steps: np.ndarray | int) -> np.ndarray:
+        """Uniform float64 in [0, 1) of every stream, (N, width)."""
+        return bits_to_uniform(self.bits(keys, steps))
 
 
 def episode_key(generator: np.random.Generator) -> np.uint64:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import rng as crng
-from .candidates import first_occurrence, generate_candidates
+from .candidates import CandidateGenerator, candidate_streams, first_occurrence
 from .features import candidate_features
 from .response import (
     click_probability,
@@ -125,6 +125,34 @@ class UserBatch:
         self._user_proj = np.zeros((n, p), dtype=np.float32)
         self._has_state = np.zeros(n, dtype=bool)
         self._drift_targets = self._resolve_drift_target()
+        self._candidates = CandidateGenerator(
+            sc.candidates,
+            item_proj=world.item_proj,
+            pop_cdf=world.pop_cdf,
+            arrival=world.arrival,
+            new_order=world.new_order,
+            new_arrival_sorted=world.new_arrival_sorted,
+        )
+        # Every draw of a step in one pass: the click and satisfaction draws of step t are made
+        # when the candidates of step t are drawn (same key and step, so the same numbers).
+        self._step_plan = crng.StreamPlan(
+            ((crng.STREAM_CLICK, 1), (crng.STREAM_SATISFACTION, 2))
+            + candidate_streams(sc.candidates)
+        )
+        self._u_click = np.zeros(n, dtype=np.float64)
+        self._z_sat = np.zeros(n, dtype=np.float64)
+        self._pool_n = min(_HISTORY_POOL, world.n_items)
+        self._reset_plan = crng.StreamPlan(
+            (
+                (crng.STREAM_PERSONA, 2),
+                (crng.STREAM_NOISE, 2 * ((d + 1) // 2)),
+                (crng.STREAM_DRIFT, 2),
+                (crng.STREAM_PATIENCE, 2),
+                (crng.STREAM_NEW_USER, 1),
+                (crng.STREAM_HISTORY, self._pool_n),
+                (crng.STREAM_HISTORY + 100, self._pool_n + 1),
+            )
+        )
 
     # ------------------------------------------------------------------ setup
     def _resolve_drift_target(self) -> np.ndarray | None:
@@ -140,22 +168,24 @@ class UserBatch:
             return
         w, sc = self.world, self.sc
         keys = np.asarray(keys, dtype=np.uint64)
-        zero = np.zeros(idx.size, dtype=np.int64)
         n_personas = len(w.personas)
+        # All draws of a reset at once (step 0); the history columns serve returning users only.
+        u_all = self._reset_plan.uniform(keys, 0)
+        s_persona, s_noise, s_drift, s_patience, s_new, s_pool, s_hist = self._reset_plan.slices
         self.keys[idx] = keys
         self.t[idx] = 0
         self.user_id[idx] = (keys >> np.uint64(33)).astype(np.int64)
-        persona = crng.integers(keys, zero, crng.STREAM_PERSONA, 2, n_personas)
+        persona = crng.uniform_to_integers(u_all[:, s_persona], n_personas)
         self.persona[idx] = persona[:, 0]
         # Idiosyncratic taste: the persona plus a random direction, shared by home and away tastes.
-        g = crng.normal(keys, zero, crng.STREAM_NOISE, w.dim).astype(np.float32)
+        g = crng.uniform_to_normal(u_all[:, s_noise], w.dim).astype(np.float32)
         g = _normalise(g) * np.float32(sc.users.persona_noise)
         home = _normalise(w.persona_emb[persona[:, 0]] + g)
         self.theta[idx] = home
         self.theta_home[idx] = home
 
         drift = sc.users.drift
-        u_drift = crng.uniform(keys, zero, crng.STREAM_DRIFT, 2)
+        u_drift = u_all[:, s_drift]
         if self._drift_targets is not None:
             target = np.full(idx.size, self._drift_targets[0], dtype=np.int64)
         else:
@@ -169,10 +199,10 @@ class UserBatch:
         )
         self.drift_phase[idx] = 0.0
 
-        u_misc = crng.uniform(keys, zero, crng.STREAM_PATIENCE, 2)
+        u_misc = u_all[:, s_patience]
         pc = sc.users.patience
         self.patience[idx] = pc.initial_low + (pc.initial_high - pc.initial_low) * u_misc[:, 0]
-        new = crng.uniform(keys, zero, crng.STREAM_NEW_USER, 1)[:, 0] < sc.users.new_user_fraction
+        new = u_all[:, s_new.start] < sc.users.new_user_fraction
         self.new_user[idx] = new
         self.fatigue[idx] = 0.0
         self.consumed[idx] = -1
@@ -189,25 +219,30 @@ class UserBatch:
         ow = np.float32(sc.state.onboarding_weight)
         self.vis_sum[idx[onboard]] = ow * w.onboarding_emb[persona[onboard, 0]]
         self.vis_c[idx[onboard]] = ow * self._onboarding_c[persona[onboard, 0]]
-        self._warm_history(idx[~new], keys[~new])
+        old = ~new
+        self._warm_history(idx[old], u_all[old, s_pool], u_all[old, s_hist])
         self._refresh_visible(idx)
         self._draw_candidates(idx)
 
-    def _warm_history(self, idx: np.ndarray, keys: np.ndarray) -> None:
-        """Give returning users a past: items they liked, drawn by their taste and popularity."""
+    def _warm_history(self, idx: np.ndarray, u_pool: np.ndarray, u: np.ndarray) -> None:
+        """Give returning users a past: items they liked, drawn by their taste and popularity.
+
+        Args:
+            idx: (R,) rows; u_pool: (R, pool) uniforms of ``STREAM_HISTORY`` (which items are in
+                the pool); u: (R, pool + 1) uniforms of ``STREAM_HISTORY + 100`` (Gumbel noise and
+                the history length).
+        """
         if idx.size == 0:
             return
         w, sc = self.world, self.sc
         h_min, h_max = sc.users.history_min, sc.users.history_max
         if h_max == 0:
             return
-        zero = np.zeros(idx.size, dtype=np.int64)
-        pool_n = min(_HISTORY_POOL, w.n_items)
-        pool = crng.integers(keys, zero, crng.STREAM_HISTORY, pool_n, w.n_items)
+        pool_n = self._pool_n
+        pool = crng.uniform_to_integers(u_pool, w.n_items)
         available = w.arrival[pool] == 0
         aff = np.einsum("nd,nmd->nm", self.theta[idx], w.item_emb[pool])
         logits = sc.response.beta * aff + sc.response.gamma * w.log_pop_rel[pool]
-        u = crng.uniform(keys, zero, crng.STREAM_HISTORY + 100, pool_n + 1)
         gumbel = -np.log(-np.log(np.clip(u[:, :pool_n], 1e-12, 1 - 1e-12)))
         score = np.where(available, logits + gumbel, -np.inf)
         # Repeated pool entries must not become repeated history items.
@@ -327,25 +362,34 @@ class UserBatch:
             onboarding,
         )
 
-    def _draw_candidates(self, idx: np.ndarray) -> None:
-        w = self.world
-        items, valid = generate_candidates(
-            self.sc.candidates,
-            keys=self.keys[idx],
-            steps=self.t[idx],
-            user_proj=self._user_proj[idx],
-            has_state=self._has_state[idx],
-            # Only the filled prefix of the consumed lists: the rest is -1 and matches nothing.
-            consumed=self.consumed[idx, : max(int(self.n_consumed[idx].max(initial=0)), 1)],
-            item_proj=w.item_proj,
-            pop_cdf=w.pop_cdf,
-            arrival=w.arrival,
-            new_order=w.new_order,
-            new_arrival_sorted=w.new_arrival_sorted,
-            consumed_mask=None if self.consumed_mask is None else self.consumed_mask[idx],
+    def _draw_candidates(self, idx: np.ndarray | None = None) -> None:
+        """Draw the candidates of rows ``idx`` (all rows: None) for their current step, and the
+        click and satisfaction draws that step will use."""
+        if idx is None:
+            keys, steps, n_con = self.keys, self.t, self.n_consumed
+            user_proj, has_state, cmask = self._user_proj, self._has_state, self.consumed_mask
+        else:
+            keys, steps, n_con = self.keys[idx], self.t[idx], self.n_consumed[idx]
+            user_proj, has_state = self._user_proj[idx], self._has_state[idx]
+            cmask = None if self.consumed_mask is None else self.consumed_mask[idx]
+        # Only the filled prefix of the consumed lists: the rest is -1 and matches nothing.
+        width = max(int(n_con.max(initial=0)), 1)
+        consumed = self.consumed[:, :width] if idx is None else self.consumed[idx, :width]
+        u = self._step_plan.uniform(keys, steps)
+        items, valid = self._candidates(
+            keys=keys,
+            steps=steps,
+            user_proj=user_proj,
+            has_state=has_state,
+            consumed=consumed,
+            consumed_mask=cmask,
+            uniforms=u[:, 3:],
         )
-        self.cand[idx] = items
-        self.mask[idx] = valid
+        sl = slice(None) if idx is None else idx
+        self._u_click[sl] = u[:, 0]
+        self._z_sat[sl] = crng.uniform_to_normal(u[:, 1:3], 1)[:, 0]
+        self.cand[sl] = items
+        self.mask[sl] = valid
 
     # ------------------------------------------------------------ observation
     def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -401,8 +445,8 @@ class UserBatch:
             w.catalog.appeal[item].astype(np.float64),
             self.fatigue[rows, topic].astype(np.float64),
         )
-        clicked = (crng.uniform(self.keys, self.t, crng.STREAM_CLICK, 1)[:, 0] < p_click) & shown
-        z = crng.normal(self.keys, self.t, crng.STREAM_SATISFACTION, 1)[:, 0]
+        clicked = (self._u_click < p_click) & shown
+        z = self._z_sat
         sat = satisfaction(sc.response, s, w.catalog.quality[item].astype(np.float64), z)
         rating = np.where(clicked, rating_from_satisfaction(sat), 0.0)
         dwell = np.where(clicked, dwell_from_satisfaction(sc.response, sat), 0.0)
@@ -479,7 +523,7 @@ class UserBatch:
             info["candidate_affinity"] = cand_aff
 
         self._refresh_visible(rows)
-        self._draw_candidates(rows)
+        self._draw_candidates()
         return reward, terminated, truncated, info
 
     def _apply_drift(self) -> np.ndarray:
