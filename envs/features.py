@@ -23,11 +23,17 @@ FEATURE_NAMES = (
     "topic_share_recent",
     "user_has_no_state",
     "session_progress",
+    "click_similarity",
+    "skip_similarity",
+    "topic_exposure",
+    "topic_click_rate",
 )
 N_FEATURES = len(FEATURE_NAMES)
 # Bounds of each feature, for the observation space.
-FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0], dtype=np.float32)
-FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1], dtype=np.float32)
+FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0, -1, -1, 0, 0], dtype=np.float32)
+FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.float32)
+# Recency weight per step of age for the topic exposure (a half-life of about three steps).
+EXPOSURE_DECAY = 0.8
 
 
 def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
@@ -46,4 +52,23 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
     feats[..., 3] = (cand_topic[:, :, None] == hist_topic[:, None, :]).sum(axis=2) / n_hist
     feats[..., 4] = (~users._has_state[idx])[:, None]
     feats[..., 5] = (users.t[idx] / users.sc.episode.horizon)[:, None]
+
+    # Evidence from feedback: how much a candidate resembles what this user clicked, and what
+    # they skipped, in the window (cosines of the projected item vectors).
+    clicked = hist_valid & users.hist_click[idx]
+    skipped = hist_valid & ~users.hist_click[idx]
+    unit = w.item_unit_proj
+    sim = np.einsum("rkp,rwp->rkw", unit[cand], unit[np.maximum(hist, 0)])
+    n_click = clicked.sum(axis=1)[:, None]
+    n_skip = skipped.sum(axis=1)[:, None]
+    # Clipped: float32 cosines of an item with itself can exceed 1 in the last bit.
+    feats[..., 6] = np.clip((sim * clicked[:, None, :]).sum(axis=2) / np.maximum(n_click, 1), -1, 1)
+    feats[..., 7] = np.clip((sim * skipped[:, None, :]).sum(axis=2) / np.maximum(n_skip, 1), -1, 1)
+    # The topic's recent exposure (recency weighted, newest weight 1, scaled into [0, 1]) and
+    # the share of this topic's recent recommendations that were clicked.
+    same = cand_topic[:, :, None] == hist_topic[:, None, :]
+    win = hist.shape[1]
+    recency = (EXPOSURE_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
+    feats[..., 8] = (same * recency).sum(axis=2) * np.float32(1.0 - EXPOSURE_DECAY)
+    feats[..., 9] = (same & clicked[:, None, :]).sum(axis=2) / (same.sum(axis=2) + 1.0)
     return feats

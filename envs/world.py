@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -126,6 +127,12 @@ class World:
     @property
     def n_topics(self) -> int:
         return len(self.topic_names)
+
+    @cached_property
+    def item_unit_proj(self) -> np.ndarray:
+        """Projected item vectors scaled to unit length, (n, p) float32 (for cosines)."""
+        norm = np.linalg.norm(self.item_proj, axis=1, keepdims=True)
+        return (self.item_proj / np.maximum(norm, 1e-12)).astype(np.float32)
 
     def text_encoder(self) -> Encoder:
         """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""

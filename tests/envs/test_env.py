@@ -10,6 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from lmrecsim.envs import ENV_ID, make_env
 from lmrecsim.envs.env import RecommendationEnv
+from lmrecsim.envs.features import FEATURE_NAMES
 from lmrecsim.envs.simulator import UserBatch
 from lmrecsim.envs.world import build_world
 from lmrecsim.scenarios import load_scenario, scenario_from_dict
@@ -42,7 +43,7 @@ def test_spaces_have_the_documented_shapes(world):
     obs, _ = env.reset(seed=0)
     assert obs["user"].shape == (p,) and obs["user"].dtype == np.float32
     assert obs["candidates"].shape == (k, p)
-    assert obs["candidate_features"].shape == (k, 6)
+    assert obs["candidate_features"].shape == (k, len(FEATURE_NAMES))
     assert obs["action_mask"].shape == (k,)
     # One observation is far smaller than the 8,064 floats of unprojected 384-d embeddings.
     assert sum(v.size for v in obs.values()) < 1_000
