@@ -10,6 +10,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from ..scenarios.schema import ALGORITHM_NAMES
 from .errors import AgentError
 from .scorer import (
     CandidateScorerDQNPolicy,
@@ -18,7 +19,7 @@ from .scorer import (
     MaskedDQN,
 )
 
-ALGORITHMS = ("ppo", "dqn", "maskable_ppo")
+ALGORITHMS = ALGORITHM_NAMES
 POLICIES = ("candidate_scorer", "mlp")
 
 # DQN's default replay buffer of 1M observations would need tens of GiB with Dict observations;

@@ -138,12 +138,14 @@ def train(
         A :class:`TrainResult` with the trained model and the measured steps per second.
     """
     sc = load_scenario(scenario)
-    hp = dict(sc.agent.hyperparameters)
+    # The resolved scenario keeps only the keyword arguments of the algorithm that runs.
+    hp = sc.agent.hyperparameters_for(algo or sc.agent.algo)
     hp.update(hyperparameters or {})
     sc = with_agent_overrides(
-        sc, algo=algo, policy=policy, timesteps=timesteps, seed=seed, n_envs=n_envs,
-        hyperparameters=hp if hyperparameters else None,
+        sc, algo=algo, policy=policy, timesteps=timesteps, seed=seed, n_envs=n_envs
     )
+    if hp != sc.agent.hyperparameters:
+        sc = sc.model_copy(update={"agent": sc.agent.model_copy(update={"hyperparameters": hp})})
     agent = sc.agent
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
@@ -156,7 +158,11 @@ def train(
     )
     venv.seed(agent.seed)
     model = build_model(
-        agent.algo, venv, policy=agent.policy, seed=agent.seed, hyperparameters=agent.hyperparameters
+        agent.algo,
+        venv,
+        policy=agent.policy,
+        seed=agent.seed,
+        hyperparameters=agent.hyperparameters,
     )
     model.set_logger(
         Logger(
@@ -187,7 +193,11 @@ def train(
     model.save(str(tmp))
     os.replace(tmp, out_dir / "model.zip")
     result = TrainResult(
-        model=model, out_dir=out_dir, scenario=sc, timesteps=int(model.num_timesteps), seconds=seconds
+        model=model,
+        out_dir=out_dir,
+        scenario=sc,
+        timesteps=int(model.num_timesteps),
+        seconds=seconds,
     )
     write_text_atomic(
         out_dir / "train.json",

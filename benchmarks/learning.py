@@ -38,6 +38,7 @@ from lmrecsim.agents.train import train
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
+from lmrecsim.scenarios.schema import ALGORITHM_NAMES
 
 BASELINES = ("random", "greedy", "linucb", "oracle")
 MYOPIC = ("greedy", "linucb")
@@ -78,8 +79,11 @@ class ScenarioResult:
 
 
 def _scenario_for(sc: Scenario, algo: str) -> Scenario:
-    """The scenario with its ``agent.hyperparameters`` kept only when they belong to ``algo``."""
-    if sc.agent.algo == algo:
+    """The scenario with plain ``agent.hyperparameters`` kept only when they belong to ``algo``.
+
+    Per-algorithm sections need nothing: training picks the section of the algorithm it runs.
+    """
+    if sc.agent.algo == algo or any(k in ALGORITHM_NAMES for k in sc.agent.hyperparameters):
         return sc
     data = scenario_to_dict(sc)
     data["agent"]["hyperparameters"] = {}
@@ -151,6 +155,8 @@ def run_scenario(
 ) -> ScenarioResult:
     """Train every (algo, seed) on one scenario and evaluate them with the baselines."""
     sc = load_scenario(name)
+    # A scenario file path works too: results and run folders go under its scenario name.
+    name = sc.name
     ev_seeds = list(sc.evaluation.seeds if eval_seeds is None else eval_seeds)
     _check_seeds(sc, seeds, ev_seeds)
     jobs = [(algo, "candidate_scorer") for algo in algos]

@@ -390,6 +390,9 @@ class EpisodeConfig(_Strict):
     horizon: int = Field(50, ge=1, le=100_000, description="Steps before the episode is truncated.")
 
 
+ALGORITHM_NAMES = ("ppo", "dqn", "maskable_ppo")
+
+
 class AgentConfig(_Strict):
     """What `lmrecsim train` runs."""
 
@@ -405,8 +408,32 @@ class AgentConfig(_Strict):
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra keyword arguments for the SB3 algorithm constructor (e.g. learning_rate, "
-        "n_steps, batch_size, gamma, buffer_size).",
+        "n_steps, batch_size, gamma, buffer_size), either for whichever algorithm runs "
+        "(`{gamma: 0.9}`) or in one section per algorithm "
+        "(`{ppo: {n_epochs: 10}, dqn: {train_freq: 1}}`); not both.",
     )
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _sections_or_plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        sections = [k for k in value if k in ALGORITHM_NAMES]
+        if sections and len(sections) != len(value):
+            plain = sorted(set(value) - set(sections))
+            raise ValueError(
+                f"expected either per-algorithm sections ({', '.join(ALGORITHM_NAMES)}) or plain "
+                f"keyword arguments, not both (sections {sections}, plain keys {plain})"
+            )
+        for name in sections:
+            if not isinstance(value[name], dict):
+                raise ValueError(f"section {name!r}: expected a mapping of keyword arguments")
+        return value
+
+    def hyperparameters_for(self, algo: str) -> dict[str, Any]:
+        """The constructor keyword arguments that apply when ``algo`` runs."""
+        hp = self.hyperparameters
+        if any(k in ALGORITHM_NAMES for k in hp):
+            return dict(hp.get(algo, {}))
+        return dict(hp)
 
 
 class EvaluationConfig(_Strict):

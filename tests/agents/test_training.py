@@ -70,3 +70,38 @@ def test_evaluation_users_are_not_training_users(tiny_world, trained) -> None:
     assert len(train_users) > 100 and len(eval_users) == len(EVAL_SEEDS) * 2
     assert train_users.isdisjoint(eval_users)
     assert TRAIN_SEED not in EVAL_SEEDS
+
+
+def test_per_algorithm_hyperparameter_sections_reach_the_model(tmp_path) -> None:
+    from lmrecsim.agents.train import train
+    from lmrecsim.scenarios import load_scenario
+
+    from .conftest import tiny_scenario
+
+    sc = tiny_scenario(
+        agent={
+            "n_envs": 2,
+            "hyperparameters": {
+                "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 3},
+                "dqn": {"learning_starts": 7, "train_freq": 2},
+            },
+        }
+    )
+    assert sc.agent.hyperparameters_for("maskable_ppo") == {}
+    ppo = train(sc, out=tmp_path / "ppo", algo="ppo", timesteps=32, progress=False)
+    assert (ppo.model.n_steps, ppo.model.n_epochs) == (16, 3)
+    resolved = load_scenario(tmp_path / "ppo" / "scenario.yaml")
+    assert resolved.agent.hyperparameters == {"n_steps": 16, "batch_size": 32, "n_epochs": 3}
+    dqn = train(
+        sc,
+        out=tmp_path / "dqn",
+        algo="dqn",
+        timesteps=16,
+        progress=False,
+        hyperparameters={"train_freq": 1},
+    )
+    assert (dqn.model.learning_starts, dqn.model.train_freq.frequency) == (7, 1)
+    assert load_scenario(tmp_path / "dqn" / "scenario.yaml").agent.hyperparameters == {
+        "learning_starts": 7,
+        "train_freq": 1,
+    }

@@ -69,6 +69,9 @@ EXPECTED: dict[str, str] = {
     "wrong_type_horizon_string.yaml": "episode.horizon: 'long' is invalid (expected an integer)",
     "wrong_type_hyperparameters.yaml": "agent.hyperparameters: ['learning_rate', 0.001] is invalid "
     "(expected a mapping of keys)",
+    "mixed_hyperparameter_sections.yaml": "agent.hyperparameters: expected either per-algorithm "
+    "sections (ppo, dqn, maskable_ppo) or plain keyword arguments, not both",
+    "hyperparameter_section_scalar.yaml": "agent.hyperparameters: section 'dqn': expected a mapping",
     "wrong_type_k_float.yaml": "candidates.k: 20.5 is invalid (expected an integer)",
     "wrong_type_mask_consumed.yaml": "candidates.mask_consumed: 'maybe' is invalid (expected true or "
     "false)",
