@@ -140,6 +140,11 @@ class UserBatch:
             + candidate_streams(sc.candidates)
         )
         self._u_click = np.zeros(n, dtype=np.float64)
+        self._rows = np.arange(n)
+        # float64 copies of per-item float32 columns: one gather per step instead of gather + cast.
+        self._log_pop_rel64 = world.log_pop_rel.astype(np.float64)
+        self._appeal64 = world.catalog.appeal.astype(np.float64)
+        self._quality64 = world.catalog.quality.astype(np.float64)
         self._z_sat = np.zeros(n, dtype=np.float64)
         self._pool_n = min(_HISTORY_POOL, world.n_items)
         self._reset_plan = crng.StreamPlan(
@@ -291,16 +296,19 @@ class UserBatch:
             self.consumed_mask[idx[r], items[r, c]] = True
 
     # ------------------------------------------------------------- visibility
-    def _refresh_visible(self, idx: np.ndarray) -> None:
-        """Recompute the projected visible state of rows ``idx``."""
+    def _refresh_visible(self, idx: np.ndarray | None) -> None:
+        """Recompute the projected visible state of rows ``idx`` (all rows: None)."""
         if self.sc.state.mode == "text":
-            vecs, has = self.text_states(idx)
+            vecs, has = self.text_states(self._rows if idx is None else idx)
             proj = self.world.projection.project(_normalise(vecs))
             proj[~has] = 0.0
         else:
             proj, has = self._pooled_projection(idx)
-        self._user_proj[idx] = proj
-        self._has_state[idx] = has
+        if idx is None:
+            self._user_proj, self._has_state = proj, has
+        else:
+            self._user_proj[idx] = proj
+            self._has_state[idx] = has
 
     def text_states(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Language-model encodings of the rendered histories of rows ``idx``.
@@ -320,18 +328,27 @@ class UserBatch:
             vecs[has] = self.world.text_encoder().encode([t for t in texts if t])
         return vecs, has
 
-    def _pooled_projection(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _pooled_projection(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """PCA coordinates of the normalised pooled state, from the carried ``vis_c``.
 
         ``project(v / |v|) = (v @ C / |v| - mean @ C) * scale``; the row norms come from the
         d-dimensional sum with an elementwise reduction, so no product here depends on the batch.
+        Rows ``idx`` (all rows: None); returns fresh (rows, p) float32 and (rows,) bool arrays.
         """
-        v = self.vis_sum[idx]
+        v = self.vis_sum if idx is None else self.vis_sum[idx]
+        vis_c = self.vis_c if idx is None else self.vis_c[idx]
         norm = np.sqrt(np.einsum("nd,nd->n", v, v))
         has = norm > 0
-        inv = np.where(has, 1.0 / np.where(has, norm, 1.0), 0.0).astype(np.float32)
-        proj = (self.vis_c[idx] * inv[:, None] - self._mean_c) * self._scale
-        proj[~has] = 0.0
+        if has.all():
+            proj = vis_c * (1.0 / norm)[:, None]
+        else:
+            inv = 1.0 / np.where(has, norm, 1.0)
+            inv[~has] = 0.0
+            proj = vis_c * inv[:, None]
+        proj -= self._mean_c
+        proj *= self._scale
+        if not has.all():
+            proj[~has] = 0.0
         return proj, has
 
     def pooled_states(self, idx: np.ndarray | None = None) -> np.ndarray:
@@ -385,11 +402,16 @@ class UserBatch:
             consumed_mask=cmask,
             uniforms=u[:, 3:],
         )
-        sl = slice(None) if idx is None else idx
-        self._u_click[sl] = u[:, 0]
-        self._z_sat[sl] = crng.uniform_to_normal(u[:, 1:3], 1)[:, 0]
-        self.cand[sl] = items
-        self.mask[sl] = valid
+        z = crng.uniform_to_normal(u[:, 1:3], 1)[:, 0]
+        if idx is None:
+            # Fresh arrays rather than writes into the old ones: step() hands the old candidates
+            # out in its info.
+            self._u_click, self._z_sat, self.cand, self.mask = u[:, 0], z, items, valid
+        else:
+            self._u_click[idx] = u[:, 0]
+            self._z_sat[idx] = z
+            self.cand[idx] = items
+            self.mask[idx] = valid
 
     # ------------------------------------------------------------ observation
     def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -429,11 +451,13 @@ class UserBatch:
             :meth:`reset_users`.
         """
         w, sc = self.world, self.sc
-        rows = np.arange(self.n)
+        rows = self._rows
         a = np.clip(np.asarray(actions, dtype=np.int64).reshape(self.n), 0, self.k - 1)
         item = self.cand[rows, a]
         shown = self.mask[rows, a]
-        cand_items = self.cand.copy()
+        # The next candidates go into a fresh array (see _draw_candidates), so this one can be
+        # handed out in the info without a copy.
+        cand_items = self.cand
         cand_aff = self.candidate_affinity() if self.rich_info else None
         e = w.item_emb[item]
         s = np.einsum("nd,nd->n", self.theta, e).astype(np.float64)
@@ -441,13 +465,13 @@ class UserBatch:
         p_click = click_probability(
             sc.response,
             s,
-            w.log_pop_rel[item].astype(np.float64),
-            w.catalog.appeal[item].astype(np.float64),
+            self._log_pop_rel64[item],
+            self._appeal64[item],
             self.fatigue[rows, topic].astype(np.float64),
         )
         clicked = (self._u_click < p_click) & shown
         z = self._z_sat
-        sat = satisfaction(sc.response, s, w.catalog.quality[item].astype(np.float64), z)
+        sat = satisfaction(sc.response, s, self._quality64[item], z)
         rating = np.where(clicked, rating_from_satisfaction(sat), 0.0)
         dwell = np.where(clicked, dwell_from_satisfaction(sc.response, sat), 0.0)
 
@@ -522,7 +546,7 @@ class UserBatch:
         if cand_aff is not None:
             info["candidate_affinity"] = cand_aff
 
-        self._refresh_visible(rows)
+        self._refresh_visible(None)
         self._draw_candidates()
         return reward, terminated, truncated, info
 
