@@ -155,7 +155,7 @@ class StateConfig(_Strict):
         "O(d) per step. 'text': the rendered history text encoded by the language model (cached).",
     )
     recency_decay: float = Field(
-        0.85, gt=0.0, le=1.0, description="Weight of an event shrinks by this factor every step."
+        0.95, gt=0.0, le=1.0, description="Weight of an event shrinks by this factor every step."
     )
     click_weight: float = Field(
         1.0, ge=0.0, description="Weight of a clicked item in the pooled state."
@@ -270,8 +270,8 @@ class UsersConfig(_Strict):
         description="What a new user shows: 'text' (an encoded stated-interest onboarding text, possibly "
         "partial) or 'none' (the zero vector plus a flag).",
     )
-    history_min: int = Field(3, ge=0, description="Fewest past interactions of a returning user.")
-    history_max: int = Field(10, ge=0, description="Most past interactions of a returning user.")
+    history_min: int = Field(15, ge=0, description="Fewest past interactions of a returning user.")
+    history_max: int = Field(30, ge=0, description="Most past interactions of a returning user.")
     exposure_drift: float = Field(
         0.02,
         ge=0.0,
