@@ -147,6 +147,11 @@ class UserBatch:
         self._quality64 = world.catalog.quality.astype(np.float64)
         self._z_sat = np.zeros(n, dtype=np.float64)
         self._pool_n = min(_HISTORY_POOL, world.n_items)
+        h_max = sc.users.history_max
+        self._hist_slots = np.arange(h_max)[None, :]
+        # Recency weights of a warm history, oldest first (newest weight 1).
+        self._hist_decay = (sc.state.recency_decay ** np.arange(h_max - 1, -1, -1))[None, :]
+        self._arrival_max = int(world.arrival.max(initial=0))
         self._reset_plan = crng.StreamPlan(
             (
                 (crng.STREAM_PERSONA, 2),
@@ -221,9 +226,10 @@ class UserBatch:
         self.vis_c[idx] = 0.0
         onboard = new & (sc.users.onboarding == "text")
         self.show_onboarding[idx] = onboard
-        ow = np.float32(sc.state.onboarding_weight)
-        self.vis_sum[idx[onboard]] = ow * w.onboarding_emb[persona[onboard, 0]]
-        self.vis_c[idx[onboard]] = ow * self._onboarding_c[persona[onboard, 0]]
+        if onboard.any():
+            ow = np.float32(sc.state.onboarding_weight)
+            self.vis_sum[idx[onboard]] = ow * w.onboarding_emb[persona[onboard, 0]]
+            self.vis_c[idx[onboard]] = ow * self._onboarding_c[persona[onboard, 0]]
         old = ~new
         self._warm_history(idx[old], u_all[old, s_pool], u_all[old, s_hist])
         self._refresh_visible(idx)
@@ -244,38 +250,44 @@ class UserBatch:
         if h_max == 0:
             return
         pool_n = self._pool_n
+        rows = np.arange(idx.size)[:, None]
         pool = crng.uniform_to_integers(u_pool, w.n_items)
-        available = w.arrival[pool] == 0
-        aff = np.einsum("nd,nmd->nm", self.theta[idx], w.item_emb[pool])
+        theta = self.theta[idx]
+        aff = np.einsum("nd,nmd->nm", theta, w.item_emb[pool])
         logits = sc.response.beta * aff + sc.response.gamma * w.log_pop_rel[pool]
-        gumbel = -np.log(-np.log(np.clip(u[:, :pool_n], 1e-12, 1 - 1e-12)))
-        score = np.where(available, logits + gumbel, -np.inf)
+        score = logits + (-np.log(-np.log(np.clip(u[:, :pool_n], 1e-12, 1 - 1e-12))))
+        # Items still to arrive are not part of anyone's past (the only non-finite scores).
+        later = self._arrival_max > 0
+        if later:
+            score[w.arrival[pool] != 0] = -np.inf
         # Repeated pool entries must not become repeated history items.
         order = np.argsort(-score, axis=1, kind="stable")
-        ranked = np.take_along_axis(pool, order, 1)
-        ranked[~np.take_along_axis(np.isfinite(score), order, 1)] = -1
+        ranked = pool[rows, order]
+        if later:
+            ranked[~np.isfinite(score[rows, order])] = -1
         keep = first_occurrence(ranked)
         pos = np.argsort(~keep, axis=1, kind="stable")[:, :h_max]
-        items = np.take_along_axis(ranked, pos, 1)
-        items[~np.take_along_axis(keep, pos, 1)] = -1
+        items = ranked[rows, pos]
+        items[~keep[rows, pos]] = -1
         length = h_min + np.floor(u[:, pool_n] * (h_max - h_min + 1)).astype(np.int64)
-        items[np.arange(h_max)[None, :] >= length[:, None]] = -1
+        items[self._hist_slots >= length[:, None]] = -1
         # Chronological order: the best-liked item is the most recent one.
         items = items[:, ::-1]
-        aff_items = np.einsum("nd,nmd->nm", self.theta[idx], w.item_emb[np.maximum(items, 0)])
+        safe = np.maximum(items, 0)
+        emb = w.item_emb[safe]
+        aff_items = np.einsum("nd,nmd->nm", theta, emb)
         ratings = rating_from_satisfaction(
             sc.response.satisfaction_scale * (aff_items - sc.response.affinity_center)
-            + w.catalog.quality[np.maximum(items, 0)]
+            + w.catalog.quality[safe]
         )
         valid = items >= 0
         # Pooled state: recency-weighted sum, newest weight 1.
-        ages = np.arange(h_max - 1, -1, -1)
-        weights = (sc.state.recency_decay**ages)[None, :] * (
+        weights = self._hist_decay * (
             sc.state.click_weight + sc.state.rating_weight * (ratings - 3.0)
         )
         weights = np.where(valid, np.maximum(weights, 0.0), 0.0).astype(np.float32)
-        self.vis_sum[idx] = np.einsum("nm,nmd->nd", weights, w.item_emb[np.maximum(items, 0)])
-        self.vis_c[idx] = np.einsum("nm,nmp->np", weights, self._item_c[np.maximum(items, 0)])
+        self.vis_sum[idx] = np.einsum("nm,nmd->nd", weights, emb)
+        self.vis_c[idx] = np.einsum("nm,nmp->np", weights, self._item_c[safe])
         win = self.window
         tail = (
             items[:, -win:]
@@ -287,9 +299,7 @@ class UserBatch:
         self.hist_click[idx] = tail >= 0
         self.hist_rating[idx] = np.where(tail >= 0, tail_r, 0.0)
         # Compact the valid items to the front of the consumed list.
-        order = np.argsort(~valid, axis=1, kind="stable")
-        packed = np.take_along_axis(items, order, 1)
-        self.consumed[idx, :h_max] = packed
+        self.consumed[idx, :h_max] = items[rows, np.argsort(~valid, axis=1, kind="stable")]
         self.n_consumed[idx] = valid.sum(axis=1)
         if self.consumed_mask is not None:
             r, c = np.nonzero(valid)
