@@ -12,9 +12,6 @@ matrix, the stream layout, constant quotas); :func:`generate_candidates` is the 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 
 from ..scenarios.schema import CandidatesConfig
@@ -29,15 +26,25 @@ _GROUP_MIN_SCORES = 1 << 15
 _PREPARED_MAX_BYTES = 1 << 26
 
 _ROWS: dict[int, np.ndarray] = {}
+_COLS: dict[int, np.ndarray] = {}
 
 
 def _rows(n: int) -> np.ndarray:
-    """Cached ``arange(n)[:, None]`` (row indices for fancy indexing; callers must not modify)."""
+    """Cached ``arange(n)[:, None]`` (row indices for fancy indexing; read-only)."""
     r = _ROWS.get(n)
     if r is None:
         r = _ROWS[n] = np.arange(n)[:, None]
         r.flags.writeable = False
     return r
+
+
+def _cols(n: int) -> np.ndarray:
+    """Cached ``arange(n)`` (int64, read-only)."""
+    c = _COLS.get(n)
+    if c is None:
+        c = _COLS[n] = np.arange(n, dtype=np.int64)
+        c.flags.writeable = False
+    return c
 
 
 try:  # threadpoolctl comes with scikit-learn; without it BLAS keeps its own thread count
@@ -47,9 +54,8 @@ except ImportError:  # pragma: no cover - depends on the installed packages
 _BLAS: list[object] | None = None
 
 
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run the enclosed matrix product on one BLAS thread.
+def _scores(q: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``q @ items.T`` on one BLAS thread, (N, n).
 
     The products here are small (a few hundred rows); splitting them across threads gains little
     on an idle machine and, next to a learner that keeps a core busy, makes OpenBLAS spin-wait for
@@ -62,12 +68,14 @@ def _one_blas_thread() -> Iterator[None]:
             if _ThreadpoolController is None
             else [c for c in _ThreadpoolController().lib_controllers if c.user_api == "blas"]
         )
+    if not _BLAS:
+        return q @ items.T
     saved = [(c, c.get_num_threads()) for c in _BLAS]  # type: ignore[attr-defined]
     for c, n in saved:
         if n != 1:
             c.set_num_threads(1)  # type: ignore[attr-defined]
     try:
-        yield
+        return q @ items.T
     finally:
         for c, n in saved:
             if n != 1:
@@ -97,12 +105,13 @@ def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarra
 
 
 def _sorted_top(
-    s: np.ndarray, idx: np.ndarray, k: int
+    s: np.ndarray, idx: np.ndarray | None, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top ``k`` of each row by (score desc, index asc), via argpartition.
 
     Args:
-        s: (N, C) scores; idx: (N, C) item index of each column; k <= C.
+        s: (N, C) scores; idx: (N, C) item index of each column (None: the column itself);
+            k <= C.
 
     Returns:
         ``(top_s, top_i, exact)``: (N, k) scores and items, best first, and (N,) bool: False for rows
@@ -113,9 +122,11 @@ def _sorted_top(
     rows = _rows(n_rows)
     if k < c:
         part = np.argpartition(s, c - k, axis=1)[:, c - k :]
-        ps, pi = s[rows, part], idx[rows, part]
+        ps = s[rows, part]
+        pi = part if idx is None else idx[rows, part]
     else:
-        ps, pi = s, idx
+        ps = s
+        pi = np.broadcast_to(_cols(c), s.shape) if idx is None else idx
     order = np.lexsort((pi, -ps), axis=1)
     ps, pi = ps[rows, order], pi[rows, order]
     t = ps[:, -1:]
@@ -159,8 +170,7 @@ def _block_top(scores: np.ndarray, width: int, k: int) -> tuple[np.ndarray, np.n
         top_s, top_i, exact = _sorted_top(scores[rows, cols], cols, k)
         exact &= ok
     else:
-        cols = np.broadcast_to(np.arange(w), scores.shape)
-        top_s, top_i, exact = _sorted_top(scores, cols, k)
+        top_s, top_i, exact = _sorted_top(scores, None, k)
     if not exact.all():
         for r in np.flatnonzero(~exact).tolist():
             top_s[r], top_i[r] = _full_row_top(scores[r], k)
@@ -232,8 +242,7 @@ def nearest_items(
             blk = np.asarray(items[start:stop], dtype=dtype)
             if width % g and width > g:
                 blk = np.concatenate([blk, np.zeros((g - width % g, blk.shape[1]), dtype)])
-        with _one_blas_thread():
-            scores = q @ blk.T
+        scores = _scores(q, blk)
         if scores.shape[1] > width:
             scores[:, width:] = -np.inf
         # The (N, block) arrival comparison is only needed while some item is still to arrive.
@@ -306,13 +315,18 @@ def first_occurrence(proposals: np.ndarray) -> np.ndarray:
     if m == 0:
         return np.zeros(proposals.shape, dtype=bool)
     bits = max(int(m - 1).bit_length(), 1)
-    keys = np.sort((proposals << bits) | np.arange(m, dtype=np.int64), axis=1)
+    keys = proposals << bits
+    keys |= _cols(m)
+    keys.sort(axis=1)
     item = keys >> bits
-    first = np.ones(keys.shape, dtype=bool)
-    first[:, 1:] = item[:, 1:] != item[:, :-1]
-    out = np.zeros(proposals.shape, dtype=bool)
-    rows = np.broadcast_to(np.arange(n_rows)[:, None], keys.shape)
-    out[rows, keys & ((1 << bits) - 1)] = first & (item >= 0)
+    first = np.empty(keys.shape, dtype=bool)
+    first[:, 0] = True
+    np.not_equal(item[:, 1:], item[:, :-1], out=first[:, 1:])
+    first &= item >= 0
+    keys &= (1 << bits) - 1
+    out = np.empty(proposals.shape, dtype=bool)
+    # Each row's columns appear exactly once among its keys, so every entry is written.
+    out[_rows(n_rows), keys] = first
     return out
 
 

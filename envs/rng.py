@@ -61,13 +61,18 @@ def _mix64_inplace(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _bases(keys: np.ndarray, steps: np.ndarray | int, streams: np.ndarray) -> np.ndarray:
-    """Per-(key, stream) base counters, shape (N, S), for ``streams`` (S,) uint64."""
+def _bases(keys: np.ndarray, steps: np.ndarray | int, stream_salt: np.ndarray) -> np.ndarray:
+    """Per-(key, stream) base counters, shape (N, S).
+
+    Args:
+        keys: (N,) uint64; steps: (N,) or a scalar.
+        stream_salt: (S,) uint64, ``stream * _STREAM_MUL + _GOLDEN`` of each stream.
+    """
     keys = np.asarray(keys, dtype=np.uint64)
     steps_u = np.asarray(steps, dtype=np.int64).astype(np.uint64).reshape(-1, 1)
-    salt = steps_u * _STEP_MUL + (streams * _STREAM_MUL + _GOLDEN)
-    salt = _mix64_inplace(np.broadcast_to(salt, (keys.shape[0], streams.shape[0])).copy())
-    salt ^= keys[:, None]
+    # (1, S) when all keys share one step: mixed once, then broadcast by the XOR.
+    salt = _mix64_inplace(steps_u * _STEP_MUL + stream_salt)
+    salt = keys[:, None] ^ salt
     return _mix64_inplace(salt)
 
 
@@ -148,6 +153,7 @@ class StreamPlan:
         self.spec = tuple((int(s), int(n)) for s, n in spec)
         counts = [n for _, n in self.spec]
         self.streams = np.array([s for s, _ in self.spec], dtype=np.uint64)
+        self._stream_salt = self.streams * _STREAM_MUL + _GOLDEN
         self._counts = np.array(counts, dtype=np.int64)
         self._col_offset = (
             np.concatenate(
@@ -161,7 +167,7 @@ class StreamPlan:
 
     def bits(self, keys: np.ndarray, steps: np.ndarray | int) -> np.ndarray:
         """Raw draws of every stream, (N, width) uint64, streams side by side in spec order."""
-        base = _bases(keys, steps, self.streams)
+        base = _bases(keys, steps, self._stream_salt)
         # np.repeat returns a C-ordered array (fancy indexing base[:, cols] may not): float kernels
         # such as log, cos and row norms take different (SIMD or strided) paths by memory layout,
         # and the results must not depend on how the draws were grouped.
