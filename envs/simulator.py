@@ -446,13 +446,14 @@ class UserBatch:
 
     # ------------------------------------------------------------------- step
     def step(
-        self, actions: np.ndarray
+        self, actions: np.ndarray, *, info: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance every user by one recommendation.
 
         Args:
             actions: (N,) candidate slot chosen for each user. A masked slot is an invalid action:
                 nothing is shown, the user skips (patience cost) and the reward is 0.
+            info: build the info dict (False: return an empty dict; the dynamics are the same).
 
         Returns:
             ``(reward, terminated, truncated, info)``; every array has shape (N,) and ``info`` is a
@@ -462,13 +463,14 @@ class UserBatch:
         """
         w, sc = self.world, self.sc
         rows = self._rows
-        a = np.clip(np.asarray(actions, dtype=np.int64).reshape(self.n), 0, self.k - 1)
+        a = np.asarray(actions, dtype=np.int64).reshape(self.n)
+        a = np.minimum(np.maximum(a, 0), self.k - 1)
         item = self.cand[rows, a]
         shown = self.mask[rows, a]
         # The next candidates go into a fresh array (see _draw_candidates), so this one can be
         # handed out in the info without a copy.
         cand_items = self.cand
-        cand_aff = self.candidate_affinity() if self.rich_info else None
+        cand_aff = self.candidate_affinity() if self.rich_info and info else None
         e = w.item_emb[item]
         s = np.einsum("nd,nd->n", self.theta, e).astype(np.float64)
         topic = w.primary_topic[item]
@@ -495,7 +497,10 @@ class UserBatch:
 
         fc = sc.users.fatigue
         self.fatigue *= np.float32(fc.decay)
-        self.fatigue[rows[shown], topic[shown]] += np.float32(fc.gain)
+        if shown.all():
+            self.fatigue[rows, topic] += np.float32(fc.gain)
+        else:
+            self.fatigue[rows[shown], topic[shown]] += np.float32(fc.gain)
 
         # Exposure-driven drift: consuming an item pulls the taste toward it.
         if sc.users.exposure_drift > 0 and clicked.any():
@@ -534,7 +539,11 @@ class UserBatch:
             clicked=clicked, rating=rating, dwell=dwell, affinity=s, left=terminated, shown=shown
         )
         reward = compute_reward(fb, sc)
-        info: dict[str, Any] = {
+        self._refresh_visible(None)
+        self._draw_candidates()
+        if not info:
+            return reward, terminated, truncated, {}
+        out: dict[str, Any] = {
             "item_index": item,
             "clicked": clicked,
             "rating": rating,
@@ -554,11 +563,8 @@ class UserBatch:
             "candidate_items": cand_items,
         }
         if cand_aff is not None:
-            info["candidate_affinity"] = cand_aff
-
-        self._refresh_visible(None)
-        self._draw_candidates()
-        return reward, terminated, truncated, info
+            out["candidate_affinity"] = cand_aff
+        return reward, terminated, truncated, out
 
     def _apply_drift(self) -> np.ndarray:
         """Scenario-driven interest drift after the step counter advanced; returns event flags."""

@@ -87,9 +87,11 @@ class BatchedRecommendationVecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
 
-    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    def step_wait(
+        self,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
         users = self.users
-        reward, terminated, truncated, info = users.step(self._actions)
+        reward, terminated, truncated, info = users.step(self._actions, info=self.full_info)
         dones = terminated | truncated
         obs = users.observe()
         if self.full_info:
@@ -130,7 +132,9 @@ class BatchedRecommendationVecEnv(VecEnv):
     def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
         return [getattr(self, attr_name) for _ in self._indices(indices)]
 
-    def set_attr(self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None) -> None:
+    def set_attr(
+        self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None
+    ) -> None:
         setattr(self, attr_name, value)
 
     def env_method(
