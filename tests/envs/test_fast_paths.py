@@ -7,12 +7,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lmrecsim.envs import rng as crng
 from lmrecsim.envs.candidates import (
+    CandidateGenerator,
     first_occurrence,
     first_occurrence_reference,
     generate_candidates,
     nearest_items,
     nearest_items_reference,
+    prepare_items,
 )
 from lmrecsim.envs.simulator import UserBatch
 
@@ -49,6 +52,82 @@ def test_nearest_items_matches_reference(dtype: type, exact: bool) -> None:
         # float32 scores may swap near-ties; the sets agree almost everywhere.
         agree = np.mean([len(set(a) & set(b)) / m for a, b in zip(got, ref, strict=True)])
         assert agree > 0.97
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_nearest_items_group_preselection_matches_reference(prepared: bool) -> None:
+    # Enough rows that the top-k goes through the group pre-selection; duplicated items make exact
+    # ties (the fallback to a full sort), one user has fewer than m items left.
+    rng = np.random.default_rng(5)
+    n, p, n_q, m = 1500, 16, 96, 7
+    items = rng.standard_normal((n, p)).astype(np.float32)
+    items[1000:1100] = items[200:300]
+    query = rng.standard_normal((n_q, p)).astype(np.float32)
+    query[:8] = items[200:208]  # the nearest item of these rows is tied with its duplicate
+    arrival = np.where(rng.random(n) < 0.2, rng.integers(1, 20, n), 0)
+    steps = rng.integers(0, 20, n_q)
+    exclude = np.where(rng.random((n_q, 30)) < 0.5, rng.integers(0, n, (n_q, 30)), -1)
+    kw: dict[str, Any] = {"available_until": steps, "arrival": arrival, "exclude": exclude}
+    ref = nearest_items_reference(query, items, m, **kw)
+    got = nearest_items(
+        query, items, m, prepared=prepare_items(items, m) if prepared else None, **kw
+    )
+    np.testing.assert_array_equal(got, ref)
+    few = np.full((1, n - 3), -1)
+    few[0] = np.setdiff1d(np.arange(n), [4, 9, 11])
+    got = nearest_items(query[:1], items, m, exclude=few)
+    assert set(got[0, :3].tolist()) == {4, 9, 11} and (got[0, 3:] == -1).all()
+
+
+def test_stream_plan_matches_separate_draws() -> None:
+    keys = np.random.default_rng(6).integers(0, 2**63, 9).astype(np.uint64)
+    steps = np.arange(9) * 7
+    plan = crng.StreamPlan([(crng.STREAM_CLICK, 1), (crng.STREAM_SATISFACTION, 2), (12, 40)])
+    u = plan.uniform(keys, steps)
+    assert u.shape == (9, 43) and u.flags.c_contiguous
+    for (stream, n), cols in zip(plan.spec, plan.slices, strict=True):
+        np.testing.assert_array_equal(u[:, cols], crng.uniform(keys, steps, stream, n))
+    # The transforms give what the one-stream functions give.
+    np.testing.assert_array_equal(
+        crng.uniform_to_normal(u[:, plan.slices[1]], 1),
+        crng.normal(keys, steps, crng.STREAM_SATISFACTION, 1),
+    )
+    np.testing.assert_array_equal(
+        crng.uniform_to_integers(u[:, plan.slices[2]], 17), crng.integers(keys, steps, 12, 40, 17)
+    )
+
+
+def test_candidate_generator_with_predrawn_uniforms(tmp_path: Any) -> None:
+    world = small_world(
+        tmp_path,
+        catalog={"new_items": {"fraction": 0.2, "arrival_start": 1, "arrival_end": 8}},
+        candidates={"new_item_quota": 3},
+    )
+    inputs = _candidate_inputs(world, np.random.default_rng(8), 30)
+    cfg = world.scenario.candidates
+    world_keys = ("item_proj", "pop_cdf", "arrival", "new_order", "new_arrival_sorted")
+    gen = CandidateGenerator(cfg, **{key: inputs.pop(key) for key in world_keys})
+    u = gen.plan.uniform(inputs["keys"], inputs["steps"])
+    fast = gen(uniforms=u, **inputs)
+    slow = generate_candidates(cfg, **inputs, **{key: getattr(world, key) for key in world_keys})
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    assert fast[1].any(axis=1).all()
+
+
+def test_step_without_info_has_the_same_dynamics(tmp_path: Any) -> None:
+    world = small_world(tmp_path)
+    a, b = UserBatch(world, 6), UserBatch(world, 6)
+    keys = np.arange(1, 7, dtype=np.uint64) * 31
+    a.reset_users(np.arange(6), keys)
+    b.reset_users(np.arange(6), keys)
+    for t in range(8):
+        actions = np.full(6, t % world.scenario.candidates.k)
+        ra, rb = a.step(actions), b.step(actions, info=False)
+        assert rb[3] == {} and ra[3]
+        for x, y in zip(ra[:3], rb[:3], strict=True):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a.cand, b.cand)
 
 
 def test_nearest_items_fewer_than_m_available() -> None:
