@@ -98,7 +98,8 @@ def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarra
     if n == 0 or n > _BLOCK or n * items.shape[1] * np.dtype(dtype).itemsize > _PREPARED_MAX_BYTES:
         return None
     g = _group_size(n, m)
-    width = -(-n // g) * g
+    # At least one padding row: its score column is -inf, so exclusion lists may hold -1.
+    width = (n // g + 1) * g
     out = np.zeros((width, items.shape[1]), dtype=dtype)
     out[:n] = items
     return out
@@ -218,14 +219,17 @@ def nearest_items(
         return np.full((n_q, max(m, 0)), -1, dtype=np.int64)
     dtype = np.float64 if exact else np.float32
     q = np.asarray(query, dtype=dtype)
-    if prepared is not None and (prepared.dtype != dtype or prepared.shape[0] < n):
+    if prepared is not None and (prepared.dtype != dtype or prepared.shape[0] <= n):
         prepared = None
     if prepared is not None:
         block = n
     elif block is None:
         block = int(min(_BLOCK, max(1024, _SCORES_PER_BLOCK // n_q)))
     min_step = None if available_until is None or arrival is None else available_until.min()
-    if exclude is not None and exclude.shape[1]:
+    # With a prepared matrix the last score column is padding (-inf), which is where the -1
+    # entries of ``exclude`` point: one scatter, no search for the valid entries.
+    scatter_all = prepared is not None and exclude is not None and exclude.shape[1] > 0
+    if exclude is not None and exclude.shape[1] and not scatter_all:
         ex_r, ex_c = np.nonzero(exclude >= 0)
         ex_i = exclude[ex_r, ex_c]
     else:
@@ -248,7 +252,10 @@ def nearest_items(
         # The (N, block) arrival comparison is only needed while some item is still to arrive.
         if min_step is not None and int(arrival[start:stop].max()) > min_step:
             scores[:, :width][arrival[None, start:stop] > available_until[:, None]] = -np.inf
-        if ex_i.size:
+        if scatter_all:
+            assert exclude is not None
+            scores[_rows(n_q), exclude] = -np.inf
+        elif ex_i.size:
             if start == 0 and stop == n:
                 scores[ex_r, ex_i] = -np.inf
             else:
@@ -441,7 +448,7 @@ class CandidateGenerator:
         if uniforms is None:
             uniforms = self.plan.uniform(keys, steps)
         # Arrival checks are needed only while some item is still to arrive for some user.
-        arriving = bool(steps.size) and self.arrival_max > int(steps.min())
+        arriving = self.arrival_max > 0 and bool(steps.size) and self.arrival_max > int(steps.min())
 
         # Block A: newly arrived items, a contiguous run of the arrival order from a random offset.
         quota = self.quota

@@ -164,10 +164,25 @@ class StreamPlan:
         ends = np.cumsum(counts)
         self.slices = [slice(int(e - n), int(e)) for e, n in zip(ends, counts, strict=True)]
         self.width = int(ends[-1]) if counts else 0
+        self._step_salts: np.ndarray | None = None
+
+    def cache_steps(self, n_steps: int) -> None:
+        """Precompute the step-and-stream half of the mixing for steps 0 .. n_steps - 1.
+
+        Per-step draws of an episode then cost one table lookup instead of a mixing pass over
+        (N, S); steps outside the table are still mixed on the fly.
+        """
+        steps_u = np.arange(n_steps, dtype=np.uint64)[:, None]
+        self._step_salts = _mix64_inplace(steps_u * _STEP_MUL + self._stream_salt)
 
     def bits(self, keys: np.ndarray, steps: np.ndarray | int) -> np.ndarray:
         """Raw draws of every stream, (N, width) uint64, streams side by side in spec order."""
-        base = _bases(keys, steps, self._stream_salt)
+        table = self._step_salts
+        if table is not None and np.ndim(steps) == 1 and len(steps) and steps.max() < len(table):
+            base = np.asarray(keys, dtype=np.uint64)[:, None] ^ table[steps]
+            _mix64_inplace(base)
+        else:
+            base = _bases(keys, steps, self._stream_salt)
         # np.repeat returns a C-ordered array (fancy indexing base[:, cols] may not): float kernels
         # such as log, cos and row norms take different (SIMD or strided) paths by memory layout,
         # and the results must not depend on how the draws were grouped.

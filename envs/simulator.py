@@ -139,6 +139,7 @@ class UserBatch:
             ((crng.STREAM_CLICK, 1), (crng.STREAM_SATISFACTION, 2))
             + candidate_streams(sc.candidates)
         )
+        self._step_plan.cache_steps(sc.episode.horizon + 2)
         self._u_click = np.zeros(n, dtype=np.float64)
         self._rows = np.arange(n)
         # float64 copies of per-item float32 columns: one gather per step instead of gather + cast.

@@ -95,6 +95,11 @@ def test_stream_plan_matches_separate_draws() -> None:
     np.testing.assert_array_equal(
         crng.uniform_to_integers(u[:, plan.slices[2]], 17), crng.integers(keys, steps, 12, 40, 17)
     )
+    # The per-step table gives the same numbers (steps inside it, and past its end).
+    plain = crng.StreamPlan(plan.spec)
+    plan.cache_steps(30)
+    for st in (steps % 30, steps):
+        np.testing.assert_array_equal(plan.bits(keys, st), plain.bits(keys, st))
 
 
 def test_candidate_generator_with_predrawn_uniforms(tmp_path: Any) -> None:
