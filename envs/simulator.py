@@ -516,11 +516,13 @@ class UserBatch:
         self.hist_item[:, -1] = np.where(shown, item, -1)
         self.hist_click[:, -1] = clicked
         self.hist_rating[:, -1] = rating
-        c = rows[clicked & (self.n_consumed < self.capacity)]
-        self.consumed[c, self.n_consumed[c]] = item[c]
-        self.n_consumed[c] += 1
-        if self.consumed_mask is not None:
-            self.consumed_mask[c, item[c]] = True
+        any_click = bool(clicked.any())
+        if any_click:
+            c = rows[clicked & (self.n_consumed < self.capacity)]
+            self.consumed[c, self.n_consumed[c]] = item[c]
+            self.n_consumed[c] += 1
+            if self.consumed_mask is not None:
+                self.consumed_mask[c, item[c]] = True
         st = sc.state
         weight = np.where(
             clicked, st.click_weight + st.rating_weight * (rating - 3.0), st.skip_weight
