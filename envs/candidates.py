@@ -357,6 +357,28 @@ def first_occurrence(proposals: np.ndarray) -> np.ndarray:
     return out
 
 
+def first_true_columns(mask: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` of each row's columns ordered True-first, each part in column order.
+
+    Equals ``np.argsort(~mask, axis=1, kind="stable")[:, :k]``, but through one integer sort of
+    ``column + M * (not mask)`` (a vectorised sort kernel, several times faster than a stable
+    argsort on short rows).
+
+    Args:
+        mask: (N, M) bool; k <= M.
+
+    Returns:
+        (N, k) int64 column indices.
+    """
+    m = mask.shape[1]
+    cols = _cols(m)
+    key = np.where(mask, cols, cols + m)
+    key.sort(axis=1)
+    key = key[:, :k]
+    key[key >= m] -= m
+    return key
+
+
 def first_occurrence_reference(proposals: np.ndarray) -> np.ndarray:
     """Slow reference of :func:`first_occurrence`: a Python set per row."""
     out = np.zeros(proposals.shape, dtype=bool)
@@ -559,7 +581,7 @@ class CandidateGenerator:
 
         # The kept proposals in order fill slots 0, 1, ...; a random permutation then shuffles the
         # slots (slot j of the result holds the perm[j]-th kept proposal).
-        first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        first = first_true_columns(keep, k)
         perm = np.argsort(uniforms[:, self.s_shuffle], axis=1, kind="stable")
         cols = first[rows, perm]
         valid = keep[rows, cols]

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 from . import rng as crng
-from .candidates import CandidateGenerator, candidate_streams, first_occurrence
+from .candidates import (
+    CandidateGenerator,
+    candidate_streams,
+    first_occurrence,
+    first_true_columns,
+)
 from .features import candidate_features
 from .response import (
     click_probability,
@@ -267,7 +272,7 @@ class UserBatch:
         if later:
             ranked[~np.isfinite(score[rows, order])] = -1
         keep = first_occurrence(ranked)
-        pos = np.argsort(~keep, axis=1, kind="stable")[:, :h_max]
+        pos = first_true_columns(keep, h_max)
         items = ranked[rows, pos]
         items[~keep[rows, pos]] = -1
         length = h_min + np.floor(u[:, pool_n] * (h_max - h_min + 1)).astype(np.int64)
@@ -300,7 +305,7 @@ class UserBatch:
         self.hist_click[idx] = tail >= 0
         self.hist_rating[idx] = np.where(tail >= 0, tail_r, 0.0)
         # Compact the valid items to the front of the consumed list.
-        self.consumed[idx, :h_max] = items[rows, np.argsort(~valid, axis=1, kind="stable")]
+        self.consumed[idx, :h_max] = items[rows, first_true_columns(valid, h_max)]
         self.n_consumed[idx] = valid.sum(axis=1)
         if self.consumed_mask is not None:
             r, c = np.nonzero(valid)

@@ -12,6 +12,7 @@ from lmrecsim.envs.candidates import (
     CandidateGenerator,
     first_occurrence,
     first_occurrence_reference,
+    first_true_columns,
     generate_candidates,
     nearest_items,
     nearest_items_reference,
@@ -159,6 +160,15 @@ def test_first_occurrence_matches_reference() -> None:
     np.testing.assert_array_equal(
         first_occurrence(proposals), first_occurrence_reference(proposals)
     )
+
+
+def test_first_true_columns_matches_stable_argsort() -> None:
+    mask = np.random.default_rng(9).random((40, 33)) < 0.3
+    mask[0] = False
+    mask[1] = True
+    for k in (1, 7, 33):
+        ref = np.argsort(~mask, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(first_true_columns(mask, k), ref)
 
 
 def _candidate_inputs(world: Any, rng: np.random.Generator, n: int) -> dict[str, Any]:
