@@ -35,7 +35,7 @@ def _space() -> spaces.Dict:
 
 
 def _obs(
-    batch: int, seed: int, mask_rate: float = 0.5, k: int = K, p: int = P
+    batch: int, seed: int, mask_rate: float = 0.5, k: int = K, p: int = P, f: int = F
 ) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     mask = rng.random((batch, k)) >= mask_rate
@@ -43,7 +43,7 @@ def _obs(
     return {
         "user": rng.normal(size=(batch, p)).astype(np.float32),
         "candidates": rng.normal(size=(batch, k, p)).astype(np.float32),
-        "candidate_features": rng.normal(size=(batch, k, F)).astype(np.float32),
+        "candidate_features": rng.normal(size=(batch, k, f)).astype(np.float32),
         "action_mask": mask.astype(np.int8),
     }
 
@@ -208,7 +208,8 @@ def test_dqn_warmup_exploration_and_greedy_never_pick_a_masked_candidate(tiny_wo
     assert np.take_along_axis(masks, acts[..., None], axis=2).all()
     # Pure exploration (epsilon 1) and greedy prediction on masked observations.
     k, p = env.observation_space["candidates"].shape
-    obs = _obs(256, seed=10, k=k, p=p)
+    f = env.observation_space["candidate_features"].shape[1]
+    obs = _obs(256, seed=10, k=k, p=p, f=f)
     model.exploration_rate = 1.0
     explored, _ = model.predict(obs, deterministic=False)
     assert np.all(obs["action_mask"][np.arange(256), explored] == 1)
