@@ -79,6 +79,38 @@ class UserBatch:
             costs (N, K, d) work per step.
     """
 
+    # Every per-user array (leading dimension N): what copy_rows copies.
+    ROW_STATE = (
+        "keys",
+        "t",
+        "persona",
+        "target",
+        "drifting",
+        "drift_phase",
+        "new_user",
+        "user_id",
+        "theta",
+        "theta_home",
+        "theta_away",
+        "patience",
+        "fatigue",
+        "vis_sum",
+        "vis_c",
+        "show_onboarding",
+        "hist_item",
+        "hist_click",
+        "hist_rating",
+        "consumed",
+        "consumed_mask",
+        "n_consumed",
+        "cand",
+        "mask",
+        "_user_proj",
+        "_has_state",
+        "_u_click",
+        "_z_sat",
+    )
+
     def __init__(self, world: World, n_users: int, *, rich_info: bool = False) -> None:
         self.world = world
         self.sc = world.scenario
@@ -240,6 +272,20 @@ class UserBatch:
         self._warm_history(idx[old], u_all[old, s_pool], u_all[old, s_hist])
         self._refresh_visible(idx)
         self._draw_candidates(idx)
+
+    def copy_rows(self, other: UserBatch, dst: np.ndarray, src: np.ndarray) -> None:
+        """Overwrite rows ``dst`` with rows ``src`` of ``other`` (a batch over the same world).
+
+        Copying a user started in another batch equals starting it here (a user's state depends
+        only on its key and the world), so users can be prepared ahead, several at once. The
+        per-user arrays are listed in ``ROW_STATE`` (a test checks that the list is complete).
+        """
+        if other.world is not self.world:
+            raise ValueError("copy_rows: other must be a batch over the same world")
+        for name in self.ROW_STATE:
+            value = getattr(self, name)
+            if value is not None:
+                value[dst] = getattr(other, name)[src]
 
     def _warm_history(self, idx: np.ndarray, u_pool: np.ndarray, u: np.ndarray) -> None:
         """Give returning users a past: items they liked, drawn by their taste and popularity.

@@ -55,6 +55,10 @@ class BatchedRecommendationVecEnv(VecEnv):
         self.render_mode = None
         self.full_info = full_info
         self.users = UserBatch(world, n_envs, rich_info=full_info)
+        # The next user of each sub-env, started ahead of time and several at once (a reset's
+        # cost is mostly per call, not per user); row i is sub-env i's next episode when ready.
+        self._next_users = UserBatch(world, n_envs, rich_info=full_info)
+        self._ready = np.zeros(n_envs, dtype=bool)
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
         super().__init__(
@@ -78,6 +82,7 @@ class BatchedRecommendationVecEnv(VecEnv):
             [self._next_key(i, self._seeds[i]) for i in range(self.num_envs)], dtype=np.uint64
         )
         idx = np.arange(self.num_envs)
+        self._ready[:] = False
         self.users.reset_users(idx, keys)
         self.reset_infos = [self._reset_info(i) for i in range(self.num_envs)]
         self._reset_seeds()
@@ -103,8 +108,7 @@ class BatchedRecommendationVecEnv(VecEnv):
             for i in done_idx:
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
-            keys = np.array([self._next_key(int(i), None) for i in done_idx], dtype=np.uint64)
-            users.reset_users(done_idx, keys)
+            self._start_next_users(done_idx)
             fresh = users.observe(done_idx)
             for key, value in fresh.items():
                 obs[key][done_idx] = value
@@ -114,6 +118,22 @@ class BatchedRecommendationVecEnv(VecEnv):
             for i in range(self.num_envs):
                 infos[i].setdefault("TimeLimit.truncated", False)
         return obs, reward.astype(np.float32), dones, infos
+
+    def _start_next_users(self, rows: np.ndarray) -> None:
+        """Start the next episode of sub-envs ``rows`` with their prepared users.
+
+        When one of them has none ready, every sub-env without one gets its next user now, in one
+        batch: each sub-env's episode keys still come from its own generator in order, so the
+        users (and trajectories) are those of resetting one sub-env at a time.
+        """
+        ready = self._ready
+        if not ready[rows].all():
+            fill = np.flatnonzero(~ready)
+            keys = np.array([self._next_key(int(i), None) for i in fill], dtype=np.uint64)
+            self._next_users.reset_users(fill, keys)
+            ready[fill] = True
+        self.users.copy_rows(self._next_users, rows, rows)
+        ready[rows] = False
 
     def action_masks(self) -> np.ndarray:
         """(n_envs, K) bool valid-action masks, for sb3-contrib's MaskablePPO."""

@@ -136,6 +136,31 @@ def test_step_without_info_has_the_same_dynamics(tmp_path: Any) -> None:
         np.testing.assert_array_equal(a.cand, b.cand)
 
 
+def test_copied_users_equal_users_started_in_place(tmp_path: Any) -> None:
+    world = small_world(tmp_path, users={"new_user_fraction": 0.3})
+    n = 7
+    direct, copied, ahead = UserBatch(world, n), UserBatch(world, n), UserBatch(world, n)
+    # ROW_STATE must list every per-user array, or copied users would keep stale state.
+    per_user = {
+        name
+        for name, value in vars(direct).items()
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == n
+    }
+    assert per_user - {"_rows"} <= set(UserBatch.ROW_STATE)
+    keys = np.arange(1, n + 1, dtype=np.uint64) * 1009
+    direct.reset_users(np.arange(n), keys)
+    copied.reset_users(np.arange(n), keys[::-1].copy())
+    ahead.reset_users(np.arange(n), keys[::-1].copy())  # row r holds the user of row n-1-r
+    copied.copy_rows(ahead, np.arange(n), np.arange(n)[::-1])
+    for name in UserBatch.ROW_STATE:
+        np.testing.assert_array_equal(getattr(direct, name), getattr(copied, name), err_msg=name)
+    rng = np.random.default_rng(10)
+    for _ in range(6):
+        actions = rng.integers(0, world.scenario.candidates.k, n)
+        for x, y in zip(direct.step(actions)[:3], copied.step(actions)[:3], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_nearest_items_fewer_than_m_available() -> None:
     items = np.eye(4, dtype=np.float32)
     got = nearest_items(
