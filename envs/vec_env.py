@@ -78,12 +78,16 @@ class BatchedRecommendationVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ API
     def reset(self) -> dict[str, np.ndarray]:
-        keys = np.array(
-            [self._next_key(i, self._seeds[i]) for i in range(self.num_envs)], dtype=np.uint64
-        )
-        idx = np.arange(self.num_envs)
+        # A sub-env reset without a seed continues its generator: a user prepared ahead already
+        # holds its next key, so it is used; a seed starts the sub-env's sequence anew.
+        unseeded = np.array([s is None for s in self._seeds], dtype=bool)
+        prepared = np.flatnonzero(unseeded & self._ready)
+        fresh = np.flatnonzero(~(unseeded & self._ready))
+        keys = np.array([self._next_key(int(i), self._seeds[i]) for i in fresh], dtype=np.uint64)
+        self.users.reset_users(fresh, keys)
+        if prepared.size:
+            self.users.copy_rows(self._next_users, prepared, prepared)
         self._ready[:] = False
-        self.users.reset_users(idx, keys)
         self.reset_infos = [self._reset_info(i) for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()

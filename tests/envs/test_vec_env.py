@@ -119,6 +119,38 @@ def test_vec_env_matches_single_env_per_seed(tmp_path: Any, overrides: dict[str,
     assert n_done >= 2 * n_envs
 
 
+@pytest.mark.parametrize("n_steps", [20, 28])
+def test_vec_env_unseeded_reset_continues_each_sub_env_sequence(
+    tmp_path: Any, n_steps: int
+) -> None:
+    # An unseeded reset() after auto-resets starts each sub-env's next episode from its own
+    # generator, as DummyVecEnv over single envs does. Impatient users, so that sub-envs finish
+    # at different steps.
+    world = small_world(tmp_path, users={"patience": {"skip_cost": 0.3}})
+    n_envs, seed = 4, 40
+    k = world.scenario.candidates.k
+    actions = np.random.default_rng(12).integers(0, k, size=(n_steps, n_envs))
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=n_envs)
+    venv.seed(seed)
+    venv.reset()
+    n_done = 0
+    for t in range(n_steps):
+        venv.step_async(actions[t])
+        n_done += int(venv.step_wait()[2].sum())
+    assert n_done > n_envs
+    obs = venv.reset()
+    for i in range(n_envs):
+        env = RecommendationEnv(world=world)
+        env.reset(seed=seed + i)
+        for t in range(n_steps):
+            _, _, term, trunc, _ = env.step(int(actions[t, i]))
+            if term or trunc:
+                env.reset()
+        single_obs, _ = env.reset()
+        for key, value in single_obs.items():
+            np.testing.assert_array_equal(obs[key][i], value, err_msg=f"{key} env {i}")
+
+
 def test_vec_env_full_info_matches_single_env(tmp_path: Any) -> None:
     world = small_world(tmp_path)
     venv = BatchedRecommendationVecEnv(world=world, n_envs=3, full_info=True)
@@ -195,7 +227,9 @@ def test_make_vec_uses_the_batched_vector_env():
     from lmrecsim.envs import ENV_ID
     from lmrecsim.envs.vector_env import RecommendationVectorEnv
 
-    venv = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", scenario="default")
+    venv = gym.make_vec(
+        ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", scenario="default"
+    )
     assert isinstance(venv.unwrapped, RecommendationVectorEnv)
     obs, _ = venv.reset(seed=0)
     assert obs["action_mask"].shape[0] == 3
