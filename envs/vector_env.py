@@ -69,6 +69,10 @@ class RecommendationVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.users = UserBatch(world, num_envs, rich_info=True)
+        # The next user of each sub-env, started ahead of time and several at once (a reset's
+        # cost is mostly per call, not per user); row i is sub-env i's next episode when ready.
+        self._next_users = UserBatch(world, num_envs, rich_info=True)
+        self._ready = np.zeros(num_envs, dtype=bool)
         self._gens: list[np.random.Generator | None] = [None] * num_envs
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
@@ -83,6 +87,31 @@ class RecommendationVectorEnv(VectorEnv):
             assert gen is not None
             out[j] = crng.episode_key(gen)
         return out
+
+    def _start_users(self, rows: np.ndarray, seeds: list[int | None] | None = None) -> None:
+        """Start the next episode of sub-envs ``rows`` (reseeding those with a seed).
+
+        An unseeded sub-env continues its generator, so its prepared user (whose key was the
+        generator's next draw) is used; when one has none, every unseeded sub-env without one
+        gets its next user now, in one batch. Each sub-env's keys come from its own generator in
+        order, so the users are those of resetting one sub-env at a time.
+        """
+        if seeds is None:
+            seeds = [None] * self.num_envs
+        seeded = np.array([seeds[i] is not None for i in rows.tolist()], dtype=bool)
+        direct = rows[seeded]
+        if direct.size:
+            self.users.reset_users(direct, self._keys(direct, seeds))
+            self._ready[direct] = False
+        rows = rows[~seeded]
+        if not rows.size:
+            return
+        if not self._ready[rows].all():
+            fill = np.flatnonzero(~self._ready)
+            self._next_users.reset_users(fill, self._keys(fill))
+            self._ready[fill] = True
+        self.users.copy_rows(self._next_users, rows, rows)
+        self._ready[rows] = False
 
     def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
         u = self.users
@@ -111,7 +140,7 @@ class RecommendationVectorEnv(VectorEnv):
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"], dtype=bool).reshape(self.num_envs)
         rows = np.flatnonzero(mask)
-        self.users.reset_users(rows, self._keys(rows, seeds))
+        self._start_users(rows, seeds)
         self._autoreset[rows] = False
         return self.users.observe(), self._reset_info(rows)
 
@@ -133,7 +162,7 @@ class RecommendationVectorEnv(VectorEnv):
             terminated = terminated & stepped
             truncated = truncated & stepped
             if rows.size:
-                users.reset_users(rows, self._keys(rows))
+                self._start_users(rows)
             obs = users.observe()
             self._autoreset = terminated | truncated
         else:
@@ -145,7 +174,7 @@ class RecommendationVectorEnv(VectorEnv):
                     final[i] = {key: value[i].copy() for key, value in obs.items()}
                 infos["final_obs"] = final
                 infos["_final_obs"] = terminated | truncated
-                users.reset_users(rows, self._keys(rows))
+                self._start_users(rows)
                 fresh = users.observe(rows)
                 for key, value in fresh.items():
                     obs[key][rows] = value

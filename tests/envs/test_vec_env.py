@@ -221,6 +221,33 @@ def test_gymnasium_vector_env_matches_sync_vector_env(tmp_path: Any, mode: str) 
     assert n_done >= n
 
 
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_gymnasium_vector_env_staggered_ends_and_unseeded_reset(tmp_path: Any, mode: str) -> None:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import data_equivalence
+
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    # Impatient users: sub-envs finish at different steps, then an unseeded reset mid-stream.
+    world = small_world(tmp_path, users={"patience": {"skip_cost": 0.3}})
+    n = 4
+    fast = RecommendationVectorEnv(world=world, num_envs=n, autoreset_mode=mode)
+    slow = gym.vector.SyncVectorEnv(
+        [lambda: RecommendationEnv(world=world)] * n,
+        autoreset_mode=gym.vector.AutoresetMode(mode),
+    )
+    fast.reset(seed=50)
+    slow.reset(seed=50)
+    actions = np.random.default_rng(13).integers(0, world.scenario.candidates.k, size=(36, n))
+    for t in range(36):
+        if t == 25:
+            assert data_equivalence(fast.reset()[0], slow.reset()[0], exact=True)
+        out_f, out_s = fast.step(actions[t]), slow.step(actions[t])
+        assert data_equivalence(out_f[0], out_s[0], exact=True), t
+        for j in (1, 2, 3):
+            np.testing.assert_array_equal(out_f[j], out_s[j], err_msg=f"step {t} item {j}")
+
+
 def test_make_vec_uses_the_batched_vector_env():
     import gymnasium as gym
 
