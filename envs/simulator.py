@@ -33,12 +33,39 @@ from .rewards import Feedback, compute_reward
 from .world import World, persona_indices
 
 _HISTORY_POOL = 256
+# Bytes of gathered item vectors per einsum in _gathered_dots (fits the last-level cache).
+_GATHER_CHUNK_BYTES = 1 << 22
 _DENSE_MASK_LIMIT = 1 << 26
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def _gathered_dots(theta: np.ndarray, emb: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``einsum("nd,nmd->nm", theta, emb[items])`` a few rows at a time.
+
+    One (rows, M, d) gather for many rows goes through main memory (256 users x 256 items x 384
+    dims is 100 MB); in chunks the gathered block stays in cache for the product, about twice as
+    fast. Each element is the same dot-product kernel over the same d values, so the numbers are
+    those of one einsum over all rows.
+
+    Args:
+        theta: (R, d); emb: (n, d); items: (R, M) indices into ``emb``.
+
+    Returns:
+        (R, M).
+    """
+    row_bytes = max(items.shape[1] * emb.shape[1] * emb.itemsize, 1)
+    chunk = max(1, _GATHER_CHUNK_BYTES // row_bytes)
+    if items.shape[0] <= chunk:
+        return np.einsum("nd,nmd->nm", theta, emb[items])
+    out = np.empty(items.shape, dtype=np.result_type(theta, emb))
+    for s in range(0, items.shape[0], chunk):
+        rows = slice(s, s + chunk)
+        out[rows] = np.einsum("nd,nmd->nm", theta[rows], emb[items[rows]])
+    return out
 
 
 def render_history(
@@ -305,7 +332,7 @@ class UserBatch:
         rows = np.arange(idx.size)[:, None]
         pool = crng.uniform_to_integers(u_pool, w.n_items)
         theta = self.theta[idx]
-        aff = np.einsum("nd,nmd->nm", theta, w.item_emb[pool])
+        aff = _gathered_dots(theta, w.item_emb, pool)
         logits = sc.response.beta * aff + sc.response.gamma * w.log_pop_rel[pool]
         score = logits + (-np.log(-np.log(np.clip(u[:, :pool_n], 1e-12, 1 - 1e-12))))
         # Items still to arrive are not part of anyone's past (the only non-finite scores).
@@ -492,9 +519,10 @@ class UserBatch:
 
     def candidate_affinity(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Hidden affinities cos(theta_u, e_c) of the current candidates, (rows, K)."""
-        if idx is None:
-            idx = np.arange(self.n)
-        return np.einsum("nd,nkd->nk", self.theta[idx], self.world.item_emb[self.cand[idx]])
+        theta = self.theta if idx is None else self.theta[idx]
+        return _gathered_dots(
+            theta, self.world.item_emb, self.cand if idx is None else self.cand[idx]
+        )
 
     # ------------------------------------------------------------------- step
     def step(

@@ -161,6 +161,20 @@ def test_copied_users_equal_users_started_in_place(tmp_path: Any) -> None:
             np.testing.assert_array_equal(x, y)
 
 
+def test_chunked_gathered_dots_equal_one_einsum(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmrecsim.envs import simulator
+
+    rng = np.random.default_rng(11)
+    emb = rng.standard_normal((500, 48)).astype(np.float32)
+    theta = rng.standard_normal((37, 48)).astype(np.float32)
+    items = rng.integers(0, 500, (37, 90))
+    ref = np.einsum("nd,nmd->nm", theta, emb[items])
+    monkeypatch.setattr(simulator, "_GATHER_CHUNK_BYTES", 5 * 90 * 48 * 4)  # chunks of 5 rows
+    got = simulator._gathered_dots(theta, emb, items)
+    assert got.dtype == ref.dtype
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_nearest_items_fewer_than_m_available() -> None:
     items = np.eye(4, dtype=np.float32)
     got = nearest_items(
