@@ -59,6 +59,10 @@ class BatchedRecommendationVecEnv(VecEnv):
         # cost is mostly per call, not per user); row i is sub-env i's next episode when ready.
         self._next_users = UserBatch(world, n_envs, rich_info=full_info)
         self._ready = np.zeros(n_envs, dtype=bool)
+        # Only in pooled mode: a text-mode state goes through the language model and a BLAS
+        # projection, whose last bits depend on which rows are encoded together, so there users
+        # are started in the step that needs them, as before.
+        self._prepare_ahead = self.scenario.state.mode == "pooled"
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
         super().__init__(
@@ -131,6 +135,10 @@ class BatchedRecommendationVecEnv(VecEnv):
         users (and trajectories) are those of resetting one sub-env at a time.
         """
         ready = self._ready
+        if not self._prepare_ahead:
+            keys = np.array([self._next_key(int(i), None) for i in rows], dtype=np.uint64)
+            self.users.reset_users(rows, keys)
+            return
         if not ready[rows].all():
             fill = np.flatnonzero(~ready)
             keys = np.array([self._next_key(int(i), None) for i in fill], dtype=np.uint64)

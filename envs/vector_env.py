@@ -73,6 +73,10 @@ class RecommendationVectorEnv(VectorEnv):
         # cost is mostly per call, not per user); row i is sub-env i's next episode when ready.
         self._next_users = UserBatch(world, num_envs, rich_info=True)
         self._ready = np.zeros(num_envs, dtype=bool)
+        # Only in pooled mode: a text-mode state goes through the language model and a BLAS
+        # projection, whose last bits depend on which rows are encoded together, so there users
+        # are started in the step that needs them, as before.
+        self._prepare_ahead = self.scenario.state.mode == "pooled"
         self._gens: list[np.random.Generator | None] = [None] * num_envs
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
@@ -105,6 +109,9 @@ class RecommendationVectorEnv(VectorEnv):
             self._ready[direct] = False
         rows = rows[~seeded]
         if not rows.size:
+            return
+        if not self._prepare_ahead:
+            self.users.reset_users(rows, self._keys(rows))
             return
         if not self._ready[rows].all():
             fill = np.flatnonzero(~self._ready)
