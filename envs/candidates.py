@@ -47,7 +47,7 @@ def _cols(n: int) -> np.ndarray:
     return c
 
 
-try:  # threadpoolctl comes with scikit-learn; without it BLAS keeps its own thread count
+try:  # a declared dependency; the fallback only covers installs that skipped it
     from threadpoolctl import ThreadpoolController as _ThreadpoolController
 except ImportError:  # pragma: no cover - depends on the installed packages
     _ThreadpoolController = None
