@@ -38,7 +38,7 @@ from lmrecsim.agents.train import train
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
-from lmrecsim.scenarios.schema import ALGORITHM_NAMES
+from lmrecsim.scenarios.schema import has_algorithm_sections
 
 BASELINES = ("random", "greedy", "linucb", "oracle")
 MYOPIC = ("greedy", "linucb")
@@ -83,7 +83,7 @@ def _scenario_for(sc: Scenario, algo: str) -> Scenario:
 
     Per-algorithm sections need nothing: training picks the section of the algorithm it runs.
     """
-    if sc.agent.algo == algo or any(k in ALGORITHM_NAMES for k in sc.agent.hyperparameters):
+    if sc.agent.algo == algo or has_algorithm_sections(sc.agent.hyperparameters):
         return sc
     data = scenario_to_dict(sc)
     data["agent"]["hyperparameters"] = {}

@@ -48,8 +48,10 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
     feats[..., 2] = ((cand[:, :, None] == hist[:, None, :]) & hist_valid[:, None, :]).any(axis=2)
     hist_topic = np.where(hist_valid, w.primary_topic[np.maximum(hist, 0)], -1)
     cand_topic = w.primary_topic[cand]
+    same = cand_topic[:, :, None] == hist_topic[:, None, :]  # (R, K, W): same topic as a shown item
+    n_same = same.sum(axis=2)
     n_hist = np.maximum(hist_valid.sum(axis=1), 1)[:, None]
-    feats[..., 3] = (cand_topic[:, :, None] == hist_topic[:, None, :]).sum(axis=2) / n_hist
+    feats[..., 3] = n_same / n_hist
     feats[..., 4] = (~users._has_state[idx])[:, None]
     feats[..., 5] = (users.t[idx] / users.sc.episode.horizon)[:, None]
 
@@ -66,9 +68,8 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
     feats[..., 7] = np.clip((sim * skipped[:, None, :]).sum(axis=2) / np.maximum(n_skip, 1), -1, 1)
     # The topic's recent exposure (recency weighted, newest weight 1, scaled into [0, 1]) and
     # the share of this topic's recent recommendations that were clicked.
-    same = cand_topic[:, :, None] == hist_topic[:, None, :]
     win = hist.shape[1]
     recency = (EXPOSURE_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
     feats[..., 8] = (same * recency).sum(axis=2) * np.float32(1.0 - EXPOSURE_DECAY)
-    feats[..., 9] = (same & clicked[:, None, :]).sum(axis=2) / (same.sum(axis=2) + 1.0)
+    feats[..., 9] = (same & clicked[:, None, :]).sum(axis=2) / (n_same + 1.0)
     return feats

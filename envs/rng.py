@@ -45,13 +45,8 @@ STREAM_POLICY = 30
 STREAM_CHOICE = 31
 
 
-def mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, elementwise on a uint64 array (wrapping arithmetic; returns a new array)."""
-    return _mix64_inplace(np.array(z, dtype=np.uint64))
-
-
 def _mix64_inplace(z: np.ndarray) -> np.ndarray:
-    # Array (not scalar) uint64 arithmetic wraps silently, so no errstate context is needed; the
+    # SplitMix64 finaliser, elementwise on a uint64 array, in place. Array (not scalar) uint64 arithmetic wraps silently, so no errstate context is needed; the
     # in-place form allocates one temporary per shift instead of one per operation.
     z ^= z >> _S30
     z *= _M1

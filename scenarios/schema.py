@@ -7,7 +7,7 @@ from these descriptions (``python -m lmrecsim.scenarios.docgen``). Unknown keys 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -390,13 +390,19 @@ class EpisodeConfig(_Strict):
     horizon: int = Field(50, ge=1, le=100_000, description="Steps before the episode is truncated.")
 
 
-ALGORITHM_NAMES = ("ppo", "dqn", "maskable_ppo")
+AlgorithmName = Literal["ppo", "dqn", "maskable_ppo"]
+ALGORITHM_NAMES: tuple[str, ...] = get_args(AlgorithmName)
+
+
+def has_algorithm_sections(hyperparameters: dict[str, Any]) -> bool:
+    """Whether ``agent.hyperparameters`` is given as per-algorithm sections."""
+    return any(k in ALGORITHM_NAMES for k in hyperparameters)
 
 
 class AgentConfig(_Strict):
     """What `lmrecsim train` runs."""
 
-    algo: Literal["ppo", "dqn", "maskable_ppo"] = Field("ppo", description="The SB3 algorithm.")
+    algo: AlgorithmName = Field("ppo", description="The SB3 algorithm.")
     policy: Literal["candidate_scorer", "mlp"] = Field(
         "candidate_scorer",
         description="candidate_scorer: one shared network scores each candidate (works for unseen "
@@ -431,9 +437,7 @@ class AgentConfig(_Strict):
     def hyperparameters_for(self, algo: str) -> dict[str, Any]:
         """The constructor keyword arguments that apply when ``algo`` runs."""
         hp = self.hyperparameters
-        if any(k in ALGORITHM_NAMES for k in hp):
-            return dict(hp.get(algo, {}))
-        return dict(hp)
+        return dict(hp.get(algo, {})) if has_algorithm_sections(hp) else dict(hp)
 
 
 class EvaluationConfig(_Strict):
