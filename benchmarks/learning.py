@@ -414,4 +414,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     if __package__ in (None, ""):
         sys.path.insert(0, str(REPO))
-    raise SystemExit(main())
+    from lmrecsim.errors import report_user_errors
+
+    raise SystemExit(report_user_errors("benchmarks/learning.py", main))

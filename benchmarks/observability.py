@@ -170,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lmrecsim.agents.train import set_torch_threads
 
     set_torch_threads(1)
+    from lmrecsim.scenarios import load_scenario
+
+    for name in args.scenarios:  # every file checked before any work starts
+        load_scenario(name)
     print("scenario | samples | R^2 | random | learned-affinity ranker | oracle | gap closed")
     for name in args.scenarios:
         r = measure(
@@ -191,4 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     if __package__ in (None, ""):
         sys.path.insert(0, str(REPO))
-    raise SystemExit(main())
+    from lmrecsim.errors import report_user_errors
+
+    raise SystemExit(report_user_errors("benchmarks/observability.py", main))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from lmrecsim import __version__
-from lmrecsim.errors import user_errors
+from lmrecsim.errors import report_user_errors
 
 # Subcommand modules under lmrecsim.commands, in the order `lmrecsim --help` lists them.
 COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "bench"]
@@ -37,14 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmrecsim`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except user_errors() as exc:
-        print(f"lmrecsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lmrecsim: interrupted", file=sys.stderr)
-        return 130
+    return report_user_errors("lmrecsim", lambda: args.func(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

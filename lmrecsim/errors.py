@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 
 # The hub must never be contacted: every model is a local path or already in the user's cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,3 +37,18 @@ def user_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(classes)
+
+
+def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
+    """Call ``run``; a user error becomes one line ``PROG: error: ...`` on stderr and exit code 2.
+
+    Used by the ``lmrecsim`` console script and the scripts under ``benchmarks/``.
+    """
+    try:
+        return int(run() or 0)
+    except user_errors() as exc:
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
