@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--learning-args",
         default="",
         metavar="ARGS",
-        help="arguments for the learning benchmark, e.g. --learning-args=\"--quick --scenarios default\"",
+        help='arguments for the learning benchmark, e.g. --learning-args="--quick --scenarios default"',
     )
     p.set_defaults(func=run)
 
@@ -263,12 +263,20 @@ def bench_encoding(world: Any, n_texts: int | None) -> list[Figure]:
 
 
 # ------------------------------------------------------------ 4. text mode
-def text_mode_world(world: Any) -> Any:
+def mode_world(world: Any, mode: str) -> Any:
+    """The same world with ``state.mode`` set to ``mode`` (``world`` itself when it already is)."""
     from lmrecsim.envs.world import build_world
     from lmrecsim.scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 
-    data = deep_merge(scenario_to_dict(world.scenario), {"state": {"mode": "text"}})
+    if world.scenario.state.mode == mode:
+        return world
+    data = deep_merge(scenario_to_dict(world.scenario), {"state": {"mode": mode}})
     return build_world(scenario_from_dict(data), encoder=world.encoder)
+
+
+def text_mode_world(world: Any) -> Any:
+    """The same world in ``text`` state mode."""
+    return mode_world(world, "text")
 
 
 def state_agreement(world: Any, n_users: int, n_steps: int, seed: int = 0) -> float:
@@ -295,39 +303,83 @@ def state_agreement(world: Any, n_users: int, n_steps: int, seed: int = 0) -> fl
     return float(np.concatenate(cosines).mean())
 
 
-def bench_text_mode(world: Any, n_users: int, n_steps: int, naive_steps: int) -> list[Figure]:
+def raw_model(encoder: Any) -> Any:
+    """The language model under any cache wrappers (``LRUEncoder``, ``CachedEncoder``)."""
+    while hasattr(encoder, "encoder"):
+        encoder = encoder.encoder
+    return encoder
+
+
+def bench_text_mode(
+    world: Any, n_users: int, n_steps: int, naive_steps: int, rounds: int = 3
+) -> list[Figure]:
+    """``text`` state mode against naive per-env, per-step encoding, on the same kind of users.
+
+    Batched side: the real text-mode step of a :class:`UserBatch` (one batched, LRU-cached call
+    for all users that step together, plus one for the users reset after it). Naive side: a
+    pooled-mode batch (no language-model work in its step) where every env encodes its own
+    rendered history with the bare model at every step, one text per call, and once more after a
+    reset, as a per-env ``step``/``reset`` would; nothing is cached. The two sides are timed in
+    alternating chunks (``rounds`` of each) so that load from other processes hits both alike;
+    the LRU starts empty and its hit rate counts the timed batched steps only.
+    """
     from lmrecsim.envs.simulator import UserBatch
 
     tworld = text_mode_world(world)
-    users = UserBatch(tworld, n_users)
-    rng = np.random.default_rng(1)
-    keys = rng.integers(0, 2**62, n_users).astype(np.uint64)
-    users.reset_users(np.arange(n_users), keys)
-    start = time.perf_counter()
-    for _ in range(n_steps):
-        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users))
-        done = np.flatnonzero(term | trunc)
-        users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
-    fast = n_steps * n_users / (time.perf_counter() - start)
-    # Naive: every env encodes its own history with the model at every step, no cache, no batching.
-    model = getattr(tworld.encoder, "encoder", tworld.encoder)
-    rows = np.arange(n_users)
-    start = time.perf_counter()
-    for _ in range(naive_steps):
+    lru = tworld.text_encoder()
+    lru.clear()
+    model = raw_model(tworld.encoder)
+    fast = UserBatch(tworld, n_users)
+    naive = UserBatch(mode_world(world, "pooled"), n_users)
+    rngs = {"fast": np.random.default_rng(1), "naive": np.random.default_rng(1)}
+    for name, users in (("fast", fast), ("naive", naive)):
+        rng = rngs[name]
+        users.reset_users(np.arange(n_users), rng.integers(0, 2**62, n_users).astype(np.uint64))
+    model.encode([naive.history_text(0) or "warm-up"])
+
+    def encode_each(users: Any, rows: np.ndarray) -> None:
         for r in rows.tolist():
             text = users.history_text(r)
             if text:
                 model.encode([text])
-        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users))
-        done = np.flatnonzero(term | trunc)
-        users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
-    naive = naive_steps * n_users / (time.perf_counter() - start)
-    lru = tworld.text_encoder()
+
+    def chunk(name: str, users: Any, steps: int) -> float:
+        rng = rngs[name]
+        every = np.arange(n_users)
+        start = time.perf_counter()
+        for _ in range(steps):
+            _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users), info=False)
+            if name == "naive":
+                encode_each(users, every)
+            done = np.flatnonzero(term | trunc)
+            users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
+            if name == "naive":
+                encode_each(users, done)
+        return time.perf_counter() - start
+
+    hits0, misses0 = lru.hits, lru.misses
+    fast_s = naive_s = 0.0
+    fast_n = naive_n = 0
+    for i in range(rounds):
+        f_steps = n_steps // rounds + (i < n_steps % rounds)
+        n_steps_i = max(naive_steps // rounds + (i < naive_steps % rounds), 1)
+        fast_s += chunk("fast", fast, f_steps)
+        naive_s += chunk("naive", naive, n_steps_i)
+        fast_n += f_steps
+        naive_n += n_steps_i
+    fast_rate = fast_n * n_users / fast_s
+    naive_rate = naive_n * n_users / naive_s
+    hits, misses = lru.hits - hits0, lru.misses - misses0
     return [
-        Figure("text_mode_batched_cached_user_steps_per_s", fast, "user-steps/s"),
-        Figure("text_mode_naive_user_steps_per_s", naive, "user-steps/s"),
-        Figure("text_mode_batched_cached_over_naive", fast / naive, "ratio"),
-        Figure("text_mode_lru_hit_rate", lru.hits / max(lru.hits + lru.misses, 1), "fraction"),
+        Figure("text_mode_batched_cached_user_steps_per_s", fast_rate, "user-steps/s"),
+        Figure("text_mode_naive_user_steps_per_s", naive_rate, "user-steps/s"),
+        Figure("text_mode_batched_cached_over_naive", fast_rate / naive_rate, "ratio"),
+        Figure("text_mode_lru_hit_rate", hits / max(hits + misses, 1), "fraction"),
+        Figure(
+            "text_mode_model_texts_per_user_step",
+            misses / max(fast_n * n_users, 1),
+            "texts/user-step",
+        ),
     ]
 
 
