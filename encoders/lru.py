@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import Encoder, check_texts, empty_vectors
+from .cache import CachedEncoder
 from .errors import EncoderError
 
 __all__ = ["LRUEncoder"]
@@ -25,6 +26,12 @@ class LRUEncoder:
         The wrapped encoder; its ``name``, ``dim`` and ``identity`` are passed through.
     maxsize : int, default 100_000
         Most texts kept; ``0`` disables memory (every call goes to ``encoder``).
+    persist : bool, default False
+        Only matters when ``encoder`` is a :class:`CachedEncoder`. ``False`` sends misses to its
+        model directly: per-step texts are not worth keeping on disk, and every store would
+        rewrite the whole on-disk file (a cost that grows with every run), while texts stored
+        by earlier runs would answer from disk and make timings depend on what ran before.
+        ``True`` reads and writes through the on-disk cache.
 
     Attributes
     ----------
@@ -34,10 +41,14 @@ class LRUEncoder:
         Distinct texts per call sent to the wrapped encoder, summed over calls.
     """
 
-    def __init__(self, encoder: Encoder, maxsize: int = 100_000) -> None:
+    def __init__(self, encoder: Encoder, maxsize: int = 100_000, *, persist: bool = False) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
             raise EncoderError(f"encoder.lru_maxsize: {maxsize!r} (expected an integer >= 0)")
         self.encoder = encoder
+        self.persist: bool = persist
+        self._source: Encoder = (
+            encoder.encoder if isinstance(encoder, CachedEncoder) and not persist else encoder
+        )
         self.maxsize: int = maxsize
         self.name: str = encoder.name
         self.dim: int = encoder.dim
@@ -47,7 +58,7 @@ class LRUEncoder:
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __repr__(self) -> str:
-        return f"LRUEncoder({self.encoder!r}, maxsize={self.maxsize})"
+        return f"LRUEncoder({self.encoder!r}, maxsize={self.maxsize}, persist={self.persist})"
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -78,7 +89,7 @@ class LRUEncoder:
         self.hits += len(unique) - len(missing)
         self.misses += len(missing)
         if missing:
-            new = np.asarray(self.encoder.encode([unique[i] for i in missing]), dtype=np.float32)
+            new = np.asarray(self._source.encode([unique[i] for i in missing]), dtype=np.float32)
             out[missing] = new
             if self.maxsize > 0:
                 for i in missing:

@@ -68,3 +68,27 @@ def test_returned_rows_are_not_aliases_of_memory(fake: FakeEncoder) -> None:
 def test_bad_maxsize(fake: FakeEncoder) -> None:
     with pytest.raises(EncoderError, match="maxsize"):
         LRUEncoder(fake, maxsize=-1)
+
+
+def test_misses_skip_the_disk_cache_unless_persist(fake: FakeEncoder, tmp_path) -> None:
+    from lmrecsim.encoders import CachedEncoder, EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    cached = CachedEncoder(fake, cache)
+    cached.encode(["stored"])  # a catalog text, on disk
+    before = cache.path_for(fake.identity).stat().st_mtime_ns
+    lru = LRUEncoder(cached)
+    out = lru.encode(["stored", "history one"])
+    # Both go to the model, nothing is written or read on disk.
+    assert fake.received[-1] == ["stored", "history one"]
+    assert cached.calls == 1
+    assert cache.path_for(fake.identity).stat().st_mtime_ns == before
+    assert np.array_equal(out, fake.encode(["stored", "history one"]))
+    found = cache.lookup(fake.identity, ["history one"])[1]
+    assert not found.any()
+
+    through = LRUEncoder(cached, persist=True)
+    n = len(fake.received)
+    through.encode(["stored", "history two"])
+    assert fake.received[n:] == [["history two"]]
+    assert cache.lookup(fake.identity, ["history two"])[1].all()
