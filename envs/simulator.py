@@ -268,7 +268,12 @@ class UserBatch:
             shift = 1 + np.floor(u_drift[:, 1] * max(n_personas - 1, 1)).astype(np.int64)
             target = (persona[:, 0] + shift) % n_personas
         self.target[idx] = target
-        self.theta_away[idx] = _normalise(w.persona_emb[target] + g)
+        away = _normalise(w.persona_emb[target] + g)
+        if drift.strength < 1.0:
+            # A partial switch: the new interest takes over `strength` of the taste.
+            s = np.float32(drift.strength)
+            away = _normalise(s * away + (np.float32(1.0) - s) * home)
+        self.theta_away[idx] = away
         self.drifting[idx] = (drift.kind != "none") & (
             (drift.kind == "gradual") | (u_drift[:, 0] < drift.fraction)
         )

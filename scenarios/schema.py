@@ -246,6 +246,14 @@ class DriftConfig(_Strict):
         1.0, ge=0.0, le=1.0, description="Fraction of users who drift (abrupt and periodic)."
     )
     period: int = Field(15, ge=1, description="Periodic drift: steps between switches.")
+    strength: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="How far the drifted ('away') taste lies from the user's own toward the target "
+        "persona: away = normalise(strength * target_taste + (1 - strength) * own_taste). 1: the "
+        "taste becomes the target's entirely; 0.5: a new interest takes over half of it.",
+    )
 
 
 class UsersConfig(_Strict):

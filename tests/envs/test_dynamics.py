@@ -155,6 +155,24 @@ def test_abrupt_drift_moves_affinity_from_the_old_topic_to_the_new(abrupt_world:
     assert np.all(after_new[movers] > after_old[movers])
 
 
+@pytest.mark.parametrize("strength", [0.3, 0.6])
+def test_partial_drift_mixes_the_target_taste_with_the_own(strength: float) -> None:
+    def worlds(s: float) -> World:
+        return _world(
+            users={"drift": {"kind": "abrupt", "step": 2, "fraction": 1.0, "strength": s}},
+            episode={"horizon": 5},
+        )
+
+    full, part = _batch(worlds(1.0), 64, seed=7), _batch(worlds(strength), 64, seed=7)
+    # Same users (same keys): the home tastes agree, the away taste is the stated mix.
+    assert np.array_equal(full.theta_home, part.theta_home)
+    mix = strength * full.theta_away + (1 - strength) * full.theta_home
+    expect = mix / np.linalg.norm(mix, axis=1, keepdims=True)
+    assert np.allclose(part.theta_away, expect, atol=1e-6)
+    closeness = np.einsum("nd,nd->n", part.theta_away, part.theta_home)
+    assert np.all(closeness > np.einsum("nd,nd->n", full.theta_away, full.theta_home))
+
+
 def test_abrupt_drift_hits_the_configured_fraction_of_users() -> None:
     frac, n = 0.3, 1000
     w = _world(
