@@ -279,28 +279,126 @@ def text_mode_world(world: Any) -> Any:
     return mode_world(world, "text")
 
 
-def state_agreement(world: Any, n_users: int, n_steps: int, seed: int = 0) -> float:
-    """Mean cosine, in the full d dims, between the pooled and the text state on the same trajectories.
+def _mean_row_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean cosine between matching rows of ``a`` and ``b`` (both (m, d))."""
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return float(np.mean(np.einsum("nd,nd->n", a, b) / np.maximum(na * nb, 1e-12)))
 
-    Users are stepped in pooled mode with random actions; at every step both states are computed
-    for every user that has one.
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Rank of each entry within its row (0 = lowest), (m, k) float64."""
+    return np.argsort(np.argsort(scores, axis=1, kind="stable"), axis=1).astype(np.float64)
+
+
+def agreement_figures(
+    text: np.ndarray,
+    pooled: np.ndarray,
+    window_mean: np.ndarray,
+    cand_emb: np.ndarray,
+    valid: np.ndarray,
+) -> list[Figure]:
+    """How closely two state sets agree, as vectors and as rankers of the shown candidates.
+
+    Args:
+        text: (m, d) text states; pooled: (m, d) pooled states of the same users and steps.
+        window_mean: (m, d) equally weighted mean of the item embeddings of the events the text
+            renders (a diagnostic: what the text sees, without the language model's reading).
+        cand_emb: (m, K, d) embeddings of the candidates shown at that step.
+        valid: (m, K) bool, the action mask; rankings use valid candidates only (rows with
+            fewer than two are left out).
+
+    Returns:
+        ``pooled_vs_text_state_mean_cosine`` (raw cosine, full d);
+        ``..._centered_mean_cosine`` (each set minus its own mean over all samples first, so the
+        direction every state shares -- template words, popular items -- does not count);
+        ``..._top1_candidate_agreement`` (both states, scoring candidates by cosine, pick the same
+        one) with its ``..._chance`` level (1 / valid candidates);
+        ``..._candidate_rank_correlation`` (mean Spearman correlation of the two rankings); and
+        the raw cosines of the window mean with the text and with the pooled state.
+    """
+    out = [
+        Figure("pooled_vs_text_state_mean_cosine", _mean_row_cosine(text, pooled), "cosine"),
+        Figure(
+            "pooled_vs_text_state_centered_mean_cosine",
+            _mean_row_cosine(text - text.mean(0), pooled - pooled.mean(0)),
+            "cosine",
+        ),
+    ]
+    rows = valid.sum(axis=1) >= 2
+    neg = np.float64(-np.inf)
+    s_text = np.where(valid, np.einsum("nd,nkd->nk", text, cand_emb), neg)[rows]
+    s_pool = np.where(valid, np.einsum("nd,nkd->nk", pooled, cand_emb), neg)[rows]
+    v = valid[rows]
+    top1 = float(np.mean(s_text.argmax(1) == s_pool.argmax(1))) if rows.any() else float("nan")
+    chance = float(np.mean(1.0 / v.sum(1))) if rows.any() else float("nan")
+    rho = []
+    for a, b, m in zip(s_text, s_pool, v, strict=True):
+        ra, rb = _ranks(a[m][None])[0], _ranks(b[m][None])[0]
+        ra -= ra.mean()
+        rb -= rb.mean()
+        rho.append(float(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb))))
+    out += [
+        Figure("pooled_vs_text_top1_candidate_agreement", top1, "fraction"),
+        Figure("pooled_vs_text_top1_candidate_agreement_chance", chance, "fraction"),
+        Figure(
+            "pooled_vs_text_candidate_rank_correlation",
+            float(np.mean(rho)) if rho else float("nan"),
+            "spearman",
+        ),
+        Figure(
+            "text_state_vs_window_item_mean_cosine",
+            _mean_row_cosine(text, window_mean),
+            "cosine",
+        ),
+        Figure(
+            "pooled_state_vs_window_item_mean_cosine",
+            _mean_row_cosine(pooled, window_mean),
+            "cosine",
+        ),
+    ]
+    return out
+
+
+def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 0) -> list[Figure]:
+    """Pooled and text states on the same trajectories, compared by :func:`agreement_figures`.
+
+    Users are stepped in text mode with random actions; at every step both states (full d) are
+    taken for every user that has both, with the candidates shown at that step.
     """
     from lmrecsim.envs.simulator import UserBatch
 
-    users = UserBatch(text_mode_world(world), n_users)
+    tworld = text_mode_world(world)
+    users = UserBatch(tworld, n_users)
     rng = np.random.default_rng(seed)
     users.reset_users(np.arange(n_users), rng.integers(0, 2**62, n_users).astype(np.uint64))
-    cosines = []
     rows = np.arange(n_users)
+    window = tworld.scenario.state.history_window
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("text", "pooled", "win", "cand", "ok")}
     for _ in range(n_steps):
         text, has = users.text_states(rows)
         pooled = users.pooled_states(rows)
         ok = has & (np.linalg.norm(pooled, axis=1) > 0)
-        cosines.append(np.einsum("nd,nd->n", text[ok], pooled[ok]))
-        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users))
+        items = users.hist_item[ok, -window:]
+        emb = tworld.item_emb[np.maximum(items, 0)] * (items >= 0)[..., None]
+        parts["text"].append(text[ok])
+        parts["pooled"].append(pooled[ok])
+        parts["win"].append(emb.sum(axis=1))
+        parts["cand"].append(users.cand[ok])
+        parts["ok"].append(users.mask[ok])
+        _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users), info=False)
         done = np.flatnonzero(term | trunc)
         users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
-    return float(np.concatenate(cosines).mean())
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    return agreement_figures(
+        cat["text"], cat["pooled"], cat["win"], tworld.item_emb[cat["cand"]], cat["ok"]
+    )
+
+
+def state_agreement(world: Any, n_users: int, n_steps: int, seed: int = 0) -> float:
+    """Mean cosine, in the full d dims, between the pooled and the text state on the same trajectories."""
+    figures = state_agreement_figures(world, n_users, n_steps, seed)
+    return next(f.value for f in figures if f.name == "pooled_vs_text_state_mean_cosine")
 
 
 def raw_model(encoder: Any) -> Any:
@@ -427,13 +525,7 @@ def run_all(quick: bool = False) -> list[Figure]:
     figures += bench_candidates((100_000, 1_000_000), 64, 2 if quick else 5)
     figures += bench_encoding(world, 256 if quick else None)
     figures += bench_text_mode(world, 8, 30 if quick else 100, 3 if quick else 10)
-    figures.append(
-        Figure(
-            "pooled_vs_text_state_mean_cosine",
-            state_agreement(world, 16, 20 if quick else 50),
-            "cosine",
-        )
-    )
+    figures += state_agreement_figures(world, 16, 20 if quick else 50)
     # Training runs on the thread count `lmrecsim train` uses (one by default: small networks).
     from lmrecsim.agents.train import set_torch_threads
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from lmrecsim.commands.bench import state_agreement
 from lmrecsim.envs.simulator import UserBatch, _normalise
@@ -66,3 +67,85 @@ def test_pooled_and_text_states_agree(tmp_path: Any) -> None:
     agreement = state_agreement(world, n_users=8, n_steps=10)
     # The bag-of-words stand-in shares title words between item texts and histories.
     assert 0.2 < agreement <= 1.0
+
+
+def _states(seed: int, m: int = 60, k: int = 6, d: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return _normalise(rng.standard_normal((m, d))), rng.standard_normal((m, k, d))
+
+
+def _by_name(figures: list[Any]) -> dict[str, float]:
+    return {f.name: f.value for f in figures}
+
+
+def test_agreement_figures_of_identical_and_opposite_states() -> None:
+    from lmrecsim.commands.bench import agreement_figures
+
+    text, cand = _states(0)
+    valid = np.ones(cand.shape[:2], dtype=bool)
+    same = _by_name(agreement_figures(text, text.copy(), text, cand, valid))
+    for name in (
+        "pooled_vs_text_state_mean_cosine",
+        "pooled_vs_text_state_centered_mean_cosine",
+        "pooled_vs_text_top1_candidate_agreement",
+        "pooled_vs_text_candidate_rank_correlation",
+        "text_state_vs_window_item_mean_cosine",
+    ):
+        assert same[name] == pytest.approx(1.0, abs=1e-6), name
+    opposite = _by_name(agreement_figures(text, -text, text, cand, valid))
+    assert opposite["pooled_vs_text_state_mean_cosine"] == pytest.approx(-1.0, abs=1e-6)
+    assert opposite["pooled_vs_text_top1_candidate_agreement"] == 0.0
+    assert opposite["pooled_vs_text_candidate_rank_correlation"] == pytest.approx(-1.0)
+    assert opposite["pooled_state_vs_window_item_mean_cosine"] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_agreement_centering_removes_a_shared_direction() -> None:
+    from lmrecsim.commands.bench import agreement_figures
+
+    text, cand = _states(1)
+    other, _ = _states(2)
+    shared = np.zeros(text.shape[1])
+    shared[0] = 5.0
+    # Independent states plus one common offset: similar raw, unrelated once centred.
+    figs = _by_name(
+        agreement_figures(text + shared, other + shared, text, cand, np.ones((60, 6), bool))
+    )
+    assert figs["pooled_vs_text_state_mean_cosine"] > 0.8
+    # 60 independent pairs in 10 dims: |mean cosine| is a few times 1/sqrt(600) at most.
+    assert abs(figs["pooled_vs_text_state_centered_mean_cosine"]) < 0.15
+
+
+def test_agreement_rankings_use_valid_candidates_only() -> None:
+    from lmrecsim.commands.bench import agreement_figures
+
+    text, cand = _states(3, k=5)
+    valid = np.ones((60, 5), dtype=bool)
+    valid[:, 0] = False  # four valid candidates: chance 1/4
+    valid[:10, 1:] = False  # no valid candidate: row left out of the rankings
+    # Disagreement on the masked column only changes nothing.
+    pooled_cand_score_boost = cand.copy()
+    figs = _by_name(agreement_figures(text, text, text, pooled_cand_score_boost, valid))
+    assert figs["pooled_vs_text_top1_candidate_agreement_chance"] == pytest.approx(0.25)
+    assert figs["pooled_vs_text_top1_candidate_agreement"] == 1.0
+
+
+def test_bench_text_mode_naive_side_does_no_cached_text_work(tmp_path: Any) -> None:
+    from lmrecsim.commands.bench import bench_text_mode, mode_world
+
+    world, encoder = _text_world(tmp_path)
+    mode_world(world, "pooled")  # built (and memoised) before counting: it encodes the catalog
+    lru = world.text_encoder()
+    calls = []
+    texts0, misses0 = encoder.texts_encoded, lru.misses
+    real = lru.encode
+    lru.encode = lambda texts: calls.append(len(texts)) or real(texts)  # type: ignore[method-assign]
+    figs = _by_name(bench_text_mode(world, n_users=6, n_steps=3, naive_steps=6, rounds=3))
+    # The batched side: one call for the first reset, then one per step and at most one per
+    # reset after it. The naive side's 6 steps never go through the LRU.
+    assert 1 + 3 <= len(calls) <= 1 + 2 * 3
+    naive_texts = (encoder.texts_encoded - texts0) - (lru.misses - misses0)
+    # One single-text encode per env per naive step (new users may have nothing to show yet).
+    assert 6 * 6 * 0.5 <= naive_texts <= 2 * 6 * 6
+    assert figs["text_mode_batched_cached_over_naive"] == pytest.approx(
+        figs["text_mode_batched_cached_user_steps_per_s"] / figs["text_mode_naive_user_steps_per_s"]
+    )
