@@ -277,8 +277,9 @@ class TransformerEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``texts`` into a float32 array of shape ``(n, dim)`` with unit-norm rows.
 
-        Texts are batched longest-first (by character length, a cheap proxy for token count)
-        so each batch pads to similar lengths; rows come back in input order.
+        All texts are tokenised once (truncated to ``effective_max_length``), then batched
+        longest-first by token count, each batch padded only to its own longest text, so batches
+        carry little padding; rows come back in input order.
         """
         import torch
         from tqdm.auto import tqdm
@@ -287,8 +288,12 @@ class TransformerEncoder:
         n = len(items)
         if n == 0:
             return empty_vectors(self.dim)
+        tokens = self.tokenizer(
+            items, padding=False, truncation=True, max_length=self.effective_max_length
+        )
+        ids: list[list[int]] = tokens["input_ids"]
         # Stable order: ties keep input order, so batches are identical across calls.
-        order = sorted(range(n), key=lambda i: (-len(items[i]), i))
+        order = sorted(range(n), key=lambda i: (-len(ids[i]), i))
         out = np.empty((n, self.dim), dtype=np.float32)
         starts = range(0, n, self.batch_size)
         bar = tqdm(
@@ -301,21 +306,31 @@ class TransformerEncoder:
         with torch.inference_mode():
             for start in bar:
                 idx = order[start : start + self.batch_size]
-                vecs = self._encode_batch([items[i] for i in idx])
-                out[idx] = vecs
+                out[idx] = self._encode_batch(
+                    self._pad([{k: v[i] for k, v in tokens.items()} for i in idx])
+                )
         return out
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+    def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """Right-pad tokenised texts to the longest of them: what ``tokenizer(batch,
+        padding=True)`` returns, without tokenising again."""
         import torch
 
-        enc = self.tokenizer(
-            batch,
-            padding=True,
-            truncation=True,
-            max_length=self.effective_max_length,
-            return_tensors="pt",
-        )
+        width = max(len(r["input_ids"]) for r in rows)
+        fill = {"input_ids": self.tokenizer.pad_token_id}
+        out: dict[str, torch.Tensor] = {}
+        for key in rows[0]:
+            arr = np.full((len(rows), width), fill.get(key, 0), dtype=np.int64)
+            for j, r in enumerate(rows):
+                arr[j, : len(r[key])] = r[key]
+            out[key] = torch.from_numpy(arr)
+        return out
+
+    def _encode_batch(self, enc: dict[str, torch.Tensor]) -> np.ndarray:
+        import torch
+
         mask = enc["attention_mask"]
+        n_rows = mask.shape[0]
         # A text with no tokens at all (e.g. "" with a BPE tokenizer that adds no specials)
         # would pool nothing; let it attend to its first (pad) position so it still gets a
         # well-defined vector.
@@ -323,10 +338,10 @@ class TransformerEncoder:
         if bool(empty.any()):
             if mask.shape[1] == 0:
                 pad_id = self.tokenizer.pad_token_id
-                enc["input_ids"] = torch.full((len(batch), 1), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), 1), dtype=mask.dtype)
+                enc["input_ids"] = torch.full((n_rows, 1), pad_id, dtype=torch.long)
+                mask = torch.zeros((n_rows, 1), dtype=mask.dtype)
                 if "token_type_ids" in enc:
-                    enc["token_type_ids"] = torch.zeros((len(batch), 1), dtype=torch.long)
+                    enc["token_type_ids"] = torch.zeros((n_rows, 1), dtype=torch.long)
             mask = mask.clone()
             mask[empty, 0] = 1
             enc["attention_mask"] = mask

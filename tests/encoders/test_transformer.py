@@ -219,3 +219,36 @@ def test_bad_arguments(tiny_bert_path: Path, kwargs: dict[str, object], key: str
 def test_cuda_requested_without_cuda(tiny_bert_path: Path) -> None:
     with pytest.raises(EncoderError, match="CUDA is not available"):
         TransformerEncoder(tiny_bert_path, device="cuda")
+
+
+def test_batches_follow_token_counts_and_tokenise_once(
+    tiny_bert_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enc = TransformerEncoder(tiny_bert_path, batch_size=2)
+    # Few characters but many tokens (letters of unknown words split into pieces) against many
+    # characters in few tokens: character length would pair them wrongly.
+    texts = ["xqzj vbkw", "the film about space astronauts", "qxz", "romantic comedy in paris"]
+    n_tokens = [len(enc.tokenizer(t)["input_ids"]) for t in texts]
+    assert n_tokens[0] > n_tokens[1] and len(texts[0]) < len(texts[1])
+    tok_calls: list[int] = []
+    widths: list[int] = []
+    tokenizer = enc.tokenizer
+    real_tok, real_batch = type(tokenizer).__call__, enc._encode_batch
+
+    def spy_tok(self: object, batch: list[str], **kw: object) -> object:
+        tok_calls.append(len(batch))
+        return real_tok(self, batch, **kw)
+
+    def spy_batch(inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        widths.append(int(inputs["input_ids"].shape[1]))
+        return real_batch(inputs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", spy_tok)
+    monkeypatch.setattr(enc, "_encode_batch", spy_batch)
+    out = enc.encode(texts)
+    assert tok_calls == [len(texts)]
+    longest_first = sorted(n_tokens, reverse=True)
+    assert widths == [longest_first[0], longest_first[2]]  # each batch padded to its own longest
+    monkeypatch.undo()
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(out[i], _reference(enc, text, "mean"), atol=1e-5)
