@@ -17,7 +17,8 @@ the embedding space of the simulator goes through an :class:`Encoder`:
     discarded with a :class:`CacheCorruptionWarning` and rebuilt. ``get_array``/``put_array``
     keep other derived arrays (e.g. a PCA projection) next to the embeddings.
 ``LRUEncoder``
-    An in-memory LRU for short-lived texts such as rendered histories.
+    An in-memory LRU for short-lived texts such as rendered histories; wrapped around a
+    ``CachedEncoder`` it sends misses to the model, not through the on-disk cache.
 ``load_encoder``
     The usual entry point: a memoised ``TransformerEncoder`` wrapped in a ``CachedEncoder``.
 
