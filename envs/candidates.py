@@ -398,6 +398,49 @@ def _member(values: np.ndarray, sets: np.ndarray) -> np.ndarray:
     return ((values[:, :, None] == sets[:, None, :]) & (sets[:, None, :] >= 0)).any(axis=2)
 
 
+class SortedLookup:
+    """``np.searchsorted(edges, x, side="right")`` through a bucket table, for many queries.
+
+    The range ``[0, top)`` is cut into B equal buckets; for each bucket the answers at its two
+    ends (widened by a relative 1e-12, more than the rounding of ``floor(x * B / top)``) are
+    precomputed. The answer is monotone in x, so where they agree it is every query's answer in
+    that bucket; the few queries in buckets that straddle an edge go through ``searchsorted``.
+    Same integers as ``searchsorted``, about ten times faster on a few thousand queries.
+
+    Args:
+        edges: (n,) ascending float64; top: upper end of the query range (queries in [0, top]).
+        buckets: B, about 25 per edge keeps straddling buckets to a few percent.
+    """
+
+    # Below this many queries one searchsorted call is cheaper than the table's several calls.
+    MIN_QUERIES = 256
+
+    def __init__(self, edges: np.ndarray, top: float, buckets: int) -> None:
+        self.edges = edges
+        self.n_buckets = max(int(buckets), 1)
+        self.scale = self.n_buckets / top if top > 0 else 0.0
+        b = np.arange(self.n_buckets + 1, dtype=np.float64) / self.scale if top > 0 else None
+        if b is None:
+            self.lo = np.zeros(self.n_buckets, dtype=np.int64)
+            self.straddle = np.ones(self.n_buckets, dtype=bool)
+            return
+        self.lo = np.searchsorted(edges, b[:-1] * (1.0 - 1e-12), side="right").astype(np.int64)
+        hi = np.searchsorted(edges, b[1:] * (1.0 + 1e-12), side="right")
+        self.straddle = self.lo != hi
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Answers for queries ``x`` (any shape, values in [0, top]), int64 of the same shape."""
+        if x.size < self.MIN_QUERIES:
+            return np.searchsorted(self.edges, x, side="right")
+        bucket = (x * self.scale).astype(np.int64)
+        np.minimum(bucket, self.n_buckets - 1, out=bucket)
+        out = self.lo[bucket]
+        odd = self.straddle[bucket]
+        if odd.any():
+            out[odd] = np.searchsorted(self.edges, x[odd], side="right")
+        return out
+
+
 def candidate_streams(cfg: CandidatesConfig) -> tuple[tuple[int, int], ...]:
     """The ``(stream, n)`` draws one user's candidate slate consumes at a step, in column order."""
     k = cfg.k
@@ -437,6 +480,10 @@ class CandidateGenerator:
         self.n_items = item_proj.shape[0]
         self.pop_cdf = pop_cdf
         self.pop_total = pop_cdf[-1]
+        # Inverse-CDF popularity draws by bucket table (a few hundred KB at most).
+        self.pop_lookup = SortedLookup(
+            pop_cdf, float(self.pop_total), min(32 * pop_cdf.size, 1 << 16)
+        )
         self.arrival = arrival
         self.arrival_max = int(arrival.max(initial=0))
         self.new_order = new_order
@@ -549,7 +596,7 @@ class CandidateGenerator:
 
         # Block C: popularity-proportional draws (inverse CDF; zero-prior items are never drawn).
         u = uniforms[:, self.s_pop] * self.pop_total
-        block_c = np.searchsorted(self.pop_cdf, u, side="right")
+        block_c = self.pop_lookup(u)
         np.minimum(block_c, n_items - 1, out=block_c)
         # Block D: uniform exploration, oversampled to fill whatever is left.
         block_d = crng.uniform_to_integers(uniforms[:, self.s_rand], n_items)

@@ -10,6 +10,7 @@ import pytest
 from lmrecsim.envs import rng as crng
 from lmrecsim.envs.candidates import (
     CandidateGenerator,
+    SortedLookup,
     first_occurrence,
     first_occurrence_reference,
     first_true_columns,
@@ -208,6 +209,23 @@ def test_first_true_columns_matches_stable_argsort() -> None:
     for k in (1, 7, 33):
         ref = np.argsort(~mask, axis=1, kind="stable")[:, :k]
         np.testing.assert_array_equal(first_true_columns(mask, k), ref)
+
+
+def test_sorted_lookup_matches_searchsorted() -> None:
+    rng = np.random.default_rng(4)
+    # A popularity CDF with repeated values (zero-prior items) and a coarse table, so that many
+    # queries fall into buckets that straddle an edge; plus queries exactly on edges and ends.
+    w = rng.pareto(1.2, size=500)
+    w[rng.random(500) < 0.1] = 0.0
+    cdf = np.cumsum(w)
+    top = float(cdf[-1])
+    for buckets in (7, 600, 20_000):
+        lookup = SortedLookup(cdf, top, buckets)
+        x = np.concatenate(
+            [rng.random(5000) * top, cdf, np.nextafter(cdf, 0.0), [0.0, top, top * (1 - 1e-16)]]
+        ).reshape(-1, 3)
+        np.testing.assert_array_equal(lookup(x), np.searchsorted(cdf, x, side="right"))
+    assert SortedLookup(cdf, top, 600).straddle.mean() < 0.5
 
 
 def _candidate_inputs(world: Any, rng: np.random.Generator, n: int) -> dict[str, Any]:
