@@ -5,7 +5,7 @@ exposes ``scores(obs) -> (K,)`` (its ranking of the candidates, for precision/re
 ``action_probabilities(obs) -> (K,)`` (the probability of each slot under its action rule, for
 propensities). Masked candidates get score ``-inf`` and probability 0.
 
-Shapes: K candidates, p projected embedding dims, F = 6 candidate features.
+Shapes: K candidates, p projected embedding dims, F = 14 candidate features.
 """
 
 from __future__ import annotations

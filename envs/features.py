@@ -27,13 +27,21 @@ FEATURE_NAMES = (
     "skip_similarity",
     "topic_exposure",
     "topic_click_rate",
+    "recent_click_similarity",
+    "recent_skip_similarity",
+    "last_click_similarity",
+    "recent_skip_share",
 )
 N_FEATURES = len(FEATURE_NAMES)
 # Bounds of each feature, for the observation space.
-FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0, -1, -1, 0, 0], dtype=np.float32)
-FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.float32)
+FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1, -1, -1, 0], dtype=np.float32)
+FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.float32)
 # Recency weight per step of age for the topic exposure (a half-life of about three steps).
 EXPOSURE_DECAY = 0.8
+# Recency weight per step of age for the short-term evidence (a half-life of one step). The pooled
+# user state and the window means above move slowly, so after an interest change they keep
+# pointing at the old taste for many steps; these features follow the last few events.
+RECENT_DECAY = 0.5
 
 
 def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
@@ -72,4 +80,24 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
     recency = (EXPOSURE_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
     feats[..., 8] = (same * recency).sum(axis=2) * np.float32(1.0 - EXPOSURE_DECAY)
     feats[..., 9] = (same & clicked[:, None, :]).sum(axis=2) / (n_same + 1.0)
+
+    # Short-term evidence on a second time scale: the same cosines, weighted by recency with a
+    # half-life of one step, the cosine to the most recent click, and how much of the recent past
+    # was skipped (a skip streak is the visible sign that the taste moved away).
+    fast = (RECENT_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
+    w_click = clicked * fast
+    w_skip = skipped * fast
+    w_click_sum = w_click.sum(axis=1)[:, None]
+    w_skip_sum = w_skip.sum(axis=1)[:, None]
+    feats[..., 10] = np.clip(
+        np.matmul(sim, w_click[:, :, None])[..., 0] / np.maximum(w_click_sum, 1e-6), -1, 1
+    )
+    feats[..., 11] = np.clip(
+        np.matmul(sim, w_skip[:, :, None])[..., 0] / np.maximum(w_skip_sum, 1e-6), -1, 1
+    )
+    last = np.where(clicked, np.arange(win), -1).max(axis=1)
+    last_sim = np.take_along_axis(sim, np.maximum(last, 0)[:, None, None], axis=2)[..., 0]
+    feats[..., 12] = np.where(last[:, None] >= 0, np.clip(last_sim, -1, 1), 0.0)
+    w_all = w_click_sum + w_skip_sum
+    feats[..., 13] = np.where(w_all > 0, w_skip_sum / np.maximum(w_all, 1e-6), 0.0)
     return feats
