@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .schema import Scenario
+from .schema import Scenario, has_algorithm_sections
 
 SHIPPED_DIR = Path(__file__).resolve().parent
 _MAX_EXTENDS_DEPTH = 16
@@ -92,6 +92,28 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
+    return out
+
+
+def _hyperparameters(data: dict[str, Any]) -> Any:
+    agent = data.get("agent")
+    return agent.get("hyperparameters") if isinstance(agent, dict) else None
+
+
+def merge_extends(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """A child scenario's mapping over its parent's (``extends``): :func:`deep_merge`, except that
+    ``agent.hyperparameters`` written in the other form than the parent's (plain keys against
+    per-algorithm sections) replaces the parent's instead of mixing two forms into an invalid one."""
+    out = deep_merge(parent, child)
+    mine, theirs = _hyperparameters(child), _hyperparameters(parent)
+    if (
+        isinstance(mine, dict)
+        and isinstance(theirs, dict)
+        and mine
+        and theirs
+        and has_algorithm_sections(mine) != has_algorithm_sections(theirs)
+    ):
+        out["agent"]["hyperparameters"] = mine
     return out
 
 
@@ -237,7 +259,7 @@ def _resolve_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
             # Say which file was asked for when the fault lies in one of its ancestors.
             message += f" (in the extends chain of {_display(path)})"
         raise ScenarioError(message) from None
-    return deep_merge(parent, data)
+    return merge_extends(parent, data)
 
 
 def _validate(data: dict[str, Any], path: Path | str) -> Scenario:
@@ -276,7 +298,7 @@ def scenario_from_dict(data: dict[str, Any], *, base_dir: str | None = None) -> 
     parent_ref = data.pop("extends", None)
     if parent_ref is not None:
         parent_path = _locate(str(parent_ref), Path(base_dir) if base_dir else None)
-        data = deep_merge(_resolve_raw(parent_path, ()), data)
+        data = merge_extends(_resolve_raw(parent_path, ()), data)
     data.setdefault("name", "custom")
     scenario = _validate(data, "<dict>")
     scenario._base_dir = base_dir

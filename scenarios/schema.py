@@ -424,7 +424,7 @@ class AgentConfig(_Strict):
         description="Extra keyword arguments for the SB3 algorithm constructor (e.g. learning_rate, "
         "n_steps, batch_size, gamma, buffer_size), either for whichever algorithm runs "
         "(`{gamma: 0.9}`) or in one section per algorithm "
-        "(`{ppo: {n_epochs: 10}, dqn: {train_freq: 1}}`); not both.",
+        "(`{ppo: {n_epochs: 10}, dqn: {train_freq: 1}}`); not both. A file that `extends` another merges with the parent's mapping when both use the same form; in the other form it replaces it.",
     )
 
     @field_validator("hyperparameters")

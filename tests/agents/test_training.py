@@ -91,7 +91,14 @@ def test_per_algorithm_hyperparameter_sections_reach_the_model(tmp_path) -> None
     ppo = train(sc, out=tmp_path / "ppo", algo="ppo", timesteps=32, progress=False)
     assert (ppo.model.n_steps, ppo.model.n_epochs) == (16, 3)
     resolved = load_scenario(tmp_path / "ppo" / "scenario.yaml")
-    assert resolved.agent.hyperparameters == {"n_steps": 16, "batch_size": 32, "n_epochs": 3}
+    # Keys the file does not set are inherited from default.yaml's sections.
+    inherited = load_scenario("default").agent.hyperparameters
+    assert resolved.agent.hyperparameters == {
+        **inherited["ppo"],
+        "n_steps": 16,
+        "batch_size": 32,
+        "n_epochs": 3,
+    }
     dqn = train(
         sc,
         out=tmp_path / "dqn",
@@ -102,6 +109,7 @@ def test_per_algorithm_hyperparameter_sections_reach_the_model(tmp_path) -> None
     )
     assert (dqn.model.learning_starts, dqn.model.train_freq.frequency) == (7, 1)
     assert load_scenario(tmp_path / "dqn" / "scenario.yaml").agent.hyperparameters == {
+        **inherited["dqn"],
         "learning_starts": 7,
         "train_freq": 1,
     }

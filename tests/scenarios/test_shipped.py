@@ -126,3 +126,34 @@ def test_clickbait_greedy_click_chasing_loses_users() -> None:
     # ... it wins the per-step click-through rate, and loses clicks per session.
     assert greedy_clicks.sum() / greedy_len.sum() > aff_clicks.sum() / aff_len.sum()
     assert greedy_clicks.mean() < aff_clicks.mean()
+
+
+@pytest.mark.parametrize(
+    ("parent", "child", "expect"),
+    [
+        # Sections over plain keys, and plain keys over sections: the child's form wins whole.
+        ({"gamma": 0.9, "n_steps": 64}, {"ppo": {"gamma": 0.97}}, {"ppo": {"gamma": 0.97}}),
+        ({"ppo": {"gamma": 0.97}, "dqn": {"gamma": 0.9}}, {"gamma": 0.8}, {"gamma": 0.8}),
+        # Same form: merged key by key, as every other mapping (default.yaml's sections included).
+        ({"ppo": {"gamma": 0.97}}, {"dqn": {"gamma": 0.9}}, None),
+        ({"gamma": 0.9}, {"n_steps": 64}, {"gamma": 0.9, "n_steps": 64}),
+    ],
+)
+def test_child_hyperparameters_in_the_other_form_replace_the_parents(
+    tmp_path, parent: dict, child: dict, expect: dict | None
+) -> None:
+    (tmp_path / "parent.yaml").write_text(
+        yaml.safe_dump({"extends": "default", "name": "p", "agent": {"hyperparameters": parent}})
+    )
+    (tmp_path / "child.yaml").write_text(
+        yaml.safe_dump({"extends": "parent.yaml", "name": "c", "agent": {"hyperparameters": child}})
+    )
+    got = load_scenario(tmp_path / "child.yaml").agent.hyperparameters
+    if expect is not None:
+        assert got == expect
+    else:
+        defaults = load_scenario("default").agent.hyperparameters
+        assert got == {
+            "ppo": {**defaults["ppo"], "gamma": 0.97},
+            "dqn": {**defaults["dqn"], "gamma": 0.9},
+        }
