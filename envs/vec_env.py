@@ -59,6 +59,9 @@ class BatchedRecommendationVecEnv(VecEnv):
         # cost is mostly per call, not per user); row i is sub-env i's next episode when ready.
         self._next_users = UserBatch(world, n_envs, rich_info=full_info)
         self._ready = np.zeros(n_envs, dtype=bool)
+        # Observations of the prepared users (rows where _ready), computed with them in one batch:
+        # an auto-reset then copies them instead of observing a few rows (a per-call cost).
+        self._next_obs: dict[str, np.ndarray] | None = None
         # Only in pooled mode: a text-mode state goes through the language model and a BLAS
         # projection, whose last bits depend on which rows are encoded together, so there users
         # are started in the step that needs them, as before.
@@ -116,8 +119,9 @@ class BatchedRecommendationVecEnv(VecEnv):
             for i in done_idx:
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
-            self._start_next_users(done_idx)
-            fresh = users.observe(done_idx)
+            fresh = self._start_next_users(done_idx)
+            if fresh is None:
+                fresh = users.observe(done_idx)
             for key, value in fresh.items():
                 obs[key][done_idx] = value
             for i in done_idx:
@@ -127,25 +131,40 @@ class BatchedRecommendationVecEnv(VecEnv):
                 infos[i].setdefault("TimeLimit.truncated", False)
         return obs, reward.astype(np.float32), dones, infos
 
-    def _start_next_users(self, rows: np.ndarray) -> None:
+    def _start_next_users(self, rows: np.ndarray) -> dict[str, np.ndarray] | None:
         """Start the next episode of sub-envs ``rows`` with their prepared users.
 
         When one of them has none ready, every sub-env without one gets its next user now, in one
         batch: each sub-env's episode keys still come from its own generator in order, so the
         users (and trajectories) are those of resetting one sub-env at a time.
+
+        Returns:
+            The first observations of the started users (leading dim ``len(rows)``), observed in
+            the batch that prepared them (a user's observation depends only on its own row), or
+            None when users are not prepared ahead (text mode): observe them.
         """
         ready = self._ready
         if not self._prepare_ahead:
             keys = np.array([self._next_key(int(i), None) for i in rows], dtype=np.uint64)
             self.users.reset_users(rows, keys)
-            return
+            return None
         if not ready[rows].all():
             fill = np.flatnonzero(~ready)
             keys = np.array([self._next_key(int(i), None) for i in fill], dtype=np.uint64)
             self._next_users.reset_users(fill, keys)
+            obs = self._next_users.observe(fill)
+            if self._next_obs is None:
+                self._next_obs = {
+                    key: np.empty((self.num_envs, *value.shape[1:]), dtype=value.dtype)
+                    for key, value in obs.items()
+                }
+            for key, value in obs.items():
+                self._next_obs[key][fill] = value
             ready[fill] = True
         self.users.copy_rows(self._next_users, rows, rows)
         ready[rows] = False
+        assert self._next_obs is not None
+        return {key: value[rows] for key, value in self._next_obs.items()}
 
     def action_masks(self) -> np.ndarray:
         """(n_envs, K) bool valid-action masks, for sb3-contrib's MaskablePPO."""

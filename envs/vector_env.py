@@ -73,6 +73,9 @@ class RecommendationVectorEnv(VectorEnv):
         # cost is mostly per call, not per user); row i is sub-env i's next episode when ready.
         self._next_users = UserBatch(world, num_envs, rich_info=True)
         self._ready = np.zeros(num_envs, dtype=bool)
+        # SAME_STEP mode: observations of the prepared users (rows where _ready), computed with
+        # them in one batch, so an auto-reset copies them instead of observing a few rows.
+        self._next_obs: dict[str, np.ndarray] | None = None
         # Only in pooled mode: a text-mode state goes through the language model and a BLAS
         # projection, whose last bits depend on which rows are encoded together, so there users
         # are started in the step that needs them, as before.
@@ -92,13 +95,20 @@ class RecommendationVectorEnv(VectorEnv):
             out[j] = crng.episode_key(gen)
         return out
 
-    def _start_users(self, rows: np.ndarray, seeds: list[int | None] | None = None) -> None:
+    def _start_users(
+        self, rows: np.ndarray, seeds: list[int | None] | None = None
+    ) -> dict[str, np.ndarray] | None:
         """Start the next episode of sub-envs ``rows`` (reseeding those with a seed).
 
         An unseeded sub-env continues its generator, so its prepared user (whose key was the
         generator's next draw) is used; when one has none, every unseeded sub-env without one
         gets its next user now, in one batch. Each sub-env's keys come from its own generator in
         order, so the users are those of resetting one sub-env at a time.
+
+        Returns:
+            In ``SAME_STEP`` mode, when every row got a prepared user: their first observations,
+            observed in the batch that prepared them (a user's observation depends only on its own
+            row); otherwise None (observe them).
         """
         if seeds is None:
             seeds = [None] * self.num_envs
@@ -109,16 +119,29 @@ class RecommendationVectorEnv(VectorEnv):
             self._ready[direct] = False
         rows = rows[~seeded]
         if not rows.size:
-            return
+            return None
         if not self._prepare_ahead:
             self.users.reset_users(rows, self._keys(rows))
-            return
+            return None
+        same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         if not self._ready[rows].all():
             fill = np.flatnonzero(~self._ready)
             self._next_users.reset_users(fill, self._keys(fill))
             self._ready[fill] = True
+            if same_step:
+                obs = self._next_users.observe(fill)
+                if self._next_obs is None:
+                    self._next_obs = {
+                        key: np.empty((self.num_envs, *value.shape[1:]), dtype=value.dtype)
+                        for key, value in obs.items()
+                    }
+                for key, value in obs.items():
+                    self._next_obs[key][fill] = value
         self.users.copy_rows(self._next_users, rows, rows)
         self._ready[rows] = False
+        if not same_step or direct.size or self._next_obs is None:
+            return None
+        return {key: value[rows] for key, value in self._next_obs.items()}
 
     def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
         u = self.users
@@ -181,8 +204,9 @@ class RecommendationVectorEnv(VectorEnv):
                     final[i] = {key: value[i].copy() for key, value in obs.items()}
                 infos["final_obs"] = final
                 infos["_final_obs"] = terminated | truncated
-                self._start_users(rows)
-                fresh = users.observe(rows)
+                fresh = self._start_users(rows)
+                if fresh is None:
+                    fresh = users.observe(rows)
                 for key, value in fresh.items():
                     obs[key][rows] = value
         return obs, reward.astype(np.float64), terminated, truncated, infos

@@ -151,6 +151,30 @@ def test_vec_env_unseeded_reset_continues_each_sub_env_sequence(
             np.testing.assert_array_equal(obs[key][i], value, err_msg=f"{key} env {i}")
 
 
+def test_vec_env_auto_reset_observations_prepared_ahead_equal_observing(tmp_path: Any) -> None:
+    """The first observation of an auto-reset user, observed when it was prepared (with other
+    prepared users), equals observing it after it started."""
+    world = small_world(tmp_path, users={"new_user_fraction": 0.4})
+    n = 7
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=n)
+    venv.seed(21)
+    venv.reset()
+    actions = np.random.default_rng(1).integers(0, world.scenario.candidates.k, size=(45, n))
+    n_done = 0
+    for t in range(45):
+        venv.step_async(actions[t])
+        obs, _, dones, _ = venv.step_wait()
+        rows = np.flatnonzero(dones)
+        n_done += rows.size
+        if rows.size:
+            for key, value in venv.users.observe(rows).items():
+                np.testing.assert_array_equal(obs[key][rows], value, err_msg=key)
+        whole = venv.users.observe()
+        for key, value in whole.items():
+            np.testing.assert_array_equal(obs[key], value, err_msg=key)
+    assert n_done >= 2 * n
+
+
 def test_vec_env_full_info_matches_single_env(tmp_path: Any) -> None:
     world = small_world(tmp_path)
     venv = BatchedRecommendationVecEnv(world=world, n_envs=3, full_info=True)
