@@ -306,24 +306,11 @@ class TransformerEncoder:
         with torch.inference_mode():
             for start in bar:
                 idx = order[start : start + self.batch_size]
+                rows = [{k: v[i] for k, v in tokens.items()} for i in idx]
+                # Padded to this batch's longest text, as tokenizer(batch, padding=True) would.
                 out[idx] = self._encode_batch(
-                    self._pad([{k: v[i] for k, v in tokens.items()} for i in idx])
+                    self.tokenizer.pad(rows, padding=True, return_tensors="pt")
                 )
-        return out
-
-    def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        """Right-pad tokenised texts to the longest of them: what ``tokenizer(batch,
-        padding=True)`` returns, without tokenising again."""
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        fill = {"input_ids": self.tokenizer.pad_token_id}
-        out: dict[str, torch.Tensor] = {}
-        for key in rows[0]:
-            arr = np.full((len(rows), width), fill.get(key, 0), dtype=np.int64)
-            for j, r in enumerate(rows):
-                arr[j, : len(r[key])] = r[key]
-            out[key] = torch.from_numpy(arr)
         return out
 
     def _encode_batch(self, enc: dict[str, torch.Tensor]) -> np.ndarray:
