@@ -522,6 +522,21 @@ class UserBatch:
             "action_mask": self.mask[idx].astype(np.int8),
         }
 
+    def observe_into(
+        self, idx: np.ndarray, out: dict[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        """Observe rows ``idx`` into rows ``idx`` of ``out`` (arrays with leading dim ``n``,
+        allocated when ``out`` is None) and return ``out``."""
+        obs = self.observe(idx)
+        if out is None:
+            out = {
+                key: np.empty((self.n, *value.shape[1:]), dtype=value.dtype)
+                for key, value in obs.items()
+            }
+        for key, value in obs.items():
+            out[key][idx] = value
+        return out
+
     def candidate_affinity(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Hidden affinities cos(theta_u, e_c) of the current candidates, (rows, K)."""
         theta = self.theta if idx is None else self.theta[idx]

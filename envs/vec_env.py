@@ -152,14 +152,7 @@ class BatchedRecommendationVecEnv(VecEnv):
             fill = np.flatnonzero(~ready)
             keys = np.array([self._next_key(int(i), None) for i in fill], dtype=np.uint64)
             self._next_users.reset_users(fill, keys)
-            obs = self._next_users.observe(fill)
-            if self._next_obs is None:
-                self._next_obs = {
-                    key: np.empty((self.num_envs, *value.shape[1:]), dtype=value.dtype)
-                    for key, value in obs.items()
-                }
-            for key, value in obs.items():
-                self._next_obs[key][fill] = value
+            self._next_obs = self._next_users.observe_into(fill, self._next_obs)
             ready[fill] = True
         self.users.copy_rows(self._next_users, rows, rows)
         ready[rows] = False

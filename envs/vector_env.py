@@ -129,14 +129,7 @@ class RecommendationVectorEnv(VectorEnv):
             self._next_users.reset_users(fill, self._keys(fill))
             self._ready[fill] = True
             if same_step:
-                obs = self._next_users.observe(fill)
-                if self._next_obs is None:
-                    self._next_obs = {
-                        key: np.empty((self.num_envs, *value.shape[1:]), dtype=value.dtype)
-                        for key, value in obs.items()
-                    }
-                for key, value in obs.items():
-                    self._next_obs[key][fill] = value
+                self._next_obs = self._next_users.observe_into(fill, self._next_obs)
         self.users.copy_rows(self._next_users, rows, rows)
         self._ready[rows] = False
         if not same_step or direct.size or self._next_obs is None:
