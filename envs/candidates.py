@@ -418,12 +418,13 @@ class SortedLookup:
     def __init__(self, edges: np.ndarray, top: float, buckets: int) -> None:
         self.edges = edges
         self.n_buckets = max(int(buckets), 1)
-        self.scale = self.n_buckets / top if top > 0 else 0.0
-        b = np.arange(self.n_buckets + 1, dtype=np.float64) / self.scale if top > 0 else None
-        if b is None:
+        if top <= 0:  # an empty range: every query goes through searchsorted
+            self.scale = 0.0
             self.lo = np.zeros(self.n_buckets, dtype=np.int64)
             self.straddle = np.ones(self.n_buckets, dtype=bool)
             return
+        self.scale = self.n_buckets / top
+        b = np.arange(self.n_buckets + 1, dtype=np.float64) / self.scale
         self.lo = np.searchsorted(edges, b[:-1] * (1.0 - 1e-12), side="right").astype(np.int64)
         hi = np.searchsorted(edges, b[1:] * (1.0 + 1e-12), side="right")
         self.straddle = self.lo != hi
