@@ -409,12 +409,6 @@ def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 
     )
 
 
-def state_agreement(world: Any, n_users: int, n_steps: int, seed: int = 0) -> float:
-    """Mean cosine, in the full d dims, between the pooled and the text state on the same trajectories."""
-    figures = state_agreement_figures(world, n_users, n_steps, seed)
-    return next(f.value for f in figures if f.name == "pooled_vs_text_state_mean_cosine")
-
-
 def raw_model(encoder: Any) -> Any:
     """The language model under any cache wrappers (``LRUEncoder``, ``CachedEncoder``)."""
     while hasattr(encoder, "encoder"):

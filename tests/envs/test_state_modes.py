@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lmrecsim.commands.bench import state_agreement
+from lmrecsim.commands.bench import state_agreement_figures
 from lmrecsim.envs.simulator import UserBatch, _normalise
 
 from .test_vec_env import HashEncoder, small_scenario
@@ -64,7 +64,8 @@ def test_text_mode_encodes_once_per_step_and_caches(tmp_path: Any) -> None:
 
 def test_pooled_and_text_states_agree(tmp_path: Any) -> None:
     world, _ = _text_world(tmp_path)
-    agreement = state_agreement(world, n_users=8, n_steps=10)
+    figures = _by_name(state_agreement_figures(world, n_users=8, n_steps=10))
+    agreement = figures["pooled_vs_text_state_mean_cosine"]
     # The bag-of-words stand-in shares title words between item texts and histories.
     assert 0.2 < agreement <= 1.0
 
