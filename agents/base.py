@@ -50,7 +50,11 @@ class RandomPolicy:
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, Any]:
-        probs = self.action_probabilities(observation)
-        if probs.ndim == 1:
-            return np.asarray(self.rng.choice(probs.shape[0], p=probs)), state
-        return np.array([self.rng.choice(probs.shape[1], p=row) for row in probs]), state
+        return sample_actions(self.rng, self.action_probabilities(observation)), state
+
+
+def sample_actions(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One slot drawn from each row of ``probs``, (K,) -> scalar array, (B, K) -> (B,)."""
+    if probs.ndim == 1:
+        return np.asarray(rng.choice(probs.shape[0], p=probs))
+    return np.array([rng.choice(probs.shape[1], p=row) for row in probs])

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import RandomPolicy
+from .base import RandomPolicy, sample_actions
 from .errors import AgentError
 
 __all__ = [
@@ -152,8 +152,7 @@ class EpsilonGreedyPolicy:
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, Any]:
-        probs = self.action_probabilities(observation)
-        return np.asarray(int(self.rng.choice(probs.shape[0], p=probs))), state
+        return sample_actions(self.rng, self.action_probabilities(observation)), state
 
 
 class LinUCBPolicy(ScoringPolicy):
