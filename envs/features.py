@@ -4,6 +4,9 @@ Everything here is derived from the visible interaction history (which items wer
 or skipped, and when), the catalog's public metadata (popularity, topic, arrival) and the clock;
 never from the hidden taste, patience or fatigue of the user.
 
+The step computes them in one compiled pass (numba, :func:`candidate_features`); the whole-array
+numpy form, :func:`candidate_features_reference`, is their readable definition and the test oracle.
+
 Shapes: R rows (users), K candidates, W history window, F = :data:`N_FEATURES`.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 if TYPE_CHECKING:
     from .simulator import UserBatch
@@ -44,8 +48,12 @@ EXPOSURE_DECAY = 0.8
 RECENT_DECAY = 0.5
 
 
-def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
-    """Features of the current candidates of rows ``idx``, (R, K, F) float32 in the given bounds."""
+def candidate_features_reference(users: UserBatch, idx: np.ndarray) -> np.ndarray:
+    """The features of :func:`candidate_features` in whole-array numpy (the slow reference path).
+
+    About forty numpy calls over (R, K, W) arrays; kept as the readable definition that the
+    compiled kernel is tested against.
+    """
     w = users.world
     cand = users.cand[idx]
     hist = users.hist_item[idx]
@@ -101,3 +109,153 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
     w_all = w_click_sum + w_skip_sum
     feats[..., 13] = np.where(w_all > 0, w_skip_sum / np.maximum(w_all, 1e-6), 0.0)
     return feats
+
+
+def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
+    """Features of the current candidates of rows ``idx``, (R, K, F) float32 in the given bounds.
+
+    One compiled pass over the rows (``_features_kernel``); equal to
+    :func:`candidate_features_reference` up to float32 rounding. Each row is computed on its own,
+    so a user's features do not depend on which other rows are observed with it.
+    """
+    w = users.world
+    rows = np.ascontiguousarray(idx, dtype=np.int64)
+    out = np.empty((rows.size, users.k, N_FEATURES), dtype=np.float32)
+    _features_kernel(
+        rows,
+        users.cand,
+        users.hist_item,
+        users.hist_click,
+        users._has_state,
+        users.t,
+        float(users.sc.episode.horizon),
+        w.log_pop_rel,
+        w.arrival,
+        w.primary_topic,
+        w.item_unit_proj,
+        out,
+    )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _features_kernel(
+    rows: np.ndarray,
+    cand: np.ndarray,
+    hist: np.ndarray,
+    hist_click: np.ndarray,
+    has_state: np.ndarray,
+    t: np.ndarray,
+    horizon: float,
+    log_pop_rel: np.ndarray,
+    arrival: np.ndarray,
+    topic: np.ndarray,
+    unit: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Fill ``out`` (R, K, F) for users ``rows``.
+
+    The history cosines enter the features only through weighted sums over the window, so each
+    row first forms the weighted sums of its history vectors (clicks and skips, with flat and
+    with fast-decaying weights, and the last click) and then needs five dot products per
+    candidate instead of one per (candidate, history event).
+    """
+    n_rows = rows.size
+    k_max = cand.shape[1]
+    win = hist.shape[1]
+    p = unit.shape[1]
+    expo = np.empty(win)
+    fast = np.empty(win)
+    for j in range(win):
+        expo[j] = EXPOSURE_DECAY ** (win - 1 - j)
+        fast[j] = RECENT_DECAY ** (win - 1 - j)
+    # Per row: mean click vector, mean skip vector, fast-weighted click and skip vectors, last click.
+    vec = np.empty((5, p))
+    # The row's shown events, oldest first: item, its topic, its exposure weight, clicked.
+    ev_item = np.empty(win, dtype=np.int64)
+    ev_topic = np.empty(win, dtype=np.int64)
+    ev_expo = np.empty(win)
+    ev_click = np.empty(win, dtype=np.int64)
+    for r in range(n_rows):
+        u = rows[r]
+        n_valid = 0
+        n_click = 0
+        n_skip = 0
+        w_click = 0.0
+        w_skip = 0.0
+        last = -1
+        vec[:] = 0.0
+        for j in range(win):
+            item = hist[u, j]
+            if item < 0:
+                continue
+            ev_item[n_valid] = item
+            ev_topic[n_valid] = topic[item]
+            ev_expo[n_valid] = expo[j]
+            ev_click[n_valid] = 1 if hist_click[u, j] else 0
+            n_valid += 1
+            if hist_click[u, j]:
+                n_click += 1
+                w_click += fast[j]
+                last = item
+                for d in range(p):
+                    x = unit[item, d]
+                    vec[0, d] += x
+                    vec[2, d] += fast[j] * x
+            else:
+                n_skip += 1
+                w_skip += fast[j]
+                for d in range(p):
+                    x = unit[item, d]
+                    vec[1, d] += x
+                    vec[3, d] += fast[j] * x
+        if last >= 0:
+            for d in range(p):
+                vec[4, d] = unit[last, d]
+        scale0 = 1.0 / max(n_click, 1)
+        scale1 = 1.0 / max(n_skip, 1)
+        scale2 = 1.0 / max(w_click, 1e-6)
+        scale3 = 1.0 / max(w_skip, 1e-6)
+        w_all = w_click + w_skip
+        skip_share = w_skip / max(w_all, 1e-6) if w_all > 0 else 0.0
+        no_state = 0.0 if has_state[u] else 1.0
+        progress = t[u] / horizon
+        inv_valid = 1.0 / max(n_valid, 1)
+        n_events = n_valid
+        for k in range(k_max):
+            c = cand[u, k]
+            tc = topic[c]
+            shown = 0.0
+            n_same = 0
+            same_click = 0
+            exposure = 0.0
+            for j in range(n_events):
+                if ev_item[j] == c:
+                    shown = 1.0
+                if ev_topic[j] == tc:
+                    n_same += 1
+                    exposure += ev_expo[j]
+                    same_click += ev_click[j]
+            d0 = d1 = d2 = d3 = d4 = 0.0
+            for d in range(p):
+                x = unit[c, d]
+                d0 += x * vec[0, d]
+                d1 += x * vec[1, d]
+                d2 += x * vec[2, d]
+                d3 += x * vec[3, d]
+                d4 += x * vec[4, d]
+            o = out[r, k]
+            o[0] = min(max(log_pop_rel[c] / 5.0, -3.0), 3.0)
+            o[1] = 1.0 if arrival[c] > 0 else 0.0
+            o[2] = shown
+            o[3] = n_same * inv_valid
+            o[4] = no_state
+            o[5] = progress
+            o[6] = min(max(d0 * scale0, -1.0), 1.0)
+            o[7] = min(max(d1 * scale1, -1.0), 1.0)
+            o[8] = exposure * (1.0 - EXPOSURE_DECAY)
+            o[9] = same_click / (n_same + 1.0)
+            o[10] = min(max(d2 * scale2, -1.0), 1.0)
+            o[11] = min(max(d3 * scale3, -1.0), 1.0)
+            o[12] = min(max(d4, -1.0), 1.0) if last >= 0 else 0.0
+            o[13] = skip_share

@@ -12,6 +12,7 @@ from lmrecsim.envs.features import (
     FEATURE_NAMES,
     RECENT_DECAY,
     candidate_features,
+    candidate_features_reference,
 )
 from lmrecsim.envs.simulator import UserBatch
 from lmrecsim.envs.world import World, build_world
@@ -106,3 +107,20 @@ def test_recent_features_follow_a_change_of_taste_faster_than_window_means(world
         0, 0, FEATURE_NAMES.index("recent_skip_share")
     ]
     assert skip_share == pytest.approx((1 + 0.5 + 0.25) / sum(0.5**a for a in range(win)), abs=1e-6)
+
+
+@pytest.mark.parametrize("steps", [0, 3, 12])
+def test_compiled_features_match_the_numpy_reference(world: World, steps: int) -> None:
+    users = _stepped(world, 24, steps, seed=100 + steps)
+    users.hist_item[5] = -1  # a row with no shown event
+    users.hist_click[6] = False  # a row with skips only
+    rows = np.arange(users.n)
+    fast = candidate_features(users, rows)
+    ref = candidate_features_reference(users, rows)
+    assert fast.dtype == np.float32 and fast.shape == ref.shape
+    # float32 rounding of the cosines (the kernel sums in float64) is the only difference.
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-6)
+    assert np.array_equal(fast[:, :, :6], ref[:, :, :6])
+    # Each row is computed on its own: any subset of rows, in any order, gives the same rows.
+    some = np.array([17, 3, 5, 3, 22])
+    assert np.array_equal(candidate_features(users, some), fast[some])
