@@ -13,6 +13,7 @@ matrix, the stream layout, constant quotas); :func:`generate_candidates` is the 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..scenarios.schema import CandidatesConfig
 from . import rng as crng
@@ -20,8 +21,6 @@ from . import rng as crng
 _BLOCK = 65_536
 # Scores per blocked product: bounds the (N, block) temporary (32 MB in float64).
 _SCORES_PER_BLOCK = 1 << 22
-# Below this many scores per block a plain argpartition is cheaper than the group pre-selection.
-_GROUP_MIN_SCORES = 1 << 15
 # Keep a prepared (scoring-dtype, padded) copy of catalogs up to this many bytes.
 _PREPARED_MAX_BYTES = 1 << 26
 
@@ -82,14 +81,11 @@ def _scores(q: np.ndarray, items: np.ndarray) -> np.ndarray:
                 c.set_num_threads(n)  # type: ignore[attr-defined]
 
 
-def _group_size(width: int, m: int) -> int:
-    """Items per group for the group pre-selection: about sqrt(width / m), a power of two."""
-    target = np.sqrt(max(width, 1) / max(m, 1))
-    return int(min(256, max(4, 2 ** round(np.log2(max(target, 1.0))))))
-
-
 def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarray | None:
-    """The catalog in the scoring dtype, zero-padded to whole groups, or None if too large.
+    """The catalog in the scoring dtype plus one zero padding row, or None if too large.
+
+    ``m`` (the number of items wanted per query) is accepted for symmetry with
+    :func:`nearest_items` and does not change the result.
 
     Pass the result to :func:`nearest_items` as ``prepared`` to skip the per-call conversion.
     """
@@ -97,104 +93,56 @@ def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarra
     dtype = np.float64 if exact else np.float32
     if n == 0 or n > _BLOCK or n * items.shape[1] * np.dtype(dtype).itemsize > _PREPARED_MAX_BYTES:
         return None
-    g = _group_size(n, m)
-    # At least one padding row: its score column is -inf, so exclusion lists may hold -1.
-    width = (n // g + 1) * g
-    out = np.zeros((width, items.shape[1]), dtype=dtype)
+    # One padding row: its score column is -inf, so exclusion lists may hold -1.
+    out = np.zeros((n + 1, items.shape[1]), dtype=dtype)
     out[:n] = items
     return out
 
 
-def _sorted_top(
-    s: np.ndarray, idx: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top ``k`` of each row by (score desc, index asc), via argpartition.
+@njit(cache=True, nogil=True)
+def _top_k_kernel(
+    scores: np.ndarray, width: int, k: int, top_s: np.ndarray, top_i: np.ndarray
+) -> None:
+    """Fill ``top_s``/``top_i`` (N, k) with each row's best ``k`` of columns ``[0, width)``.
 
-    Args:
-        s: (N, C) scores; idx: (N, C) item index of each column (None: the column itself);
-            k <= C.
-
-    Returns:
-        ``(top_s, top_i, exact)``: (N, k) scores and items, best first, and (N,) bool: False for rows
-        where the k-th score is tied with a score left out (or is -inf), whose selection among the
-        tied items may not be by index; the caller recomputes those rows.
+    Order: score descending, column ascending among equal scores (so -inf columns come last, in
+    column order). One pass per row keeps a sorted buffer of k; a column enters only if it beats
+    the buffer's worst strictly, which keeps the lower column first among ties.
     """
-    n_rows, c = s.shape
-    rows = _rows(n_rows)
-    if k < c:
-        part = np.argpartition(s, c - k, axis=1)[:, c - k :]
-        ps = s[rows, part]
-        pi = part if idx is None else idx[rows, part]
-    else:
-        ps = s
-        pi = np.broadcast_to(_cols(c), s.shape) if idx is None else idx
-    order = np.lexsort((pi, -ps), axis=1)
-    ps, pi = ps[rows, order], pi[rows, order]
-    exact = np.count_nonzero(s >= ps[:, -1:], axis=1) == k
-    return ps, pi, exact
-
-
-def _select_top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mask of the k largest entries of each row of ``s`` (N, C), k < C.
-
-    The k-th largest value t of each row comes from ``np.partition`` (values only: a vectorised
-    sort kernel, about twice as fast as ``argpartition`` on rows of a hundred, with the mask and
-    its ``nonzero`` included); the k entries ``>= t`` are the top k unless t is tied.
-
-    Returns:
-        ``(sel, exact)``: (N, C) bool with exactly k True per row, and (N,) bool, False where the
-        k-th largest value is tied with an entry outside the k (-inf included); those rows of ``sel``
-        hold the first k columns as a placeholder and must be recomputed by the caller.
-    """
-    c = s.shape[1]
-    t = np.partition(s, c - k, axis=1)[:, c - k : c - k + 1]
-    sel = s >= t
-    exact = np.count_nonzero(sel, axis=1) == k
-    if not exact.all():
-        sel[~exact] = False
-        sel[~exact, :k] = True
-    return sel, exact
-
-
-def _full_row_top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` of one row of scores by (score desc, index asc), by a full sort."""
-    order = np.lexsort((np.arange(s.shape[0]), -s))[:k]
-    return s[order], order
+    for r in range(scores.shape[0]):
+        row = scores[r]
+        bs = top_s[r]
+        bi = top_i[r]
+        filled = 0
+        for j in range(width):
+            v = row[j]
+            if filled == k:
+                if not v > bs[k - 1]:
+                    continue
+                pos = k - 1
+            else:
+                pos = filled
+                filled += 1
+            # Shift worse entries down; an equal score stays ahead (it has the lower column).
+            while pos > 0 and bs[pos - 1] < v:
+                bs[pos] = bs[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bs[pos] = v
+            bi[pos] = j
 
 
 def _block_top(scores: np.ndarray, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k`` of each row of ``scores`` (N, W) by (score desc, column asc).
+    """Exact top ``k`` of each row of ``scores`` (N, W) by (score desc, column asc), k <= width.
 
-    Columns from ``width`` on are padding (-inf). Large blocks are pre-selected by groups: with
-    columns split into G groups of B (group g = columns g, g + G, g + 2G, ...), the k groups with
-    the highest maxima hold every item scoring at least the k-th highest group maximum t, and at
-    least k items score t or more, so the top k lie in those k*B columns -- unless another group
-    also reaches t (a tie), in which case the row is recomputed by a full sort.
+    Columns from ``width`` on are padding and never chosen.
 
     Returns:
-        (N, k) scores and (N, k) column indices, best first.
+        (N, k) scores (the scores' dtype) and (N, k) int64 column indices, best first.
     """
-    n_rows, w = scores.shape
-    g_size = _group_size(width, k)
-    use_groups = n_rows * w >= _GROUP_MIN_SCORES and w % g_size == 0 and w // g_size > 2 * k
-    if use_groups:
-        n_groups = w // g_size
-        gmax = scores
-        while gmax.shape[1] > n_groups:
-            half = gmax.shape[1] // 2
-            gmax = np.maximum(gmax[:, :half], gmax[:, half:])
-        gsel, ok = _select_top(gmax, k)
-        top_g = np.nonzero(gsel)[1].reshape(n_rows, k)
-        rows = _rows(n_rows)
-        # (N, B, k): member b of each chosen group g is column b * G + g.
-        cols = (np.arange(g_size)[None, :, None] * n_groups + top_g[:, None, :]).reshape(n_rows, -1)
-        top_s, top_i, exact = _sorted_top(scores[rows, cols], cols, k)
-        exact &= ok
-    else:
-        top_s, top_i, exact = _sorted_top(scores, None, k)
-    if not exact.all():
-        for r in np.flatnonzero(~exact).tolist():
-            top_s[r], top_i[r] = _full_row_top(scores[r], k)
+    top_s = np.empty((scores.shape[0], k), dtype=scores.dtype)
+    top_i = np.empty((scores.shape[0], k), dtype=np.int64)
+    _top_k_kernel(scores, width, k, top_s, top_i)
     return top_s, top_i
 
 
@@ -259,16 +207,8 @@ def nearest_items(
     for start in range(0, n, block):
         stop = min(start + block, n)
         width = stop - start
-        if prepared is not None:
-            blk = prepared
-        else:
-            g = _group_size(width, min(m_eff, width))
-            blk = np.asarray(items[start:stop], dtype=dtype)
-            if width % g and width > g:
-                blk = np.concatenate([blk, np.zeros((g - width % g, blk.shape[1]), dtype)])
+        blk = prepared if prepared is not None else np.asarray(items[start:stop], dtype=dtype)
         scores = _scores(q, blk)
-        if scores.shape[1] > width:
-            scores[:, width:] = -np.inf
         # The (N, block) arrival comparison is only needed while some item is still to arrive.
         if min_step is not None and int(arrival[start:stop].max()) > min_step:
             scores[:, :width][arrival[None, start:stop] > available_until[:, None]] = -np.inf
