@@ -442,6 +442,7 @@ class CandidateGenerator:
         self.prepared = prepare_items(item_proj, self.m_near, exact=exact) if self.m_near else None
         self._j_new = np.arange(3 * self.quota)
         self._j_near = np.arange(self.m_near)
+        self._seen = np.zeros(self.n_items, dtype=bool)  # scratch of finish_slates
 
     def __call__(
         self,
@@ -547,35 +548,209 @@ class CandidateGenerator:
             c0 = block_a.shape[1] + block_b.shape[1]
             tail = proposals[:, c0:]
             tail[self.arrival[tail] > steps[:, None]] = -1
-        rows = _rows(n_users)
-        if excl.shape[1]:
-            if consumed_mask is not None:
-                # -1 indexes the last item; such entries are dropped by the >= 0 test anyway.
-                hit = consumed_mask[rows, proposals]
-                hit &= proposals >= 0
-            else:
-                hit = _member(proposals, excl)
-            proposals[hit] = -1
-        keep = first_occurrence(proposals)
         ca = block_a.shape[1]
-        if ca:
-            new_keep = keep[:, :ca]
-            new_keep &= np.cumsum(new_keep, axis=1) <= q_u[:, None]
         c0 = ca + block_b.shape[1]
-        pop_keep = keep[:, c0 : c0 + block_c.shape[1]]
-        pop_keep &= np.cumsum(pop_keep, axis=1) <= (
-            n_pop if isinstance(n_pop, int) else n_pop[:, None]
+        return finish_slates(
+            proposals,
+            excl,
+            consumed_mask,
+            new_cols=ca,
+            new_cap=q_u if ca else None,
+            pop_cols=(c0, c0 + block_c.shape[1]),
+            pop_cap=n_pop,
+            shuffle=uniforms[:, self.s_shuffle],
+            k=k,
+            seen=self._seen,
         )
 
-        # The kept proposals in order fill slots 0, 1, ...; a random permutation then shuffles the
-        # slots (slot j of the result holds the perm[j]-th kept proposal).
-        first = first_true_columns(keep, k)
-        perm = np.argsort(uniforms[:, self.s_shuffle], axis=1, kind="stable")
-        cols = first[rows, perm]
-        valid = keep[rows, cols]
-        items = proposals[rows, cols]
-        items[~valid] = 0
-        return items, valid
+
+def _slate_caps(
+    n_rows: int, new_cap: np.ndarray | None, pop_cap: np.ndarray | int
+) -> tuple[np.ndarray, np.ndarray]:
+    new = np.zeros(n_rows, np.int64) if new_cap is None else np.asarray(new_cap, np.int64)
+    pop = np.broadcast_to(np.asarray(pop_cap, np.int64), (n_rows,))
+    return np.ascontiguousarray(new), np.ascontiguousarray(pop)
+
+
+def finish_slates(
+    proposals: np.ndarray,
+    excl: np.ndarray,
+    consumed_mask: np.ndarray | None,
+    *,
+    new_cols: int,
+    new_cap: np.ndarray | None,
+    pop_cols: tuple[int, int],
+    pop_cap: np.ndarray | int,
+    shuffle: np.ndarray,
+    k: int,
+    seen: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn each row's proposals into a slate of ``k`` (one compiled pass per row).
+
+    Proposals the user consumed (``excl``, or the ``consumed_mask`` bitmap) and repeats of an
+    earlier proposal are dropped; of the new-item columns ``[0, new_cols)`` at most ``new_cap``
+    are kept, of the popular columns ``pop_cols`` at most ``pop_cap``; the first ``k`` kept
+    proposals fill the slots, which are then shuffled by the stable ranks of ``shuffle``.
+    Equal to :func:`finish_slates_reference`.
+
+    Args:
+        proposals: (N, M) int64 item indices, -1 = none (modified: consumed entries become -1).
+        excl: (N, H) consumed items (-1 = none); consumed_mask: optional (N, n) bool, the same sets.
+        new_cap: (N,) or None (no new-item columns); pop_cap: (N,) or one int.
+        shuffle: (N, k) uniforms.
+        seen: scratch (n,) bool, all False, longer than the largest item index (allocated when
+            None); it is all False again on return.
+
+    Returns:
+        ``(items, valid)``: (N, k) int64 and bool; invalid slots hold item 0.
+    """
+    n_rows = proposals.shape[0]
+    new, pop = _slate_caps(n_rows, new_cap, pop_cap)
+    items = np.empty((n_rows, k), dtype=np.int64)
+    valid = np.empty((n_rows, k), dtype=bool)
+    use_mask = consumed_mask is not None
+    _finish_kernel(
+        proposals,
+        np.ascontiguousarray(excl, dtype=np.int64),
+        consumed_mask if use_mask else np.zeros((1, 1), dtype=bool),
+        use_mask,
+        new_cols,
+        new,
+        pop_cols[0],
+        pop_cols[1],
+        pop,
+        np.ascontiguousarray(shuffle, dtype=np.float64),
+        np.zeros(int(proposals.max(initial=-1)) + 1, dtype=bool) if seen is None else seen,
+        items,
+        valid,
+    )
+    return items, valid
+
+
+@njit(cache=True, nogil=True)
+def _finish_kernel(
+    proposals: np.ndarray,
+    excl: np.ndarray,
+    consumed_mask: np.ndarray,
+    use_mask: bool,
+    new_cols: int,
+    new_cap: np.ndarray,
+    pop_start: int,
+    pop_stop: int,
+    pop_cap: np.ndarray,
+    shuffle: np.ndarray,
+    seen: np.ndarray,
+    items: np.ndarray,
+    valid: np.ndarray,
+) -> None:
+    n_rows, m = proposals.shape
+    k = items.shape[1]
+    keep = np.empty(m, dtype=np.bool_)
+    first = np.empty(k, dtype=np.int64)
+    order = np.empty(k, dtype=np.int64)
+    for r in range(n_rows):
+        prop = proposals[r]
+        # Consumed items are dropped before repeats are looked for.
+        for j in range(m):
+            v = prop[j]
+            if v < 0:
+                continue
+            if use_mask:
+                if consumed_mask[r, v]:
+                    prop[j] = -1
+            else:
+                for h in range(excl.shape[1]):
+                    if excl[r, h] == v:
+                        prop[j] = -1
+                        break
+        # First occurrences, marked in ``seen`` and unmarked again after the row.
+        for j in range(m):
+            v = prop[j]
+            if v < 0 or seen[v]:
+                keep[j] = False
+            else:
+                keep[j] = True
+                seen[v] = True
+        for j in range(m):
+            if prop[j] >= 0:
+                seen[prop[j]] = False
+        # Caps on the new-item and popular blocks (counted over their first occurrences).
+        count = 0
+        for j in range(new_cols):
+            if keep[j]:
+                count += 1
+                if count > new_cap[r]:
+                    keep[j] = False
+        count = 0
+        for j in range(pop_start, pop_stop):
+            if keep[j]:
+                count += 1
+                if count > pop_cap[r]:
+                    keep[j] = False
+        # The first k columns, kept ones first, each part in column order.
+        f = 0
+        for j in range(m):
+            if f < k and keep[j]:
+                first[f] = j
+                f += 1
+        for j in range(m):
+            if f < k and not keep[j]:
+                first[f] = j
+                f += 1
+        # Stable ranks of the shuffle uniforms (insertion sort of k values).
+        u = shuffle[r]
+        for j in range(k):
+            pos = j
+            while pos > 0 and u[order[pos - 1]] > u[j]:
+                order[pos] = order[pos - 1]
+                pos -= 1
+            order[pos] = j
+        for j in range(k):
+            col = first[order[j]]
+            ok = keep[col]
+            valid[r, j] = ok
+            items[r, j] = prop[col] if ok else 0
+
+
+def finish_slates_reference(
+    proposals: np.ndarray,
+    excl: np.ndarray,
+    consumed_mask: np.ndarray | None,
+    *,
+    new_cols: int,
+    new_cap: np.ndarray | None,
+    pop_cols: tuple[int, int],
+    pop_cap: np.ndarray | int,
+    shuffle: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`finish_slates` in whole-array numpy (the slow reference path)."""
+    n_rows = proposals.shape[0]
+    new, pop = _slate_caps(n_rows, new_cap, pop_cap)
+    rows = _rows(n_rows)
+    if excl.shape[1]:
+        if consumed_mask is not None:
+            # -1 indexes the last item; such entries are dropped by the >= 0 test anyway.
+            hit = consumed_mask[rows, proposals]
+            hit &= proposals >= 0
+        else:
+            hit = _member(proposals, excl)
+        proposals[hit] = -1
+    keep = first_occurrence(proposals)
+    if new_cols:
+        new_keep = keep[:, :new_cols]
+        new_keep &= np.cumsum(new_keep, axis=1) <= new[:, None]
+    pop_keep = keep[:, pop_cols[0] : pop_cols[1]]
+    pop_keep &= np.cumsum(pop_keep, axis=1) <= pop[:, None]
+    # The kept proposals in order fill slots 0, 1, ...; a random permutation then shuffles the
+    # slots (slot j of the result holds the perm[j]-th kept proposal).
+    first = first_true_columns(keep, k)
+    perm = np.argsort(shuffle, axis=1, kind="stable")
+    cols = first[rows, perm]
+    valid = keep[rows, cols]
+    items = proposals[rows, cols]
+    items[~valid] = 0
+    return items, valid
 
 
 def generate_candidates(

@@ -11,6 +11,8 @@ from lmrecsim.envs import rng as crng
 from lmrecsim.envs.candidates import (
     CandidateGenerator,
     SortedLookup,
+    finish_slates,
+    finish_slates_reference,
     first_occurrence,
     first_occurrence_reference,
     first_true_columns,
@@ -57,9 +59,9 @@ def test_nearest_items_matches_reference(dtype: type, exact: bool) -> None:
 
 
 @pytest.mark.parametrize("prepared", [False, True])
-def test_nearest_items_group_preselection_matches_reference(prepared: bool) -> None:
-    # Enough rows that the top-k goes through the group pre-selection; duplicated items make exact
-    # ties (the fallback to a full sort), one user has fewer than m items left.
+def test_nearest_items_with_ties_arrivals_and_exclusions_matches_reference(prepared: bool) -> None:
+    # Duplicated items make exact ties (the lower index must win), items arrive later, exclusion
+    # lists are half empty, one user has fewer than m items left.
     rng = np.random.default_rng(5)
     n, p, n_q, m = 1500, 16, 96, 7
     items = rng.standard_normal((n, p)).astype(np.float32)
@@ -278,3 +280,33 @@ def test_pooled_projection_matches_reference_and_bitmap_matches_lists(tmp_path: 
         for r in range(16):
             listed = users.consumed[r, : users.n_consumed[r]]
             np.testing.assert_array_equal(np.flatnonzero(users.consumed_mask[r]), np.sort(listed))
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("with_new", [False, True])
+def test_finish_slates_matches_reference(use_mask: bool, with_new: bool) -> None:
+    rng = np.random.default_rng(11)
+    n_rows, n_items, k = 300, 60, 10
+    new_cols, pop_cols = (4 if with_new else 0), (9, 16)
+    # Few items, so repeats within and across blocks are common; some rows run short of items.
+    proposals = rng.integers(-1, n_items, (n_rows, 40))
+    proposals[:20, 8:] = -1
+    excl = np.where(rng.random((n_rows, 12)) < 0.6, rng.integers(0, n_items, (n_rows, 12)), -1)
+    mask = np.zeros((n_rows, n_items), dtype=bool)
+    r, c = np.nonzero(excl >= 0)
+    mask[r, excl[r, c]] = True
+    kw: dict[str, Any] = {
+        "new_cols": new_cols,
+        "new_cap": rng.integers(0, 4, n_rows) if with_new else None,
+        "pop_cols": pop_cols,
+        "pop_cap": rng.integers(0, 5, n_rows) if with_new else 3,
+        "shuffle": rng.random((n_rows, k)),
+        "k": k,
+    }
+    ref = finish_slates_reference(proposals.copy(), excl, mask if use_mask else None, **kw)
+    seen = np.zeros(n_items, dtype=bool)
+    got = finish_slates(proposals.copy(), excl, mask if use_mask else None, seen=seen, **kw)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert not seen.any()  # the scratch is handed back clean
+    assert (~ref[1]).any() and ref[1].any()  # both full and short slates were exercised
