@@ -13,6 +13,7 @@ Run from the repository root::
     python -m benchmarks.learning                   # the full benchmark (hours on 2 cores)
     python -m benchmarks.learning --quick           # default scenario, 30k steps, one seed
     python benchmarks/learning.py --scenarios default clickbait --timesteps 100000 --seeds 0 1
+    python -m benchmarks.learning --jobs 2          # two scenarios at a time (one per core)
 
 ``lmrecsim bench --learning`` forwards its arguments to :func:`main`.
 """
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -349,7 +352,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_learning")
     ap.add_argument("--results", type=Path, default=REPO / "RESULTS.md")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="scenarios run at once, each in its own process (same results as one at a time)",
+    )
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs: expected a positive number of processes, got {args.jobs}")
     if args.quick:
         args.scenarios = args.scenarios or ["default"]
         args.timesteps = args.timesteps or 30_000
@@ -381,22 +392,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     shown = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     command = f"python -m benchmarks.learning {shown}".strip()
-    for name in args.scenarios:
-        results.append(
-            run_scenario(
-                name,
-                algos=args.algos,
-                timesteps=args.timesteps,
-                seeds=args.seeds,
-                eval_seeds=args.eval_seeds,
-                episodes=args.episodes,
-                out=args.out,
-                compare_mlp=not args.no_mlp,
-                torch_threads=args.threads,
-            )
-        )
-        # After every scenario, so a long run that is stopped still leaves its results.
-        write_results(args.results, results, command, settings)
+    job = {
+        "algos": args.algos,
+        "timesteps": args.timesteps,
+        "seeds": args.seeds,
+        "eval_seeds": args.eval_seeds,
+        "episodes": args.episodes,
+        "out": args.out,
+        "compare_mlp": not args.no_mlp,
+        "torch_threads": args.threads,
+    }
+    jobs = min(args.jobs, len(args.scenarios))
+    if jobs == 1:
+        for name in args.scenarios:
+            results.append(run_scenario(name, **job))
+            # After every scenario, so a long run that is stopped still leaves its results.
+            write_results(args.results, results, command, settings)
+    else:
+        # Every training run is seeded and uses its own torch threads, so a scenario's results do
+        # not depend on which process ran it or what ran beside it. Spawned workers: forking a
+        # process that has started torch's thread pools can deadlock.
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=set_torch_threads,
+            initargs=(args.threads,),
+        ) as pool:
+            futures = [pool.submit(run_scenario, name, **job) for name in args.scenarios]
+            for future in futures:
+                results.append(future.result())
+                write_results(args.results, results, command, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = {
         res.name: {

@@ -1,0 +1,75 @@
+"""The learning benchmark gives the same results whether its scenarios run one at a time or at once."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny(path: Path, name: str, skip_cost: float) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "extends": "default",
+                "name": name,
+                "catalog": {"n_items": 200},
+                "candidates": {"k": 10},
+                "episode": {"horizon": 20},
+                "users": {"patience": {"skip_cost": skip_cost}},
+                "encoder": {"project_dim": 16},
+                "agent": {
+                    "n_envs": 4,
+                    "hyperparameters": {
+                        "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+                        "dqn": {"learning_starts": 32, "buffer_size": 1000},
+                    },
+                },
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+
+    scenarios = [
+        str(_tiny(tmp_path / "a.yaml", "tiny_a", 0.03)),
+        str(_tiny(tmp_path / "b.yaml", "tiny_b", 0.1)),
+    ]
+    common = ["--scenarios", *scenarios, "--timesteps", "256", "--seeds", "0"]
+    common += ["--eval-seeds", "900", "--episodes", "3", "--no-mlp"]
+    outputs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        results = tmp_path / f"RESULTS{jobs}.md"
+        assert main([*common, "--jobs", str(jobs), "--out", str(out), "--results", str(results)]) == 0
+        outputs[jobs] = json.loads((out / "learning.json").read_text())
+        text = results.read_text()
+        assert "### tiny_a" in text and "### tiny_b" in text
+    assert list(outputs[2]) == ["tiny_a", "tiny_b"]  # scenario order, not completion order
+    for name in ("tiny_a", "tiny_b"):
+        assert outputs[2][name]["returns"] == outputs[1][name]["returns"]
+        assert {"ppo_s0", "dqn_s0", "random", "oracle"} <= set(outputs[1][name]["returns"])
+    # The two scenarios differ, so equal results above are not one scenario run twice.
+    assert outputs[1]["tiny_a"]["returns"] != outputs[1]["tiny_b"]["returns"]
+
+
+def test_jobs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--jobs", "0"])
+    assert exc.value.code == 2
+    assert "--jobs: expected a positive number of processes, got 0" in capsys.readouterr().err
