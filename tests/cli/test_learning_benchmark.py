@@ -52,7 +52,9 @@ def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
         results = tmp_path / f"RESULTS{jobs}.md"
-        assert main([*common, "--jobs", str(jobs), "--out", str(out), "--results", str(results)]) == 0
+        assert (
+            main([*common, "--jobs", str(jobs), "--out", str(out), "--results", str(results)]) == 0
+        )
         outputs[jobs] = json.loads((out / "learning.json").read_text())
         text = results.read_text()
         assert "### tiny_a" in text and "### tiny_b" in text
