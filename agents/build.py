@@ -40,7 +40,10 @@ DQN_DEFAULTS: dict[str, Any] = {
 PPO_DEFAULTS: dict[str, Any] = {
     "n_steps": 256,
     "batch_size": 256,
-    "n_epochs": 5,
+    # Measured at 200k steps (two training seeds): 10 epochs per rollout closed 71-74% of the
+    # random-to-oracle gap on default and clickbait where 5 closed 65-70%; 15 did no better (one
+    # seed, 73% against 72%, at half the speed).
+    "n_epochs": 10,
     "learning_rate": 3e-4,
     "gamma": 0.95,
     "ent_coef": 0.01,
