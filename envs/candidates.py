@@ -81,11 +81,8 @@ def _scores(q: np.ndarray, items: np.ndarray) -> np.ndarray:
                 c.set_num_threads(n)  # type: ignore[attr-defined]
 
 
-def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarray | None:
+def prepare_items(items: np.ndarray, *, exact: bool = True) -> np.ndarray | None:
     """The catalog in the scoring dtype plus one zero padding row, or None if too large.
-
-    ``m`` (the number of items wanted per query) is accepted for symmetry with
-    :func:`nearest_items` and does not change the result.
 
     Pass the result to :func:`nearest_items` as ``prepared`` to skip the per-call conversion.
     """
@@ -93,7 +90,7 @@ def prepare_items(items: np.ndarray, m: int, *, exact: bool = True) -> np.ndarra
     dtype = np.float64 if exact else np.float32
     if n == 0 or n > _BLOCK or n * items.shape[1] * np.dtype(dtype).itemsize > _PREPARED_MAX_BYTES:
         return None
-    # One padding row: its score column is -inf, so exclusion lists may hold -1.
+    # One padding row, where the -1 entries of exclusion lists point (its column is never chosen).
     out = np.zeros((n + 1, items.shape[1]), dtype=dtype)
     out[:n] = items
     return out
@@ -174,7 +171,7 @@ def nearest_items(
             batch of 1 and a batch of 256, and near-ties would then pick different items; float64
             makes such a flip about 1e-9 times as likely, which keeps single-env and batched
             trajectories identical. ``exact=False`` scores in float32 (faster on huge catalogs).
-        prepared: ``prepare_items(items, m, exact=exact)``, reused across calls (optional).
+        prepared: ``prepare_items(items, exact=exact)``, reused across calls (optional).
 
     Returns:
         (N, m) int64 item indices, best first (ties by lower index); -1 where fewer than m items
@@ -194,8 +191,8 @@ def nearest_items(
     elif block is None:
         block = int(min(_BLOCK, max(1024, _SCORES_PER_BLOCK // n_q)))
     min_step = None if available_until is None or arrival is None else available_until.min()
-    # With a prepared matrix the last score column is padding (-inf), which is where the -1
-    # entries of ``exclude`` point: one scatter, no search for the valid entries.
+    # With a prepared matrix the last score column is padding (never chosen), which is where the
+    # -1 entries of ``exclude`` point: one scatter, no search for the valid entries.
     scatter_all = prepared is not None and exclude is not None and exclude.shape[1] > 0
     if exclude is not None and exclude.shape[1] and not scatter_all:
         ex_r, ex_c = np.nonzero(exclude >= 0)
@@ -439,7 +436,7 @@ class CandidateGenerator:
         self.n_pop_fixed = int(np.rint(k * self.pop_w))
         self.plan = crng.StreamPlan(candidate_streams(cfg))
         self.s_new, self.s_pop, self.s_rand, self.s_shuffle = self.plan.slices
-        self.prepared = prepare_items(item_proj, self.m_near, exact=exact) if self.m_near else None
+        self.prepared = prepare_items(item_proj, exact=exact) if self.m_near else None
         self._j_new = np.arange(3 * self.quota)
         self._j_near = np.arange(self.m_near)
         self._seen = np.zeros(self.n_items, dtype=bool)  # scratch of finish_slates

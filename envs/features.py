@@ -221,7 +221,6 @@ def _features_kernel(
         no_state = 0.0 if has_state[u] else 1.0
         progress = t[u] / horizon
         inv_valid = 1.0 / max(n_valid, 1)
-        n_events = n_valid
         for k in range(k_max):
             c = cand[u, k]
             tc = topic[c]
@@ -229,7 +228,7 @@ def _features_kernel(
             n_same = 0
             same_click = 0
             exposure = 0.0
-            for j in range(n_events):
+            for j in range(n_valid):
                 if ev_item[j] == c:
                     shown = 1.0
                 if ev_topic[j] == tc:

@@ -74,7 +74,7 @@ def test_nearest_items_with_ties_arrivals_and_exclusions_matches_reference(prepa
     kw: dict[str, Any] = {"available_until": steps, "arrival": arrival, "exclude": exclude}
     ref = nearest_items_reference(query, items, m, **kw)
     got = nearest_items(
-        query, items, m, prepared=prepare_items(items, m) if prepared else None, **kw
+        query, items, m, prepared=prepare_items(items) if prepared else None, **kw
     )
     np.testing.assert_array_equal(got, ref)
     few = np.full((1, n - 3), -1)
