@@ -541,12 +541,11 @@ class CandidateGenerator:
         block_d = crng.uniform_to_integers(uniforms[:, self.s_rand], n_items)
 
         proposals = np.concatenate([block_a, block_b, block_c, block_d], axis=1)
-        if arriving:
-            c0 = block_a.shape[1] + block_b.shape[1]
-            tail = proposals[:, c0:]
-            tail[self.arrival[tail] > steps[:, None]] = -1
         ca = block_a.shape[1]
         c0 = ca + block_b.shape[1]
+        if arriving:
+            tail = proposals[:, c0:]
+            tail[self.arrival[tail] > steps[:, None]] = -1
         return finish_slates(
             proposals,
             excl,
