@@ -147,6 +147,7 @@ class UserBatch:
         "hist_click",
         "hist_rating",
         "consumed",
+        "consumed_rating",
         "consumed_mask",
         "n_consumed",
         "cand",
@@ -196,6 +197,8 @@ class UserBatch:
         self.hist_click = np.zeros((n, self.window), dtype=bool)
         self.hist_rating = np.zeros((n, self.window), dtype=np.float64)
         self.consumed = np.full((n, self.capacity), -1, dtype=np.int64)
+        # The rating of each consumed item (what the history text in 'clicks' mode shows).
+        self.consumed_rating = np.zeros((n, self.capacity), dtype=np.float64)
         # The same sets as a dense (N, n) bitmap, when small enough: membership by one gather.
         self.consumed_mask: np.ndarray | None = (
             np.zeros((n, world.n_items), dtype=bool)
@@ -305,6 +308,7 @@ class UserBatch:
         self.new_user[idx] = new
         self.fatigue[idx] = 0.0
         self.consumed[idx] = -1
+        self.consumed_rating[idx] = 0.0
         self.n_consumed[idx] = 0
         if self.consumed_mask is not None:
             self.consumed_mask[idx] = False
@@ -402,7 +406,9 @@ class UserBatch:
         self.hist_click[idx] = tail >= 0
         self.hist_rating[idx] = np.where(tail >= 0, tail_r, 0.0)
         # Compact the valid items to the front of the consumed list.
-        self.consumed[idx, :h_max] = items[rows, first_true_columns(valid, h_max)]
+        first = first_true_columns(valid, h_max)
+        self.consumed[idx, :h_max] = items[rows, first]
+        self.consumed_rating[idx, :h_max] = np.where(valid[rows, first], ratings[rows, first], 0.0)
         self.n_consumed[idx] = valid.sum(axis=1)
         if self.consumed_mask is not None:
             r, c = np.nonzero(valid)
@@ -479,18 +485,35 @@ class UserBatch:
         proj[np.linalg.norm(vecs, axis=1) == 0] = 0.0
         return proj
 
-    def history_text(self, row: int) -> str:
-        """The rendered history of user ``row`` ('' when the user has shown nothing)."""
-        w = self.world
-        start = self.window - self.sc.state.history_window
-        onboarding = w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
-        return render_history(
-            w.catalog.titles,
+    def history_events(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events the history text of user ``row`` shows, oldest first.
+
+        ``state.text_events: clicks``: the last ``history_window`` consumed items (the warm
+        history, then this session's clicks); ``all``: the last ``history_window`` steps, clicked
+        or skipped (-1 where nothing was shown).
+
+        Returns:
+            ``(items, clicked, ratings)``: (E,) int64, bool and float64.
+        """
+        st = self.sc.state
+        if st.text_events == "clicks":
+            n = int(self.n_consumed[row])
+            lo = max(n - st.history_window, 0)
+            items = self.consumed[row, lo:n]
+            return items, np.ones(items.size, dtype=bool), self.consumed_rating[row, lo:n]
+        start = self.window - st.history_window
+        return (
             self.hist_item[row, start:],
             self.hist_click[row, start:],
             self.hist_rating[row, start:],
-            onboarding,
         )
+
+    def history_text(self, row: int) -> str:
+        """The rendered history of user ``row`` ('' when the user has shown nothing)."""
+        w = self.world
+        onboarding = w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
+        items, clicked, ratings = self.history_events(row)
+        return render_history(w.catalog.titles, items, clicked, ratings, onboarding)
 
     def _draw_candidates(self, idx: np.ndarray | None = None) -> None:
         """Draw the candidates of rows ``idx`` (all rows: None) for their current step, and the
@@ -638,6 +661,7 @@ class UserBatch:
         if any_click:
             c = rows[clicked & (self.n_consumed < self.capacity)]
             self.consumed[c, self.n_consumed[c]] = item[c]
+            self.consumed_rating[c, self.n_consumed[c]] = rating[c]
             self.n_consumed[c] += 1
             if self.consumed_mask is not None:
                 self.consumed_mask[c, item[c]] = True

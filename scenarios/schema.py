@@ -172,6 +172,13 @@ class StateConfig(_Strict):
         le=200,
         description="Most recent events rendered into the history text ('text' mode).",
     )
+    text_events: Literal["clicks", "all"] = Field(
+        "clicks",
+        description="Events the history text shows ('text' mode): 'clicks' the last history_window "
+        "clicked items with their ratings (the text changes only when the user clicks, so the "
+        "LRU answers the other steps); 'all' the last history_window shown items, clicked or "
+        "skipped.",
+    )
     onboarding_weight: float = Field(
         1.0, ge=0.0, description="Weight of the encoded onboarding text in a new user's state."
     )

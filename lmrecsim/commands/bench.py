@@ -277,14 +277,17 @@ def bench_encoding(world: Any, n_texts: int | None, rounds: int = 2) -> list[Fig
 
 
 # ------------------------------------------------------------ 4. text mode
-def mode_world(world: Any, mode: str) -> Any:
-    """The same world with ``state.mode`` set to ``mode`` (``world`` itself when it already is)."""
+def mode_world(world: Any, mode: str, text_events: str | None = None) -> Any:
+    """The same world with ``state.mode`` set to ``mode`` and, if given, ``state.text_events``
+    (``world`` itself when it already has them)."""
     from lmrecsim.envs.world import build_world
     from lmrecsim.scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 
-    if world.scenario.state.mode == mode:
+    state = world.scenario.state
+    if state.mode == mode and text_events in (None, state.text_events):
         return world
-    data = deep_merge(scenario_to_dict(world.scenario), {"state": {"mode": mode}})
+    change = {"mode": mode} if text_events is None else {"mode": mode, "text_events": text_events}
+    data = deep_merge(scenario_to_dict(world.scenario), {"state": change})
     return build_world(scenario_from_dict(data), encoder=world.encoder)
 
 
@@ -387,17 +390,18 @@ def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 
     rng = np.random.default_rng(seed)
     users.reset_users(np.arange(n_users), rng.integers(0, 2**62, n_users).astype(np.uint64))
     rows = np.arange(n_users)
-    window = tworld.scenario.state.history_window
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("text", "pooled", "win", "cand", "ok")}
     for _ in range(n_steps):
         text, has = users.text_states(rows)
         pooled = users.pooled_states(rows)
         ok = has & (np.linalg.norm(pooled, axis=1) > 0)
-        items = users.hist_item[ok, -window:]
-        emb = tworld.item_emb[np.maximum(items, 0)] * (items >= 0)[..., None]
+        win = np.zeros((int(ok.sum()), tworld.dim), dtype=np.float32)
+        for j, r in enumerate(np.flatnonzero(ok).tolist()):
+            items = users.history_events(r)[0]
+            win[j] = tworld.item_emb[items[items >= 0]].sum(axis=0)
         parts["text"].append(text[ok])
         parts["pooled"].append(pooled[ok])
-        parts["win"].append(emb.sum(axis=1))
+        parts["win"].append(win)
         parts["cand"].append(users.cand[ok])
         parts["ok"].append(users.mask[ok])
         _, term, trunc, _ = users.step(rng.integers(0, users.k, n_users), info=False)
@@ -417,7 +421,13 @@ def raw_model(encoder: Any) -> Any:
 
 
 def bench_text_mode(
-    world: Any, n_users: int, n_steps: int, naive_steps: int, rounds: int = 3
+    world: Any,
+    n_users: int,
+    n_steps: int,
+    naive_steps: int,
+    rounds: int = 3,
+    *,
+    text_events: str | None = None,
 ) -> list[Figure]:
     """``text`` state mode against naive per-env, per-step encoding, on the same kind of users.
 
@@ -428,15 +438,18 @@ def bench_text_mode(
     reset, as a per-env ``step``/``reset`` would; nothing is cached. The two sides are timed in
     alternating chunks (``rounds`` of each) so that load from other processes hits both alike;
     the LRU starts empty and its hit rate counts the timed batched steps only.
+
+    ``text_events`` overrides ``state.text_events`` for both sides (the figures' names then end
+    in ``_<text_events>_events``); by default the scenario's own setting is measured.
     """
     from lmrecsim.envs.simulator import UserBatch
 
-    tworld = text_mode_world(world)
+    tworld = mode_world(world, "text", text_events)
     lru = tworld.text_encoder()
     lru.clear()
     model = raw_model(tworld.encoder)
     fast = UserBatch(tworld, n_users)
-    naive = UserBatch(mode_world(world, "pooled"), n_users)
+    naive = UserBatch(mode_world(world, "pooled", text_events), n_users)
     rngs = {"fast": np.random.default_rng(1), "naive": np.random.default_rng(1)}
     for name, users in (("fast", fast), ("naive", naive)):
         rng = rngs[name]
@@ -476,13 +489,14 @@ def bench_text_mode(
     fast_rate = fast_n * n_users / fast_s
     naive_rate = naive_n * n_users / naive_s
     hits, misses = lru.hits - hits0, lru.misses - misses0
+    tail = "" if text_events is None else f"_{text_events}_events"
     return [
-        Figure("text_mode_batched_cached_user_steps_per_s", fast_rate, "user-steps/s"),
-        Figure("text_mode_naive_user_steps_per_s", naive_rate, "user-steps/s"),
-        Figure("text_mode_batched_cached_over_naive", fast_rate / naive_rate, "ratio"),
-        Figure("text_mode_lru_hit_rate", hits / max(hits + misses, 1), "fraction"),
+        Figure(f"text_mode_batched_cached_user_steps_per_s{tail}", fast_rate, "user-steps/s"),
+        Figure(f"text_mode_naive_user_steps_per_s{tail}", naive_rate, "user-steps/s"),
+        Figure(f"text_mode_batched_cached_over_naive{tail}", fast_rate / naive_rate, "ratio"),
+        Figure(f"text_mode_lru_hit_rate{tail}", hits / max(hits + misses, 1), "fraction"),
         Figure(
-            "text_mode_model_texts_per_user_step",
+            f"text_mode_model_texts_per_user_step{tail}",
             misses / max(fast_n * n_users, 1),
             "texts/user-step",
         ),
@@ -533,6 +547,9 @@ def run_all(quick: bool = False) -> list[Figure]:
     figures += bench_candidates((100_000, 1_000_000), 64, 2 if quick else 5)
     figures += bench_encoding(world, 256 if quick else None)
     figures += bench_text_mode(world, 8, 30 if quick else 100, 3 if quick else 10)
+    # The other rendering of the history text, for comparison (with "all" it changes every step).
+    other = "all" if world.scenario.state.text_events == "clicks" else "clicks"
+    figures += bench_text_mode(world, 8, 10 if quick else 30, 3 if quick else 10, text_events=other)
     figures += state_agreement_figures(world, 16, 20 if quick else 50)
     # Training runs on the thread count `lmrecsim train` uses (one by default: small networks).
     from lmrecsim.agents.train import set_torch_threads

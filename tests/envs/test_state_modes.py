@@ -62,6 +62,97 @@ def test_text_mode_encodes_once_per_step_and_caches(tmp_path: Any) -> None:
     np.testing.assert_array_equal(users.observe()["user"], first_obs)
 
 
+def _step_and_record(users: UserBatch, rng: np.random.Generator, steps: int) -> list[Any]:
+    """Step ``users`` with random actions: per step the texts before and after, and the info.
+
+    Stops after the first step that ends an episode (finished users are not reset).
+    """
+    out = []
+    for _ in range(steps):
+        before = [users.history_text(r) for r in range(users.n)]
+        _, term, trunc, info = users.step(rng.integers(0, users.k, users.n))
+        out.append((before, [users.history_text(r) for r in range(users.n)], info))
+        if (term | trunc).any():
+            break
+    return out
+
+
+def test_clicks_history_shows_the_last_clicked_items_and_changes_only_on_a_click(
+    tmp_path: Any,
+) -> None:
+    from lmrecsim.envs.world import build_world
+
+    world = build_world(
+        small_scenario(tmp_path, state={"mode": "text", "history_window": 3}),
+        encoder=HashEncoder(dim=40),
+    )
+    assert world.scenario.state.text_events == "clicks"
+    titles = world.catalog.titles
+    users = UserBatch(world, 24)
+    users.reset_users(np.arange(24), np.arange(24, dtype=np.uint64) + 77)
+    # Returning users start with their warm history: every shown event is a click.
+    for r in range(24):
+        items, clicked, ratings = users.history_events(r)
+        n = int(users.n_consumed[r])
+        assert items.size == min(n, 3) and clicked.all()
+        np.testing.assert_array_equal(items, users.consumed[r, n - items.size : n])
+    clicks = changed_without_click = 0
+    for before, texts, info in _step_and_record(users, np.random.default_rng(3), 10):
+        for r in range(24):
+            after = texts[r]
+            if info["clicked"][r]:
+                clicks += 1
+                item, rating = int(info["item_index"][r]), int(info["rating"][r])
+                assert after.endswith(f"Clicked '{titles[item]}' (rated {rating}/5).")
+                assert after != before[r]
+            else:
+                changed_without_click += after != before[r]
+            assert "Skipped" not in after
+            assert after.count("Clicked") <= 3
+    assert clicks > 0 and changed_without_click == 0
+
+
+def test_all_events_history_shows_skips_too(tmp_path: Any) -> None:
+    from lmrecsim.envs.world import build_world
+
+    world = build_world(
+        small_scenario(tmp_path, state={"mode": "text", "text_events": "all"}),
+        encoder=HashEncoder(dim=40),
+    )
+    users = UserBatch(world, 16)
+    users.reset_users(np.arange(16), np.arange(16, dtype=np.uint64) + 5)
+    titles = world.catalog.titles
+    skips = 0
+    for _, texts, info in _step_and_record(users, np.random.default_rng(4), 6):
+        for r in range(16):
+            if info["invalid_action"][r]:
+                continue
+            item = int(info["item_index"][r])
+            text = texts[r]
+            if info["clicked"][r]:
+                assert text.endswith(f"Clicked '{titles[item]}' (rated {int(info['rating'][r])}/5).")
+            else:
+                skips += 1
+                assert text.endswith(f"Skipped '{titles[item]}'.")
+    assert skips > 0
+
+
+def test_clicks_history_lets_the_lru_answer_steps_without_a_click(tmp_path: Any) -> None:
+    world, encoder = _text_world(tmp_path)
+    users = UserBatch(world, 32)
+    users.reset_users(np.arange(32), np.arange(32, dtype=np.uint64) * 7 + 3)
+    lru = world.text_encoder()
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        texts0 = encoder.texts_encoded
+        _, term, trunc, info = users.step(rng.integers(0, users.k, 32))
+        # Only users whose text changed (a click) reach the model; the rest are LRU hits.
+        assert encoder.texts_encoded - texts0 <= int(info["clicked"].sum())
+        done = np.flatnonzero(term | trunc)
+        users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
+    assert lru.hits > lru.misses
+
+
 def test_pooled_and_text_states_agree(tmp_path: Any) -> None:
     world, _ = _text_world(tmp_path)
     figures = _by_name(state_agreement_figures(world, n_users=8, n_steps=10))
