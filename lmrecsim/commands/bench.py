@@ -2,7 +2,8 @@
 
 Absolute rates depend on the machine and on what else runs on it; ratios of figures measured in
 the same run are what to compare. ``--out FILE.json`` writes every figure as
-``{"name", "value", "unit"}``.
+``{"name", "value", "unit"}``, plus ``"target"`` and ``"met"`` for the figures issue 7 sets a
+target for (:data:`TARGETS`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,27 @@ class Figure:
     name: str
     value: float
     unit: str
+
+
+# The targets of issue 7, each a lower bound on one figure.
+TARGETS: dict[str, float] = {
+    "ppo_default_over_zero_cost": 0.8,
+    "batched_env_64_user_steps_per_s": 200_000.0,
+    "batched_env_256_user_steps_per_s": 200_000.0,
+    "catalog_encoding_over_raw_forward": 0.9,
+    "cached_second_run_speedup": 100.0,
+    "text_mode_batched_cached_over_naive": 5.0,
+}
+
+
+def figure_record(figure: Figure) -> dict[str, Any]:
+    """``{"name", "value", "unit"}``, with ``"target"`` and ``"met"`` where a target is set."""
+    record: dict[str, Any] = asdict(figure)
+    target = TARGETS.get(figure.name)
+    if target is not None:
+        record["target"] = target
+        record["met"] = bool(figure.value >= target)
+    return record
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -560,8 +582,17 @@ def run_all(quick: bool = False) -> list[Figure]:
 
 
 def format_figures(figures: list[Figure]) -> str:
+    """One line per figure: name, value, unit, and ``target >= X: met`` (or ``NOT met``)."""
     width = max(len(f.name) for f in figures)
-    return "\n".join(f"{f.name:<{width}}  {f.value:>14,.3f}  {f.unit}" for f in figures)
+    unit_width = max(len(f.unit) for f in figures)
+    lines = []
+    for f in figures:
+        line = f"{f.name:<{width}}  {f.value:>14,.3f}  {f.unit:<{unit_width}}"
+        target = TARGETS.get(f.name)
+        if target is not None:
+            line += f"  target >= {target:,g}: {'met' if f.value >= target else 'NOT met'}"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def run_learning(extra: str) -> int:
@@ -592,5 +623,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from lmrecsim.agents.train import write_text_atomic
 
-        write_text_atomic(Path(args.out), json.dumps([asdict(f) for f in figures], indent=2) + "\n")
+        records = [figure_record(f) for f in figures]
+        write_text_atomic(Path(args.out), json.dumps(records, indent=2) + "\n")
     return 0

@@ -1,4 +1,4 @@
-"""``lmrecsim bench --learning`` forwards to the learning benchmark of the source tree."""
+"""``lmrecsim bench``: targets in the printed and JSON output; ``--learning`` forwards to the learning benchmark."""
 
 from __future__ import annotations
 
@@ -14,3 +14,33 @@ def test_bench_learning_forwards_its_arguments(capsys):
     out = capsys.readouterr().out
     # The learning benchmark's own options, not the speed benchmark's.
     assert "--timesteps" in out and "--scenarios" in out
+
+
+def test_bench_prints_and_writes_each_target_with_whether_it_is_met(tmp_path, monkeypatch, capsys):
+    import json
+
+    from lmrecsim.commands import bench
+
+    figures = [
+        bench.Figure("ppo_default_over_zero_cost", 0.81, "ratio"),
+        bench.Figure("text_mode_batched_cached_over_naive", 4.2, "ratio"),
+        bench.Figure("single_env_steps_per_s", 1500.0, "steps/s"),
+    ]
+    monkeypatch.setattr(bench, "run_all", lambda quick=False: figures)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["ppo_default_over_zero_cost"].endswith("target >= 0.8: met")
+    assert lines["text_mode_batched_cached_over_naive"].endswith("target >= 5: NOT met")
+    assert "target" not in lines["single_env_steps_per_s"]
+    records = {r["name"]: r for r in json.loads(out.read_text())}
+    assert records["ppo_default_over_zero_cost"] == {
+        "name": "ppo_default_over_zero_cost",
+        "value": 0.81,
+        "unit": "ratio",
+        "target": 0.8,
+        "met": True,
+    }
+    assert records["text_mode_batched_cached_over_naive"]["met"] is False
+    assert set(records["single_env_steps_per_s"]) == {"name", "value", "unit"}
+
