@@ -313,11 +313,6 @@ def mode_world(world: Any, mode: str, text_events: str | None = None) -> Any:
     return build_world(scenario_from_dict(data), encoder=world.encoder)
 
 
-def text_mode_world(world: Any) -> Any:
-    """The same world in ``text`` state mode."""
-    return mode_world(world, "text")
-
-
 def _mean_row_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Mean cosine between matching rows of ``a`` and ``b`` (both (m, d))."""
     na = np.linalg.norm(a, axis=1)
@@ -407,7 +402,7 @@ def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 
     """
     from lmrecsim.envs.simulator import UserBatch
 
-    tworld = text_mode_world(world)
+    tworld = mode_world(world, "text")
     users = UserBatch(tworld, n_users)
     rng = np.random.default_rng(seed)
     users.reset_users(np.arange(n_users), rng.integers(0, 2**62, n_users).astype(np.uint64))
@@ -588,9 +583,9 @@ def format_figures(figures: list[Figure]) -> str:
     lines = []
     for f in figures:
         line = f"{f.name:<{width}}  {f.value:>14,.3f}  {f.unit:<{unit_width}}"
-        target = TARGETS.get(f.name)
-        if target is not None:
-            line += f"  target >= {target:,g}: {'met' if f.value >= target else 'NOT met'}"
+        record = figure_record(f)
+        if "target" in record:
+            line += f"  target >= {record['target']:,g}: {'met' if record['met'] else 'NOT met'}"
         lines.append(line.rstrip())
     return "\n".join(lines)
 
