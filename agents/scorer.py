@@ -11,6 +11,7 @@ Shapes: B batch, K candidates, p embedding dims, F candidate features, H hidden 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
+
+from .replay import DictNStepReplayBuffer
 
 MASKED_SCORE = -1.0e8
 
@@ -220,11 +223,28 @@ class MaskedDQN(DQN):
 
     Greedy actions and bootstrap targets are already masked by the network; SB3's exploration
     would otherwise sample any slot. Exploration draws come from a generator seeded with the model's
-    seed, not from global numpy state.
+    seed, not from global numpy state. ``n_steps > 1`` (n-step returns) works with the env's Dict
+    observations through :class:`~lmrecsim.agents.replay.DictNStepReplayBuffer`.
     """
 
     def _setup_model(self) -> None:
-        super()._setup_model()
+        # SB3 sets up n-step returns only for Box observations; the env's are a Dict.
+        ours = (
+            self.n_steps > 1
+            and self.replay_buffer_class is None
+            and isinstance(self.observation_space, spaces.Dict)
+        )
+        if ours:
+            self.replay_buffer_class = DictNStepReplayBuffer
+            self.replay_buffer_kwargs = {
+                **self.replay_buffer_kwargs,
+                "n_steps": self.n_steps,
+                "gamma": self.gamma,
+            }
+        with warnings.catch_warnings():
+            if ours:  # SB3 would warn that n_steps is ignored by a custom buffer: it is not here
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because")
+            super()._setup_model()
         self._explore_rng = np.random.default_rng(self.seed)
 
     def predict(
