@@ -8,6 +8,7 @@ from typing import Any
 
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from ..scenarios.schema import ALGORITHM_NAMES
@@ -48,6 +49,37 @@ PPO_DEFAULTS: dict[str, Any] = {
     "gamma": 0.95,
     "ent_coef": 0.01,
 }
+
+
+# Constructor arguments that SB3 also takes as a function of training progress; in a scenario,
+# ``{linear: [start, end]}`` anneals one linearly from start (first update) to end (last).
+SCHEDULABLE = ("learning_rate", "clip_range", "clip_range_vf")
+
+
+def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments with each ``{linear: [start, end]}`` turned into an SB3 schedule.
+
+    Raises:
+        AgentError: a schedule that is not ``{linear: [start, end]}`` with two numbers.
+    """
+    out = dict(hyperparameters)
+    for key in SCHEDULABLE:
+        value = out.get(key)
+        if not isinstance(value, dict):
+            continue
+        ends = value.get("linear")
+        if (
+            set(value) != {"linear"}
+            or not isinstance(ends, (list, tuple))
+            or len(ends) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ends)
+        ):
+            raise AgentError(
+                f"agent.hyperparameters.{key}: expected a number or {{linear: [start, end]}} "
+                f"with two numbers, got {value!r}"
+            )
+        out[key] = LinearSchedule(float(ends[0]), float(ends[1]), 1.0)
+    return out
 
 
 def _maskable_ppo() -> type[BaseAlgorithm]:
@@ -94,7 +126,7 @@ def build_model(
         raise AgentError(f"agent.policy: {policy!r} is not one of {', '.join(POLICIES)}")
     cls = algorithm_class(algo)
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
-    kwargs.update(hyperparameters or {})
+    kwargs.update(resolve_schedules(hyperparameters or {}))
     if policy == "candidate_scorer":
         policy_cls: Any = {
             "dqn": CandidateScorerDQNPolicy,

@@ -431,7 +431,10 @@ class AgentConfig(_Strict):
         description="Extra keyword arguments for the SB3 algorithm constructor (e.g. learning_rate, "
         "n_steps, batch_size, gamma, buffer_size), either for whichever algorithm runs "
         "(`{gamma: 0.9}`) or in one section per algorithm "
-        "(`{ppo: {n_epochs: 10}, dqn: {train_freq: 1}}`); not both. A file that `extends` another merges with the parent's mapping when both use the same form; in the other form it replaces it.",
+        "(`{ppo: {n_epochs: 10}, dqn: {train_freq: 1}}`); not both. For DQN, `n_steps` > 1 trains on "
+        "n-step returns (sums of up to n discounted rewards, cut at episode ends). learning_rate, "
+        "clip_range and clip_range_vf also take `{linear: [start, end]}`, annealed linearly over "
+        "training. A file that `extends` another merges with the parent's mapping when both use the same form; in the other form it replaces it.",
     )
 
     @field_validator("hyperparameters")

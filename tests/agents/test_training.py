@@ -113,3 +113,30 @@ def test_per_algorithm_hyperparameter_sections_reach_the_model(tmp_path) -> None
         "learning_starts": 7,
         "train_freq": 1,
     }
+
+
+def test_linear_schedules_in_a_scenario_anneal_the_optimizer_and_reload(tmp_path) -> None:
+    import pytest
+
+    from lmrecsim.agents.build import build_model, load_model
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import train
+
+    from .conftest import tiny_scenario
+
+    hp = {"ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}
+    hp["ppo"]["learning_rate"] = {"linear": [1e-3, 2e-4]}
+    hp["ppo"]["clip_range"] = {"linear": [0.3, 0.1]}
+    sc = tiny_scenario(agent={"n_envs": 2, "hyperparameters": hp})
+    res = train(sc, out=tmp_path / "ppo", algo="ppo", timesteps=64, progress=False)
+    model = res.model
+    assert model.lr_schedule(1.0) == pytest.approx(1e-3)
+    assert model.lr_schedule(0.25) == pytest.approx(4e-4)
+    assert model.clip_range(0.5) == pytest.approx(0.2)
+    # The last update ran at the end of training, with the schedule's end value.
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    reloaded = load_model("ppo", tmp_path / "ppo")
+    assert reloaded.lr_schedule(0.5) == pytest.approx(6e-4)
+    for bad in ({"linear": [1e-3]}, {"cosine": [1e-3, 0]}, {"linear": ["a", 0]}):
+        with pytest.raises(AgentError, match=r"agent.hyperparameters.learning_rate: expected"):
+            build_model("ppo", res.model.get_env(), hyperparameters={"learning_rate": bad})
