@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from ..scenarios.schema import ALGORITHM_NAMES
 from .errors import AgentError
-from .ppo import ScorerPPO
 from .scorer import (
     CandidateScorerDQNPolicy,
     CandidateScorerPolicy,
@@ -93,7 +93,7 @@ def _maskable_ppo() -> type[BaseAlgorithm]:
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     """The SB3 class for an algorithm name."""
     if algo == "ppo":
-        return ScorerPPO
+        return PPO
     if algo == "dqn":
         return MaskedDQN
     if algo == "maskable_ppo":
