@@ -36,7 +36,9 @@ def make_env(scenario: str | Scenario = "default", **kwargs: Any):  # -> Recomme
     return RecommendationEnv(load_scenario(scenario), **kwargs)
 
 
-def make_vec_env(scenario: str | Scenario = "default", n_envs: int = 8, *, seed: int | None = None, **kwargs: Any):
+def make_vec_env(
+    scenario: str | Scenario = "default", n_envs: int = 8, *, seed: int | None = None, **kwargs: Any
+):
     """Build the batched SB3 VecEnv of a scenario; sub-env i is seeded with ``seed + i``."""
     from .vec_env import BatchedRecommendationVecEnv
 

@@ -46,7 +46,11 @@ def satisfaction(
 
     Click-bait appeal does not enter: it wins the click, not the satisfaction.
     """
-    return cfg.satisfaction_scale * (affinity - cfg.affinity_center) + quality + cfg.satisfaction_noise * noise
+    return (
+        cfg.satisfaction_scale * (affinity - cfg.affinity_center)
+        + quality
+        + cfg.satisfaction_noise * noise
+    )
 
 
 def rating_from_satisfaction(sat: np.ndarray) -> np.ndarray:

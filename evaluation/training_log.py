@@ -54,7 +54,13 @@ class EpisodeLogCallback(BaseCallback):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, scenario: Scenario, world: World, seed: int, label: str
+        self,
+        path: str | os.PathLike[str],
+        *,
+        scenario: Scenario,
+        world: World,
+        seed: int,
+        label: str,
     ) -> None:
         super().__init__()
         self.path = Path(path)

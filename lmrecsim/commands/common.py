@@ -20,7 +20,9 @@ def parse_hyperparameters(items: Sequence[str]) -> dict[str, Any]:
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise AgentError(f"--hp: {item!r} has an unreadable value (expected a YAML scalar)") from None
+            raise AgentError(
+                f"--hp: {item!r} has an unreadable value (expected a YAML scalar)"
+            ) from None
     return out
 
 
@@ -29,7 +31,9 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise AgentError(f"--seeds: {text!r} is invalid (expected comma-separated integers)") from None
+        raise AgentError(
+            f"--seeds: {text!r} is invalid (expected comma-separated integers)"
+        ) from None
     if not seeds:
         raise AgentError("--seeds: empty (expected comma-separated integers)")
     return seeds

@@ -43,4 +43,3 @@ def test_bench_prints_and_writes_each_target_with_whether_it_is_met(tmp_path, mo
     }
     assert records["text_mode_batched_cached_over_naive"]["met"] is False
     assert set(records["single_env_steps_per_s"]) == {"name", "value", "unit"}
-

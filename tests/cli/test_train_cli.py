@@ -16,10 +16,29 @@ from lmrecsim.cli import main
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_train_smoke_run_writes_the_run_folder(tmp_path, algo, capsys):
     out = tmp_path / algo
-    hp = ["--hp", "n_steps=64", "--hp", "batch_size=64"] if algo == "ppo" else ["--hp", "learning_starts=50"]
+    hp = (
+        ["--hp", "n_steps=64", "--hp", "batch_size=64"]
+        if algo == "ppo"
+        else ["--hp", "learning_starts=50"]
+    )
     code = main(
-        ["train", "--scenario", "default", "--algo", algo, "--timesteps", "300", "--n-envs", "2",
-         "--seed", "3", "--out", str(out), "--no-progress", *hp]
+        [
+            "train",
+            "--scenario",
+            "default",
+            "--algo",
+            algo,
+            "--timesteps",
+            "300",
+            "--n-envs",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+            *hp,
+        ]
     )
     assert code == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -39,8 +58,25 @@ def test_trained_model_loads_and_predicts(tmp_path):
     from lmrecsim.envs import make_env
 
     out = tmp_path / "run"
-    assert main(["train", "--timesteps", "128", "--n-envs", "2", "--hp", "n_steps=64",
-                 "--hp", "batch_size=64", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--timesteps",
+                "128",
+                "--n-envs",
+                "2",
+                "--hp",
+                "n_steps=64",
+                "--hp",
+                "batch_size=64",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     model = load_model("ppo", out)
     env = make_env("default")
     obs, _ = env.reset(seed=0)
@@ -51,7 +87,10 @@ def test_trained_model_loads_and_predicts(tmp_path):
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["train", "--scenario", "no_such_scenario", "--out", "x"], "no_such_scenario: unknown scenario"),
+        (
+            ["train", "--scenario", "no_such_scenario", "--out", "x"],
+            "no_such_scenario: unknown scenario",
+        ),
         (["train", "--hp", "oops", "--out", "x"], "--hp: 'oops' is invalid"),
     ],
 )
@@ -78,7 +117,9 @@ def test_invalid_yaml_and_missing_model(tmp_path, capsys):
 def test_no_traceback_from_the_console_script(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "lmrecsim", "train", "--scenario", "nope", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -90,9 +131,32 @@ def test_train_log_episodes_writes_a_readable_log(tmp_path, algo):
     from lmrecsim.evaluation.logs import read_step_log
 
     out = tmp_path / algo
-    hp = ["--hp", "n_steps=32", "--hp", "batch_size=64"] if algo == "ppo" else ["--hp", "learning_starts=20"]
-    assert main(["train", "--algo", algo, "--timesteps", "128", "--n-envs", "2", "--seed", "4",
-                 "--out", str(out), "--no-progress", "--log-episodes", *hp]) == 0
+    hp = (
+        ["--hp", "n_steps=32", "--hp", "batch_size=64"]
+        if algo == "ppo"
+        else ["--hp", "learning_starts=20"]
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--algo",
+                algo,
+                "--timesteps",
+                "128",
+                "--n-envs",
+                "2",
+                "--seed",
+                "4",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--log-episodes",
+                *hp,
+            ]
+        )
+        == 0
+    )
     log = read_step_log(out / "episodes.parquet")
     steps = log.steps
     assert len(steps) >= 128
@@ -108,12 +172,47 @@ def test_torch_threads_flag_sets_the_thread_count(tmp_path):
 
     before = torch.get_num_threads()
     try:
-        assert main(["train", "--timesteps", "64", "--n-envs", "2", "--hp", "n_steps=32",
-                     "--hp", "batch_size=64", "--torch-threads", "2", "--out", str(tmp_path / "a"),
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--timesteps",
+                    "64",
+                    "--n-envs",
+                    "2",
+                    "--hp",
+                    "n_steps=32",
+                    "--hp",
+                    "batch_size=64",
+                    "--torch-threads",
+                    "2",
+                    "--out",
+                    str(tmp_path / "a"),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         assert torch.get_num_threads() == 2
-        assert main(["train", "--timesteps", "64", "--n-envs", "2", "--hp", "n_steps=32",
-                     "--hp", "batch_size=64", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--timesteps",
+                    "64",
+                    "--n-envs",
+                    "2",
+                    "--hp",
+                    "n_steps=32",
+                    "--hp",
+                    "batch_size=64",
+                    "--out",
+                    str(tmp_path / "b"),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -101,7 +101,11 @@ def _topic_items(world, topic: str, n: int) -> np.ndarray:
 def _forced_batch(world, n_users: int, items: np.ndarray, seed: int) -> UserBatch:
     """A batch whose users all get the given item in slot 0 (the response model in isolation)."""
     batch = UserBatch(world, n_users)
-    keys = np.random.default_rng(seed).integers(0, 2**62, size=n_users, dtype=np.int64).astype(np.uint64)
+    keys = (
+        np.random.default_rng(seed)
+        .integers(0, 2**62, size=n_users, dtype=np.int64)
+        .astype(np.uint64)
+    )
     batch.reset_users(np.arange(n_users), keys)
     batch.cand[:, 0] = items
     batch.mask[:, 0] = True
@@ -123,7 +127,9 @@ def test_users_click_their_topic_more_than_an_unrelated_one():
     if w is None:
         pytest.skip("persona space_nerd not shipped")
     liked = w.personas[0].liked[0]
-    unrelated = next(t for t in w.topic_names if t not in w.personas[0].liked and t not in ("technology",))
+    unrelated = next(
+        t for t in w.topic_names if t not in w.personas[0].liked and t not in ("technology",)
+    )
     n = 2000
     liked_items = np.resize(_topic_items(w, liked, 40), n)
     other_items = np.resize(_topic_items(w, unrelated, 40), n)

@@ -73,9 +73,7 @@ def test_nearest_items_with_ties_arrivals_and_exclusions_matches_reference(prepa
     exclude = np.where(rng.random((n_q, 30)) < 0.5, rng.integers(0, n, (n_q, 30)), -1)
     kw: dict[str, Any] = {"available_until": steps, "arrival": arrival, "exclude": exclude}
     ref = nearest_items_reference(query, items, m, **kw)
-    got = nearest_items(
-        query, items, m, prepared=prepare_items(items) if prepared else None, **kw
-    )
+    got = nearest_items(query, items, m, prepared=prepare_items(items) if prepared else None, **kw)
     np.testing.assert_array_equal(got, ref)
     few = np.full((1, n - 3), -1)
     few[0] = np.setdiff1d(np.arange(n), [4, 9, 11])

@@ -130,7 +130,9 @@ def test_all_events_history_shows_skips_too(tmp_path: Any) -> None:
             item = int(info["item_index"][r])
             text = texts[r]
             if info["clicked"][r]:
-                assert text.endswith(f"Clicked '{titles[item]}' (rated {int(info['rating'][r])}/5).")
+                assert text.endswith(
+                    f"Clicked '{titles[item]}' (rated {int(info['rating'][r])}/5)."
+                )
             else:
                 skips += 1
                 assert text.endswith(f"Skipped '{titles[item]}'.")

@@ -17,8 +17,14 @@ def runs(tmp_path_factory):
     out = {}
     for algo, hp in (("ppo", TINY), ("maskable_ppo", TINY), ("dqn", {"learning_starts": 64})):
         train(
-            "default", out=root / algo, algo=algo, timesteps=512, n_envs=4, seed=1,
-            hyperparameters=hp, progress=False,
+            "default",
+            out=root / algo,
+            algo=algo,
+            timesteps=512,
+            n_envs=4,
+            seed=1,
+            hyperparameters=hp,
+            progress=False,
         )
         out[algo] = root / algo
     return out
@@ -26,9 +32,7 @@ def runs(tmp_path_factory):
 
 def test_saved_models_evaluate_through_specs(runs, tmp_path):
     specs = [f"{algo}={algo}:{path}" for algo, path in runs.items()]
-    res = evaluate(
-        "default", specs, seeds=[5], episodes=2, out=tmp_path / "rep", progress=False
-    )
+    res = evaluate("default", specs, seeds=[5], episodes=2, out=tmp_path / "rep", progress=False)
     labels = set(res.summary["policy"])
     assert {"ppo", "maskable_ppo", "dqn", "random"} <= labels
     steps = res.steps
