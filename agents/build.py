@@ -145,7 +145,9 @@ def build_model(
             device="cpu",
             **kwargs,
         )
-    except TypeError as exc:
+    except (TypeError, AssertionError) as exc:
+        # SB3 checks argument combinations with assertions (e.g. a Dict replay buffer with
+        # optimize_memory_usage); either way the settings are at fault, not the program.
         raise AgentError(f"agent.hyperparameters: {exc}") from None
 
 

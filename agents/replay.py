@@ -18,6 +18,8 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from .errors import AgentError
+
 
 class DictNStepReplayBuffer(DictReplayBuffer):
     """``DictReplayBuffer`` whose samples carry n-step returns and their bootstrap discounts.
@@ -26,15 +28,14 @@ class DictNStepReplayBuffer(DictReplayBuffer):
         n_steps: rewards summed per sample (1 gives the one-step samples of the parent class,
             with the discount ``gamma`` attached).
         gamma: discount of the summed rewards and of the bootstrap.
-        *args, **kwargs: as for ``DictReplayBuffer`` (``optimize_memory_usage`` is not supported).
+        *args, **kwargs: as for ``DictReplayBuffer`` (which does not support
+            ``optimize_memory_usage``).
     """
 
     def __init__(self, *args: Any, n_steps: int = 3, gamma: float = 0.99, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if int(n_steps) < 1:
-            raise ValueError(f"n_steps must be at least 1, got {n_steps}")
-        if self.optimize_memory_usage:
-            raise ValueError("DictNStepReplayBuffer does not support optimize_memory_usage=True")
+            raise AgentError(f"agent.hyperparameters.n_steps: expected at least 1, got {n_steps}")
         self.n_steps = int(n_steps)
         self.gamma = float(gamma)
 

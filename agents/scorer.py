@@ -24,6 +24,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from .errors import AgentError
 from .replay import DictNStepReplayBuffer
 
 MASKED_SCORE = -1.0e8
@@ -228,6 +229,10 @@ class MaskedDQN(DQN):
     """
 
     def _setup_model(self) -> None:
+        if self.n_steps < 1:
+            raise AgentError(
+                f"agent.hyperparameters.n_steps: expected at least 1, got {self.n_steps}"
+            )
         # SB3 sets up n-step returns only for Box observations; the env's are a Dict.
         ours = (
             self.n_steps > 1

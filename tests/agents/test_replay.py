@@ -105,3 +105,19 @@ def test_dqn_with_n_steps_trains_on_n_step_targets(tiny_world) -> None:
     # One-step DQN keeps SB3's own Dict buffer.
     plain = build_model("dqn", env, seed=0, hyperparameters={"buffer_size": 1_000})
     assert type(plain.replay_buffer) is DictReplayBuffer
+
+
+def test_settings_sb3_rejects_are_one_line_agent_errors(tiny_world) -> None:
+    from lmrecsim.agents.errors import AgentError
+
+    env = BatchedRecommendationVecEnv(world=tiny_world, n_envs=2)
+    # SB3 asserts that a Dict replay buffer cannot save memory this way.
+    hp = {"n_steps": 3, "optimize_memory_usage": True, "replay_buffer_kwargs": {}}
+    with pytest.raises(AgentError, match="agent.hyperparameters: .*optimize_memory_usage"):
+        build_model("dqn", env, seed=0, hyperparameters=hp)
+    for make in (
+        lambda: DictNStepReplayBuffer(8, DICT_OBS, ACT, device="cpu", n_steps=0),
+        lambda: build_model("dqn", env, seed=0, hyperparameters={"n_steps": 0}),
+    ):
+        with pytest.raises(AgentError, match="agent.hyperparameters.n_steps: expected at least 1"):
+            make()
