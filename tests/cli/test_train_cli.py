@@ -171,48 +171,11 @@ def test_torch_threads_flag_sets_the_thread_count(tmp_path):
     import torch
 
     before = torch.get_num_threads()
+    short = "train --timesteps 64 --n-envs 2 --hp n_steps=32 --hp batch_size=64 --no-progress"
     try:
-        assert (
-            main(
-                [
-                    "train",
-                    "--timesteps",
-                    "64",
-                    "--n-envs",
-                    "2",
-                    "--hp",
-                    "n_steps=32",
-                    "--hp",
-                    "batch_size=64",
-                    "--torch-threads",
-                    "2",
-                    "--out",
-                    str(tmp_path / "a"),
-                    "--no-progress",
-                ]
-            )
-            == 0
-        )
+        assert main([*short.split(), "--torch-threads", "2", "--out", str(tmp_path / "a")]) == 0
         assert torch.get_num_threads() == 2
-        assert (
-            main(
-                [
-                    "train",
-                    "--timesteps",
-                    "64",
-                    "--n-envs",
-                    "2",
-                    "--hp",
-                    "n_steps=32",
-                    "--hp",
-                    "batch_size=64",
-                    "--out",
-                    str(tmp_path / "b"),
-                    "--no-progress",
-                ]
-            )
-            == 0
-        )
+        assert main([*short.split(), "--out", str(tmp_path / "b")]) == 0
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
