@@ -68,18 +68,28 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, dict):
             continue
         ends = value.get("linear")
-        if (
-            set(value) != {"linear"}
-            or not isinstance(ends, (list, tuple))
-            or len(ends) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ends)
-        ):
+        numbers = (
+            [_number(v) for v in ends]
+            if set(value) == {"linear"} and isinstance(ends, (list, tuple)) and len(ends) == 2
+            else [None]
+        )
+        if None in numbers:
             raise AgentError(
                 f"agent.hyperparameters.{key}: expected a number or {{linear: [start, end]}} "
                 f"with two numbers, got {value!r}"
             )
-        out[key] = LinearSchedule(float(ends[0]), float(ends[1]), 1.0)
+        out[key] = LinearSchedule(numbers[0], numbers[1], 1.0)
     return out
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None. YAML reads ``3e-4`` (no dot) as text; it counts too."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        return None
 
 
 def _maskable_ppo() -> type[BaseAlgorithm]:

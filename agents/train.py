@@ -21,6 +21,7 @@ from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from .build import build_model
+from .errors import AgentError
 
 
 @dataclass(frozen=True)
@@ -149,21 +150,27 @@ def train(
     agent = sc.agent
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
     set_torch_threads(torch_threads)
     venv = VecMonitor(
         BatchedRecommendationVecEnv(sc, agent.n_envs, world=world, full_info=full_info)
     )
     venv.seed(agent.seed)
-    model = build_model(
-        agent.algo,
-        venv,
-        policy=agent.policy,
-        seed=agent.seed,
-        hyperparameters=agent.hyperparameters,
-    )
+    # And the model: settings SB3 rejects fail before the run folder exists, too.
+    try:
+        model = build_model(
+            agent.algo,
+            venv,
+            policy=agent.policy,
+            seed=agent.seed,
+            hyperparameters=agent.hyperparameters,
+        )
+    except AgentError as exc:
+        if hyperparameters or sc.source == "<dict>":
+            raise
+        raise AgentError(f"{sc.source}: {exc}") from None  # the settings came from this file
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
     model.set_logger(
         Logger(
             folder=str(out_dir),

@@ -125,7 +125,8 @@ def test_linear_schedules_in_a_scenario_anneal_the_optimizer_and_reload(tmp_path
     from .conftest import tiny_scenario
 
     hp = {"ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}
-    hp["ppo"]["learning_rate"] = {"linear": [1e-3, 2e-4]}
+    # YAML reads 2e-4 (no dot) as the text "2e-4"; a schedule takes it as the number.
+    hp["ppo"]["learning_rate"] = {"linear": [1e-3, "2e-4"]}
     hp["ppo"]["clip_range"] = {"linear": [0.3, 0.1]}
     sc = tiny_scenario(agent={"n_envs": 2, "hyperparameters": hp})
     res = train(sc, out=tmp_path / "ppo", algo="ppo", timesteps=64, progress=False)

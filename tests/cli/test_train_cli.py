@@ -101,6 +101,36 @@ def test_bad_input_is_one_line_and_exit_2(args, expected, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_settings_the_agent_rejects_name_the_file_and_leave_no_run_folder(tmp_path, capsys):
+    bad = tmp_path / "bad_schedule.yaml"
+    bad.write_text(
+        "extends: default\nname: bad_schedule\n"
+        "agent:\n  hyperparameters:\n    ppo: {learning_rate: {linear: [3e-4]}}\n"
+    )
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--scenario",
+        str(bad),
+        "--timesteps",
+        "64",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{bad}: agent.hyperparameters.learning_rate: expected a number or" in err[0]
+    assert not out.exists()
+    # From --hp the key is named without the file (the value did not come from it).
+    args = ["train", "--algo", "dqn", "--hp", "n_steps=0", "--no-progress", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lmrecsim: error: agent.hyperparameters.n_steps: expected at least 1, got 0"]
+    assert not out.exists()
+
+
 def test_invalid_yaml_and_missing_model(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncandidates: {k: [\n")
