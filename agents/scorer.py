@@ -24,7 +24,6 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .errors import AgentError
 from .replay import DictNStepReplayBuffer
 
 MASKED_SCORE = -1.0e8
@@ -229,13 +228,10 @@ class MaskedDQN(DQN):
     """
 
     def _setup_model(self) -> None:
-        if self.n_steps < 1:
-            raise AgentError(
-                f"agent.hyperparameters.n_steps: expected at least 1, got {self.n_steps}"
-            )
-        # SB3 sets up n-step returns only for Box observations; the env's are a Dict.
+        # SB3 sets up n-step returns only for Box observations; the env's are a Dict. Any
+        # n_steps other than 1 goes to the n-step buffer, which also rejects one below 1.
         ours = (
-            self.n_steps > 1
+            self.n_steps != 1
             and self.replay_buffer_class is None
             and isinstance(self.observation_space, spaces.Dict)
         )
