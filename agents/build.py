@@ -9,7 +9,7 @@ from typing import Any
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from ..scenarios.schema import ALGORITHM_NAMES
 from .errors import AgentError
@@ -49,6 +49,13 @@ PPO_DEFAULTS: dict[str, Any] = {
     "gamma": 0.95,
     "ent_coef": 0.01,
 }
+
+
+# lmrecsim's own key among the hyperparameters (not an SB3 constructor argument), after RL Zoo's
+# ``normalize``: train on rewards divided by a running estimate of the discounted return's
+# standard deviation (SB3's ``VecNormalize`` with ``norm_obs=False``; observations are never
+# normalised: the action mask and the unit-scale embeddings must reach the policy as they are).
+NORMALIZE_REWARD = "normalize_reward"
 
 
 # Constructor arguments that SB3 also takes as a function of training progress; in a scenario,
@@ -111,6 +118,38 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     raise AgentError(f"agent.algo: {algo!r} is not one of {', '.join(ALGORITHMS)}")
 
 
+def reward_normalized(env: VecEnv, normalize: Any, *, gamma: float | None) -> VecEnv:
+    """``env`` wrapped to scale its rewards for training when ``normalize`` is true.
+
+    The scale is SB3's ``VecNormalize`` running standard deviation of the discounted return (with
+    the algorithm's ``gamma``); rewards are not shifted, and observations pass unchanged. An env
+    that already normalises rewards is returned as it is. The wrapper changes what the learner is
+    trained on, not what the policy sees, so a saved model acts the same without it.
+
+    Raises:
+        AgentError: ``normalize`` is not a boolean.
+    """
+    if not isinstance(normalize, bool):
+        raise AgentError(
+            f"agent.hyperparameters.{NORMALIZE_REWARD}: expected true or false, got {normalize!r}"
+        )
+    if not normalize or _normalizes_reward(env):
+        return env
+    g = _number(gamma) if gamma is not None else 0.99
+    # An unreadable gamma is left for SB3 to reject with its own message.
+    return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=0.99 if g is None else g)
+
+
+def _normalizes_reward(env: VecEnv) -> bool:
+    while True:
+        if isinstance(env, VecNormalize) and env.norm_reward:
+            return True
+        inner = getattr(env, "venv", None)
+        if inner is None:
+            return False
+        env = inner
+
+
 def build_model(
     algo: str,
     env: VecEnv,
@@ -129,7 +168,9 @@ def build_model(
         policy: ``candidate_scorer`` (shared per-candidate network) or ``mlp`` (SB3's
             ``MultiInputPolicy`` over the flattened observation, for comparison).
         seed: seed of networks and exploration.
-        hyperparameters: keyword arguments for the SB3 constructor, over the project defaults.
+        hyperparameters: keyword arguments for the SB3 constructor, over the project defaults;
+            also ``normalize_reward`` (bool): train on rewards scaled by :func:`reward_normalized`
+            (the model's env is then that wrapper).
         tensorboard_log: TensorBoard folder, or None.
     """
     if policy not in POLICIES:
@@ -137,6 +178,7 @@ def build_model(
     cls = algorithm_class(algo)
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
     kwargs.update(resolve_schedules(hyperparameters or {}))
+    env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))
     if policy == "candidate_scorer":
         policy_cls: Any = {
             "dqn": CandidateScorerDQNPolicy,

@@ -73,7 +73,11 @@ class EpisodeLogCallback(BaseCallback):
     def _on_step(self) -> bool:
         obs = self.model._last_obs  # the observation the actions were taken on
         actions = np.asarray(self.locals["actions"]).reshape(-1)
-        rewards = np.asarray(self.locals["rewards"]).reshape(-1)
+        # The env's own rewards, not the scaled ones a reward-normalising wrapper trains on.
+        normalizer = self.model.get_vec_normalize_env()
+        rewards = np.asarray(
+            self.locals["rewards"] if normalizer is None else normalizer.get_original_reward()
+        ).reshape(-1)
         infos = self.locals["infos"]
         dones = np.asarray(self.locals["dones"]).reshape(-1)
         if self._episode is None:

@@ -434,7 +434,9 @@ class AgentConfig(_Strict):
         "(`{ppo: {n_epochs: 10}, dqn: {train_freq: 1}}`); not both. For DQN, `n_steps` > 1 trains on "
         "n-step returns (sums of up to n discounted rewards, cut at episode ends). learning_rate, "
         "clip_range and clip_range_vf also take `{linear: [start, end]}`, annealed linearly over "
-        "training. A file that `extends` another merges with the parent's mapping when both use the same form; in the other form it replaces it.",
+        "training. `normalize_reward: true` (lmrecsim's key, not SB3's) trains on rewards divided by "
+        "a running estimate of the discounted return's standard deviation (SB3's VecNormalize, "
+        "observations untouched); the saved policy is unaffected. A file that `extends` another merges with the parent's mapping when both use the same form; in the other form it replaces it.",
     )
 
     @field_validator("hyperparameters")

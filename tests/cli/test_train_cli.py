@@ -219,3 +219,25 @@ def test_demo_refuses_evaluation_seeds_that_were_trained_on(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "evaluation.seeds: [3] overlap the training seeds 0..7" in err[0]
     assert not out.exists()  # refused before training, nothing half-written
+
+
+def test_reward_normalisation_from_the_command_line(tmp_path, capsys):
+    from lmrecsim.evaluation.logs import read_step_log
+
+    out = tmp_path / "norm"
+    args = ["train", "--timesteps", "64", "--n-envs", "2", "--no-progress", "--out", str(out)]
+    hp = ["--hp", "n_steps=32", "--hp", "batch_size=64"]
+    assert main([*args, *hp, "--hp", "normalize_reward=maybe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "lmrecsim: error: agent.hyperparameters.normalize_reward: expected true or false, "
+        "got 'maybe'"
+    ]
+    assert not out.exists()
+    assert main([*args, *hp, "--hp", "normalize_reward=true", "--log-episodes"]) == 0
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert resolved["agent"]["hyperparameters"]["normalize_reward"] is True
+    # The log keeps the env's rewards (clicks under the default reward), not the scaled ones.
+    steps = read_step_log(out / "episodes.parquet").steps
+    assert steps["clicked"].any()
+    assert (steps["reward"] == steps["clicked"].astype(float)).all()
