@@ -12,11 +12,17 @@ matrix, the stream layout, constant quotas); :func:`generate_candidates` is the 
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numba import njit
 
 from ..scenarios.schema import CandidatesConfig
 from . import rng as crng
+
+if TYPE_CHECKING:
+    from .ann import IVFIndex
 
 _BLOCK = 65_536
 # Scores per blocked product: bounds the (N, block) temporary (32 MB in float64).
@@ -399,6 +405,8 @@ class CandidateGenerator:
         item_proj: (n, p); pop_cdf: (n,) cumulative popularity; arrival: (n,) arrival steps.
         new_order / new_arrival_sorted: indices and arrival steps of new items, by arrival.
         exact: float64 scores for the nearest items (see :func:`nearest_items`).
+        index: an approximate index that answers the nearest-item searches instead of the exact
+            search (``candidates.index: ivf``; see :class:`~lmrecsim.envs.ann.IVFIndex`).
     """
 
     def __init__(
@@ -411,6 +419,7 @@ class CandidateGenerator:
         new_order: np.ndarray,
         new_arrival_sorted: np.ndarray,
         exact: bool = True,
+        index: IVFIndex | None = None,
     ) -> None:
         self.cfg = cfg
         self.k = k = cfg.k
@@ -436,7 +445,10 @@ class CandidateGenerator:
         self.n_pop_fixed = int(np.rint(k * self.pop_w))
         self.plan = crng.StreamPlan(candidate_streams(cfg))
         self.s_new, self.s_pop, self.s_rand, self.s_shuffle = self.plan.slices
-        self.prepared = prepare_items(item_proj, exact=exact) if self.m_near else None
+        self.index = index
+        self.prepared = (
+            prepare_items(item_proj, exact=exact) if self.m_near and index is None else None
+        )
         self._j_new = np.arange(3 * self.quota)
         self._j_near = np.arange(self.m_near)
         self._seen = np.zeros(self.n_items, dtype=bool)  # scratch of finish_slates
@@ -503,31 +515,25 @@ class CandidateGenerator:
         # Block B: nearest to the visible state.
         m_near = self.m_near
         if m_near > 0 and has_state.any():
-            near_kw = {
-                "arrival": self.arrival if arriving else None,
-                "exact": self.exact,
-                "prepared": self.prepared,
-            }
-            if has_state.all():
-                block_b = nearest_items(
-                    user_proj,
-                    self.item_proj,
-                    m_near,
-                    available_until=steps,
-                    exclude=excl,
-                    **near_kw,
+            arr = self.arrival if arriving else None
+            index = self.index
+            if index is not None:
+                search = partial(index.search, m=m_near, arrival=arr)
+            else:
+                search = partial(
+                    nearest_items,
+                    items=self.item_proj,
+                    m=m_near,
+                    arrival=arr,
+                    exact=self.exact,
+                    prepared=self.prepared,
                 )
+            if has_state.all():
+                block_b = search(user_proj, available_until=steps, exclude=excl)
             else:
                 block_b = np.full((n_users, m_near), -1, dtype=np.int64)
                 who = np.flatnonzero(has_state)
-                block_b[who] = nearest_items(
-                    user_proj[who],
-                    self.item_proj,
-                    m_near,
-                    available_until=steps[who],
-                    exclude=excl[who],
-                    **near_kw,
-                )
+                block_b[who] = search(user_proj[who], available_until=steps[who], exclude=excl[who])
             if n_near is not None:
                 block_b[self._j_near[None, :] >= n_near[:, None]] = -1
         else:

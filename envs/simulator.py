@@ -218,6 +218,7 @@ class UserBatch:
             arrival=world.arrival,
             new_order=world.new_order,
             new_arrival_sorted=world.new_arrival_sorted,
+            index=world.nearest_index,
         )
         # Every draw of a step in one pass: the click and satisfaction draws of step t are made
         # when the candidates of step t are drawn (same key and step, so the same numbers).

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..encoders import EmbeddingCache, Encoder, LRUEncoder, load_encoder
 from ..scenarios import Scenario, scenario_hash
+from .ann import IVFIndex
 from .catalog import Catalog, load_catalog, load_default_catalog
 from .personas import Persona, load_default_personas, load_personas, persona_by_name
 
@@ -110,6 +111,8 @@ class World:
     onboarding_emb: np.ndarray  # (P, d) float32
     topic_names: tuple[str, ...]
     key: str = ""
+    # The approximate index of the nearest-candidate source (``candidates.index: ivf``), or None.
+    nearest_index: IVFIndex | None = field(default=None, repr=False)
     _text_encoder: Encoder | None = field(default=None, repr=False)
 
     @property
@@ -283,6 +286,22 @@ def build_world(
     emb = encoder.encode(texts).astype(np.float32)
     persona_emb, onboarding_emb = emb[: len(personas)], emb[len(personas) :]
 
+    cand = scenario.candidates
+    nearest_index = None
+    if cand.index == "ivf" and cand.nearest > 0:
+        if cand.ivf_lists is not None and cand.ivf_lists > n:
+            raise WorldError(
+                f"{scenario.source}: candidates.ivf_lists: expected at most the catalog size "
+                f"({n} items), got {cand.ivf_lists}"
+            )
+        nearest_index = IVFIndex(
+            item_proj,
+            lists=cand.ivf_lists,
+            probe=cand.ivf_probe,
+            seed=scenario.seed,
+            progress=show_progress,
+        )
+
     world = World(
         scenario=scenario,
         catalog=catalog,
@@ -304,6 +323,7 @@ def build_world(
         onboarding_emb=onboarding_emb,
         topic_names=tuple(catalog.topic_names),
         key=world_key,
+        nearest_index=nearest_index,
     )
     _WORLDS[world_key] = world
     return world

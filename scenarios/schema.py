@@ -372,6 +372,25 @@ class CandidatesConfig(_Strict):
     mask_consumed: bool = Field(
         True, description="Mask out items the user already clicked in this session."
     )
+    index: Literal["exact", "ivf"] = Field(
+        "exact",
+        description="How the nearest source finds its items. exact: every item is scored (float64; "
+        "a user's candidates never depend on the batch). ivf: a faiss inverted-file index "
+        "clusters the catalog once and scores only the items of the `ivf_probe` clusters that best "
+        "match the user state (approximate; for catalogs of 100,000 items and more, where exact "
+        "scoring dominates the step).",
+    )
+    ivf_lists: int | None = Field(
+        None,
+        ge=1,
+        description="ivf: clusters of the index (null: about sqrt(catalog size), e.g. 1,000 for "
+        "1,000,000 items); at most the catalog size.",
+    )
+    ivf_probe: int = Field(
+        16,
+        ge=1,
+        description="ivf: clusters scanned per user and step (more: closer to exact, slower).",
+    )
 
     @model_validator(mode="after")
     def _shares(self) -> CandidatesConfig:

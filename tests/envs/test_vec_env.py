@@ -83,8 +83,12 @@ def _run_single(world: World, seed: int, actions: np.ndarray) -> list[tuple[Any,
             "candidates": {"new_item_quota": 3},
             "reward": {"name": "engagement"},
         },
+        {
+            "catalog": {"new_items": {"fraction": 0.2, "arrival_start": 1, "arrival_end": 8}},
+            "candidates": {"index": "ivf", "ivf_lists": 6, "ivf_probe": 2},
+        },
     ],
-    ids=["default", "new-users-drift", "new-items"],
+    ids=["default", "new-users-drift", "new-items", "ivf-index"],
 )
 def test_vec_env_matches_single_env_per_seed(tmp_path: Any, overrides: dict[str, Any]) -> None:
     world = small_world(tmp_path, **overrides)

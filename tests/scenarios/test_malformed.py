@@ -16,6 +16,8 @@ MALFORMED = Path(__file__).resolve().parent / "malformed"
 EXPECTED: dict[str, str] = {
     "bad_device.yaml": "encoder.device: 'tpu' is invalid (expected a string matching",
     "bad_literal_algo.yaml": "agent.algo: 'sac' is not one of ppo, dqn, maskable_ppo",
+    "bad_literal_index.yaml": "candidates.index: 'hnsw' is not one of exact, ivf",
+    "range_ivf_probe_zero.yaml": "candidates.ivf_probe: 0 is out of range (expected a number >= 1)",
     "bad_literal_drift_kind.yaml": "users.drift.kind: 'sudenn' is not one of none, gradual, abrupt, periodic",
     "bad_literal_reward.yaml": "reward.name: 'money' is not one of click,",
     "bad_metric_name.yaml": "evaluation.metrics[1]: 'clicks' is not one of return, ctr,",
