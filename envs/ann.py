@@ -102,6 +102,9 @@ class IVFIndex:
             spare threads spin-wait on a shared two-core machine).
         progress: show a progress bar over the two build stages (clustering, adding the items);
             a 1,000,000-item catalog takes about 10-20 s on two cores.
+        serialized: an index saved by :meth:`serialize` for the same items, lists and seed (the
+            world keeps one in the embedding cache); used instead of building when it matches the
+            items' count and width and the number of lists, ignored otherwise.
 
     Memory: the item vectors in float32 plus an 8-byte id per item, and ``lists`` centroids.
     """
@@ -115,6 +118,7 @@ class IVFIndex:
         seed: int = 0,
         threads: int = 1,
         progress: bool = False,
+        serialized: np.ndarray | None = None,
     ) -> None:
         faiss = _faiss()
         faiss.omp_set_num_threads(int(threads))
@@ -125,20 +129,46 @@ class IVFIndex:
         if not 1 <= self.lists <= self.n_items:
             raise ValueError(f"candidates.ivf_lists: expected 1..{self.n_items}, got {self.lists}")
         self.probe = min(int(probe), self.lists)
-        self._quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(self._quantizer, dim, self.lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = int(seed)
-        index.verbose = False
-        with tqdm(
-            total=2, desc=f"ivf index ({self.lists} clusters)", unit="stage", disable=not progress
-        ) as bar:
-            index.train(x)
-            bar.update()
-            index.add(x)
-            bar.update()
-        index.nprobe = self.probe
-        self.index = index
         self.items = x
+        loaded = None if serialized is None else self._load(serialized, dim)
+        #: True when the index came from ``serialized`` rather than from clustering the items.
+        self.from_serialized = loaded is not None
+        if loaded is None:
+            self._quantizer = faiss.IndexFlatIP(dim)
+            loaded = faiss.IndexIVFFlat(
+                self._quantizer, dim, self.lists, faiss.METRIC_INNER_PRODUCT
+            )
+            loaded.cp.seed = int(seed)
+            loaded.verbose = False
+            desc = f"ivf index ({self.lists} clusters)"
+            with tqdm(total=2, desc=desc, unit="stage", disable=not progress) as bar:
+                loaded.train(x)
+                bar.update()
+                loaded.add(x)
+                bar.update()
+        loaded.nprobe = self.probe
+        self.index = loaded
+
+    def _load(self, serialized: np.ndarray, dim: int) -> Any:
+        """The saved index, or None when it is not one over these items and lists."""
+        faiss = _faiss()
+        try:
+            index = faiss.deserialize_index(np.ascontiguousarray(serialized, dtype=np.uint8))
+        except RuntimeError:  # faiss's own check of the bytes
+            return None
+        if (
+            not isinstance(index, faiss.IndexIVFFlat)
+            or index.ntotal != self.n_items
+            or index.d != dim
+            or index.nlist != self.lists
+            or index.metric_type != faiss.METRIC_INNER_PRODUCT
+        ):
+            return None
+        return index
+
+    def serialize(self) -> np.ndarray:
+        """The index as bytes (uint8 array), for :class:`IVFIndex`'s ``serialized`` argument."""
+        return np.asarray(_faiss().serialize_index(self.index), dtype=np.uint8)
 
     @property
     def bytes_per_item(self) -> float:

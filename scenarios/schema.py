@@ -378,7 +378,8 @@ class CandidatesConfig(_Strict):
         "a user's candidates never depend on the batch). ivf: a faiss inverted-file index "
         "clusters the catalog once and scores only the items of the `ivf_probe` clusters that best "
         "match the user state (approximate; for catalogs of 100,000 items and more, where exact "
-        "scoring dominates the step).",
+        "scoring dominates the step). The index is built once per machine and kept in the "
+        "embedding cache.",
     )
     ivf_lists: int | None = Field(
         None,

@@ -164,3 +164,48 @@ def test_an_ivf_scenario_builds_its_index_once_per_world(tmp_path) -> None:
     for row in range(8):
         assert np.isin(near[row], users.cand[row]).sum() >= 5
     assert obs["action_mask"].all()
+
+
+def test_the_index_is_saved_once_and_loaded_by_the_next_world(tmp_path, monkeypatch) -> None:
+    from lmrecsim.encoders import EmbeddingCache
+    from lmrecsim.encoders.errors import CacheCorruptionWarning
+    from lmrecsim.envs import world as world_mod
+
+    from .test_vec_env import small_world
+
+    overrides = {"candidates": {"index": "ivf", "ivf_probe": 3}}
+    first = small_world(tmp_path, **overrides).nearest_index
+    assert first is not None and not first.from_serialized
+    saved = list((tmp_path / "arrays").glob("*.npz"))
+    # A new process builds the world afresh (no per-process memo): it loads the saved index.
+    monkeypatch.setattr(world_mod, "_WORLDS", {})
+    second = small_world(tmp_path, **overrides).nearest_index
+    assert second is not None and second.from_serialized
+    query = first.items[:30] * 1.5
+    np.testing.assert_array_equal(first.search(query, M), second.search(query, M))
+    # Another number of lists is another index: built, and saved beside the first.
+    monkeypatch.setattr(world_mod, "_WORLDS", {})
+    other = small_world(tmp_path, candidates={"index": "ivf", "ivf_lists": 5}).nearest_index
+    assert other is not None and not other.from_serialized and other.lists == 5
+    assert len(list((tmp_path / "arrays").glob("*.npz"))) == len(saved) + 1
+    # A damaged entry is discarded with a warning, rebuilt and saved again.
+    cache = EmbeddingCache(tmp_path)
+    key = next(k for k in _ivf_keys(first, tmp_path))
+    cache.array_path(key).write_bytes(b"not an npz file")
+    monkeypatch.setattr(world_mod, "_WORLDS", {})
+    with pytest.warns(CacheCorruptionWarning, match="discarding corrupt cache file"):
+        rebuilt = small_world(tmp_path, **overrides).nearest_index
+    assert rebuilt is not None and not rebuilt.from_serialized
+    np.testing.assert_array_equal(first.search(query, M), rebuilt.search(query, M))
+    assert cache.get_array(key) is not None
+
+
+def _ivf_keys(index: IVFIndex, cache_dir) -> list[str]:
+    """The cache keys of saved ivf indexes with ``index``'s lists (read back from the files)."""
+    keys = []
+    for path in (cache_dir / "arrays").glob("*.npz"):
+        with np.load(path) as z:
+            key = str(z["key"])
+        if key.startswith("ivf|") and f"|lists={index.lists}|" in key:
+            keys.append(key)
+    return keys
