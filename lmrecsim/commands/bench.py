@@ -89,7 +89,7 @@ def _rate(fn: Callable[[], int], min_seconds: float) -> float:
 
 
 # ---------------------------------------------------------------- 1. PPO
-def _ppo_rate(venv: Any, policy: str, timesteps: int) -> float:
+def _ppo_model(venv: Any, policy: str) -> Any:
     from stable_baselines3 import PPO
 
     from lmrecsim.agents.build import build_model
@@ -97,14 +97,36 @@ def _ppo_rate(venv: Any, policy: str, timesteps: int) -> float:
     if policy == "mlp_cartpole":
         from lmrecsim.agents.build import PPO_DEFAULTS
 
-        model = PPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO_DEFAULTS)
-    else:
-        model = build_model("ppo", venv, policy=policy, seed=0)
-    n_steps = model.n_steps * venv.num_envs
-    model.learn(n_steps)  # warm-up: one rollout and one update
-    start = time.perf_counter()
-    model.learn(max(timesteps, n_steps), reset_num_timesteps=False)
-    return max(timesteps, n_steps) / (time.perf_counter() - start)
+        return PPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO_DEFAULTS)
+    return build_model("ppo", venv, policy=policy, seed=0)
+
+
+def _ppo_rates(
+    runs: dict[str, tuple[Any, str]], timesteps: int, rounds: int = 4
+) -> dict[str, float]:
+    """PPO training steps/s of each ``name -> (venv, policy)``, measured in alternation.
+
+    Every model first runs one rollout and update (warm-up). Then the budget is split into
+    ``rounds`` chunks of whole rollouts and the models take turns, so a change in the machine's
+    load during the measurement reaches all of them alike instead of whichever ran last.
+    """
+    models = {name: _ppo_model(venv, policy) for name, (venv, policy) in runs.items()}
+    rollout = {name: m.n_steps * m.env.num_envs for name, m in models.items()}
+    for name, model in models.items():
+        model.learn(rollout[name])
+    seconds = dict.fromkeys(models, 0.0)
+    steps = dict.fromkeys(models, 0)
+    # Whole rollouts per model; no more rounds than the smallest budget has rollouts.
+    n_rollouts = {name: max(timesteps // rollout[name], 1) for name in models}
+    rounds = max(1, min(rounds, *n_rollouts.values()))
+    for _ in range(rounds):
+        for name, model in models.items():
+            chunk = max(n_rollouts[name] // rounds, 1) * rollout[name]
+            start = time.perf_counter()
+            model.learn(chunk, reset_num_timesteps=False)
+            seconds[name] += time.perf_counter() - start
+            steps[name] += chunk
+    return {name: steps[name] / seconds[name] for name in models}
 
 
 def zero_cost_vec_env(
@@ -172,13 +194,18 @@ def bench_ppo(world: Any, timesteps: int) -> list[Figure]:
     n_envs = world.scenario.agent.n_envs
     venv = BatchedRecommendationVecEnv(world=world, n_envs=n_envs)
     venv.seed(0)
-    sim = _ppo_rate(venv, "candidate_scorer", timesteps)
-    zero = _ppo_rate(
-        zero_cost_vec_env(venv.observation_space, venv.action_space, n_envs),
-        "candidate_scorer",
+    rates = _ppo_rates(
+        {
+            "sim": (venv, "candidate_scorer"),
+            "zero": (
+                zero_cost_vec_env(venv.observation_space, venv.action_space, n_envs),
+                "candidate_scorer",
+            ),
+            "cart": (make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), "mlp_cartpole"),
+        },
         timesteps,
     )
-    cart = _ppo_rate(make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), "mlp_cartpole", timesteps)
+    sim, zero, cart = rates["sim"], rates["zero"], rates["cart"]
     return [
         Figure("ppo_default_steps_per_s", sim, "steps/s"),
         Figure("ppo_zero_cost_env_steps_per_s", zero, "steps/s"),
