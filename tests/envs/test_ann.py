@@ -209,3 +209,29 @@ def _ivf_keys(index: IVFIndex, cache_dir) -> list[str]:
         if key.startswith("ivf|") and f"|lists={index.lists}|" in key:
             keys.append(key)
     return keys
+
+
+def test_items_still_to_arrive_widen_the_search_instead_of_falling_back(data, monkeypatch) -> None:
+    from lmrecsim.envs import candidates
+
+    items, query = data
+    rng = np.random.default_rng(3)
+    # Half the catalog arrives after step 10; every user is at step 5.
+    arrival = np.where(rng.random(N_ITEMS) < 0.5, 20, 0).astype(np.int64)
+    until = np.full(query.shape[0], 5, dtype=np.int64)
+    calls: list[int] = []
+    exact_search = candidates.nearest_items
+
+    def counting(q, *args, **kwargs):
+        calls.append(q.shape[0])
+        return exact_search(q, *args, **kwargs)
+
+    monkeypatch.setattr(candidates, "nearest_items", counting)
+    index = IVFIndex(items, probe=8, seed=0)
+    found = index.search(query, M, available_until=until, arrival=arrival)
+    assert (arrival[found] <= 5).all()
+    # Asked for enough results that the arrived ones fill nearly every row, so the exact fallback
+    # stays rare: 1 of 128 rows here, where asking for m + 8 results left 35 rows short.
+    assert sum(calls) <= 2
+    expected = exact_search(query, items, M, available_until=until, arrival=arrival)
+    assert _recall(found, expected) >= 0.9
