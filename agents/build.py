@@ -9,7 +9,7 @@ from typing import Any
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
 from ..scenarios.schema import ALGORITHM_NAMES
 from .errors import AgentError
@@ -133,21 +133,12 @@ def reward_normalized(env: VecEnv, normalize: Any, *, gamma: float | None) -> Ve
         raise AgentError(
             f"agent.hyperparameters.{NORMALIZE_REWARD}: expected true or false, got {normalize!r}"
         )
-    if not normalize or _normalizes_reward(env):
+    existing = unwrap_vec_normalize(env)
+    if not normalize or (existing is not None and existing.norm_reward):
         return env
-    g = _number(gamma) if gamma is not None else 0.99
-    # An unreadable gamma is left for SB3 to reject with its own message.
+    # SB3's default when none is given; an unreadable gamma is left for SB3 to reject itself.
+    g = None if gamma is None else _number(gamma)
     return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=0.99 if g is None else g)
-
-
-def _normalizes_reward(env: VecEnv) -> bool:
-    while True:
-        if isinstance(env, VecNormalize) and env.norm_reward:
-            return True
-        inner = getattr(env, "venv", None)
-        if inner is None:
-            return False
-        env = inner
 
 
 def build_model(

@@ -130,6 +130,8 @@ class IVFIndex:
             raise ValueError(f"candidates.ivf_lists: expected 1..{self.n_items}, got {self.lists}")
         self.probe = min(int(probe), self.lists)
         self.items = x
+        # (arrival array, its sorted copy) of the last search that checked arrivals.
+        self._arrival_sorted: tuple[np.ndarray, np.ndarray] | None = None
         loaded = None if serialized is None else self._load(serialized, dim)
         #: True when the index came from ``serialized`` rather than from clustering the items.
         self.from_serialized = loaded is not None
@@ -168,7 +170,7 @@ class IVFIndex:
 
     def _pending_share(self, arrival: np.ndarray, step: int) -> float:
         """Share of the items with ``arrival > step`` (the sorted arrivals are kept per array)."""
-        cached = getattr(self, "_arrival_sorted", None)
+        cached = self._arrival_sorted
         if cached is None or cached[0] is not arrival:
             cached = self._arrival_sorted = (arrival, np.sort(arrival))
         sorted_arrival = cached[1]
