@@ -210,6 +210,9 @@ class UserBatch:
         self.mask = np.zeros((n, k), dtype=bool)
         self._user_proj = np.zeros((n, p), dtype=np.float32)
         self._has_state = np.zeros(n, dtype=bool)
+        # In text mode the nearest source can match the pooled history instead of the text state
+        # (``candidates.nearest_to: pooled``); in pooled mode the two are the same vector.
+        self._retrieve_pooled = sc.state.mode == "text" and sc.candidates.nearest_to == "pooled"
         self._drift_targets = self._resolve_drift_target()
         self._candidates = CandidateGenerator(
             sc.candidates,
@@ -526,6 +529,9 @@ class UserBatch:
             keys, steps, n_con = self.keys[idx], self.t[idx], self.n_consumed[idx]
             user_proj, has_state = self._user_proj[idx], self._has_state[idx]
             cmask = None if self.consumed_mask is None else self.consumed_mask[idx]
+        if self._retrieve_pooled:
+            # The nearest source matches the pooled history, not the text state the policy sees.
+            user_proj, has_state = self._pooled_projection(idx)
         # Only the filled prefix of the consumed lists: the rest is -1 and matches nothing.
         width = max(int(n_con.max(initial=0)), 1)
         consumed = self.consumed[:, :width] if idx is None else self.consumed[idx, :width]

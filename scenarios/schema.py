@@ -372,6 +372,15 @@ class CandidatesConfig(_Strict):
     mask_consumed: bool = Field(
         True, description="Mask out items the user already clicked in this session."
     )
+    nearest_to: Literal["visible", "pooled"] = Field(
+        "visible",
+        description="The user vector the nearest source matches. visible: the state the policy "
+        "observes (in text mode, the language model's encoding of the rendered history). "
+        "pooled: the pooled history (the pooled-mode state) in either mode, so that a text-mode "
+        "and a pooled-mode run with the same seed and actions draw the same candidates and meet "
+        "the same users, and differ only in what the policy sees. The two are the same in "
+        "pooled mode.",
+    )
     index: Literal["exact", "ivf"] = Field(
         "exact",
         description="How the nearest source finds its items. exact: every item is scored (float64; "

@@ -243,3 +243,53 @@ def test_bench_text_mode_naive_side_does_no_cached_text_work(tmp_path: Any) -> N
     assert figs["text_mode_batched_cached_over_naive"] == pytest.approx(
         figs["text_mode_batched_cached_user_steps_per_s"] / figs["text_mode_naive_user_steps_per_s"]
     )
+
+
+def _mode_run(
+    tmp_path: Any, mode: str, nearest_to: str, encoder: HashEncoder, steps: int = 30
+) -> list[Any]:
+    """Single-env trajectory (seed 3, fixed actions, resets after episode ends) in one mode."""
+    from lmrecsim.envs.env import RecommendationEnv
+    from lmrecsim.envs.world import build_world
+
+    sc = small_scenario(
+        tmp_path,
+        state={"mode": mode},
+        candidates={"nearest_to": nearest_to},
+        users={"new_user_fraction": 0.3},
+    )
+    env = RecommendationEnv(world=build_world(sc, encoder=encoder))
+    obs, _ = env.reset(seed=3)
+    actions = np.random.default_rng(4).integers(0, sc.candidates.k, steps)
+    out = []
+    for a in actions:
+        nxt, reward, term, trunc, info = env.step(int(a))
+        out.append((obs, reward, term, trunc, info["candidate_items"].copy()))
+        obs = env.reset()[0] if term or trunc else nxt
+    return out
+
+
+def test_nearest_to_pooled_makes_text_mode_differ_from_pooled_mode_only_in_the_user_state(
+    tmp_path: Any,
+) -> None:
+    encoder = HashEncoder(dim=40)
+    text = _mode_run(tmp_path, "text", "pooled", encoder)
+    pooled = _mode_run(tmp_path, "pooled", "pooled", encoder)
+    assert any(t[2] or t[3] for t in text)  # the run crosses an episode end
+    for (o_t, r_t, te_t, tr_t, c_t), (o_p, r_p, te_p, tr_p, c_p) in zip(text, pooled, strict=True):
+        np.testing.assert_array_equal(c_t, c_p)
+        assert (r_t, te_t, tr_t) == (r_p, te_p, tr_p)
+        for key in ("candidates", "candidate_features", "action_mask"):
+            np.testing.assert_array_equal(o_t[key], o_p[key])
+    # What the policy sees of the user is still the text encoding in text mode.
+    assert any(
+        not np.allclose(t[0]["user"], p[0]["user"]) for t, p in zip(text, pooled, strict=True)
+    )
+    # With the default (the visible state), text mode retrieves by the text state: other slates.
+    visible = _mode_run(tmp_path, "text", "visible", encoder)
+    assert any(not np.array_equal(v[4], p[4]) for v, p in zip(visible, pooled, strict=True))
+    # In pooled mode the key changes nothing.
+    same = _mode_run(tmp_path, "pooled", "visible", encoder)
+    for a, b in zip(same, pooled, strict=True):
+        np.testing.assert_array_equal(a[4], b[4])
+        np.testing.assert_array_equal(a[0]["user"], b[0]["user"])
