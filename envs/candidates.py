@@ -397,6 +397,12 @@ def candidate_streams(cfg: CandidatesConfig) -> tuple[tuple[int, int], ...]:
     )
 
 
+def nearest_slots(cfg: CandidatesConfig) -> int:
+    """Slots of the nearest source per step: its share of the three sources' weights times k."""
+    total = cfg.popular + cfg.nearest + cfg.random
+    return int(np.rint(cfg.k * cfg.nearest / total))
+
+
 class CandidateGenerator:
     """Draws candidate slates for one catalog and one ``candidates`` config, step after step.
 
@@ -440,7 +446,7 @@ class CandidateGenerator:
         self.near_w = cfg.nearest / total
         self.pop_w = cfg.popular / total
         self.quota = min(cfg.new_item_quota, k) if new_order.size else 0
-        self.m_near = int(np.rint(k * self.near_w))
+        self.m_near = nearest_slots(cfg)
         # Without a new-item quota every user has the same number of slots to share out.
         self.n_pop_fixed = int(np.rint(k * self.pop_w))
         self.plan = crng.StreamPlan(candidate_streams(cfg))

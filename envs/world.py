@@ -18,6 +18,7 @@ import numpy as np
 from ..encoders import EmbeddingCache, Encoder, LRUEncoder, load_encoder
 from ..scenarios import Scenario, scenario_hash
 from .ann import IVFIndex, default_lists
+from .candidates import nearest_slots
 from .catalog import Catalog, load_catalog, load_default_catalog
 from .personas import Persona, load_default_personas, load_personas, persona_by_name
 
@@ -315,7 +316,8 @@ def build_world(
 
     cand = scenario.candidates
     nearest_index = None
-    if cand.index == "ivf" and cand.nearest > 0:
+    # Only when the nearest source gets a slot: a share that rounds to none needs no index.
+    if cand.index == "ivf" and nearest_slots(cand) > 0:
         if cand.ivf_lists is not None and cand.ivf_lists > n:
             raise WorldError(
                 f"{scenario.source}: candidates.ivf_lists: expected at most the catalog size "

@@ -166,6 +166,24 @@ def test_an_ivf_scenario_builds_its_index_once_per_world(tmp_path) -> None:
     assert obs["action_mask"].all()
 
 
+def test_no_index_is_built_when_the_nearest_share_rounds_to_no_slot(tmp_path) -> None:
+    from lmrecsim.envs.candidates import nearest_slots
+
+    from .test_vec_env import small_world
+
+    # k = 20: a nearest share of 0.02 of the weights is 0.4 slots, which rounds to none.
+    world = small_world(
+        tmp_path, candidates={"index": "ivf", "popular": 0.49, "nearest": 0.02, "random": 0.49}
+    )
+    assert nearest_slots(world.scenario.candidates) == 0
+    assert world.nearest_index is None
+    one_slot = small_world(
+        tmp_path, candidates={"index": "ivf", "popular": 0.48, "nearest": 0.04, "random": 0.48}
+    )
+    assert nearest_slots(one_slot.scenario.candidates) == 1
+    assert one_slot.nearest_index is not None
+
+
 def test_the_index_is_saved_once_and_loaded_by_the_next_world(tmp_path, monkeypatch) -> None:
     from lmrecsim.encoders import EmbeddingCache
     from lmrecsim.encoders.errors import CacheCorruptionWarning
