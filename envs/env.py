@@ -62,8 +62,8 @@ class RecommendationEnv(gym.Env):
     ``Dict`` of float32 arrays with fixed shapes (p = ``encoder.project_dim``, K = ``candidates.k``):
 
     * ``user`` (p,): the visible user state -- the language-model encoding of the user's history
-      (``state.mode: pooled`` or ``text``), projected by a PCA fitted on the catalog; all zeros for a
-      user who has shown nothing (then ``candidate_features[:, 4]`` is 1).
+      (``state.mode``: ``pooled``, ``text`` or ``events``), projected by a PCA fitted on the
+      catalog; all zeros for a user who has shown nothing (then ``candidate_features[:, 4]`` is 1).
     * ``candidates`` (K, p): projected embeddings of the candidate items.
     * ``candidate_features`` (K, 14), from the visible history only (``envs/features.py``): log
       popularity / 5, is a new item, shown in the last 10 steps, share of recent recommendations

@@ -104,15 +104,29 @@ def render_history(
     """
     parts = []
     if onboarding:
-        parts.append(f"At sign-up said: {onboarding}")
+        parts.append(onboarding_event_text(onboarding))
     for item, c, r in zip(items.tolist(), clicked.tolist(), ratings.tolist(), strict=True):
         if item < 0:
             continue
-        if c:
-            parts.append(f"Clicked '{titles[item]}' (rated {int(r)}/5).")
-        else:
-            parts.append(f"Skipped '{titles[item]}'.")
+        parts.append(click_event_text(titles[item], int(r)) if c else skip_event_text(titles[item]))
     return " ".join(parts)
+
+
+# One rendered event each; the history text is these joined by spaces (``state.mode: events``
+# encodes each of them once and pools the encodings).
+def click_event_text(title: str, rating: int) -> str:
+    """The history text's sentence for a click with a rating (1-5)."""
+    return f"Clicked '{title}' (rated {rating}/5)."
+
+
+def skip_event_text(title: str) -> str:
+    """The history text's sentence for a skipped item (``text_events: all``)."""
+    return f"Skipped '{title}'."
+
+
+def onboarding_event_text(onboarding: str) -> str:
+    """The history text's sentence for a new user's sign-up text."""
+    return f"At sign-up said: {onboarding}"
 
 
 class UserBatch:
@@ -210,9 +224,18 @@ class UserBatch:
         self.mask = np.zeros((n, k), dtype=bool)
         self._user_proj = np.zeros((n, p), dtype=np.float32)
         self._has_state = np.zeros(n, dtype=bool)
-        # In text mode the nearest source can match the pooled history instead of the text state
-        # (``candidates.nearest_to: pooled``); in pooled mode the two are the same vector.
-        self._retrieve_pooled = sc.state.mode == "text" and sc.candidates.nearest_to == "pooled"
+        # In text and events modes the nearest source can match the pooled history instead of the
+        # visible state (``candidates.nearest_to: pooled``); in pooled mode they are one vector.
+        self._retrieve_pooled = sc.state.mode != "pooled" and sc.candidates.nearest_to == "pooled"
+        if sc.state.mode == "events":
+            if world.event_emb is None or world.event_onboarding_emb is None:
+                raise ValueError("state.mode 'events' needs a world built with its event tables")
+            # The event tables' PCA coordinates, so the state is projected in O(W p) per user.
+            e = world.event_emb
+            self._event_c = (e.reshape(-1, d) @ proj.components).astype(np.float32)
+            self._event_c = self._event_c.reshape(e.shape[0], e.shape[1], -1)
+            self._event_onb_c = (world.event_onboarding_emb @ proj.components).astype(np.float32)
+        self._event_slots = np.arange(sc.state.history_window)[None, :]
         self._drift_targets = self._resolve_drift_target()
         self._candidates = CandidateGenerator(
             sc.candidates,
@@ -421,10 +444,13 @@ class UserBatch:
     # ------------------------------------------------------------- visibility
     def _refresh_visible(self, idx: np.ndarray | None) -> None:
         """Recompute the projected visible state of rows ``idx`` (all rows: None)."""
-        if self.sc.state.mode == "text":
+        mode = self.sc.state.mode
+        if mode == "text":
             vecs, has = self.text_states(self._rows if idx is None else idx)
             proj = self.world.projection.project(_normalise(vecs))
             proj[~has] = 0.0
+        elif mode == "events":
+            proj, has = self._events_projection(idx)
         else:
             proj, has = self._pooled_projection(idx)
         if idx is None:
@@ -473,6 +499,86 @@ class UserBatch:
         if not has.all():
             proj[~has] = 0.0
         return proj, has
+
+    def _event_window(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events the history texts of rows ``idx`` show, as rows of the event tables.
+
+        Vectorised :meth:`history_events`: (rows, W) table row (rating - 1 for a click, 5 for a
+        skip), item index (0 where empty) and bool validity, oldest first.
+        """
+        st = self.sc.state
+        n_rows = 5 if st.text_events == "clicks" else 6
+        w = st.history_window
+        if st.text_events == "clicks":
+            n_con = self.n_consumed if idx is None else self.n_consumed[idx]
+            pos = n_con[:, None] - w + self._event_slots
+            valid = pos >= 0
+            rows = np.arange(n_con.size)[:, None] if idx is None else np.asarray(idx)[:, None]
+            pos = np.maximum(pos, 0)
+            items = self.consumed[rows, pos]
+            ratings = self.consumed_rating[rows, pos]
+            kind = ratings.astype(np.int64) - 1
+        else:
+            start = self.window - w
+            items = self.hist_item[:, start:] if idx is None else self.hist_item[idx, start:]
+            clicked = self.hist_click[:, start:] if idx is None else self.hist_click[idx, start:]
+            ratings = self.hist_rating[:, start:] if idx is None else self.hist_rating[idx, start:]
+            valid = items >= 0
+            kind = np.where(clicked, ratings.astype(np.int64) - 1, 5)
+        kind = np.where(valid, np.clip(kind, 0, n_rows - 1), 0)
+        return kind, np.where(valid, items, 0), valid
+
+    def _events_sums(
+        self,
+        idx: np.ndarray | None,
+        window: tuple[np.ndarray, np.ndarray, np.ndarray],
+        table: np.ndarray,
+        onboarding: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sum of the rows of ``table`` (E, n, q) over each user's ``window`` (from
+        :meth:`_event_window`), plus the sign-up sentence's row of ``onboarding`` (P, q) while it
+        is shown; returns (rows, q) float32 and (rows,) bool: whether the text would be non-empty."""
+        kind, items, valid = window
+        vecs = table[kind, items]
+        vecs[~valid] = 0.0
+        total = vecs.sum(axis=1)
+        shown = self.show_onboarding if idx is None else self.show_onboarding[idx]
+        if shown.any():
+            persona = self.persona if idx is None else self.persona[idx]
+            total[shown] += onboarding[persona[shown]]
+        return total, valid.any(axis=1) | shown
+
+    def events_states(
+        self, idx: np.ndarray | None = None, *, tables: World | None = None
+    ) -> np.ndarray:
+        """``state.mode: events`` states of rows ``idx`` in full d: unit rows (zero when empty).
+
+        ``tables``: a world over the same catalog and personas whose event tables to use (to
+        compare the events state with another mode's on that mode's own users); default this
+        batch's world.
+        """
+        w = self.world if tables is None else tables
+        if w.event_emb is None or w.event_onboarding_emb is None:
+            raise ValueError("events_states needs a world built with state.mode 'events'")
+        window = self._event_window(idx)
+        total, _ = self._events_sums(idx, window, w.event_emb, w.event_onboarding_emb)
+        return _normalise(total)
+
+    def _events_projection(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """PCA coordinates of the normalised events state (see :meth:`_pooled_projection`)."""
+        w = self.world
+        assert w.event_emb is not None and w.event_onboarding_emb is not None
+        window = self._event_window(idx)
+        v, has = self._events_sums(idx, window, w.event_emb, w.event_onboarding_emb)
+        c, _ = self._events_sums(idx, window, self._event_c, self._event_onb_c)
+        norm = np.sqrt(np.einsum("nd,nd->n", v, v))
+        inv = 1.0 / np.where(has, norm, 1.0)
+        inv[~has] = 0.0
+        proj = c * inv[:, None]
+        proj -= self._mean_c
+        proj *= self._scale
+        proj[~has] = 0.0
+        return proj.astype(np.float32), has
 
     def pooled_states(self, idx: np.ndarray | None = None) -> np.ndarray:
         """The d-dimensional pooled states of rows ``idx``, unit rows (zero when empty), (rows, d)."""

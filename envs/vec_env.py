@@ -62,10 +62,11 @@ class BatchedRecommendationVecEnv(VecEnv):
         # Observations of the prepared users (rows where _ready), computed with them in one batch:
         # an auto-reset then copies them instead of observing a few rows (a per-call cost).
         self._next_obs: dict[str, np.ndarray] | None = None
-        # Only in pooled mode: a text-mode state goes through the language model and a BLAS
+        # Not in text mode: a text-mode state goes through the language model and a BLAS
         # projection, whose last bits depend on which rows are encoded together, so there users
-        # are started in the step that needs them, as before.
-        self._prepare_ahead = self.scenario.state.mode == "pooled"
+        # are started in the step that needs them, as before. Pooled and events states are
+        # row-wise sums of cached vectors and do not depend on the batch.
+        self._prepare_ahead = self.scenario.state.mode != "text"
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
         super().__init__(

@@ -76,10 +76,11 @@ class RecommendationVectorEnv(VectorEnv):
         # SAME_STEP mode: observations of the prepared users (rows where _ready), computed with
         # them in one batch, so an auto-reset copies them instead of observing a few rows.
         self._next_obs: dict[str, np.ndarray] | None = None
-        # Only in pooled mode: a text-mode state goes through the language model and a BLAS
+        # Not in text mode: a text-mode state goes through the language model and a BLAS
         # projection, whose last bits depend on which rows are encoded together, so there users
-        # are started in the step that needs them, as before.
-        self._prepare_ahead = self.scenario.state.mode == "pooled"
+        # are started in the step that needs them, as before. Pooled and events states are
+        # row-wise sums of cached vectors and do not depend on the batch.
+        self._prepare_ahead = self.scenario.state.mode != "text"
         self._gens: list[np.random.Generator | None] = [None] * num_envs
         self._autoreset = np.zeros(num_envs, dtype=bool)
 

@@ -114,6 +114,11 @@ class World:
     key: str = ""
     # The approximate index of the nearest-candidate source (``candidates.index: ivf``), or None.
     nearest_index: IVFIndex | None = field(default=None, repr=False)
+    # ``state.mode: events``: encodings of the history text's sentences, (E, n, d) float32 with
+    # row r - 1 for "Clicked ... (rated r/5)." and row 5 (``text_events: all``) for "Skipped ...";
+    # and (P, d) for each persona's "At sign-up said: ..." sentence. None in the other modes.
+    event_emb: np.ndarray | None = field(default=None, repr=False)
+    event_onboarding_emb: np.ndarray | None = field(default=None, repr=False)
     _text_encoder: Encoder | None = field(default=None, repr=False)
 
     @property
@@ -226,6 +231,42 @@ def _nearest_index(
     return index
 
 
+# The largest event table ``state.mode: events`` builds (E x n x d float32).
+EVENT_TABLE_MAX_BYTES = 4 << 30
+
+
+def _event_tables(
+    encoder: Encoder, titles: Sequence[str], onboarding: Sequence[str], scenario: Scenario
+) -> tuple[np.ndarray, np.ndarray]:
+    """The language model's encodings of every sentence a history text can hold.
+
+    Each click sentence once per item and rating, each skip sentence once per item (``text_events:
+    all``), and each persona's sign-up sentence; through the scenario's (disk-cached) encoder, so
+    a second world over the same catalog and model reads them from the cache.
+
+    Raises:
+        WorldError: the table would exceed :data:`EVENT_TABLE_MAX_BYTES`.
+    """
+    from .simulator import click_event_text, onboarding_event_text, skip_event_text
+
+    rows = 6 if scenario.state.text_events == "all" else 5
+    n = len(titles)
+    need = rows * n * encoder.dim * 4
+    if need > EVENT_TABLE_MAX_BYTES:
+        raise WorldError(
+            f"{scenario.source}: state.mode: 'events' needs {rows} encodings of {encoder.dim} "
+            f"floats per item, {need / 2**30:.1f} GiB for {n} items (expected at most "
+            f"{EVENT_TABLE_MAX_BYTES / 2**30:.0f} GiB; use 'pooled' or 'text' for this catalog)"
+        )
+    texts = [click_event_text(t, r) for r in range(1, 6) for t in titles]
+    if rows == 6:
+        texts += [skip_event_text(t) for t in titles]
+    texts += [onboarding_event_text(o) for o in onboarding]
+    emb = np.asarray(encoder.encode(texts), dtype=np.float32)
+    table = np.ascontiguousarray(emb[: rows * n].reshape(rows, n, -1))
+    return table, np.ascontiguousarray(emb[rows * n :])
+
+
 def build_world(
     scenario: Scenario, *, encoder: Encoder | None = None, show_progress: bool = False
 ) -> World:
@@ -327,6 +368,12 @@ def build_world(
             cache, f"{proj_key}|n={n}", item_proj, scenario, show_progress
         )
 
+    event_emb = event_onboarding_emb = None
+    if scenario.state.mode == "events":
+        event_emb, event_onboarding_emb = _event_tables(
+            encoder, catalog.titles, [p.onboarding for p in personas], scenario
+        )
+
     world = World(
         scenario=scenario,
         catalog=catalog,
@@ -349,6 +396,8 @@ def build_world(
         topic_names=tuple(catalog.topic_names),
         key=world_key,
         nearest_index=nearest_index,
+        event_emb=event_emb,
+        event_onboarding_emb=event_onboarding_emb,
     )
     _WORLDS[world_key] = world
     return world

@@ -358,6 +358,8 @@ def agreement_figures(
     window_mean: np.ndarray,
     cand_emb: np.ndarray,
     valid: np.ndarray,
+    *,
+    name: str = "pooled",
 ) -> list[Figure]:
     """How closely two state sets agree, as vectors and as rankers of the shown candidates.
 
@@ -376,12 +378,13 @@ def agreement_figures(
         ``..._top1_candidate_agreement`` (both states, scoring candidates by cosine, pick the same
         one) with its ``..._chance`` level (1 / valid candidates);
         ``..._candidate_rank_correlation`` (mean Spearman correlation of the two rankings); and
-        the raw cosines of the window mean with the text and with the pooled state.
+        the raw cosines of the window mean with the text and with the pooled state. ``name``
+        replaces ``pooled`` in the names when another mode's states are compared with the text.
     """
     out = [
-        Figure("pooled_vs_text_state_mean_cosine", _mean_row_cosine(text, pooled), "cosine"),
+        Figure(f"{name}_vs_text_state_mean_cosine", _mean_row_cosine(text, pooled), "cosine"),
         Figure(
-            "pooled_vs_text_state_centered_mean_cosine",
+            f"{name}_vs_text_state_centered_mean_cosine",
             _mean_row_cosine(text - text.mean(0), pooled - pooled.mean(0)),
             "cosine",
         ),
@@ -400,10 +403,10 @@ def agreement_figures(
         rb -= rb.mean()
         rho.append(float(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb))))
     out += [
-        Figure("pooled_vs_text_top1_candidate_agreement", top1, "fraction"),
-        Figure("pooled_vs_text_top1_candidate_agreement_chance", chance, "fraction"),
+        Figure(f"{name}_vs_text_top1_candidate_agreement", top1, "fraction"),
+        Figure(f"{name}_vs_text_top1_candidate_agreement_chance", chance, "fraction"),
         Figure(
-            "pooled_vs_text_candidate_rank_correlation",
+            f"{name}_vs_text_candidate_rank_correlation",
             float(np.mean(rho)) if rho else float("nan"),
             "spearman",
         ),
@@ -413,7 +416,7 @@ def agreement_figures(
             "cosine",
         ),
         Figure(
-            "pooled_state_vs_window_item_mean_cosine",
+            f"{name}_state_vs_window_item_mean_cosine",
             _mean_row_cosine(pooled, window_mean),
             "cosine",
         ),
@@ -422,22 +425,27 @@ def agreement_figures(
 
 
 def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 0) -> list[Figure]:
-    """Pooled and text states on the same trajectories, compared by :func:`agreement_figures`.
+    """Pooled, events and text states on the same trajectories, compared by
+    :func:`agreement_figures` (the pooled and the events state each against the text state).
 
-    Users are stepped in text mode with random actions; at every step both states (full d) are
-    taken for every user that has both, with the candidates shown at that step.
+    Users are stepped in text mode with random actions; at every step the states (full d) are
+    taken for every user that has all of them, with the candidates shown at that step. The events
+    state needs its event tables: the first call on a catalog encodes them (cached on disk).
     """
     from lmrecsim.envs.simulator import UserBatch
 
     tworld = mode_world(world, "text")
+    eworld = mode_world(world, "events")
     users = UserBatch(tworld, n_users)
     rng = np.random.default_rng(seed)
     users.reset_users(np.arange(n_users), rng.integers(0, 2**62, n_users).astype(np.uint64))
     rows = np.arange(n_users)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("text", "pooled", "win", "cand", "ok")}
+    names = ("text", "pooled", "events", "win", "cand", "ok")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for _ in range(n_steps):
         text, has = users.text_states(rows)
         pooled = users.pooled_states(rows)
+        events = users.events_states(rows, tables=eworld)
         ok = has & (np.linalg.norm(pooled, axis=1) > 0)
         win = np.zeros((int(ok.sum()), tworld.dim), dtype=np.float32)
         for j, r in enumerate(np.flatnonzero(ok).tolist()):
@@ -445,6 +453,7 @@ def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 
             win[j] = tworld.item_emb[items[items >= 0]].sum(axis=0)
         parts["text"].append(text[ok])
         parts["pooled"].append(pooled[ok])
+        parts["events"].append(events[ok])
         parts["win"].append(win)
         parts["cand"].append(users.cand[ok])
         parts["ok"].append(users.mask[ok])
@@ -452,9 +461,13 @@ def state_agreement_figures(world: Any, n_users: int, n_steps: int, seed: int = 
         done = np.flatnonzero(term | trunc)
         users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
     cat = {k: np.concatenate(v) for k, v in parts.items()}
-    return agreement_figures(
-        cat["text"], cat["pooled"], cat["win"], tworld.item_emb[cat["cand"]], cat["ok"]
+    cand = tworld.item_emb[cat["cand"]]
+    out = agreement_figures(cat["text"], cat["pooled"], cat["win"], cand, cat["ok"])
+    seen = {f.name for f in out}
+    events = agreement_figures(
+        cat["text"], cat["events"], cat["win"], cand, cat["ok"], name="events"
     )
+    return out + [f for f in events if f.name not in seen]
 
 
 def raw_model(encoder: Any) -> Any:

@@ -161,6 +161,11 @@ def test_pooled_and_text_states_agree(tmp_path: Any) -> None:
     agreement = figures["pooled_vs_text_state_mean_cosine"]
     # The bag-of-words stand-in shares title words between item texts and histories.
     assert 0.2 < agreement <= 1.0
+    # A bag of words is additive, so the mean of the sentences' vectors is close to the text's:
+    # the events state agrees with the text state far better than the pooled state does.
+    assert figures["events_vs_text_state_mean_cosine"] > max(0.9, agreement)
+    assert figures["events_vs_text_candidate_rank_correlation"] > 0.9
+    assert "text_state_vs_window_item_mean_cosine" in figures
 
 
 def _states(seed: int, m: int = 60, k: int = 6, d: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -269,11 +274,12 @@ def _mode_run(
     return out
 
 
-def test_nearest_to_pooled_makes_text_mode_differ_from_pooled_mode_only_in_the_user_state(
-    tmp_path: Any,
+@pytest.mark.parametrize("mode", ["text", "events"])
+def test_nearest_to_pooled_makes_a_language_mode_differ_from_pooled_mode_only_in_the_user_state(
+    tmp_path: Any, mode: str
 ) -> None:
     encoder = HashEncoder(dim=40)
-    text = _mode_run(tmp_path, "text", "pooled", encoder)
+    text = _mode_run(tmp_path, mode, "pooled", encoder)
     pooled = _mode_run(tmp_path, "pooled", "pooled", encoder)
     assert any(t[2] or t[3] for t in text)  # the run crosses an episode end
     for (o_t, r_t, te_t, tr_t, c_t), (o_p, r_p, te_p, tr_p, c_p) in zip(text, pooled, strict=True):
@@ -286,10 +292,77 @@ def test_nearest_to_pooled_makes_text_mode_differ_from_pooled_mode_only_in_the_u
         not np.allclose(t[0]["user"], p[0]["user"]) for t, p in zip(text, pooled, strict=True)
     )
     # With the default (the visible state), text mode retrieves by the text state: other slates.
-    visible = _mode_run(tmp_path, "text", "visible", encoder)
+    visible = _mode_run(tmp_path, mode, "visible", encoder)
     assert any(not np.array_equal(v[4], p[4]) for v, p in zip(visible, pooled, strict=True))
     # In pooled mode the key changes nothing.
     same = _mode_run(tmp_path, "pooled", "visible", encoder)
     for a, b in zip(same, pooled, strict=True):
         np.testing.assert_array_equal(a[4], b[4])
         np.testing.assert_array_equal(a[0]["user"], b[0]["user"])
+
+
+@pytest.mark.parametrize("text_events", ["clicks", "all"])
+def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_history(
+    tmp_path: Any, text_events: str
+) -> None:
+    from lmrecsim.envs.world import build_world
+
+    encoder = HashEncoder(dim=40)
+    sc = small_scenario(
+        tmp_path,
+        state={"mode": "events", "text_events": text_events},
+        users={"new_user_fraction": 0.4},
+    )
+    world = build_world(sc, encoder=encoder)
+    users = UserBatch(world, 12)
+    users.reset_users(np.arange(12), np.arange(12, dtype=np.uint64) * 3 + 11)
+    rng = np.random.default_rng(2)
+    checked = onboarding = 0
+    for _ in range(8):
+        users.step(rng.integers(0, users.k, 12))
+        obs = users.observe()
+        for r in range(12):
+            text = users.history_text(r)
+            sentences = _sentences(users, r)
+            # The history text is exactly these sentences joined (one template for both modes).
+            assert text == " ".join(sentences)
+            if not text:
+                np.testing.assert_array_equal(obs["user"][r], 0.0)
+                assert obs["candidate_features"][r, 0, 4] == 1.0  # user has no state
+                continue
+            mean = encoder.encode(sentences).mean(axis=0, keepdims=True)
+            ref = world.projection.project(_normalise(mean))[0]
+            np.testing.assert_allclose(obs["user"][r], ref, rtol=1e-4, atol=1e-5)
+            checked += 1
+            onboarding += bool(users.show_onboarding[r])
+    assert checked > 40 and onboarding > 0
+
+
+def _sentences(users: UserBatch, row: int) -> list[str]:
+    from lmrecsim.envs.simulator import click_event_text, onboarding_event_text, skip_event_text
+
+    w = users.world
+    out = []
+    if users.show_onboarding[row]:
+        out.append(onboarding_event_text(w.personas[users.persona[row]].onboarding))
+    items, clicked, ratings = users.history_events(row)
+    for i, c, q in zip(items.tolist(), clicked.tolist(), ratings.tolist(), strict=True):
+        if i >= 0:
+            title = w.catalog.titles[i]
+            out.append(click_event_text(title, int(q)) if c else skip_event_text(title))
+    return out
+
+
+def test_events_tables_too_large_for_memory_are_one_line_naming_file_and_key(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmrecsim.envs import world as world_mod
+    from lmrecsim.envs.world import WorldError, build_world
+
+    monkeypatch.setattr(world_mod, "EVENT_TABLE_MAX_BYTES", 1 << 16)  # 300 x 5 x 40 floats: 234 KiB
+    sc = small_scenario(tmp_path, state={"mode": "events"})
+    with pytest.raises(WorldError) as err:
+        build_world(sc, encoder=HashEncoder(dim=40))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "state.mode" in message and "300 items" in message and "expected at most" in message

@@ -91,8 +91,18 @@ def _run_single(world: World, seed: int, actions: np.ndarray) -> list[tuple[Any,
         # user state matches to float rounding only; matching the pooled history, the nearest
         # source (and with it every slate and reward) does not depend on the batch at all.
         {"state": {"mode": "text"}, "candidates": {"nearest_to": "pooled"}},
+        {"state": {"mode": "events"}, "users": {"new_user_fraction": 0.3}},
+        {"state": {"mode": "events", "text_events": "all"}},
     ],
-    ids=["default", "new-users-drift", "new-items", "ivf-index", "text-nearest-to-pooled"],
+    ids=[
+        "default",
+        "new-users-drift",
+        "new-items",
+        "ivf-index",
+        "text-nearest-to-pooled",
+        "events",
+        "events-all",
+    ],
 )
 def test_vec_env_matches_single_env_per_seed(tmp_path: Any, overrides: dict[str, Any]) -> None:
     world = small_world(tmp_path, **overrides)
@@ -225,14 +235,17 @@ def test_vec_env_trajectory_does_not_depend_on_batch_size(tmp_path: Any) -> None
     np.testing.assert_array_equal(rewards[2], rewards[6])
 
 
+@pytest.mark.parametrize("state_mode", ["pooled", "events"])
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
-def test_gymnasium_vector_env_matches_sync_vector_env(tmp_path: Any, mode: str) -> None:
+def test_gymnasium_vector_env_matches_sync_vector_env(
+    tmp_path: Any, mode: str, state_mode: str
+) -> None:
     import gymnasium as gym
     from gymnasium.utils.env_checker import data_equivalence
 
     from lmrecsim.envs.vector_env import RecommendationVectorEnv
 
-    world = small_world(tmp_path)
+    world = small_world(tmp_path, state={"mode": state_mode})
     n = 4
     fast = RecommendationVectorEnv(world=world, num_envs=n, autoreset_mode=mode)
     slow = gym.vector.SyncVectorEnv(
