@@ -228,13 +228,8 @@ class UserBatch:
         # visible state (``candidates.nearest_to: pooled``); in pooled mode they are one vector.
         self._retrieve_pooled = sc.state.mode != "pooled" and sc.candidates.nearest_to == "pooled"
         if sc.state.mode == "events":
-            if world.event_emb is None or world.event_onboarding_emb is None:
-                raise ValueError("state.mode 'events' needs a world built with its event tables")
             # The event tables' PCA coordinates, so the state is projected in O(W p) per user.
-            e = world.event_emb
-            self._event_c = (e.reshape(-1, d) @ proj.components).astype(np.float32)
-            self._event_c = self._event_c.reshape(e.shape[0], e.shape[1], -1)
-            self._event_onb_c = (world.event_onboarding_emb @ proj.components).astype(np.float32)
+            self._event_c, self._event_onb_c = world.event_coords
         self._event_slots = np.arange(sc.state.history_window)[None, :]
         self._drift_targets = self._resolve_drift_target()
         self._candidates = CandidateGenerator(

@@ -143,6 +143,18 @@ class World:
         norm = np.linalg.norm(self.item_proj, axis=1, keepdims=True)
         return (self.item_proj / np.maximum(norm, 1e-12)).astype(np.float32)
 
+    @cached_property
+    def event_coords(self) -> tuple[np.ndarray, np.ndarray]:
+        """PCA coordinates (without centring or scale) of the event tables: (E, n, p) and (P, p)
+        float32, for ``state.mode: events`` (computed once per world)."""
+        if self.event_emb is None or self.event_onboarding_emb is None:
+            raise ValueError("state.mode 'events' needs a world built with its event tables")
+        comps = self.projection.components
+        e = self.event_emb
+        coords = (e.reshape(-1, e.shape[2]) @ comps).astype(np.float32)
+        onboarding = (self.event_onboarding_emb @ comps).astype(np.float32)
+        return coords.reshape(e.shape[0], e.shape[1], -1), onboarding
+
     def text_encoder(self) -> Encoder:
         """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""
         if self._text_encoder is None:
