@@ -485,6 +485,7 @@ def bench_text_mode(
     rounds: int = 3,
     *,
     text_events: str | None = None,
+    name_suffix: str = "",
 ) -> list[Figure]:
     """``text`` state mode against naive per-env, per-step encoding, on the same kind of users.
 
@@ -498,6 +499,7 @@ def bench_text_mode(
 
     ``text_events`` overrides ``state.text_events`` for both sides (the figures' names then end
     in ``_<text_events>_events``); by default the scenario's own setting is measured.
+    ``name_suffix`` is appended to every figure's name (runs at other batch sizes).
     """
     from lmrecsim.envs.simulator import UserBatch
 
@@ -550,7 +552,7 @@ def bench_text_mode(
     fast_rate = fast_n * n_users / fast_s
     naive_rate = naive_n * n_users / naive_s
     hits, misses = lru.hits - hits0, lru.misses - misses0
-    tail = "" if text_events is None else f"_{text_events}_events"
+    tail = ("" if text_events is None else f"_{text_events}_events") + name_suffix
     return [
         Figure(f"text_mode_batched_cached_user_steps_per_s{tail}", fast_rate, "user-steps/s"),
         Figure(f"text_mode_naive_user_steps_per_s{tail}", naive_rate, "user-steps/s"),
@@ -658,6 +660,10 @@ def run_all(quick: bool = False) -> list[Figure]:
     # The other rendering of the history text, for comparison (with "all" it changes every step).
     other = "all" if world.scenario.state.text_events == "clicks" else "clicks"
     figures += bench_text_mode(world, 8, 10 if quick else 30, 3 if quick else 10, text_events=other)
+    # More users stepping together: bigger batches and more repeated texts (reported, no target).
+    figures += bench_text_mode(
+        world, 64, 10 if quick else 30, 2 if quick else 6, name_suffix="_64_users"
+    )
     figures += state_agreement_figures(world, 16, 20 if quick else 50)
     # Training runs on the thread count `lmrecsim train` uses (one by default: small networks).
     from lmrecsim.agents.train import set_torch_threads
