@@ -631,7 +631,7 @@ class UserBatch:
             user_proj, has_state = self._user_proj[idx], self._has_state[idx]
             cmask = None if self.consumed_mask is None else self.consumed_mask[idx]
         if self._retrieve_pooled:
-            # The nearest source matches the pooled history, not the text state the policy sees.
+            # The nearest source matches the pooled history, not the state the policy sees.
             user_proj, has_state = self._pooled_projection(idx)
         # Only the filled prefix of the consumed lists: the rest is -1 and matches nothing.
         width = max(int(n_con.max(initial=0)), 1)
