@@ -231,6 +231,8 @@ class UserBatch:
             # The event tables' PCA coordinates, so the state is projected in O(W p) per user.
             self._event_c, self._event_onb_c = world.event_coords
         self._event_slots = np.arange(sc.state.history_window)[None, :]
+        # The history text shows a sign-up sentence only for a non-empty onboarding text.
+        self._has_onboarding_text = np.array([bool(p.onboarding) for p in world.personas])
         self._drift_targets = self._resolve_drift_target()
         self._candidates = CandidateGenerator(
             sc.candidates,
@@ -537,9 +539,10 @@ class UserBatch:
         vecs = table[kind, items]
         vecs[~valid] = 0.0
         total = vecs.sum(axis=1)
+        persona = self.persona if idx is None else self.persona[idx]
         shown = self.show_onboarding if idx is None else self.show_onboarding[idx]
+        shown = shown & self._has_onboarding_text[persona]
         if shown.any():
-            persona = self.persona if idx is None else self.persona[idx]
             total[shown] += onboarding[persona[shown]]
         return total, valid.any(axis=1) | shown
 

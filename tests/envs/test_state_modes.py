@@ -305,19 +305,30 @@ def test_nearest_to_pooled_makes_a_language_mode_differ_from_pooled_mode_only_in
 def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_history(
     tmp_path: Any, text_events: str
 ) -> None:
+    from importlib import resources
+
+    import pandas as pd
+
     from lmrecsim.envs.world import build_world
 
+    # Half the personas without a sign-up text: their new users' texts start empty.
+    shipped = resources.files("lmrecsim.envs").joinpath("data").joinpath("personas.csv")
+    with resources.as_file(shipped) as path:
+        personas = pd.read_csv(path, keep_default_na=False)
+    personas.loc[personas.index % 2 == 0, "onboarding"] = ""
+    personas.to_csv(tmp_path / "personas.csv", index=False)
     encoder = HashEncoder(dim=40)
     sc = small_scenario(
         tmp_path,
         state={"mode": "events", "text_events": text_events},
-        users={"new_user_fraction": 0.4},
+        users={"new_user_fraction": 0.4, "personas": str(tmp_path / "personas.csv")},
     )
     world = build_world(sc, encoder=encoder)
     users = UserBatch(world, 12)
     users.reset_users(np.arange(12), np.arange(12, dtype=np.uint64) * 3 + 11)
     rng = np.random.default_rng(2)
-    checked = onboarding = 0
+    w_personas = world.personas
+    checked = onboarding = silent = 0
     for _ in range(8):
         users.step(rng.integers(0, users.k, 12))
         obs = users.observe()
@@ -335,7 +346,8 @@ def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_hist
             np.testing.assert_allclose(obs["user"][r], ref, rtol=1e-4, atol=1e-5)
             checked += 1
             onboarding += bool(users.show_onboarding[r])
-    assert checked > 40 and onboarding > 0
+            silent += bool(users.show_onboarding[r]) and not w_personas[users.persona[r]].onboarding
+    assert checked > 40 and onboarding > 0 and silent > 0
 
 
 def _sentences(users: UserBatch, row: int) -> list[str]:
@@ -343,8 +355,9 @@ def _sentences(users: UserBatch, row: int) -> list[str]:
 
     w = users.world
     out = []
-    if users.show_onboarding[row]:
-        out.append(onboarding_event_text(w.personas[users.persona[row]].onboarding))
+    onboarding = w.personas[users.persona[row]].onboarding
+    if users.show_onboarding[row] and onboarding:
+        out.append(onboarding_event_text(onboarding))
     items, clicked, ratings = users.history_events(row)
     for i, c, q in zip(items.tolist(), clicked.tolist(), ratings.tolist(), strict=True):
         if i >= 0:
