@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ratios within one run are what counts.",
     )
     p.add_argument("--out", default=None, help="write every figure as JSON to this file")
-    p.add_argument("--quick", action="store_true", help="smaller budgets (about a minute)")
+    p.add_argument("--quick", action="store_true", help="smaller budgets (about 80 s)")
     p.add_argument(
         "--learning",
         action="store_true",
@@ -645,7 +645,7 @@ def bench_candidates(
 
 # --------------------------------------------------------------------- run
 def run_all(quick: bool = False) -> list[Figure]:
-    """Measure every figure (``quick``: small budgets, about a minute on two cores)."""
+    """Measure every figure (``quick``: small budgets, about 80 s on two cores)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from lmrecsim.envs.world import build_world
     from lmrecsim.scenarios import load_scenario
