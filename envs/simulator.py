@@ -112,6 +112,11 @@ def render_history(
     return " ".join(parts)
 
 
+def event_table_rows(text_events: str) -> int:
+    """Rows of the events table: one per click rating 1-5, plus one for skips with ``all``."""
+    return 6 if text_events == "all" else 5
+
+
 # One rendered event each; the history text is these joined by spaces (``state.mode: events``
 # encodes each of them once and pools the encodings).
 def click_event_text(title: str, rating: int) -> str:
@@ -483,14 +488,23 @@ class UserBatch:
         """
         v = self.vis_sum if idx is None else self.vis_sum[idx]
         vis_c = self.vis_c if idx is None else self.vis_c[idx]
+        return self._coords_of_sum(v, vis_c)
+
+    def _coords_of_sum(
+        self, v: np.ndarray, c: np.ndarray, has: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``project(v / |v|)`` from a (rows, d) sum ``v`` and its carried coordinates ``c = v @
+        C`` (rows, p): fresh (rows, p) float32 and the (rows,) bool ``has`` (default ``|v| > 0``);
+        rows without a state are zero."""
         norm = np.sqrt(np.einsum("nd,nd->n", v, v))
-        has = norm > 0
+        if has is None:
+            has = norm > 0
         if has.all():
-            proj = vis_c * (1.0 / norm)[:, None]
+            proj = c * (1.0 / norm)[:, None]
         else:
             inv = 1.0 / np.where(has, norm, 1.0)
             inv[~has] = 0.0
-            proj = vis_c * inv[:, None]
+            proj = c * inv[:, None]
         proj -= self._mean_c
         proj *= self._scale
         if not has.all():
@@ -504,7 +518,7 @@ class UserBatch:
         skip), item index (0 where empty) and bool validity, oldest first.
         """
         st = self.sc.state
-        n_rows = 5 if st.text_events == "clicks" else 6
+        n_rows = event_table_rows(st.text_events)
         w = st.history_window
         if st.text_events == "clicks":
             n_con = self.n_consumed if idx is None else self.n_consumed[idx]
@@ -569,14 +583,7 @@ class UserBatch:
         window = self._event_window(idx)
         v, has = self._events_sums(idx, window, w.event_emb, w.event_onboarding_emb)
         c, _ = self._events_sums(idx, window, self._event_c, self._event_onb_c)
-        norm = np.sqrt(np.einsum("nd,nd->n", v, v))
-        inv = 1.0 / np.where(has, norm, 1.0)
-        inv[~has] = 0.0
-        proj = c * inv[:, None]
-        proj -= self._mean_c
-        proj *= self._scale
-        proj[~has] = 0.0
-        return proj.astype(np.float32), has
+        return self._coords_of_sum(v, c, has)
 
     def pooled_states(self, idx: np.ndarray | None = None) -> np.ndarray:
         """The d-dimensional pooled states of rows ``idx``, unit rows (zero when empty), (rows, d)."""
@@ -628,14 +635,17 @@ class UserBatch:
         click and satisfaction draws that step will use."""
         if idx is None:
             keys, steps, n_con = self.keys, self.t, self.n_consumed
-            user_proj, has_state, cmask = self._user_proj, self._has_state, self.consumed_mask
+            cmask = self.consumed_mask
         else:
             keys, steps, n_con = self.keys[idx], self.t[idx], self.n_consumed[idx]
-            user_proj, has_state = self._user_proj[idx], self._has_state[idx]
             cmask = None if self.consumed_mask is None else self.consumed_mask[idx]
         if self._retrieve_pooled:
             # The nearest source matches the pooled history, not the state the policy sees.
             user_proj, has_state = self._pooled_projection(idx)
+        elif idx is None:
+            user_proj, has_state = self._user_proj, self._has_state
+        else:
+            user_proj, has_state = self._user_proj[idx], self._has_state[idx]
         # Only the filled prefix of the consumed lists: the rest is -1 and matches nothing.
         width = max(int(n_con.max(initial=0)), 1)
         consumed = self.consumed[:, :width] if idx is None else self.consumed[idx, :width]

@@ -259,9 +259,14 @@ def _event_tables(
     Raises:
         WorldError: the table would exceed :data:`EVENT_TABLE_MAX_BYTES`.
     """
-    from .simulator import click_event_text, onboarding_event_text, skip_event_text
+    from .simulator import (
+        click_event_text,
+        event_table_rows,
+        onboarding_event_text,
+        skip_event_text,
+    )
 
-    rows = 6 if scenario.state.text_events == "all" else 5
+    rows = event_table_rows(scenario.state.text_events)
     n = len(titles)
     need = rows * n * encoder.dim * 4
     if need > EVENT_TABLE_MAX_BYTES:
