@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Encoder", "l2_normalise", "empty_vectors", "check_texts"]
+__all__ = ["Encoder", "l2_normalise", "empty_vectors", "check_texts", "token_budget"]
 
 
 @runtime_checkable
@@ -23,6 +23,12 @@ class Encoder(Protocol):
     identity : str
         Stable string identifying the model weights, pooling and ``max_length``; two encoders
         with the same identity produce the same vectors, so it is used as the cache key.
+
+    An encoder that embeds only the first tokens of a long text may also offer a token budget:
+    an ``int`` attribute ``text_token_limit`` (tokens of text embedded, special tokens not
+    counted) and a method ``token_counts(texts) -> (n,) int64``. Rendered user histories are
+    then cut to their newest events that fit (see :func:`token_budget`); without it they are
+    passed whole.
     """
 
     name: str
@@ -70,3 +76,13 @@ def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def token_budget(encoder: object) -> tuple[Callable[[Sequence[str]], np.ndarray], int] | None:
+    """The optional token budget of ``encoder``: ``(token_counts, text_token_limit)``, or None
+    when the encoder embeds texts of any length (or does not say)."""
+    limit = getattr(encoder, "text_token_limit", None)
+    counts = getattr(encoder, "token_counts", None)
+    if limit is None or counts is None:
+        return None
+    return counts, int(limit)

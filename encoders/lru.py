@@ -53,6 +53,8 @@ class LRUEncoder:
         self.name: str = encoder.name
         self.dim: int = encoder.dim
         self.identity: str = encoder.identity
+        # The wrapped encoder's token budget, when it has one (see Encoder).
+        self.text_token_limit: int | None = getattr(encoder, "text_token_limit", None)
         self.hits: int = 0
         self.misses: int = 0
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -66,6 +68,12 @@ class LRUEncoder:
     def clear(self) -> None:
         """Forget all vectors (counters are kept)."""
         self._memory.clear()
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """The wrapped encoder's token counts (only when it has a token budget)."""
+        if self.text_token_limit is None:
+            raise TypeError(f"{self.encoder!r} has no token budget")
+        return self.encoder.token_counts(texts)  # type: ignore[attr-defined]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``texts`` (n) into float32 ``(n, dim)``, unit-norm rows, in input order.

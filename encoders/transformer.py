@@ -202,6 +202,10 @@ class TransformerEncoder:
         Hidden size of the model, the output dimension.
     identity : str
         ``"<name>|<16-hex fingerprint>|pooling=<p>|max_length=<m>"``.
+    text_token_limit : int
+        Tokens of text (special tokens not counted) that are embedded; the rest of a longer text
+        is cut off. With :meth:`token_counts` this is the optional token-budget part of the
+        :class:`~lmrecsim.encoders.base.Encoder` protocol.
     """
 
     def __init__(
@@ -265,6 +269,10 @@ class TransformerEncoder:
         self.effective_max_length: int = _length_limit(
             self.model.config, self.tokenizer, max_length
         )
+        # Tokens of text that fit once the tokenizer's own special tokens ([CLS], [SEP]) are in.
+        self.text_token_limit: int = max(
+            self.effective_max_length - self.tokenizer.num_special_tokens_to_add(pair=False), 1
+        )
         fp = _model_fingerprint(folder, config_bytes)
         self.identity: str = f"{name}|{fp}|pooling={pooling}|max_length={max_length}"
 
@@ -312,6 +320,18 @@ class TransformerEncoder:
                     self.tokenizer.pad(rows, padding=True, return_tensors="pt")
                 )
         return out
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens of each text without special tokens and without truncation, (n,) int64.
+
+        A text is embedded whole only if its count is at most :attr:`text_token_limit`; longer
+        texts lose their end.
+        """
+        items = check_texts(texts)
+        if not items:
+            return np.zeros(0, dtype=np.int64)
+        ids = self.tokenizer(items, add_special_tokens=False, truncation=False, verbose=False)
+        return np.fromiter(map(len, ids["input_ids"]), dtype=np.int64, count=len(items))
 
     def _encode_batch(self, enc: dict[str, torch.Tensor]) -> np.ndarray:
         import torch

@@ -11,6 +11,7 @@ W history window, H consumed-items capacity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,51 @@ def skip_event_text(title: str) -> str:
 def onboarding_event_text(onboarding: str) -> str:
     """The history text's sentence for a new user's sign-up text."""
     return f"At sign-up said: {onboarding}"
+
+
+def event_sentences(titles: Sequence[str], text_events: str) -> list[str]:
+    """Every sentence a history text can hold about an item, in the event tables' layout: the
+    click sentences for ratings 1-5 (all titles each), then with ``all`` the skip sentences."""
+    texts = [click_event_text(t, r) for r in range(1, 6) for t in titles]
+    if event_table_rows(text_events) == 6:
+        texts += [skip_event_text(t) for t in titles]
+    return texts
+
+
+def fit_history(
+    tokens: np.ndarray,
+    valid: np.ndarray,
+    onboarding_tokens: np.ndarray,
+    onboarding: np.ndarray,
+    limit: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The part of each history text that fits in the encoder's ``limit`` tokens: the newest.
+
+    A history text is the sign-up sentence (where shown) followed by the events, oldest first.
+    Going back from the newest, a sentence is kept while it and every newer one fit together, so
+    a long history loses its oldest events whole rather than the encoder cutting off its newest.
+    The newest sentence is always kept (the encoder cuts it if it alone is too long).
+
+    Args:
+        tokens: (R, W) tokens of each event's sentence (any value where not ``valid``).
+        valid: (R, W) bool, the events the text shows.
+        onboarding_tokens: (R,) tokens of the sign-up sentence; onboarding: (R,) bool, shown.
+        limit: tokens of text the encoder embeds (``text_token_limit``).
+
+    Returns:
+        ``(keep, keep_onboarding)``: (R, W) bool (a subset of ``valid``) and (R,) bool.
+    """
+    w = valid.shape[1]
+    if w == 0:
+        return valid.copy(), onboarding.copy()
+    t = np.where(valid, tokens, 0)
+    # Tokens from each event to the newest one.
+    suffix = np.cumsum(t[:, ::-1], axis=1)[:, ::-1]
+    newest = w - 1 - np.argmax(valid[:, ::-1], axis=1)
+    keep = valid & ((suffix <= limit) | (np.arange(w)[None, :] == newest[:, None]))
+    any_event = valid.any(axis=1)
+    keep_onboarding = onboarding & (~any_event | (suffix[:, 0] + onboarding_tokens <= limit))
+    return keep, keep_onboarding
 
 
 class UserBatch:
@@ -511,11 +557,15 @@ class UserBatch:
             proj[~has] = 0.0
         return proj, has
 
-    def _event_window(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _event_window(
+        self, idx: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The events the history texts of rows ``idx`` show, as rows of the event tables.
 
         Vectorised :meth:`history_events`: (rows, W) table row (rating - 1 for a click, 5 for a
-        skip), item index (0 where empty) and bool validity, oldest first.
+        skip), item index (0 where empty) and bool validity, oldest first; and (rows,) bool,
+        whether the text starts with the sign-up sentence. Cut to what fits in the encoder's
+        tokens (:func:`fit_history`).
         """
         st = self.sc.state
         n_rows = event_table_rows(st.text_events)
@@ -537,25 +587,31 @@ class UserBatch:
             valid = items >= 0
             kind = np.where(clicked, ratings.astype(np.int64) - 1, 5)
         kind = np.where(valid, np.clip(kind, 0, n_rows - 1), 0)
-        return kind, np.where(valid, items, 0), valid
+        items = np.where(valid, items, 0)
+        persona = self.persona if idx is None else self.persona[idx]
+        shown = self.show_onboarding if idx is None else self.show_onboarding[idx]
+        shown = shown & self._has_onboarding_text[persona]
+        budget = self.world.event_tokens
+        if budget is not None:
+            table, onboarding, limit = budget
+            valid, shown = fit_history(table[kind, items], valid, onboarding[persona], shown, limit)
+        return kind, items, valid, shown
 
     def _events_sums(
         self,
         idx: np.ndarray | None,
-        window: tuple[np.ndarray, np.ndarray, np.ndarray],
+        window: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
         table: np.ndarray,
         onboarding: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sum of the rows of ``table`` (E, n, q) over each user's ``window`` (from
-        :meth:`_event_window`), plus the sign-up sentence's row of ``onboarding`` (P, q) while it
-        is shown; returns (rows, q) float32 and (rows,) bool: whether the text would be non-empty."""
-        kind, items, valid = window
+        :meth:`_event_window`), plus the sign-up sentence's row of ``onboarding`` (P, q) where the
+        text shows it; returns (rows, q) float32 and (rows,) bool: whether the text is non-empty."""
+        kind, items, valid, shown = window
         vecs = table[kind, items]
         vecs[~valid] = 0.0
         total = vecs.sum(axis=1)
         persona = self.persona if idx is None else self.persona[idx]
-        shown = self.show_onboarding if idx is None else self.show_onboarding[idx]
-        shown = shown & self._has_onboarding_text[persona]
         if shown.any():
             total[shown] += onboarding[persona[shown]]
         return total, valid.any(axis=1) | shown
@@ -605,30 +661,60 @@ class UserBatch:
 
         ``state.text_events: clicks``: the last ``history_window`` consumed items (the warm
         history, then this session's clicks); ``all``: the last ``history_window`` steps, clicked
-        or skipped (-1 where nothing was shown).
+        or skipped (-1 where nothing was shown). When the encoder embeds a limited number of
+        tokens, only the newest events that fit are shown (:func:`fit_history`): with ``clicks``
+        the older ones are left out, with ``all`` they become -1.
 
         Returns:
             ``(items, clicked, ratings)``: (E,) int64, bool and float64.
         """
-        st = self.sc.state
+        return self._history_parts(row)[1:]
+
+    def history_text(self, row: int) -> str:
+        """The rendered history of user ``row`` ('' when the user has shown nothing)."""
+        onboarding, items, clicked, ratings = self._history_parts(row)
+        return render_history(self.world.catalog.titles, items, clicked, ratings, onboarding)
+
+    def _history_parts(self, row: int) -> tuple[str | None, np.ndarray, np.ndarray, np.ndarray]:
+        """The sign-up text the history of ``row`` shows (None: none) and its events."""
+        st, w = self.sc.state, self.world
+        onboarding = w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
         if st.text_events == "clicks":
             n = int(self.n_consumed[row])
             lo = max(n - st.history_window, 0)
             items = self.consumed[row, lo:n]
-            return items, np.ones(items.size, dtype=bool), self.consumed_rating[row, lo:n]
-        start = self.window - st.history_window
-        return (
-            self.hist_item[row, start:],
-            self.hist_click[row, start:],
-            self.hist_rating[row, start:],
+            clicked = np.ones(items.size, dtype=bool)
+            ratings = self.consumed_rating[row, lo:n]
+        else:
+            start = self.window - st.history_window
+            items = self.hist_item[row, start:]
+            clicked = self.hist_click[row, start:]
+            ratings = self.hist_rating[row, start:]
+        budget = w.event_tokens
+        if budget is None:
+            return onboarding, items, clicked, ratings
+        table, onboarding_tokens, limit = budget
+        valid = items >= 0
+        kind = np.where(clicked, ratings.astype(np.int64) - 1, 5)
+        kind = np.where(valid, np.clip(kind, 0, table.shape[0] - 1), 0)
+        keep, keep_onboarding = fit_history(
+            table[kind, np.maximum(items, 0)][None],
+            valid[None],
+            onboarding_tokens[self.persona[row : row + 1]],
+            np.array([bool(onboarding)]),
+            limit,
         )
-
-    def history_text(self, row: int) -> str:
-        """The rendered history of user ``row`` ('' when the user has shown nothing)."""
-        w = self.world
-        onboarding = w.personas[self.persona[row]].onboarding if self.show_onboarding[row] else None
-        items, clicked, ratings = self.history_events(row)
-        return render_history(w.catalog.titles, items, clicked, ratings, onboarding)
+        keep = keep[0]
+        if not keep_onboarding[0]:
+            onboarding = None
+        if st.text_events == "clicks":
+            return onboarding, items[keep], clicked[keep], ratings[keep]
+        return (
+            onboarding,
+            np.where(keep, items, -1),
+            clicked & keep,
+            np.where(keep, ratings, 0.0),
+        )
 
     def _draw_candidates(self, idx: np.ndarray | None = None) -> None:
         """Draw the candidates of rows ``idx`` (all rows: None) for their current step, and the

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..encoders import EmbeddingCache, Encoder, LRUEncoder, load_encoder
+from ..encoders.base import token_budget
 from ..scenarios import Scenario, scenario_hash
 from .ann import IVFIndex, default_lists
 from .candidates import nearest_slots
@@ -155,6 +156,26 @@ class World:
         onboarding = (self.event_onboarding_emb @ comps).astype(np.float32)
         return coords.reshape(e.shape[0], e.shape[1], -1), onboarding
 
+    @cached_property
+    def event_tokens(self) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Token counts of the history text's sentences, laid out as the event tables: (E, n) int32
+        and (P,) int64 (0 for a persona without a sign-up text), and the encoder's token limit; None
+        when the encoder embeds texts of any length. History texts keep their newest events that
+        fit (:func:`~lmrecsim.envs.simulator.fit_history`)."""
+        budget = token_budget(self.encoder)
+        if budget is None:
+            return None
+        from .simulator import event_sentences, onboarding_event_text
+
+        counts, limit = budget
+        titles = self.catalog.titles
+        texts = event_sentences(titles, self.scenario.state.text_events)
+        texts += [onboarding_event_text(p.onboarding) for p in self.personas]
+        n = np.asarray(counts(texts), dtype=np.int64)
+        table = n[: -len(self.personas)].reshape(-1, len(titles)).astype(np.int32)
+        has_text = np.array([bool(p.onboarding) for p in self.personas])
+        return table, np.where(has_text, n[-len(self.personas) :], 0), limit
+
     def text_encoder(self) -> Encoder:
         """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""
         if self._text_encoder is None:
@@ -259,12 +280,7 @@ def _event_tables(
     Raises:
         WorldError: the table would exceed :data:`EVENT_TABLE_MAX_BYTES`.
     """
-    from .simulator import (
-        click_event_text,
-        event_table_rows,
-        onboarding_event_text,
-        skip_event_text,
-    )
+    from .simulator import event_sentences, event_table_rows, onboarding_event_text
 
     rows = event_table_rows(scenario.state.text_events)
     n = len(titles)
@@ -275,9 +291,7 @@ def _event_tables(
             f"floats per item, {need / 2**30:.1f} GiB for {n} items (expected at most "
             f"{EVENT_TABLE_MAX_BYTES / 2**30:.0f} GiB; use 'pooled' or 'text' for this catalog)"
         )
-    texts = [click_event_text(t, r) for r in range(1, 6) for t in titles]
-    if rows == 6:
-        texts += [skip_event_text(t) for t in titles]
+    texts = event_sentences(titles, scenario.state.text_events)
     texts += [onboarding_event_text(o) for o in onboarding]
     emb = np.asarray(encoder.encode(texts), dtype=np.float32)
     table = np.ascontiguousarray(emb[: rows * n].reshape(rows, n, -1))

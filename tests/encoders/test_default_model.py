@@ -71,3 +71,25 @@ def test_mean_pooling_ignores_padding(minilm: TransformerEncoder) -> None:
     alone = minilm.encode([short])[0]
     padded = minilm.encode([long, short])[1]
     np.testing.assert_allclose(padded, alone, atol=1e-5)
+
+
+def test_token_budget_counts_the_text_the_model_embeds(minilm: TransformerEncoder) -> None:
+    # [CLS] and [SEP] take two of the 128 positions.
+    assert minilm.text_token_limit == 126
+    sentences = [
+        "Clicked 'Red Dust' (rated 5/5).",
+        "Skipped 'Love in Paris'.",
+        "At sign-up said: I watch documentaries about the sea, never horror.",
+    ]
+    counts = minilm.token_counts(sentences)
+    assert counts.dtype == np.int64 and counts.shape == (3,)
+    joined = minilm.tokenizer(" ".join(sentences))["input_ids"]
+    # The sentences' counts add up to the joined text's (special tokens aside): the history text
+    # can be cut to a token budget from the counts of its sentences alone.
+    assert len(joined) == counts.sum() + 2
+    # A text past the limit loses its end: its encoding is that of its first 126 tokens.
+    long = " ".join(f"Clicked 'Orbit {i}' (rated 4/5)." for i in range(40))
+    assert minilm.token_counts([long])[0] > 126
+    ids = minilm.tokenizer(long, add_special_tokens=False)["input_ids"][:126]
+    head = minilm.tokenizer.decode(ids)
+    np.testing.assert_allclose(minilm.encode([long]), minilm.encode([head]), atol=1e-5)

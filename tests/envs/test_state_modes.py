@@ -301,9 +301,11 @@ def test_nearest_to_pooled_makes_a_language_mode_differ_from_pooled_mode_only_in
         np.testing.assert_array_equal(a[0]["user"], b[0]["user"])
 
 
-@pytest.mark.parametrize("text_events", ["clicks", "all"])
+@pytest.mark.parametrize(
+    ("text_events", "limit"), [("clicks", None), ("all", None), ("clicks", 24), ("all", 24)]
+)
 def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_history(
-    tmp_path: Any, text_events: str
+    tmp_path: Any, text_events: str, limit: int | None
 ) -> None:
     from importlib import resources
 
@@ -317,7 +319,8 @@ def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_hist
         personas = pd.read_csv(path, keep_default_na=False)
     personas.loc[personas.index % 2 == 0, "onboarding"] = ""
     personas.to_csv(tmp_path / "personas.csv", index=False)
-    encoder = HashEncoder(dim=40)
+    # With a token limit the texts are cut to their newest sentences, and so is the events state.
+    encoder = HashEncoder(dim=40) if limit is None else WordBudgetEncoder(limit, dim=40)
     sc = small_scenario(
         tmp_path,
         state={"mode": "events", "text_events": text_events},
@@ -328,7 +331,7 @@ def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_hist
     users.reset_users(np.arange(12), np.arange(12, dtype=np.uint64) * 3 + 11)
     rng = np.random.default_rng(2)
     w_personas = world.personas
-    checked = onboarding = silent = 0
+    checked = onboarding = silent = cut = 0
     for _ in range(8):
         users.step(rng.integers(0, users.k, 12))
         obs = users.observe()
@@ -347,7 +350,11 @@ def test_events_state_is_the_projected_mean_of_the_encoded_sentences_of_the_hist
             checked += 1
             onboarding += bool(users.show_onboarding[r])
             silent += bool(users.show_onboarding[r]) and not w_personas[users.persona[r]].onboarding
+            if limit is not None:
+                assert len(text.split()) <= limit or len(sentences) == 1
+                cut += len(sentences) < _window_events(users, r) + _shows_signup(users, r)
     assert checked > 40 and onboarding > 0 and silent > 0
+    assert (cut > 20) == (limit is not None)
 
 
 def _sentences(users: UserBatch, row: int) -> list[str]:
@@ -355,10 +362,9 @@ def _sentences(users: UserBatch, row: int) -> list[str]:
 
     w = users.world
     out = []
-    onboarding = w.personas[users.persona[row]].onboarding
-    if users.show_onboarding[row] and onboarding:
+    onboarding, items, clicked, ratings = users._history_parts(row)
+    if onboarding:
         out.append(onboarding_event_text(onboarding))
-    items, clicked, ratings = users.history_events(row)
     for i, c, q in zip(items.tolist(), clicked.tolist(), ratings.tolist(), strict=True):
         if i >= 0:
             title = w.catalog.titles[i]
@@ -379,3 +385,191 @@ def test_events_tables_too_large_for_memory_are_one_line_naming_file_and_key(
     message = str(err.value)
     assert "\n" not in message
     assert "state.mode" in message and "300 items" in message and "expected at most" in message
+
+
+class WordBudgetEncoder(HashEncoder):
+    """A :class:`HashEncoder` that embeds at most ``limit`` words: its tokens are words, so a
+    text's count is the sum of its sentences' counts, as with the default model's WordPiece."""
+
+    def __init__(self, limit: int, dim: int = 40) -> None:
+        super().__init__(dim)
+        self.text_token_limit = limit
+        self.identity = f"test-word-budget|{limit}|{dim}"
+
+    def token_counts(self, texts: Any) -> np.ndarray:
+        return np.array([len(t.split()) for t in texts], dtype=np.int64)
+
+    def encode(self, texts: Any) -> np.ndarray:
+        return super().encode([" ".join(t.split()[: self.text_token_limit]) for t in texts])
+
+
+def _window_events(users: UserBatch, row: int) -> int:
+    """Events in the history window of ``row`` before any cut to a token limit."""
+    st = users.sc.state
+    if st.text_events == "clicks":
+        return min(int(users.n_consumed[row]), st.history_window)
+    return int((users.hist_item[row, -st.history_window :] >= 0).sum())
+
+
+def _shows_signup(users: UserBatch, row: int) -> bool:
+    return bool(users.show_onboarding[row]) and bool(
+        users.world.personas[users.persona[row]].onboarding
+    )
+
+
+def test_fit_history_keeps_the_newest_sentences_that_fit() -> None:
+    from lmrecsim.envs.simulator import fit_history
+
+    def fit(tokens: list[int], valid: list[bool], onb: int, shown: bool, limit: int) -> Any:
+        keep, keep_onb = fit_history(
+            np.array([tokens]), np.array([valid]), np.array([onb]), np.array([shown]), limit
+        )
+        return keep[0].tolist(), bool(keep_onb[0])
+
+    t = [True] * 3
+    # Everything fits, the sign-up sentence too.
+    assert fit([5, 6, 7], t, 4, True, 22) == (t, True)
+    # One token short for the sign-up sentence: the events stay, the oldest sentence goes.
+    assert fit([5, 6, 7], t, 4, True, 21) == (t, False)
+    # 6 + 7 = 13 fit, 5 + 6 + 7 do not: the oldest event goes.
+    assert fit([5, 6, 7], t, 0, False, 13) == ([False, True, True], False)
+    # A sentence is kept only if it fits together with every newer one (no skipping ahead).
+    assert fit([1, 9, 7], t, 0, False, 13) == ([False, False, True], False)
+    # The newest sentence is always kept, even alone too long (the encoder cuts it).
+    assert fit([5, 6, 30], t, 2, True, 13) == ([False, False, True], False)
+    # Empty slots (nothing shown that step) count nothing and are never kept.
+    assert fit([5, 99, 7], [True, False, True], 0, False, 12) == ([True, False, True], False)
+    assert fit([5, 4, 99], [True, True, False], 0, False, 9) == ([True, True, False], False)
+    # A sign-up sentence alone is kept whatever its length; without events or sign-up, nothing.
+    assert fit([3, 3, 3], [False] * 3, 50, True, 13) == ([False] * 3, True)
+    assert fit([3, 3, 3], [False] * 3, 0, False, 13) == ([False] * 3, False)
+    # Rows are independent.
+    keep, keep_onb = fit_history(
+        np.array([[5, 6, 7], [5, 6, 7]]),
+        np.ones((2, 3), dtype=bool),
+        np.array([4, 4]),
+        np.array([True, True]),
+        np.int64(13),
+    )
+    assert keep.tolist() == [[False, True, True], [False, True, True]]
+    assert keep_onb.tolist() == [False, False]
+
+
+@pytest.mark.parametrize("text_events", ["clicks", "all"])
+def test_a_history_past_the_token_limit_loses_its_oldest_events_not_its_newest(
+    tmp_path: Any, text_events: str
+) -> None:
+    from lmrecsim.envs.world import build_world
+
+    limit = 20
+    encoder = WordBudgetEncoder(limit, dim=40)
+    world = build_world(
+        small_scenario(
+            tmp_path,
+            state={"mode": "text", "history_window": 8, "text_events": text_events},
+            users={"new_user_fraction": 0.3},
+        ),
+        encoder=encoder,
+    )
+    titles = world.catalog.titles
+    users = UserBatch(world, 16)
+    users.reset_users(np.arange(16), np.arange(16, dtype=np.uint64) * 7 + 3)
+    rng = np.random.default_rng(5)
+    shortened = newest_seen = 0
+    for _ in range(10):
+        _, term, trunc, info = users.step(rng.integers(0, users.k, 16))
+        obs = users.observe()
+        for r in range(16):
+            text = users.history_text(r)
+            sentences = _sentences(users, r)
+            assert text == " ".join(sentences)
+            # The newest sentences of the whole window, as many as fit in the limit.
+            full = _full_sentences(users, r)
+            assert sentences == full[len(full) - len(sentences) :]
+            words = sum(len(x.split()) for x in sentences)
+            assert words <= limit or len(sentences) == 1
+            if len(sentences) < len(full):
+                shortened += 1
+                assert words + len(full[len(full) - len(sentences) - 1].split()) > limit
+            # The step's own event ends the text: the newest event is never the one cut.
+            if not info["invalid_action"][r]:
+                item = int(info["item_index"][r])
+                if info["clicked"][r]:
+                    rating = int(info["rating"][r])
+                    assert text.endswith(f"Clicked '{titles[item]}' (rated {rating}/5).")
+                    newest_seen += 1
+                elif text_events == "all":
+                    assert text.endswith(f"Skipped '{titles[item]}'.")
+            # The state is the model's encoding of exactly this text.
+            if text:
+                ref = world.projection.project(_normalise(encoder.encode([text])))[0]
+                np.testing.assert_allclose(obs["user"][r], ref, rtol=1e-5, atol=1e-5)
+        if (term | trunc).any():
+            break
+    assert shortened > 50 and newest_seen > 5
+
+
+def _full_sentences(users: UserBatch, row: int) -> list[str]:
+    """The sentences of the whole history window of ``row``, with no token limit."""
+    from lmrecsim.envs.simulator import click_event_text, onboarding_event_text, skip_event_text
+
+    st, w = users.sc.state, users.world
+    out = [onboarding_event_text(w.personas[users.persona[row]].onboarding)]
+    out = out if _shows_signup(users, row) else []
+    if st.text_events == "clicks":
+        n = int(users.n_consumed[row])
+        lo = max(n - st.history_window, 0)
+        events = [
+            (i, True, q)
+            for i, q in zip(
+                users.consumed[row, lo:n], users.consumed_rating[row, lo:n], strict=True
+            )
+        ]
+    else:
+        sl = slice(users.window - st.history_window, None)
+        events = list(
+            zip(
+                users.hist_item[row, sl],
+                users.hist_click[row, sl],
+                users.hist_rating[row, sl],
+                strict=True,
+            )
+        )
+    for i, c, q in events:
+        if i >= 0:
+            title = w.catalog.titles[int(i)]
+            out.append(click_event_text(title, int(q)) if c else skip_event_text(title))
+    return out
+
+
+def test_with_the_default_model_a_long_history_keeps_its_newest_clicks_within_128_tokens(
+    tmp_path: Any,
+) -> None:
+    from lmrecsim.envs.world import build_world
+
+    # 16 clicks take about 240 tokens; before the cut the model read the oldest 128 and never
+    # saw the newest clicks.
+    world = build_world(small_scenario(tmp_path, state={"mode": "text", "history_window": 16}))
+    tokenizer = world.encoder.encoder.tokenizer
+    titles = world.catalog.titles
+    users = UserBatch(world, 6)
+    users.reset_users(np.arange(6), np.arange(6, dtype=np.uint64) + 40)
+    rng = np.random.default_rng(0)
+    clicks = 0
+    for _ in range(5):
+        _, _, _, info = users.step(rng.integers(0, users.k, 6))
+        for r in range(6):
+            text = users.history_text(r)
+            n_tokens = len(tokenizer(text)["input_ids"])
+            assert n_tokens <= 128
+            # Cut whole sentences: one more would not fit.
+            full = _full_sentences(users, r)
+            shown = len(_sentences(users, r))
+            assert shown < len(full)
+            older = tokenizer(full[len(full) - shown - 1], add_special_tokens=False)["input_ids"]
+            assert n_tokens + len(older) > 128
+            if info["clicked"][r]:
+                clicks += 1
+                item, rating = int(info["item_index"][r]), int(info["rating"][r])
+                assert text.endswith(f"Clicked '{titles[item]}' (rated {rating}/5).")
+    assert clicks > 0
