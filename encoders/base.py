@@ -28,7 +28,10 @@ class Encoder(Protocol):
     an ``int`` attribute ``text_token_limit`` (tokens of text embedded, special tokens not
     counted) and a method ``token_counts(texts) -> (n,) int64``. Rendered user histories are
     then cut to their newest events that fit (see :func:`token_budget`); without it they are
-    passed whole.
+    passed whole. The cut adds up the counts of a text's sentences, which is exact for tokenizers
+    that split on whitespace first (WordPiece, as the default model's); a byte-level BPE may
+    count a sentence a token differently inside a text, and the encoder's own truncation then
+    takes any excess off the end.
     """
 
     name: str

@@ -91,6 +91,57 @@ def test_truncation_to_max_length(tiny_bert_path: Path) -> None:
     assert enc.encode([long]).shape == (1, 32)
 
 
+@pytest.mark.parametrize(
+    ("model", "max_length", "limit"), [("bert", 16, 14), ("gpt2", 16, 16), ("bert", 512, 62)]
+)
+def test_token_budget_is_the_text_the_model_sees(
+    tiny_bert_path: Path, tiny_gpt2_path: Path, model: str, max_length: int, limit: int
+) -> None:
+    from lmrecsim.encoders.base import token_budget
+
+    path = tiny_bert_path if model == "bert" else tiny_gpt2_path
+    enc = TransformerEncoder(path, max_length=max_length)
+    # BERT spends two positions on [CLS] and [SEP], this GPT-2 none; 512 is capped by the
+    # model's 64 positions.
+    assert enc.text_token_limit == limit
+    counts, budget = token_budget(enc)  # type: ignore[misc]
+    assert budget == limit
+    long = " ".join(CORPUS * 20)
+    ids = enc.tokenizer(long, add_special_tokens=False)["input_ids"]
+    assert counts([long, "", long[:40]]).tolist() == [
+        len(ids),
+        0,
+        len(enc.tokenizer(long[:40], add_special_tokens=False)["input_ids"]),
+    ]
+    # What the model is given for a long text: its first `limit` tokens, and the specials.
+    fed = enc.tokenizer(long, truncation=True, max_length=enc.effective_max_length)["input_ids"]
+    special = set(enc.tokenizer.all_special_ids)
+    assert [i for i in fed if i not in special] == ids[:limit]
+    assert len(fed) == enc.effective_max_length
+
+
+def test_encoders_without_a_token_budget_say_so(tmp_path: Path, fake: object) -> None:
+    from lmrecsim.encoders import CachedEncoder, EmbeddingCache, LRUEncoder
+    from lmrecsim.encoders.base import token_budget
+
+    assert token_budget(fake) is None
+    wrapped = CachedEncoder(fake, EmbeddingCache(tmp_path))  # type: ignore[arg-type]
+    assert token_budget(wrapped) is None and token_budget(LRUEncoder(wrapped)) is None
+    with pytest.raises(TypeError, match="no token budget"):
+        wrapped.token_counts(["a"])
+
+
+def test_wrappers_pass_the_token_budget_through(tiny_bert_path: Path, tmp_path: Path) -> None:
+    from lmrecsim.encoders import CachedEncoder, EmbeddingCache, LRUEncoder
+    from lmrecsim.encoders.base import token_budget
+
+    enc = TransformerEncoder(tiny_bert_path, max_length=16)
+    for wrapper in (CachedEncoder(enc, EmbeddingCache(tmp_path)), LRUEncoder(enc)):
+        counts, limit = token_budget(wrapper)  # type: ignore[misc]
+        assert limit == 14
+        assert counts(CORPUS).tolist() == enc.token_counts(CORPUS).tolist()
+
+
 def test_empty_input_and_bad_input(tiny_bert_path: Path) -> None:
     enc = TransformerEncoder(tiny_bert_path)
     assert enc.encode([]).shape == (0, 32)
