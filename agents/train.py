@@ -224,3 +224,35 @@ def train(
         + "\n",
     )
     return result
+
+
+def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """The seeds a run's users came from: sub-env i of ``n_envs`` used ``seed + i``.
+
+    Read from the run folder's ``train.json`` (written by :func:`train`).
+
+    Returns:
+        The seeds, or None when the folder has no ``train.json`` (a model saved elsewhere).
+
+    Raises:
+        ValueError: ``train.json`` exists but is not what :func:`train` writes (one line, naming
+            the file and the key).
+    """
+    path = Path(run_dir) / "train.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}; expected JSON)") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object with 'seed' and 'n_envs'")
+    values = {}
+    for key in ("seed", "n_envs"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (key == "n_envs"):
+            raise ValueError(
+                f"{path}: {key}: {value!r} (expected an integer >= {int(key == 'n_envs')})"
+            )
+        values[key] = value
+    return tuple(range(values["seed"], values["seed"] + values["n_envs"]))

@@ -225,6 +225,8 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     note = _privileged_note(result)
     if note:
         out += ["", f"**Privileged:** {md_text(note)}"]
+    for warning in result.warnings:
+        out += ["", f"**Warning:** {md_text(warning)}"]
     out += ["", "## Summary", "", md_text(_settings_line(result)), ""]
     out += [
         f"Metrics this scenario is about come first: {md_text(', '.join(sc.evaluation.metrics))}.",
@@ -311,6 +313,8 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     note = _privileged_note(result)
     if note:
         parts.append(f'<p class="note"><strong>Privileged:</strong> {esc(note)}</p>')
+    for warning in result.warnings:
+        parts.append(f'<p class="note"><strong>Warning:</strong> {esc(warning)}</p>')
     parts += [
         "<h2>Summary</h2>",
         f'<p class="small">{esc(_settings_line(result))} Highlighted rows are the metrics this '

@@ -82,6 +82,10 @@ class PolicyInfo:
     spec: str
     privileged: bool = False
     run_dir: Path | None = None
+    # Seeds of the users a trained policy learned from (its run's train.json), when known.
+    training_seeds: tuple[int, ...] | None = None
+    # Why the training seeds are not known although the run folder has a train.json.
+    training_seeds_error: str | None = None
 
 
 @dataclass
@@ -103,6 +107,8 @@ class EvaluationResult:
         metric_order: metrics in report order (the scenario's ``evaluation.metrics`` first).
         settings: seeds, episodes and metric parameters used.
         files: files written (empty without ``out``).
+        warnings: one line each, shown in the reports and by ``lmrecsim evaluate`` (a trained
+            policy evaluated on seeds it was trained on).
     """
 
     scenario: Scenario
@@ -117,6 +123,7 @@ class EvaluationResult:
     metric_order: list[str]
     settings: dict[str, Any]
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def exposure(self, label: str) -> np.ndarray:
         """(n_items,) how often each catalog item was recommended by ``label``."""
@@ -150,7 +157,15 @@ def _resolve_policies(
             spec = type(policy).__name__
         run_dir = policy.run_dir if isinstance(policy, SB3Policy) else None
         privileged = bool(getattr(policy, "privileged", False))
-        out.append((PolicyInfo(label, spec, privileged, run_dir), policy))
+        seeds, seeds_error = None, None
+        if run_dir is not None:
+            from ..agents.train import training_seeds
+
+            try:
+                seeds = training_seeds(run_dir)
+            except ValueError as exc:
+                seeds_error = str(exc)
+        out.append((PolicyInfo(label, spec, privileged, run_dir, seeds, seeds_error), policy))
     labels = [info.label for info, _ in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -167,6 +182,31 @@ def _resolve_policies(
             raise EvaluationError(
                 f"--reference: {reference!r} is not one of the evaluated policies "
                 f"({', '.join(labels)}) nor a baseline name"
+            )
+    return out
+
+
+def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str]:
+    """A line for each trained policy whose training seeds meet the evaluation ``seeds``.
+
+    A seed names a sequence of users, so a policy evaluated on a seed it was trained on is
+    scored on users it learned from.
+    """
+    out = []
+    for info in infos:
+        if info.training_seeds_error is not None:
+            out.append(f"{info.label}: training seeds unknown: {info.training_seeds_error}")
+            continue
+        if not info.training_seeds:
+            continue
+        overlap = sorted(set(info.training_seeds) & set(seeds))
+        if overlap:
+            lo, hi = min(info.training_seeds), max(info.training_seeds)
+            shown = ", ".join(map(str, overlap[:5])) + (", ..." if len(overlap) > 5 else "")
+            out.append(
+                f"{info.label} was trained on seeds {lo}-{hi} ({info.run_dir}/train.json) and is "
+                f"evaluated on {len(overlap)} of them ({shown}): its figures include users it "
+                "trained on (expected evaluation seeds disjoint from the training seeds)"
             )
     return out
 
@@ -562,6 +602,7 @@ def evaluate(
         reference=reference,
         metric_order=_metric_order(sc),
         settings=settings,
+        warnings=seed_warnings(infos, seed_list),
     )
     if out is not None:
         result.files = _write_outputs(result, Path(out), make_plots=plots)

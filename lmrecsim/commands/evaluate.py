@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from lmrecsim.commands.common import parse_seeds
 
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.no_progress,
     )
+    for warning in result.warnings:
+        print(f"lmrecsim: warning: {warning}", file=sys.stderr)
     table = result.summary.set_index("policy")
     print(
         json.dumps(

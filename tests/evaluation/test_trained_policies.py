@@ -35,6 +35,9 @@ def test_saved_models_evaluate_through_specs(runs, tmp_path):
     res = evaluate("default", specs, seeds=[5], episodes=2, out=tmp_path / "rep", progress=False)
     labels = set(res.summary["policy"])
     assert {"ppo", "maskable_ppo", "dqn", "random"} <= labels
+    # Trained on seeds 1-4, evaluated on 5: held-out users, nothing to warn about.
+    assert res.warnings == []
+    assert "Warning" not in (tmp_path / "rep" / "report.md").read_text()
     steps = res.steps
     # Trained policies act greedily and never pick a masked slot.
     for algo in runs:
@@ -64,3 +67,80 @@ def test_model_scores_match_its_greedy_action(runs):
         if term or trunc:
             break
     assert label.startswith("ppo:")
+
+
+def test_evaluating_on_training_seeds_is_flagged_in_the_report_and_on_stderr(
+    runs, tmp_path, capsys
+):
+    from lmrecsim.cli import main
+
+    res = evaluate(
+        "default",
+        [f"mine=ppo:{runs['ppo']}"],
+        seeds=[3, 9, 4],
+        episodes=1,
+        out=tmp_path / "rep",
+        progress=False,
+    )
+    assert len(res.warnings) == 1
+    warning = res.warnings[0]
+    assert warning.startswith("mine was trained on seeds 1-4")
+    assert "train.json" in warning and "2 of them (3, 4)" in warning
+    assert "\n" not in warning
+    assert f"**Warning:** {warning}" in (tmp_path / "rep" / "report.md").read_text()
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<strong>Warning:</strong> mine was trained on seeds 1-4" in html
+
+    rc = main(
+        [
+            "evaluate",
+            "--policy",
+            f"ppo:{runs['ppo']}",
+            "--seeds",
+            "1",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / "cli"),
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert f"lmrecsim: warning: ppo:{runs['ppo']} was trained on seeds 1-4" in err
+
+
+def test_an_unreadable_train_json_is_a_warning_naming_the_file(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["ppo"], run)
+    (run / "train.json").write_text('{"seed": 1, "n_envs": "four"}')
+    res = evaluate("default", [f"p=ppo:{run}"], seeds=[5], episodes=1, progress=False)
+    assert res.warnings == [
+        f"p: training seeds unknown: {run / 'train.json'}: n_envs: 'four' "
+        "(expected an integer >= 1)"
+    ]
+    # Without a train.json (a model.zip kept on its own) nothing is known and nothing is said.
+    (run / "train.json").unlink()
+    res = evaluate("default", [f"p=ppo:{run / 'model.zip'}"], seeds=[1], episodes=1, progress=False)
+    assert res.warnings == []
+
+
+def test_training_seeds_reads_the_run_folder(tmp_path):
+    from lmrecsim.agents.train import training_seeds
+
+    assert training_seeds(tmp_path) is None
+    (tmp_path / "train.json").write_text('{"seed": 10, "n_envs": 3, "algo": "ppo"}')
+    assert training_seeds(tmp_path) == (10, 11, 12)
+    for bad, key in (
+        ("[1, 2]", "expected a JSON object"),
+        ("{", "unreadable"),
+        ('{"seed": -1, "n_envs": 2}', "seed: -1"),
+        ('{"seed": 0, "n_envs": 0}', "n_envs: 0"),
+        ('{"seed": true, "n_envs": 2}', "seed: True"),
+    ):
+        (tmp_path / "train.json").write_text(bad)
+        with pytest.raises(ValueError, match=key) as err:
+            training_seeds(tmp_path)
+        assert str(tmp_path / "train.json") in str(err.value)
