@@ -63,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default=None, help="write every figure as JSON to this file")
     p.add_argument("--quick", action="store_true", help="smaller budgets (about 80 s)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
         "--learning",
         action="store_true",
@@ -644,32 +645,62 @@ def bench_candidates(
 
 
 # --------------------------------------------------------------------- run
-def run_all(quick: bool = False) -> list[Figure]:
-    """Measure every figure (``quick``: small budgets, about 80 s on two cores)."""
+def run_all(quick: bool = False, progress: bool = False) -> list[Figure]:
+    """Measure every figure (``quick``: small budgets, about 80 s on two cores).
+
+    ``progress``: a bar on stderr over the benchmark's parts (each takes seconds to a minute).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tqdm.auto import tqdm
+
     from lmrecsim.envs.world import build_world
     from lmrecsim.scenarios import load_scenario
 
     start = time.perf_counter()
     world = build_world(load_scenario("default"), show_progress=False)
     figures = [Figure("world_build_seconds_cached", time.perf_counter() - start, "s")]
-    figures += bench_env(world, 1.0 if quick else 3.0)
-    figures += bench_candidates((100_000, 1_000_000), 64, 2 if quick else 5, world.item_proj)
-    figures += bench_encoding(world, 256 if quick else None)
-    figures += bench_text_mode(world, 8, 30 if quick else 100, 3 if quick else 10)
     # The other rendering of the history text, for comparison (with "all" it changes every step).
     other = "all" if world.scenario.state.text_events == "clicks" else "clicks"
-    figures += bench_text_mode(world, 8, 10 if quick else 30, 3 if quick else 10, text_events=other)
-    # More users stepping together: bigger batches and more repeated texts (reported, no target).
-    figures += bench_text_mode(
-        world, 64, 10 if quick else 30, 2 if quick else 6, name_suffix="_64_users"
-    )
-    figures += state_agreement_figures(world, 16, 20 if quick else 50)
-    # Training runs on the thread count `lmrecsim train` uses (one by default: small networks).
-    from lmrecsim.agents.train import set_torch_threads
 
-    figures.append(Figure("torch_threads_for_training", float(set_torch_threads(None)), "threads"))
-    figures += bench_ppo(world, 2048 if quick else 8192)
+    def ppo() -> list[Figure]:
+        # Training runs on the thread count `lmrecsim train` uses (one by default: small networks).
+        from lmrecsim.agents.train import set_torch_threads
+
+        threads = Figure("torch_threads_for_training", float(set_torch_threads(None)), "threads")
+        return [threads, *bench_ppo(world, 2048 if quick else 8192)]
+
+    parts: list[tuple[str, Callable[[], list[Figure]]]] = [
+        ("2: batched env", lambda: bench_env(world, 1.0 if quick else 3.0)),
+        (
+            "5: candidates over 100k and 1M items",
+            lambda: bench_candidates((100_000, 1_000_000), 64, 2 if quick else 5, world.item_proj),
+        ),
+        ("3: catalog encoding", lambda: bench_encoding(world, 256 if quick else None)),
+        (
+            "4: text mode",
+            lambda: bench_text_mode(world, 8, 30 if quick else 100, 3 if quick else 10),
+        ),
+        (
+            f"4: text mode, text_events {other}",
+            lambda: bench_text_mode(
+                world, 8, 10 if quick else 30, 3 if quick else 10, text_events=other
+            ),
+        ),
+        # More users stepping together: bigger batches and more repeated texts (no target).
+        (
+            "4: text mode, 64 users",
+            lambda: bench_text_mode(
+                world, 64, 10 if quick else 30, 2 if quick else 6, name_suffix="_64_users"
+            ),
+        ),
+        ("state agreement", lambda: state_agreement_figures(world, 16, 20 if quick else 50)),
+        ("1: PPO training", ppo),
+    ]
+    bar = tqdm(parts, desc="bench", unit="part", disable=not progress)
+    for name, measure in bar:
+        bar.set_postfix_str(name)
+        figures += measure()
+    bar.close()
     return figures
 
 
@@ -710,7 +741,7 @@ def run_learning(extra: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.learning:
         return run_learning(args.learning_args)
-    figures = run_all(quick=args.quick)
+    figures = run_all(quick=args.quick, progress=not args.no_progress)
     print(format_figures(figures))
     if args.out:
         from lmrecsim.agents.train import write_text_atomic

@@ -26,9 +26,16 @@ def test_bench_prints_and_writes_each_target_with_whether_it_is_met(tmp_path, mo
         bench.Figure("text_mode_batched_cached_over_naive", 4.2, "ratio"),
         bench.Figure("single_env_steps_per_s", 1500.0, "steps/s"),
     ]
-    monkeypatch.setattr(bench, "run_all", lambda quick=False: figures)
+    calls = []
+
+    def run_all(quick=False, progress=False):
+        calls.append((quick, progress))
+        return figures
+
+    monkeypatch.setattr(bench, "run_all", run_all)
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--out", str(out)]) == 0
+    assert calls == [(True, True)]  # a progress bar over the parts unless --no-progress
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["ppo_default_over_zero_cost"].endswith("target >= 0.8: met")
     assert lines["text_mode_batched_cached_over_naive"].endswith("target >= 5: NOT met")
@@ -43,3 +50,16 @@ def test_bench_prints_and_writes_each_target_with_whether_it_is_met(tmp_path, mo
     }
     assert records["text_mode_batched_cached_over_naive"]["met"] is False
     assert set(records["single_env_steps_per_s"]) == {"name", "value", "unit"}
+
+
+def test_bench_no_progress_is_passed_on(monkeypatch, capsys):
+    from lmrecsim.commands import bench
+
+    calls = []
+    monkeypatch.setattr(
+        bench,
+        "run_all",
+        lambda quick=False, progress=False: calls.append(progress) or [bench.Figure("x", 1.0, "s")],
+    )
+    assert main(["bench", "--no-progress"]) == 0
+    assert calls == [False]
