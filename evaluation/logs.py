@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,9 +371,10 @@ class StepRecorder:
     """Collects steps from a (vectorised) training loop in the log's rollout layout.
 
     Training code calls :meth:`add` once per env per step (with the info dict the env returned)
-    and :meth:`frames` at the end, then :func:`write_step_log` on the result. Episodes recorded
-    from a batched training env are keyed by the env's own episode keys, not by (seed, episode),
-    so they can be analysed and used for off-policy evaluation but not replayed bit for bit.
+    and :meth:`frames` at the end, then :func:`write_step_log` on the result. Sub-env ``i`` of a
+    batched training env seeded ``seed`` meets the users of a single env reset with ``seed + i``,
+    so recorded under that seed, with episodes numbered from 0, its complete episodes replay
+    exactly (``lmrecsim replay``) and serve off-policy evaluation.
     """
 
     def __init__(self, label: str) -> None:
@@ -434,11 +435,30 @@ class StepRecorder:
         self.arrays.scores.append(probs)
         self.arrays.probabilities.append(probs)
 
-    def frames(self) -> tuple[pd.DataFrame, StepArrays]:
-        """``(steps, arrays)`` as :func:`write_step_log` takes them."""
-        from .rollout import STEP_FIELDS
+    def frames(self, drop: Collection[tuple[int, int]] = ()) -> tuple[pd.DataFrame, StepArrays]:
+        """``(steps, arrays)`` as :func:`write_step_log` takes them, without the steps of the
+        ``(seed, episode)`` pairs in ``drop`` (episodes still open when training stopped)."""
+        from .rollout import STEP_FIELDS, StepArrays
 
-        return pd.DataFrame.from_records(self._rows, columns=list(STEP_FIELDS)), self.arrays
+        steps = pd.DataFrame.from_records(self._rows, columns=list(STEP_FIELDS))
+        if not drop or steps.empty:
+            return steps, self.arrays
+        pairs = pd.MultiIndex.from_arrays([steps["seed"], steps["episode"]])
+        keep = ~pairs.isin(list(drop))
+        idx = np.flatnonzero(keep)
+        arrays = StepArrays(
+            **{
+                name: [getattr(self.arrays, name)[i] for i in idx]
+                for name in (
+                    "candidate_items",
+                    "candidate_affinity",
+                    "mask",
+                    "scores",
+                    "probabilities",
+                )
+            }
+        )
+        return steps[keep].reset_index(drop=True), arrays
 
 
 def episode_groups(steps: pd.DataFrame) -> Sequence[tuple[tuple[int, int], pd.DataFrame]]:

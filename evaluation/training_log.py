@@ -101,7 +101,16 @@ class EpisodeLogCallback(BaseCallback):
         return True
 
     def write(self) -> Path:
-        """Write the recorded steps (atomically) and return the log's path."""
-        steps, arrays = self.recorder.frames()
+        """Write the recorded steps (atomically) and return the log's path.
+
+        Each sub-env's episode still running when training stopped is left out: the log holds
+        complete episodes only, so it replays exactly and its returns are whole sessions.
+        """
+        open_episodes = (
+            [(self.seed + i, int(e)) for i, e in enumerate(self._episode)]
+            if self._episode is not None
+            else []
+        )
+        steps, arrays = self.recorder.frames(drop=open_episodes)
         write_step_log(self.path, steps, arrays, scenario=self.scenario, world=self.world)
         return self.path

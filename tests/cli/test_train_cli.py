@@ -189,12 +189,33 @@ def test_train_log_episodes_writes_a_readable_log(tmp_path, algo):
     )
     log = read_step_log(out / "episodes.parquet")
     steps = log.steps
-    assert len(steps) >= 128
     assert set(steps["seed"]) == {4, 5}
     # Propensities are real probabilities of the logged actions under the behaviour policy.
     assert ((steps["propensity"] > 0) & (steps["propensity"] <= 1)).all()
     if algo == "ppo":
         assert (steps["propensity"] < 1).any()
+    # Complete episodes only: the one each sub-env was in when training stopped is left out,
+    # so every episode ends in a churn or at the horizon, and the log replays exactly.
+    ends = steps.sort_values("step").groupby(["seed", "episode"]).tail(1)
+    assert (ends["terminated"] | ends["truncated"]).all()
+    assert len(steps) < 128
+    from lmrecsim.evaluation.replay import replay
+
+    assert replay(out / "episodes.parquet", tmp_path / "replay").reproduced
+    # And it serves off-policy evaluation, which needs the logged contexts back.
+    assert (
+        main(
+            [
+                "ope",
+                str(out / "episodes.parquet"),
+                "--policy",
+                "greedy",
+                "--out",
+                str(tmp_path / "ope"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_torch_threads_flag_sets_the_thread_count(tmp_path):
