@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from ..scenarios.yaml_text import safe_load
+
 PERSONA_KEYS = ("name", "text", "liked", "avoided", "onboarding")
 _REQUIRED = ("name", "text")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -176,7 +178,7 @@ def _read_csv(path: Path, source: str) -> list[dict[str, Any]]:
 
 def _read_yaml(path: Path, source: str) -> list[Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise PersonaError(

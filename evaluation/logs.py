@@ -107,11 +107,10 @@ class StepLog:
     def scenario(self) -> Scenario:
         """Rebuild the logged scenario (checked against the stored content hash)."""
         if self._scenario is None:
-            import yaml
-
             from ..scenarios import scenario_from_dict, scenario_hash
+            from ..scenarios.yaml_text import safe_load
 
-            data = yaml.safe_load(self.scenario_yaml)
+            data = safe_load(self.scenario_yaml)
             if not isinstance(data, dict):
                 raise LogError(f"{self.path}: {META_SCENARIO_YAML.decode()} is not a YAML mapping")
             scenario = scenario_from_dict(data, base_dir=self.scenario_base_dir)

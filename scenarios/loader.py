@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from .schema import Scenario, has_algorithm_sections
+from .yaml_text import safe_load
 
 SHIPPED_DIR = Path(__file__).resolve().parent
 _MAX_EXTENDS_DEPTH = 16
@@ -62,7 +63,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ScenarioError(f"{_display(path)}: not UTF-8 text (expected a YAML mapping)") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

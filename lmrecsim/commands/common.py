@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from lmrecsim.agents.errors import AgentError
+from lmrecsim.scenarios.yaml_text import safe_load
 
 
 def parse_hyperparameters(items: Sequence[str]) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def parse_hyperparameters(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise AgentError(f"--hp: {item!r} is invalid (expected KEY=VALUE)")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = safe_load(value)
         except yaml.YAMLError:
             raise AgentError(
                 f"--hp: {item!r} has an unreadable value (expected a YAML scalar)"

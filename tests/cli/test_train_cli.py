@@ -262,3 +262,16 @@ def test_reward_normalisation_from_the_command_line(tmp_path, capsys):
     steps = read_step_log(out / "episodes.parquet").steps
     assert steps["clicked"].any()
     assert (steps["reward"] == steps["clicked"].astype(float)).all()
+
+
+def test_hp_values_in_exponent_notation_are_numbers(tmp_path):
+    # The README's own example: YAML 1.1 would read 1e-3 as a string, which SB3 refuses.
+    out = tmp_path / "dqn"
+    args = ["train", "--algo", "dqn", "--timesteps", "64", "--n-envs", "2", "--no-progress"]
+    hp = ["--hp", "learning_rate=1e-3", "--hp", "learning_starts=32"]
+    assert main([*args, *hp, "--out", str(out)]) == 0
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert resolved["agent"]["hyperparameters"]["learning_rate"] == 0.001
+    from stable_baselines3 import DQN
+
+    assert DQN.load(out / "model.zip").learning_rate == 0.001
