@@ -49,6 +49,23 @@ def test_documented_commands_parse(doc: str) -> None:
             assert exc.code == 0, f"{doc}: {cmd!r} does not parse"
 
 
+def _inline_examples(path: Path) -> list[str]:
+    """Inline ``lmrecsim ...`` examples with options (not notation like ``LOG`` or ``[...]``)."""
+    spans = re.findall(r"`(lmrecsim [^`]*)`", path.read_text(encoding="utf-8"))
+    notation = ("[", "...", "COMMAND", " LOG", " DIR", " SPEC")
+    return [c for c in spans if " --" in c and not any(n in c for n in notation)]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/evaluation.md", "docs/logs.md"])
+def test_inline_examples_parse(doc: str) -> None:
+    parser = build_parser()
+    for cmd in _inline_examples(ROOT / doc):
+        try:
+            parser.parse_args(shlex.split(cmd)[1:])
+        except SystemExit as exc:
+            assert exc.code == 0, f"{doc}: {cmd!r} does not parse"
+
+
 def _small(cmd: str) -> list[str]:
     argv = shlex.split(cmd)[1:]
     if argv[0] == "train":
@@ -58,7 +75,10 @@ def _small(cmd: str) -> list[str]:
             argv += ["--timesteps", "256"]
         argv += ["--n-envs", "2", "--no-progress"]
     if argv[0] == "evaluate":
-        argv[argv.index("--episodes") + 1] = "2"
+        if "--episodes" in argv:
+            argv[argv.index("--episodes") + 1] = "2"
+        else:
+            argv += ["--episodes", "2"]
         argv += ["--no-progress"]
     return argv
 
@@ -81,3 +101,13 @@ def test_the_readme_usage_block_runs_in_order(tmp_path, monkeypatch) -> None:
     assert '"reproduced": true' in (tmp_path / "replays/check/replay.json").read_text()
     assert (tmp_path / "replays/vs/replay.json").is_file()
     assert (tmp_path / "ope/ope.csv").is_file()
+
+
+@pytest.mark.slow
+def test_the_readme_option_examples_run_in_order(tmp_path, monkeypatch) -> None:
+    # The option table's train -> evaluate -> replay examples share runs/a and reports/a.
+    monkeypatch.chdir(tmp_path)
+    examples = {shlex.split(c)[1]: c for c in _inline_examples(ROOT / "README.md")}
+    for name in ("train", "evaluate", "replay"):
+        assert main(_small(examples[name])) == 0, examples[name]
+    assert (tmp_path / "replays/b/replay.json").is_file()
