@@ -111,3 +111,15 @@ def test_the_readme_option_examples_run_in_order(tmp_path, monkeypatch) -> None:
     for name in ("train", "evaluate", "replay"):
         assert main(_small(examples[name])) == 0, examples[name]
     assert (tmp_path / "replays/b/replay.json").is_file()
+
+
+def test_scenario_examples_in_the_docs_are_valid_scenarios(tmp_path) -> None:
+    from lmrecsim.scenarios import load_scenario
+
+    text = (ROOT / "docs/scenarios.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 6
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example_{i}.yaml"
+        path.write_text(block if "name:" in block else f"name: example_{i}\n{block}")
+        load_scenario(path)  # a ScenarioError names the file, key and what was expected
