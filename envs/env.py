@@ -97,7 +97,8 @@ class RecommendationEnv(gym.Env):
     * ``render_mode``: ``"ansi"`` renders the user's history text.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    # render_fps: Gymnasium warns without one; text has no frame rate, 4 is what its toy-text envs use.
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,

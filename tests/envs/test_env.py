@@ -25,6 +25,24 @@ def test_gymnasium_check_env(world):
     gym_check_env(RecommendationEnv(world=world), skip_render_check=True)
 
 
+def test_ansi_rendering_passes_gymnasiums_checks_without_warnings(world):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Made through gym.make so the checker can try the render modes too.
+        gym_check_env(gym.make(ENV_ID, scenario="default", render_mode="ansi").unwrapped)
+        wrapped = gym.make(ENV_ID, scenario="default", render_mode="ansi")
+        wrapped.reset(seed=0)
+        _, _, _, _, info = wrapped.step(0)
+        text = wrapped.render()
+    # The rendering is the user's history text, which ends with the step's click if there was one.
+    assert isinstance(text, str)
+    if info["clicked"]:
+        title = world.catalog.titles[int(info["item_index"])]
+        assert f"Clicked '{title}'" in text
+
+
 def test_sb3_check_env(world):
     sb3_check_env(RecommendationEnv(world=world), warn=True)
 
