@@ -123,3 +123,17 @@ def test_scenario_examples_in_the_docs_are_valid_scenarios(tmp_path) -> None:
         path = tmp_path / f"example_{i}.yaml"
         path.write_text(block if "name:" in block else f"name: example_{i}\n{block}")
         load_scenario(path)  # a ScenarioError names the file, key and what was expected
+
+
+def test_the_own_policy_example_of_the_evaluation_docs_runs(capsys) -> None:
+    text = (ROOT / "docs/evaluation.md").read_text(encoding="utf-8")
+    example = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "class " in b)
+    namespace: dict = {}
+    exec(compile(example, "docs/evaluation.md", "exec"), namespace)  # noqa: S102 - our own docs
+    res = namespace["res"]
+    table = res.summary.set_index("policy")
+    # Recommending what the user is least like earns far fewer clicks than greedy.
+    assert table.at["least_similar", "ctr"] < table.at["greedy", "ctr"]
+    steps = res.steps[res.steps["policy"] == "least_similar"]
+    assert not steps["invalid_action"].any() and (steps["propensity"] == 1.0).all()
+    assert "least_similar" in capsys.readouterr().out
