@@ -437,27 +437,14 @@ class StepRecorder:
     def frames(self, drop: Collection[tuple[int, int]] = ()) -> tuple[pd.DataFrame, StepArrays]:
         """``(steps, arrays)`` as :func:`write_step_log` takes them, without the steps of the
         ``(seed, episode)`` pairs in ``drop`` (episodes still open when training stopped)."""
-        from .rollout import STEP_FIELDS, StepArrays
+        from .rollout import STEP_FIELDS
 
         steps = pd.DataFrame.from_records(self._rows, columns=list(STEP_FIELDS))
         if not drop or steps.empty:
             return steps, self.arrays
         pairs = pd.MultiIndex.from_arrays([steps["seed"], steps["episode"]])
         keep = ~pairs.isin(list(drop))
-        idx = np.flatnonzero(keep)
-        arrays = StepArrays(
-            **{
-                name: [getattr(self.arrays, name)[i] for i in idx]
-                for name in (
-                    "candidate_items",
-                    "candidate_affinity",
-                    "mask",
-                    "scores",
-                    "probabilities",
-                )
-            }
-        )
-        return steps[keep].reset_index(drop=True), arrays
+        return steps[keep].reset_index(drop=True), self.arrays.take(np.flatnonzero(keep))
 
 
 def episode_groups(steps: pd.DataFrame) -> Sequence[tuple[tuple[int, int], pd.DataFrame]]:

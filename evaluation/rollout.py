@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,14 @@ class StepArrays:
     Shapes: (n_steps, K).
     """
 
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "candidate_items",
+        "candidate_affinity",
+        "mask",
+        "scores",
+        "probabilities",
+    )
+
     candidate_items: list[np.ndarray] = field(default_factory=list)
     candidate_affinity: list[np.ndarray] = field(default_factory=list)
     mask: list[np.ndarray] = field(default_factory=list)
@@ -61,10 +69,19 @@ class StepArrays:
     def stacked(self) -> dict[str, np.ndarray]:
         """The arrays stacked to (n_steps, K) each (empty (0, 0) arrays when there are no steps)."""
         out = {}
-        for name in ("candidate_items", "candidate_affinity", "mask", "scores", "probabilities"):
+        for name in self.NAMES:
             rows = getattr(self, name)
             out[name] = np.stack(rows) if rows else np.zeros((0, 0))
         return out
+
+    def extend(self, other: StepArrays) -> None:
+        """Append the steps of ``other``."""
+        for name in self.NAMES:
+            getattr(self, name).extend(getattr(other, name))
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> StepArrays:
+        """The steps at positions ``rows``, in that order."""
+        return StepArrays(**{n: [getattr(self, n)[int(i)] for i in rows] for n in self.NAMES})
 
 
 def step_feedback(

@@ -573,14 +573,7 @@ def evaluate(
                 on_step=bar.update if bar is not None else None,
             )
             frames.append(steps_i)
-            for name in (
-                "candidate_items",
-                "candidate_affinity",
-                "mask",
-                "scores",
-                "probabilities",
-            ):
-                getattr(arrays, name).extend(getattr(arrays_i, name))
+            arrays.extend(arrays_i)
             if bar is not None:
                 # Sessions end early on churn; jump to this policy's share of the bar.
                 bar.update(per_policy * (i + 1) - bar.n)
