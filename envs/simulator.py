@@ -448,9 +448,11 @@ class UserBatch:
         if later:
             ranked[~np.isfinite(score[rows, order])] = -1
         keep = first_occurrence(ranked)
-        pos = first_true_columns(keep, h_max)
-        items = ranked[rows, pos]
-        items[~keep[rows, pos]] = -1
+        # A past holds at most as many distinct items as the pool (the catalog, when smaller).
+        width = min(h_max, pool_n)
+        pos = first_true_columns(keep, width)
+        items = np.full((idx.size, h_max), -1, dtype=np.int64)
+        items[:, :width] = np.where(keep[rows, pos], ranked[rows, pos], -1)
         length = h_min + np.floor(u[:, pool_n] * (h_max - h_min + 1)).astype(np.int64)
         items[self._hist_slots >= length[:, None]] = -1
         # Chronological order: the best-liked item is the most recent one.

@@ -302,3 +302,32 @@ def test_new_users_show_onboarding_or_nothing(onboarding: str) -> None:
     assert np.all(flag[~new] == 0)
     _, _, _, info = batch.step(_random_actions(batch, np.random.default_rng(6)))
     assert np.array_equal(info["is_new_user"], new)
+
+
+# ------------------------------------------------------------------------------------ small catalogs
+def test_a_catalog_smaller_than_the_history_gives_pasts_of_distinct_items_and_runs_out() -> None:
+    # 20 items, pasts of 15-30 items, and consumed items never offered again: a past holds
+    # distinct items drawn from a pool of 20 draws (so fewer than 20), and long sessions empty
+    # the slate instead of crashing. (A past longer than the pool used to fail at reset.)
+    world = _world(
+        catalog={"n_items": 20},
+        candidates={"k": 20, "mask_consumed": True},
+        episode={"horizon": 60},
+    )
+    batch = _batch(world, 64, seed=5)
+    n = batch.n_consumed
+    assert n.max() <= 20 and n.min() >= 1
+    for row in range(64):
+        past = batch.consumed[row, : n[row]]
+        assert len(set(past.tolist())) == n[row] and (past >= 0).all()
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        for row in range(64):
+            # Valid slots hold distinct items the user has not consumed.
+            offered = batch.cand[row][batch.mask[row]].tolist()
+            consumed = set(batch.consumed[row, : batch.n_consumed[row]].tolist())
+            assert len(set(offered)) == len(offered) and not consumed & set(offered)
+            assert len(offered) <= 20 - len(consumed)
+        batch.step(_random_actions(batch, rng))
+    # Sessions that clicked a lot have run the catalog down to a few offers.
+    assert batch.mask.sum(axis=1).min() < 20 - 15
