@@ -368,6 +368,17 @@ def _check_spaces(model: Any, world: Any, spec: str) -> None:
             )
 
 
+def run_folder(path: str | os.PathLike[str]) -> Path:
+    """The training run folder of a saved model: the folder itself, the folder of its
+    ``model.zip``, or the run of a checkpoint (``RUN/checkpoints/model_N_steps.zip``), whose
+    ``train.json`` and ``progress.csv`` are the run's."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if folder.name == "checkpoints" and (folder.parent / "train.json").is_file():
+        return folder.parent
+    return folder
+
+
 def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     """Parse a policy spec into ``(label, policy)``.
 
@@ -401,9 +412,7 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
 
         model = load_model(prefix, path.strip())
         _check_spaces(model, world, spec)
-        p = Path(path.strip())
-        run_dir = p if p.is_dir() else p.parent
-        return (label or body), SB3Policy(model, prefix, run_dir=run_dir)
+        return (label or body), SB3Policy(model, prefix, run_dir=run_folder(path.strip()))
     raise AgentError(
         f"--policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "
         f"or {'|'.join(MODEL_PREFIXES)}:PATH, optionally LABEL=SPEC)"

@@ -243,7 +243,9 @@ class MaskedDQN(DQN):
                 "gamma": self.gamma,
             }
         with warnings.catch_warnings():
-            if ours:  # SB3 would warn that n_steps is ignored by a custom buffer: it is not here
+            # SB3 would warn that n_steps is ignored by a custom buffer: ours uses it. A loaded
+            # model arrives with the buffer class already set, so check the class, not `ours`.
+            if self.replay_buffer_class is DictNStepReplayBuffer:
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because")
             super()._setup_model()
         self._explore_rng = np.random.default_rng(self.seed)

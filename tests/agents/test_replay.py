@@ -107,6 +107,25 @@ def test_dqn_with_n_steps_trains_on_n_step_targets(tiny_world) -> None:
     assert type(plain.replay_buffer) is DictReplayBuffer
 
 
+def test_a_saved_n_step_dqn_loads_without_sb3s_ignored_n_steps_warning(tiny_world, tmp_path):
+    import warnings
+
+    from lmrecsim.agents.build import load_model
+
+    env = BatchedRecommendationVecEnv(world=tiny_world, n_envs=2)
+    hp = {"n_steps": 3, "learning_starts": 10, "buffer_size": 500}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # building it must not warn either
+        model = build_model("dqn", env, seed=0, hyperparameters=hp)
+    model.learn(total_timesteps=40)
+    model.save(tmp_path / "model.zip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_model("dqn", str(tmp_path))
+    assert not [w for w in caught if "is ignored because" in str(w.message)]
+    assert loaded.n_steps == 3
+
+
 def test_settings_sb3_rejects_are_one_line_agent_errors(tiny_world) -> None:
     from lmrecsim.agents.errors import AgentError
 

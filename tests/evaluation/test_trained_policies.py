@@ -144,3 +144,14 @@ def test_training_seeds_reads_the_run_folder(tmp_path):
         with pytest.raises(ValueError, match=key) as err:
             training_seeds(tmp_path)
         assert str(tmp_path / "train.json") in str(err.value)
+
+
+def test_a_checkpoint_belongs_to_its_run(runs, tmp_path):
+    # RUN/checkpoints/model_N_steps.zip: the run's train.json and progress.csv are the ones used.
+    checkpoint = sorted((runs["ppo"] / "checkpoints").glob("*.zip"))[0]
+    res = evaluate(
+        "default", [f"ck=ppo:{checkpoint}"], seeds=[2], episodes=1, out=tmp_path, progress=False
+    )
+    assert res.policies["ck"].run_dir == runs["ppo"]
+    assert len(res.warnings) == 1 and res.warnings[0].startswith("ck was trained on seeds 1-4")
+    assert (tmp_path / "learning_curves.png").is_file()
