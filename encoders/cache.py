@@ -63,10 +63,22 @@ def _checksum(*parts: np.ndarray | str) -> np.ndarray:
     return np.frombuffer(h.digest(), dtype=np.uint8).copy()
 
 
+def _unusable(path: Path, exc: OSError, doing: str) -> EncoderError:
+    """The one-line error for a cache location that cannot be read or written."""
+    reason = exc.strerror or type(exc).__name__
+    return EncoderError(
+        f"{path}: cannot {doing} the embedding cache ({reason}; expected a writable folder: set "
+        "encoder.cache_dir or $LMRECSIM_CACHE_DIR)"
+    )
+
+
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     """Write ``arrays`` to ``path`` as .npz via a temp file in the same folder + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as exc:
+        raise _unusable(path.parent, exc, "write") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -98,6 +110,9 @@ def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
         raise
     except FileNotFoundError:
         raise
+    except (PermissionError, NotADirectoryError, IsADirectoryError) as exc:
+        # The location, not the file's content, is the problem: nothing to discard.
+        raise _unusable(path, exc, "read") from None
     except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, zlib.error, OSError ...
         raise _Corrupt(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
 
@@ -135,6 +150,8 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
         st = path.stat()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise _unusable(path, exc, "read") from None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
@@ -158,6 +175,11 @@ class EmbeddingCache:
         self.cache_dir: Path = (
             default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
         )
+        if self.cache_dir.exists() and not self.cache_dir.is_dir():
+            raise EncoderError(
+                f"{self.cache_dir}: the embedding cache folder is a file (expected a folder: set "
+                "encoder.cache_dir or $LMRECSIM_CACHE_DIR)"
+            )
         self._tables: dict[str, _Table] = {}
 
     def __repr__(self) -> str:

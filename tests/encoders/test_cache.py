@@ -266,3 +266,54 @@ def test_cached_transformer(tiny_bert_path: Path, tmp_path: Path) -> None:
     second = CachedEncoder(model, EmbeddingCache(tmp_path)).encode(CORPUS)
     assert np.array_equal(first, second)
     np.testing.assert_allclose(first, model.encode(CORPUS), atol=1e-6)
+
+
+def test_a_cache_folder_that_is_a_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    with pytest.raises(EncoderError) as err:
+        EmbeddingCache(blocker)
+    assert str(err.value).startswith(f"{blocker}: the embedding cache folder is a file")
+    assert "LMRECSIM_CACHE_DIR" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_cache_location_that_cannot_be_used_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # A folder below a file can be neither read nor created.
+    cache = EmbeddingCache(blocker / "sub")
+    with pytest.raises(EncoderError, match=r"cannot read the embedding cache \(Not a directory"):
+        CachedEncoder(FakeEncoder(), cache).encode(["a"])
+    with pytest.raises(EncoderError, match=r"cannot read the embedding cache"):
+        cache.get_array("k")
+    # Writing where the folder cannot be created (a read-only disk, another user's folder).
+    ok = EmbeddingCache(tmp_path / "ok")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(EncoderError) as err:
+        ok.put_array("k", np.zeros(3))
+    assert str(err.value) == (
+        f"{tmp_path / 'ok' / 'arrays'}: cannot write the embedding cache (Permission denied; "
+        "expected a writable folder: set encoder.cache_dir or $LMRECSIM_CACHE_DIR)"
+    )
+
+
+def test_an_unusable_cache_is_a_cli_error_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lmrecsim.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LMRECSIM_CACHE_DIR", str(blocker))
+    out = tmp_path / "report"
+    args = ["evaluate", "--policy", "random", "--episodes", "1", "--no-progress"]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"lmrecsim: error: {blocker}: the embedding cache folder is a file")
+    assert not out.exists()
