@@ -33,11 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Output arguments that name a file to write; every other --out / --export is a folder.
+FILE_OUTPUTS = {("bench", "out")}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lmrecsim.commands.common import output_path
+
+    # Before any work: a run of minutes must not end on an --out that cannot be written.
+    for name in ("out", "export"):
+        folder = (args.command, name) not in FILE_OUTPUTS
+        output_path(getattr(args, name, None), f"--{name}", folder=folder)
+    return int(args.func(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmrecsim`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return report_user_errors("lmrecsim", lambda: args.func(args))
+    return report_user_errors("lmrecsim", lambda: _run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

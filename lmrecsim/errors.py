@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+class UsageError(ValueError):
+    """A command-line argument that cannot be used as given (one line naming the flag)."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Every error class whose message is a complete one-line explanation for the user."""
     from lmrecsim.agents.errors import AgentError
@@ -22,6 +26,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from lmrecsim.scenarios import ScenarioError
 
     classes: list[type[BaseException]] = [
+        UsageError,
         AgentError,
         CatalogError,
         EncoderError,

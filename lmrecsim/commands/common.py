@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lmrecsim.agents.errors import AgentError
+from lmrecsim.errors import UsageError
 from lmrecsim.scenarios.yaml_text import safe_load
 
 
@@ -38,3 +40,20 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise AgentError("--seeds: empty (expected comma-separated integers)")
     return seeds
+
+
+def output_path(path: str | None, flag: str = "--out", *, folder: bool = True) -> str | None:
+    """Check an output argument before any work is done: a folder to write into (``folder``) or
+    a file to write; ``None`` passes through.
+
+    Raises:
+        UsageError: the path exists as the other kind (one line naming the flag).
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise UsageError(f"{flag}: '{path}' is a file (expected a folder to write into)")
+    if not folder and p.is_dir():
+        raise UsageError(f"{flag}: '{path}' is a folder (expected a file name to write)")
+    return path
