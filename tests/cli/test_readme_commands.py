@@ -159,7 +159,5 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
     fill = {"file": str(file), "dir": str(folder)}
     assert main([a.format(**fill) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        f"lmrecsim: error: {message.format(**fill)}" + err[0].split(message.format(**fill))[1]
-    ]
+    assert len(err) == 1 and err[0].startswith(f"lmrecsim: error: {message.format(**fill)}")
     assert file.read_text() == "keep me" and list(folder.iterdir()) == []
