@@ -69,7 +69,13 @@ def set_torch_threads(n: int | None = None) -> int:
     import torch
 
     if n is None:
-        n = int(os.environ.get("LMRECSIM_TORCH_THREADS", "1"))
+        text = os.environ.get("LMRECSIM_TORCH_THREADS", "1")
+        try:
+            n = int(text)
+        except ValueError:
+            raise AgentError(
+                f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1)"
+            ) from None
     n = max(1, int(n))
     torch.set_num_threads(n)
     return n

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,21 @@ def output_path(path: str | None, flag: str = "--out", *, folder: bool = True) -
     if not folder and p.is_dir():
         raise UsageError(f"{flag}: '{path}' is a folder (expected a file name to write)")
     return path
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``, refused with the flag's name otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} (expected an integer >= {minimum})"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} (expected an integer >= {minimum})")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lmrecsim.commands.common import int_at_least
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,8 +17,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "a random policy on held-out evaluation seeds.",
     )
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
-    p.add_argument("--timesteps", type=int, default=100_000, help="training budget (steps)")
-    p.add_argument("--episodes", type=int, default=20, help="evaluation episodes per seed")
+    p.add_argument(
+        "--timesteps", type=int_at_least(1), default=100_000, help="training budget (steps)"
+    )
+    p.add_argument(
+        "--episodes", type=int_at_least(1), default=20, help="evaluation episodes per seed"
+    )
     p.add_argument("--out", default="runs/demo", help="run folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)

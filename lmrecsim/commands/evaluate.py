@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lmrecsim.commands.common import parse_seeds
+from lmrecsim.commands.common import int_at_least, parse_seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="random | popular | greedy | linucb | egreedy | oracle | ppo:PATH | dqn:PATH | "
         "maskable_ppo:PATH, optionally LABEL=SPEC; repeatable",
     )
-    p.add_argument("--episodes", type=int, help="episodes per seed (default: the scenario's)")
+    p.add_argument(
+        "--episodes", type=int_at_least(1), help="episodes per seed (default: the scenario's)"
+    )
     p.add_argument("--seeds", help="comma-separated evaluation seeds (default: the scenario's)")
     p.add_argument(
         "--reference", default="random", help="label of the policy others are compared with"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmrecsim.commands.common import int_at_least
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from lmrecsim.evaluation.ope import ESTIMATORS
@@ -27,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write DIR/ope.csv")
     p.add_argument("--export", help="write DIR/bandit_feedback.npz (Open Bandit Pipeline layout)")
     p.add_argument("--no-ground-truth", action="store_true", help="skip running the target policy")
-    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the reward model")
+    p.add_argument(
+        "--folds", type=int_at_least(1), default=2, help="cross-fitting folds of the reward model"
+    )
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lmrecsim.commands.common import parse_hyperparameters
+from lmrecsim.commands.common import int_at_least, parse_hyperparameters
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,9 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
     p.add_argument("--algo", choices=["ppo", "dqn", "maskable_ppo"], help="override agent.algo")
     p.add_argument("--policy", choices=["candidate_scorer", "mlp"], help="override agent.policy")
-    p.add_argument("--timesteps", type=int, help="override agent.timesteps")
-    p.add_argument("--seed", type=int, help="override agent.seed")
-    p.add_argument("--n-envs", type=int, help="override agent.n_envs")
+    p.add_argument("--timesteps", type=int_at_least(1), help="override agent.timesteps")
+    p.add_argument("--seed", type=int_at_least(0), help="override agent.seed")
+    p.add_argument("--n-envs", type=int_at_least(1), help="override agent.n_envs")
     p.add_argument(
         "--hp",
         action="append",
@@ -28,10 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="SB3 hyperparameter over agent.hyperparameters (YAML value), repeatable",
     )
-    p.add_argument("--checkpoint-freq", type=int, help="steps between checkpoints")
+    p.add_argument("--checkpoint-freq", type=int_at_least(1), help="steps between checkpoints")
     p.add_argument(
         "--torch-threads",
-        type=int,
+        type=int_at_least(1),
         help="torch threads while training (default $LMRECSIM_TORCH_THREADS or 1: the policy "
         "networks are small and extra threads only help on large ones)",
     )

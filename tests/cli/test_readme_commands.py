@@ -137,27 +137,3 @@ def test_the_own_policy_example_of_the_evaluation_docs_runs(capsys) -> None:
     steps = res.steps[res.steps["policy"] == "least_similar"]
     assert not steps["invalid_action"].any() and (steps["propensity"] == 1.0).all()
     assert "least_similar" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["evaluate", "--policy", "random", "--out", "{file}"], "--out: '{file}' is a file"),
-        (["train", "--timesteps", "64", "--out", "{file}"], "--out: '{file}' is a file"),
-        (["demo", "--out", "{file}"], "--out: '{file}' is a file"),
-        (["replay", "log.parquet", "--out", "{file}"], "--out: '{file}' is a file"),
-        (["ope", "log.parquet", "--policy", "greedy", "--export", "{file}"], "--export: '{file}'"),
-        (["bench", "--quick", "--out", "{dir}"], "--out: '{dir}' is a folder"),
-    ],
-)
-def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
-    tmp_path, capsys, argv: list[str], message: str
-) -> None:
-    file, folder = tmp_path / "a_file", tmp_path / "a_dir"
-    file.write_text("keep me")
-    folder.mkdir()
-    fill = {"file": str(file), "dir": str(folder)}
-    assert main([a.format(**fill) for a in argv]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"lmrecsim: error: {message.format(**fill)}")
-    assert file.read_text() == "keep me" and list(folder.iterdir()) == []

@@ -1,0 +1,69 @@
+"""Command-line arguments the commands cannot use: one line naming the flag, exit code 2, and
+nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmrecsim.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--policy", "random", "--out", "{file}"], "--out: '{file}' is a file"),
+        (["train", "--timesteps", "64", "--out", "{file}"], "--out: '{file}' is a file"),
+        (["demo", "--out", "{file}"], "--out: '{file}' is a file"),
+        (["replay", "log.parquet", "--out", "{file}"], "--out: '{file}' is a file"),
+        (["ope", "log.parquet", "--policy", "greedy", "--export", "{file}"], "--export: '{file}'"),
+        (["bench", "--quick", "--out", "{dir}"], "--out: '{dir}' is a folder"),
+    ],
+)
+def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
+    tmp_path, capsys, argv: list[str], message: str
+) -> None:
+    file, folder = tmp_path / "a_file", tmp_path / "a_dir"
+    file.write_text("keep me")
+    folder.mkdir()
+    fill = {"file": str(file), "dir": str(folder)}
+    assert main([a.format(**fill) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lmrecsim: error: {message.format(**fill)}")
+    assert file.read_text() == "keep me" and list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "--timesteps", "-5", "--out", "x"],
+            "argument --timesteps: -5 (expected an integer >= 1)",
+        ),
+        (
+            ["train", "--n-envs", "0", "--out", "x"],
+            "argument --n-envs: 0 (expected an integer >= 1)",
+        ),
+        (["train", "--seed", "-1", "--out", "x"], "argument --seed: -1 (expected an integer >= 0)"),
+        (["train", "--checkpoint-freq", "0", "--out", "x"], "argument --checkpoint-freq: 0"),
+        (["train", "--torch-threads", "0", "--out", "x"], "argument --torch-threads: 0"),
+        (["demo", "--episodes", "0"], "argument --episodes: 0 (expected an integer >= 1)"),
+        (["evaluate", "--policy", "random", "--episodes", "abc", "--out", "x"], "'abc' (expected"),
+        (["ope", "log.parquet", "--policy", "greedy", "--folds", "0"], "argument --folds: 0"),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused_by_name(
+    tmp_path, monkeypatch, capsys, argv, message
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LMRECSIM_TORCH_THREADS", "abc")
+    assert main(["train", "--timesteps", "64", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lmrecsim: error: $LMRECSIM_TORCH_THREADS: 'abc' (expected an integer >= 1)"]
