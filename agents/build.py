@@ -141,6 +141,25 @@ def reward_normalized(env: VecEnv, normalize: Any, *, gamma: float | None) -> Ve
     return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=0.99 if g is None else g)
 
 
+def _check_scorer_policy_kwargs(policy_kwargs: Any) -> None:
+    """Refuse ``policy_kwargs`` the candidate scorer would otherwise drop without a word."""
+    if not isinstance(policy_kwargs, dict):
+        return  # SB3 reports a malformed value itself
+    where = "agent.hyperparameters.policy_kwargs"
+    if "net_arch" in policy_kwargs:
+        raise AgentError(
+            f"{where}.net_arch: the candidate scorer is sized by features_extractor_kwargs "
+            "(hidden, n_layers, summary_dim), not net_arch (expected those keys, or "
+            "agent.policy: mlp for SB3's MLP with net_arch)"
+        )
+    if "features_extractor_class" in policy_kwargs:
+        raise AgentError(
+            f"{where}.features_extractor_class: the candidate scorer is the features extractor "
+            "(expected features_extractor_kwargs: hidden, n_layers, summary_dim; or agent.policy: "
+            "mlp)"
+        )
+
+
 def build_model(
     algo: str,
     env: VecEnv,
@@ -171,6 +190,7 @@ def build_model(
     kwargs.update(resolve_schedules(hyperparameters or {}))
     env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))
     if policy == "candidate_scorer":
+        _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"))
         policy_cls: Any = {
             "dqn": CandidateScorerDQNPolicy,
             "ppo": CandidateScorerPolicy,

@@ -141,3 +141,28 @@ def test_linear_schedules_in_a_scenario_anneal_the_optimizer_and_reload(tmp_path
     for bad in ({"linear": [1e-3]}, {"cosine": [1e-3, 0]}, {"linear": ["a", 0]}):
         with pytest.raises(AgentError, match=r"agent.hyperparameters.learning_rate: expected"):
             build_model("ppo", res.model.get_env(), hyperparameters={"learning_rate": bad})
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn", "maskable_ppo"])
+def test_policy_kwargs_the_candidate_scorer_cannot_honour_are_refused(tiny_world, algo) -> None:
+    from lmrecsim.agents.errors import AgentError
+
+    venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    with pytest.raises(AgentError, match=r"policy_kwargs\.net_arch: the candidate scorer is sized"):
+        build_model(algo, venv, hyperparameters={"policy_kwargs": {"net_arch": [64, 64]}})
+    with pytest.raises(AgentError, match=r"policy_kwargs\.features_extractor_class"):
+        build_model(
+            algo, venv, hyperparameters={"policy_kwargs": {"features_extractor_class": object}}
+        )
+    # What sizes the scorer is honoured: one hidden layer of 32 units.
+    kwargs = {"features_extractor_kwargs": {"hidden": 32, "n_layers": 1}}
+    model = build_model(algo, venv, hyperparameters={"policy_kwargs": kwargs})
+    linears = [m for m in model.policy.modules() if isinstance(m, __import__("torch").nn.Linear)]
+    assert {m.out_features for m in linears} >= {32} and 128 not in {
+        m.out_features for m in linears
+    }
+    # The MLP policy takes net_arch as SB3 does.
+    mlp = build_model(
+        algo, venv, policy="mlp", hyperparameters={"policy_kwargs": {"net_arch": [24, 24]}}
+    )
+    assert 24 in {m.out_features for m in mlp.policy.modules() if hasattr(m, "out_features")}
