@@ -484,7 +484,11 @@ class AgentConfig(_Strict):
         "clip_range and clip_range_vf also take `{linear: [start, end]}`, annealed linearly over "
         "training. `normalize_reward: true` (lmrecsim's key, not SB3's) trains on rewards divided by "
         "a running estimate of the discounted return's standard deviation (SB3's VecNormalize, "
-        "observations untouched); the saved policy is unaffected. A file that `extends` another merges with the parent's mapping when both use the same form; in the other form it replaces it.",
+        "observations untouched); the saved policy is unaffected. The candidate scorer's size is "
+        "`policy_kwargs: {features_extractor_kwargs: {hidden: 128, n_layers: 2, summary_dim: 64}}` "
+        "(net_arch belongs to `agent.policy: mlp` and is an error with the scorer). A file that "
+        "`extends` another merges with the parent's mapping when both use the same form; in the "
+        "other form it replaces it.",
     )
 
     @field_validator("hyperparameters")
