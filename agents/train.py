@@ -254,11 +254,9 @@ def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with 'seed' and 'n_envs'")
     values = {}
-    for key in ("seed", "n_envs"):
+    for key, minimum in (("seed", 0), ("n_envs", 1)):
         value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < (key == "n_envs"):
-            raise ValueError(
-                f"{path}: {key}: {value!r} (expected an integer >= {int(key == 'n_envs')})"
-            )
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{path}: {key}: {value!r} (expected an integer >= {minimum})")
         values[key] = value
     return tuple(range(values["seed"], values["seed"] + values["n_envs"]))
