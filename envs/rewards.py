@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..scenarios.schema import Scenario
+from ..scenarios.schema import SHIPPED_REWARDS, Scenario, allow_reward_name
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,27 @@ REWARDS: dict[str, RewardFn] = {
 
 
 def register_reward(name: str, fn: RewardFn) -> None:
-    """Make ``fn`` available under ``name`` (scenario validation still limits the shipped names)."""
+    """Make ``fn`` the reward of scenarios with ``reward.name: NAME``.
+
+    Register before loading such a scenario, in every process that loads it (a scenario or a log
+    that names an unregistered reward fails validation with the list of known names).
+
+    Args:
+        name: a new name (a shipped reward cannot be replaced: scenarios naming it would change
+            meaning without a word).
+        fn: ``fn(feedback, scenario) -> (N,) float64``, from :class:`Feedback` (every field (N,)).
+
+    Raises:
+        ValueError: an empty or shipped ``name``, or a ``fn`` that is not callable.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"register_reward: name {name!r} (expected a non-empty string)")
+    if name in SHIPPED_REWARDS:
+        raise ValueError(f"register_reward: {name!r} is a shipped reward (expected a new name)")
+    if not callable(fn):
+        raise ValueError(f"register_reward: {name!r}: fn is not callable")
     REWARDS[name] = fn
+    allow_reward_name(name)
 
 
 def compute_reward(fb: Feedback, sc: Scenario) -> np.ndarray:

@@ -431,14 +431,43 @@ class CandidatesConfig(_Strict):
         return self
 
 
+# Reward names a scenario may use: the shipped ones, plus those a program registers with
+# lmrecsim.envs.rewards.register_reward (which calls allow_reward_name) before loading scenarios.
+SHIPPED_REWARDS: tuple[str, ...] = ("click", "rating", "dwell", "engagement", "cosine")
+_REWARD_NAMES: list[str] = list(SHIPPED_REWARDS)
+
+
+def allow_reward_name(name: str) -> None:
+    """Let scenarios use ``reward.name: NAME`` (see ``register_reward``)."""
+    if name not in _REWARD_NAMES:
+        _REWARD_NAMES.append(name)
+
+
+def reward_names() -> tuple[str, ...]:
+    """The reward names scenarios may use now: shipped, then registered."""
+    return tuple(_REWARD_NAMES)
+
+
 class RewardConfig(_Strict):
     """What the agent is paid."""
 
-    name: Literal["click", "rating", "dwell", "engagement", "cosine"] = Field(
+    name: str = Field(
         "click",
         description="click: 1 per click. rating: rating/5 on a click. dwell: dwell/dwell_scale. "
-        "engagement: weighted mix (weights below). cosine: relu(cos(taste, item) + 1).",
+        "engagement: weighted mix (weights below). cosine: relu(cos(taste, item) + 1). Or a name "
+        "a program registered with lmrecsim.envs.rewards.register_reward before loading the "
+        "scenario.",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _known_reward(cls, value: str) -> str:
+        if value not in _REWARD_NAMES:
+            raise ValueError(
+                f"expected one of {', '.join(_REWARD_NAMES)}, or a name registered with "
+                "lmrecsim.envs.rewards.register_reward"
+            )
+        return value
     click: float = Field(1.0, description="engagement weight of a click.")
     rating: float = Field(0.5, description="engagement weight of rating/5.")
     dwell: float = Field(0.5, description="engagement weight of dwell/dwell_scale.")

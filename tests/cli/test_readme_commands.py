@@ -137,3 +137,14 @@ def test_the_own_policy_example_of_the_evaluation_docs_runs(capsys) -> None:
     steps = res.steps[res.steps["policy"] == "least_similar"]
     assert not steps["invalid_action"].any() and (steps["propensity"] == 1.0).all()
     assert "least_similar" in capsys.readouterr().out
+
+
+def test_the_own_reward_example_of_the_scenario_docs_trains(tmp_path, monkeypatch) -> None:
+    text = (ROOT / "docs/scenarios.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    small = example.replace("timesteps=20_000", "timesteps=256, n_envs=2, progress=False")
+    assert small != example
+    monkeypatch.chdir(tmp_path)
+    exec(compile(small, "docs/scenarios.md", "exec"), {})  # noqa: S102 - our own docs
+    assert (tmp_path / "runs/long/model.zip").is_file()
+    assert "long_clicks" in (tmp_path / "runs/long/scenario.yaml").read_text()

@@ -19,7 +19,7 @@ EXPECTED: dict[str, str] = {
     "bad_literal_index.yaml": "candidates.index: 'hnsw' is not one of exact, ivf",
     "range_ivf_probe_zero.yaml": "candidates.ivf_probe: 0 is out of range (expected a number >= 1)",
     "bad_literal_drift_kind.yaml": "users.drift.kind: 'sudenn' is not one of none, gradual, abrupt, periodic",
-    "bad_literal_reward.yaml": "reward.name: 'money' is not one of click,",
+    "bad_literal_reward.yaml": "reward.name: 'money' is invalid (expected one of click,",
     "bad_metric_name.yaml": "evaluation.metrics[1]: 'clicks' is not one of return, ctr,",
     "binary.yaml": "not UTF-8 text",
     "undefined_alias.yaml": "invalid YAML at line 1, column 8: found undefined alias",
