@@ -468,6 +468,7 @@ class RewardConfig(_Strict):
                 "lmrecsim.envs.rewards.register_reward"
             )
         return value
+
     click: float = Field(1.0, description="engagement weight of a click.")
     rating: float = Field(0.5, description="engagement weight of rating/5.")
     dwell: float = Field(0.5, description="engagement weight of dwell/dwell_scale.")
