@@ -111,8 +111,13 @@ def scenario_parameters(result: EvaluationResult) -> list[tuple[str, str]]:
             f"{world.n_items} items, {world.n_topics} topics (source: {sc.catalog.source})",
         ),
         ("encoder", f"{sc.encoder.model} ({world.dim} dims, projected to {world.project_dim})"),
-        ("state mode", str(sc.state.mode)),
+        ("state mode", _state_mode(sc)),
         ("candidates per step (K)", str(sc.candidates.k)),
+        (
+            "nearest candidates by",
+            ("the visible state" if sc.candidates.nearest_to == "visible" else "the pooled history")
+            + f" ({sc.candidates.index} search)",
+        ),
         ("horizon", f"{sc.episode.horizon} steps"),
         ("reward", str(sc.reward.name)),
         ("new users", f"{sc.users.new_user_fraction:.0%}"),
@@ -124,6 +129,17 @@ def scenario_parameters(result: EvaluationResult) -> list[tuple[str, str]]:
         ("evaluation seeds", ", ".join(str(s) for s in result.settings["seeds"])),
         ("episodes per seed", str(result.settings["episodes"])),
     ]
+
+
+def _state_mode(sc: Any) -> str:
+    """The state mode, with the history a language-model state reads."""
+    st = sc.state
+    if st.mode == "pooled":
+        return f"pooled (recency decay {st.recency_decay})"
+    events = "clicks" if st.text_events == "clicks" else "events"
+    return (
+        f"{st.mode} (the last {st.history_window} {events}, cut to {sc.encoder.max_length} tokens)"
+    )
 
 
 def top_items(result: EvaluationResult, label: str, n: int = 5) -> list[tuple[str, str, float]]:

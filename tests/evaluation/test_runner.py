@@ -118,3 +118,29 @@ def test_cli_bad_spec_exits_2(capsys) -> None:
     assert main(["evaluate", "--policy", "nonsense", "--out", "unused", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nonsense" in err
+
+
+def test_the_report_says_what_state_the_policies_saw() -> None:
+    from lmrecsim.evaluation.report import scenario_parameters
+
+    def params(**blocks: object) -> dict[str, str]:
+        sc = scenario_from_dict({"extends": "default", "name": "p", **blocks})
+        fake = type("R", (), {"scenario": sc, "world": _World(), "settings": _SETTINGS})()
+        return dict(scenario_parameters(fake))  # type: ignore[arg-type]
+
+    pooled = params()
+    assert pooled["state mode"] == "pooled (recency decay 0.95)"
+    assert pooled["nearest candidates by"] == "the visible state (exact search)"
+    text = params(
+        state={"mode": "text", "history_window": 6, "text_events": "all"},
+        candidates={"nearest_to": "pooled"},
+    )
+    assert text["state mode"] == "text (the last 6 events, cut to 128 tokens)"
+    assert text["nearest candidates by"] == "the pooled history (exact search)"
+
+
+class _World:
+    n_items, n_topics, dim, project_dim = 10, 2, 384, 32
+
+
+_SETTINGS = {"seeds": [1], "episodes": 1}
