@@ -23,6 +23,7 @@ also change which states occur, which these per-step estimators do not model (th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -134,10 +135,15 @@ class OPEResult:
             *self.notes,
         ]
         for e in self.estimates:
-            lines.append(
+            line = (
                 f"  {e.estimator:<6} {e.estimate:.4f}  95% CI [{e.ci_low:.4f}, {e.ci_high:.4f}]  "
-                f"ESS {e.ess:.1f}  truth {e.ground_truth:.4f}  rel. error {e.relative_error:+.1%}"
+                f"ESS {e.ess:.1f}"
             )
+            if not math.isnan(e.ground_truth):  # not computed with --no-ground-truth
+                line += f"  truth {e.ground_truth:.4f}"
+                if not math.isnan(e.relative_error):
+                    line += f"  rel. error {e.relative_error:+.1%}"
+            lines.append(line)
         lines.extend(f"wrote {p}" for p in self.files)
         return "\n".join(lines)
 

@@ -154,6 +154,10 @@ def test_target_outside_the_loggers_support_is_reported(bandit, tmp_path: Path) 
         log, ("same", SoftLogger(0.5, seed=1, banned=0)), with_ground_truth=False
     )
     assert inside.support.supported
+    # Without a ground-truth run the summary says nothing about a truth it does not have.
+    lines = [line for line in inside.summary().splitlines() if line.startswith("  ips")]
+    assert len(lines) == 1 and "ESS" in lines[0] and "truth" not in lines[0]
+    assert "nan" not in inside.summary()
     ips = inside.table().set_index("estimator").loc["ips"]
     # Evaluating the logger itself: every weight is 1, IPS is the logged mean reward, ESS is n.
     assert ips["ess"] == pytest.approx(40)
