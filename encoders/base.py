@@ -7,7 +7,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Encoder", "l2_normalise", "empty_vectors", "check_texts", "token_budget"]
+__all__ = [
+    "Encoder",
+    "TokenBudgetOfWrapped",
+    "l2_normalise",
+    "empty_vectors",
+    "check_texts",
+    "token_budget",
+]
 
 
 @runtime_checkable
@@ -89,3 +96,20 @@ def token_budget(encoder: object) -> tuple[Callable[[Sequence[str]], np.ndarray]
     if limit is None or counts is None:
         return None
     return counts, int(limit)
+
+
+class TokenBudgetOfWrapped:
+    """For encoders that wrap another (``self.encoder``): the wrapped encoder's token budget,
+    when it has one (see :class:`Encoder`)."""
+
+    encoder: object
+
+    @property
+    def text_token_limit(self) -> int | None:
+        return getattr(self.encoder, "text_token_limit", None)
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """The wrapped encoder's token counts (only when it has a token budget)."""
+        if self.text_token_limit is None:
+            raise TypeError(f"{self.encoder!r} has no token budget")
+        return self.encoder.token_counts(texts)  # type: ignore[attr-defined]

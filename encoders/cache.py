@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Encoder, check_texts, empty_vectors
+from .base import Encoder, TokenBudgetOfWrapped, check_texts, empty_vectors
 from .errors import CacheCorruptionWarning, EncoderError
 
 __all__ = ["CachedEncoder", "EmbeddingCache", "default_cache_dir", "text_hash"]
@@ -367,7 +367,7 @@ class EmbeddingCache:
         )
 
 
-class CachedEncoder:
+class CachedEncoder(TokenBudgetOfWrapped):
     """An :class:`Encoder` that answers from an :class:`EmbeddingCache` and only sends texts not
     cached yet to the wrapped encoder (in one call), then stores their vectors.
 
@@ -389,18 +389,10 @@ class CachedEncoder:
         self.name: str = encoder.name
         self.dim: int = encoder.dim
         self.identity: str = encoder.identity
-        # The wrapped encoder's token budget, when it has one (see Encoder).
-        self.text_token_limit: int | None = getattr(encoder, "text_token_limit", None)
         self.calls: int = 0
 
     def __repr__(self) -> str:
         return f"CachedEncoder({self.encoder!r}, {self.cache!r})"
-
-    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
-        """The wrapped encoder's token counts (only when it has a token budget)."""
-        if self.text_token_limit is None:
-            raise TypeError(f"{self.encoder!r} has no token budget")
-        return self.encoder.token_counts(texts)  # type: ignore[attr-defined]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``texts`` (n) into float32 ``(n, dim)``, unit-norm rows, in input order."""

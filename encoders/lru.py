@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Encoder, check_texts, empty_vectors
+from .base import Encoder, TokenBudgetOfWrapped, check_texts, empty_vectors
 from .cache import CachedEncoder
 from .errors import EncoderError
 
 __all__ = ["LRUEncoder"]
 
 
-class LRUEncoder:
+class LRUEncoder(TokenBudgetOfWrapped):
     """Keep the ``maxsize`` most recently used text vectors in memory.
 
     Meant for rendered user histories, which repeat within and across episodes but are too many
@@ -53,8 +53,6 @@ class LRUEncoder:
         self.name: str = encoder.name
         self.dim: int = encoder.dim
         self.identity: str = encoder.identity
-        # The wrapped encoder's token budget, when it has one (see Encoder).
-        self.text_token_limit: int | None = getattr(encoder, "text_token_limit", None)
         self.hits: int = 0
         self.misses: int = 0
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -68,12 +66,6 @@ class LRUEncoder:
     def clear(self) -> None:
         """Forget all vectors (counters are kept)."""
         self._memory.clear()
-
-    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
-        """The wrapped encoder's token counts (only when it has a token budget)."""
-        if self.text_token_limit is None:
-            raise TypeError(f"{self.encoder!r} has no token budget")
-        return self.encoder.token_counts(texts)  # type: ignore[attr-defined]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``texts`` (n) into float32 ``(n, dim)``, unit-norm rows, in input order.

@@ -570,7 +570,6 @@ class UserBatch:
         tokens (:func:`fit_history`).
         """
         st = self.sc.state
-        n_rows = event_table_rows(st.text_events)
         w = st.history_window
         if st.text_events == "clicks":
             n_con = self.n_consumed if idx is None else self.n_consumed[idx]
@@ -580,24 +579,44 @@ class UserBatch:
             pos = np.maximum(pos, 0)
             items = self.consumed[rows, pos]
             ratings = self.consumed_rating[rows, pos]
-            kind = ratings.astype(np.int64) - 1
+            clicked: np.ndarray | bool = True
         else:
             start = self.window - w
             items = self.hist_item[:, start:] if idx is None else self.hist_item[idx, start:]
             clicked = self.hist_click[:, start:] if idx is None else self.hist_click[idx, start:]
             ratings = self.hist_rating[:, start:] if idx is None else self.hist_rating[idx, start:]
             valid = items >= 0
-            kind = np.where(clicked, ratings.astype(np.int64) - 1, 5)
-        kind = np.where(valid, np.clip(kind, 0, n_rows - 1), 0)
+        kind = self._event_kinds(clicked, ratings, valid)
         items = np.where(valid, items, 0)
         persona = self.persona if idx is None else self.persona[idx]
         shown = self.show_onboarding if idx is None else self.show_onboarding[idx]
         shown = shown & self._has_onboarding_text[persona]
-        budget = self.world.event_tokens
-        if budget is not None:
-            table, onboarding, limit = budget
-            valid, shown = fit_history(table[kind, items], valid, onboarding[persona], shown, limit)
+        valid, shown = self._fit_to_tokens(kind, items, valid, persona, shown)
         return kind, items, valid, shown
+
+    def _event_kinds(
+        self, clicked: np.ndarray | bool, ratings: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
+        """Event-table rows of events: rating - 1 for a click, 5 for a skip (0 where not valid)."""
+        n_rows = event_table_rows(self.sc.state.text_events)
+        kind = np.where(clicked, ratings.astype(np.int64) - 1, 5)
+        return np.where(valid, np.clip(kind, 0, n_rows - 1), 0)
+
+    def _fit_to_tokens(
+        self,
+        kind: np.ndarray,
+        items: np.ndarray,
+        valid: np.ndarray,
+        persona: np.ndarray,
+        shown: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`fit_history` with the world's sentence lengths: the (rows, W) events and the
+        (rows,) sign-up sentences a text keeps (all of them without a token budget)."""
+        budget = self.world.event_tokens
+        if budget is None:
+            return valid, shown
+        table, onboarding, limit = budget
+        return fit_history(table[kind, items], valid, onboarding[persona], shown, limit)
 
     def _events_sums(
         self,
@@ -692,19 +711,13 @@ class UserBatch:
             items = self.hist_item[row, start:]
             clicked = self.hist_click[row, start:]
             ratings = self.hist_rating[row, start:]
-        budget = w.event_tokens
-        if budget is None:
-            return onboarding, items, clicked, ratings
-        table, onboarding_tokens, limit = budget
         valid = items >= 0
-        kind = np.where(clicked, ratings.astype(np.int64) - 1, 5)
-        kind = np.where(valid, np.clip(kind, 0, table.shape[0] - 1), 0)
-        keep, keep_onboarding = fit_history(
-            table[kind, np.maximum(items, 0)][None],
+        keep, keep_onboarding = self._fit_to_tokens(
+            self._event_kinds(clicked, ratings, valid)[None],
+            np.maximum(items, 0)[None],
             valid[None],
-            onboarding_tokens[self.persona[row : row + 1]],
+            self.persona[row : row + 1],
             np.array([bool(onboarding)]),
-            limit,
         )
         keep = keep[0]
         if not keep_onboarding[0]:

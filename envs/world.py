@@ -159,7 +159,7 @@ class World:
     @cached_property
     def event_tokens(self) -> tuple[np.ndarray, np.ndarray, int] | None:
         """Token counts of the history text's sentences, laid out as the event tables: (E, n) int32
-        and (P,) int64 (0 for a persona without a sign-up text), and the encoder's token limit; None
+        and (P,) int64 for each persona's sign-up sentence, and the encoder's token limit; None
         when the encoder embeds texts of any length. History texts keep their newest events that
         fit (:func:`~lmrecsim.envs.simulator.fit_history`)."""
         budget = token_budget(self.encoder)
@@ -173,8 +173,7 @@ class World:
         texts += [onboarding_event_text(p.onboarding) for p in self.personas]
         n = np.asarray(counts(texts), dtype=np.int64)
         table = n[: -len(self.personas)].reshape(-1, len(titles)).astype(np.int32)
-        has_text = np.array([bool(p.onboarding) for p in self.personas])
-        return table, np.where(has_text, n[-len(self.personas) :], 0), limit
+        return table, n[-len(self.personas) :], limit
 
     def text_encoder(self) -> Encoder:
         """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""

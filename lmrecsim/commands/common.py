@@ -43,21 +43,20 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def output_path(path: str | None, flag: str = "--out", *, folder: bool = True) -> str | None:
+def output_path(path: str | None, flag: str, *, folder: bool = True) -> None:
     """Check an output argument before any work is done: a folder to write into (``folder``) or
-    a file to write; ``None`` passes through.
+    a file to write; ``None`` (not given) passes.
 
     Raises:
         UsageError: the path exists as the other kind (one line naming the flag).
     """
     if path is None:
-        return None
+        return
     p = Path(path)
     if folder and p.exists() and not p.is_dir():
         raise UsageError(f"{flag}: '{path}' is a file (expected a folder to write into)")
     if not folder and p.is_dir():
         raise UsageError(f"{flag}: '{path}' is a folder (expected a file name to write)")
-    return path
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
