@@ -516,7 +516,12 @@ class CandidateGenerator:
             n_near = None
             n_pop = self.n_pop_fixed
 
-        excl = consumed if cfg.mask_consumed else np.zeros((n_users, 0), dtype=np.int64)
+        if cfg.mask_consumed:
+            excl = consumed
+        else:
+            # Consumed items may be offered again: neither the lists nor the bitmap exclude them.
+            excl = np.zeros((n_users, 0), dtype=np.int64)
+            consumed_mask = None
 
         # Block B: nearest to the visible state.
         m_near = self.m_near

@@ -109,6 +109,11 @@ class RecommendationEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode: {render_mode!r} (expected None or one of "
+                f"{self.metadata['render_modes']})"
+            )
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world
@@ -151,7 +156,7 @@ class RecommendationEnv(gym.Env):
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (and after an episode ends)")
-        reward, terminated, truncated, info = self._users.step(np.asarray([action]).reshape(1))
+        reward, terminated, truncated, info = self._users.step(action)
         out = step_info(info, 0, self.world)
         term, trunc = bool(terminated[0]), bool(truncated[0])
         self._needs_reset = term or trunc

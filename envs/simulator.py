@@ -88,6 +88,31 @@ def gathered_dots_reference(theta: np.ndarray, emb: np.ndarray, items: np.ndarra
     return np.einsum("nd,nmd->nm", theta, emb[items])
 
 
+def check_actions(actions: Any, n: int, k: int) -> np.ndarray:
+    """``actions`` as an (n,) int64 array of candidate slots, refusing anything else.
+
+    Each action must be an integer slot in ``[0, k)`` (a ``Discrete(k)`` action; booleans and
+    integral floats are not slots). An out-of-range slot used to be clamped to the nearest valid
+    one, so an off-by-one agent recommended slot 0 or K-1 without anyone noticing.
+
+    Raises:
+        ValueError: a wrong count, a non-integer dtype or a slot outside ``[0, k)``.
+    """
+    a = np.asarray(actions)
+    if a.size != n:
+        raise ValueError(f"actions: {a.size} values (expected {n}, one candidate slot per user)")
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"actions: dtype {a.dtype} (expected integer candidate slots in [0, {k}))")
+    a = a.astype(np.int64, copy=False).reshape(n)
+    if n and (int(a.min()) < 0 or int(a.max()) >= k):
+        bad = a[(a < 0) | (a >= k)]
+        raise ValueError(
+            f"action {int(bad[0])} is not a candidate slot (expected an integer in [0, {k}), "
+            "the env's Discrete action space)"
+        )
+    return a
+
+
 def render_history(
     titles: list[str],
     items: np.ndarray,
@@ -827,8 +852,7 @@ class UserBatch:
         """
         w, sc = self.world, self.sc
         rows = self._rows
-        a = np.asarray(actions, dtype=np.int64).reshape(self.n)
-        a = np.minimum(np.maximum(a, 0), self.k - 1)
+        a = check_actions(actions, self.n, self.k)
         item = self.cand[rows, a]
         shown = self.mask[rows, a]
         # The next candidates go into a fresh array (see _draw_candidates), so this one can be

@@ -3,7 +3,10 @@
 ``BatchedRecommendationVecEnv(scenario, n_envs)`` behaves like
 ``DummyVecEnv([lambda: RecommendationEnv(scenario)] * n_envs)`` -- same observations, rewards,
 dones and per-seed trajectories (sub-env i seeded with ``seed + i``) -- but steps every user with
-array operations instead of N Python env objects.
+array operations instead of N Python env objects. In ``pooled`` and ``events`` modes the match is
+bit for bit; in ``text`` mode the language model's output for a text depends in its last bits
+(about 1e-7) on which texts are encoded together, so the ``user`` observations agree to that
+precision (and the slates exactly with ``candidates.nearest_to: pooled``).
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ class BatchedRecommendationVecEnv(VecEnv):
         encoder: use this encoder instead of the scenario's.
         world: a prebuilt world (overrides ``scenario``).
         full_info: return every per-step signal in each sub-env's info dict (like the single env);
-            by default infos hold only what SB3 needs (``TimeLimit.truncated``,
-            ``terminal_observation``) plus ``episode_return``/``clicked`` -- building N dicts of
-            twenty entries per step would cost more than the simulation.
+            by default infos hold only what SB3 needs at an episode end (``TimeLimit.truncated``,
+            ``terminal_observation``) -- building N dicts of twenty entries per step would cost
+            more than the simulation.
     """
 
     def __init__(
@@ -69,6 +72,8 @@ class BatchedRecommendationVecEnv(VecEnv):
         self._prepare_ahead = self.scenario.state.mode != "text"
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
+        # Attributes set for some sub-envs only (set_attr with indices), per sub-env.
+        self._own_attrs: list[dict[str, Any]] = [{} for _ in range(n_envs)]
         super().__init__(
             n_envs, observation_space(world), spaces.Discrete(self.scenario.candidates.k)
         )
@@ -102,7 +107,8 @@ class BatchedRecommendationVecEnv(VecEnv):
         return self.users.observe()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        # Checked (integer slots in [0, K)) by UserBatch.step.
+        self._actions = np.asarray(actions)
 
     def step_wait(
         self,
@@ -170,17 +176,34 @@ class BatchedRecommendationVecEnv(VecEnv):
     def _indices(self, indices: None | int | Iterable[int]) -> list[int]:
         if indices is None:
             return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
+        rows = [indices] if isinstance(indices, int) else [int(i) for i in indices]
+        for i in rows:
+            if not 0 <= i < self.num_envs:
+                raise IndexError(f"sub-env index {i} out of range (n_envs={self.num_envs})")
+        return rows
 
     def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._indices(indices)]
+        """The attribute of each sub-env in ``indices``: a value set for that sub-env alone by
+        :meth:`set_attr`, else the shared one."""
+        own = self._own_attrs
+        return [
+            own[i][attr_name] if attr_name in own[i] else getattr(self, attr_name)
+            for i in self._indices(indices)
+        ]
 
     def set_attr(
         self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None
     ) -> None:
-        setattr(self, attr_name, value)
+        """Set an attribute of the sub-envs in ``indices`` (all: shared by every sub-env, as
+        ``DummyVecEnv`` would set it on each env object; some: on those sub-envs only)."""
+        rows = self._indices(indices)
+        if set(rows) >= set(range(self.num_envs)):
+            setattr(self, attr_name, value)
+            for own in self._own_attrs:
+                own.pop(attr_name, None)
+        else:
+            for i in rows:
+                self._own_attrs[i][attr_name] = value
 
     def env_method(
         self,

@@ -24,15 +24,46 @@ from .simulator import UserBatch
 from .world import World, build_world
 
 _AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
+_RENDER_MODES = ("ansi",)
+
+
+def _info_array(value: np.ndarray) -> np.ndarray:
+    """A copy of a batched info value with the dtype ``SyncVectorEnv`` gives the single env's.
+
+    The single env's info holds Python scalars, which ``SyncVectorEnv`` batches as int64, float64
+    and bool arrays; per-candidate arrays keep their dtype.
+    """
+    if value.ndim == 1 and value.dtype.kind in "iuf":
+        return np.array(value, dtype=np.int64 if value.dtype.kind in "iu" else np.float64)
+    return np.array(value)
+
+
+def _put(infos: dict[str, Any], values: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Write ``values`` at the rows where the bool mask ``rows`` is True, with ``_key`` masks,
+    as ``VectorEnv._add_info`` does row by row (other rows: zeros, or None for objects); with no
+    row, no key is added."""
+    if not rows.any():
+        return
+    for key, value in values.items():
+        if key not in infos:
+            if value.dtype == object:
+                infos[key] = np.full(value.shape, None, dtype=object)
+            else:
+                infos[key] = np.zeros_like(value)
+            infos["_" + key] = np.zeros(rows.shape[0], dtype=bool)
+        infos[key][rows] = value[rows]
+        infos["_" + key] = infos["_" + key] | rows
 
 
 class RecommendationVectorEnv(VectorEnv):
     """``num_envs`` recommendation sessions as one Gymnasium vector env.
 
     Observations are the single env's Dict batched along a leading axis of size ``num_envs``.
-    ``infos`` holds every per-step signal of the single env as an array of shape (num_envs,) (or
-    (num_envs, K)) with the usual ``_name`` masks; in ``SAME_STEP`` mode a finished sub-env's last
-    observation is in ``infos["final_obs"]`` (an object array, ``None`` elsewhere).
+    ``infos`` are what ``SyncVectorEnv`` makes of the single envs' infos: every per-step signal
+    as an array of shape (num_envs,) (or (num_envs, K)) with the usual ``_name`` masks, the reset
+    info (``user_id``, ``is_new_user``, ``persona``, ``candidate_items``, ``candidate_affinity``)
+    of sub-envs that started a new user, and in ``SAME_STEP`` mode a finished sub-env's last
+    observation and step info in ``infos["final_obs"]`` and ``infos["final_info"]``.
 
     Args:
         scenario: a shipped scenario name, a path, or a ``Scenario``.
@@ -42,6 +73,9 @@ class RecommendationVectorEnv(VectorEnv):
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (Gymnasium's default: the step after an
             episode end resets that sub-env, ignores its action and returns reward 0) or
             ``AutoresetMode.SAME_STEP`` (reset within the ending step).
+        render_mode: None or ``"ansi"`` (``render()`` returns each sub-env's history text).
+        max_episode_steps: truncate episodes after this many steps, as ``gym.make``'s
+            ``TimeLimit`` does (the scenario's ``episode.horizon`` still applies).
     """
 
     def __init__(
@@ -52,18 +86,28 @@ class RecommendationVectorEnv(VectorEnv):
         encoder: Encoder | None = None,
         world: World | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
     ) -> None:
         mode = AutoresetMode(autoreset_mode)
         if mode not in _AUTORESET_MODES:
             raise ValueError(f"autoreset_mode: {mode.value!r} (expected NextStep or SameStep)")
+        if render_mode not in (None, *_RENDER_MODES):
+            raise ValueError(f"render_mode: {render_mode!r} (expected None or 'ansi')")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps: {max_episode_steps} (expected None or >= 1)")
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world
         self.scenario = world.scenario
         self.num_envs = num_envs
         self.autoreset_mode = mode
-        self.metadata = {"autoreset_mode": mode, "render_modes": []}
-        self.render_mode = None
+        self.metadata = {"autoreset_mode": mode, "render_modes": list(_RENDER_MODES)}
+        self.render_mode = render_mode
+        self.max_episode_steps = max_episode_steps
+        # Catalog ids as an object array: the step info's ``item_id`` is one gather.
+        self._item_ids = np.array([str(i) for i in world.catalog.item_ids], dtype=object)
+        self._persona_names = np.array([p.name for p in world.personas], dtype=object)
         self.single_observation_space = observation_space(world)
         self.single_action_space = spaces.Discrete(self.scenario.candidates.k)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -137,16 +181,27 @@ class RecommendationVectorEnv(VectorEnv):
             return None
         return {key: value[rows] for key, value in self._next_obs.items()}
 
-    def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
+    def _reset_values(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The single env's reset info for rows ``rows``, as full (num_envs, ...) arrays whose
+        other rows are unspecified (see :func:`_put`)."""
         u = self.users
+        affinity = u.candidate_affinity(rows)
+        aff = np.zeros((self.num_envs, *affinity.shape[1:]), dtype=affinity.dtype)
+        aff[rows] = affinity
+        return {
+            "user_id": u.user_id.astype(np.int64),
+            "is_new_user": u.new_user.copy(),
+            "persona": self._persona_names[u.persona],
+            "candidate_items": u.cand.copy(),
+            "candidate_affinity": aff,
+        }
+
+    def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[rows] = True
-        return {
-            "user_id": np.where(mask, u.user_id, 0),
-            "_user_id": mask,
-            "is_new_user": u.new_user & mask,
-            "_is_new_user": mask.copy(),
-        }
+        infos: dict[str, Any] = {}
+        _put(infos, self._reset_values(rows), mask)
+        return infos
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -171,39 +226,61 @@ class RecommendationVectorEnv(VectorEnv):
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every sub-env; infos are those ``SyncVectorEnv`` builds from the single envs'
+        (step infos, reset infos of restarted sub-envs, ``final_obs``/``final_info`` in
+        ``SAME_STEP`` mode), with the ``_name`` masks."""
         users = self.users
         # Finished users are stepped along with the rest (their draws are keyed by their own
         # episode, so nobody else is affected) and then replaced.
-        reward, terminated, truncated, info = users.step(np.asarray(actions).reshape(self.num_envs))
-        stepped = ~self._autoreset
+        reward, terminated, truncated, info = users.step(actions)
+        if self.max_episode_steps is not None:
+            # gym.make's TimeLimit: truncated once the episode has taken max_episode_steps steps.
+            truncated = truncated | (users.t >= self.max_episode_steps)
+        values = {key: _info_array(value) for key, value in info.items()}
+        values["item_id"] = self._item_ids[info["item_index"]]
         infos: dict[str, Any] = {}
-        for key, value in info.items():
-            infos[key] = value
-            infos["_" + key] = stepped.copy()
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            rows = np.flatnonzero(self._autoreset)
-            reward = np.where(self._autoreset, 0.0, reward)
+            restart = self._autoreset
+            stepped = ~restart
+            reward = np.where(restart, 0.0, reward)
             terminated = terminated & stepped
             truncated = truncated & stepped
+            _put(infos, values, stepped)
+            rows = np.flatnonzero(restart)
             if rows.size:
                 self._start_users(rows)
+                _put(infos, self._reset_values(rows), restart)
             obs = users.observe()
             self._autoreset = terminated | truncated
         else:
             obs = users.observe()
-            rows = np.flatnonzero(terminated | truncated)
+            ended = terminated | truncated
+            _put(infos, values, ~ended)
+            rows = np.flatnonzero(ended)
             if rows.size:
                 final = np.full(self.num_envs, None, dtype=object)
                 for i in rows.tolist():
                     final[i] = {key: value[i].copy() for key, value in obs.items()}
                 infos["final_obs"] = final
-                infos["_final_obs"] = terminated | truncated
+                infos["_final_obs"] = ended.copy()
+                final_info: dict[str, Any] = {}
+                _put(final_info, values, ended)
+                infos["final_info"] = final_info
+                infos["_final_info"] = ended.copy()
                 fresh = self._start_users(rows)
                 if fresh is None:
                     fresh = users.observe(rows)
                 for key, value in fresh.items():
                     obs[key][rows] = value
+                _put(infos, self._reset_values(rows), ended)
         return obs, reward.astype(np.float64), terminated, truncated, infos
+
+    def render(self) -> tuple[str, ...] | None:
+        """With ``render_mode="ansi"``: each sub-env's history text (what ``RecommendationEnv``
+        renders); otherwise None."""
+        if self.render_mode != "ansi":
+            return None
+        return tuple(self.users.history_text(i) for i in range(self.num_envs))
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, K) bool valid-action masks."""

@@ -35,6 +35,7 @@ import pandas as pd
 
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import load_world, resimulate, resolve_policy
+from .rollout import policy_slot
 
 ESTIMATORS = ("ips", "snips", "dm", "dr")
 _Z95 = 1.959963984540054
@@ -159,7 +160,7 @@ def _target_distribution(
         obs, state=state, episode_start=np.array([start]), deterministic=True
     )
     probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
-    probs[int(np.asarray(action).reshape(-1)[0])] = 1.0
+    probs[policy_slot(action, "target", probs.shape[0])] = 1.0
     return probs, state
 
 

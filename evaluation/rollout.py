@@ -17,6 +17,7 @@ import pandas as pd
 from ..agents.base import Policy
 from ..envs.env import RecommendationEnv
 from ..envs.world import World
+from .errors import EvaluationError
 
 # Per-step scalar columns of the step log, in order.
 STEP_FIELDS = (
@@ -154,6 +155,18 @@ def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -
     return probs
 
 
+def policy_slot(action: Any, label: str, k: int) -> int:
+    """The candidate slot a policy's ``predict`` returned, or a one-line error naming the policy."""
+    a = np.asarray(action)
+    if a.size != 1 or a.dtype.kind not in "iu" or not 0 <= int(a.reshape(-1)[0]) < k:
+        shown = a.reshape(-1)[0] if a.size == 1 else a.tolist()
+        raise EvaluationError(
+            f"policy {label!r}: predict returned action {shown!r} (expected one integer candidate "
+            f"slot in [0, {k}))"
+        )
+    return int(a.reshape(-1)[0])
+
+
 def run_policy(
     world: World,
     policy: Policy,
@@ -204,7 +217,7 @@ def run_policy(
                 action_arr, state = policy.predict(
                     obs, state=state, episode_start=episode_start, deterministic=deterministic
                 )
-                action = int(np.asarray(action_arr).reshape(-1)[0])
+                action = policy_slot(action_arr, label, obs["action_mask"].shape[0])
                 probs = policy_probabilities(policy, obs, action)
                 mask = obs["action_mask"].copy()
                 next_obs, reward, terminated, truncated, inf = env.step(action)

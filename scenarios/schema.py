@@ -388,7 +388,9 @@ class CandidatesConfig(_Strict):
         0, ge=0, description="Slots reserved for newly arrived items (when any have arrived)."
     )
     mask_consumed: bool = Field(
-        True, description="Mask out items the user already clicked in this session."
+        True,
+        description="Never offer an item the user already clicked: in this session, or (for a "
+        "returning user) in the past interactions the user arrived with.",
     )
     nearest_to: Literal["visible", "pooled"] = Field(
         "visible",

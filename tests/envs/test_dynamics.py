@@ -331,3 +331,27 @@ def test_a_catalog_smaller_than_the_history_gives_pasts_of_distinct_items_and_ru
         batch.step(_random_actions(batch, rng))
     # Sessions that clicked a lot have run the catalog down to a few offers.
     assert batch.mask.sum(axis=1).min() < 20 - 15
+
+
+@pytest.mark.parametrize("mask_consumed", [True, False])
+def test_mask_consumed_decides_whether_clicked_items_come_back(mask_consumed: bool) -> None:
+    # `mask_consumed: false` used to change nothing: the consumed-items bitmap still removed
+    # every clicked item (and a returning user's past) from the slates.
+    world = _world(
+        catalog={"n_items": 20},
+        candidates={"k": 10, "mask_consumed": mask_consumed},
+        episode={"horizon": 15},
+    )
+    batch = _batch(world, 32, seed=3)
+    rng = np.random.default_rng(1)
+    offered_again = 0
+    for _ in range(15):
+        consumed = [set(batch.consumed[r, : batch.n_consumed[r]].tolist()) for r in range(32)]
+        for r in range(32):
+            offered = set(batch.cand[r][batch.mask[r]].tolist())
+            offered_again += len(offered & consumed[r])
+        if not mask_consumed:
+            # 20 items, 10 slots: nothing excluded, every slot holds a distinct item.
+            assert batch.mask.all()
+        batch.step(_random_actions(batch, rng))
+    assert (offered_again > 0) == (not mask_consumed)

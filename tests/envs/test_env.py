@@ -110,6 +110,42 @@ def test_step_before_reset_is_an_error(world):
         RecommendationEnv(world=world).step(0)
 
 
+@pytest.mark.parametrize("action", [20, 100, -1, 3.0, True, np.array([1, 2])])
+def test_an_action_outside_the_action_space_is_refused(world, action):
+    # Out-of-range slots used to be clamped to slot 0 or K-1 and reported as valid actions.
+    env = RecommendationEnv(world=world)
+    env.reset(seed=0)
+    assert not env.action_space.contains(action) or isinstance(action, bool)
+    with pytest.raises(ValueError, match=r"action|actions"):
+        env.step(action)
+    # The env is unchanged: a valid action still steps from the first state.
+    ref = RecommendationEnv(world=world)
+    ref.reset(seed=0)
+    assert _equal(env.step(5), ref.step(5))
+    for good in (0, 19, np.int64(7), np.array(7), np.array([7])):
+        env.reset(seed=0)
+        env.step(good)
+
+
+def test_vec_envs_refuse_out_of_range_actions(world):
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=2)
+    venv.reset()
+    with pytest.raises(ValueError, match="not a candidate slot"):
+        venv.step(np.array([0, 20]))
+    vector = RecommendationVectorEnv(world=world, num_envs=2)
+    vector.reset(seed=0)
+    with pytest.raises(ValueError, match="not a candidate slot"):
+        vector.step(np.array([-1, 0]))
+
+
+def test_an_unsupported_render_mode_is_refused(world):
+    with pytest.raises(ValueError, match="render_mode"):
+        RecommendationEnv(world=world, render_mode="rgb_array")
+
+
 def _topic_items(world, topic: str, n: int) -> np.ndarray:
     t = world.topic_names.index(topic)
     items = np.flatnonzero((world.primary_topic == t) & (world.catalog.appeal < 0.5))

@@ -254,9 +254,10 @@ def test_gymnasium_vector_env_matches_sync_vector_env(
     )
     assert fast.observation_space == slow.observation_space
     assert fast.action_space == slow.action_space
-    obs_f, _ = fast.reset(seed=21)
-    obs_s, _ = slow.reset(seed=21)
+    obs_f, info_f = fast.reset(seed=21)
+    obs_s, info_s = slow.reset(seed=21)
     assert data_equivalence(obs_f, obs_s, exact=True)
+    assert data_equivalence(info_f, info_s, exact=True)
     actions = np.random.default_rng(3).integers(0, world.scenario.candidates.k, size=(40, n))
     n_done = 0
     for t in range(40):
@@ -265,11 +266,11 @@ def test_gymnasium_vector_env_matches_sync_vector_env(
         assert data_equivalence(out_f[0], out_s[0], exact=True), t
         for j in (1, 2, 3):
             np.testing.assert_array_equal(out_f[j], out_s[j], err_msg=f"step {t} item {j}")
-        if mode == "SameStep" and "final_obs" in out_s[4]:
-            for i in np.flatnonzero(out_s[4]["_final_obs"]):
-                assert data_equivalence(
-                    out_f[4]["final_obs"][i], out_s[4]["final_obs"][i], exact=True
-                )
+        # Infos too: step signals, the reset info of restarted sub-envs, final_obs/final_info,
+        # masks and dtypes, as SyncVectorEnv batches the single envs' dicts.
+        assert out_f[4].keys() == out_s[4].keys(), (t, set(out_f[4]) ^ set(out_s[4]))
+        for key in out_s[4]:
+            assert data_equivalence(out_f[4][key], out_s[4][key], exact=True), (t, key)
         n_done += int((out_s[2] | out_s[3]).sum())
     assert n_done >= n
 
@@ -301,6 +302,36 @@ def test_gymnasium_vector_env_staggered_ends_and_unseeded_reset(tmp_path: Any, m
             np.testing.assert_array_equal(out_f[j], out_s[j], err_msg=f"step {t} item {j}")
 
 
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_gymnasium_vector_env_max_episode_steps_and_render(tmp_path: Any, mode: str) -> None:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import data_equivalence
+
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    world = small_world(tmp_path)
+    n, limit = 3, 4
+    fast = RecommendationVectorEnv(
+        world=world, num_envs=n, autoreset_mode=mode, max_episode_steps=limit, render_mode="ansi"
+    )
+    slow = gym.vector.SyncVectorEnv(
+        [lambda: gym.wrappers.TimeLimit(RecommendationEnv(world=world, render_mode="ansi"), limit)]
+        * n,
+        autoreset_mode=gym.vector.AutoresetMode(mode),
+    )
+    fast.reset(seed=5)
+    slow.reset(seed=5)
+    n_trunc = 0
+    for t in range(3 * limit):
+        out_f, out_s = fast.step(np.full(n, t % 3)), slow.step(np.full(n, t % 3))
+        assert data_equivalence(out_f[:4], out_s[:4], exact=True), t
+        n_trunc += int(out_s[3].sum())
+        assert fast.render() == slow.render()
+    assert n_trunc >= n
+    with pytest.raises(ValueError, match="render_mode"):
+        RecommendationVectorEnv(world=world, num_envs=2, render_mode="human")
+
+
 def test_make_vec_uses_the_batched_vector_env():
     import gymnasium as gym
 
@@ -313,3 +344,27 @@ def test_make_vec_uses_the_batched_vector_env():
     assert isinstance(venv.unwrapped, RecommendationVectorEnv)
     obs, _ = venv.reset(seed=0)
     assert obs["action_mask"].shape[0] == 3
+    # The keywords gym.make_vec passes on (as it does to Gymnasium's own vector envs).
+    limited = gym.make_vec(
+        ENV_ID,
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        render_mode="ansi",
+        max_episode_steps=2,
+    )
+    limited.reset(seed=0)
+    limited.step(np.zeros(2, dtype=np.int64))
+    assert limited.step(np.zeros(2, dtype=np.int64))[3].all()
+    assert len(limited.render()) == 2
+
+
+def test_set_attr_with_indices_sets_those_sub_envs_only(tmp_path: Any) -> None:
+    venv = BatchedRecommendationVecEnv(world=small_world(tmp_path), n_envs=3)
+    venv.set_attr("tag", "a")
+    venv.set_attr("tag", "b", indices=[1])
+    assert venv.get_attr("tag") == ["a", "b", "a"]
+    assert venv.get_attr("tag", indices=2) == ["a"]
+    venv.set_attr("tag", "c")
+    assert venv.get_attr("tag") == ["c", "c", "c"]
+    with pytest.raises(IndexError):
+        venv.get_attr("tag", indices=[3])

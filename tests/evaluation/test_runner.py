@@ -112,6 +112,34 @@ def test_bad_requests_are_one_line_errors() -> None:
         evaluate("default", ["greedy"], seeds=[0], episodes=0, progress=False)
 
 
+class _FixedAction:
+    """A custom policy that always returns the same (possibly invalid) action."""
+
+    def __init__(self, action) -> None:
+        self.action = action
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return np.asarray(self.action), state
+
+
+@pytest.mark.parametrize("action", [20, -1, 2.0, [1, 2]])
+def test_a_policy_returning_a_non_slot_is_a_one_line_error(tmp_path, action) -> None:
+    # 20 used to raise a bare IndexError; -1 was logged as action -1 with slot 0's item shown.
+    out = tmp_path / "bad"
+    with pytest.raises(EvaluationError) as err:
+        evaluate(
+            "default",
+            [("bad", _FixedAction(action))],
+            seeds=[1000],
+            episodes=1,
+            progress=False,
+            out=out,
+        )
+    msg = str(err.value)
+    assert "'bad'" in msg and "[0, 20)" in msg and "\n" not in msg
+    assert not out.exists()
+
+
 def test_cli_bad_spec_exits_2(capsys) -> None:
     from lmrecsim.cli import main
 
