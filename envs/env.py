@@ -87,7 +87,8 @@ class RecommendationEnv(gym.Env):
     ## Info
     ``item_index``, ``item_id``, ``clicked``, ``rating``, ``dwell``, ``satisfaction``, ``affinity``
     (hidden cosine), ``click_probability``, ``is_new_user``, ``is_new_item``, ``popularity_rank``
-    (0 = most popular), ``drift_event``, ``drift_phase``, ``patience``, ``invalid_action``,
+    (0 = most popular), ``drift_event`` (True on the first step a changed taste serves),
+    ``drift_phase`` (of the taste that served the step), ``patience``, ``invalid_action``,
     ``user_id``, ``step``, ``candidate_items`` (K,) and ``candidate_affinity`` (K,).
 
     ## Arguments

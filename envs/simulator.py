@@ -223,6 +223,7 @@ class UserBatch:
         "target",
         "drifting",
         "drift_phase",
+        "drift_pending",
         "new_user",
         "user_id",
         "theta",
@@ -265,6 +266,8 @@ class UserBatch:
         self.target = np.zeros(n, dtype=np.int64)
         self.drifting = np.zeros(n, dtype=bool)
         self.drift_phase = np.zeros(n, dtype=np.float64)
+        # The taste changed at the end of the last step: the next step's info reports the event.
+        self.drift_pending = np.zeros(n, dtype=bool)
         self.new_user = np.zeros(n, dtype=bool)
         self.user_id = np.zeros(n, dtype=np.int64)
         self.theta = np.zeros((n, d), dtype=np.float32)
@@ -400,6 +403,7 @@ class UserBatch:
             (drift.kind == "gradual") | (u_drift[:, 0] < drift.fraction)
         )
         self.drift_phase[idx] = 0.0
+        self.drift_pending[idx] = False
 
         u_misc = u_all[:, s_patience]
         pc = sc.users.patience
@@ -922,8 +926,11 @@ class UserBatch:
         self.vis_c *= decay
         self.vis_c += weight[:, None] * self._item_c[item]
 
+        # The info describes the taste that served this step: the drift event is reported on the
+        # first step served by a changed taste, with the phase that step had.
+        drift_event, drift_phase = self.drift_pending.copy(), self.drift_phase.copy()
         self.t += 1
-        drift_event = self._apply_drift()
+        self.drift_pending = self._apply_drift()
         truncated = (self.t >= sc.episode.horizon) & ~terminated
 
         fb = Feedback(
@@ -946,7 +953,7 @@ class UserBatch:
             "is_new_item": w.arrival[item] > 0,
             "popularity_rank": w.pop_rank[item],
             "drift_event": drift_event,
-            "drift_phase": self.drift_phase.copy(),
+            "drift_phase": drift_phase,
             "patience": self.patience.copy(),
             "invalid_action": ~shown,
             "user_id": self.user_id.copy(),

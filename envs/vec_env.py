@@ -36,7 +36,8 @@ class BatchedRecommendationVecEnv(VecEnv):
         n_envs: number of sub-environments (users stepped at once).
         encoder: use this encoder instead of the scenario's.
         world: a prebuilt world (overrides ``scenario``).
-        full_info: return every per-step signal in each sub-env's info dict (like the single env);
+        full_info: return every per-step signal in each sub-env's info dict (like the single env,
+            plus ``reward``: the step's reward in float64, where the returned rewards are float32);
             by default infos hold only what SB3 needs at an episode end (``TimeLimit.truncated``,
             ``terminal_observation``) -- building N dicts of twenty entries per step would cost
             more than the simulation.
@@ -119,6 +120,10 @@ class BatchedRecommendationVecEnv(VecEnv):
         obs = users.observe()
         if self.full_info:
             infos = [step_info(info, i, self.world) for i in range(self.num_envs)]
+            # The reward in float64 too: SB3 takes float32 rewards, which are not the env's
+            # (0.6 becomes 0.6000000238), and a step log must hold what a replay reproduces.
+            for i, value in enumerate(reward.tolist()):
+                infos[i]["reward"] = value
         else:
             infos = [{} for _ in range(self.num_envs)]
         done_idx = np.flatnonzero(dones)

@@ -92,7 +92,8 @@ class EpisodeLogCallback(BaseCallback):
                 action=int(actions[i]),
                 probabilities=probs[i],
                 mask=masks[i],
-                reward=float(rewards[i]),
+                # The env's float64 reward (the returned ones are float32 for SB3).
+                reward=float(info.get("reward", rewards[i])),
                 terminated=bool(dones[i]) and not truncated,
                 truncated=truncated,
                 info=info,

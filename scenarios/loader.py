@@ -148,6 +148,7 @@ _EXPECTED_TYPE = {
     "int_parsing": "an integer",
     "int_from_float": "an integer",
     "float_type": "a number",
+    "finite_number": "a finite number",
     "float_parsing": "a number",
     "bool_type": "true or false",
     "bool_parsing": "true or false",

@@ -7,7 +7,7 @@ from these descriptions (``python -m lmrecsim.scenarios.docgen``). Unknown keys 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -38,10 +38,18 @@ MetricName = Literal[
 ]
 
 
+#: Largest training seed: numpy's and torch's global seeds take 32 bits, and sub-env i of up to
+#: 1,024 uses seed + i.
+MAX_TRAINING_SEED = 2**32 - 1 - 1024
+
+
 class _Strict(BaseModel):
     """Base for all scenario blocks: unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
+    # allow_inf_nan=False: `.nan` or `.inf` in a YAML file is an error, not a silent NaN return.
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class PopularityConfig(_Strict):
@@ -505,7 +513,12 @@ class AgentConfig(_Strict):
     )
     timesteps: int = Field(20_000, ge=1, description="Training budget in environment steps.")
     n_envs: int = Field(8, ge=1, le=1024, description="Parallel users while training.")
-    seed: int = Field(0, ge=0, description="Training seed (users, networks).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_TRAINING_SEED,
+        description="Training seed (users, networks); sub-env i uses seed + i.",
+    )
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra keyword arguments for the SB3 algorithm constructor (e.g. learning_rate, "
@@ -548,7 +561,7 @@ class EvaluationConfig(_Strict):
     """How policies are evaluated on this scenario."""
 
     episodes: int = Field(20, ge=1, description="Episodes per seed.")
-    seeds: list[int] = Field(
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [1000, 1001, 1002],
         min_length=1,
         description="Evaluation seeds; keep them disjoint from training seeds.",

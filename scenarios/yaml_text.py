@@ -4,8 +4,9 @@ PyYAML follows YAML 1.1, where a float needs a dot: ``learning_rate: 1e-3`` load
 ``'1e-3'``, which stable-baselines3 then rejects ("must be a float or a callable"). Every YAML the
 project reads (scenario files, ``--hp KEY=VALUE``, persona files, the scenario stored in a log)
 goes through :func:`safe_load` here, which reads plain ``1e-3`` and ``2E5`` as floats. A quoted
-``'1e-3'`` stays a string. Only the float rule differs from ``yaml.safe_load``: the loader is a
-``yaml.SafeLoader``, so no tags beyond the safe ones are honoured and nothing is executed.
+``'1e-3'`` stays a string. A key given twice in one mapping is an error (``yaml.safe_load`` keeps
+the last). Otherwise it is ``yaml.safe_load``: the loader is a ``yaml.SafeLoader``, so no tags
+beyond the safe ones are honoured and nothing is executed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,30 @@ __all__ = ["safe_load"]
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` plus plain scalars like ``1e-3`` resolved as floats."""
+    """``yaml.SafeLoader`` plus plain scalars like ``1e-3`` resolved as floats, and a duplicate
+    key in a mapping as an error (PyYAML keeps the last one silently, so a second ``candidates:``
+    block would drop the first without a word)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` merges are meant to be overridden
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = key in first_line
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"duplicate key {key!r} (first at line {first_line[key] + 1})",
+                        key_node.start_mark,
+                    )
+                first_line[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 # Digits with an exponent and no dot ("1e-3", "-2E+5", "1_000e3"); the dotted forms already

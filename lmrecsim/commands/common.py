@@ -40,6 +40,11 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
     if not seeds:
         raise AgentError("--seeds: empty (expected comma-separated integers)")
+    negative = [seed for seed in seeds if seed < 0]
+    if negative:
+        raise AgentError(
+            f"--seeds: {negative[0]} is invalid (expected comma-separated integers >= 0)"
+        )
     return seeds
 
 
@@ -59,19 +64,19 @@ def output_path(path: str | None, flag: str, *, folder: bool = True) -> None:
         raise UsageError(f"{flag}: '{path}' is a folder (expected a file name to write)")
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``minimum``, refused with the flag's name otherwise."""
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum`` (and <= ``maximum`` when given), refused
+    with the flag's name otherwise."""
+    expected = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} (expected an integer >= {minimum})"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} (expected an integer >= {minimum})")
+            raise argparse.ArgumentTypeError(f"{text!r} (expected {expected})") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{value} (expected {expected})")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = expected.removeprefix("an ")
     return parse

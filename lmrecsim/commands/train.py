@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lmrecsim.commands.common import int_at_least, parse_hyperparameters
+from lmrecsim.scenarios.schema import MAX_TRAINING_SEED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", choices=["ppo", "dqn", "maskable_ppo"], help="override agent.algo")
     p.add_argument("--policy", choices=["candidate_scorer", "mlp"], help="override agent.policy")
     p.add_argument("--timesteps", type=int_at_least(1), help="override agent.timesteps")
-    p.add_argument("--seed", type=int_at_least(0), help="override agent.seed")
+    p.add_argument("--seed", type=int_at_least(0, MAX_TRAINING_SEED), help="override agent.seed")
     p.add_argument("--n-envs", type=int_at_least(1), help="override agent.n_envs")
     p.add_argument(
         "--hp",

@@ -43,7 +43,11 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
             ["train", "--n-envs", "0", "--out", "x"],
             "argument --n-envs: 0 (expected an integer >= 1)",
         ),
-        (["train", "--seed", "-1", "--out", "x"], "argument --seed: -1 (expected an integer >= 0)"),
+        (
+            ["train", "--seed", "-1", "--out", "x"],
+            "argument --seed: -1 (expected an integer >= 0 and <= 4294966271)",
+        ),
+        (["train", "--seed", str(2**32), "--out", "x"], f"argument --seed: {2**32} (expected"),
         (["train", "--checkpoint-freq", "0", "--out", "x"], "argument --checkpoint-freq: 0"),
         (["train", "--torch-threads", "0", "--out", "x"], "argument --torch-threads: 0"),
         (["demo", "--episodes", "0"], "argument --episodes: 0 (expected an integer >= 1)"),
@@ -67,3 +71,15 @@ def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys)
     assert main(["train", "--timesteps", "64", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["lmrecsim: error: $LMRECSIM_TORCH_THREADS: 'abc' (expected an integer >= 1)"]
+
+
+def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
+    # --seeds=-1 used to reach gymnasium and end in a traceback.
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--policy", "random", "--seeds=0,-1", "--out", "x", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "lmrecsim: error: --seeds: -1 is invalid (expected comma-separated integers >= 0)"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -275,3 +275,25 @@ def test_hp_values_in_exponent_notation_are_numbers(tmp_path):
     from stable_baselines3 import DQN
 
     assert DQN.load(out / "model.zip").learning_rate == 0.001
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a_training_log_of_fractional_rewards_replays_exactly(tmp_path, normalize):
+    # The log used to hold SB3's float32 rewards: a rating reward of 0.6 was logged as
+    # 0.6000000238 and the replay reported a divergence at the first click.
+    from lmrecsim.evaluation.logs import read_step_log
+    from lmrecsim.evaluation.replay import replay
+
+    sc = tmp_path / "rating.yaml"
+    sc.write_text(
+        "name: rating\nextends: default\nreward: {name: rating}\nepisode: {horizon: 15}\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", "--scenario", str(sc), "--timesteps", "128", "--n-envs", "2"]
+    hp = ["--hp", "n_steps=64", "--hp", "batch_size=64", "--hp", f"normalize_reward={normalize}"]
+    assert main([*args, *hp, "--log-episodes", "--no-progress", "--out", str(out)]) == 0
+    steps = read_step_log(out / "episodes.parquet").steps
+    clicked = steps[steps["clicked"]]
+    assert len(clicked) > 0
+    assert (clicked["reward"] == clicked["rating"] / 5.0).all()
+    assert replay(out / "episodes.parquet", tmp_path / "replay").reproduced

@@ -140,11 +140,18 @@ def test_abrupt_drift_moves_affinity_from_the_old_topic_to_the_new(abrupt_world:
     before_old = _topic_affinity(w, batch.theta, old_topic)
     before_new = _topic_affinity(w, batch.theta, new_topic)
     events = np.zeros(batch.n, dtype=int)
-    for step in range(1, 12):
+    for step in range(11):
+        # The info describes the taste that served the step: the switch "at step 8" first serves
+        # step 8, and that step carries the event (it used to be flagged on step 7, which the
+        # old taste served, so ctr_after_drift counted a step from before the drift).
+        serving = batch.theta.copy()
         _, _, _, info = batch.step(_random_actions(batch, rng))
+        assert np.all(info["step"] == step)
         events += info["drift_event"]
         assert np.all(info["drift_event"] == (step == 8))
         assert np.all(info["drift_phase"] == (1.0 if step >= 8 else 0.0))
+        switched = np.allclose(serving, batch.theta_away, atol=1e-6)
+        assert switched == (step >= 8)
     assert np.all(events == 1)
     after_old = _topic_affinity(w, batch.theta, old_topic)
     after_new = _topic_affinity(w, batch.theta, new_topic)
@@ -196,9 +203,10 @@ def test_gradual_drift_approaches_the_target_monotonically() -> None:
     batch = _batch(w, 100, seed=5)
     rng = np.random.default_rng(3)
     closeness = [np.einsum("nd,nd->n", batch.theta, batch.theta_away)]
-    for step in range(1, 21):
+    for step in range(20):
         _, _, _, info = batch.step(_random_actions(batch, rng))
         closeness.append(np.einsum("nd,nd->n", batch.theta, batch.theta_away))
+        # The phase of the taste that served step `step`: `step` drift updates so far.
         assert np.allclose(info["drift_phase"], 1 - (1 - rate) ** step)
     c = np.stack(closeness)
     assert np.all(np.diff(c, axis=0) > -1e-6)
@@ -218,13 +226,14 @@ def test_periodic_drift_alternates_between_home_and_target() -> None:
     )
     batch = _batch(w, 50, seed=6)
     rng = np.random.default_rng(4)
-    for step in range(1, 13):
+    for step in range(12):
+        serving = batch.theta.copy()
         _, _, _, info = batch.step(_random_actions(batch, rng))
         away = (step // period) % 2 == 1
-        assert np.all(info["drift_event"] == (step % period == 0))
+        assert np.all(info["drift_event"] == (step > 0 and step % period == 0))
         assert np.all(info["drift_phase"] == float(away))
         target = batch.theta_away if away else batch.theta_home
-        assert np.allclose(batch.theta, target, atol=1e-6)
+        assert np.allclose(serving, target, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------- Zipf popularity

@@ -14,6 +14,14 @@ MALFORMED = Path(__file__).resolve().parent / "malformed"
 
 # file -> a fragment its one-line error must contain (the key path and what was expected).
 EXPECTED: dict[str, str] = {
+    "nan_reward_weight.yaml": "reward.click: nan is invalid (expected a finite number)",
+    "inf_appeal_weight.yaml": "response.appeal_weight: inf is invalid (expected a finite number)",
+    "range_negative_eval_seed.yaml": "evaluation.seeds[1]: -1 is out of range (expected a number "
+    ">= 0)",
+    "range_agent_seed_too_large.yaml": "agent.seed: 99999999999999999999 is out of range (expected "
+    "a number <= 4294966271)",
+    "duplicate_key.yaml": "invalid YAML at line 6, column 1: duplicate key 'candidates' (first at "
+    "line 2)",
     "bad_device.yaml": "encoder.device: 'tpu' is invalid (expected a string matching",
     "bad_literal_algo.yaml": "agent.algo: 'sac' is not one of ppo, dqn, maskable_ppo",
     "bad_literal_index.yaml": "candidates.index: 'hnsw' is not one of exact, ivf",
