@@ -1,7 +1,8 @@
 """Personas: named taste descriptions that simulated users are built from.
 
-A persona's ``text`` is encoded by the language model to give a user's hidden taste; ``liked``
-and ``avoided`` name catalog topics (used by oracles, metrics and drift targets); ``onboarding``
+A persona's ``text`` is encoded by the language model to give a user's hidden taste, and only the
+text does: ``liked`` and ``avoided`` name catalog topics as a description of the persona (checked
+against the catalog, for analysis and tests) and do not enter the simulation; ``onboarding``
 is what a new user would type at sign-up, and for some shipped personas it deliberately names
 only one of the liked topics.
 

@@ -7,6 +7,7 @@ process and, through the on-disk cache, once per machine.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -15,13 +16,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders import EmbeddingCache, Encoder, LRUEncoder, load_encoder
+from ..encoders import EmbeddingCache, Encoder, EncoderError, LRUEncoder, load_encoder
 from ..encoders.base import token_budget
 from ..scenarios import Scenario, scenario_hash
 from .ann import IVFIndex, default_lists
 from .candidates import nearest_slots
 from .catalog import Catalog, load_catalog, load_default_catalog
-from .personas import Persona, load_default_personas, load_personas, persona_by_name
+from .personas import (
+    Persona,
+    PersonaError,
+    load_default_personas,
+    load_personas,
+    persona_by_name,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -216,7 +223,14 @@ def _resolve_personas(scenario: Scenario) -> list[Persona]:
     spec = scenario.users.personas
     if isinstance(spec, list):
         shipped = load_default_personas()
-        return [persona_by_name(shipped, name) for name in spec]
+        out = []
+        for i, name in enumerate(spec):
+            try:
+                out.append(persona_by_name(shipped, name))
+            except PersonaError as exc:
+                detail = str(exc).removeprefix("persona: ")
+                raise WorldError(f"{scenario.source}: users.personas[{i}]: {detail}") from None
+        return out
     if spec == "default":
         return load_default_personas()
     return load_personas(scenario.resolve_path(spec))
@@ -314,15 +328,19 @@ def build_world(
             resolved = scenario.resolve_path(model)
             if os.path.isdir(resolved):
                 model = resolved
-        encoder = load_encoder(
-            model,
-            pooling=enc_cfg.pooling,
-            max_length=enc_cfg.max_length,
-            batch_size=enc_cfg.batch_size,
-            device=enc_cfg.device,
-            cache_dir=enc_cfg.cache_dir,
-            show_progress=show_progress,
-        )
+        try:
+            encoder = load_encoder(
+                model,
+                pooling=enc_cfg.pooling,
+                max_length=enc_cfg.max_length,
+                batch_size=enc_cfg.batch_size,
+                device=enc_cfg.device,
+                cache_dir=enc_cfg.cache_dir,
+                show_progress=show_progress,
+            )
+        except EncoderError as exc:
+            # The encoder names the key (encoder.model, encoder.device, ...); add the file.
+            raise EncoderError(f"{scenario.source}: {exc}") from None
     world_key = hashlib.sha256(f"{scenario_hash(scenario)}|{encoder.identity}".encode()).hexdigest()
     if world_key in _WORLDS:
         return _WORLDS[world_key]
@@ -403,6 +421,22 @@ def build_world(
         event_emb, event_onboarding_emb = _event_tables(
             encoder, catalog.titles, [p.onboarding for p in personas], scenario
         )
+
+    drift = scenario.users.drift
+    if drift.kind != "none" and drift.target != "random":
+        known = {p.name for p in personas}
+        if drift.target not in known:
+            # Checked here, not only when users start, so `scenarios validate --build` sees it.
+            close = difflib.get_close_matches(drift.target, sorted(known), n=3)
+            hint = (
+                f"did you mean {', '.join(map(repr, close))}?"
+                if close
+                else (f"expected 'random' or one of: {', '.join(sorted(known)[:8])}, ...")
+            )
+            raise WorldError(
+                f"{scenario.source}: users.drift.target: {drift.target!r} is not a persona of this "
+                f"scenario ({hint})"
+            )
 
     world = World(
         scenario=scenario,

@@ -575,7 +575,12 @@ class EvaluationConfig(_Strict):
 class Scenario(_Strict):
     """A complete, validated experiment description."""
 
-    name: str = Field(..., min_length=1, description="Short name.")
+    name: str = Field(
+        "custom",
+        min_length=1,
+        description="Short name; a file without one is named after the file (my_drift.yaml: "
+        "my_drift).",
+    )
     description: str = Field("", description="What question the scenario poses.")
     extends: str | None = Field(
         None, description="Scenario (name or path) this one overrides; resolved at load time."

@@ -83,3 +83,28 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
         "lmrecsim: error: --seeds: -1 is invalid (expected comma-separated integers >= 0)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Used to pass `validate --build` and fail only when the first user started.
+        (
+            "users: {drift: {kind: abrupt, target: space_nerdd}}",
+            "users.drift.target: 'space_nerdd' is not a persona of this scenario (did you mean "
+            "'space_nerd'?)",
+        ),
+        # Used to name neither the file nor the key.
+        (
+            "users: {personas: [space_nerd, nosuchpersona]}",
+            "users.personas[1]: unknown name 'nosuchpersona'",
+        ),
+        ("encoder: {model: /nonexistent/model}", "encoder.model: '/nonexistent/model' does not"),
+    ],
+)
+def test_build_errors_name_the_file_and_the_key(tmp_path, capsys, body, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"name: mine\n{body}\n")
+    assert main(["scenarios", "validate", "--build", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and message in err[0], err

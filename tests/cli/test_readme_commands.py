@@ -119,10 +119,23 @@ def test_scenario_examples_in_the_docs_are_valid_scenarios(tmp_path) -> None:
     text = (ROOT / "docs/scenarios.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
     assert len(blocks) >= 6
+    n_persona_files = 0
     for i, block in enumerate(blocks):
         path = tmp_path / f"example_{i}.yaml"
+        if block.lstrip("\n").startswith("# my_personas.yaml"):
+            # A persona file: it loads, and its topics are the catalog's.
+            from lmrecsim.envs.catalog import load_default_catalog
+            from lmrecsim.envs.personas import load_personas
+
+            path.write_text(block)
+            personas = load_personas(path)
+            topics = set(load_default_catalog().topic_names)
+            assert personas and all(set(p.liked) | set(p.avoided) <= topics for p in personas)
+            n_persona_files += 1
+            continue
         path.write_text(block if "name:" in block else f"name: example_{i}\n{block}")
         load_scenario(path)  # a ScenarioError names the file, key and what was expected
+    assert n_persona_files == 1
 
 
 def test_the_own_policy_example_of_the_evaluation_docs_runs(capsys) -> None:
