@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecMonitor
 
+from ..atomic import atomic_write
 from ..envs.vec_env import BatchedRecommendationVecEnv
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
@@ -41,16 +41,7 @@ class TrainResult:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a text file through a temp file and a rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
 
 
 def with_agent_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
@@ -176,6 +167,7 @@ def train(
         raise AgentError(f"{sc.source}: {exc}") from None  # the settings came from this file
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    clear_previous_run(out_dir)
     write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
     model.set_logger(
         Logger(
@@ -230,6 +222,33 @@ def train(
         + "\n",
     )
     return result
+
+
+#: Outputs of an earlier run in the same folder that a new run would not overwrite: its
+#: checkpoints, TensorBoard event files, step log and demo summary. They describe the old model,
+#: so a new run removes them when it starts (model.zip and train.json are replaced at its end).
+STALE_RUN_OUTPUTS = (
+    "checkpoints/model_*_steps.zip",
+    "checkpoints/model_replay_buffer_*_steps.pkl",
+    "checkpoints/model_vecnormalize_*_steps.pkl",
+    "tb/events.out.tfevents.*",
+    "episodes.parquet",
+    "summary.txt",
+)
+
+
+def clear_previous_run(out_dir: Path) -> list[Path]:
+    """Remove the :data:`STALE_RUN_OUTPUTS` of an earlier run in ``out_dir``; returns them.
+
+    Only those files go: anything else in the folder is the user's and stays.
+    """
+    removed = []
+    for pattern in STALE_RUN_OUTPUTS:
+        for path in sorted(out_dir.glob(pattern)):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file
 from .base import Encoder, TokenBudgetOfWrapped, check_texts, empty_vectors
 from .errors import CacheCorruptionWarning, EncoderError
 
@@ -65,7 +65,7 @@ def _checksum(*parts: np.ndarray | str) -> np.ndarray:
 
 def _unusable(path: Path, exc: OSError, doing: str) -> EncoderError:
     """The one-line error for a cache location that cannot be read or written."""
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or str(exc) or type(exc).__name__
     return EncoderError(
         f"{path}: cannot {doing} the embedding cache ({reason}; expected a writable folder: set "
         "encoder.cache_dir or $LMRECSIM_CACHE_DIR)"
@@ -75,22 +75,10 @@ def _unusable(path: Path, exc: OSError, doing: str) -> EncoderError:
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     """Write ``arrays`` to ``path`` as .npz via a temp file in the same folder + os.replace."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        with atomic_file(path, fsync=True) as fh:
+            np.savez(fh, **arrays)
     except OSError as exc:
         raise _unusable(path.parent, exc, "write") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class _Corrupt(Exception):

@@ -339,7 +339,10 @@ def build_world(
                 show_progress=show_progress,
             )
         except EncoderError as exc:
-            # The encoder names the key (encoder.model, encoder.device, ...); add the file.
+            # A message naming a key (encoder.model, encoder.device, ...) gets the file too; one
+            # about a folder (the cache) names that folder already.
+            if not str(exc).startswith("encoder."):
+                raise
             raise EncoderError(f"{scenario.source}: {exc}") from None
     world_key = hashlib.sha256(f"{scenario_hash(scenario)}|{encoder.identity}".encode()).hexdigest()
     if world_key in _WORLDS:

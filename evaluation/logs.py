@@ -13,7 +13,6 @@ Readers refuse logs of an unknown schema version; a truncated or corrupt file is
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from ..atomic import atomic_file
 
 if TYPE_CHECKING:
     from ..envs.world import World
@@ -264,18 +265,8 @@ def write_step_table(
     }
     # pandas' own metadata would restore list columns differently across versions; ours is enough.
     arrow = arrow.replace_schema_metadata(meta)
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(arrow, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, fsync=True) as fh:
+        pq.write_table(arrow, fh, compression="zstd")
 
 
 def write_step_log(

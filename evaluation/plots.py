@@ -210,6 +210,10 @@ def plot_learning_curves(curves: Mapping[str, pd.DataFrame]) -> Plot | None:
     )
 
 
+#: The name of every plot :func:`all_plots` can make (``NAME.png`` in a report folder).
+PLOT_NAMES = ("return_ctr", "lorenz", "drift", "new_users", "learning_curves")
+
+
 def all_plots(
     summary: pd.DataFrame,
     steps: pd.DataFrame,

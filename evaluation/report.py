@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 if TYPE_CHECKING:
     from .plots import Plot
@@ -56,20 +55,6 @@ METRIC_LABELS: dict[str, str] = {
     "recall_at_k": "recall@k against the hidden-taste ranking",
     "ndcg_at_k": "NDCG@k against the hidden-taste ranking",
 }
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file through a temp file in the same folder and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def md_text(value: Any) -> str:

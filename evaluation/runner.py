@@ -645,6 +645,14 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
         )
         for plot in plots:
             put(f"{plot.name}.png", plot.png)
+    # A plot an earlier evaluation into this folder made and this one did not (no learning
+    # curves this time, another scenario) would sit next to a report that does not show it.
+    from .plots import PLOT_NAMES
+
+    made = {plot.name for plot in plots}
+    for name in PLOT_NAMES:
+        if name not in made:
+            (out / f"{name}.png").unlink(missing_ok=True)
     put("report.md", render_markdown(result, plots))
     put("report.html", render_html(result, plots))
     return written

@@ -38,13 +38,20 @@ FILE_OUTPUTS = {("bench", "out")}
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lmrecsim.commands.common import output_path
+    from lmrecsim.commands.common import prepare_output, remove_empty_folders
 
     # Before any work: a run of minutes must not end on an --out that cannot be written.
+    created = []
     for name in ("out", "export"):
         folder = (args.command, name) not in FILE_OUTPUTS
-        output_path(getattr(args, name, None), f"--{name}", folder=folder)
-    return int(args.func(args) or 0)
+        created += prepare_output(getattr(args, name, None), f"--{name}", folder=folder)
+    code = 2
+    try:
+        code = int(args.func(args) or 0)
+        return code
+    finally:
+        if code != 0:
+            remove_empty_folders(created)  # a refused run leaves no empty output folder behind
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,6 +54,11 @@ def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
     except user_errors() as exc:
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # The file system refused (a full disk, a read-only or vanished folder): still one line.
+        where = f"'{exc.filename}': " if exc.filename else ""
+        print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

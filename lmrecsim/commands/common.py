@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,20 +49,56 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def output_path(path: str | None, flag: str, *, folder: bool = True) -> None:
-    """Check an output argument before any work is done: a folder to write into (``folder``) or
-    a file to write; ``None`` (not given) passes.
+def prepare_output(path: str | None, flag: str, *, folder: bool = True) -> list[Path]:
+    """Check an output argument before any work is done and create its folder.
+
+    ``folder``: the path is a folder to write into; otherwise a file to write, whose folder is
+    created. ``None`` (not given) passes. Creating the folder up front means a run of minutes
+    cannot end on an output that cannot be written.
+
+    Returns:
+        The folders this call created, outermost first: the caller removes them again (when still
+        empty) if the command fails, so a refused run leaves nothing behind.
 
     Raises:
-        UsageError: the path exists as the other kind (one line naming the flag).
+        UsageError: an empty path, the path existing as the other kind, a file in the way, or a
+            folder that cannot be created (one line naming the flag).
     """
     if path is None:
-        return
+        return []
+    kind = "folder" if folder else "file"
+    if not path.strip():
+        raise UsageError(f"{flag}: empty (expected a {kind} name)")
     p = Path(path)
     if folder and p.exists() and not p.is_dir():
         raise UsageError(f"{flag}: '{path}' is a file (expected a folder to write into)")
     if not folder and p.is_dir():
         raise UsageError(f"{flag}: '{path}' is a folder (expected a file name to write)")
+    target = p if folder else p.parent
+    missing: list[Path] = []
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{flag}: '{path}' cannot be created ('{probe}' is a file)")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag}: '{path}' cannot be created ({exc.strerror or exc})") from None
+    if not os.access(target, os.W_OK):
+        raise UsageError(f"{flag}: '{path}' is not writable (expected a folder you can write to)")
+    return missing[::-1]
+
+
+def remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove ``folders`` (outermost first, as :func:`prepare_output` returns them) that are
+    still empty, innermost first; anything with content is kept."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

@@ -17,6 +17,17 @@ from lmrecsim.cli import main
         (["replay", "log.parquet", "--out", "{file}"], "--out: '{file}' is a file"),
         (["ope", "log.parquet", "--policy", "greedy", "--export", "{file}"], "--export: '{file}'"),
         (["bench", "--quick", "--out", "{dir}"], "--out: '{dir}' is a folder"),
+        # A folder that cannot be created: used to be a traceback, after the whole evaluation.
+        (
+            ["evaluate", "--policy", "random", "--out", "{file}/sub"],
+            "--out: '{file}/sub' cannot be created ('{file}' is a file)",
+        ),
+        (["train", "--out", "{file}/sub/run"], "--out: '{file}/sub/run' cannot be created"),
+        (["ope", "log.parquet", "--policy", "greedy", "--out", "{file}/x"], "--out: '{file}/x'"),
+        (["bench", "--quick", "--out", "{file}/b.json"], "--out: '{file}/b.json' cannot be"),
+        # An empty --out (an unset shell variable) used to write into the current folder.
+        (["evaluate", "--policy", "random", "--out", ""], "--out: empty (expected a folder name)"),
+        (["train", "--out", " "], "--out: empty (expected a folder name)"),
     ],
 )
 def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
@@ -108,3 +119,20 @@ def test_build_errors_name_the_file_and_the_key(tmp_path, capsys, body, message)
     assert main(["scenarios", "validate", "--build", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and message in err[0], err
+
+
+def test_a_refused_run_leaves_no_output_folder_behind(tmp_path, capsys):
+    # The output folder is created before the work starts; a run refused afterwards (here an
+    # unknown scenario, and a log that does not exist) removes it again when it is still empty.
+    out = tmp_path / "new" / "report"
+    argv = ["evaluate", "--scenario", "nope", "--policy", "random", "--out", str(out)]
+    assert main(argv) == 2
+    assert not (tmp_path / "new").exists()
+    assert main(["replay", str(tmp_path / "missing.parquet"), "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()
+    # An existing folder is never removed.
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    assert main(["replay", str(tmp_path / "missing.parquet"), "--out", str(keep)]) == 2
+    assert keep.is_dir()
+    assert len(capsys.readouterr().err.strip().splitlines()) == 3

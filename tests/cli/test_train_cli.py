@@ -297,3 +297,22 @@ def test_a_training_log_of_fractional_rewards_replays_exactly(tmp_path, normaliz
     assert len(clicked) > 0
     assert (clicked["reward"] == clicked["rating"] / 5.0).all()
     assert replay(out / "episodes.parquet", tmp_path / "replay").reproduced
+
+
+def test_a_new_run_into_an_old_run_folder_removes_the_old_runs_leftovers(tmp_path):
+    # A DQN run into a PPO run's folder used to keep the PPO step log and checkpoints next to
+    # the DQN model, so replay and ope silently read the wrong run.
+    out = tmp_path / "run"
+    short = ["--timesteps", "128", "--n-envs", "2", "--no-progress", "--out", str(out)]
+    ppo = ["train", "--hp", "n_steps=32", "--hp", "batch_size=64", "--checkpoint-freq", "64"]
+    assert main([*ppo, *short, "--log-episodes"]) == 0
+    old = {p.name for p in (out / "checkpoints").iterdir()}
+    assert (out / "episodes.parquet").is_file() and old
+    (out / "notes.txt").write_text("mine")
+    dqn = ["train", "--algo", "dqn", "--hp", "learning_starts=16", "--checkpoint-freq", "96"]
+    assert main([*dqn, *short]) == 0
+    assert not (out / "episodes.parquet").exists()
+    new = {p.name for p in (out / "checkpoints").iterdir()}
+    assert new == {"model_96_steps.zip"}
+    assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
+    assert (out / "notes.txt").read_text() == "mine"

@@ -135,7 +135,8 @@ def test_failed_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", boom)
-    with pytest.raises(OSError, match="disk full"):
+    # One line naming the cache folder and the reason, not a bare OSError.
+    with pytest.raises(EncoderError, match="cannot write the embedding cache \\(disk full"):
         CachedEncoder(FakeEncoder(), EmbeddingCache(tmp_path)).encode(["new text"])
     monkeypatch.undo()
     assert path.read_bytes() == before

@@ -83,6 +83,17 @@ def test_files_are_written(result) -> None:
     assert first == ["return", "return"]
 
 
+def test_a_new_evaluation_removes_plots_an_earlier_one_left(tmp_path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "learning_curves.png").write_bytes(b"old plot")
+    (out / "drift.png").write_bytes(b"old plot")
+    (out / "notes.txt").write_text("mine")
+    res = evaluate("default", ["greedy"], seeds=[1000], episodes=1, progress=False, out=out)
+    assert not (out / "learning_curves.png").exists() and not (out / "drift.png").exists()
+    assert (out / "return_ctr.png") in res.files and (out / "notes.txt").read_text() == "mine"
+
+
 def test_popularity_bias_makes_popular_more_concentrated() -> None:
     sc = scenario_from_dict(
         {

@@ -1,0 +1,61 @@
+"""Writing files atomically: a temp file beside the target, then a rename.
+
+Every output lmrecsim writes (run folders, reports, step logs, the embedding cache) goes through
+:func:`atomic_file`, so an interrupted or failed write never leaves a half-written file, and the
+file gets the permissions any new file would get under the user's umask (``tempfile.mkstemp``
+alone creates 0600 files, which other users and web servers cannot read).
+
+The lowest layer of the package: it imports nothing from lmrecsim.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_file", "atomic_write"]
+
+
+def _new_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces ``path`` when the block ends without error.
+
+    Args:
+        path: the file to write (its folder is created).
+        fsync: flush the data to disk before the rename (logs and caches that must survive a
+            crash right after the write).
+
+    On an error inside the block the temp file is removed and ``path`` is left as it was.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _new_file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically (see :func:`atomic_file`)."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path) as fh:
+        fh.write(payload)

@@ -1,0 +1,47 @@
+"""Atomic writes: all or nothing, and the permissions of an ordinary new file."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from lmrecsim.atomic import atomic_file, atomic_write
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_umask_permissions(tmp_path, umask):
+    # tempfile.mkstemp makes 0600 files: reports used to be unreadable to other users.
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "a" / "report.html", "<p>hi</p>")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a" / "report.html").stat().st_mode)
+    assert mode == 0o666 & ~umask
+    assert (tmp_path / "a" / "report.html").read_text() == "<p>hi</p>"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
+    path = tmp_path / "log.parquet"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_file(path, fsync=True) as fh:
+        fh.write(b"half")
+        raise RuntimeError("disk full")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.parquet"]
+
+
+def test_evaluation_outputs_are_readable_by_others(tmp_path):
+    from lmrecsim.evaluation.runner import evaluate
+
+    old = os.umask(0o022)
+    try:
+        res = evaluate(
+            "default", ["greedy"], seeds=[1000], episodes=1, progress=False, out=tmp_path
+        )
+    finally:
+        os.umask(old)
+    for path in res.files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
