@@ -130,6 +130,11 @@ class StepLog:
             LogError: the label is not in the log, or ``None`` with several policies logged.
         """
         labels = self.policies
+        if not labels:
+            raise LogError(
+                f"{self.path}: holds no steps (expected at least one episode; a training log "
+                "keeps complete episodes only, so a run too short to finish one logs none)"
+            )
         if label is None:
             if len(labels) != 1:
                 raise LogError(
@@ -307,6 +312,10 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     import pyarrow.parquet as pq
 
     p = Path(path)
+    if p.is_dir():
+        raise LogError(
+            f"{p}: is a folder (expected a step log file, such as {p / 'episodes.parquet'})"
+        )
     if not p.is_file():
         raise LogError(f"{p}: no such step log (expected a file written by lmrecsim evaluate)")
     try:

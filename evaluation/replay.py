@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_write
 from ..envs.env import RecommendationEnv
 from ..envs.world import World
-from .logs import StepLog, read_step_log
+from .logs import LogError, StepLog, read_step_log
 from .rollout import step_feedback
 
 # Logged columns a re-simulation must reproduce, compared after each step (exactly; NaN == NaN).
@@ -61,10 +62,10 @@ class Difference:
 
     def describe(self) -> str:
         """One line: where and what differs."""
-        return (
-            f"policy {self.policy!r} seed {self.seed} episode {self.episode} step {self.step}: "
-            f"{self.column} logged {self.logged}, replayed {self.replayed}"
-        )
+        where = f"policy {self.policy!r} seed {self.seed} episode {self.episode} step {self.step}"
+        if self.column == "step":  # the episode's length differs, not a value
+            return f"{where}: the log {self.logged}, the replay {self.replayed}"
+        return f"{where}: {self.column} logged {self.logged}, replayed {self.replayed}"
 
 
 @dataclass
@@ -199,7 +200,7 @@ def resimulate(
                 diff: Difference | None = None
                 if done:
                     diff = Difference(
-                        **where, column="step", logged="present", replayed="episode already ended"
+                        **where, column="step", logged="has this step", replayed="had ended"
                     )
                 else:
                     cands = ids[env.users.cand[0]].tolist()
@@ -220,6 +221,13 @@ def resimulate(
                             logged=_fmt(logged_mask),
                             replayed=_fmt(mask),
                         )
+                    elif not 0 <= int(row["action"]) < len(mask):
+                        diff = Difference(
+                            **where,
+                            column="action",
+                            logged=str(int(row["action"])),
+                            replayed=f"has slots 0..{len(mask) - 1} only",
+                        )
                 if diff is None:
                     if visit is not None:
                         visit(int(pos), env, obs)
@@ -229,7 +237,10 @@ def resimulate(
                     got_step = int(info["step"])
                     if got_step != step:
                         diff = Difference(
-                            **where, column="step", logged=str(step), replayed=str(got_step)
+                            **where,
+                            column="step",
+                            logged=f"is at step {step}",
+                            replayed=f"at step {got_step}",
                         )
                     else:
                         for col in STEP_CHECKS:
@@ -257,8 +268,8 @@ def resimulate(
                     episode=episode,
                     step=int(last["step"]) + 1,
                     column="step",
-                    logged="log ends",
-                    replayed="episode continues",
+                    logged="ends before it",
+                    replayed="continues",
                 )
                 if first is None:
                     first = diff
@@ -268,16 +279,28 @@ def resimulate(
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def replay(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> ReplayResult:
+def _require_steps(log: StepLog) -> None:
+    if len(log.steps) == 0:
+        raise LogError(
+            f"{log.path}: holds no steps (expected at least one episode; a training log keeps "
+            "complete episodes only, so a run too short to finish one logs none)"
+        )
+
+
+def replay(
+    log_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    logged_policy: str | None = None,
+) -> ReplayResult:
     """Re-simulate every logged episode from its scenario and seed and check it matches the log.
 
-    Each policy in the log is replayed with its logged actions; candidates, masks, feedback,
-    rewards and episode ends must be reproduced exactly. Writes ``out_dir/replay.json``.
+    Each policy in the log (or only ``logged_policy``) is replayed with its logged actions;
+    candidates, masks, feedback, rewards and episode ends must be reproduced exactly. Writes
+    ``out_dir/replay.json``.
 
     Args:
         log_path: a step log (``episodes.parquet``).
@@ -287,18 +310,21 @@ def replay(log_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) ->
         A :class:`ReplayResult` with ``reproduced`` and the first differing step, if any.
 
     Raises:
-        LogError: the log cannot be read.
+        LogError: the log cannot be read, holds no steps, or does not hold ``logged_policy``.
     """
     log = read_step_log(log_path)
+    _require_steps(log)
+    labels = log.policies if logged_policy is None else [logged_policy]
+    parts = [log.for_policy(label) for label in labels]  # LogError for an unknown label
+    world = load_world(log)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world = load_world(log)
     first: Difference | None = None
-    for label in log.policies:
-        first = resimulate(world, log.for_policy(label))
+    for rows in parts:
+        first = resimulate(world, rows)
         if first is not None:
             break
-    steps = log.steps
+    steps = pd.concat(parts, ignore_index=True)
     result = ReplayResult(
         log_path=Path(log_path),
         out_dir=out,
@@ -343,6 +369,9 @@ def side_by_side(logged: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     )
     merged = left.merge(right, on=keys, how="outer", sort=True)
     merged["user_id"] = merged["user_id"].fillna(merged.pop("policy_user_id"))
+    # A step only one side reached is blank on the other: nullable integers stay integers.
+    for column in ("user_id", "logged_action", "policy_action"):
+        merged[column] = merged[column].astype("Int64")
     merged["same_item"] = merged["logged_item_id"] == merged["policy_item_id"]
     return merged
 
@@ -368,7 +397,7 @@ def _html_page(
 
     shown = steps.head(max_rows)
     note = (
-        f"<p>Showing the first {max_rows} of {len(steps)} steps; comparison.csv has all.</p>"
+        f"<p>Showing the first {max_rows} of {len(steps)} steps; side_by_side.csv has all.</p>"
         if len(steps) > max_rows
         else ""
     )
@@ -395,7 +424,7 @@ def replay_with_policy(
 ) -> ReplayResult:
     """Run another policy on exactly the logged users and random streams, side by side.
 
-    Writes ``out_dir/comparison.csv`` (per step), ``out_dir/comparison.html`` and
+    Writes ``out_dir/side_by_side.csv`` (per step), ``out_dir/side_by_side.html`` and
     ``out_dir/replay.json`` with the paired difference in return per episode and its 95%
     bootstrap interval (:func:`lmrecsim.evaluation.bootstrap.paired_difference_ci`).
 
@@ -412,6 +441,7 @@ def replay_with_policy(
     from .rollout import run_policy
 
     log = read_step_log(log_path)
+    _require_steps(log)
     logged = log.for_policy(logged_policy)
     logged_label = str(logged["policy"].iloc[0])
     world = load_world(log)
@@ -438,10 +468,9 @@ def replay_with_policy(
         n_resamples=n_resamples,
     )
     comparison = side_by_side(logged, keep)
-    csv_path = out / "comparison.csv"
-    tmp = csv_path.with_name(".comparison.csv.tmp")
-    comparison.to_csv(tmp, index=False)
-    os.replace(tmp, csv_path)
+    # Not comparison.csv: an evaluate report folder holds a file of that name.
+    csv_path = out / "side_by_side.csv"
+    atomic_write(csv_path, comparison.to_csv(index=False))
 
     result = ReplayResult(
         log_path=Path(log_path),
@@ -460,12 +489,8 @@ def replay_with_policy(
         f"difference ({label} - {logged_label}): {diff[0]:+.4f}, 95% CI [{diff[1]:+.4f}, {diff[2]:+.4f}]",
         f"same item chosen at {comparison['same_item'].mean():.1%} of steps",
     ]
-    html_path = out / "comparison.html"
-    tmp_html = html_path.with_name(".comparison.html.tmp")
-    tmp_html.write_text(
-        _html_page(f"{label} vs {logged_label}", lines, returns, comparison), encoding="utf-8"
-    )
-    os.replace(tmp_html, html_path)
+    html_path = out / "side_by_side.html"
+    atomic_write(html_path, _html_page(f"{label} vs {logged_label}", lines, returns, comparison))
     json_path = out / "replay.json"
     _write_json(
         json_path,

@@ -12,13 +12,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Without --policy: re-simulate every logged episode from its scenario and seed "
         "and check the log is reproduced exactly (writes DIR/replay.json; exit code 1 on divergence, "
         "naming the first differing step). With --policy: run that policy on exactly the logged "
-        "users and random streams and write DIR/comparison.csv, DIR/comparison.html and the paired "
+        "users and random streams and write DIR/side_by_side.csv, DIR/side_by_side.html and the paired "
         "difference in return per episode with its 95% interval.",
     )
     p.add_argument("log", help="step log (episodes.parquet)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--policy", help="policy spec: baseline name, ppo:PATH, dqn:PATH, LABEL=SPEC")
-    p.add_argument("--logged-policy", help="which logged policy to compare with (logs of several)")
+    p.add_argument(
+        "--logged-policy",
+        help="which logged policy to replay, or to compare with (logs of several policies)",
+    )
     p.set_defaults(func=run)
 
 
@@ -30,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
             args.log, args.policy, args.out, logged_policy=args.logged_policy
         )
     else:
-        result = replay(args.log, args.out)
+        result = replay(args.log, args.out, logged_policy=args.logged_policy)
     print(result.summary())
     return 1 if result.reproduced is False else 0

@@ -12,7 +12,7 @@ import pytest
 
 from lmrecsim.agents.base import RandomPolicy
 from lmrecsim.envs.world import build_world
-from lmrecsim.evaluation.logs import read_step_log, write_step_log, write_step_table
+from lmrecsim.evaluation.logs import LogError, read_step_log, write_step_log, write_step_table
 from lmrecsim.evaluation.replay import replay, replay_with_policy
 from lmrecsim.evaluation.rollout import run_policy
 from lmrecsim.scenarios import scenario_from_dict
@@ -73,6 +73,7 @@ def test_replay_of_a_subset_of_episodes(logged, tmp_path: Path) -> None:
         ("clicked", lambda v: not v),
         ("candidate_item_ids", lambda v: list(reversed(list(v)))),
         ("action", lambda v: (int(v) + 1) % 5),
+        ("action", lambda v: 7),  # not a slot of K=5: a divergence, not a crash
     ],
 )
 def test_tampered_log_diverges_at_the_tampered_step(
@@ -97,7 +98,7 @@ def test_tampered_log_diverges_at_the_tampered_step(
 def test_replay_with_another_policy_is_paired(logged, tmp_path: Path) -> None:
     _, path = logged
     result = replay_with_policy(path, ("first<slot>", FirstSlot()), tmp_path, n_resamples=200)
-    comparison = pd.read_csv(tmp_path / "comparison.csv")
+    comparison = pd.read_csv(tmp_path / "side_by_side.csv")
     log = read_step_log(path).steps
     # Same users: step 0 of every episode shows the same user and candidates to both policies.
     first = comparison[comparison["step"] == 0]
@@ -108,5 +109,43 @@ def test_replay_with_another_policy_is_paired(logged, tmp_path: Path) -> None:
     other = comparison.groupby(["seed", "episode"])["policy_reward"].sum().to_numpy()
     assert est == pytest.approx(np.mean(other - logged_returns))
     assert lo <= est <= hi
-    page = (tmp_path / "comparison.html").read_text()
+    page = (tmp_path / "side_by_side.html").read_text()
     assert "first&lt;slot&gt;" in page and "first<slot>" not in page
+
+
+def test_replay_of_one_logged_policy_and_an_unknown_label(logged, tmp_path: Path) -> None:
+    # --logged-policy used to be ignored without --policy: every policy was replayed, and a
+    # label not in the log still reported "reproduced exactly".
+    scenario, path = logged
+    steps = read_step_log(path).steps
+    other = steps.copy()
+    other["policy"] = "other"
+    other["reward"] = other["reward"] + 1.0  # this policy's rows would not reproduce
+    two = tmp_path / "two.parquet"
+    write_step_table(two, pd.concat([steps, other], ignore_index=True), scenario=scenario)
+    result = replay(two, tmp_path / "a", logged_policy="random")
+    assert result.reproduced and result.n_steps == len(steps) and result.n_episodes == 6
+    assert not replay(two, tmp_path / "b", logged_policy="other").reproduced
+    assert not replay(two, tmp_path / "c").reproduced
+    with pytest.raises(LogError, match="policy 'nobody' is not in the log"):
+        replay(two, tmp_path / "d", logged_policy="nobody")
+
+
+def test_a_log_without_steps_is_refused(logged, tmp_path: Path) -> None:
+    scenario, path = logged
+    empty = tmp_path / "empty.parquet"
+    write_step_table(empty, read_step_log(path).steps.iloc[:0], scenario=scenario)
+    with pytest.raises(LogError, match="holds no steps"):
+        replay(empty, tmp_path / "a")
+    with pytest.raises(LogError, match="holds no steps"):
+        replay_with_policy(empty, ("first", FirstSlot()), tmp_path / "b")
+
+
+def test_side_by_side_keeps_integer_columns_integer(logged, tmp_path: Path) -> None:
+    _, path = logged
+    replay_with_policy(path, ("first", FirstSlot()), tmp_path, n_resamples=50)
+    table = pd.read_csv(tmp_path / "side_by_side.csv")
+    for column in ("user_id", "logged_action", "policy_action"):
+        values = table[column].dropna()
+        assert (values == values.round()).all()
+        assert not table[column].astype(str).str.contains(r"\.0$").any(), column
