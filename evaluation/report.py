@@ -57,6 +57,12 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 
+_ONLY_REFERENCE = (
+    "No other policy was evaluated: {reference} is the reference, so there is nothing to compare "
+    "(add a policy, or choose another --reference)."
+)
+
+
 def md_text(value: Any) -> str:
     """A data string made safe for a Markdown table cell (HTML-escaped, pipes and newlines too)."""
     text = " ".join(str(value).split())
@@ -235,11 +241,15 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     ]
     out += _md_table(*_summary_rows(result))
     out += ["", f"## Paired comparison with {md_text(result.reference)}", ""]
-    out += [
-        "Difference (policy minus reference) on the same users and random numbers, with its interval.",
-        "",
-    ]
-    out += _md_table(*_comparison_rows(result))
+    if len(result.comparison):
+        out += [
+            "Difference (policy minus reference) on the same users and random numbers, with its "
+            "interval.",
+            "",
+        ]
+        out += _md_table(*_comparison_rows(result))
+    else:
+        out += [_ONLY_REFERENCE.format(reference=md_text(result.reference))]
     out += ["", "## Plots", ""]
     for plot in plots:
         out += [f"### {plot.title}", "", plot.caption, "", f"![{plot.title}]({plot.name}.png)", ""]
@@ -322,9 +332,16 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         "scenario is about.</p>",
         _html_table(*_summary_rows(result), first_rows=n_first),
         f"<h2>Paired comparison with {esc(result.reference)}</h2>",
-        "<p>Difference (policy minus reference) on the same users and random numbers, with its "
-        "interval.</p>",
-        _html_table(*_comparison_rows(result), first_rows=n_first),
+    ]
+    if len(result.comparison):
+        parts += [
+            "<p>Difference (policy minus reference) on the same users and random numbers, with "
+            "its interval.</p>",
+            _html_table(*_comparison_rows(result), first_rows=n_first),
+        ]
+    else:
+        parts.append(f"<p>{_ONLY_REFERENCE.format(reference=esc(result.reference))}</p>")
+    parts += [
         "<h2>Plots</h2>",
     ]
     for plot in plots:

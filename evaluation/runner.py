@@ -152,7 +152,24 @@ def _resolve_policies(
         if isinstance(item, str):
             label, policy = make_policy(item, world)
             spec = item
+            body = item.partition("=")[2].strip() if "=" in item.partition(":")[0] else item
+            if label in BASELINES and body != label:
+                # `random=greedy` would make "random" (the default reference) mean greedy.
+                raise EvaluationError(
+                    f"--policy {item!r}: label {label!r} is the name of a baseline (expected "
+                    "another label, or the baseline itself)"
+                )
         else:
+            if not (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and callable(getattr(item[1], "predict", None))
+            ):
+                raise EvaluationError(
+                    f"policies: {item!r} is invalid (expected a spec string or a (label, policy) "
+                    "pair whose policy has the SB3 predict method)"
+                )
             label, policy = item
             spec = type(policy).__name__
         run_dir = policy.run_dir if isinstance(policy, SB3Policy) else None

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lmrecsim.agents.base import RandomPolicy
+from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import train, write_text_atomic
-from lmrecsim.envs.world import build_world
-from lmrecsim.evaluation.bootstrap import bootstrap_ci, paired_difference_ci
-from lmrecsim.evaluation.rollout import episode_returns, run_policy
+from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
 
 
@@ -38,23 +36,16 @@ def demo(
             "expected held-out seeds"
         )
     result = train(sc, out=out, algo="ppo", timesteps=timesteps, progress=progress)
-    world = build_world(result.scenario)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc="evaluating", unit="step")
-    tick = bar.update if bar is not None else None
-    trained, _ = run_policy(
-        world, result.model, label="ppo", seeds=seeds, episodes=episodes, on_step=tick
+    # The evaluation command's own runner: the same figures `lmrecsim evaluate` gives this model.
+    evaluation = evaluate(
+        result.scenario,
+        [("ppo", SB3Policy(result.model, "ppo", run_dir=result.out_dir)), "random"],
+        seeds=seeds,
+        episodes=episodes,
+        reference="random",
+        progress=progress,
     )
-    rand, _ = run_policy(
-        world, RandomPolicy(seed=0), label="random", seeds=seeds, episodes=episodes, on_step=tick
-    )
-    if bar is not None:
-        bar.close()
-    ep = episode_returns(trained)
-    ep_r = episode_returns(rand)
+    summary = evaluation.summary.set_index("policy")
     lines = [
         f"lmrecsim demo: PPO (candidate scorer) on scenario '{result.scenario.name}'",
         f"trained for {result.timesteps} steps in {result.seconds:.1f} s "
@@ -64,17 +55,21 @@ def demo(
         "",
         f"{'policy':<8} {'return (95% CI)':<24} {'click-through':>13} {'session length':>15}",
     ]
-    for name, frame, steps in (("ppo", ep, trained), ("random", ep_r, rand)):
-        m, lo, hi = bootstrap_ci(frame["ret"].to_numpy(), rng=0)
-        ctr = float(steps["clicked"].mean())
+    for name in ("ppo", "random"):
+        row = summary.loc[name]
+        m, lo, hi = row["return"], row["return_low"], row["return_high"]
         lines.append(
-            f"{name:<8} {m:6.2f} [{lo:5.2f}, {hi:5.2f}]{'':<6} {ctr:13.3f} {frame['length'].mean():15.1f}"
+            f"{name:<8} {m:6.2f} [{lo:5.2f}, {hi:5.2f}]{'':<6} {row['ctr']:13.3f} "
+            f"{row['session_length']:15.1f}"
         )
-    d, lo, hi = paired_difference_ci(ep["ret"].to_numpy(), ep_r["ret"].to_numpy(), rng=0)
+    cmp = evaluation.comparison.set_index(["policy", "metric"]).loc[("ppo", "return")]
+    ratio = summary.loc["ppo", "return"] / max(summary.loc["random", "return"], 1e-9)
     lines += [
         "",
-        f"paired difference in return (ppo - random): {d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
-        f"ppo/random return ratio: {ep['ret'].mean() / max(ep_r['ret'].mean(), 1e-9):.2f}",
+        f"paired difference in return (ppo - random): {cmp['difference']:+.2f} "
+        f"[{cmp['low']:+.2f}, {cmp['high']:+.2f}]",
+        f"ppo/random return ratio: {ratio:.2f}",
+        "(the figures `lmrecsim evaluate` reports for this model on these seeds and episodes)",
     ]
     text = "\n".join(lines) + "\n"
     write_text_atomic(Path(out) / "summary.txt", text)

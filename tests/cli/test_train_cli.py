@@ -316,3 +316,25 @@ def test_a_new_run_into_an_old_run_folder_removes_the_old_runs_leftovers(tmp_pat
     assert new == {"model_96_steps.zip"}
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
+    # The demo used to pool clicks over steps and bootstrap on its own, so its click-through and
+    # intervals differed from `lmrecsim evaluate` on the same model, seeds and episodes.
+    import pandas as pd
+
+    out = tmp_path / "demo"
+    assert (
+        main(["demo", "--timesteps", "512", "--episodes", "2", "--out", str(out), "--no-progress"])
+        == 0
+    )
+    text = (out / "summary.txt").read_text()
+    report = tmp_path / "eval"
+    argv = ["evaluate", "--policy", f"ppo=ppo:{out}", "--episodes", "2", "--out", str(report)]
+    assert main([*argv, "--no-progress"]) == 0
+    summary = pd.read_csv(report / "summary.csv").set_index("policy")
+    for name in ("ppo", "random"):
+        row = summary.loc[name]
+        line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
+        expected = f"{row['return']:6.2f} [{row['return_low']:5.2f}, {row['return_high']:5.2f}]"
+        assert expected in line and f"{row['ctr']:13.3f}" in line, (line, expected)

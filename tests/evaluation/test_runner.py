@@ -183,3 +183,35 @@ class _World:
 
 
 _SETTINGS = {"seeds": [1], "episodes": 1}
+
+
+def test_a_label_that_names_another_baseline_is_refused() -> None:
+    # `random=greedy` used to make the reference "random" mean greedy, silently.
+    with pytest.raises(EvaluationError, match="label 'random' is the name of a baseline"):
+        evaluate("default", ["random=greedy"], seeds=[0], episodes=1, progress=False)
+    # A baseline under its own name, or any other label, is fine.
+    res = evaluate("default", ["random=random", "g=greedy"], seeds=[0], episodes=1, progress=False)
+    assert list(res.summary["policy"]) == ["random", "g"]
+
+
+def test_a_policy_pair_without_predict_is_a_one_line_error() -> None:
+    with pytest.raises(EvaluationError, match="expected a spec string or a \\(label, policy\\)"):
+        evaluate("default", [("mine", "greedy")], seeds=[0], episodes=1, progress=False)
+
+
+def test_only_the_reference_gives_no_empty_comparison_table(tmp_path) -> None:
+    res = evaluate(
+        "default",
+        ["greedy"],
+        seeds=[0],
+        episodes=1,
+        reference="greedy",
+        progress=False,
+        out=tmp_path,
+        plots=False,
+    )
+    assert len(res.comparison) == 0
+    md = (tmp_path / "report.md").read_text()
+    section = md.split("## Paired comparison with greedy", 1)[1].split("##", 1)[0]
+    assert "nothing to compare" in section and "|" not in section
+    assert "nothing to compare" in (tmp_path / "report.html").read_text()
