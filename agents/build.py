@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,14 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     out = dict(hyperparameters)
     for key in SCHEDULABLE:
         value = out.get(key)
+        if value is None or callable(value):
+            continue
         if not isinstance(value, dict):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise AgentError(
+                    f"agent.hyperparameters.{key}: {value!r} is invalid (expected a number or "
+                    "{linear: [start, end]})"
+                )
             continue
         ends = value.get("linear")
         numbers = (
@@ -87,6 +95,38 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
             )
         out[key] = LinearSchedule(numbers[0], numbers[1], 1.0)
     return out
+
+
+def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
+    """Refuse a value of the wrong kind for a constructor argument whose SB3 default is a number
+    or a flag (``n_steps: abc`` used to surface as "'>' not supported between 'str' and 'int'").
+
+    Raises:
+        AgentError: one line naming the key, the value and what was expected.
+    """
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    for key, value in kwargs.items():
+        param = params.get(key)
+        if param is None or key in SCHEDULABLE:
+            continue  # unknown keys: SB3's own error names them
+        default = param.default
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            # train_freq and friends also take SB3's (n, "step"|"episode") pairs.
+            ok = (isinstance(value, int) and not isinstance(value, bool)) or isinstance(
+                value, (list, tuple)
+            )
+            expected = "an integer"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            expected = "a number"
+        else:
+            continue
+        if not ok:
+            raise AgentError(
+                f"agent.hyperparameters.{key}: {value!r} is invalid (expected {expected})"
+            )
 
 
 def _number(value: Any) -> float | None:
@@ -198,6 +238,7 @@ def build_model(
         }[algo]
     else:
         policy_cls = "MultiInputPolicy"
+    _check_value_types(cls, kwargs)
     try:
         return cls(
             policy_cls,

@@ -92,9 +92,40 @@ def test_trained_model_loads_and_predicts(tmp_path):
             "no_such_scenario: unknown scenario",
         ),
         (["train", "--hp", "oops", "--out", "x"], "--hp: 'oops' is invalid"),
+        # Values of the wrong kind used to surface as SB3's internal TypeError text.
+        (
+            ["train", "--hp", "n_steps=abc", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.n_steps: 'abc' is invalid (expected an integer)",
+        ),
+        (
+            ["train", "--hp", "n_epochs=2.5", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.n_epochs: 2.5 is invalid (expected an integer)",
+        ),
+        (
+            ["train", "--hp", "gae_lambda=high", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.gae_lambda: 'high' is invalid (expected a number)",
+        ),
+        (
+            ["train", "--hp", "learning_rate=fast", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.learning_rate: 'fast' is invalid (expected a number or",
+        ),
+        (
+            [
+                "train",
+                "--algo",
+                "dqn",
+                "--hp",
+                "optimize_memory_usage=1",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.optimize_memory_usage: 1 is invalid (expected true or false)",
+        ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, expected, capsys):
+def test_bad_input_is_one_line_and_exit_2(args, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert expected in err
