@@ -114,7 +114,12 @@ def scenario_parameters(result: EvaluationResult) -> list[tuple[str, str]]:
         ("new users", f"{sc.users.new_user_fraction:.0%}"),
         ("new items", f"{sc.catalog.new_items.fraction:.0%}"),
         ("interest drift", str(drift.kind)),
-        ("popularity Zipf exponent", str(sc.catalog.popularity.zipf_exponent)),
+        (
+            "popularity",
+            "the catalog's own prior"
+            if sc.catalog.popularity.zipf_exponent is None
+            else f"Zipf, exponent {sc.catalog.popularity.zipf_exponent}",
+        ),
         ("popularity bias in choice (gamma)", str(sc.response.gamma)),
         ("world seed", str(sc.seed)),
         ("evaluation seeds", ", ".join(str(s) for s in result.settings["seeds"])),

@@ -431,14 +431,24 @@ def _tables(
         point = _aggregate_stats(inputs, ones, window, tol, smooth)
         boot = _aggregate_stats(inputs, weights, window, tol, smooth)
         agg_boot[label] = {**{f"point:{k}": v for k, v in point.items()}, **boot}
+    # The re-centred interval can reach past a metric's range (a recovery of -1 steps); each
+    # aggregate has a natural range, and an interval never leaves it.
+    ranges = {
+        "catalog_coverage": (0.0, 1.0),
+        "gini": (0.0, 1.0),
+        "ctr_before_drift": (0.0, 1.0),
+        "ctr_after_drift": (0.0, 1.0),
+        "recovery_steps": (0.0, float(window + 1 - smooth)),
+    }
     for name in AGGREGATE_METRICS:
         est, low, high = [], [], []
+        bottom, top = ranges[name]
         for label in labels:
             point = float(agg_boot[label][f"point:{name}"][0])
             est.append(point)
             lo, hi = _interval(agg_boot[label][name], point, conf)
-            low.append(lo)
-            high.append(hi)
+            low.append(min(max(lo, bottom), top))
+            high.append(min(max(hi, bottom), top))
         summary[name], summary[f"{name}_low"], summary[f"{name}_high"] = est, low, high
     summary.insert(1, "privileged", [info.privileged for info in infos])
     columns = ["policy", "privileged", "n"] + [

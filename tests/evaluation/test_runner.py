@@ -176,6 +176,10 @@ def test_the_report_says_what_state_the_policies_saw() -> None:
     )
     assert text["state mode"] == "text (the last 6 events, cut to 128 tokens)"
     assert text["nearest candidates by"] == "the pooled history (exact search)"
+    # No raw Python "None" for the catalog's own popularity prior.
+    assert pooled["popularity"] == "the catalog's own prior"
+    zipf = params(catalog={"popularity": {"zipf_exponent": 1.2}})
+    assert zipf["popularity"] == "Zipf, exponent 1.2"
 
 
 class _World:
@@ -215,3 +219,16 @@ def test_only_the_reference_gives_no_empty_comparison_table(tmp_path) -> None:
     section = md.split("## Paired comparison with greedy", 1)[1].split("##", 1)[0]
     assert "nothing to compare" in section and "|" not in section
     assert "nothing to compare" in (tmp_path / "report.html").read_text()
+
+
+def test_aggregate_intervals_stay_inside_the_metrics_range() -> None:
+    # The re-centred bootstrap interval of recovery_steps used to reach -1.04 steps.
+    res = evaluate(
+        "interest_drift", ["greedy", "oracle"], seeds=[1000, 1001], episodes=5, progress=False
+    )
+    s = res.summary
+    assert s["recovery_steps"].notna().any()
+    for name, top in [("recovery_steps", 10 + 1 - 3), ("ctr_after_drift", 1), ("gini", 1)]:
+        low, high = s[f"{name}_low"].dropna(), s[f"{name}_high"].dropna()
+        assert (low >= 0).all() and (high <= top).all(), (name, low.tolist(), high.tolist())
+        assert (low <= s[name].dropna()).all() and (s[name].dropna() <= high).all()
