@@ -83,9 +83,16 @@ class _ProgressBar(BaseCallback):
 
     def _on_training_start(self) -> None:
         if self.enabled:
+            # SB3 stops at the end of a rollout (n_steps per env) or of an env step (n_envs
+            # users), so the budget is rounded up to what will really run.
+            from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.total, unit="step", desc="training", dynamic_ncols=True)
+            chunk = self.training_env.num_envs
+            if isinstance(self.model, OnPolicyAlgorithm):  # PPO, MaskablePPO: whole rollouts
+                chunk *= self.model.n_steps
+            total = -(-self.total // chunk) * chunk
+            self.bar = tqdm(total=total, unit="step", desc="training", dynamic_ncols=True)
 
     def _on_step(self) -> bool:
         if self.bar is not None:
