@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 from pathlib import Path
@@ -105,10 +106,18 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
         AgentError: one line naming the key, the value and what was expected.
     """
     params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key, value in kwargs.items():
         param = params.get(key)
+        if param is None and not takes_any:
+            known = [n for n in params if n not in ("self", "policy", "env")]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+            raise AgentError(
+                f"agent.hyperparameters.{key}: not an argument of {cls.__name__} ({hint})"
+            )
         if param is None or key in SCHEDULABLE:
-            continue  # unknown keys: SB3's own error names them
+            continue
         default = param.default
         if isinstance(default, bool):
             ok, expected = isinstance(value, bool), "true or false"

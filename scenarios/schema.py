@@ -61,7 +61,10 @@ class PopularityConfig(_Strict):
         le=5.0,
         description="Re-draw the popularity prior as Zipf: the item at popularity rank r (random order "
         "fixed by the scenario seed) gets mass proportional to r^-s. 0 is uniform. null keeps the "
-        "catalog's own prior.",
+        "catalog's own prior. The popular candidate source draws with replacement (about twice "
+        "as many draws as it has slots): above an exponent of about 2, where a handful of items "
+        "hold most of the mass, it finds only those few and the random source fills its other "
+        "slots.",
     )
     head_fraction: float = Field(
         0.2,
@@ -119,7 +122,9 @@ class CatalogConfig(_Strict):
         description="Use a random subset of this many items (chosen by the scenario seed); null uses all.",
     )
     topics: list[str] | None = Field(
-        None, description="Keep only items whose primary topic is in this list; null keeps all."
+        None,
+        min_length=1,
+        description="Keep only items whose primary topic is in this list; null keeps all.",
     )
     popularity: PopularityConfig = Field(default_factory=PopularityConfig)
     new_items: NewItemsConfig = Field(default_factory=NewItemsConfig)

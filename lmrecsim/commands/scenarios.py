@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from lmrecsim.errors import user_errors
 
@@ -40,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p_val.add_argument(
         "--build",
         action="store_true",
-        help="also build each scenario's world (encodes the catalog; catches unknown topics, "
-        "personas and catalog files)",
+        help="also build each scenario's world and agent (encodes the catalog; catches unknown "
+        "topics, personas, catalog files and agent hyperparameters SB3 rejects)",
     )
     p_val.set_defaults(func=run_validate)
 
@@ -67,6 +68,29 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _build(scenario: Any) -> None:
+    """Build the scenario's world and its agent (an SB3 model over one user), as `train` would,
+    so that a typo in agent.hyperparameters fails here too."""
+    from lmrecsim.agents.build import build_model
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+    from lmrecsim.envs.world import build_world
+
+    world = build_world(scenario)
+    agent = scenario.agent
+    venv = BatchedRecommendationVecEnv(scenario, agent.n_envs, world=world)
+    try:
+        build_model(
+            agent.algo,
+            venv,
+            policy=agent.policy,
+            seed=agent.seed,
+            hyperparameters=agent.hyperparameters_for(agent.algo),
+        )
+    except AgentError as exc:
+        raise AgentError(f"{scenario.source}: {exc}") from None
+
+
 def run_validate(args: argparse.Namespace) -> int:
     from lmrecsim.scenarios import load_scenario
 
@@ -76,9 +100,7 @@ def run_validate(args: argparse.Namespace) -> int:
         try:
             scenario = load_scenario(ref)
             if args.build:
-                from lmrecsim.envs.world import build_world
-
-                build_world(scenario)
+                _build(scenario)
         except errors as exc:
             n_bad += 1
             print(_one_line(exc), file=sys.stderr)

@@ -111,6 +111,12 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
             "users.personas[1]: unknown name 'nosuchpersona'",
         ),
         ("encoder: {model: /nonexistent/model}", "encoder.model: '/nonexistent/model' does not"),
+        # A hyperparameter typo used to pass validate --build and fail only in train.
+        (
+            "agent: {hyperparameters: {ppo: {learnin_rate: 0.1}}}",
+            "agent.hyperparameters.learnin_rate: not an argument of PPO (did you mean "
+            "'learning_rate'?)",
+        ),
     ],
 )
 def test_build_errors_name_the_file_and_the_key(tmp_path, capsys, body, message):

@@ -122,6 +122,10 @@ def test_trained_model_loads_and_predicts(tmp_path):
             ],
             "agent.hyperparameters.optimize_memory_usage: 1 is invalid (expected true or false)",
         ),
+        (
+            ["train", "--hp", "gama=0.9", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.gama: not an argument of PPO (did you mean 'gamma'?)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, expected, capsys, tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ MALFORMED = Path(__file__).resolve().parent / "malformed"
 
 # file -> a fragment its one-line error must contain (the key path and what was expected).
 EXPECTED: dict[str, str] = {
+    "too_short_topics.yaml": "catalog.topics: [] is too short (expected at least 1 item)",
     "nan_reward_weight.yaml": "reward.click: nan is invalid (expected a finite number)",
     "inf_appeal_weight.yaml": "response.appeal_weight: inf is invalid (expected a finite number)",
     "range_negative_eval_seed.yaml": "evaluation.seeds[1]: -1 is out of range (expected a number "
