@@ -72,6 +72,23 @@ def set_torch_threads(n: int | None = None) -> int:
     return n
 
 
+class _SortedKeys(list):
+    """A key list whose new keys arrive sorted (SB3 adds them as a set, in hash order)."""
+
+    def extend(self, keys: Any) -> None:
+        super().extend(sorted(keys))
+
+
+class SortedCSVOutputFormat(CSVOutputFormat):
+    """SB3's CSV logger with a reproducible column order: keys that appear together are added in
+    sorted order, so ``progress.csv`` has the same header in every run of the same command (SB3
+    adds them in set order, which changes with the interpreter's hash seed)."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename)
+        self.keys = _SortedKeys()
+
+
 class _ProgressBar(BaseCallback):
     """A tqdm bar over environment steps (SB3's own bar needs rich's live display)."""
 
@@ -180,7 +197,7 @@ def train(
         Logger(
             folder=str(out_dir),
             output_formats=[
-                CSVOutputFormat(str(out_dir / "progress.csv")),
+                SortedCSVOutputFormat(str(out_dir / "progress.csv")),
                 TensorBoardOutputFormat(str(out_dir / "tb")),
             ],
         )

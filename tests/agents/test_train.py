@@ -1,0 +1,23 @@
+def test_progress_csv_columns_do_not_depend_on_the_hash_seed(tmp_path):
+    # SB3 adds new columns in set order, which changes with PYTHONHASHSEED; ours sorts them.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from lmrecsim.agents.train import SortedCSVOutputFormat\n"
+        "w = SortedCSVOutputFormat(sys.argv[1])\n"
+        "w.write({'train/loss': 1.0, 'time/fps': 2, 'rollout/ep_rew_mean': 3.0, 'a/b': 4}, {})\n"
+        "w.write({'train/loss': 1.5, 'time/fps': 2, 'rollout/ep_rew_mean': 3.5, 'a/b': 4, "
+        "'z/new': 5, 'c/new': 6}, {})\n"
+        "w.close()\n"
+    )
+    headers = set()
+    for seed in ("1", "2", "3", "4"):
+        path = tmp_path / f"p{seed}.csv"
+        env = {"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
+        lines = path.read_text().splitlines()
+        headers.add(lines[0])
+        assert len(lines) == 3
+    assert headers == {"a/b,rollout/ep_rew_mean,time/fps,train/loss,c/new,z/new"}
