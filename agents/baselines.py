@@ -290,6 +290,10 @@ class SB3Policy:
 
     def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(K,) per-candidate scores, ``-inf`` at masked slots."""
+        return _masked(self._raw_scores(observation), _mask(observation))
+
+    def _raw_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(K,) the network's output before masking (what an unmasked ``predict`` acts on)."""
         import torch as th
 
         from .scorer import CandidateScorerDQNPolicy, CandidateScorerPolicy, candidate_scores
@@ -305,11 +309,19 @@ class SB3Policy:
                 else:
                     out = policy.get_distribution(obs_t).distribution.logits
             raw = out.cpu().numpy().astype(np.float64)[0]
-        return _masked(raw, _mask(observation))
+        return raw
 
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        """(K,) probability of each slot under the rule the model acts by."""
-        scores = self.scores(observation)
+        """(K,) probability of each slot under the rule the model acts by.
+
+        Only MaskablePPO applies the action mask when it acts; the candidate scorer gives masked
+        slots a score that is never the best, but an ``mlp`` policy can pick a masked slot, and
+        then that slot is what it does (the user sees nothing), so its probability is its own.
+        """
+        if self.algo == "maskable_ppo":
+            scores = self.scores(observation)
+        else:
+            scores = self._raw_scores(observation)
         if self.deterministic or self.algo == "dqn":
             return _argmax_one_hot(scores)
         finite = np.isfinite(scores)

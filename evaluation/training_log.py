@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch as th
+from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..envs.world import World
@@ -22,7 +23,13 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
         obs_t, _ = policy.obs_to_tensor(obs)
         with th.no_grad():
             probs = policy.get_distribution(obs_t).distribution.probs.cpu().numpy()
-        return probs.astype(np.float64)
+        probs = probs.astype(np.float64)
+        if isinstance(model, MaskablePPO):
+            # MaskablePPO samples among the valid slots only (the distribution above is unmasked).
+            probs = np.where(mask, probs, 0.0)
+            total = probs.sum(axis=1, keepdims=True)
+            probs = np.divide(probs, total, out=np.full_like(probs, 0.0), where=total > 0)
+        return probs
     n_valid = np.maximum(mask.sum(axis=1, keepdims=True), 1)
     # DQN's warm-up (before learning_starts) samples uniformly among the valid slots. The callback
     # runs after num_timesteps counted this step, so the action was drawn one step earlier.
@@ -33,7 +40,9 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
         q = policy.q_net(obs_t).cpu().numpy()
-    greedy = np.argmax(np.where(mask, q, -np.inf), axis=1)
+    # The greedy action is the network's argmax (the candidate scorer already scores masked slots
+    # out; an mlp Q-network may prefer a masked slot, and then that is what DQN does).
+    greedy = np.argmax(q, axis=1)
     eps = float(getattr(model, "exploration_rate", 0.0))
     probs = eps * mask / n_valid
     probs[np.arange(len(greedy)), greedy] += 1.0 - eps

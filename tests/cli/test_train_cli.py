@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -373,3 +374,33 @@ def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
         line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
         expected = f"{row['return']:6.2f} [{row['return_low']:5.2f}, {row['return_high']:5.2f}]"
         assert expected in line and f"{row['ctr']:13.3f}" in line, (line, expected)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "maskable_ppo"])
+def test_training_logs_of_mlp_policies_give_the_taken_actions_their_probability(tmp_path, algo):
+    # MaskablePPO samples among valid slots only, and an mlp DQN's greedy action may be a masked
+    # slot: the logged probabilities used to be the unmasked softmax and the masked argmax.
+    from lmrecsim.evaluation.logs import read_step_log
+
+    sc = tmp_path / "small.yaml"
+    sc.write_text("name: small\nextends: default\ncatalog: {n_items: 30}\nepisode: {horizon: 10}\n")
+    hp = (
+        ["--hp", "n_steps=64", "--hp", "batch_size=64"]
+        if algo != "dqn"
+        else ["--hp", "learning_starts=32"]
+    )
+    out = tmp_path / "run"
+    argv = ["train", "--scenario", str(sc), "--algo", algo, "--policy", "mlp", "--timesteps", "256"]
+    assert (
+        main([*argv, "--n-envs", "2", *hp, "--log-episodes", "--no-progress", "--out", str(out)])
+        == 0
+    )
+    steps = read_step_log(out / "episodes.parquet").steps
+    probs = np.stack(steps["action_probabilities"].to_numpy())
+    masks = np.stack(steps["candidate_mask"].to_numpy())
+    taken = probs[np.arange(len(steps)), steps["action"].to_numpy()]
+    np.testing.assert_allclose(steps["propensity"], taken)
+    assert (steps["propensity"] > 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    if algo == "maskable_ppo":
+        assert (probs[~masks] == 0).all()
