@@ -197,3 +197,27 @@ def test_unknown_estimator(bandit, tmp_path: Path) -> None:
     log = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "log.parquet", seed=9, rounds=3)
     with pytest.raises(LogError, match="--estimator: 'magic'"):
         evaluate_off_policy(log, ("similar", Similar()), estimators=("magic",))
+
+
+def test_overlap_warning_and_the_dm_note(tmp_path) -> None:
+    # A uniform logger over K=20 slots gives a deterministic target an ESS of n/20: it used to
+    # be warned about as "unreliable" at any n (the rule was ESS < 0.1 n), though its interval
+    # is sound; the warning now means few effective rounds.
+    from lmrecsim.evaluation import evaluate
+    from lmrecsim.evaluation.ope import MIN_ESS, evaluate_off_policy
+    from lmrecsim.scenarios import scenario_from_dict
+
+    sc = scenario_from_dict({"extends": "default", "name": "h1", "episode": {"horizon": 1}})
+    notes = {}
+    for n in (400, 2400):
+        out = tmp_path / str(n)
+        evaluate(sc, ["random"], seeds=[7], episodes=n, out=out, progress=False, plots=False)
+        res = evaluate_off_policy(out / "episodes.parquet", "greedy", with_ground_truth=False)
+        ess = next(e.ess for e in res.estimates if e.estimator == "ips")
+        # About n / (valid slots): 20 at most, a few fewer when the slate has masked slots.
+        assert 0.8 * n / 20 < ess < 1.5 * n / 20
+        notes[n] = res.notes
+        assert "model CI" in res.summary()
+        assert any("DM's interval covers" in x for x in res.notes)
+    assert any("low overlap" in x for x in notes[400]) and 400 / 20 < MIN_ESS
+    assert not any("low overlap" in x for x in notes[2400])
