@@ -146,8 +146,32 @@ def _read_config(folder: Path) -> bytes:
     return data
 
 
+# Content hashes of model files, per process, keyed by (path, size, mtime): a file rewritten in
+# place (a fine-tuned checkpoint saved over the old one) gets a new mtime and is hashed again.
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _file_hash(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    cached = _FILE_HASHES.get(key)
+    if cached is None:
+        h = hashlib.blake2b(digest_size=16)
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        cached = _FILE_HASHES[key] = h.hexdigest()
+    return cached
+
+
 def _model_fingerprint(folder: Path, config_bytes: bytes) -> str:
-    """Short hash of config.json content plus weight/tokenizer file names and sizes."""
+    """Short hash of config.json and the contents of the weight and tokenizer files.
+
+    Contents, not names and sizes: a checkpoint fine-tuned and saved in place keeps every file's
+    size, and two models in folders of the same name share everything but their bytes; either
+    would otherwise reuse the other's cached embeddings. Hashing the default model's 90 MB takes
+    about a tenth of a second, once per process.
+    """
     h = hashlib.sha256()
     h.update(config_bytes)
     files = sorted(
@@ -156,7 +180,7 @@ def _model_fingerprint(folder: Path, config_bytes: bytes) -> str:
         if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or _is_tokenizer_file(p.name))
     )
     for p in files:
-        h.update(f"\0{p.name}\0{p.stat().st_size}".encode())
+        h.update(f"\0{p.name}\0{_file_hash(p)}".encode())
     return h.hexdigest()[:16]
 
 
@@ -423,15 +447,20 @@ def _load(folder: Path, *, quiet: bool) -> tuple[Any, Any]:
     """Load tokenizer and model from ``folder`` with no network access.
 
     With ``quiet`` the "Loading weights" bar of transformers is hidden for this call only.
+    transformers' own warnings (a load report of dozens of lines for a bad checkpoint) are
+    silenced while loading: what they say becomes one :class:`EncoderError` line here.
     """
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     if quiet and was_enabled:
         hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         return _load_unquiet(folder)
     finally:
+        hf_logging.set_verbosity(verbosity)
         if quiet and was_enabled:
             hf_logging.enable_progress_bar()
 
@@ -459,11 +488,30 @@ def _load_unquiet(folder: Path) -> tuple[Any, Any]:
             f"({len(tokenizer)} in all; expected a real vocabulary)"
         )
     try:
-        model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        model, info = AutoModel.from_pretrained(
+            str(folder), local_files_only=True, output_loading_info=True
+        )
     except Exception as exc:
+        if "ignore_mismatched_sizes" in str(exc):  # its "report above" is silenced: say it here
+            raise EncoderError(
+                f"encoder.model: the weights in '{folder}' do not match its config.json "
+                "(parameters of another shape; expected a checkpoint saved with save_pretrained "
+                "from a model with this config)"
+            ) from None
         raise EncoderError(
             f"encoder.model: could not load weights from '{folder}' ({_one_line(exc)}; "
             "expected model weights saved with save_pretrained)"
         ) from None
+    # Parameters the checkpoint lacks would be freshly (randomly) initialised: every run would
+    # embed differently. The pooler head is not used by any pooling here, so it may be missing.
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))
+    bad_shape = list(info.get("mismatched_keys", ()))
+    if missing or bad_shape:
+        what = missing or [str(k[0]) if isinstance(k, tuple) else str(k) for k in bad_shape]
+        raise EncoderError(
+            f"encoder.model: the weights in '{folder}' do not match its config.json "
+            f"({len(what)} parameters {'missing' if missing else 'of another shape'}, e.g. "
+            f"{what[0]}; expected a complete checkpoint saved with save_pretrained)"
+        )
     model.float()
     return tokenizer, model

@@ -303,3 +303,51 @@ def test_batches_follow_token_counts_and_tokenise_once(
     monkeypatch.undo()
     for i, text in enumerate(texts):
         np.testing.assert_allclose(out[i], _reference(enc, text, "mean"), atol=1e-5)
+
+
+def test_identity_follows_the_weights_not_their_file_sizes(
+    tiny_bert_path: Path, tmp_path: Path
+) -> None:
+    # The identity keys the embedding cache. It used to hash file names and sizes only, so a
+    # checkpoint fine-tuned and saved in place (same sizes), or another model in a folder of the
+    # same name, reused the old model's cached embeddings.
+    from transformers import BertModel
+
+    a = tmp_path / "a" / "tiny"
+    b = tmp_path / "b" / "tiny"
+    shutil.copytree(tiny_bert_path, a)
+    shutil.copytree(tiny_bert_path, b)
+    same = TransformerEncoder(a).identity
+    assert TransformerEncoder(b).identity == same  # same bytes, same identity, any folder
+    model = BertModel.from_pretrained(str(b))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    sizes = {f.name: f.stat().st_size for f in b.iterdir()}
+    model.save_pretrained(b)
+    assert {f.name: f.stat().st_size for f in b.iterdir()} == sizes
+    changed = TransformerEncoder(b)
+    assert changed.identity != same
+    assert not np.allclose(changed.encode(["a test"]), TransformerEncoder(a).encode(["a test"]))
+
+
+def test_a_checkpoint_missing_weights_is_one_line(tiny_bert_path: Path, tmp_path: Path) -> None:
+    # Used to load with randomly initialised layers (different vectors in every process) after a
+    # multi-line load report.
+    folder = tmp_path / "deeper"
+    shutil.copytree(tiny_bert_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_hidden_layers"] += 1
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EncoderError, match="do not match its config.json .* missing, e.g. encoder"):
+        TransformerEncoder(folder)
+
+
+def test_a_checkpoint_of_another_shape_is_one_line(tiny_bert_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "wider"
+    shutil.copytree(tiny_bert_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["intermediate_size"] *= 2
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EncoderError, match="do not match its config.json \\(parameters of another"):
+        TransformerEncoder(folder)
