@@ -238,6 +238,7 @@ def _resolve_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
             f"{_display(path)}: extends: chain deeper than {_MAX_EXTENDS_DEPTH} files"
         )
     data = _read_mapping(path)
+    _rebase_paths(data, path.parent)
     parent_ref = data.pop("extends", None)
     data.setdefault("name", path.stem)
     if parent_ref is None:
@@ -262,6 +263,44 @@ def _resolve_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
             message += f" (in the extends chain of {_display(path)})"
         raise ScenarioError(message) from None
     return merge_extends(parent, data)
+
+
+def _rebase_paths(data: dict[str, Any], folder: Path) -> None:
+    """Make the relative paths a file writes absolute, against that file's folder, in place.
+
+    A file's paths belong to that file: a parent's ``catalog.source: items.csv`` is the one next
+    to the parent, whichever file extends it, and a resolved scenario written elsewhere (a run
+    folder's ``scenario.yaml``) still finds it. ``encoder.model`` may also name a model in the
+    Hugging Face cache: a plain relative name is a path only when that folder exists next to the
+    file (``./`` or ``../`` always make it a path).
+    """
+
+    def block(name: str) -> dict[str, Any] | None:
+        value = data.get(name)
+        return value if isinstance(value, dict) else None
+
+    def absolute(value: str) -> str:
+        return str((folder / os.path.expanduser(value)).resolve())
+
+    def relative(value: Any) -> bool:
+        return (
+            isinstance(value, str)
+            and bool(value.strip())
+            and value != "default"
+            and not (os.path.isabs(os.path.expanduser(value)))
+        )
+
+    catalog, users, encoder = block("catalog"), block("users"), block("encoder")
+    if catalog is not None and relative(catalog.get("source")):
+        catalog["source"] = absolute(catalog["source"])
+    if users is not None and relative(users.get("personas")):
+        users["personas"] = absolute(users["personas"])
+    if encoder is not None:
+        if relative(encoder.get("cache_dir")):
+            encoder["cache_dir"] = absolute(encoder["cache_dir"])
+        model = encoder.get("model")
+        if relative(model) and (model.startswith(("./", "../", "~")) or (folder / model).is_dir()):
+            encoder["model"] = absolute(model)
 
 
 def _validate(data: dict[str, Any], path: Path | str) -> Scenario:
