@@ -393,7 +393,11 @@ class CachedEncoder(TokenBudgetOfWrapped):
             vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
         missing = [t for t, f in zip(unique, found, strict=True) if not f]
         if missing:
-            new = np.asarray(self.encoder.encode(missing), dtype=np.float32)
+            # Canonical shapes where the encoder offers them: a vector stored here must not
+            # depend on which other texts happened to be missing with it (see
+            # TransformerEncoder.encode_canonical), or a run would depend on what ran before.
+            encode = getattr(self.encoder, "encode_canonical", self.encoder.encode)
+            new = np.asarray(encode(missing), dtype=np.float32)
             self.calls += len(missing)
             self.cache.store(self.identity, missing, new)
             vectors[~found] = new

@@ -164,6 +164,11 @@ def _file_hash(path: Path) -> str:
     return cached
 
 
+#: Canonical encoding pads a text's token count up to a multiple of this (see
+#: :meth:`TransformerEncoder.encode_canonical`).
+CANONICAL_LENGTH_STEP = 16
+
+
 def _model_fingerprint(folder: Path, config_bytes: bytes) -> str:
     """Short hash of config.json and the contents of the weight and tokenizer files.
 
@@ -312,7 +317,26 @@ class TransformerEncoder:
         All texts are tokenised once (truncated to ``effective_max_length``), then batched
         longest-first by token count, each batch padded only to its own longest text, so batches
         carry little padding; rows come back in input order.
+
+        A row's last bits can depend on the shape of the batch it was computed in; see
+        :meth:`encode_canonical` for vectors that depend on the text alone.
         """
+        return self._encode(texts, canonical=False)
+
+    def encode_canonical(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`encode`, with every vector a function of its own text, bit for bit.
+
+        The math kernels pick their blocking by the shape of the (batch, length) block, so the
+        same text padded to 43 or to 70 tokens can come out different in the last bits. Here a
+        text of n tokens is always computed in a batch of exactly ``batch_size`` rows (a partial
+        batch is filled with copies of its first text) padded to ``CANONICAL_LENGTH_STEP`` *
+        ceil(n / ``CANONICAL_LENGTH_STEP``) tokens, so its vector does not depend on which other
+        texts were encoded with it. The embedding cache encodes through this, so a cache filled
+        by an earlier run (a catalog subset, say) returns what a cold run would compute.
+        """
+        return self._encode(texts, canonical=True)
+
+    def _encode(self, texts: Sequence[str], *, canonical: bool) -> np.ndarray:
         import torch
         from tqdm.auto import tqdm
 
@@ -324,25 +348,41 @@ class TransformerEncoder:
             items, padding=False, truncation=True, max_length=self.effective_max_length
         )
         ids: list[list[int]] = tokens["input_ids"]
-        # Stable order: ties keep input order, so batches are identical across calls.
-        order = sorted(range(n), key=lambda i: (-len(ids[i]), i))
+        step = CANONICAL_LENGTH_STEP
+        # Stable order: ties keep input order, so batches are identical across calls. Canonical
+        # batches hold texts of one padded length only.
+        if canonical:
+            order = sorted(range(n), key=lambda i: (-(-len(ids[i]) // step), i))
+            batches = []
+            for i in order:
+                width = -(-len(ids[i]) // step) * step
+                if batches and batches[-1][0] == width and len(batches[-1][1]) < self.batch_size:
+                    batches[-1][1].append(i)
+                else:
+                    batches.append((width, [i]))
+        else:
+            order = sorted(range(n), key=lambda i: (-len(ids[i]), i))
+            batches = [(0, order[s : s + self.batch_size]) for s in range(0, n, self.batch_size)]
         out = np.empty((n, self.dim), dtype=np.float32)
-        starts = range(0, n, self.batch_size)
         bar = tqdm(
-            starts,
-            total=len(starts),
+            batches,
+            total=len(batches),
             desc=f"encoding ({self.name})",
             unit="batch",
             disable=not self.show_progress,
         )
         with torch.inference_mode():
-            for start in bar:
-                idx = order[start : start + self.batch_size]
+            for width, idx in bar:
                 rows = [{k: v[i] for k, v in tokens.items()} for i in idx]
-                # Padded to this batch's longest text, as tokenizer(batch, padding=True) would.
-                out[idx] = self._encode_batch(
-                    self.tokenizer.pad(rows, padding=True, return_tensors="pt")
-                )
+                if canonical:
+                    rows += [rows[0]] * (self.batch_size - len(rows))
+                    enc = self.tokenizer.pad(
+                        rows, padding="max_length", max_length=max(width, 1), return_tensors="pt"
+                    )
+                else:
+                    # Padded to this batch's longest text, as tokenizer(batch, padding=True) would.
+                    enc = self.tokenizer.pad(rows, padding=True, return_tensors="pt")
+                out[idx] = self._encode_batch(enc)[: len(idx)]
         return out
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:

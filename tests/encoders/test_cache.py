@@ -318,3 +318,22 @@ def test_an_unusable_cache_is_a_cli_error_with_exit_code_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"lmrecsim: error: {blocker}: the embedding cache folder is a file")
     assert not out.exists()
+
+
+def test_cached_vectors_do_not_depend_on_what_was_cached_before(
+    tiny_bert_path: Path, tmp_path: Path
+) -> None:
+    # A text's vector used to depend in its last bits on the batch it was encoded in (its
+    # padded length), so a cache filled by an earlier run over a subset made a later run over
+    # the whole list differ from a cold one.
+    from lmrecsim.encoders import load_encoder
+
+    texts = [" ".join(["word"] * (1 + (7 * i) % 40)) + f" item {i}" for i in range(150)]
+    subset = texts[::7]
+    cold = load_encoder(tiny_bert_path, cache_dir=tmp_path / "cold", batch_size=16).encode(texts)
+    warm = load_encoder(tiny_bert_path, cache_dir=tmp_path / "warm", batch_size=16)
+    warm.encode(subset)
+    again = load_encoder(tiny_bert_path, cache_dir=tmp_path / "warm", batch_size=16)
+    np.testing.assert_array_equal(again.encode(texts), cold)
+    alone = load_encoder(tiny_bert_path, cache_dir=tmp_path / "alone", batch_size=16)
+    np.testing.assert_array_equal(alone.encode([texts[5]])[0], cold[5])
