@@ -478,8 +478,15 @@ def _parse_device(device: str, torch: Any) -> torch.device:
         raise EncoderError(
             f"encoder.device: {device!r} requested but CUDA is not available (expected 'cpu')"
         )
-    if dev.type not in ("cpu", "cuda"):
-        raise EncoderError(f"encoder.device: {device!r} (expected 'cpu' or 'cuda')")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise EncoderError(
+                f"encoder.device: {device!r} requested but Apple's MPS is not available "
+                "(expected 'cpu')"
+            )
+    elif dev.type not in ("cpu", "cuda"):
+        raise EncoderError(f"encoder.device: {device!r} (expected 'cpu', 'cuda' or 'mps')")
     return dev
 
 

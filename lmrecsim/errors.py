@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 # The hub must never be contacted: every model is a local path or already in the user's cache.
@@ -47,8 +48,26 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
     """Call ``run``; a user error becomes one line ``PROG: error: ...`` on stderr and exit code 2.
 
-    Used by the ``lmrecsim`` console script and the scripts under ``benchmarks/``.
+    Used by the ``lmrecsim`` console script and the scripts under ``benchmarks/``. Warnings of
+    lmrecsim's own (a corrupt cache file being rebuilt) are one line ``PROG: warning: ...`` too,
+    not Python's two-line form with a source line.
     """
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if category.__module__.startswith("lmrecsim"):
+            print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        return _run_reporting(prog, run)
+    finally:
+        warnings.showwarning = original
+
+
+def _run_reporting(prog: str, run: Callable[[], int | None]) -> int:
     try:
         return int(run() or 0)
     except user_errors() as exc:

@@ -36,6 +36,17 @@ def type_name(tp: Any) -> str:
     """A reader's name for an annotation: ``int | None`` -> ``integer or null``."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        # Annotated[int, Field(ge=0)]: the type, then its bounds ("integer >= 0").
+        bounds = [
+            f"{op} {getattr(meta, attr)}"
+            for info in args[1:]
+            for meta in getattr(info, "metadata", ())
+            for attr, op in _BOUNDS.items()
+            if getattr(meta, attr, None) is not None
+        ]
+        name = type_name(args[0])
+        return f"{name} ({', '.join(bounds)})" if bounds else name
     if origin is Literal:
         return "one of " + ", ".join(f"`{a}`" for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -44,9 +55,10 @@ def type_name(tp: Any) -> str:
         inner = type_name(args[0]) if args else "values"
         if typing.get_origin(args[0]) is Literal:
             return f"list, each {inner}"
-        return (
-            f"list of {inner}s" if inner in {"string", "integer", "number"} else f"list of {inner}"
-        )
+        word, _, rest = inner.partition(" ")
+        if word in {"string", "integer", "number"}:
+            return f"list of {word}s" + (f" {rest}" if rest else "")
+        return f"list of {inner}"
     if origin is dict:
         return "mapping"
     if tp is type(None):

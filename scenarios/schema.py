@@ -157,7 +157,8 @@ class EncoderConfig(_Strict):
         ge=2,
         le=4096,
         description="Embeddings in observations are projected to this many dimensions by a PCA fitted on "
-        "the catalog (deterministic, cached). null keeps the encoder's full dimension.",
+        "the catalog (deterministic, cached). null keeps the encoder's full dimension, and so does "
+        "a value at or above it (a 48-dimension model with project_dim 100 gives 48).",
     )
     cache_dir: str | None = Field(
         None,

@@ -142,3 +142,23 @@ def test_a_refused_run_leaves_no_output_folder_behind(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "missing.parquet"), "--out", str(keep)]) == 2
     assert keep.is_dir()
     assert len(capsys.readouterr().err.strip().splitlines()) == 3
+
+
+def test_lmrecsim_warnings_are_one_line(capsys):
+    import warnings
+
+    from lmrecsim.encoders import CacheCorruptionWarning
+    from lmrecsim.errors import report_user_errors
+
+    def run() -> int:
+        warnings.warn(
+            "cache file x.npz is corrupt;\n  rebuilding it", CacheCorruptionWarning, stacklevel=1
+        )
+        warnings.warn("someone else's", UserWarning, stacklevel=1)
+        return 0
+
+    assert report_user_errors("lmrecsim", run) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "lmrecsim: warning: cache file x.npz is corrupt; rebuilding it"
+    # Other libraries' warnings keep Python's own handling (pytest records them here).
+    assert not any("someone else's" in line and line.startswith("lmrecsim:") for line in err)

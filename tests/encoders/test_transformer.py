@@ -351,3 +351,14 @@ def test_a_checkpoint_of_another_shape_is_one_line(tiny_bert_path: Path, tmp_pat
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(EncoderError, match="do not match its config.json \\(parameters of another"):
         TransformerEncoder(folder)
+
+
+@pytest.mark.skipif(
+    getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+    reason="MPS present",
+)
+def test_mps_requested_without_mps(tiny_bert_path: Path) -> None:
+    # The schema accepts mps; the encoder used to refuse it as "expected 'cpu' or 'cuda'" even
+    # where it exists.
+    with pytest.raises(EncoderError, match="'mps' requested but Apple's MPS is not available"):
+        TransformerEncoder(tiny_bert_path, device="mps")

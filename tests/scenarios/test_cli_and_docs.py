@@ -69,6 +69,16 @@ def test_reference_page_is_up_to_date() -> None:
     assert docgen.main(["--check"]) == 0, "run: python -m lmrecsim.scenarios.docgen"
 
 
+def test_reference_page_names_types_in_words() -> None:
+    # An Annotated item type used to be printed as Python's repr (typing.Annotated[...]).
+    from pathlib import Path
+
+    page = (Path(docgen.__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text()
+    for leak in ("typing.", "FieldInfo", "<class", "Annotated"):
+        assert leak not in page, leak
+    assert "| `seeds` | list of integers (>= 0) (at least 1 item) |" in page
+
+
 def test_check_fails_on_a_stale_page_and_generation_keeps_the_intro(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
