@@ -656,8 +656,11 @@ def drift_recovery(
     The smoothing window looks forward so that ``recovery_steps = o`` reads "from offset ``o``
     on, click-through is back", 0 meaning no lasting dip, and so that pre-event offsets never
     leak into it. Being above ``ctr_before`` by more than ``tolerance`` counts as recovered
-    (the policy is doing at least as well as before). ``recovery_steps`` is NaN when no
-    complete smoothing window (``o + smooth - 1 <= window``, no NaN ctr inside) qualifies.
+    (the policy is doing at least as well as before). When no smoothing window qualifies (no
+    complete window, ``o + smooth - 1 <= window`` with no NaN ctr inside, is back), the policy did
+    not recover within the window and ``recovery_steps`` is ``window + 1``, censored: it ranks
+    last rather than reading as missing. It is NaN only without events (or without pre-event
+    steps to compare with).
 
     Args:
         steps: per-step log (see :func:`ctr_around_events`).
@@ -697,8 +700,7 @@ def drift_recovery(
             windows = np.lib.stride_tricks.sliding_window_view(post, smooth)
             smoothed = windows.mean(axis=1)
             ok = np.flatnonzero(smoothed >= ctr_before - tolerance)
-            if ok.size:
-                recovery = float(ok[0])
+            recovery = float(ok[0]) if ok.size else float(window + 1)
         rows.append(
             {
                 "policy": policy,

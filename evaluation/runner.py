@@ -363,7 +363,10 @@ def _aggregate_stats(
     windows = np.lib.stride_tricks.sliding_window_view(post, smooth, axis=1).mean(axis=2)
     ok = windows >= (ctr_before - tolerance)[:, None]
     first = np.argmax(ok, axis=1).astype(float)
-    recovery = np.where(ok.any(axis=1) & np.isfinite(ctr_before), first, np.nan)
+    # Not back within the window: censored at window + 1 (as metrics.drift_recovery).
+    recovery = np.where(
+        np.isfinite(ctr_before), np.where(ok.any(axis=1), first, window + 1.0), np.nan
+    )
     out.update(ctr_before_drift=ctr_before, ctr_after_drift=ctr_after, recovery_steps=recovery)
     return out
 
@@ -438,7 +441,7 @@ def _tables(
         "gini": (0.0, 1.0),
         "ctr_before_drift": (0.0, 1.0),
         "ctr_after_drift": (0.0, 1.0),
-        "recovery_steps": (0.0, float(window + 1 - smooth)),
+        "recovery_steps": (0.0, float(window + 1)),
     }
     for name in AGGREGATE_METRICS:
         est, low, high = [], [], []
@@ -471,13 +474,14 @@ def _tables(
                     - agg_boot[reference][f"point:{metric}"][0]
                 )
                 low, high = _interval(diff, est, conf)
+                n_pairs = len(mine)
             else:
+                a, b = mine[metric].to_numpy(float), ref[metric].to_numpy(float)
+                # A pair counts only where both episodes have the metric (mean_rating needs a
+                # click in each), so the difference can differ from the summary's two means.
+                n_pairs = int((np.isfinite(a) & np.isfinite(b)).sum())
                 est, low, high = paired_difference_ci(
-                    mine[metric].to_numpy(float),
-                    ref[metric].to_numpy(float),
-                    n_resamples=n_res,
-                    confidence=conf,
-                    rng=cmp_rng,
+                    a, b, n_resamples=n_res, confidence=conf, rng=cmp_rng
                 )
             rows.append(
                 {
@@ -487,10 +491,11 @@ def _tables(
                     "difference": est,
                     "low": low,
                     "high": high,
+                    "n_pairs": n_pairs,
                 }
             )
     comparison = pd.DataFrame(
-        rows, columns=["policy", "reference", "metric", "difference", "low", "high"]
+        rows, columns=["policy", "reference", "metric", "difference", "low", "high", "n_pairs"]
     )
     return summary, comparison
 

@@ -373,15 +373,19 @@ def test_drift_recovery_hand_computed() -> None:
         + _clicks("b", 0, before + [1, 1, 1, 1, 1], event_step=4)
         # after: nothing clicked -> never recovers
         + _clicks("c", 0, before + [0, 0, 0, 0, 0], event_step=4)
+        # no drift event at all
+        + _clicks("d", 0, before + [0, 0, 0, 0, 0], event_step=-1)
     )
     out = drift_recovery(steps, window=4, tolerance=0.1, smooth=2).set_index("policy")
-    assert out["ctr_before"].tolist() == pytest.approx([0.75] * 3)
-    assert out["ctr_after"].tolist() == pytest.approx([0.4, 1.0, 0.0])
-    assert out["n_events"].tolist() == [1, 1, 1]
-    # threshold .75 - .1 = .65: a first reaches it at offset 2, b at 0, c never.
+    assert out["ctr_before"].tolist()[:3] == pytest.approx([0.75] * 3)
+    assert out["ctr_after"].tolist()[:3] == pytest.approx([0.4, 1.0, 0.0])
+    assert out["n_events"].tolist() == [1, 1, 1, 0]
+    # threshold .75 - .1 = .65: a first reaches it at offset 2, b at 0, c never: censored at
+    # window + 1 = 5 (it used to be NaN, the same "n/a" as d, which met no event at all).
     assert out.loc["a", "recovery_steps"] == 2.0
     assert out.loc["b", "recovery_steps"] == 0.0
-    assert math.isnan(out.loc["c", "recovery_steps"])
+    assert out.loc["c", "recovery_steps"] == 5.0
+    assert math.isnan(out.loc["d", "recovery_steps"])
     # a looser tolerance (threshold .45) lets a recover at offset 1 (mean .5).
     loose = drift_recovery(steps, window=4, tolerance=0.3, smooth=2).set_index("policy")
     assert loose.loc["a", "recovery_steps"] == 1.0
