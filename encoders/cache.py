@@ -89,11 +89,16 @@ def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Read every array in ``names`` fully (never lazily) or raise _Corrupt."""
     try:
         # Open the file ourselves: np.load leaks its handle when the zip header is bad.
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            missing = [n for n in names if n not in z.files]
-            if missing:
-                raise _Corrupt(f"missing {missing}")
-            return {n: np.asarray(z[n]) for n in names}
+        with open(path, "rb") as fh:
+            # np.load takes anything that is not a zip for a pickle and says so, which misleads.
+            if fh.read(4) != b"PK\x03\x04":
+                raise _Corrupt("not an .npz archive")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as z:
+                missing = [n for n in names if n not in z.files]
+                if missing:
+                    raise _Corrupt(f"missing {missing}")
+                return {n: np.asarray(z[n]) for n in names}
     except _Corrupt:
         raise
     except FileNotFoundError:

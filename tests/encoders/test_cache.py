@@ -187,6 +187,9 @@ def test_corrupt_file_is_rebuilt_with_warning(tmp_path: Path, corrupt: object) -
     assert len(record) == 1
     assert "\n" not in str(record[0].message)
     assert str(path) in str(record[0].message)
+    assert "pickle" not in str(record[0].message)  # random bytes are not "pickled data"
+    if corrupt is _random_bytes:
+        assert "not an .npz archive" in str(record[0].message)
     assert np.array_equal(out, vecs)
     assert model.n_texts == 4  # everything re-encoded
     # The rebuilt file is sound: a fresh cache reads it without warnings or model calls.
