@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecMonitor
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, output_folder_problem
 from ..envs.vec_env import BatchedRecommendationVecEnv
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
@@ -159,6 +159,9 @@ def train(
     Returns:
         A :class:`TrainResult` with the trained model and the measured steps per second.
     """
+    problem = output_folder_problem(out)
+    if problem is not None:  # before any work, not after the world and the model are built
+        raise AgentError(f"out: {problem}")
     sc = load_scenario(scenario)
     # The resolved scenario keeps only the keyword arguments of the algorithm that runs.
     hp = sc.agent.hyperparameters_for(algo or sc.agent.algo)

@@ -38,6 +38,8 @@ import pandas as pd
 
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import train
+from lmrecsim.atomic import atomic_write
+from lmrecsim.commands.common import int_at_least, prepare_output
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
@@ -326,19 +328,25 @@ def write_results(
         text = head + generated + tail
     else:
         text = old.rstrip("\n") + "\n\n" + generated
-    path.write_text(text, encoding="utf-8")
+    atomic_write(path, text)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="benchmarks/learning.py", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    ap.add_argument("--quick", action="store_true", help="default scenario, 30k steps, seed 0")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="default scenario, 30k steps, seed 0, 10 evaluation episodes per seed",
+    )
     ap.add_argument("--scenarios", nargs="+", default=None, help="default: every shipped scenario")
     ap.add_argument(
         "--algos", nargs="+", default=["ppo", "dqn"], choices=["ppo", "dqn", "maskable_ppo"]
     )
-    ap.add_argument("--timesteps", type=int, default=None, help="steps per run (default 200000)")
+    ap.add_argument(
+        "--timesteps", type=int_at_least(1), default=None, help="steps per run (default 200000)"
+    )
     ap.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 10 20)"
     )
@@ -347,7 +355,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--episodes",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="per evaluation seed (default 100: with the scenarios' 20 the gap-closed figure "
         "moves by about ten points between evaluations)",
@@ -355,26 +363,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-mlp", action="store_true", help="skip the mlp comparison on cold_start")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_learning")
     ap.add_argument("--results", type=Path, default=REPO / "RESULTS.md")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--threads", type=int_at_least(1), default=1, help="torch threads per process")
     ap.add_argument(
         "--jobs",
-        type=int,
+        type=int_at_least(1),
         default=1,
         help="scenarios run at once, each in its own process (same results as one at a time)",
     )
     args = ap.parse_args(argv)
-    if args.jobs < 1:
-        ap.error(f"--jobs: expected a positive number of processes, got {args.jobs}")
+
+    def default(value: Any, fallback: Any) -> Any:  # None = not given (0 is an error above)
+        return fallback if value is None else value
+
     if args.quick:
-        args.scenarios = args.scenarios or ["default"]
-        args.timesteps = args.timesteps or 30_000
-        args.seeds = args.seeds or [0]
-        args.episodes = args.episodes or 10
-    args.scenarios = args.scenarios or shipped_scenario_names()
-    args.timesteps = args.timesteps or 200_000
-    args.episodes = args.episodes or 100
+        args.scenarios = default(args.scenarios, ["default"])
+        args.timesteps = default(args.timesteps, 30_000)
+        args.seeds = default(args.seeds, [0])
+        args.episodes = default(args.episodes, 10)
+    args.scenarios = default(args.scenarios, shipped_scenario_names())
+    args.timesteps = default(args.timesteps, 200_000)
+    args.episodes = default(args.episodes, 100)
     # Training seeds 10 apart: sub-env i of seed s uses s + i, so runs never share users.
-    args.seeds = args.seeds or [0, 10, 20]
+    args.seeds = default(args.seeds, [0, 10, 20])
     return args
 
 
@@ -383,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lmrecsim.agents.train import set_torch_threads
 
     args = parse_args(argv)
+    # Before hours of training: outputs that cannot be written are refused now, by name (a
+    # UsageError: one line through report_user_errors).
+    prepare_output(str(args.results), "--results", folder=False)
+    prepare_output(str(args.out), "--out")
     # train() sets the thread count of each run itself; this covers evaluation in between.
     set_torch_threads(args.threads)
     start = time.perf_counter()
@@ -436,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         for res in results
     }
-    (args.out / "learning.json").write_text(json.dumps(raw, indent=1, default=float) + "\n")
+    atomic_write(args.out / "learning.json", json.dumps(raw, indent=1, default=float) + "\n")
     print(f"wrote {args.results} in {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 

@@ -156,15 +156,23 @@ def measure(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the learnability ceiling of each scenario; ``argv`` as on the command line."""
+    from lmrecsim.commands.common import int_at_least
+
     ap = argparse.ArgumentParser(
         prog="benchmarks/observability.py",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     ap.add_argument("--scenarios", nargs="+", default=["default"], help="names or YAML paths")
-    ap.add_argument("--users", type=int, default=512, help="users per rollout (default 512)")
-    ap.add_argument("--fit-rollouts", type=int, default=4, help="rollouts to fit on (default 4)")
-    ap.add_argument("--epochs", type=int, default=3, help="regression epochs (default 3)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--users", type=int_at_least(2), default=512, help="users per rollout (default 512)"
+    )
+    ap.add_argument(
+        "--fit-rollouts", type=int_at_least(1), default=4, help="rollouts to fit on (default 4)"
+    )
+    ap.add_argument(
+        "--epochs", type=int_at_least(1), default=3, help="regression epochs (default 3)"
+    )
+    ap.add_argument("--seed", type=int_at_least(0), default=0)
     args = ap.parse_args(argv)
 
     from lmrecsim.agents.train import set_torch_threads

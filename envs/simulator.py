@@ -88,6 +88,13 @@ def gathered_dots_reference(theta: np.ndarray, emb: np.ndarray, items: np.ndarra
     return np.einsum("nd,nmd->nm", theta, emb[items])
 
 
+def check_count(value: Any, name: str) -> int:
+    """``value`` as a number of sub-environments (an integer >= 1), or a one-line ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: {value!r} (expected an integer >= 1)")
+    return int(value)
+
+
 def check_actions(actions: Any, n: int, k: int) -> np.ndarray:
     """``actions`` as an (n,) int64 array of candidate slots, refusing anything else.
 

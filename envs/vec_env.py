@@ -24,7 +24,7 @@ from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
 from .env import observation_space, step_info
-from .simulator import UserBatch
+from .simulator import UserBatch, check_count
 from .world import World, build_world
 
 
@@ -52,6 +52,7 @@ class BatchedRecommendationVecEnv(VecEnv):
         world: World | None = None,
         full_info: bool = False,
     ) -> None:
+        check_count(n_envs, "n_envs")
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world

@@ -20,7 +20,7 @@ from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
 from .env import observation_space
-from .simulator import UserBatch
+from .simulator import UserBatch, check_count
 from .world import World, build_world
 
 _AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
@@ -89,6 +89,7 @@ class RecommendationVectorEnv(VectorEnv):
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
     ) -> None:
+        check_count(num_envs, "num_envs")
         mode = AutoresetMode(autoreset_mode)
         if mode not in _AUTORESET_MODES:
             raise ValueError(f"autoreset_mode: {mode.value!r} (expected NextStep or SameStep)")

@@ -21,3 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return EvaluationError
     raise AttributeError(f"module 'lmrecsim.evaluation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

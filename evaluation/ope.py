@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .logs import LogError, StepLog, matrix, read_step_log
-from .replay import load_world, resimulate, resolve_policy
+from .replay import check_out, load_world, resimulate, resolve_policy
 from .rollout import policy_slot
 
 ESTIMATORS = ("ips", "snips", "dm", "dr")
@@ -464,7 +464,9 @@ def evaluate_off_policy(
         out_dir: also write ``out_dir/ope.csv``.
         export_dir: also write ``export_dir/bandit_feedback.npz``.
         with_ground_truth: run the target on the same scenario, seeds and episodes for the truth.
-        n_folds: cross-fitting folds of the reward model.
+        n_folds: cross-fitting folds of the reward model (episodes are split at random; each
+            fold's rewards are predicted by a model fitted on the others). 1 fits one model on
+            every episode, without cross-fitting; more folds than episodes means one per episode.
         seed: seed of the fold assignment.
     """
     unknown = [e for e in estimators if e not in ESTIMATORS]
@@ -472,6 +474,11 @@ def evaluate_off_policy(
         raise LogError(
             f"--estimator: {unknown[0]!r} is unknown (expected one of: {', '.join(ESTIMATORS)})"
         )
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 1:
+        raise LogError(f"--folds: {n_folds!r} (expected an integer >= 1)")
+    for name, folder in (("out_dir", out_dir), ("export_dir", export_dir)):
+        if folder is not None:
+            check_out(folder, name)
     log = read_step_log(log_path)
     rows = log.for_policy(logged_policy)
     logged_label = str(rows["policy"].iloc[0])

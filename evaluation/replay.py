@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, output_folder_problem
 from ..envs.env import RecommendationEnv
 from ..envs.world import World
 from .logs import LogError, StepLog, read_step_log
@@ -282,6 +282,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+def check_out(out_dir: str | os.PathLike[str], name: str = "out_dir") -> None:
+    """Refuse an output folder that cannot be one (a file in the way) before any work (LogError)."""
+    problem = output_folder_problem(out_dir)
+    if problem is not None:
+        raise LogError(f"{name}: {problem}")
+
+
 def _require_steps(log: StepLog) -> None:
     if len(log.steps) == 0:
         raise LogError(
@@ -312,6 +319,7 @@ def replay(
     Raises:
         LogError: the log cannot be read, holds no steps, or does not hold ``logged_policy``.
     """
+    check_out(out_dir)
     log = read_step_log(log_path)
     _require_steps(log)
     labels = log.policies if logged_policy is None else [logged_policy]
@@ -440,6 +448,7 @@ def replay_with_policy(
     from .bootstrap import paired_difference_ci
     from .rollout import run_policy
 
+    check_out(out_dir)
     log = read_step_log(log_path)
     _require_steps(log)
     logged = log.for_policy(logged_policy)

@@ -26,6 +26,7 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 
+from ..atomic import output_folder_problem
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario
 from ..scenarios.schema import MetricName
@@ -101,7 +102,8 @@ class EvaluationResult:
         summary: one row per policy: ``policy, privileged, n`` then ``<metric>, <metric>_low,
             <metric>_high`` for every metric of :data:`METRICS`.
         comparison: one row per (policy, metric) for every non-reference policy: ``policy,
-            reference, metric, difference, low, high`` (policy minus reference, paired).
+            reference, metric, difference, low, high, n_pairs`` (policy minus reference, paired
+            over ``n_pairs`` episodes).
         policies: label -> :class:`PolicyInfo`, in evaluation order.
         reference: the reference policy's label.
         metric_order: metrics in report order (the scenario's ``evaluation.metrics`` first).
@@ -557,6 +559,10 @@ def evaluate(
     Returns:
         An :class:`EvaluationResult` with the step log, episode table, summary and comparison.
     """
+    if out is not None:
+        problem = output_folder_problem(out)
+        if problem is not None:  # before the evaluation, not after it
+            raise EvaluationError(f"out: {problem}")
     sc = load_scenario(scenario)
     if episodes is None:
         episodes = sc.evaluation.episodes

@@ -27,4 +27,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lmrecsim' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
+
 __all__ = [*_API, "__version__"]

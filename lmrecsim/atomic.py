@@ -17,7 +17,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "atomic_write"]
+__all__ = ["atomic_file", "atomic_write", "output_folder_problem"]
+
+
+def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be a folder to write into (a file there or above it), or None.
+
+    The API functions that write a folder of outputs call this before any work, so a run of
+    minutes does not end on an output path that was never usable.
+    """
+    p = Path(path)
+    blocker = blocking_file(p)
+    if blocker is None:
+        return None
+    if blocker == p:
+        return f"'{path}' is a file (expected a folder to write into)"
+    return f"'{path}' cannot be created ('{blocker}' is a file)"
+
+
+def blocking_file(path: str | os.PathLike[str]) -> Path | None:
+    """The file that stands where folder ``path`` or one of its parents should be, or None."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe if probe.exists() and not probe.is_dir() else None
 
 
 def _new_file_mode() -> int:

@@ -336,6 +336,8 @@ def load_scenario(ref: str | os.PathLike[str] | Scenario) -> Scenario:
 def scenario_from_dict(data: dict[str, Any], *, base_dir: str | None = None) -> Scenario:
     """Build a scenario from a mapping (``extends`` resolved against ``base_dir`` or shipped names)."""
     data = dict(data)
+    # Named "custom" unless named: a dict that extends "default" is not the default scenario.
+    data.setdefault("name", "custom")
     parent_ref = data.pop("extends", None)
     if parent_ref is not None:
         parent_path = _locate(str(parent_ref), Path(base_dir) if base_dir else None)

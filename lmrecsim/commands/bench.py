@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from lmrecsim.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -741,6 +743,8 @@ def run_learning(extra: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.learning:
         return run_learning(args.learning_args)
+    if args.learning_args:
+        raise UsageError("--learning-args: given without --learning (expected both, or neither)")
     figures = run_all(quick=args.quick, progress=not args.no_progress)
     print(format_figures(figures))
     if args.out:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lmrecsim.agents.errors import AgentError
+from lmrecsim.atomic import blocking_file, output_folder_problem
 from lmrecsim.errors import UsageError
 from lmrecsim.scenarios.yaml_text import safe_load
 
@@ -70,18 +71,22 @@ def prepare_output(path: str | None, flag: str, *, folder: bool = True) -> list[
     if not path.strip():
         raise UsageError(f"{flag}: empty (expected a {kind} name)")
     p = Path(path)
-    if folder and p.exists() and not p.is_dir():
-        raise UsageError(f"{flag}: '{path}' is a file (expected a folder to write into)")
     if not folder and p.is_dir():
         raise UsageError(f"{flag}: '{path}' is a folder (expected a file name to write)")
+    if folder:
+        problem = output_folder_problem(p)
+        if problem is not None:
+            raise UsageError(f"{flag}: {problem}")
+    else:
+        blocker = blocking_file(p.parent)
+        if blocker is not None:
+            raise UsageError(f"{flag}: '{path}' cannot be created ('{blocker}' is a file)")
     target = p if folder else p.parent
     missing: list[Path] = []
     probe = target
     while not probe.exists() and probe != probe.parent:
         missing.append(probe)
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise UsageError(f"{flag}: '{path}' cannot be created ('{probe}' is a file)")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

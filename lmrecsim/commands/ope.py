@@ -30,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", help="write DIR/bandit_feedback.npz (Open Bandit Pipeline layout)")
     p.add_argument("--no-ground-truth", action="store_true", help="skip running the target policy")
     p.add_argument(
-        "--folds", type=int_at_least(1), default=2, help="cross-fitting folds of the reward model"
+        "--folds",
+        type=int_at_least(1),
+        default=2,
+        help="cross-fitting folds of the reward model (1: one model fitted on every episode, no "
+        "cross-fitting; at most one fold per episode)",
     )
     p.set_defaults(func=run)
 

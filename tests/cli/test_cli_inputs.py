@@ -163,3 +163,54 @@ def test_lmrecsim_warnings_are_one_line(capsys):
     assert err[0] == "lmrecsim: warning: cache file x.npz is corrupt; rebuilding it"
     # Other libraries' warnings keep Python's own handling (pytest records them here).
     assert not any("someone else's" in line and line.startswith("lmrecsim:") for line in err)
+
+
+def test_api_functions_refuse_an_output_path_that_is_a_file_before_any_work(tmp_path):
+    # The CLI checked this; the Python API found out after the work, with a raw FileExistsError.
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import train
+    from lmrecsim.evaluation import evaluate
+    from lmrecsim.evaluation.errors import EvaluationError
+    from lmrecsim.evaluation.logs import LogError
+    from lmrecsim.evaluation.ope import evaluate_off_policy
+    from lmrecsim.evaluation.replay import replay
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(EvaluationError, match="out: '.*a_file' is a file"):
+        evaluate("default", ["greedy"], seeds=[0], episodes=1, progress=False, out=blocker)
+    with pytest.raises(AgentError, match="out: '.*a_file/run' cannot be created"):
+        train("default", out=blocker / "run", timesteps=64, progress=False)
+    with pytest.raises(LogError, match="out_dir: '.*a_file' is a file"):
+        replay(tmp_path / "missing.parquet", blocker)
+    with pytest.raises(LogError, match="export_dir: '.*a_file' is a file"):
+        evaluate_off_policy(tmp_path / "missing.parquet", "greedy", export_dir=blocker)
+    with pytest.raises(LogError, match="--folds: 0"):
+        evaluate_off_policy(tmp_path / "missing.parquet", "greedy", n_folds=0)
+
+
+def test_vec_envs_refuse_a_bad_number_of_sub_envs():
+    from lmrecsim.envs import make_vec_env
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"n_envs: .* \(expected an integer >= 1\)"):
+            make_vec_env("default", n_envs=bad)
+    with pytest.raises(ValueError, match="num_envs: 0"):
+        RecommendationVectorEnv("default", num_envs=0)
+
+
+def test_learning_args_without_learning_is_refused(capsys):
+    assert main(["bench", "--learning-args=--quick", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "lmrecsim: error: --learning-args: given without --learning (expected both, or neither)"
+    ]
+
+
+def test_lazy_public_names_are_listed_by_dir():
+    import lmrecsim
+    import lmrecsim.evaluation
+
+    assert {"make_env", "make_vec_env", "load_scenario", "train"} <= set(dir(lmrecsim))
+    assert {"evaluate", "EvaluationResult"} <= set(dir(lmrecsim.evaluation))

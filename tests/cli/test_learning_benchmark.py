@@ -66,12 +66,29 @@ def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
     assert outputs[1]["tiny_a"]["returns"] != outputs[1]["tiny_b"]["returns"]
 
 
-def test_jobs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag", ["--jobs", "--timesteps", "--episodes", "--threads"])
+def test_counts_must_be_positive(capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    # --timesteps 0 and --episodes 0 used to mean the full defaults (a multi-hour run).
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["--jobs", "0"])
+        main([flag, "0"])
     assert exc.value.code == 2
-    assert "--jobs: expected a positive number of processes, got 0" in capsys.readouterr().err
+    assert f"argument {flag}: 0 (expected an integer >= 1)" in capsys.readouterr().err
+
+
+def test_an_unwritable_results_file_is_refused_before_training(tmp_path: Path) -> None:
+    # It used to be found out after every scenario had trained and been evaluated.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+    from lmrecsim.errors import UsageError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="--results: .* cannot be created"):
+        main(["--quick", "--results", str(blocker / "R.md"), "--out", str(out)])
+    assert not out.exists()

@@ -54,3 +54,10 @@ def test_a_resolved_scenario_written_elsewhere_finds_its_files(tmp_path: Path) -
     )
     copy = _write(tmp_path / "runs" / "r" / "scenario.yaml", scenario_to_yaml(sc))
     assert load_scenario(copy).catalog.source == str((tmp_path / "proj" / "items.csv").resolve())
+
+
+def test_a_dict_scenario_that_extends_another_is_not_named_after_it() -> None:
+    from lmrecsim.scenarios import scenario_from_dict
+
+    assert scenario_from_dict({"extends": "default", "reward": {"name": "rating"}}).name == "custom"
+    assert scenario_from_dict({"extends": "default", "name": "mine"}).name == "mine"
