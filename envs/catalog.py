@@ -227,12 +227,35 @@ def _row_label(row: int, item_ids: Sequence[Any] | None) -> str:
     return label
 
 
+class _NotText(ValueError):
+    """A cell that should hold text holds something else (bytes, a list, a mapping)."""
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and np.isnan(value):
         return ""
+    if isinstance(value, (bytes, bytearray, list, tuple, dict, set, np.ndarray)):
+        # str() of these would become a title like "b'...'" or "['a' 'b']".
+        raise _NotText(type(value).__name__)
     return str(value).strip()
+
+
+def _text_column(
+    frame: pd.DataFrame, column: str, source: str, item_ids: Sequence[str] | None = None
+) -> list[str]:
+    """Column ``column`` as stripped text, or one line naming the first cell that is not text."""
+    out = []
+    for row, value in enumerate(frame[column]):
+        try:
+            out.append(_as_text(value))
+        except _NotText as exc:
+            where = f"row {row + 1}" if item_ids is None else _row_label(row, item_ids)
+            raise _fail(
+                source, f"column '{column}' {where}: a {exc} value (expected text)"
+            ) from None
+    return out
 
 
 def _parse_topics(value: Any) -> tuple[str, ...]:
@@ -243,6 +266,8 @@ def _parse_topics(value: Any) -> tuple[str, ...]:
     else:
         parts = [] if _as_text(value) == "" else [value]
     seen: dict[str, None] = {}  # ordered set: keeps the primary topic first
+    if isinstance(value, dict):
+        raise _NotText("dict")
     for part in parts:
         name = _as_text(part)
         if name:
@@ -254,14 +279,27 @@ def _numeric_column(
     frame: pd.DataFrame, column: str, source: str, item_ids: Sequence[str]
 ) -> np.ndarray:
     raw = frame[column]
+    kinds = pd.api.types
+    if (
+        kinds.is_bool_dtype(raw)
+        or kinds.is_datetime64_any_dtype(raw)
+        or kinds.is_timedelta64_dtype(raw)
+    ):
+        # pandas would read dates as nanosecond counts and booleans as 0/1.
+        raise _fail(source, f"column '{column}': values of type {raw.dtype} (expected numbers)")
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.flatnonzero(~np.isfinite(values))
+    # Stored as float32 (quality, appeal): a value beyond float32's range would become inf.
+    limit = np.finfo(np.float32).max if column != "popularity" else np.inf
+    bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > limit))
     if bad.size:
         row = int(bad[0])
+        shown = raw.iloc[row]
+        shown = shown.item() if isinstance(shown, np.generic) else shown
+        what = "not a finite number" if limit == np.inf else "not a finite number within +-3.4e38"
         raise _fail(
             source,
-            f"column '{column}' {_row_label(row, item_ids)}: {raw.iloc[row]!r} is not a finite "
-            f"number ({bad.size} bad value{'s' if bad.size > 1 else ''} in total)",
+            f"column '{column}' {_row_label(row, item_ids)}: {shown!r} is {what} "
+            f"({bad.size} bad value{'s' if bad.size > 1 else ''} in total)",
         )
     return values
 
@@ -288,7 +326,7 @@ def catalog_from_frame(frame: pd.DataFrame, source: str = "<frame>") -> Catalog:
         raise _fail(source, f"column 'item_id': the catalog has no rows ({_EXPECTED})")
     frame = frame.reset_index(drop=True)
 
-    item_ids = [_as_text(v) for v in frame["item_id"]]
+    item_ids = _text_column(frame, "item_id", source)
     for row, item_id in enumerate(item_ids):
         if not item_id:
             raise _fail(source, f"column 'item_id' row {row + 1}: empty item id")
@@ -302,13 +340,22 @@ def catalog_from_frame(frame: pd.DataFrame, source: str = "<frame>") -> Catalog:
             )
         first_row[item_id] = row
 
-    titles = [_as_text(v) for v in frame["title"]]
+    titles = _text_column(frame, "title", source, item_ids)
     for row, title in enumerate(titles):
         if not title:
             raise _fail(source, f"column 'title' {_row_label(row, item_ids)}: empty title")
-    descriptions = [_as_text(v) for v in frame["description"]]
+    descriptions = _text_column(frame, "description", source, item_ids)
 
-    topics = [_parse_topics(v) for v in frame["topics"]]
+    topics = []
+    for row, value in enumerate(frame["topics"]):
+        try:
+            topics.append(_parse_topics(value))
+        except _NotText as exc:
+            raise _fail(
+                source,
+                f"column 'topics' {_row_label(row, item_ids)}: a {exc} value (expected names "
+                "separated by '|', or a list of names)",
+            ) from None
     for row, item_topics in enumerate(topics):
         if not item_topics:
             raise _fail(
@@ -335,13 +382,20 @@ def catalog_from_frame(frame: pd.DataFrame, source: str = "<frame>") -> Catalog:
             row = int(negative[0])
             raise _fail(
                 source,
-                f"column 'popularity' {_row_label(row, item_ids)}: {popularity[row]!r} is "
-                "negative (expected a non-negative prior)",
+                f"column 'popularity' {_row_label(row, item_ids)}: {float(popularity[row])!r} "
+                "is negative (expected a non-negative prior)",
             )
-        total = popularity.sum()
+        with np.errstate(over="ignore"):
+            total = popularity.sum()
         if total <= 0:
             raise _fail(
                 source, "column 'popularity': all values are zero (expected a positive sum)"
+            )
+        if not np.isfinite(total):
+            raise _fail(
+                source,
+                f"column 'popularity': the values sum to {total} (expected a prior whose sum is "
+                "a finite number; it is rescaled to 1)",
             )
         popularity = popularity / total
     else:

@@ -153,7 +153,9 @@ def personas_from_records(records: Sequence[Mapping[str, Any]], source: str) -> 
 
 def _read_csv(path: Path, source: str) -> list[dict[str, Any]]:
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: spreadsheets' "CSV UTF-8" starts with a byte-order mark, which would
+        # otherwise glue itself to the first column's name.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
             missing = [k for k in _REQUIRED if k not in columns]
@@ -181,10 +183,13 @@ def _read_yaml(path: Path, source: str) -> list[Any]:
     try:
         data = safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise PersonaError(
-            f"{source}: cannot read YAML ({type(error).__name__}: {first})"
-        ) from error
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None)
+        if not problem:
+            text = str(error).strip()
+            problem = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+        raise PersonaError(f"{source}: cannot read YAML{where} ({problem})") from None
     if isinstance(data, Mapping) and isinstance(data.get("personas"), list):
         data = data["personas"]  # also accept a top-level "personas:" key
     if not isinstance(data, list):

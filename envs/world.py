@@ -204,6 +204,13 @@ def _select_items(catalog: Catalog, scenario: Scenario, rng: np.random.Generator
             )
         keep = np.isin(np.asarray(catalog.topic_names)[catalog.primary_topic], cfg.topics)
         index = index[keep]
+        if index.size == 0:
+            # The filter keeps items by their first (primary) topic; a topic that only ever
+            # comes second selects nothing.
+            raise WorldError(
+                f"{scenario.source}: catalog.topics: no item has {', '.join(map(repr, cfg.topics))} "
+                "as its primary (first) topic (expected topics that some item lists first)"
+            )
     if cfg.n_items is not None:
         if cfg.n_items > len(index):
             raise WorldError(
@@ -233,7 +240,39 @@ def _resolve_personas(scenario: Scenario) -> list[Persona]:
         return out
     if spec == "default":
         return load_default_personas()
-    return load_personas(scenario.resolve_path(spec))
+    path = scenario.resolve_path(spec)
+    if not os.path.exists(path) and not spec.lower().endswith((".csv", ".yaml", ".yml")):
+        raise WorldError(
+            f"{scenario.source}: users.personas: {spec!r} is not a file (expected 'default', a "
+            f"persona file (.csv or .yaml), or a list of shipped persona names such as [{spec}])"
+        )
+    return load_personas(path)
+
+
+def _check_persona_topics(personas: list[Persona], scenario: Scenario, catalog: Catalog) -> None:
+    """Refuse a persona file whose ``liked``/``avoided`` name topics the catalog lacks.
+
+    Only persona files are checked: the shipped personas describe the shipped catalog (a test
+    checks them against it) and stay usable, as descriptions, with a catalog of your own.
+    """
+    spec = scenario.users.personas
+    if not isinstance(spec, str) or spec == "default":
+        return
+    known = set(catalog.topic_names)
+    for row, persona in enumerate(personas, start=1):
+        for key in ("liked", "avoided"):
+            unknown = [t for t in getattr(persona, key) if t not in known]
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else (f"expected topics of the catalog, such as {', '.join(sorted(known)[:5])}")
+                )
+                raise WorldError(
+                    f"{scenario.resolve_path(spec)}: persona {row} ({persona.name!r}): {key}: "
+                    f"{unknown[0]!r} is not a topic of the catalog ({hint})"
+                )
 
 
 def _load_projection(cache: EmbeddingCache, key: str) -> Projection | None:
@@ -402,6 +441,7 @@ def build_world(
     personas = _resolve_personas(scenario)
     if not personas:
         raise WorldError(f"{scenario.source}: users.personas: no personas (expected at least one)")
+    _check_persona_topics(personas, scenario, catalog)
     texts = [p.text for p in personas] + [p.onboarding for p in personas]
     emb = encoder.encode(texts).astype(np.float32)
     persona_emb, onboarding_emb = emb[: len(personas)], emb[len(personas) :]

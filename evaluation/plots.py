@@ -49,8 +49,16 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _literal(text: str) -> str:
+    """``text`` as matplotlib should draw it: as written. A ``$`` would start maths (and an odd
+    one crash the parser), and a legend drops labels that start with ``_``."""
+    text = text.replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
+
+
 def _display(label: str, privileged: Mapping[str, bool]) -> str:
-    return f"{label} (privileged)" if privileged.get(label, False) else label
+    shown = f"{label} (privileged)" if privileged.get(label, False) else label
+    return _literal(shown)
 
 
 def plot_return_ctr(summary: pd.DataFrame, privileged: Mapping[str, bool]) -> Plot:
@@ -197,7 +205,7 @@ def plot_learning_curves(curves: Mapping[str, pd.DataFrame]) -> Plot | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, frame in curves.items():
-        ax.plot(frame["timesteps"], frame["mean_episode_reward"], label=label)
+        ax.plot(frame["timesteps"], frame["mean_episode_reward"], label=_literal(str(label)))
     ax.set_xlabel("training timesteps")
     ax.set_ylabel("mean training episode reward")
     ax.legend(fontsize=8)

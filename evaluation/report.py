@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +64,19 @@ _ONLY_REFERENCE = (
 )
 
 
+# Markdown that data text must not form: code spans, emphasis, table pipes, and the brackets of
+# links and images ("[text](url)", "[text][ref]", "![alt](src)"). A bracket that does not open
+# or close one ("0.50 [0.41, 0.60]") is left as it is, so the report's Markdown stays readable.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*~|])|(\](?=[(\[]))|(!(?=\[))|(\[(?=[^\]]*\]\s*[(\[:]))")
+
+
 def md_text(value: Any) -> str:
-    """A data string made safe for a Markdown table cell (HTML-escaped, pipes and newlines too)."""
+    """A data string made safe for Markdown, a table cell included: HTML-escaped (so no raw HTML
+    or <autolink>), on one line, with backslashes before the characters that would make it a
+    code span, emphasis, a table pipe, a link or an image: ``[x](javascript:...)`` or
+    ``![](http://...)`` in an item title or a description shows as written."""
     text = " ".join(str(value).split())
-    return html.escape(text).replace("|", "\\|")
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(text))
 
 
 def _num(x: float) -> str:

@@ -293,8 +293,14 @@ def _rebase_paths(data: dict[str, Any], folder: Path) -> None:
     catalog, users, encoder = block("catalog"), block("users"), block("encoder")
     if catalog is not None and relative(catalog.get("source")):
         catalog["source"] = absolute(catalog["source"])
-    if users is not None and relative(users.get("personas")):
-        users["personas"] = absolute(users["personas"])
+    personas = users.get("personas") if users is not None else None
+    if relative(personas) and (
+        personas.lower().endswith((".csv", ".yaml", ".yml"))
+        or "/" in personas
+        or (folder / personas).exists()
+    ):
+        # (A bare word that names no file is left as written: its error says so by name.)
+        users["personas"] = absolute(personas)
     if encoder is not None:
         if relative(encoder.get("cache_dir")):
             encoder["cache_dir"] = absolute(encoder["cache_dir"])

@@ -214,3 +214,55 @@ def test_lazy_public_names_are_listed_by_dir():
 
     assert {"make_env", "make_vec_env", "load_scenario", "train"} <= set(dir(lmrecsim))
     assert {"evaluate", "EvaluationResult"} <= set(dir(lmrecsim.evaluation))
+
+
+@pytest.mark.parametrize(
+    ("files", "body", "message"),
+    [
+        # Persona topics were never checked against the catalog, though the docs said so.
+        (
+            {"p.yaml": "- {name: tide, text: I like the sea., liked: [nature_wildlif]}\n"},
+            "users: {personas: p.yaml}",
+            "p.yaml: persona 1 ('tide'): liked: 'nature_wildlif' is not a topic of the catalog "
+            "(did you mean 'nature_wildlife'?)",
+        ),
+        # A byte-order mark (spreadsheets' "CSV UTF-8") used to read as a missing 'name' column.
+        (
+            {"p.csv": "\ufeffname,text,liked\ntide,I like the sea.,nature_wildlife\n"},
+            "users: {personas: p.csv}\nepisode: {horizon: 1}",
+            None,
+        ),
+        # YAML errors used to lose the line and the problem.
+        (
+            {"p.yaml": "- {name: a1, text: likes jazz\n"},
+            "users: {personas: p.yaml}",
+            "p.yaml: cannot read YAML at line 2, column 1 (expected ',' or '}'",
+        ),
+        # A single persona name used to be read as a file called like it.
+        (
+            {},
+            "users: {personas: space_nerd}",
+            "users.personas: 'space_nerd' is not a file (expected 'default', a persona file",
+        ),
+        # A filter that selects nothing used to blame candidates.k.
+        (
+            {
+                "items.csv": "item_id,title,description,topics\n"
+                + "".join(f"i{j},Title {j},About {j}.,a|b\n" for j in range(25))
+            },
+            "catalog: {source: items.csv, topics: [b]}\nusers: {personas: [space_nerd]}",
+            "catalog.topics: no item has 'b' as its primary (first) topic",
+        ),
+    ],
+)
+def test_persona_and_catalog_build_errors(tmp_path, capsys, files, body, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\n{body}\n")
+    code = main(["scenarios", "validate", "--build", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    if message is None:
+        assert code == 0, err
+    else:
+        assert code == 2 and len(err) == 1 and message in err[0], err

@@ -284,3 +284,39 @@ def test_binary_csv_raises(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as error:
         load_catalog(path)
     assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "column", "extra"),
+    [
+        # A sum that overflows used to end in a bare ValueError from Catalog.
+        (lambda f: f.assign(popularity=[1e308, 1e308, 1.0]), "'popularity'", "sum to inf"),
+        # Beyond float32 (how quality and appeal are stored): used to become inf silently.
+        (lambda f: f.assign(quality=[1e308, 0.0, 0.0]), "'quality'", "row 1"),
+        (lambda f: f.assign(appeal=[0.0, 1e39, 0.0]), "'appeal'", "row 2"),
+        # Types that str() or to_numeric would turn into garbage.
+        (lambda f: f.assign(title=[b"raw", b"b", b"c"]), "'title'", "a bytes value"),
+        (lambda f: f.assign(title=[["a", "b"], ["c"], ["d"]]), "'title'", "expected text"),
+        (lambda f: f.assign(topics=[{"a": 1}, {"a": 2}, {"a": 3}]), "'topics'", "a dict value"),
+        (
+            lambda f: f.assign(popularity=pd.to_datetime(["2020-01-01"] * 3)),
+            "'popularity'",
+            "expected numbers",
+        ),
+    ],
+)
+def test_bad_parquet_cells_are_one_line(tmp_path: Path, edit, column: str, extra: str) -> None:
+    path = tmp_path / "bad.parquet"
+    edit(_user_frame()).to_parquet(path)
+    with pytest.raises(CatalogError) as error:
+        load_catalog(path)
+    _assert_one_line(error, str(path), column, extra)
+
+
+def test_error_messages_show_the_value_not_numpys_repr(tmp_path: Path) -> None:
+    path = tmp_path / "neg.csv"
+    _user_frame().assign(popularity=[1.0, -0.5, 1.0]).to_csv(path, index=False)
+    with pytest.raises(CatalogError) as error:
+        load_catalog(path)
+    _assert_one_line(error, "-0.5 is negative")
+    assert "np.float64" not in str(error.value)

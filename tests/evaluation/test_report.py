@@ -107,3 +107,35 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as img:
             img.load()
             assert img.width > 100 and img.height > 100
+
+
+def test_markdown_in_data_text_shows_as_written() -> None:
+    # Titles and descriptions used to keep link and image syntax live in report.md.
+    from lmrecsim.evaluation.report import md_text
+
+    hostile = "[Watch](javascript:alert(1)) ![x](http://attacker.example/t.png) `code` *em* a|b"
+    out = md_text(hostile)
+    for live in ("[Watch](", "![x](", "`code`", "*em*", "a|b"):
+        assert live not in out, live
+    assert "\\[Watch\\](javascript" in out and "\\!\\[x\\](http" in out
+    # Ordinary text, our own intervals and labels stay readable.
+    assert md_text("0.50 [0.41, 0.60]") == "0.50 [0.41, 0.60]"
+    assert md_text("oracle (privileged)") == "oracle (privileged)"
+    assert md_text("ppo_s0 & <b>") == "ppo_s0 &amp; &lt;b&gt;"
+
+
+def test_plot_labels_are_drawn_as_written(tmp_path) -> None:
+    # A "$" started matplotlib maths: an odd one crashed evaluate after the CSVs were written.
+    from lmrecsim.evaluation import evaluate
+
+    res = evaluate(
+        "default",
+        ["a$\\frac$=greedy", "cost $5 or $10=random", "_hidden=popular"],
+        seeds=[1000],
+        episodes=1,
+        reference="cost $5 or $10",
+        progress=False,
+        out=tmp_path,
+    )
+    assert (tmp_path / "return_ctr.png").is_file() and (tmp_path / "report.html").is_file()
+    assert set(res.summary["policy"]) == {"a$\\frac$", "cost $5 or $10", "_hidden"}
