@@ -28,8 +28,8 @@ _POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
-# Files whose names and sizes go into the identity hash: the weights decide the vectors, the
-# tokenizer files decide which tokens the weights see.
+# Files whose contents go into the identity hash: the weights decide the vectors, the tokenizer
+# files decide which tokens the weights see.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".gguf")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt")
 _TOKENIZER_SUFFIXES = (".model", ".tiktoken")
@@ -230,7 +230,9 @@ class TransformerEncoder:
     dim : int
         Hidden size of the model, the output dimension.
     identity : str
-        ``"<name>|<16-hex fingerprint>|pooling=<p>|max_length=<m>"``.
+        ``"<name>|<16-hex fingerprint>|pooling=<p>|max_length=<m>|shapes=c<step>"``; the last
+        part names the canonical batch shapes of :meth:`encode_canonical`, by which cached
+        vectors are computed (vectors computed another way are not reused).
     text_token_limit : int
         Tokens of text (special tokens not counted) that are embedded; the rest of a longer text
         is cut off. With :meth:`token_counts` this is the optional token-budget part of the
@@ -303,7 +305,9 @@ class TransformerEncoder:
             self.effective_max_length - self.tokenizer.num_special_tokens_to_add(pair=False), 1
         )
         fp = _model_fingerprint(folder, config_bytes)
-        self.identity: str = f"{name}|{fp}|pooling={pooling}|max_length={max_length}"
+        self.identity: str = (
+            f"{name}|{fp}|pooling={pooling}|max_length={max_length}|shapes=c{CANONICAL_LENGTH_STEP}"
+        )
 
     def __repr__(self) -> str:
         return (
