@@ -99,8 +99,13 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
-    """Refuse a value of the wrong kind for a constructor argument whose SB3 default is a number
-    or a flag (``n_steps: abc`` used to surface as "'>' not supported between 'str' and 'int'").
+    """Check, in place, the value of each constructor argument whose SB3 default is a number or
+    a flag, refusing one of the wrong kind (``n_steps: abc`` used to surface as "'>' not
+    supported between 'str' and 'int'").
+
+    YAML's natural spellings are taken as meant: a whole float where an integer is expected
+    (``buffer_size: 1e5``) becomes that integer, and a list where SB3 takes a pair
+    (``train_freq: [1, episode]``) becomes a tuple.
 
     Raises:
         AgentError: one line naming the key, the value and what was expected.
@@ -122,9 +127,13 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
         if isinstance(default, bool):
             ok, expected = isinstance(value, bool), "true or false"
         elif isinstance(default, int):
-            # train_freq and friends also take SB3's (n, "step"|"episode") pairs.
+            if isinstance(value, float) and value.is_integer():
+                value = kwargs[key] = int(value)
+            elif isinstance(value, list):
+                # train_freq and friends also take SB3's (n, "step"|"episode") pairs.
+                value = kwargs[key] = tuple(value)
             ok = (isinstance(value, int) and not isinstance(value, bool)) or isinstance(
-                value, (list, tuple)
+                value, tuple
             )
             expected = "an integer"
         elif isinstance(default, float):
@@ -248,6 +257,13 @@ def build_model(
     else:
         policy_cls = "MultiInputPolicy"
     _check_value_types(cls, kwargs)
+    freq = kwargs.get("train_freq")
+    if isinstance(freq, tuple) and len(freq) == 2 and str(freq[1]).startswith("episode"):
+        if env.num_envs > 1:  # SB3 asserts this only once training has started
+            raise AgentError(
+                f"agent.hyperparameters.train_freq: {list(freq)} trains per episode, which SB3 "
+                f"allows with one env only (expected n_envs: 1, got {env.num_envs})"
+            )
     try:
         return cls(
             policy_cls,

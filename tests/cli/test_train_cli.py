@@ -127,6 +127,19 @@ def test_trained_model_loads_and_predicts(tmp_path):
             ["train", "--hp", "gama=0.9", "--out", "x", "--no-progress"],
             "agent.hyperparameters.gama: not an argument of PPO (did you mean 'gamma'?)",
         ),
+        (
+            [
+                "train",
+                "--algo",
+                "dqn",
+                "--hp",
+                "train_freq=[1, episode]",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "train_freq: [1, 'episode'] trains per episode, which SB3 allows with one env only",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, expected, capsys, tmp_path, monkeypatch):
@@ -404,3 +417,24 @@ def test_training_logs_of_mlp_policies_give_the_taken_actions_their_probability(
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     if algo == "maskable_ppo":
         assert (probs[~masks] == 0).all()
+
+
+def test_yaml_spellings_of_integer_arguments_are_taken_as_meant(tmp_path):
+    # buffer_size: 1e5 is a float in YAML; train_freq: [1, episode] a list. SB3 wants an int and
+    # a tuple; both used to fail (the list only once training had started).
+    from stable_baselines3 import DQN
+
+    out = tmp_path / "run"
+    hp = [
+        "--hp",
+        "buffer_size=1e4",
+        "--hp",
+        "learning_starts=16",
+        "--hp",
+        "train_freq=[1, episode]",
+    ]
+    argv = ["train", "--algo", "dqn", "--timesteps", "64", "--n-envs", "1", *hp, "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    model = DQN.load(out / "model.zip")
+    assert model.buffer_size == 10_000 and isinstance(model.buffer_size, int)
+    assert model.train_freq.frequency == 1 and model.train_freq.unit.value == "episode"
