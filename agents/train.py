@@ -267,8 +267,12 @@ STALE_RUN_OUTPUTS = (
 def clear_previous_run(out_dir: Path) -> list[Path]:
     """Remove the :data:`STALE_RUN_OUTPUTS` of an earlier run in ``out_dir``; returns them.
 
-    Only those files go: anything else in the folder is the user's and stays.
+    Only in a folder that holds an earlier run (its ``train.json``), and only those files:
+    anything else in the folder is the user's and stays, and a folder that never held a run
+    (``--out .`` in a project with a ``summary.txt`` of its own) is left alone.
     """
+    if not (out_dir / "train.json").is_file():
+        return []
     removed = []
     for pattern in STALE_RUN_OUTPUTS:
         for path in sorted(out_dir.glob(pattern)):

@@ -365,6 +365,17 @@ def test_a_new_run_into_an_old_run_folder_removes_the_old_runs_leftovers(tmp_pat
     assert new == {"model_96_steps.zip"}
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
     assert (out / "notes.txt").read_text() == "mine"
+    # A folder that never held a run keeps files that happen to share those names.
+    plain = tmp_path / "project"
+    plain.mkdir()
+    (plain / "summary.txt").write_text("my own summary")
+    (plain / "episodes.parquet").write_bytes(b"mine")
+    assert (
+        main([*ppo, "--timesteps", "128", "--n-envs", "2", "--no-progress", "--out", str(plain)])
+        == 0
+    )
+    assert (plain / "summary.txt").read_text() == "my own summary"
+    assert (plain / "episodes.parquet").read_bytes() == b"mine"
 
 
 def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
