@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import numbers
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
@@ -77,24 +79,25 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
         if value is None or callable(value):
             continue
         if not isinstance(value, dict):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
                 raise AgentError(
                     f"agent.hyperparameters.{key}: {value!r} is invalid (expected a number or "
                     "{linear: [start, end]})"
                 )
+            out[key] = float(value)  # SB3 takes a Python float (not numpy's) or a callable
             continue
         ends = value.get("linear")
-        numbers = (
+        pair = (
             [_number(v) for v in ends]
             if set(value) == {"linear"} and isinstance(ends, (list, tuple)) and len(ends) == 2
             else [None]
         )
-        if None in numbers:
+        if None in pair:
             raise AgentError(
                 f"agent.hyperparameters.{key}: expected a number or {{linear: [start, end]}} "
                 f"with two numbers, got {value!r}"
             )
-        out[key] = LinearSchedule(numbers[0], numbers[1], 1.0)
+        out[key] = LinearSchedule(pair[0], pair[1], 1.0)
     return out
 
 
@@ -112,7 +115,9 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
     """
     params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key, value in kwargs.items():
+    for key, value in list(kwargs.items()):
+        if isinstance(value, np.generic):  # numpy scalars from the Python API: plain values
+            value = kwargs[key] = value.item()
         param = params.get(key)
         if param is None and not takes_any:
             known = [n for n in params if n not in ("self", "policy", "env")]
@@ -124,20 +129,26 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
         if param is None or key in SCHEDULABLE:
             continue
         default = param.default
+        # The annotation says more than the default's type: max_grad_norm is `float = 10`, and
+        # MaskablePPO's batch_size is `int | None`.
+        annotation = str(param.annotation)
+        takes_float = "float" in annotation
+        takes_none = value is None and ("None" in annotation or "Optional" in annotation)
+        is_bool = isinstance(value, (bool, np.bool_))
+        if takes_none:
+            continue
         if isinstance(default, bool):
-            ok, expected = isinstance(value, bool), "true or false"
-        elif isinstance(default, int):
-            if isinstance(value, float) and value.is_integer():
+            ok, expected = is_bool, "true or false"
+        elif isinstance(default, int) and not takes_float:
+            if isinstance(value, numbers.Real) and not is_bool and float(value).is_integer():
                 value = kwargs[key] = int(value)
             elif isinstance(value, list):
                 # train_freq and friends also take SB3's (n, "step"|"episode") pairs.
                 value = kwargs[key] = tuple(value)
-            ok = (isinstance(value, int) and not isinstance(value, bool)) or isinstance(
-                value, tuple
-            )
+            ok = (isinstance(value, int) and not is_bool) or isinstance(value, tuple)
             expected = "an integer"
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, numbers.Real) and not is_bool
             expected = "a number"
         else:
             continue

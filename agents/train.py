@@ -106,9 +106,15 @@ class _ProgressBar(BaseCallback):
             from tqdm.auto import tqdm
 
             chunk = self.training_env.num_envs
+            freq = getattr(self.model, "train_freq", None)
+            total: int | None
             if isinstance(self.model, OnPolicyAlgorithm):  # PPO, MaskablePPO: whole rollouts
                 chunk *= self.model.n_steps
-            total = -(-self.total // chunk) * chunk
+            elif freq is not None and getattr(freq.unit, "value", "step") == "step":
+                chunk *= int(freq.frequency)  # DQN: train_freq steps of every env per round
+            elif freq is not None:
+                chunk = 0  # per-episode rounds: the total is not known in advance
+            total = -(-self.total // chunk) * chunk if chunk else None
             self.bar = tqdm(total=total, unit="step", desc="training", dynamic_ncols=True)
 
     def _on_step(self) -> bool:

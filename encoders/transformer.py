@@ -356,10 +356,14 @@ class TransformerEncoder:
         # Stable order: ties keep input order, so batches are identical across calls. Canonical
         # batches hold texts of one padded length only.
         if canonical:
-            order = sorted(range(n), key=lambda i: (-(-len(ids[i]) // step), i))
+            order = sorted(
+                range(n),
+                key=lambda i: (-min(-(-len(ids[i]) // step) * step, self.effective_max_length), i),
+            )
             batches = []
             for i in order:
-                width = -(-len(ids[i]) // step) * step
+                # Never past the model's own limit (a limit that is not a multiple of the step).
+                width = min(-(-len(ids[i]) // step) * step, self.effective_max_length)
                 if batches and batches[-1][0] == width and len(batches[-1][1]) < self.batch_size:
                     batches[-1][1].append(i)
                 else:

@@ -361,6 +361,9 @@ def build_world(
         show_progress: show a progress bar while encoding the catalog.
     """
     enc_cfg = scenario.encoder
+    # Relative to the scenario's folder, as every path in a scenario (a file's are made absolute
+    # when it is loaded; a dict scenario's resolve against its base_dir).
+    cache_dir = None if enc_cfg.cache_dir is None else scenario.resolve_path(enc_cfg.cache_dir)
     if encoder is None:
         model = None if enc_cfg.model == "default" else enc_cfg.model
         if model is not None and not model.startswith(("/", "~", ".")):
@@ -374,7 +377,7 @@ def build_world(
                 max_length=enc_cfg.max_length,
                 batch_size=enc_cfg.batch_size,
                 device=enc_cfg.device,
-                cache_dir=enc_cfg.cache_dir,
+                cache_dir=cache_dir,
                 show_progress=show_progress,
             )
         except EncoderError as exc:
@@ -396,7 +399,7 @@ def build_world(
     n = len(catalog)
 
     item_emb = np.ascontiguousarray(encoder.encode(catalog.texts()), dtype=np.float32)
-    cache = EmbeddingCache(enc_cfg.cache_dir)
+    cache = EmbeddingCache(cache_dir)
     proj_key = f"projection|{encoder.identity}|{catalog.content_hash()}|{enc_cfg.project_dim}"
     projection = _load_projection(cache, proj_key)
     if projection is None:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_file, atomic_write
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
 from .rollout import policy_slot
@@ -423,22 +424,20 @@ def export_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds, q_hat: 
     ``estimated_rewards_by_reg_model`` (n, K, 1), ``logger_action_dist`` (n, K).
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp.npz")
-    np.savez(
-        tmp,
-        n_rounds=np.int64(rounds.n),
-        n_actions=np.int64(rounds.k),
-        action=rounds.action,
-        position=np.zeros(rounds.n, dtype=np.int64),
-        reward=rounds.reward,
-        pscore=rounds.pscore,
-        context=rounds.user.astype(np.float64),
-        action_dist=rounds.target_dist[:, :, None],
-        estimated_rewards_by_reg_model=q_hat[:, :, None],
-        logger_action_dist=rounds.logger_dist,
-    )
-    os.replace(tmp, dest)
+    with atomic_file(dest) as fh:
+        np.savez(
+            fh,
+            n_rounds=np.int64(rounds.n),
+            n_actions=np.int64(rounds.k),
+            action=rounds.action,
+            position=np.zeros(rounds.n, dtype=np.int64),
+            reward=rounds.reward,
+            pscore=rounds.pscore,
+            context=rounds.user.astype(np.float64),
+            action_dist=rounds.target_dist[:, :, None],
+            estimated_rewards_by_reg_model=q_hat[:, :, None],
+            logger_action_dist=rounds.logger_dist,
+        )
     return dest
 
 
@@ -535,9 +534,7 @@ def evaluate_off_policy(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         dest = out / "ope.csv"
-        tmp = out / ".ope.csv.tmp"
-        result.table().to_csv(tmp, index=False)
-        os.replace(tmp, dest)
+        atomic_write(dest, result.table().to_csv(index=False))
         result.files.append(dest)
     if export_dir is not None:
         result.files.append(

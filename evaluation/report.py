@@ -67,7 +67,11 @@ _ONLY_REFERENCE = (
 # Markdown that data text must not form: code spans, emphasis, table pipes, and the brackets of
 # links and images ("[text](url)", "[text][ref]", "![alt](src)"). A bracket that does not open
 # or close one ("0.50 [0.41, 0.60]") is left as it is, so the report's Markdown stays readable.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*~|])|(\](?=[(\[]))|(!(?=\[))|(\[(?=[^\]]*\]\s*[(\[:]))")
+_MARKDOWN_SPECIAL = re.compile(
+    r"([\\`*~|])"  # code spans, emphasis, strikethrough, table pipes
+    r"|((?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))"  # "_x_" emphasis; "ctr_before_drift" is not
+    r"|(\](?=[(\[]))|(!(?=\[))|(\[(?=[^\]]*\]\s*[(\[:]))"  # links and images
+)
 
 
 def md_text(value: Any) -> str:

@@ -154,7 +154,8 @@ def _resolve_policies(
         if isinstance(item, str):
             label, policy = make_policy(item, world)
             spec = item
-            body = item.partition("=")[2].strip() if "=" in item.partition(":")[0] else item
+            text = item.strip()
+            body = text.partition("=")[2].strip() if "=" in text.partition(":")[0] else text
             if label in BASELINES and body != label:
                 # `random=greedy` would make "random" (the default reference) mean greedy.
                 raise EvaluationError(
@@ -649,6 +650,7 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
     from .report import atomic_write, render_html, render_markdown
 
     out.mkdir(parents=True, exist_ok=True)
+    had_report = (out / "report.md").is_file()  # an earlier evaluation wrote this folder
     written: list[Path] = []
 
     def put(name: str, data: bytes | str) -> None:
@@ -688,7 +690,7 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
     from .plots import PLOT_NAMES
 
     made = {plot.name for plot in plots}
-    for name in PLOT_NAMES:
+    for name in PLOT_NAMES if had_report else ():  # never a plain folder's own files
         if name not in made:
             (out / f"{name}.png").unlink(missing_ok=True)
     put("report.md", render_markdown(result, plots))

@@ -1,9 +1,11 @@
 """Writing files atomically: a temp file beside the target, then a rename.
 
-Every output lmrecsim writes (run folders, reports, step logs, the embedding cache) goes through
-:func:`atomic_file`, so an interrupted or failed write never leaves a half-written file, and the
-file gets the permissions any new file would get under the user's umask (``tempfile.mkstemp``
-alone creates 0600 files, which other users and web servers cannot read).
+The files lmrecsim writes itself (a run's scenario.yaml and train.json, reports, plots, CSVs,
+step logs, the embedding cache) go through :func:`atomic_file`, so an interrupted or failed write
+never leaves a half-written file, and the file gets the permissions any new file would get under
+the user's umask (``tempfile.mkstemp`` alone creates 0600 files, which other users and web
+servers cannot read). SB3 writes ``model.zip`` (saved to a temp name, then renamed), checkpoints,
+``progress.csv`` and TensorBoard events with its own code.
 
 The lowest layer of the package: it imports nothing from lmrecsim.
 """

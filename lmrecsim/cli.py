@@ -41,12 +41,12 @@ def _run(args: argparse.Namespace) -> int:
     from lmrecsim.commands.common import prepare_output, remove_empty_folders
 
     # Before any work: a run of minutes must not end on an --out that cannot be written.
-    created = []
-    for name in ("out", "export"):
-        folder = (args.command, name) not in FILE_OUTPUTS
-        created += prepare_output(getattr(args, name, None), f"--{name}", folder=folder)
+    created: list = []
     code = 2
     try:
+        for name in ("out", "export"):
+            folder = (args.command, name) not in FILE_OUTPUTS
+            created += prepare_output(getattr(args, name, None), f"--{name}", folder=folder)
         code = int(args.func(args) or 0)
         return code
     finally:

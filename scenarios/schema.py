@@ -162,7 +162,8 @@ class EncoderConfig(_Strict):
     )
     cache_dir: str | None = Field(
         None,
-        description="Embedding cache folder; null uses $LMRECSIM_CACHE_DIR or ~/.cache/lmrecsim.",
+        description="Embedding cache folder (a relative path is relative to the scenario file); "
+        "null uses $LMRECSIM_CACHE_DIR or ~/.cache/lmrecsim.",
     )
 
 

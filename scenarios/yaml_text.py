@@ -24,26 +24,26 @@ class _SafeLoader(yaml.SafeLoader):
     key in a mapping as an error (PyYAML keeps the last one silently, so a second ``candidates:``
     block would drop the first without a word)."""
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            first_line: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue  # `<<: *base` merges are meant to be overridden
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    seen = key in first_line
-                except TypeError:  # an unhashable key: the base class reports it
-                    continue
-                if seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"duplicate key {key!r} (first at line {first_line[key] + 1})",
-                        key_node.start_mark,
-                    )
-                first_line[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        # Checked as the document is read, before merge keys (`<<: *base`) are flattened into
+        # their mappings (which would make merged keys look repeated).
+        node = super().compose_mapping_node(anchor)
+        first_line: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                key_node, yaml.ScalarNode
+            ):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in first_line:
+                raise yaml.composer.ComposerError(
+                    "while composing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key_node.value!r} (first at line {first_line[key] + 1})",
+                    key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line
+        return node
 
 
 # Digits with an exponent and no dot ("1e-3", "-2E+5", "1_000e3"); the dotted forms already

@@ -266,3 +266,13 @@ def test_persona_and_catalog_build_errors(tmp_path, capsys, files, body, message
         assert code == 0, err
     else:
         assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_folder_created_for_out_is_removed_when_export_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = tmp_path / "o1" / "new"
+    argv = ["ope", "nolog.parquet", "--policy", "greedy", "--out", str(out), "--export"]
+    assert main([*argv, str(blocker / "x")]) == 2
+    assert not (tmp_path / "o1").exists()
+    assert "--export" in capsys.readouterr().err

@@ -362,3 +362,22 @@ def test_mps_requested_without_mps(tiny_bert_path: Path) -> None:
     # where it exists.
     with pytest.raises(EncoderError, match="'mps' requested but Apple's MPS is not available"):
         TransformerEncoder(tiny_bert_path, device="mps")
+
+
+def test_canonical_shapes_stay_within_the_models_position_limit(tmp_path: Path) -> None:
+    # The canonical padded width (a multiple of 16) went past a limit of 50 positions and crashed.
+    from tests.encoders.conftest import _tiny_bert
+
+    folder = _tiny_bert(tmp_path / "short")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["max_position_embeddings"] > 50
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(**{**config, "max_position_embeddings": 50})
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(folder)
+    enc = TransformerEncoder(folder, max_length=128)
+    long_text = " ".join(["word"] * 200)
+    np.testing.assert_array_equal(
+        enc.encode_canonical([long_text, "short"])[0], enc.encode_canonical([long_text])[0]
+    )

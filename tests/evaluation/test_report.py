@@ -122,6 +122,7 @@ def test_markdown_in_data_text_shows_as_written() -> None:
     assert md_text("0.50 [0.41, 0.60]") == "0.50 [0.41, 0.60]"
     assert md_text("oracle (privileged)") == "oracle (privileged)"
     assert md_text("ppo_s0 & <b>") == "ppo_s0 &amp; &lt;b&gt;"
+    assert md_text("_new_ release __bold__") == "\\_new\\_ release \\_\\_bold\\_\\_"
 
 
 def test_plot_labels_are_drawn_as_written(tmp_path) -> None:

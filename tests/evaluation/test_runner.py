@@ -86,6 +86,7 @@ def test_files_are_written(result) -> None:
 def test_a_new_evaluation_removes_plots_an_earlier_one_left(tmp_path) -> None:
     out = tmp_path / "report"
     out.mkdir()
+    (out / "report.md").write_text("# an earlier report")
     (out / "learning_curves.png").write_bytes(b"old plot")
     (out / "drift.png").write_bytes(b"old plot")
     (out / "notes.txt").write_text("mine")
@@ -244,3 +245,10 @@ def test_comparison_counts_the_pairs_it_used() -> None:
     r = eps[eps["policy"] == "random"].sort_values(["seed", "episode"])["mean_rating"].to_numpy()
     assert cmp.loc["mean_rating", "n_pairs"] == int((np.isfinite(g) & np.isfinite(r)).sum())
     assert cmp.loc["return", "n_pairs"] == 6
+
+
+def test_a_plain_folder_keeps_its_own_png_files(tmp_path) -> None:
+    # Plots an earlier evaluation made are removed only in a folder that holds a report.
+    (tmp_path / "drift.png").write_bytes(b"my own figure")
+    evaluate("default", ["greedy "], seeds=[1000], episodes=1, progress=False, out=tmp_path)
+    assert (tmp_path / "drift.png").read_bytes() == b"my own figure"

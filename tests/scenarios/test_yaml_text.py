@@ -52,3 +52,16 @@ def test_a_scenario_file_with_an_exponent_learning_rate(tmp_path) -> None:
     hp = load_scenario(path).agent.hyperparameters_for("dqn")
     assert hp["learning_rate"] == 0.001 and isinstance(hp["learning_rate"], float)
     assert hp["exploration_fraction"] == 0.2
+
+
+def test_duplicate_keys_are_errors_but_merge_keys_are_not() -> None:
+    import yaml
+
+    from lmrecsim.scenarios.yaml_text import safe_load
+
+    with pytest.raises(yaml.YAMLError) as err:
+        safe_load("a: 1\nb: 2\na: 3\n")
+    assert "duplicate key 'a' (first at line 1)" in str(err.value)
+    # Merge keys override, nested anchors included (a check after flattening saw duplicates).
+    text = "defs:\n  child: &c\n    <<: {x: 1}\n    x: 3\nother:\n  <<: *c\n  y: 2\n"
+    assert safe_load(text) == yaml.safe_load(text)
