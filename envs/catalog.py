@@ -232,7 +232,7 @@ class _NotText(ValueError):
 
 
 def _as_text(value: Any) -> str:
-    if value is None:
+    if value is None or value is pd.NA:  # pd.NA: a missing cell of a nullable string column
         return ""
     if isinstance(value, float) and np.isnan(value):
         return ""

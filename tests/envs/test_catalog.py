@@ -320,3 +320,14 @@ def test_error_messages_show_the_value_not_numpys_repr(tmp_path: Path) -> None:
         load_catalog(path)
     _assert_one_line(error, "-0.5 is negative")
     assert "np.float64" not in str(error.value)
+
+
+def test_missing_cells_of_nullable_string_columns_are_empty(tmp_path: Path) -> None:
+    # pd.NA used to become the text "<NA>" (a description, or a title that passed as non-empty).
+    frame = _user_frame().astype({"description": "string", "title": "string"})
+    frame.loc[1, "description"] = pd.NA
+    cat = catalog_from_frame(frame)
+    assert cat.descriptions[1] == ""
+    frame.loc[2, "title"] = pd.NA
+    with pytest.raises(CatalogError, match="column 'title' row 3 .*empty title"):
+        catalog_from_frame(frame)
