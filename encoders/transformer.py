@@ -352,18 +352,16 @@ class TransformerEncoder:
             items, padding=False, truncation=True, max_length=self.effective_max_length
         )
         ids: list[list[int]] = tokens["input_ids"]
-        step = CANONICAL_LENGTH_STEP
         # Stable order: ties keep input order, so batches are identical across calls. Canonical
         # batches hold texts of one padded length only.
         if canonical:
-            order = sorted(
-                range(n),
-                key=lambda i: (-min(-(-len(ids[i]) // step) * step, self.effective_max_length), i),
-            )
+            step = CANONICAL_LENGTH_STEP
+            # Never past the model's own limit (a limit that is not a multiple of the step).
+            widths = [min(-(-len(x) // step) * step, self.effective_max_length) for x in ids]
+            order = sorted(range(n), key=lambda i: (-widths[i], i))
             batches = []
             for i in order:
-                # Never past the model's own limit (a limit that is not a multiple of the step).
-                width = min(-(-len(ids[i]) // step) * step, self.effective_max_length)
+                width = widths[i]
                 if batches and batches[-1][0] == width and len(batches[-1][1]) < self.batch_size:
                     batches[-1][1].append(i)
                 else:

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ..scenarios.yaml_text import safe_load
+from ..scenarios.yaml_text import safe_load, yaml_error_parts
 
 PERSONA_KEYS = ("name", "text", "liked", "avoided", "onboarding")
 _REQUIRED = ("name", "text")
@@ -183,9 +183,7 @@ def _read_yaml(path: Path, source: str) -> list[Any]:
     try:
         data = safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None)
+        where, problem = yaml_error_parts(error)
         if not problem:
             text = str(error).strip()
             problem = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -19,12 +19,12 @@ from gymnasium.vector.utils import batch_space
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import observation_space
+from .env import RecommendationEnv, observation_space
 from .simulator import UserBatch, check_count
 from .world import World, build_world
 
 _AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
-_RENDER_MODES = ("ansi",)
+_RENDER_MODES = tuple(RecommendationEnv.metadata["render_modes"])  # what a sub-env renders
 
 
 def _info_array(value: np.ndarray) -> np.ndarray:

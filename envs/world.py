@@ -468,22 +468,6 @@ def build_world(
             encoder, catalog.titles, [p.onboarding for p in personas], scenario
         )
 
-    drift = scenario.users.drift
-    if drift.kind != "none" and drift.target != "random":
-        known = {p.name for p in personas}
-        if drift.target not in known:
-            # Checked here, not only when users start, so `scenarios validate --build` sees it.
-            close = difflib.get_close_matches(drift.target, sorted(known), n=3)
-            hint = (
-                f"did you mean {', '.join(map(repr, close))}?"
-                if close
-                else (f"expected 'random' or one of: {', '.join(sorted(known)[:8])}, ...")
-            )
-            raise WorldError(
-                f"{scenario.source}: users.drift.target: {drift.target!r} is not a persona of this "
-                f"scenario ({hint})"
-            )
-
     world = World(
         scenario=scenario,
         catalog=catalog,
@@ -509,19 +493,34 @@ def build_world(
         event_emb=event_emb,
         event_onboarding_emb=event_onboarding_emb,
     )
+    drift = scenario.users.drift
+    if drift.kind != "none" and drift.target != "random":
+        # Checked here, not only when users start, so `scenarios validate --build` sees it.
+        persona_indices(world, [drift.target])
     _WORLDS[world_key] = world
     return world
 
 
 def persona_indices(world: World, names: Sequence[str]) -> np.ndarray:
-    """Indices of named personas in ``world.personas``."""
+    """Indices of named drift-target personas in ``world.personas``.
+
+    Raises:
+        WorldError: a name that is no persona of the world (one line, with a close match).
+    """
     lookup = {p.name: i for i, p in enumerate(world.personas)}
     out = []
     for name in names:
         if name not in lookup:
+            known = sorted(lookup)
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = (
+                f"did you mean {', '.join(map(repr, close))}?"
+                if close
+                else f"expected 'random' or one of: {', '.join(known[:8])}, ..."
+            )
             raise WorldError(
                 f"{world.scenario.source}: users.drift.target: {name!r} is not a persona of this "
-                f"scenario (expected one of: {', '.join(list(lookup)[:8])}, ...)"
+                f"scenario ({hint})"
             )
         out.append(lookup[name])
     return np.asarray(out, dtype=np.int64)

@@ -123,18 +123,22 @@ class StepLog:
             self._scenario = scenario
         return self._scenario
 
+    def require_steps(self) -> None:
+        """Raise LogError for a log with no steps (nothing to replay or evaluate)."""
+        if len(self.steps) == 0:
+            raise LogError(
+                f"{self.path}: holds no steps (expected at least one episode; a training log "
+                "keeps complete episodes only, so a run too short to finish one logs none)"
+            )
+
     def for_policy(self, label: str | None) -> pd.DataFrame:
         """The rows of one policy; ``None`` means the only policy in the log.
 
         Raises:
             LogError: the label is not in the log, or ``None`` with several policies logged.
         """
+        self.require_steps()
         labels = self.policies
-        if not labels:
-            raise LogError(
-                f"{self.path}: holds no steps (expected at least one episode; a training log "
-                "keeps complete episodes only, so a run too short to finish one logs none)"
-            )
         if label is None:
             if len(labels) != 1:
                 raise LogError(

@@ -289,14 +289,6 @@ def check_out(out_dir: str | os.PathLike[str], name: str = "out_dir") -> None:
         raise LogError(f"{name}: {problem}")
 
 
-def _require_steps(log: StepLog) -> None:
-    if len(log.steps) == 0:
-        raise LogError(
-            f"{log.path}: holds no steps (expected at least one episode; a training log keeps "
-            "complete episodes only, so a run too short to finish one logs none)"
-        )
-
-
 def replay(
     log_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -321,7 +313,7 @@ def replay(
     """
     check_out(out_dir)
     log = read_step_log(log_path)
-    _require_steps(log)
+    log.require_steps()
     labels = log.policies if logged_policy is None else [logged_policy]
     parts = [log.for_policy(label) for label in labels]  # LogError for an unknown label
     world = load_world(log)
@@ -450,7 +442,7 @@ def replay_with_policy(
 
     check_out(out_dir)
     log = read_step_log(log_path)
-    _require_steps(log)
+    log.require_steps()
     logged = log.for_policy(logged_policy)
     logged_label = str(logged["policy"].iloc[0])
     world = load_world(log)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..agents.base import Policy
 from ..envs.env import RecommendationEnv
+from ..envs.simulator import check_actions
 from ..envs.world import World
 from .errors import EvaluationError
 
@@ -157,14 +158,15 @@ def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -
 
 def policy_slot(action: Any, label: str, k: int) -> int:
     """The candidate slot a policy's ``predict`` returned, or a one-line error naming the policy."""
-    a = np.asarray(action)
-    if a.size != 1 or a.dtype.kind not in "iu" or not 0 <= int(a.reshape(-1)[0]) < k:
+    try:
+        return int(check_actions(action, 1, k)[0])  # the env's own rule for a slot
+    except ValueError:
+        a = np.asarray(action)
         shown = a.reshape(-1)[0] if a.size == 1 else a.tolist()
         raise EvaluationError(
             f"policy {label!r}: predict returned action {shown!r} (expected one integer candidate "
             f"slot in [0, {k}))"
-        )
-    return int(a.reshape(-1)[0])
+        ) from None
 
 
 def run_policy(

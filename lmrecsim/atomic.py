@@ -37,11 +37,19 @@ def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
     return f"'{path}' cannot be created ('{blocker}' is a file)"
 
 
+def missing_folders(path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
+    """``(nearest existing path at or above path, the folders below it that do not exist yet,
+    outermost first)``: what creating folder ``path`` would create."""
+    probe, missing = Path(path), []
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    return probe, missing[::-1]
+
+
 def blocking_file(path: str | os.PathLike[str]) -> Path | None:
     """The file that stands where folder ``path`` or one of its parents should be, or None."""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe, _ = missing_folders(path)
     return probe if probe.exists() and not probe.is_dir() else None
 
 

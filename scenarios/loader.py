@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from .schema import Scenario, has_algorithm_sections
-from .yaml_text import safe_load
+from .yaml_text import safe_load, yaml_error_parts
 
 SHIPPED_DIR = Path(__file__).resolve().parent
 _MAX_EXTENDS_DEPTH = 16
@@ -65,10 +65,10 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ScenarioError(f"{_display(path)}: invalid YAML{where}: {problem}") from None
+        where, problem = yaml_error_parts(exc)
+        raise ScenarioError(
+            f"{_display(path)}: invalid YAML{where}: {problem or 'malformed YAML'}"
+        ) from None
     if data is None:
         raise ScenarioError(
             f"{_display(path)}: file is empty (expected a YAML mapping of scenario keys)"

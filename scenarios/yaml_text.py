@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["safe_load"]
+__all__ = ["safe_load", "yaml_error_parts"]
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -62,3 +62,11 @@ def safe_load(text: str | bytes) -> Any:
         yaml.YAMLError: malformed YAML (as ``yaml.safe_load``).
     """
     return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def yaml_error_parts(exc: BaseException) -> tuple[str, str | None]:
+    """Where a YAML error is and what it is: ``(" at line L, column C" or "", problem or None)``,
+    for the one-line messages of every file the project reads."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return where, getattr(exc, "problem", None) or None

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from lmrecsim.agents.errors import AgentError
-from lmrecsim.atomic import blocking_file, output_folder_problem
+from lmrecsim.atomic import blocking_file, missing_folders, output_folder_problem
 from lmrecsim.errors import UsageError
 from lmrecsim.scenarios.yaml_text import safe_load
 
@@ -82,18 +82,14 @@ def prepare_output(path: str | None, flag: str, *, folder: bool = True) -> list[
         if blocker is not None:
             raise UsageError(f"{flag}: '{path}' cannot be created ('{blocker}' is a file)")
     target = p if folder else p.parent
-    missing: list[Path] = []
-    probe = target
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
+    _, missing = missing_folders(target)
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{flag}: '{path}' cannot be created ({exc.strerror or exc})") from None
     if not os.access(target, os.W_OK):
         raise UsageError(f"{flag}: '{path}' is not writable (expected a folder you can write to)")
-    return missing[::-1]
+    return missing
 
 
 def remove_empty_folders(folders: Sequence[Path]) -> None:
