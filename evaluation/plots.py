@@ -179,8 +179,14 @@ def plot_new_users(steps: pd.DataFrame, k: int, privileged: Mapping[str, bool]) 
     )
 
 
-def learning_curve(run_dir: Path | None) -> pd.DataFrame | None:
-    """``(timesteps, mean_episode_reward)`` from a run folder's SB3 ``progress.csv``, or None."""
+def learning_curve(run_dir: Path | None, *, until: int | None = None) -> pd.DataFrame | None:
+    """``(timesteps, mean_episode_reward)`` from a run folder's SB3 ``progress.csv``, or None.
+
+    Args:
+        run_dir: the training run folder.
+        until: keep the rows logged at or before this many steps (the evaluated model's own
+            training steps, so a checkpoint's curve ends where the checkpoint was saved).
+    """
     if run_dir is None:
         return None
     path = Path(run_dir) / "progress.csv"
@@ -194,6 +200,8 @@ def learning_curve(run_dir: Path | None) -> pd.DataFrame | None:
     if x not in frame.columns or y not in frame.columns:
         return None
     frame = frame[[x, y]].dropna()
+    if until is not None:
+        frame = frame[frame[x] <= until]
     if frame.empty:
         return None
     return frame.rename(columns={x: "timesteps", y: "mean_episode_reward"})
@@ -213,7 +221,8 @@ def plot_learning_curves(curves: Mapping[str, pd.DataFrame]) -> Plot | None:
     return Plot(
         "learning_curves",
         "Learning curves",
-        "Mean episode reward during training, from each run folder's progress.csv.",
+        "Mean episode reward during training, from each run folder's progress.csv, up to the "
+        "training steps of the evaluated model (a checkpoint's curve ends at the checkpoint).",
         _png(fig),
     )
 

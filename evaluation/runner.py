@@ -87,6 +87,9 @@ class PolicyInfo:
     training_seeds: tuple[int, ...] | None = None
     # Why the training seeds are not known although the run folder has a train.json.
     training_seeds_error: str | None = None
+    # The training steps behind a saved model (SB3's ``num_timesteps``: a checkpoint's, not the
+    # whole run's), which cut its learning curve; None for other policies.
+    trained_steps: int | None = None
 
 
 @dataclass
@@ -185,7 +188,14 @@ def _resolve_policies(
                 seeds = training_seeds(run_dir)
             except ValueError as exc:
                 seeds_error = str(exc)
-        out.append((PolicyInfo(label, spec, privileged, run_dir, seeds, seeds_error), policy))
+        trained = (
+            int(policy.model.num_timesteps)
+            if isinstance(policy, SB3Policy) and getattr(policy.model, "num_timesteps", 0)
+            else None
+        )
+        out.append(
+            (PolicyInfo(label, spec, privileged, run_dir, seeds, seeds_error, trained), policy)
+        )
     labels = [info.label for info, _ in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -671,7 +681,7 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
         privileged = {label: info.privileged for label, info in result.policies.items()}
         curves = {}
         for label, info in result.policies.items():
-            curve = learning_curve(info.run_dir)
+            curve = learning_curve(info.run_dir, until=info.trained_steps)
             if curve is not None:
                 curves[label] = curve
         plots = all_plots(

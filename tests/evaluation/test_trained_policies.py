@@ -148,13 +148,26 @@ def test_training_seeds_reads_the_run_folder(tmp_path):
 
 def test_a_checkpoint_belongs_to_its_run(runs, tmp_path):
     # RUN/checkpoints/model_N_steps.zip: the run's train.json and progress.csv are the ones used.
-    checkpoint = sorted((runs["ppo"] / "checkpoints").glob("*.zip"))[0]
+    # The last checkpoint (480 of 512 steps) comes after the first progress.csv row (256).
+    checkpoint = max(
+        (runs["ppo"] / "checkpoints").glob("*.zip"), key=lambda p: int(p.stem.split("_")[1])
+    )
     res = evaluate(
         "default", [f"ck=ppo:{checkpoint}"], seeds=[2], episodes=1, out=tmp_path, progress=False
     )
     assert res.policies["ck"].run_dir == runs["ppo"]
     assert len(res.warnings) == 1 and res.warnings[0].startswith("ck was trained on seeds 1-4")
     assert (tmp_path / "learning_curves.png").is_file()
+    # Its learning curve ends where the checkpoint was saved, not at the end of the run.
+    from lmrecsim.evaluation.plots import learning_curve
+
+    saved = int(checkpoint.stem.split("_")[1])
+    assert res.policies["ck"].trained_steps == saved
+    whole = learning_curve(runs["ppo"])
+    cut = learning_curve(runs["ppo"], until=saved)
+    assert whole["timesteps"].max() > saved
+    assert cut is not None and cut["timesteps"].max() <= saved < whole["timesteps"].max()
+    assert cut.equals(whole[whole["timesteps"] <= saved])
 
 
 SMALL = {
