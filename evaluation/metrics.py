@@ -292,7 +292,9 @@ def _episode_diversity(
     pairs = length * (length - 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_cos = (np.einsum("ij,ij->i", sums, sums) - length) / pairs
-    return np.where(length >= 2, 1.0 - mean_cos, np.nan)
+    # The shortcut formula rounds: a session of one repeated item gave -6.7e-16, not 0. The
+    # metric is a cosine distance, so it is kept in its range [0, 2].
+    return np.where(length >= 2, np.clip(1.0 - mean_cos, 0.0, 2.0), np.nan)
 
 
 # --------------------------------------------------------------------------------------------

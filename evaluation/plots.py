@@ -213,7 +213,14 @@ def plot_learning_curves(curves: Mapping[str, pd.DataFrame]) -> Plot | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, frame in curves.items():
-        ax.plot(frame["timesteps"], frame["mean_episode_reward"], label=_literal(str(label)))
+        # Markers: a curve of one logged rollout is a single point, invisible as a bare line.
+        ax.plot(
+            frame["timesteps"],
+            frame["mean_episode_reward"],
+            marker="o",
+            markersize=3,
+            label=_literal(str(label)),
+        )
     ax.set_xlabel("training timesteps")
     ax.set_ylabel("mean training episode reward")
     ax.legend(fontsize=8)

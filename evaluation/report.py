@@ -185,6 +185,7 @@ def _comparison_rows(result: EvaluationResult) -> tuple[list[str], list[list[str
     cmp = result.comparison
     labels = [p for p in result.summary["policy"] if p != result.reference]
     header = ["metric", *[f"{_display(result, p)} − {result.reference}" for p in labels]]
+    n_runs = result.summary.set_index("policy")["n"]
     rows = []
     for metric in result.metric_order:
         cells = []
@@ -192,11 +193,31 @@ def _comparison_rows(result: EvaluationResult) -> tuple[list[str], list[list[str
             hit = cmp[(cmp["policy"] == p) & (cmp["metric"] == metric)]
             if hit.empty:
                 cells.append("n/a")
-            else:
-                r = hit.iloc[0]
-                cells.append(fmt_interval(r["difference"], r["low"], r["high"], signed=True))
+                continue
+            r = hit.iloc[0]
+            cell = fmt_interval(r["difference"], r["low"], r["high"], signed=True)
+            if cell != "n/a" and int(r["n_pairs"]) < int(n_runs[p]):
+                cell += f"; n={int(r['n_pairs'])}"
+            cells.append(cell)
         rows.append([metric, *cells])
     return header, rows
+
+
+_COMPARISON_NOTE = (
+    "Difference (policy minus reference) on the same users and random numbers, with its "
+    'interval. "; n=N": the difference rests on the N paired episodes where both policies have '
+    "the metric (mean_rating needs a click in both), fewer than all episodes."
+)
+
+
+def _missing_values_note(result: EvaluationResult) -> str:
+    window = result.settings["drift_window"]
+    return (
+        "n/a: the metric has no value for that policy: mean_rating needs a click, "
+        "intra_list_diversity a session of at least 2 steps, the drift metrics a drift event, the "
+        "new-user metrics a new user. recovery_steps is censored: a policy whose click-through "
+        f"does not recover within the {window} steps after a drift event counts {window + 1}."
+    )
 
 
 def _privileged_note(result: EvaluationResult) -> str | None:
@@ -261,11 +282,7 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     out += _md_table(*_summary_rows(result))
     out += ["", f"## Paired comparison with {md_text(result.reference)}", ""]
     if len(result.comparison):
-        out += [
-            "Difference (policy minus reference) on the same users and random numbers, with its "
-            "interval.",
-            "",
-        ]
+        out += [md_text(_COMPARISON_NOTE), ""]
         out += _md_table(*_comparison_rows(result))
     else:
         out += [_ONLY_REFERENCE.format(reference=md_text(result.reference))]
@@ -279,7 +296,8 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         out += [*_md_table(["item", "title", "share"], rows), ""]
     out += ["## Metrics", ""]
     out += [f"- `{m}`: {METRIC_LABELS[m]}" for m in result.metric_order]
-    out += ["", "Definitions and formulas: docs/evaluation.md.", ""]
+    out += ["", md_text(_missing_values_note(result)), ""]
+    out += ["Definitions and formulas: docs/evaluation.md.", ""]
     return "\n".join(out)
 
 
@@ -354,8 +372,7 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     ]
     if len(result.comparison):
         parts += [
-            "<p>Difference (policy minus reference) on the same users and random numbers, with "
-            "its interval.</p>",
+            f"<p>{esc(_COMPARISON_NOTE)}</p>",
             _html_table(*_comparison_rows(result), first_rows=n_first),
         ]
     else:
@@ -381,6 +398,7 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     parts += [
         f"<li><code>{esc(m)}</code>: {esc(METRIC_LABELS[m])}</li>" for m in result.metric_order
     ]
-    parts.append("</ul><p class=small>Definitions and formulas: docs/evaluation.md.</p>")
+    parts.append(f"</ul><p class=small>{esc(_missing_values_note(result))}</p>")
+    parts.append("<p class=small>Definitions and formulas: docs/evaluation.md.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

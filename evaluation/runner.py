@@ -216,6 +216,16 @@ def _resolve_policies(
     return out
 
 
+def sample_warnings(n_episodes: int) -> list[str]:
+    """A line when each policy ran fewer than 2 episodes: its intervals then have no width."""
+    if n_episodes >= 2:
+        return []
+    return [
+        f"each policy ran {n_episodes} episode, so every interval has zero width and says nothing "
+        "about uncertainty (expected at least 2 episodes; intervals need many more to be tight)"
+    ]
+
+
 def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str]:
     """A line for each trained policy whose training seeds meet the evaluation ``seeds``.
 
@@ -398,14 +408,15 @@ def _interval(values: np.ndarray, estimate: float, confidence: float) -> tuple[f
     A resample repeats some episodes and leaves others out, which by itself lowers coverage and
     raises Gini (fewer distinct sessions); the spread of the resamples measures the sampling
     variability, so the interval is that spread placed around the estimate:
-    ``estimate + quantiles(values - mean(values))``.
+    ``estimate + quantiles(values - mean(values))``. The interval always contains the estimate
+    (resamples with no spread left rounding errors of 1e-16 that could put both bounds beside it).
     """
     finite = values[np.isfinite(values)]
     if finite.size == 0 or not np.isfinite(estimate):
         return float("nan"), float("nan")
     alpha = 1.0 - confidence
     low, high = np.quantile(finite - finite.mean(), [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(estimate + low), float(estimate + high)
+    return float(estimate + min(low, 0.0)), float(estimate + max(high, 0.0))
 
 
 def _tables(
@@ -487,7 +498,12 @@ def _tables(
                     - agg_boot[reference][f"point:{metric}"][0]
                 )
                 low, high = _interval(diff, est, conf)
-                n_pairs = len(mine)
+                # A difference of two values in [bottom, top] lies in [bottom - top, top - bottom].
+                bottom, top = ranges[metric]
+                low = min(max(low, bottom - top), top - bottom)
+                high = min(max(high, bottom - top), top - bottom)
+                # Without a value on both sides there is no pair (no drift event: no drift metric).
+                n_pairs = len(mine) if np.isfinite(est) else 0
             else:
                 a, b = mine[metric].to_numpy(float), ref[metric].to_numpy(float)
                 # A pair counts only where both episodes have the metric (mean_rating needs a
@@ -644,7 +660,7 @@ def evaluate(
         reference=reference,
         metric_order=_metric_order(sc),
         settings=settings,
-        warnings=seed_warnings(infos, seed_list),
+        warnings=seed_warnings(infos, seed_list) + sample_warnings(len(seed_list) * episodes),
     )
     if out is not None:
         result.files = _write_outputs(result, Path(out), make_plots=plots)

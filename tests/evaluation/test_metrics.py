@@ -177,6 +177,17 @@ def test_episode_table_diversity_matches_pairwise_loop() -> None:
     assert got == pytest.approx(np.mean(pairs))
 
 
+def test_one_repeated_item_has_zero_diversity_not_a_rounding_error() -> None:
+    # The shortcut formula gave -6.7e-16 for a session of one item shown again and again.
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(40, 32))
+    got = []
+    for item in range(40):
+        steps = _log([_step(step=t, item_index=item) for t in range(7)])
+        got.append(episode_table(steps, item_embeddings=emb)["intra_list_diversity"].iloc[0])
+    assert min(got) >= 0.0 and max(got) < 1e-12
+
+
 def test_episode_table_rejects_bad_input(example_steps: pd.DataFrame) -> None:
     with pytest.raises(MetricInputError, match="missing columns"):
         episode_table(example_steps.drop(columns=["reward"]))

@@ -235,6 +235,45 @@ def test_aggregate_intervals_stay_inside_the_metrics_range() -> None:
         assert (low <= s[name].dropna()).all() and (s[name].dropna() <= high).all()
 
 
+def test_paired_aggregate_intervals_stay_inside_the_differences_range() -> None:
+    # recovery_steps lies in [0, 11], so a difference lies in [-11, 11]; the paired interval read
+    # [-4.03, 16.97] for greedy and [-11.16, 7.84] for the oracle before it was clipped.
+    res = evaluate(
+        "interest_drift",
+        ["greedy", "oracle"],
+        seeds=[1000, 1001],
+        episodes=10,
+        progress=False,
+        n_resamples=300,
+    )
+    cmp = res.comparison.set_index(["policy", "metric"])
+    for name, top in [("recovery_steps", 11), ("ctr_after_drift", 1), ("gini", 1)]:
+        for policy in ("greedy", "oracle"):
+            row = cmp.loc[(policy, name)]
+            assert -top <= row["low"] <= row["difference"] <= row["high"] <= top, (policy, name)
+
+
+def test_one_episode_is_flagged_and_intervals_contain_their_estimates(tmp_path) -> None:
+    res = evaluate("default", ["greedy"], seeds=[1000], episodes=1, progress=False, out=tmp_path)
+    assert any("zero width" in w for w in res.warnings)
+    assert "zero width" in (tmp_path / "report.md").read_text()
+    s = res.summary
+    # Zero-spread resamples left rounding errors that put both bounds beside the estimate.
+    for m in METRICS:
+        ok = s[m].notna()
+        assert (s.loc[ok, f"{m}_low"] <= s.loc[ok, m]).all(), m
+        assert (s.loc[ok, m] <= s.loc[ok, f"{m}_high"]).all(), m
+    c = res.comparison
+    ok = c["difference"].notna()
+    assert (c.loc[ok, "low"] <= c.loc[ok, "difference"]).all()
+    assert (c.loc[ok, "difference"] <= c.loc[ok, "high"]).all()
+    # No drift in the default scenario: the drift metrics have no pair to compare.
+    drift = c[c["metric"].isin(["ctr_before_drift", "ctr_after_drift", "recovery_steps"])]
+    assert drift["difference"].isna().all() and (drift["n_pairs"] == 0).all()
+    two = evaluate("default", ["greedy"], seeds=[1000], episodes=2, progress=False)
+    assert not any("zero width" in w for w in two.warnings)
+
+
 def test_comparison_counts_the_pairs_it_used() -> None:
     # mean_rating is undefined for an episode without a click: such pairs are left out, and the
     # comparison says how many remained.
@@ -245,6 +284,23 @@ def test_comparison_counts_the_pairs_it_used() -> None:
     r = eps[eps["policy"] == "random"].sort_values(["seed", "episode"])["mean_rating"].to_numpy()
     assert cmp.loc["mean_rating", "n_pairs"] == int((np.isfinite(g) & np.isfinite(r)).sum())
     assert cmp.loc["return", "n_pairs"] == 6
+
+
+def test_the_report_marks_comparisons_on_fewer_pairs_and_explains_na(tmp_path) -> None:
+    # One-step sessions: many episodes have no click, so mean_rating compares few pairs.
+    sc = scenario_from_dict({"extends": "default", "episode": {"horizon": 1}})
+    res = evaluate(sc, ["greedy"], seeds=[1000, 1001], episodes=3, progress=False, out=tmp_path)
+    pairs = int(res.comparison.set_index("metric").loc["mean_rating", "n_pairs"])
+    assert pairs < 6
+    md = (tmp_path / "report.md").read_text()
+    # The comparison table comes after the summary table.
+    row = [line for line in md.splitlines() if line.startswith("| mean_rating |")][-1]
+    assert row.count(f"; n={pairs} |") == (1 if pairs else 0), row
+    return_row = [line for line in md.splitlines() if line.startswith("| return |")][-1]
+    assert "; n=" not in return_row
+    html = (tmp_path / "report.html").read_text()
+    assert "n/a: the metric has no value" in md and "n/a: the metric has no value" in html
+    assert "counts 11" in md  # the censored recovery value, window 10
 
 
 def test_a_plain_folder_keeps_its_own_png_files(tmp_path) -> None:
