@@ -80,7 +80,7 @@ def md_text(value: Any) -> str:
     code span, emphasis, a table pipe, a link or an image: ``[x](javascript:...)`` or
     ``![](http://...)`` in an item title or a description shows as written."""
     text = " ".join(str(value).split())
-    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(text))
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(text, quote=False))
 
 
 def _num(x: float) -> str:

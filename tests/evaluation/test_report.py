@@ -123,6 +123,8 @@ def test_markdown_in_data_text_shows_as_written() -> None:
     assert md_text("oracle (privileged)") == "oracle (privileged)"
     assert md_text("ppo_s0 & <b>") == "ppo_s0 &amp; &lt;b&gt;"
     assert md_text("_new_ release __bold__") == "\\_new\\_ release \\_\\_bold\\_\\_"
+    # Quotes are not Markdown: an entity would show as written in a plain-text reader.
+    assert md_text('the catalog\'s "own" prior') == 'the catalog\'s "own" prior'
 
 
 def test_plot_labels_are_drawn_as_written(tmp_path) -> None:
