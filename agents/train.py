@@ -50,7 +50,9 @@ def with_agent_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
     if not agent:
         return scenario
     data = deep_merge(scenario_to_dict(scenario), {"agent": agent})
-    out = scenario_from_dict(data, base_dir=scenario._base_dir)
+    # An out-of-range override is named after the scenario it overrides, not "<dict>".
+    source = f"{scenario.source} (agent overrides)"
+    out = scenario_from_dict(data, base_dir=scenario._base_dir, source=source)
     out._source = scenario._source
     return out
 

@@ -218,15 +218,23 @@ def build_step_table(
     )
     for name in ("seed", "episode", "step", "user_id", "is_new_user"):
         out[name] = steps[name].to_numpy()
-    out["candidate_item_ids"] = [
-        ids[np.asarray(c, dtype=np.int64)].tolist() for c in arrays.candidate_items
-    ]
-    out["candidate_mask"] = [np.asarray(m, dtype=bool).tolist() for m in arrays.mask]
+    # Object columns even when empty: a log of no steps (a training run that finished no
+    # episode) would otherwise get float64 columns that Arrow cannot write as lists.
+    out["candidate_item_ids"] = pd.Series(
+        [ids[np.asarray(c, dtype=np.int64)].tolist() for c in arrays.candidate_items],
+        index=out.index,
+        dtype=object,
+    )
+    out["candidate_mask"] = pd.Series(
+        [np.asarray(m, dtype=bool).tolist() for m in arrays.mask], index=out.index, dtype=object
+    )
     for name in ("action", "item_id", "propensity"):
         out[name] = steps[name].to_numpy()
-    out["action_probabilities"] = [
-        np.asarray(p, dtype=np.float64).tolist() for p in arrays.probabilities
-    ]
+    out["action_probabilities"] = pd.Series(
+        [np.asarray(p, dtype=np.float64).tolist() for p in arrays.probabilities],
+        index=out.index,
+        dtype=object,
+    )
     for name in (
         "clicked",
         "rating",

@@ -77,6 +77,8 @@ class EpisodeLogCallback(BaseCallback):
         self.world = world
         self.seed = seed
         self.recorder = StepRecorder(label)
+        # Steps in the log after write() (complete episodes only); None before it.
+        self.written_steps: int | None = None
         self._episode: np.ndarray | None = None
 
     def _on_step(self) -> bool:
@@ -123,4 +125,5 @@ class EpisodeLogCallback(BaseCallback):
         )
         steps, arrays = self.recorder.frames(drop=open_episodes)
         write_step_log(self.path, steps, arrays, scenario=self.scenario, world=self.world)
+        self.written_steps = len(steps)
         return self.path

@@ -46,8 +46,11 @@ def demo(
         progress=progress,
     )
     summary = evaluation.summary.set_index("policy")
+    network = {"candidate_scorer": "candidate scorer", "mlp": "MLP"}.get(
+        result.scenario.agent.policy, result.scenario.agent.policy
+    )
     lines = [
-        f"lmrecsim demo: PPO (candidate scorer) on scenario '{result.scenario.name}'",
+        f"lmrecsim demo: PPO ({network}) on scenario '{result.scenario.name}'",
         f"trained for {result.timesteps} steps in {result.seconds:.1f} s "
         f"({result.steps_per_second:.0f} steps/s) with training seeds "
         f"{result.scenario.agent.seed}..{result.scenario.agent.seed + result.scenario.agent.n_envs - 1}",

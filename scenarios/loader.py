@@ -339,8 +339,13 @@ def load_scenario(ref: str | os.PathLike[str] | Scenario) -> Scenario:
     return scenario
 
 
-def scenario_from_dict(data: dict[str, Any], *, base_dir: str | None = None) -> Scenario:
-    """Build a scenario from a mapping (``extends`` resolved against ``base_dir`` or shipped names)."""
+def scenario_from_dict(
+    data: dict[str, Any], *, base_dir: str | None = None, source: str = "<dict>"
+) -> Scenario:
+    """Build a scenario from a mapping (``extends`` resolved against ``base_dir`` or shipped names).
+
+    ``source`` names the mapping in error messages (a dict has no file name).
+    """
     data = dict(data)
     # Named "custom" unless named: a dict that extends "default" is not the default scenario.
     data.setdefault("name", "custom")
@@ -349,7 +354,7 @@ def scenario_from_dict(data: dict[str, Any], *, base_dir: str | None = None) -> 
         parent_path = _locate(str(parent_ref), Path(base_dir) if base_dir else None)
         data = merge_extends(_resolve_raw(parent_path, ()), data)
     data.setdefault("name", "custom")
-    scenario = _validate(data, "<dict>")
+    scenario = _validate(data, source)
     scenario._base_dir = base_dir
     return scenario
 

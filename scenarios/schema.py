@@ -38,9 +38,11 @@ MetricName = Literal[
 ]
 
 
+#: The most sub-environments (parallel users) a training run may have.
+MAX_N_ENVS = 1024
 #: Largest training seed: numpy's and torch's global seeds take 32 bits, and sub-env i of up to
-#: 1,024 uses seed + i.
-MAX_TRAINING_SEED = 2**32 - 1 - 1024
+#: MAX_N_ENVS uses seed + i.
+MAX_TRAINING_SEED = 2**32 - 1 - MAX_N_ENVS
 
 
 class _Strict(BaseModel):
@@ -384,7 +386,9 @@ class ResponseConfig(_Strict):
     )
     satisfaction_noise: float = Field(0.2, ge=0.0, description="Std of the satisfaction noise.")
     dwell_scale: float = Field(
-        60.0, gt=0.0, description="Dwell seconds = dwell_scale * exp(satisfaction) on a click."
+        60.0,
+        gt=0.0,
+        description="Dwell seconds = dwell_scale * exp(clip(satisfaction / 2, -4, 3)) on a click.",
     )
 
 
@@ -519,7 +523,7 @@ class AgentConfig(_Strict):
         "items). mlp: SB3's MultiInputPolicy over the flattened observation (for comparison).",
     )
     timesteps: int = Field(20_000, ge=1, description="Training budget in environment steps.")
-    n_envs: int = Field(8, ge=1, le=1024, description="Parallel users while training.")
+    n_envs: int = Field(8, ge=1, le=MAX_N_ENVS, description="Parallel users while training.")
     seed: int = Field(
         0,
         ge=0,

@@ -12,8 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="train PPO on the default scenario and compare it with a random policy",
-        description="The quick start: trains PPO (candidate scorer) on a scenario for a short budget "
-        "and writes a run folder with the model and summary.txt comparing the trained policy with "
+        description="The quick start: trains PPO (the scenario's agent.policy network, the candidate "
+        "scorer by default) on a scenario for a short budget and writes a run folder with the model and summary.txt comparing the trained policy with "
         "a random policy on held-out evaluation seeds.",
     )
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")

@@ -14,8 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate policies on a scenario and write a report",
         description="Evaluate baselines and saved models on a scenario with common random numbers. "
-        "Writes DIR/summary.csv, DIR/comparison.csv, DIR/episodes.csv, DIR/report.md, "
-        "DIR/report.html and PNG plots.",
+        "Writes DIR/summary.csv, DIR/comparison.csv, DIR/episodes.csv, DIR/episodes.parquet (the "
+        "step log), DIR/report.md, DIR/report.html and PNG plots.",
     )
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
     p.add_argument(
@@ -31,7 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", help="comma-separated evaluation seeds (default: the scenario's)")
     p.add_argument(
-        "--reference", default="random", help="label of the policy others are compared with"
+        "--reference",
+        default="random",
+        help="label of the policy others are compared with (default: random)",
     )
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from lmrecsim.commands.common import int_at_least, parse_hyperparameters
-from lmrecsim.scenarios.schema import MAX_TRAINING_SEED
+from lmrecsim.scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=["candidate_scorer", "mlp"], help="override agent.policy")
     p.add_argument("--timesteps", type=int_at_least(1), help="override agent.timesteps")
     p.add_argument("--seed", type=int_at_least(0, MAX_TRAINING_SEED), help="override agent.seed")
-    p.add_argument("--n-envs", type=int_at_least(1), help="override agent.n_envs")
+    p.add_argument("--n-envs", type=int_at_least(1, MAX_N_ENVS), help="override agent.n_envs")
     p.add_argument(
         "--hp",
         action="append",
@@ -84,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for cb in loggers:
         cb.write()
+        if cb.written_steps == 0:
+            print(
+                f"lmrecsim: warning: {cb.path}: holds no steps: no episode finished within "
+                f"{result.timesteps} timesteps (the log keeps complete episodes only)",
+                file=sys.stderr,
+            )
     print(
         json.dumps(
             {

@@ -21,3 +21,16 @@ def test_progress_csv_columns_do_not_depend_on_the_hash_seed(tmp_path):
         headers.add(lines[0])
         assert len(lines) == 3
     assert headers == {"a/b,rollout/ep_rew_mean,time/fps,train/loss,c/new,z/new"}
+
+
+def test_an_out_of_range_override_names_the_scenario_it_overrides():
+    # The error used to name "<dict>", losing the file the run was started from.
+    import pytest
+
+    from lmrecsim.agents.train import with_agent_overrides
+    from lmrecsim.scenarios import ScenarioError, load_scenario
+
+    sc = load_scenario("default")
+    with pytest.raises(ScenarioError) as err:
+        with_agent_overrides(sc, n_envs=5000)
+    assert str(err.value).startswith(f"{sc.source} (agent overrides): agent.n_envs: 5000")

@@ -52,13 +52,17 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
         ),
         (
             ["train", "--n-envs", "0", "--out", "x"],
-            "argument --n-envs: 0 (expected an integer >= 1)",
+            "argument --n-envs: 0 (expected an integer >= 1 and <= 1024)",
         ),
         (
             ["train", "--seed", "-1", "--out", "x"],
             "argument --seed: -1 (expected an integer >= 0 and <= 4294966271)",
         ),
         (["train", "--seed", str(2**32), "--out", "x"], f"argument --seed: {2**32} (expected"),
+        (
+            ["train", "--n-envs", "2000", "--out", "x"],
+            "argument --n-envs: 2000 (expected an integer >= 1 and <= 1024)",
+        ),
         (["train", "--checkpoint-freq", "0", "--out", "x"], "argument --checkpoint-freq: 0"),
         (["train", "--torch-threads", "0", "--out", "x"], "argument --torch-threads: 0"),
         (["demo", "--episodes", "0"], "argument --episodes: 0 (expected an integer >= 1)"),

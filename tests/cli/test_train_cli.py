@@ -205,6 +205,22 @@ def test_no_traceback_from_the_console_script(tmp_path):
     assert proc.stderr.strip().startswith("lmrecsim: error: nope: unknown scenario")
 
 
+def test_a_log_of_no_finished_episode_is_written_and_refused_later(tmp_path, capsys):
+    # 8 steps finish no episode: the log used to crash training with an Arrow traceback after
+    # model.zip was written; now it is a valid empty log, with a warning, that replay refuses.
+    from lmrecsim.evaluation.logs import read_step_log
+
+    out = tmp_path / "run"
+    argv = ["train", "--algo", "dqn", "--timesteps", "8", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--log-episodes"]) == 0
+    err = capsys.readouterr().err
+    assert "holds no steps: no episode finished" in err and "Traceback" not in err
+    log = read_step_log(out / "episodes.parquet")
+    assert len(log.steps) == 0 and "candidate_item_ids" in log.steps.columns
+    assert main(["replay", str(out / "episodes.parquet"), "--out", str(tmp_path / "r")]) == 2
+    assert "holds no steps" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_train_log_episodes_writes_a_readable_log(tmp_path, algo):
     from lmrecsim.evaluation.logs import read_step_log
@@ -398,6 +414,17 @@ def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
         line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
         expected = f"{row['return']:6.2f} [{row['return_low']:5.2f}, {row['return_high']:5.2f}]"
         assert expected in line and f"{row['ctr']:13.3f}" in line, (line, expected)
+    assert text.startswith("lmrecsim demo: PPO (candidate scorer) on scenario 'default'")
+
+
+def test_demo_names_the_network_it_trained(tmp_path):
+    # The summary said "candidate scorer" whatever the scenario's agent.policy was.
+    sc = tmp_path / "mlp.yaml"
+    sc.write_text("extends: default\nagent: {policy: mlp}\n")
+    out = tmp_path / "demo"
+    argv = ["demo", "--scenario", str(sc), "--timesteps", "256", "--episodes", "1"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    assert (out / "summary.txt").read_text().startswith("lmrecsim demo: PPO (MLP) on scenario")
 
 
 @pytest.mark.parametrize("algo", ["dqn", "maskable_ppo"])
