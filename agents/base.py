@@ -24,7 +24,29 @@ class Policy(Protocol):
     ) -> tuple[np.ndarray, Any]: ...
 
 
-class RandomPolicy:
+class EpisodeSeeded:
+    """A policy with its own generator that restarts at every evaluation episode.
+
+    The evaluation calls ``reseed(seed, episode)`` at the start of each episode, so the policy's
+    draws in an episode depend on (its seed, the evaluation seed, the episode) alone: not on which
+    seeds ran before (``--seeds 1000,1001`` and ``--seeds 1001,1000`` give the same figures).
+
+    Args:
+        seed: seed of the policy's own generator (independent of the environment's); None draws
+            fresh entropy and is not reproducible.
+    """
+
+    def __init__(self, seed: int | None = 0) -> None:
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int, episode: int) -> None:
+        """Restart the generator for episode ``episode`` of evaluation seed ``seed``."""
+        if self.seed is not None:
+            self.rng = np.random.default_rng([int(self.seed), int(seed), int(episode)])
+
+
+class RandomPolicy(EpisodeSeeded):
     """Uniformly random among the valid (unmasked) candidates.
 
     Args:
@@ -32,9 +54,6 @@ class RandomPolicy:
     """
 
     privileged = False
-
-    def __init__(self, seed: int | None = 0) -> None:
-        self.rng = np.random.default_rng(seed)
 
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(K,) or (B, K) probability of each slot."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import RandomPolicy, sample_actions
+from .base import EpisodeSeeded, RandomPolicy, sample_actions
 from .errors import AgentError
 
 __all__ = [
@@ -110,7 +110,7 @@ class GreedyPolicy(ScoringPolicy):
         return _masked(cosine_scores(observation) + 1e-6 * pop, _mask(observation))
 
 
-class EpsilonGreedyPolicy:
+class EpsilonGreedyPolicy(EpisodeSeeded):
     """With probability ``epsilon`` a uniformly random valid candidate, else the greedy one.
 
     ``action_probabilities`` are the true probabilities of this rule:
@@ -127,8 +127,8 @@ class EpsilonGreedyPolicy:
     def __init__(self, epsilon: float = 0.1, seed: int | None = 0) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise AgentError(f"egreedy: epsilon must lie in [0, 1], got {epsilon}")
+        super().__init__(seed)
         self.epsilon = float(epsilon)
-        self.rng = np.random.default_rng(seed)
         self._greedy = GreedyPolicy()
 
     def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:

@@ -206,6 +206,10 @@ def run_policy(
     for seed in seeds:
         for episode in range(episodes):
             obs, _ = env.reset(seed=int(seed) if episode == 0 else None)
+            # A policy's own draws restart per episode, independent of the seeds' order.
+            reseed_hook = getattr(policy, "reseed", None)
+            if callable(reseed_hook):
+                reseed_hook(int(seed), episode)
             reset_hook = getattr(policy, "reset", None)
             if callable(reset_hook):
                 reset_hook()

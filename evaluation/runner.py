@@ -262,13 +262,40 @@ def _novelty_popularity(world: World) -> np.ndarray:
     return np.maximum(world.popularity, floor)
 
 
+# The counter-based stream of the tie-breaking noise (any constant; the env's streams are others).
+_TIE_STREAM = 901
+
+
+def tie_noise(steps: pd.DataFrame, width: int, seed: int) -> np.ndarray:
+    """(n_steps, width) uniforms in [0, 1e-9) that break exact score ties in ranking metrics.
+
+    Each row's noise is a function of (``seed``, its evaluation seed, episode and step) alone:
+    every policy meets the same noise on the same step, and a policy's figures do not depend on
+    which other policies were evaluated with it (one generator over all policies' stacked steps
+    made them depend on the policies before it).
+    """
+    from ..envs import rng as crng
+
+    pairs = steps[["seed", "episode"]].to_numpy(dtype=np.int64)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    keys = np.array(
+        [
+            np.random.SeedSequence([seed, 1, int(s), int(e)]).generate_state(1, np.uint64)[0]
+            for s, e in unique
+        ],
+        dtype=np.uint64,
+    )
+    step = steps["step"].to_numpy(dtype=np.int64)
+    return crng.uniform(keys[inverse.ravel()], step, _TIE_STREAM, width) * 1e-9
+
+
 def _ranking_columns(
     steps: pd.DataFrame,
     arrays: StepArrays,
     *,
     k: int,
     n_relevant: int,
-    rng: np.random.Generator,
+    seed: int,
 ) -> pd.DataFrame:
     """Per-step precision/recall/NDCG of the policy's scores against the hidden affinities."""
     stacked = arrays.stacked()
@@ -279,7 +306,7 @@ def _ranking_columns(
         return pd.DataFrame({c: [] for c in ("precision_at_k", "recall_at_k", "ndcg_at_k")})
     # Exact ties (a uniform policy, equal popularities) are broken at random rather than by slot:
     # slots are ordered by candidate source, so a slot-order tie rule would favour some sources.
-    scores = scores + rng.uniform(0.0, 1e-9, size=scores.shape)
+    scores = scores + tie_noise(steps, scores.shape[1], seed)
     scores = np.where(mask, scores, np.nan_to_num(scores, neginf=-1e300))
     truth = np.where(mask, truth, 0.0)
     return pd.DataFrame(
@@ -307,7 +334,7 @@ def _episode_frame(
         arrays,
         k=settings["ranking_k"],
         n_relevant=settings["ranking_relevant"],
-        rng=np.random.default_rng(np.random.SeedSequence([settings["bootstrap_seed"], 1])),
+        seed=settings["bootstrap_seed"],
     )
     keys = ["policy", "seed", "episode"]
     per_episode = pd.concat([steps[keys], ranking], axis=1).groupby(keys, sort=True).mean()
