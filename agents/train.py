@@ -91,6 +91,29 @@ class SortedCSVOutputFormat(CSVOutputFormat):
         self.keys = _SortedKeys()
 
 
+def save_model_atomic(model: Any, path: Path) -> None:
+    """``model.save`` to a temp name beside ``path``, then a rename: an interrupted save (Ctrl-C,
+    SIGTERM, a full disk) leaves no half-written zip under the final name, and no temp file."""
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class AtomicCheckpointCallback(CheckpointCallback):
+    """SB3's checkpoints, each written through :func:`save_model_atomic` (SB3 writes straight to
+    the final name, so a run stopped mid-save left a truncated ``model_N_steps.zip``)."""
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            Path(self.save_path).mkdir(parents=True, exist_ok=True)
+            save_model_atomic(self.model, Path(self._checkpoint_path(extension="zip")))
+        return True
+
+
 class _ProgressBar(BaseCallback):
     """A tqdm bar over environment steps (SB3's own bar needs rich's live display)."""
 
@@ -203,6 +226,18 @@ def train(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)
+    # train.json says "running" until the run has finished: a run stopped midway leaves a folder
+    # that says so (and that the next run into it clears), never one whose model.zip and
+    # train.json belong to an earlier run while its checkpoints and scenario.yaml are new.
+    run_info = {
+        "status": "running",
+        "scenario": sc.name,
+        "algo": agent.algo,
+        "policy": agent.policy,
+        "seed": agent.seed,
+        "n_envs": agent.n_envs,
+    }
+    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
     write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
     model.set_logger(
         Logger(
@@ -216,7 +251,7 @@ def train(
     freq = checkpoint_freq or max(agent.timesteps // 10, 1)
     callbacks = CallbackList(
         [
-            CheckpointCallback(
+            AtomicCheckpointCallback(
                 save_freq=max(freq // agent.n_envs, 1),
                 save_path=str(out_dir / "checkpoints"),
                 name_prefix="model",
@@ -229,9 +264,7 @@ def train(
     model.learn(total_timesteps=agent.timesteps, callback=callbacks)
     seconds = time.perf_counter() - start
     model.logger.close()
-    tmp = out_dir / ".model.tmp.zip"
-    model.save(str(tmp))
-    os.replace(tmp, out_dir / "model.zip")
+    save_model_atomic(model, out_dir / "model.zip")
     result = TrainResult(
         model=model,
         out_dir=out_dir,
@@ -243,11 +276,8 @@ def train(
         out_dir / "train.json",
         json.dumps(
             {
-                "scenario": sc.name,
-                "algo": agent.algo,
-                "policy": agent.policy,
-                "seed": agent.seed,
-                "n_envs": agent.n_envs,
+                **run_info,
+                "status": "complete",
                 "timesteps": result.timesteps,
                 "seconds": round(seconds, 3),
                 "steps_per_second": round(result.steps_per_second, 1),
@@ -259,15 +289,19 @@ def train(
     return result
 
 
-#: Outputs of an earlier run in the same folder that a new run would not overwrite: its
-#: checkpoints, TensorBoard event files, step log and demo summary. They describe the old model,
-#: so a new run removes them when it starts (model.zip and train.json are replaced at its end).
+#: Outputs of an earlier run in the same folder: its model, checkpoints, TensorBoard event files,
+#: step log and demo summary (and temp files a stopped save left). They describe the old model,
+#: so a new run removes them when it starts; train.json is rewritten at once, saying "running".
 STALE_RUN_OUTPUTS = (
+    "model.zip",
+    ".model.tmp.zip",
     "checkpoints/model_*_steps.zip",
+    "checkpoints/.model_*_steps.tmp.zip",
     "checkpoints/model_replay_buffer_*_steps.pkl",
     "checkpoints/model_vecnormalize_*_steps.pkl",
     "tb/events.out.tfevents.*",
     "episodes.parquet",
+    ".episodes.parquet.*.tmp",
     "summary.txt",
 )
 

@@ -699,53 +699,72 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> list[Path]:
-    """Write the CSVs, the step log, the plots and both reports; every file atomically."""
+    """Write the CSVs, the step log, the plots and both reports, all or nothing.
+
+    Every file is first written into a hidden staging folder inside ``out``; only when all of
+    them exist are they renamed into place (the reports last), so an evaluation stopped midway
+    (Ctrl-C, SIGTERM, a full disk) leaves an earlier report in the folder whole, never new
+    tables beside old plots and an old report.
+    """
+    import shutil
+    import tempfile
+
+    from .plots import PLOT_NAMES
     from .report import atomic_write, render_html, render_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     had_report = (out / "report.md").is_file()  # an earlier evaluation wrote this folder
-    written: list[Path] = []
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".lmrecsim-staging-"))
+    names: list[str] = []
 
     def put(name: str, data: bytes | str) -> None:
-        atomic_write(out / name, data)
-        written.append(out / name)
+        atomic_write(stage / name, data)
+        names.append(name)
 
-    put("summary.csv", _csv_bytes(result.summary))
-    put("comparison.csv", _csv_bytes(result.comparison))
-    put("episodes.csv", _csv_bytes(result.episodes))
-    path = out / "episodes.parquet"
-    write_step_log(path, result.steps, result.arrays, scenario=result.scenario, world=result.world)
-    written.append(path)
-
-    plots = []
-    if make_plots:
-        from .plots import all_plots, learning_curve
-
-        privileged = {label: info.privileged for label, info in result.policies.items()}
-        curves = {}
-        for label, info in result.policies.items():
-            curve = learning_curve(info.run_dir, until=info.trained_steps)
-            if curve is not None:
-                curves[label] = curve
-        plots = all_plots(
-            result.summary,
+    try:
+        put("summary.csv", _csv_bytes(result.summary))
+        put("comparison.csv", _csv_bytes(result.comparison))
+        put("episodes.csv", _csv_bytes(result.episodes))
+        write_step_log(
+            stage / "episodes.parquet",
             result.steps,
-            {label: result.exposure(label) for label in result.policies},
-            privileged,
-            drift_window=result.settings["drift_window"],
-            new_user_k=result.settings["new_user_k"],
-            curves=curves,
+            result.arrays,
+            scenario=result.scenario,
+            world=result.world,
         )
-        for plot in plots:
-            put(f"{plot.name}.png", plot.png)
-    # A plot an earlier evaluation into this folder made and this one did not (no learning
-    # curves this time, another scenario) would sit next to a report that does not show it.
-    from .plots import PLOT_NAMES
+        names.append("episodes.parquet")
+        plots = []
+        if make_plots:
+            from .plots import all_plots, learning_curve
 
-    made = {plot.name for plot in plots}
-    for name in PLOT_NAMES if had_report else ():  # never a plain folder's own files
-        if name not in made:
-            (out / f"{name}.png").unlink(missing_ok=True)
-    put("report.md", render_markdown(result, plots))
-    put("report.html", render_html(result, plots))
-    return written
+            privileged = {label: info.privileged for label, info in result.policies.items()}
+            curves = {}
+            for label, info in result.policies.items():
+                curve = learning_curve(info.run_dir, until=info.trained_steps)
+                if curve is not None:
+                    curves[label] = curve
+            plots = all_plots(
+                result.summary,
+                result.steps,
+                {label: result.exposure(label) for label in result.policies},
+                privileged,
+                drift_window=result.settings["drift_window"],
+                new_user_k=result.settings["new_user_k"],
+                curves=curves,
+            )
+            for plot in plots:
+                put(f"{plot.name}.png", plot.png)
+        put("report.md", render_markdown(result, plots))
+        put("report.html", render_html(result, plots))
+        # Everything is written: move it into place. A plot an earlier evaluation into this
+        # folder made and this one did not (no learning curves this time, another scenario)
+        # would sit next to a report that does not show it; never a plain folder's own files.
+        made = {plot.name for plot in plots}
+        for name in PLOT_NAMES if had_report else ():
+            if name not in made:
+                (out / f"{name}.png").unlink(missing_ok=True)
+        for name in names:
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / name for name in names]

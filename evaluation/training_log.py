@@ -112,6 +112,11 @@ class EpisodeLogCallback(BaseCallback):
         self._episode += dones.astype(np.int64)
         return True
 
+    def _on_training_end(self) -> None:
+        # Written when learn() ends, before train() saves model.zip and marks train.json
+        # complete: a run stopped after that point has its log (a stopped run has neither).
+        self.write()
+
     def write(self) -> Path:
         """Write the recorded steps (atomically) and return the log's path.
 

@@ -82,6 +82,11 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, dest)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a full disk says only "No space left on device": name the file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

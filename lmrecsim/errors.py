@@ -16,6 +16,11 @@ class UsageError(ValueError):
     """A command-line argument that cannot be used as given (one line naming the flag)."""
 
 
+class Terminated(BaseException):
+    """Raised by the command line's SIGTERM handler, so a terminated command cleans up (temp
+    files, staging folders) as on Ctrl-C and says so in one line."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Every error class whose message is a complete one-line explanation for the user."""
     from lmrecsim.agents.errors import AgentError
@@ -81,3 +86,6 @@ def _run_reporting(prog: str, run: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143

@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         full_info=args.log_episodes,
         torch_threads=args.torch_threads,
     )
-    for cb in loggers:
-        cb.write()
+    for cb in loggers:  # each wrote its log when training ended
         if cb.written_steps == 0:
             print(
                 f"lmrecsim: warning: {cb.path}: holds no steps: no episode finished within "

@@ -1,0 +1,129 @@
+"""Training and evaluation runs stopped midway (Ctrl-C, SIGTERM, a full disk): no half-written
+file under a final name, no temp file left, and no folder that mixes two runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from stable_baselines3.common.callbacks import BaseCallback
+
+from lmrecsim.agents.train import save_model_atomic, train
+
+TINY = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
+
+
+class _StopAt(BaseCallback):
+    """Raises KeyboardInterrupt (what Ctrl-C does) once training has run ``steps`` steps."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps:
+            raise KeyboardInterrupt
+        return True
+
+
+def _train(out: Path, *, stop_at: int | None = None, seed: int = 1) -> None:
+    train(
+        "default",
+        out=out,
+        algo="ppo",
+        timesteps=512,
+        n_envs=2,
+        seed=seed,
+        hyperparameters=TINY,
+        checkpoint_freq=64,
+        progress=False,
+        callback_factory=(lambda sc, world: [_StopAt(stop_at)]) if stop_at else None,
+    )
+
+
+def _checkpoints(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "checkpoints").iterdir())
+
+
+def test_a_stopped_save_leaves_neither_a_truncated_zip_nor_a_temp_file(tmp_path):
+    class Model:
+        def save(self, path: str) -> None:
+            Path(path).write_bytes(b"PK half a zip")
+            raise KeyboardInterrupt
+
+    target = tmp_path / "model_64_steps.zip"
+    with pytest.raises(KeyboardInterrupt):
+        save_model_atomic(Model(), target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stopped_run_says_so_and_the_next_run_clears_it(tmp_path):
+    out = tmp_path / "run"
+    _train(out)  # a finished run
+    finished = json.loads((out / "train.json").read_text())
+    assert finished["status"] == "complete" and (out / "model.zip").is_file()
+
+    # A second run, stopped at 200 steps: the first run's model is gone (it used to stay, beside
+    # the second run's scenario.yaml and checkpoints), and train.json says the run is unfinished.
+    with pytest.raises(KeyboardInterrupt):
+        _train(out, stop_at=200, seed=7)
+    info = json.loads((out / "train.json").read_text())
+    assert info["status"] == "running" and info["seed"] == 7
+    assert not (out / "model.zip").exists()
+    stopped = _checkpoints(out)
+    assert stopped and all(int(n.split("_")[1]) <= 200 for n in stopped)
+
+    # A checkpoint of the stopped run still evaluates as part of its run (its seeds are known).
+    from lmrecsim.agents.train import training_seeds
+
+    assert training_seeds(out) == (7, 8)
+
+    # The next run into the folder removes the stopped run's checkpoints (no train.json of a
+    # finished run was needed for that).
+    _train(out, seed=3)
+    assert json.loads((out / "train.json").read_text())["status"] == "complete"
+    assert max(int(n.split("_")[1]) for n in _checkpoints(out)) > 200
+    assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_stopped_evaluation_leaves_the_earlier_report_whole(tmp_path, monkeypatch):
+    from lmrecsim.evaluation import evaluate, report
+
+    evaluate("default", ["greedy"], seeds=[1000], episodes=1, out=tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # Stopped while rendering the last file: the tables, the step log and the plots are already
+    # written (to the staging folder), and none of them may replace the earlier report's.
+    monkeypatch.setattr(report, "render_html", stop)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate("default", ["oracle"], seeds=[1001], episodes=1, out=tmp_path, progress=False)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+def test_sigterm_is_one_line_and_cleans_up(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lmrecsim", "train", "--timesteps", "200000", "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd + ["--no-progress"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not (out / "checkpoints").is_dir() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == "lmrecsim: terminated" and "Traceback" not in err
+    leftovers = [p for p in out.rglob(".*") if p.name.endswith((".tmp", ".tmp.zip"))]
+    assert leftovers == []
+    assert json.loads((out / "train.json").read_text())["status"] == "running"
+    assert not (out / "model.zip").exists()
