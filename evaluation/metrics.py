@@ -183,6 +183,13 @@ def episode_table(
     keys = list(EPISODE_KEYS)
     df = steps.sort_values([*keys, "step"], kind="stable").reset_index(drop=True)
     clicked = df["clicked"].astype(bool)
+    # A step whose action picked a masked slot showed nothing: it is a step (a skip) but not a
+    # recommendation, so the item metrics leave it out (its item_index is the slot's filler).
+    shown = (
+        ~df["invalid_action"].astype(bool)
+        if "invalid_action" in df.columns
+        else pd.Series(True, index=df.index)
+    )
     position = df.groupby(keys, sort=False).cumcount().to_numpy()
     in_k = position < new_user_k
 
@@ -195,7 +202,7 @@ def episode_table(
             "dwell": df["dwell"].astype(float),
             "terminated": df["terminated"].astype(bool),
             "is_new_user": df["is_new_user"].astype(bool),
-            "is_new_item": df["is_new_item"].astype(float),
+            "is_new_item": df["is_new_item"].astype(float).where(shown),
             "reward_k": df["reward"].astype(float).where(in_k, 0.0),
             "clicked_k": clicked.astype(float).where(in_k, 0.0),
             "in_k": in_k.astype(float),
@@ -226,18 +233,23 @@ def episode_table(
     if head_rank is not None:
         if head_rank < 0:
             raise MetricInputError(f"{where}: head_rank must be >= 0, got {head_rank}")
-        tail = (df["popularity_rank"].to_numpy() >= head_rank).astype(float)
-        table["long_tail_share"] = pd.Series(tail).groupby([work[k] for k in keys]).mean()
+        tail = pd.Series((df["popularity_rank"].to_numpy() >= head_rank).astype(float))
+        table["long_tail_share"] = tail.where(shown).groupby([work[k] for k in keys]).mean()
     else:
         table["long_tail_share"] = np.nan
 
+    seen = df[shown.to_numpy()]
+    seen_work = work[shown.to_numpy()]
     if popularity is not None:
-        table["novelty"] = _episode_novelty(df, work, keys, popularity)
+        table["novelty"] = _episode_novelty(seen, seen_work, keys, popularity)
     else:
         table["novelty"] = np.nan
 
     if item_embeddings is not None:
-        table["intra_list_diversity"] = _episode_diversity(df, grouped, item_embeddings)
+        diversity = _episode_diversity(seen, seen_work.groupby(keys, sort=True), item_embeddings)
+        table["intra_list_diversity"] = pd.Series(
+            diversity, index=seen_work.groupby(keys, sort=True).size().index
+        )
     else:
         table["intra_list_diversity"] = np.nan
 
@@ -262,7 +274,7 @@ def _episode_novelty(
         raise MetricInputError(
             f"{where}: popularity is 0 for a recommended item; novelty is infinite"
         )
-    surprisal = pd.Series(-np.log2(share))
+    surprisal = pd.Series(-np.log2(share), index=work.index)
     return surprisal.groupby([work[k] for k in keys]).mean()
 
 

@@ -131,8 +131,10 @@ class EvaluationResult:
     warnings: list[str] = field(default_factory=list)
 
     def exposure(self, label: str) -> np.ndarray:
-        """(n_items,) how often each catalog item was recommended by ``label``."""
-        idx = self.steps.loc[self.steps["policy"] == label, "item_index"].to_numpy(np.int64)
+        """(n_items,) how often each catalog item was recommended (shown) by ``label``; a step
+        whose action picked a masked slot showed nothing and counts for no item."""
+        rows = (self.steps["policy"] == label) & ~self.steps["invalid_action"].astype(bool)
+        idx = self.steps.loc[rows, "item_index"].to_numpy(np.int64)
         return np.bincount(idx, minlength=self.world.n_items)
 
 
@@ -362,7 +364,8 @@ def _aggregate_inputs(
     row = code.get_indexer(pd.MultiIndex.from_frame(steps[["seed", "episode"]]))
     n_ep = len(code)
     exposure = np.zeros((n_ep, n_items))
-    np.add.at(exposure, (row, steps["item_index"].to_numpy(np.int64)), 1.0)
+    shown = ~steps["invalid_action"].to_numpy(dtype=bool)  # a masked slot showed nothing
+    np.add.at(exposure, (row[shown], steps["item_index"].to_numpy(np.int64)[shown]), 1.0)
     if not steps["drift_event"].astype(bool).any():
         return _AggregateInputs(exposure, None, None)
     # ctr_around_events groups by the 'policy' column: give every episode its own "policy".

@@ -116,14 +116,14 @@ def test_an_unreadable_train_json_is_a_warning_naming_the_file(runs, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(runs["ppo"], run)
     (run / "train.json").write_text('{"seed": 1, "n_envs": "four"}')
-    res = evaluate("default", [f"p=ppo:{run}"], seeds=[5], episodes=1, progress=False)
+    res = evaluate("default", [f"p=ppo:{run}"], seeds=[5], episodes=2, progress=False)
     assert res.warnings == [
         f"p: training seeds unknown: {run / 'train.json'}: n_envs: 'four' "
         "(expected an integer >= 1)"
     ]
     # Without a train.json (a model.zip kept on its own) nothing is known and nothing is said.
     (run / "train.json").unlink()
-    res = evaluate("default", [f"p=ppo:{run / 'model.zip'}"], seeds=[1], episodes=1, progress=False)
+    res = evaluate("default", [f"p=ppo:{run / 'model.zip'}"], seeds=[1], episodes=2, progress=False)
     assert res.warnings == []
 
 
@@ -153,7 +153,7 @@ def test_a_checkpoint_belongs_to_its_run(runs, tmp_path):
         (runs["ppo"] / "checkpoints").glob("*.zip"), key=lambda p: int(p.stem.split("_")[1])
     )
     res = evaluate(
-        "default", [f"ck=ppo:{checkpoint}"], seeds=[2], episodes=1, out=tmp_path, progress=False
+        "default", [f"ck=ppo:{checkpoint}"], seeds=[2], episodes=2, out=tmp_path, progress=False
     )
     assert res.policies["ck"].run_dir == runs["ppo"]
     assert len(res.warnings) == 1 and res.warnings[0].startswith("ck was trained on seeds 1-4")
