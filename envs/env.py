@@ -46,6 +46,18 @@ def step_info(info: dict[str, Any], row: int, world: World) -> dict[str, Any]:
     return out
 
 
+class RenderModeError(ValueError, TypeError):
+    """An unsupported ``render_mode``. Also a ``TypeError``: stable-baselines3's ``make_vec_env``
+    asks for ``render_mode="rgb_array"`` and, on a TypeError, makes the env without one."""
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    """Refuse a render mode the env does not have (:class:`RenderModeError`)."""
+    modes = RecommendationEnv.metadata["render_modes"]
+    if render_mode is not None and render_mode not in modes:
+        raise RenderModeError(f"render_mode: {render_mode!r} (expected None or one of {modes})")
+
+
 class RecommendationEnv(gym.Env):
     """Recommend one item per step to a simulated user whose taste is hidden.
 
@@ -110,11 +122,7 @@ class RecommendationEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode: {render_mode!r} (expected None or one of "
-                f"{self.metadata['render_modes']})"
-            )
+        check_render_mode(render_mode)
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world

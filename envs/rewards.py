@@ -94,5 +94,28 @@ def register_reward(name: str, fn: RewardFn) -> None:
 
 
 def compute_reward(fb: Feedback, sc: Scenario) -> np.ndarray:
-    """The scenario's reward, shape (N,)."""
-    return REWARDS[sc.reward.name](fb, sc)
+    """The scenario's reward, shape (N,).
+
+    Raises:
+        ValueError: a registered reward returned something other than N finite numbers (a
+            scalar used to pass through the batched VecEnv, which SB3 then spread to every user).
+    """
+    name = sc.reward.name
+    out = REWARDS[name](fb, sc)
+    if name in SHIPPED_REWARDS:
+        return out
+    n = fb.clicked.shape[0]
+    try:
+        values = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"reward {name!r}: returned {type(out).__name__} (expected an ({n},) float array, "
+            "one reward per user)"
+        ) from None
+    if values.shape != (n,):
+        raise ValueError(
+            f"reward {name!r}: returned shape {values.shape} (expected ({n},), one reward per user)"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"reward {name!r}: returned a non-finite value (expected finite rewards)")
+    return values

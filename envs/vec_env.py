@@ -218,11 +218,26 @@ class BatchedRecommendationVecEnv(VecEnv):
         indices: None | int | Iterable[int] = None,
         **method_kwargs: Any,
     ) -> list[Any]:
+        """Call a sub-env method on the sub-envs in ``indices``.
+
+        The users live in shared arrays, not in env objects, so only the per-sub-env methods
+        SB3 and sb3-contrib call are answered: ``action_masks`` (each sub-env's mask) and
+        ``render`` (None, as a ``RecommendationEnv`` without a render mode returns). Any other
+        name is an ``AttributeError``: calling the VecEnv's own method once per index (what this
+        did) reset every sub-env for ``env_method("reset", indices=[1])``.
+        """
+        rows = self._indices(indices)
         if method_name == "action_masks":
             masks = self.action_masks()
-            return [masks[i] for i in self._indices(indices)]
-        method = getattr(self, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
+            return [masks[i] for i in rows]
+        if method_name == "render":
+            return [None for _ in rows]
+        raise AttributeError(
+            f"env_method({method_name!r}): BatchedRecommendationVecEnv keeps its users in arrays "
+            "and has no per-sub-env objects; it answers 'action_masks' and 'render' per sub-env "
+            "(expected one of those, the VecEnv's own methods such as reset(), or a DummyVecEnv "
+            "of RecommendationEnv for other per-env calls)"
+        )
 
     def env_is_wrapped(
         self, wrapper_class: type[gym.Wrapper], indices: None | int | Iterable[int] = None

@@ -19,7 +19,7 @@ from gymnasium.vector.utils import batch_space
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import RecommendationEnv, observation_space
+from .env import RecommendationEnv, check_render_mode, observation_space
 from .simulator import UserBatch, check_count
 from .world import World, build_world
 
@@ -93,8 +93,7 @@ class RecommendationVectorEnv(VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode not in _AUTORESET_MODES:
             raise ValueError(f"autoreset_mode: {mode.value!r} (expected NextStep or SameStep)")
-        if render_mode not in (None, *_RENDER_MODES):
-            raise ValueError(f"render_mode: {render_mode!r} (expected None or 'ansi')")
+        check_render_mode(render_mode)
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps: {max_episode_steps} (expected None or >= 1)")
         if world is None:

@@ -146,6 +146,20 @@ def test_an_unsupported_render_mode_is_refused(world):
         RecommendationEnv(world=world, render_mode="rgb_array")
 
 
+def test_sb3_make_vec_env_builds_the_registered_env():
+    # make_vec_env asks for render_mode="rgb_array" and retries without it on a TypeError only;
+    # a plain ValueError made it fail on the registered id.
+    import numpy as np
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env(ENV_ID, n_envs=2, env_kwargs={"scenario": "default"}, seed=0)
+    obs = venv.reset()
+    assert obs["action_mask"].shape[0] == 2
+    _, rewards, _, _ = venv.step(np.array([0, 1]))
+    assert rewards.shape == (2,)
+    venv.close()
+
+
 def _topic_items(world, topic: str, n: int) -> np.ndarray:
     t = world.topic_names.index(topic)
     items = np.flatnonzero((world.primary_topic == t) & (world.catalog.appeal < 0.5))

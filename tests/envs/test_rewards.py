@@ -49,3 +49,22 @@ def test_register_reward_refuses_shipped_and_empty_names() -> None:
     with pytest.raises(ValueError, match="not callable"):
         register_reward("x_reward", 3)  # type: ignore[arg-type]
     assert REWARDS["click"].__name__ == "click_reward"
+
+
+def test_a_registered_reward_must_return_one_finite_number_per_user(tmp_path: Any) -> None:
+    # A scalar used to pass through the batched VecEnv as a 0-d reward that SB3 spread to every
+    # user, and to fail deep inside the single env.
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+
+    register_reward("clicks_in_batch", lambda fb, sc: fb.clicked.sum() * 1.0)
+    register_reward("nan_reward", lambda fb, sc: np.full(fb.clicked.shape, np.nan))
+    for name, message in (
+        ("clicks_in_batch", r"shape \(\) \(expected \(4,\)"),
+        ("nan_reward", "non-finite"),
+    ):
+        sc = small_scenario(tmp_path, reward={"name": name})
+        venv = BatchedRecommendationVecEnv(world=build_world(sc, encoder=HashEncoder()), n_envs=4)
+        venv.seed(0)
+        venv.reset()
+        with pytest.raises(ValueError, match=f"reward '{name}': .*{message}"):
+            venv.step(np.zeros(4, dtype=np.int64))

@@ -368,3 +368,20 @@ def test_set_attr_with_indices_sets_those_sub_envs_only(tmp_path: Any) -> None:
     assert venv.get_attr("tag") == ["c", "c", "c"]
     with pytest.raises(IndexError):
         venv.get_attr("tag", indices=[3])
+
+
+def test_env_method_answers_per_sub_env_or_refuses(tmp_path: Any) -> None:
+    # env_method("reset", indices=[1]) used to call the VecEnv's own reset once per index,
+    # resetting every sub-env and returning batched observations.
+    from sb3_contrib.common.maskable.utils import get_action_masks
+
+    venv = BatchedRecommendationVecEnv(world=small_world(tmp_path), n_envs=3)
+    venv.seed(0)
+    venv.reset()
+    masks = venv.action_masks()
+    assert np.array_equal(get_action_masks(venv), masks)
+    got = venv.env_method("action_masks", indices=[2])
+    assert len(got) == 1 and np.array_equal(got[0], masks[2])
+    assert venv.env_method("render", indices=[0, 1]) == [None, None]
+    with pytest.raises(AttributeError, match="env_method\\('reset'\\).*no per-sub-env objects"):
+        venv.env_method("reset", indices=[1])
