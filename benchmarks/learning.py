@@ -431,16 +431,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every training run is seeded and uses its own torch threads, so a scenario's results do
         # not depend on which process ran it or what ran beside it. Spawned workers: forking a
         # process that has started torch's thread pools can deadlock.
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=set_torch_threads,
             initargs=(args.threads,),
-        ) as pool:
+        )
+        try:
             futures = [pool.submit(run_scenario, name, **job) for name in args.scenarios]
             for future in futures:
                 results.append(future.result())
                 write_results(args.results, results, command, settings)
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM to this process only): the pool's own exit would wait for
+            # every queued scenario, for nothing. Cancel them and stop the running ones now; the
+            # results of the finished ones are already written.
+            # The executor has no public terminate(): its worker processes are in _processes.
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            raise
+        pool.shutdown()
     args.out.mkdir(parents=True, exist_ok=True)
     raw = {
         res.name: {
@@ -458,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     if __package__ in (None, ""):
         sys.path.insert(0, str(REPO))
-    from lmrecsim.errors import report_user_errors
+    from lmrecsim.errors import report_user_errors, sigterm_as_exception
 
-    raise SystemExit(report_user_errors("benchmarks/learning.py", main))
+    with sigterm_as_exception():
+        code = report_user_errors("benchmarks/learning.py", main)
+    raise SystemExit(code)

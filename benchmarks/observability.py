@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     if __package__ in (None, ""):
         sys.path.insert(0, str(REPO))
-    from lmrecsim.errors import report_user_errors
+    from lmrecsim.errors import report_user_errors, sigterm_as_exception
 
-    raise SystemExit(report_user_errors("benchmarks/observability.py", main))
+    with sigterm_as_exception():
+        code = report_user_errors("benchmarks/observability.py", main)
+    raise SystemExit(code)

@@ -51,9 +51,9 @@ class RenderModeError(ValueError, TypeError):
     asks for ``render_mode="rgb_array"`` and, on a TypeError, makes the env without one."""
 
 
-def check_render_mode(render_mode: str | None) -> None:
-    """Refuse a render mode the env does not have (:class:`RenderModeError`)."""
-    modes = RecommendationEnv.metadata["render_modes"]
+def check_render_mode(render_mode: str | None, modes: list[str]) -> None:
+    """Refuse a render mode not in ``modes`` (an env's ``metadata["render_modes"]``) with a
+    :class:`RenderModeError`."""
     if render_mode is not None and render_mode not in modes:
         raise RenderModeError(f"render_mode: {render_mode!r} (expected None or one of {modes})")
 
@@ -122,7 +122,7 @@ class RecommendationEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
-        check_render_mode(render_mode)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world

@@ -93,7 +93,7 @@ class RecommendationVectorEnv(VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode not in _AUTORESET_MODES:
             raise ValueError(f"autoreset_mode: {mode.value!r} (expected NextStep or SameStep)")
-        check_render_mode(render_mode)
+        check_render_mode(render_mode, list(_RENDER_MODES))
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps: {max_episode_steps} (expected None or >= 1)")
         if world is None:

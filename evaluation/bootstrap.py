@@ -6,6 +6,7 @@ statistic is applied along its rows. Blocks bound memory for long inputs.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 
 from lmrecsim.evaluation.metrics import MetricInputError
 
-__all__ = ["bootstrap_ci", "paired_difference_ci", "summarise"]
+__all__ = ["bootstrap_ci", "keyed_rng", "paired_difference_ci", "summarise"]
 
 #: A statistic that reduces along an axis, like ``np.mean`` or ``np.median``.
 Statistic = Callable[..., np.ndarray | float]
@@ -132,6 +133,13 @@ def paired_difference_ci(
     )
 
 
+def keyed_rng(base: int, *keys: object) -> np.random.Generator:
+    """A generator that is a function of ``base`` and the text of ``keys`` alone (a policy label,
+    a metric name): the same cell of a table draws the same numbers whatever else is in it."""
+    words = [zlib.crc32(str(key).encode("utf-8")) for key in keys]
+    return np.random.default_rng([int(base), *words])
+
+
 def summarise(
     episodes: pd.DataFrame,
     metrics: Sequence[str],
@@ -145,8 +153,10 @@ def summarise(
 
     Each episode is one unit: for every group of ``episodes`` by ``by`` and every metric, the
     cell is :func:`bootstrap_ci` (mean) of that metric's column over the group's episodes,
-    NaNs dropped. Every (group, metric) cell gets its own generator, spawned in table order
-    from ``rng``, so the same ``rng``, groups and ``metrics`` give the same table.
+    NaNs dropped. Every (group, metric) cell gets its own generator, derived from ``rng`` and
+    the cell's group key and metric name: a cell's interval does not depend on which other groups
+    or metrics are in the table (adding a policy used to shift the intervals of the policies
+    after it).
 
     Args:
         episodes: episode table (see ``metrics.episode_table``), one row per episode.
@@ -163,18 +173,16 @@ def summarise(
     missing = [c for c in [by, *metrics] if c not in episodes.columns]
     if missing:
         raise MetricInputError(f"summarise: episodes is missing columns {missing}")
-    gen = np.random.default_rng(rng)
-    groups = list(episodes.groupby(by, sort=True))
-    children = gen.spawn(len(groups) * len(metrics))
+    base = int(np.random.default_rng(rng).integers(2**63))
     rows = []
-    for g, (key, part) in enumerate(groups):
+    for key, part in episodes.groupby(by, sort=True):
         row: dict[str, object] = {by: key, "n": len(part)}
-        for m, metric in enumerate(metrics):
+        for metric in metrics:
             est, low, high = bootstrap_ci(
                 part[metric].to_numpy(dtype=float),
                 n_resamples=n_resamples,
                 confidence=confidence,
-                rng=children[g * len(metrics) + m],
+                rng=keyed_rng(base, key, metric),
             )
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = est, low, high
         rows.append(row)

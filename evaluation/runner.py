@@ -30,7 +30,7 @@ from ..atomic import output_folder_problem
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario
 from ..scenarios.schema import MetricName
-from .bootstrap import paired_difference_ci, summarise
+from .bootstrap import keyed_rng, paired_difference_ci, summarise
 from .errors import EvaluationError
 from .logs import write_step_log
 from .metrics import ctr_around_events, episode_table, ndcg_at_k, precision_at_k, recall_at_k
@@ -515,7 +515,8 @@ def _tables(
 
     rows = []
     ref = episodes[episodes["policy"] == reference].sort_values(["seed", "episode"])
-    cmp_rng = np.random.default_rng(s_cmp)
+    # Each (policy, metric) comparison draws from its own keyed generator (see keyed_rng).
+    cmp_base = int(np.random.default_rng(s_cmp).integers(2**63))
     for label in labels:
         if label == reference:
             continue
@@ -540,7 +541,11 @@ def _tables(
                 # click in each), so the difference can differ from the summary's two means.
                 n_pairs = int((np.isfinite(a) & np.isfinite(b)).sum())
                 est, low, high = paired_difference_ci(
-                    a, b, n_resamples=n_res, confidence=conf, rng=cmp_rng
+                    a,
+                    b,
+                    n_resamples=n_res,
+                    confidence=conf,
+                    rng=keyed_rng(cmp_base, label, metric),
                 )
             rows.append(
                 {

@@ -9,14 +9,12 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from importlib import import_module
 
 from lmrecsim import __version__
-from lmrecsim.errors import Terminated, report_user_errors
+from lmrecsim.errors import report_user_errors, sigterm_as_exception
 
 # Subcommand modules under lmrecsim.commands, in the order `lmrecsim --help` lists them.
 COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "bench"]
@@ -56,25 +54,16 @@ def _run(args: argparse.Namespace) -> int:
             remove_empty_folders(created)  # a refused run leaves no empty output folder behind
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmrecsim`` console script; returns the exit code.
 
     SIGTERM (``kill``, a job scheduler's stop) ends a command as Ctrl-C does: temp files and
     staging folders are removed, and one line says so (exit code 143; Ctrl-C gives 130).
     """
-    handler = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if handler else None
-    try:
+    with sigterm_as_exception():
         # Importing the subcommands (torch, transformers) takes a second or two: a Ctrl-C then
         # is one line too, not a traceback through the import machinery.
         return report_user_errors("lmrecsim", lambda: _run(build_parser().parse_args(argv)))
-    finally:
-        if handler:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # The hub must never be contacted: every model is a local path or already in the user's cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,6 +22,26 @@ class UsageError(ValueError):
 class Terminated(BaseException):
     """Raised by the command line's SIGTERM handler, so a terminated command cleans up (temp
     files, staging folders) as on Ctrl-C and says so in one line."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a job scheduler's stop) raises :class:`Terminated`,
+    so a command stopped that way cleans up (temp files, staging folders, worker processes) as on
+    Ctrl-C; :func:`report_user_errors` turns it into one line and exit code 143. Only the main
+    thread can handle signals; elsewhere the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -146,6 +146,13 @@ def test_an_unsupported_render_mode_is_refused(world):
         RecommendationEnv(world=world, render_mode="rgb_array")
 
 
+def test_a_subclass_may_add_render_modes(world):
+    class Drawn(RecommendationEnv):
+        metadata = {**RecommendationEnv.metadata, "render_modes": ["ansi", "rgb_array"]}
+
+    assert Drawn(world=world, render_mode="rgb_array").render_mode == "rgb_array"
+
+
 def test_sb3_make_vec_env_builds_the_registered_env():
     # make_vec_env asks for render_mode="rgb_array" and retries without it on a TypeError only;
     # a plain ValueError made it fail on the registered id.

@@ -328,6 +328,21 @@ def test_figures_do_not_depend_on_seed_order_or_on_the_other_policies() -> None:
     pd.testing.assert_frame_equal(a, mine)
 
 
+def test_intervals_do_not_depend_on_the_other_policies() -> None:
+    # Each (policy, metric) cell drew from a generator spawned by its position in the table, so
+    # adding egreedy (sorted before greedy) moved greedy's return interval from 6.5 to 4.75.
+    def tables(policies):
+        res = evaluate("default", policies, seeds=[1000], episodes=4, progress=False)
+        summary = res.summary.set_index("policy")
+        comparison = res.comparison.set_index(["policy", "metric"])
+        return summary.loc[["greedy"]], comparison.loc[["greedy"]]
+
+    alone = tables(["greedy"])
+    crowded = tables(["egreedy", "greedy", "popular"])
+    pd.testing.assert_frame_equal(alone[0], crowded[0])
+    pd.testing.assert_frame_equal(alone[1], crowded[1])
+
+
 def test_a_step_that_picked_an_empty_slot_exposes_no_item() -> None:
     # A masked slot shows nothing, but its filler item (catalog row 0) was counted as exposed:
     # 83 invalid steps gave coverage 0.042, Gini 0.958 and a "most recommended" item.
