@@ -83,7 +83,8 @@ def candidate_features_reference(users: UserBatch, idx: np.ndarray) -> np.ndarra
     feats[..., 6] = np.clip((sim * clicked[:, None, :]).sum(axis=2) / np.maximum(n_click, 1), -1, 1)
     feats[..., 7] = np.clip((sim * skipped[:, None, :]).sum(axis=2) / np.maximum(n_skip, 1), -1, 1)
     # The topic's recent exposure (recency weighted, newest weight 1, scaled into [0, 1]) and
-    # the share of this topic's recent recommendations that were clicked.
+    # the smoothed click rate of its recent recommendations: clicks / (times shown + 1), so one
+    # click of one showing reads 0.5 and a topic not shown 0.
     win = hist.shape[1]
     recency = (EXPOSURE_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
     feats[..., 8] = (same * recency).sum(axis=2) * np.float32(1.0 - EXPOSURE_DECAY)

@@ -201,8 +201,10 @@ class StateConfig(_Strict):
         description="Most recent events rendered into the history text ('text' and 'events' "
         "modes). A text keeps only its newest sentences that fit in encoder.max_length tokens, "
         "whole: the oldest go first (the sign-up sentence is the oldest), so a long window never "
-        "hides the newest clicks from the model. On the default scenario 87% of the texts of a "
-        "window of 8 fit whole; a window of 16 shows about 8 events.",
+        "hides the newest clicks from the model. On the default scenario about 99% of the texts "
+        "of a window of 8 fit whole; a window of 16 shows about 8 events. In every mode it also "
+        "sets the window of the candidate features' recent-history terms: the last "
+        "max(10, history_window) steps.",
     )
     text_events: Literal["clicks", "all"] = Field(
         "clicks",
@@ -244,14 +246,21 @@ class PatienceConfig(_Strict):
         ge=0.0,
         description="Patience lost per unit of item appeal on every click (click-bait items have the high appeal).",
     )
-    max_patience: float = Field(1.5, gt=0.0, description="Patience never grows beyond this.")
+    max_patience: float = Field(
+        1.5, gt=0.0, description="Patience never grows beyond this (nor starts above it)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> PatienceConfig:
-        """initial_high must be >= initial_low."""
+        """initial_low <= initial_high <= max_patience."""
         if self.initial_high < self.initial_low:
             raise ValueError(
                 f"initial_high ({self.initial_high}) must be >= initial_low ({self.initial_low})"
+            )
+        if self.initial_high > self.max_patience:
+            # A user starting above the cap lost the excess at the first step, skip or click.
+            raise ValueError(
+                f"initial_high ({self.initial_high}) must be <= max_patience ({self.max_patience})"
             )
         return self
 
@@ -356,14 +365,16 @@ class UsersConfig(_Strict):
 
 
 class ResponseConfig(_Strict):
-    """The click model: P(click) = sigmoid(beta*s + gamma*log popularity + appeal - fatigue + bias)."""
+    """The click model: P(click) = sigmoid(beta*(s - affinity_center) + gamma*log relative
+    popularity + appeal_weight*appeal - fatigue + bias), s = cos(taste, item)."""
 
     beta: float = Field(8.0, ge=0.0, le=100.0, description="Weight of the hidden affinity s.")
     affinity_center: float = Field(
         0.25,
         ge=-1.0,
         le=1.0,
-        description="s is measured from this cosine (embedding models put unrelated texts near 0.1-0.3).",
+        description="s is measured from this cosine: the click logit and satisfaction use "
+        "s - affinity_center (embedding models put unrelated texts near 0.1-0.3).",
     )
     gamma: float = Field(
         0.3,
@@ -382,7 +393,9 @@ class ResponseConfig(_Strict):
         "clickable: 0.1 costs them gamma * log(0.1) = -0.7 logits at gamma 0.3.",
     )
     satisfaction_scale: float = Field(
-        4.0, gt=0.0, description="Satisfaction = scale * s + quality + noise."
+        4.0,
+        gt=0.0,
+        description="Satisfaction = scale * (s - affinity_center) + quality + noise.",
     )
     satisfaction_noise: float = Field(0.2, ge=0.0, description="Std of the satisfaction noise.")
     dwell_scale: float = Field(

@@ -67,6 +67,7 @@ EXPECTED: dict[str, str] = {
     "range_new_items_fraction.yaml": "catalog.new_items.fraction: 0.9 is out of range (expected a "
     "number <= 0.5)",
     "range_patience_order.yaml": "users.patience: initial_high (1.0) must be >= initial_low (1.5)",
+    "range_patience_above_cap.yaml": "users.patience: initial_high (2.0) must be <= max_patience (1.5)",
     "range_quota_above_k.yaml": "candidates: new_item_quota (12) must be <= k (10)",
     "range_seeds_empty.yaml": "evaluation.seeds: [] is too short (expected at least 1 item)",
     "range_zero_shares.yaml": "candidates: at least one of popular, nearest, random must be > 0",
