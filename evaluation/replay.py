@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write, output_folder_problem
+from ..atomic import atomic_write, output_folder_problem, staged_folder
 from ..envs.env import RecommendationEnv
 from ..envs.world import World
 from .logs import LogError, StepLog, read_step_log
@@ -469,9 +469,6 @@ def replay_with_policy(
         n_resamples=n_resamples,
     )
     comparison = side_by_side(logged, keep)
-    # Not comparison.csv: an evaluate report folder holds a file of that name.
-    csv_path = out / "side_by_side.csv"
-    atomic_write(csv_path, comparison.to_csv(index=False))
 
     result = ReplayResult(
         log_path=Path(log_path),
@@ -490,20 +487,21 @@ def replay_with_policy(
         f"difference ({label} - {logged_label}): {diff[0]:+.4f}, 95% CI [{diff[1]:+.4f}, {diff[2]:+.4f}]",
         f"same item chosen at {comparison['same_item'].mean():.1%} of steps",
     ]
-    html_path = out / "side_by_side.html"
-    atomic_write(html_path, _html_page(f"{label} vs {logged_label}", lines, returns, comparison))
-    json_path = out / "replay.json"
-    _write_json(
-        json_path,
-        {
-            "log": str(result.log_path),
-            "logged_policy": logged_label,
-            "policy": label,
-            "n_episodes": result.n_episodes,
-            "mean_return_logged": float(returns["logged_return"].mean()),
-            "mean_return_policy": float(returns["policy_return"].mean()),
-            "return_difference": {"estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2]},
-        },
-    )
-    result.files.extend([csv_path, html_path, json_path])
+    summary = {
+        "log": str(result.log_path),
+        "logged_policy": logged_label,
+        "policy": label,
+        "n_episodes": result.n_episodes,
+        "mean_return_logged": float(returns["logged_return"].mean()),
+        "mean_return_policy": float(returns["policy_return"].mean()),
+        "return_difference": {"estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2]},
+    }
+    # All three files or none (an earlier replay's stay whole if this one is stopped). Not
+    # comparison.csv: an evaluate report folder holds a file of that name.
+    with staged_folder(out) as staged:
+        staged.write("side_by_side.csv", comparison.to_csv(index=False))
+        page = _html_page(f"{label} vs {logged_label}", lines, returns, comparison)
+        staged.write("side_by_side.html", page)
+        staged.write("replay.json", json.dumps(summary, indent=2, default=str) + "\n")
+    result.files.extend(staged.files())
     return result

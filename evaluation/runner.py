@@ -709,38 +709,26 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> list[Path]:
     """Write the CSVs, the step log, the plots and both reports, all or nothing.
 
-    Every file is first written into a hidden staging folder inside ``out``; only when all of
-    them exist are they renamed into place (the reports last), so an evaluation stopped midway
-    (Ctrl-C, SIGTERM, a full disk) leaves an earlier report in the folder whole, never new
-    tables beside old plots and an old report.
+    Through :func:`lmrecsim.atomic.staged_folder`: an evaluation stopped midway (Ctrl-C, SIGTERM,
+    a full disk) leaves an earlier report in the folder whole, never new tables beside old plots
+    and an old report; the reports are moved into place last.
     """
-    import shutil
-    import tempfile
-
+    from ..atomic import staged_folder
     from .plots import PLOT_NAMES
-    from .report import atomic_write, render_html, render_markdown
+    from .report import render_html, render_markdown
 
-    out.mkdir(parents=True, exist_ok=True)
     had_report = (out / "report.md").is_file()  # an earlier evaluation wrote this folder
-    stage = Path(tempfile.mkdtemp(dir=out, prefix=".lmrecsim-staging-"))
-    names: list[str] = []
-
-    def put(name: str, data: bytes | str) -> None:
-        atomic_write(stage / name, data)
-        names.append(name)
-
-    try:
-        put("summary.csv", _csv_bytes(result.summary))
-        put("comparison.csv", _csv_bytes(result.comparison))
-        put("episodes.csv", _csv_bytes(result.episodes))
+    with staged_folder(out) as staged:
+        staged.write("summary.csv", _csv_bytes(result.summary))
+        staged.write("comparison.csv", _csv_bytes(result.comparison))
+        staged.write("episodes.csv", _csv_bytes(result.episodes))
         write_step_log(
-            stage / "episodes.parquet",
+            staged.path("episodes.parquet"),
             result.steps,
             result.arrays,
             scenario=result.scenario,
             world=result.world,
         )
-        names.append("episodes.parquet")
         plots = []
         if make_plots:
             from .plots import all_plots, learning_curve
@@ -761,18 +749,14 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
                 curves=curves,
             )
             for plot in plots:
-                put(f"{plot.name}.png", plot.png)
-        put("report.md", render_markdown(result, plots))
-        put("report.html", render_html(result, plots))
-        # Everything is written: move it into place. A plot an earlier evaluation into this
-        # folder made and this one did not (no learning curves this time, another scenario)
-        # would sit next to a report that does not show it; never a plain folder's own files.
-        made = {plot.name for plot in plots}
-        for name in PLOT_NAMES if had_report else ():
-            if name not in made:
-                (out / f"{name}.png").unlink(missing_ok=True)
-        for name in names:
-            os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return [out / name for name in names]
+                staged.write(f"{plot.name}.png", plot.png)
+        staged.write("report.md", render_markdown(result, plots))
+        staged.write("report.html", render_html(result, plots))
+    # A plot an earlier evaluation into this folder made and this one did not (no learning curves
+    # this time, another scenario) would sit next to a report that does not show it; never a
+    # plain folder's own files.
+    made = {plot.name for plot in plots}
+    for name in PLOT_NAMES if had_report else ():
+        if name not in made:
+            (out / f"{name}.png").unlink(missing_ok=True)
+    return staged.files()

@@ -4,8 +4,10 @@ The files lmrecsim writes itself (a run's scenario.yaml and train.json, reports,
 step logs, the embedding cache) go through :func:`atomic_file`, so an interrupted or failed write
 never leaves a half-written file, and the file gets the permissions any new file would get under
 the user's umask (``tempfile.mkstemp`` alone creates 0600 files, which other users and web
-servers cannot read). SB3 writes ``model.zip`` (saved to a temp name, then renamed), checkpoints,
-``progress.csv`` and TensorBoard events with its own code.
+servers cannot read). A command that writes a set of files that belong together (an evaluation
+report, a replay) writes them through :func:`staged_folder`, all or nothing. SB3 writes
+``model.zip`` and checkpoints (saved to a temp name, then renamed), ``progress.csv`` and
+TensorBoard events with its own code.
 
 The lowest layer of the package: it imports nothing from lmrecsim.
 """
@@ -13,13 +15,14 @@ The lowest layer of the package: it imports nothing from lmrecsim.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "atomic_write", "output_folder_problem"]
+__all__ = ["StagedFolder", "atomic_file", "atomic_write", "output_folder_problem", "staged_folder"]
 
 
 def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
@@ -97,3 +100,49 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_file(path) as fh:
         fh.write(payload)
+
+
+class StagedFolder:
+    """Files being written for a folder, in a hidden staging folder inside it (see
+    :func:`staged_folder`)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.stage = Path(tempfile.mkdtemp(dir=out, prefix=".lmrecsim-staging-"))
+        self.names: list[str] = []
+
+    def path(self, name: str) -> Path:
+        """Where to write file ``name`` now; it moves to ``out/name`` when the block ends."""
+        self.names.append(name)
+        return self.stage / name
+
+    def write(self, name: str, data: bytes | str) -> None:
+        """Write ``data`` (text is UTF-8 encoded) as file ``name``."""
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        self.path(name).write_bytes(payload)
+        os.chmod(self.stage / name, _new_file_mode())
+
+    def files(self) -> list[Path]:
+        """The final paths of the files written, in the order they were written."""
+        return [self.out / name for name in self.names]
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike[str]) -> Iterator[StagedFolder]:
+    """Write a set of files into ``out`` all or nothing.
+
+    Inside the block, files are written into a hidden staging folder inside ``out``; when the
+    block ends without error they are renamed into ``out`` in the order they were written (so
+    write a report that names the others last), and the staging folder is removed either way.
+    A command stopped midway (Ctrl-C, SIGTERM, a full disk) leaves the files an earlier run put
+    in ``out`` whole, never new tables beside an old report.
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = StagedFolder(folder)
+    try:
+        yield staged
+        for name in staged.names:
+            os.replace(staged.stage / name, folder / name)
+    finally:
+        shutil.rmtree(staged.stage, ignore_errors=True)

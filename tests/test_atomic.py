@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from lmrecsim.atomic import atomic_file, atomic_write
+from lmrecsim.atomic import atomic_file, atomic_write, staged_folder
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -45,3 +45,27 @@ def test_evaluation_outputs_are_readable_by_others(tmp_path):
         os.umask(old)
     for path in res.files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+
+
+def test_a_staged_folder_moves_all_files_or_none(tmp_path):
+    (tmp_path / "report.md").write_text("old report")
+    (tmp_path / "table.csv").write_text("old table")
+    with pytest.raises(KeyboardInterrupt), staged_folder(tmp_path) as staged:
+        staged.write("table.csv", "new table")
+        raise KeyboardInterrupt  # stopped before the report was written
+    assert (tmp_path / "table.csv").read_text() == "old table"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "table.csv"]
+
+    old = os.umask(0o022)
+    try:
+        with staged_folder(tmp_path / "new") as staged:
+            staged.write("table.csv", "new table")
+            staged.path("log.bin").write_bytes(b"\x00")
+            staged.write("report.md", "new report")
+    finally:
+        os.umask(old)
+    assert [p.name for p in staged.files()] == ["table.csv", "log.bin", "report.md"]
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted(
+        ["table.csv", "log.bin", "report.md"]
+    )
+    assert stat.S_IMODE((tmp_path / "new" / "report.md").stat().st_mode) == 0o644
