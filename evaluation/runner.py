@@ -352,7 +352,8 @@ class _AggregateInputs:
     Shapes: E episodes (sorted by seed, episode), n items, O = 2 * window + 1 drift offsets.
     """
 
-    exposure: np.ndarray  # (E, n) recommendations of each item in each episode
+    exposure: np.ndarray  # (E, m) recommendations of each of the m items ever shown, per episode
+    n_items: int  # catalog size n (the other n - m items were never shown: zeros)
     clicks: np.ndarray | None  # (E, O) clicks at each offset around drift events
     counts: np.ndarray | None  # (E, O) steps at each offset around drift events
 
@@ -363,11 +364,14 @@ def _aggregate_inputs(
     code = pd.MultiIndex.from_frame(episode_keys[["seed", "episode"]])
     row = code.get_indexer(pd.MultiIndex.from_frame(steps[["seed", "episode"]]))
     n_ep = len(code)
-    exposure = np.zeros((n_ep, n_items))
     shown = ~steps["invalid_action"].to_numpy(dtype=bool)  # a masked slot showed nothing
-    np.add.at(exposure, (row[shown], steps["item_index"].to_numpy(np.int64)[shown]), 1.0)
+    # Only the items ever shown get a column: a catalog of a million items would otherwise cost
+    # a million columns per resample, however few steps ran.
+    items, column = np.unique(steps["item_index"].to_numpy(np.int64)[shown], return_inverse=True)
+    exposure = np.zeros((n_ep, items.size))
+    np.add.at(exposure, (row[shown], column.ravel()), 1.0)
     if not steps["drift_event"].astype(bool).any():
-        return _AggregateInputs(exposure, None, None)
+        return _AggregateInputs(exposure, n_items, None, None)
     # ctr_around_events groups by the 'policy' column: give every episode its own "policy".
     per_episode = steps.assign(policy=row)
     curve = ctr_around_events(per_episode, window)
@@ -378,29 +382,37 @@ def _aggregate_inputs(
     off = curve["offset"].to_numpy(np.int64) + window
     counts[ep, off] = curve["n"].to_numpy(float)
     clicks[ep, off] = np.nan_to_num(curve["ctr"].to_numpy(float)) * counts[ep, off]
-    return _AggregateInputs(exposure, clicks, counts)
+    return _AggregateInputs(exposure, n_items, clicks, counts)
 
 
-def _gini_rows(exposure: np.ndarray) -> np.ndarray:
-    """Gini of each row of (B, n) exposure counts (formula of ``metrics.gini``)."""
+def _gini_rows(exposure: np.ndarray, n_items: int) -> np.ndarray:
+    """Gini of each row of (B, m) exposure counts of m of the ``n_items`` catalog items, the
+    others never shown (formula of ``metrics.gini``: the n - m zeros take the lowest ranks and
+    add nothing, so the m counts sorted ascending take ranks n - m + 1 .. n)."""
     x = np.sort(exposure, axis=1)
-    n = x.shape[1]
+    n, m = n_items, x.shape[1]
     total = x.sum(axis=1)
-    weights = 2.0 * np.arange(1, n + 1) - n - 1.0
+    weights = 2.0 * np.arange(n - m + 1, n + 1) - n - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, (x @ weights) / (n * total), np.nan)
+
+
+# Bytes of resampled exposure counts held at once (resamples are processed in blocks).
+_AGGREGATE_BLOCK_BYTES = 32 * 2**20
 
 
 def _aggregate_stats(
     inputs: _AggregateInputs, weights: np.ndarray, window: int, tolerance: float, smooth: int
 ) -> dict[str, np.ndarray]:
     """Aggregate metrics for each row of episode weights (B, E) -> name: (B,)."""
-    exposure = weights @ inputs.exposure
-    out = {
-        "catalog_coverage": (exposure > 0).mean(axis=1),
-        "gini": _gini_rows(exposure),
-    }
     b = weights.shape[0]
+    coverage, gini = np.empty(b), np.empty(b)
+    block = max(1, _AGGREGATE_BLOCK_BYTES // (8 * max(inputs.exposure.shape[1], 1)))
+    for start in range(0, b, block):
+        part = weights[start : start + block] @ inputs.exposure
+        coverage[start : start + block] = (part > 0).sum(axis=1) / inputs.n_items
+        gini[start : start + block] = _gini_rows(part, inputs.n_items)
+    out = {"catalog_coverage": coverage, "gini": gini}
     if inputs.clicks is None or inputs.counts is None:
         for name in ("ctr_before_drift", "ctr_after_drift", "recovery_steps"):
             out[name] = np.full(b, np.nan)
