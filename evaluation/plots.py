@@ -100,20 +100,35 @@ def plot_lorenz(exposures: Mapping[str, np.ndarray], privileged: Mapping[str, bo
         exposures: label -> (n_items,) recommendation counts.
         privileged: label -> whether the policy reads hidden state.
     """
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, (ax, top) = plt.subplots(1, 2, figsize=(11, 4.6))
     ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":", label="equal exposure")
     for label, counts in exposures.items():
+        style = {"label": _display(label, privileged), "ls": "--" if privileged.get(label) else "-"}
         x, y = lorenz_curve(counts)
-        ax.plot(x, y, label=_display(label, privileged), ls="--" if privileged.get(label) else "-")
+        ax.plot(x, y, **style)
+        # The same counts from the most exposed item down, on a log scale of items: with low
+        # coverage every Lorenz curve hugs the right edge, and this panel tells them apart.
+        ranked = np.sort(np.asarray(counts, dtype=float))[::-1]
+        total = ranked.sum()
+        if total > 0:
+            share = np.arange(1, ranked.size + 1) / ranked.size
+            top.plot(share, np.cumsum(ranked) / total, **style)
     ax.set_xlabel("share of catalog items (least exposed first)")
     ax.set_ylabel("share of recommendations")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    top.set_xscale("log")
+    top.set_xlabel("share of catalog items (most exposed first, log scale)")
+    top.set_ylabel("share of recommendations they took")
+    top.set_ylim(0, 1.02)
+    top.grid(alpha=0.3, which="both")
     return Plot(
         "lorenz",
         "Exposure Lorenz curves",
-        "The further a curve sags below the diagonal, the more a policy concentrates on few items "
-        "(exposure Gini = twice the area between diagonal and curve).",
+        "Left: the further a curve sags below the diagonal, the more a policy concentrates on few "
+        "items (exposure Gini = twice the area between diagonal and curve). Right: the share of "
+        "recommendations taken by the most exposed items, on a log scale of items, which separates "
+        "policies that recommend only a small part of the catalog.",
         _png(fig),
     )
 
