@@ -334,6 +334,7 @@ def replay(
         first_difference=first,
     )
     path = out / "replay.json"
+    had_replay = path.is_file()  # a replay wrote this folder before
     _write_json(
         path,
         {
@@ -347,8 +348,15 @@ def replay(
         },
     )
     result.files.append(path)
+    # A side-by-side replay into this folder earlier left files that describe another run; next
+    # to this replay.json they would read as its own.
+    for name in SIDE_BY_SIDE_FILES if had_replay else ():
+        (out / name).unlink(missing_ok=True)
     return result
 
+
+#: The files a side-by-side replay writes beside its replay.json.
+SIDE_BY_SIDE_FILES = ("side_by_side.csv", "side_by_side.html")
 
 # Per-step columns shown side by side (logged vs the other policy).
 SIDE_COLUMNS = ("item_id", "action", "clicked", "rating", "reward")

@@ -117,10 +117,12 @@ class StagedFolder:
         return self.stage / name
 
     def write(self, name: str, data: bytes | str) -> None:
-        """Write ``data`` (text is UTF-8 encoded) as file ``name``."""
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        self.path(name).write_bytes(payload)
-        os.chmod(self.stage / name, _new_file_mode())
+        """Write ``data`` (text is UTF-8 encoded) as file ``name``; an ``OSError`` (a full disk)
+        names the file's final path, not the staging folder."""
+        try:
+            atomic_write(self.path(name), data)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.out / name)) from exc
 
     def files(self) -> list[Path]:
         """The final paths of the files written, in the order they were written."""

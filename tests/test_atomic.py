@@ -69,3 +69,20 @@ def test_a_staged_folder_moves_all_files_or_none(tmp_path):
         ["table.csv", "log.bin", "report.md"]
     )
     assert stat.S_IMODE((tmp_path / "new" / "report.md").stat().st_mode) == 0o644
+
+
+def test_a_staged_write_error_names_the_final_file(tmp_path, monkeypatch):
+    # A full disk says only "No space left on device"; the message must name the file, and the
+    # final path, not the hidden staging folder.
+    import errno
+
+    import lmrecsim.atomic as atomic
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "atomic_write", full)
+    with pytest.raises(OSError) as err, staged_folder(tmp_path) as staged:
+        staged.write("report.html", "<p>")
+    assert err.value.filename == str(tmp_path / "report.html")
+    assert list(tmp_path.iterdir()) == []

@@ -112,6 +112,11 @@ def test_replay_with_another_policy_is_paired(logged, tmp_path: Path) -> None:
     page = (tmp_path / "side_by_side.html").read_text()
     assert "first&lt;slot&gt;" in page and "first<slot>" not in page
 
+    # An exact replay into the same folder afterwards: the side-by-side files describe another
+    # run and used to stay beside its replay.json.
+    assert replay(path, tmp_path).reproduced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["replay.json"]
+
 
 def test_replay_of_one_logged_policy_and_an_unknown_label(logged, tmp_path: Path) -> None:
     # --logged-policy used to be ignored without --policy: every policy was replayed, and a

@@ -388,3 +388,15 @@ def test_resampled_aggregates_keep_only_the_items_shown() -> None:
     counts = np.bincount(idx, minlength=res.world.n_items)
     assert row["catalog_coverage"] == pytest.approx(catalog_coverage(idx, res.world.n_items))
     assert row["gini"] == pytest.approx(gini(counts), rel=1e-12)
+
+
+def test_resampled_aggregates_do_not_depend_on_the_block_size(monkeypatch) -> None:
+    import lmrecsim.evaluation.runner as runner
+
+    def summary():
+        res = evaluate("default", ["greedy"], seeds=[1000], episodes=3, progress=False)
+        return res.summary
+
+    whole = summary()
+    monkeypatch.setattr(runner, "_AGGREGATE_BLOCK_BYTES", 1)  # one resample per block
+    pd.testing.assert_frame_equal(summary(), whole)
