@@ -20,6 +20,7 @@ from numba import njit
 
 from ..scenarios.schema import CandidatesConfig
 from . import rng as crng
+from .blas import one_blas_thread
 
 if TYPE_CHECKING:
     from .ann import IVFIndex
@@ -52,39 +53,10 @@ def _cols(n: int) -> np.ndarray:
     return c
 
 
-try:  # a declared dependency; the fallback only covers installs that skipped it
-    from threadpoolctl import ThreadpoolController as _ThreadpoolController
-except ImportError:  # pragma: no cover - depends on the installed packages
-    _ThreadpoolController = None
-_BLAS: list[object] | None = None
-
-
 def _scores(q: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``q @ items.T`` on one BLAS thread, (N, n).
-
-    The products here are small (a few hundred rows); splitting them across threads gains little
-    on an idle machine and, next to a learner that keeps a core busy, makes OpenBLAS spin-wait for
-    a descheduled thread: a 256 x 1,200 x 32 product measured 12 ms instead of 0.4 ms.
-    """
-    global _BLAS
-    if _BLAS is None:
-        _BLAS = (
-            []
-            if _ThreadpoolController is None
-            else [c for c in _ThreadpoolController().lib_controllers if c.user_api == "blas"]
-        )
-    if not _BLAS:
+    """``q @ items.T`` on one BLAS thread (:func:`~lmrecsim.envs.blas.one_blas_thread`), (N, n)."""
+    with one_blas_thread():
         return q @ items.T
-    saved = [(c, c.get_num_threads()) for c in _BLAS]  # type: ignore[attr-defined]
-    for c, n in saved:
-        if n != 1:
-            c.set_num_threads(1)  # type: ignore[attr-defined]
-    try:
-        return q @ items.T
-    finally:
-        for c, n in saved:
-            if n != 1:
-                c.set_num_threads(n)  # type: ignore[attr-defined]
 
 
 def prepare_items(items: np.ndarray, *, exact: bool = True) -> np.ndarray | None:
@@ -256,7 +228,8 @@ def nearest_items_reference(
     out = np.full((query.shape[0], m), -1, dtype=np.int64)
     items64 = np.asarray(items, dtype=np.float64)
     for r in range(query.shape[0]):
-        scores = items64 @ np.asarray(query[r], dtype=np.float64)
+        with one_blas_thread():
+            scores = items64 @ np.asarray(query[r], dtype=np.float64)
         ok = np.ones(items.shape[0], dtype=bool)
         if available_until is not None and arrival is not None:
             ok &= arrival <= available_until[r]

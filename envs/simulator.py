@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from . import rng as crng
+from .blas import one_blas_thread
 from .candidates import (
     CandidateGenerator,
     candidate_streams,
@@ -288,9 +289,10 @@ class UserBatch:
         # :meth:`_pooled_projection` and its reference :meth:`pooled_projection_reference`.
         self.vis_c = np.zeros((n, p), dtype=np.float32)
         proj = world.projection
-        self._item_c = np.ascontiguousarray(world.item_emb @ proj.components, dtype=np.float32)
-        self._onboarding_c = (world.onboarding_emb @ proj.components).astype(np.float32)
-        self._mean_c = (proj.mean @ proj.components).astype(np.float32)
+        with one_blas_thread():  # results independent of the thread settings (envs/blas.py)
+            self._item_c = np.ascontiguousarray(world.item_emb @ proj.components, dtype=np.float32)
+            self._onboarding_c = (world.onboarding_emb @ proj.components).astype(np.float32)
+            self._mean_c = (proj.mean @ proj.components).astype(np.float32)
         self._scale = np.float32(proj.scale)
         self.show_onboarding = np.zeros(n, dtype=bool)
         self.hist_item = np.full((n, self.window), -1, dtype=np.int64)

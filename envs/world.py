@@ -20,6 +20,7 @@ from ..encoders import EmbeddingCache, Encoder, EncoderError, LRUEncoder, load_e
 from ..encoders.base import token_budget
 from ..scenarios import Scenario, scenario_hash
 from .ann import IVFIndex, default_lists
+from .blas import one_blas_thread
 from .candidates import nearest_slots
 from .catalog import Catalog, load_catalog, load_default_catalog
 from .personas import (
@@ -58,13 +59,19 @@ class Projection:
         return int(self.components.shape[1])
 
     def project(self, x: np.ndarray) -> np.ndarray:
-        """Project rows of ``x`` (n, d) -> (n, p) float32."""
-        return (((x - self.mean) @ self.components) * self.scale).astype(np.float32)
+        """Project rows of ``x`` (n, d) -> (n, p) float32 (on one BLAS thread: the result must not
+        depend on the thread settings, see :mod:`lmrecsim.envs.blas`)."""
+        with one_blas_thread():
+            return (((x - self.mean) @ self.components) * self.scale).astype(np.float32)
 
     @staticmethod
     def fit(embeddings: np.ndarray, dim: int | None) -> Projection:
         """Fit on catalog embeddings (n, d); ``dim=None`` keeps all d dims (identity, rescaled)."""
-        x = np.asarray(embeddings, dtype=np.float64)
+        with one_blas_thread():
+            return Projection._fit(np.asarray(embeddings, dtype=np.float64), dim)
+
+    @staticmethod
+    def _fit(x: np.ndarray, dim: int | None) -> Projection:
         n, d = x.shape
         mean = x.mean(axis=0)
         if dim is None or dim >= d:
@@ -159,8 +166,9 @@ class World:
             raise ValueError("state.mode 'events' needs a world built with its event tables")
         comps = self.projection.components
         e = self.event_emb
-        coords = (e.reshape(-1, e.shape[2]) @ comps).astype(np.float32)
-        onboarding = (self.event_onboarding_emb @ comps).astype(np.float32)
+        with one_blas_thread():
+            coords = (e.reshape(-1, e.shape[2]) @ comps).astype(np.float32)
+            onboarding = (self.event_onboarding_emb @ comps).astype(np.float32)
         return coords.reshape(e.shape[0], e.shape[1], -1), onboarding
 
     @cached_property
