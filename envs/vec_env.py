@@ -5,7 +5,7 @@
 dones and per-seed trajectories (sub-env i seeded with ``seed + i``) -- but steps every user with
 array operations instead of N Python env objects. In ``pooled`` and ``events`` modes the match is
 bit for bit; in ``text`` mode the language model's output for a text depends in its last bits
-(about 1e-7) on which texts are encoded together, so the ``user`` observations agree to that
+(up to about 1e-6) on which texts are encoded together, so the ``user`` observations agree to that
 precision (and the slates exactly with ``candidates.nearest_to: pooled``).
 """
 
