@@ -408,7 +408,9 @@ def build_world(
 
     item_emb = np.ascontiguousarray(encoder.encode(catalog.texts()), dtype=np.float32)
     cache = EmbeddingCache(cache_dir)
-    proj_key = f"projection|{encoder.identity}|{catalog.content_hash()}|{enc_cfg.project_dim}"
+    # "blas1": fitted on one BLAS thread (envs/blas.py); fits cached before that depended on the
+    # thread count of the run that filled the cache, and are retired.
+    proj_key = f"projection|{encoder.identity}|{catalog.content_hash()}|{enc_cfg.project_dim}|blas1"
     projection = _load_projection(cache, proj_key)
     if projection is None:
         projection = Projection.fit(item_emb, enc_cfg.project_dim)

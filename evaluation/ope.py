@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_file, atomic_write
+from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
 from .rollout import policy_slot
@@ -325,10 +326,13 @@ def fit_reward_model(
             train = test
         x = pair_features(rounds, train, rounds.action[train])
         y = rounds.reward[train]
-        mean, scale, coef, icpt = _ridge_fit(x, y, lambdas)
         sel = np.isin(all_rows, test)
         xt = pair_features(rounds, all_rows[sel], all_slots[sel])
-        pred = ((xt - mean) / scale) @ coef + icpt
+        # One BLAS thread: the SVD and products split their sums by thread count, and DM's
+        # estimate moved in its last digits with OMP_NUM_THREADS (see lmrecsim.envs.blas).
+        with one_blas_thread():
+            mean, scale, coef, icpt = _ridge_fit(x, y, lambdas)
+            pred = ((xt - mean) / scale) @ coef + icpt
         out[all_rows[sel], all_slots[sel]] = np.clip(pred, y.min(), y.max())
     return out
 

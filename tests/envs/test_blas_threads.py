@@ -42,3 +42,40 @@ def test_observations_are_the_same_with_one_or_two_blas_threads():
     # schedulers) gave item vectors 1.4e-6 away from a multi-core run, and every observation and
     # trained model followed.
     assert _digest("1") == _digest("2")
+
+
+OPE_SCRIPT = """
+import numpy as np
+from lmrecsim.envs.world import build_world
+from lmrecsim.evaluation.logs import write_step_log
+from lmrecsim.evaluation.ope import evaluate_off_policy
+from lmrecsim.evaluation.rollout import run_policy
+from lmrecsim.agents.base import RandomPolicy
+from lmrecsim.scenarios import scenario_from_dict
+import sys
+sc = scenario_from_dict({"extends": "default", "episode": {"horizon": 1}, "candidates": {"k": 5}})
+world = build_world(sc)
+steps, arrays = run_policy(world, RandomPolicy(seed=0), label="random", seeds=[0], episodes=4000)
+write_step_log(sys.argv[1], steps, arrays, scenario=sc, world=world)
+r = evaluate_off_policy(sys.argv[1], "greedy", estimators=("dm",), with_ground_truth=False)
+print(r.table().to_csv(float_format="%.17g").replace(chr(10), " "))
+"""
+
+
+def test_the_dm_estimate_is_the_same_with_one_or_two_blas_threads(tmp_path):
+    # The reward model's SVD ran on every BLAS thread: DM moved in its last digits.
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": threads}
+        env["OPENBLAS_NUM_THREADS"] = threads
+        log = str(tmp_path / f"log{threads}.parquet")
+        out = subprocess.run(
+            [sys.executable, "-c", OPE_SCRIPT, log],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        outs.append(out.stdout.strip().splitlines()[-1])
+    assert outs[0] == outs[1]
