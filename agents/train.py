@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecMonitor
 
-from ..atomic import atomic_write, output_folder_problem
+from ..atomic import atomic_file, atomic_write, output_folder_problem
 from ..envs.vec_env import BatchedRecommendationVecEnv
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
@@ -92,15 +92,11 @@ class SortedCSVOutputFormat(CSVOutputFormat):
 
 
 def save_model_atomic(model: Any, path: Path) -> None:
-    """``model.save`` to a temp name beside ``path``, then a rename: an interrupted save (Ctrl-C,
-    SIGTERM, a full disk) leaves no half-written zip under the final name, and no temp file."""
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    try:
-        model.save(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """``model.save`` through :func:`lmrecsim.atomic.atomic_file` (SB3 saves to a file object as
+    well as to a name): an interrupted save (Ctrl-C, SIGTERM, a full disk) leaves no half-written
+    zip under the final name, and no temp file."""
+    with atomic_file(path) as fh:
+        model.save(fh)
 
 
 class AtomicCheckpointCallback(CheckpointCallback):
@@ -294,9 +290,10 @@ def train(
 #: so a new run removes them when it starts; train.json is rewritten at once, saying "running".
 STALE_RUN_OUTPUTS = (
     "model.zip",
-    ".model.tmp.zip",
+    ".model.zip.*.tmp",
+    ".model.tmp.zip",  # the temp name of versions before atomic_file saved models
     "checkpoints/model_*_steps.zip",
-    "checkpoints/.model_*_steps.tmp.zip",
+    "checkpoints/.model_*_steps.zip.*.tmp",
     "checkpoints/model_replay_buffer_*_steps.pkl",
     "checkpoints/model_vecnormalize_*_steps.pkl",
     "tb/events.out.tfevents.*",

@@ -227,18 +227,19 @@ def nearest_items_reference(
     """The slow reference of :func:`nearest_items`: one query at a time, a full sort per query."""
     out = np.full((query.shape[0], m), -1, dtype=np.int64)
     items64 = np.asarray(items, dtype=np.float64)
-    for r in range(query.shape[0]):
-        with one_blas_thread():
-            scores = items64 @ np.asarray(query[r], dtype=np.float64)
-        ok = np.ones(items.shape[0], dtype=bool)
-        if available_until is not None and arrival is not None:
-            ok &= arrival <= available_until[r]
-        if exclude is not None:
-            ex = exclude[r][exclude[r] >= 0]
-            ok[ex] = False
-        idx = np.flatnonzero(ok)
-        order = np.lexsort((idx, -scores[idx]))[:m]
-        out[r, : order.size] = idx[order]
+    query64 = np.asarray(query, dtype=np.float64)
+    with one_blas_thread():
+        for r in range(query.shape[0]):
+            scores = items64 @ query64[r]
+            ok = np.ones(items.shape[0], dtype=bool)
+            if available_until is not None and arrival is not None:
+                ok &= arrival <= available_until[r]
+            if exclude is not None:
+                ex = exclude[r][exclude[r] >= 0]
+                ok[ex] = False
+            idx = np.flatnonzero(ok)
+            order = np.lexsort((idx, -scores[idx]))[:m]
+            out[r, : order.size] = idx[order]
     return out
 
 

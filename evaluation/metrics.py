@@ -246,10 +246,9 @@ def episode_table(
         table["novelty"] = np.nan
 
     if item_embeddings is not None:
-        diversity = _episode_diversity(seen, seen_work.groupby(keys, sort=True), item_embeddings)
-        table["intra_list_diversity"] = pd.Series(
-            diversity, index=seen_work.groupby(keys, sort=True).size().index
-        )
+        seen_groups = seen_work.groupby(keys, sort=True)
+        diversity = _episode_diversity(seen, seen_groups, item_embeddings)
+        table["intra_list_diversity"] = pd.Series(diversity, index=seen_groups.size().index)
     else:
         table["intra_list_diversity"] = np.nan
 

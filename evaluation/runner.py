@@ -444,21 +444,28 @@ def _resample_weights(n_episodes: int, n_resamples: int, rng: np.random.Generato
     return weights
 
 
-def _interval(values: np.ndarray, estimate: float, confidence: float) -> tuple[float, float]:
+def _interval(
+    values: np.ndarray, estimate: float, confidence: float, bounds: tuple[float, float]
+) -> tuple[float, float]:
     """Percentile interval of bootstrap values, re-centred on the full-sample estimate.
 
     A resample repeats some episodes and leaves others out, which by itself lowers coverage and
     raises Gini (fewer distinct sessions); the spread of the resamples measures the sampling
     variability, so the interval is that spread placed around the estimate:
     ``estimate + quantiles(values - mean(values))``. The interval always contains the estimate
-    (resamples with no spread left rounding errors of 1e-16 that could put both bounds beside it).
+    (resamples with no spread left rounding errors of 1e-16 that could put both bounds beside it)
+    and stays within ``bounds``, the range the quantity can take (re-centring could reach a
+    recovery of -1 steps).
     """
     finite = values[np.isfinite(values)]
     if finite.size == 0 or not np.isfinite(estimate):
         return float("nan"), float("nan")
     alpha = 1.0 - confidence
     low, high = np.quantile(finite - finite.mean(), [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(estimate + min(low, 0.0)), float(estimate + max(high, 0.0))
+    bottom, top = bounds
+    low = min(max(estimate + min(low, 0.0), bottom), top)
+    high = min(max(estimate + max(high, 0.0), bottom), top)
+    return float(low), float(high)
 
 
 def _tables(
@@ -500,8 +507,7 @@ def _tables(
         point = _aggregate_stats(inputs, ones, window, tol, smooth)
         boot = _aggregate_stats(inputs, weights, window, tol, smooth)
         agg_boot[label] = {**{f"point:{k}": v for k, v in point.items()}, **boot}
-    # The re-centred interval can reach past a metric's range (a recovery of -1 steps); each
-    # aggregate has a natural range, and an interval never leaves it.
+    # Each aggregate's natural range, which its intervals never leave.
     ranges = {
         "catalog_coverage": (0.0, 1.0),
         "gini": (0.0, 1.0),
@@ -511,13 +517,12 @@ def _tables(
     }
     for name in AGGREGATE_METRICS:
         est, low, high = [], [], []
-        bottom, top = ranges[name]
         for label in labels:
             point = float(agg_boot[label][f"point:{name}"][0])
             est.append(point)
-            lo, hi = _interval(agg_boot[label][name], point, conf)
-            low.append(min(max(lo, bottom), top))
-            high.append(min(max(hi, bottom), top))
+            lo, hi = _interval(agg_boot[label][name], point, conf, ranges[name])
+            low.append(lo)
+            high.append(hi)
         summary[name], summary[f"{name}_low"], summary[f"{name}_high"] = est, low, high
     summary.insert(1, "privileged", [info.privileged for info in infos])
     columns = ["policy", "privileged", "n"] + [
@@ -540,11 +545,9 @@ def _tables(
                     agg_boot[label][f"point:{metric}"][0]
                     - agg_boot[reference][f"point:{metric}"][0]
                 )
-                low, high = _interval(diff, est, conf)
                 # A difference of two values in [bottom, top] lies in [bottom - top, top - bottom].
                 bottom, top = ranges[metric]
-                low = min(max(low, bottom - top), top - bottom)
-                high = min(max(high, bottom - top), top - bottom)
+                low, high = _interval(diff, est, conf, (bottom - top, top - bottom))
                 # Without a value on both sides there is no pair (no drift event: no drift metric).
                 n_pairs = len(mine) if np.isfinite(est) else 0
             else:

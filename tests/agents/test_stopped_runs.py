@@ -53,8 +53,8 @@ def _checkpoints(out: Path) -> list[str]:
 
 def test_a_stopped_save_leaves_neither_a_truncated_zip_nor_a_temp_file(tmp_path):
     class Model:
-        def save(self, path: str) -> None:
-            Path(path).write_bytes(b"PK half a zip")
+        def save(self, fh) -> None:
+            fh.write(b"PK half a zip")
             raise KeyboardInterrupt
 
     target = tmp_path / "model_64_steps.zip"
