@@ -203,8 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     if __package__ in (None, ""):
         sys.path.insert(0, str(REPO))
-    from lmrecsim.errors import report_user_errors, sigterm_as_exception
+    from lmrecsim.errors import report_user_errors
 
-    with sigterm_as_exception():
-        code = report_user_errors("benchmarks/observability.py", main)
-    raise SystemExit(code)
+    raise SystemExit(report_user_errors("benchmarks/observability.py", main))

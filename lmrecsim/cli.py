@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from lmrecsim import __version__
-from lmrecsim.errors import report_user_errors, sigterm_as_exception
+from lmrecsim.errors import report_user_errors
 
 # Subcommand modules under lmrecsim.commands, in the order `lmrecsim --help` lists them.
 COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "bench"]
@@ -60,10 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM (``kill``, a job scheduler's stop) ends a command as Ctrl-C does: temp files and
     staging folders are removed, and one line says so (exit code 143; Ctrl-C gives 130).
     """
-    with sigterm_as_exception():
-        # Importing the subcommands (torch, transformers) takes a second or two: a Ctrl-C then
-        # is one line too, not a traceback through the import machinery.
-        return report_user_errors("lmrecsim", lambda: _run(build_parser().parse_args(argv)))
+    # Importing the subcommands (torch, transformers) takes a second or two: a Ctrl-C or SIGTERM
+    # then is one line too, not a traceback through the import machinery.
+    return report_user_errors("lmrecsim", lambda: _run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":  # pragma: no cover

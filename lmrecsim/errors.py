@@ -78,7 +78,8 @@ def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
 
     Used by the ``lmrecsim`` console script and the scripts under ``benchmarks/``. Warnings of
     lmrecsim's own (a corrupt cache file being rebuilt) are one line ``PROG: warning: ...`` too,
-    not Python's two-line form with a source line.
+    not Python's two-line form with a source line. SIGTERM ends ``run`` as Ctrl-C does
+    (:func:`sigterm_as_exception`): one line ``PROG: terminated`` and exit code 143.
     """
     original = warnings.showwarning
 
@@ -90,7 +91,8 @@ def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
 
     warnings.showwarning = show
     try:
-        return _run_reporting(prog, run)
+        with sigterm_as_exception():
+            return _run_reporting(prog, run)
     finally:
         warnings.showwarning = original
 
