@@ -353,7 +353,6 @@ def scenario_from_dict(
     if parent_ref is not None:
         parent_path = _locate(str(parent_ref), Path(base_dir) if base_dir else None)
         data = merge_extends(_resolve_raw(parent_path, ()), data)
-    data.setdefault("name", "custom")
     scenario = _validate(data, source)
     scenario._base_dir = base_dir
     return scenario
