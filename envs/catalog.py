@@ -263,11 +263,9 @@ def _parse_topics(value: Any) -> tuple[str, ...]:
         parts: list[Any] = value.split("|")
     elif isinstance(value, (list, tuple, np.ndarray)):
         parts = list(value)
-    else:
+    else:  # _as_text refuses a mapping or bytes (_NotText)
         parts = [] if _as_text(value) == "" else [value]
     seen: dict[str, None] = {}  # ordered set: keeps the primary topic first
-    if isinstance(value, dict):
-        raise _NotText("dict")
     for part in parts:
         name = _as_text(part)
         if name:
