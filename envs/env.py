@@ -35,6 +35,15 @@ def observation_space(world: World) -> spaces.Dict:
     )
 
 
+def action_space(world: World) -> spaces.Discrete | spaces.MultiDiscrete:
+    """The action space of a world: ``Discrete(K)``, or ``MultiDiscrete([K] * L)`` for slates of
+    L = ``candidates.slate_size`` > 1 items."""
+    c = world.scenario.candidates
+    if c.slate_size > 1:
+        return spaces.MultiDiscrete(np.full(c.slate_size, c.k, dtype=np.int64))
+    return spaces.Discrete(c.k)
+
+
 def step_info(info: dict[str, Any], row: int, world: World) -> dict[str, Any]:
     """The info dict of one user from a batched info dict (numpy scalars become Python scalars),
     with the recommended item's catalog id added as ``item_id``."""
@@ -90,6 +99,9 @@ class RecommendationEnv(gym.Env):
 
     ## Action
     ``Discrete(K)``: the candidate slot to recommend. A masked slot shows nothing: the user skips.
+    With ``candidates.slate_size`` L > 1, ``MultiDiscrete([K] * L)``: a slate of L slots, shown
+    together; the user clicks at most one item (a multinomial logit with a no-click option,
+    ``UserBatch.step_slates``). A masked or repeated slot shows nothing at its position.
 
     ## Reward
     The scenario's ``reward.name``: ``click`` (1 per click), ``rating`` (rating / 5), ``dwell``
@@ -103,7 +115,11 @@ class RecommendationEnv(gym.Env):
     (hidden cosine), ``click_probability``, ``is_new_user``, ``is_new_item``, ``popularity_rank``
     (0 = most popular), ``drift_event`` (True on the first step a changed taste serves),
     ``drift_phase`` (of the taste that served the step), ``patience``, ``invalid_action``,
-    ``user_id``, ``step``, ``candidate_items`` (K,) and ``candidate_affinity`` (K,).
+    ``user_id``, ``step``, ``candidate_items`` (K,) and ``candidate_affinity`` (K,). With slates,
+    the per-item entries describe the clicked item (or the first shown when nothing was clicked),
+    ``click_probability`` is the chance of any click, and ``slate_items`` (L,) (-1: nothing shown),
+    ``slate_slots`` (L,), ``clicked_position`` (-1: no click) and ``slate_click_probability`` (L,)
+    are added.
 
     ## Arguments
     * ``scenario``: a shipped scenario name, a path to a YAML file, or a ``Scenario``.
@@ -131,7 +147,7 @@ class RecommendationEnv(gym.Env):
         self.scenario = world.scenario
         self.render_mode = render_mode
         self.observation_space = observation_space(world)
-        self.action_space = spaces.Discrete(self.scenario.candidates.k)
+        self.action_space = action_space(world)
         self._users = UserBatch(world, 1, rich_info=True)
         self._row = np.zeros(1, dtype=np.int64)
         self._needs_reset = True

@@ -27,6 +27,7 @@ from .candidates import (
 )
 from .features import candidate_features
 from .response import (
+    click_logit,
     click_probability,
     dwell_from_satisfaction,
     rating_from_satisfaction,
@@ -119,6 +120,44 @@ def check_actions(actions: Any, n: int, k: int) -> np.ndarray:
             "the env's Discrete action space)"
         )
     return a
+
+
+def check_slates(actions: Any, n: int, k: int, size: int) -> np.ndarray:
+    """``actions`` as an (n, size) int64 array of slates (candidate slots), refusing anything else.
+
+    A slate is ``size`` integer slots in ``[0, k)`` (a ``MultiDiscrete([k] * size)`` action);
+    ``n`` slates may come as an (n, size) array or, for one user, as a (size,) one.
+
+    Raises:
+        ValueError: a wrong count, a non-integer dtype or a slot outside ``[0, k)``.
+    """
+    a = np.asarray(actions)
+    if a.size != n * size:
+        raise ValueError(
+            f"actions: {a.size} values (expected {n} x {size}: one slate of {size} candidate "
+            "slots per user)"
+        )
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"actions: dtype {a.dtype} (expected integer candidate slots in [0, {k}))")
+    a = a.astype(np.int64, copy=False).reshape(n, size)
+    if n and (int(a.min()) < 0 or int(a.max()) >= k):
+        bad = a[(a < 0) | (a >= k)]
+        raise ValueError(
+            f"slate slot {int(bad[0])} is not a candidate slot (expected integers in [0, {k}), "
+            f"the env's MultiDiscrete([{k}] * {size}) action space)"
+        )
+    return a
+
+
+def slate_shown(slots: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Which positions of (N, L) ``slots`` show an item: the slot is valid in the (N, K) ``mask``
+    and no earlier position of the same slate holds the same slot (a repeat shows nothing)."""
+    rows = np.arange(slots.shape[0])[:, None]
+    valid = mask[rows, slots]
+    repeat = np.zeros_like(valid)
+    for j in range(1, slots.shape[1]):
+        repeat[:, j] = (slots[:, :j] == slots[:, j : j + 1]).any(axis=1)
+    return valid & ~repeat
 
 
 def render_history(
@@ -265,7 +304,10 @@ class UserBatch:
         sc = self.sc
         d, p, k = world.dim, world.project_dim, sc.candidates.k
         self.k = k
-        self.window = max(sc.state.history_window, 10)
+        self.slate = sc.candidates.slate_size
+        # Events kept for the features and the history text: each step adds one event per slate
+        # position, so the window covers the same number of steps whatever the slate size.
+        self.window = max(sc.state.history_window, 10) * self.slate
         self.capacity = sc.episode.horizon + sc.users.history_max + 1
         n = n_users
         self.keys = np.zeros(n, dtype=np.uint64)
@@ -850,11 +892,12 @@ class UserBatch:
     def step(
         self, actions: np.ndarray, *, info: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Advance every user by one recommendation.
+        """Advance every user by one recommendation (one item, or a slate: :meth:`step_slates`).
 
         Args:
             actions: (N,) candidate slot chosen for each user. A masked slot is an invalid action:
-                nothing is shown, the user skips (patience cost) and the reward is 0.
+                nothing is shown, the user skips (patience cost) and the reward is 0. With
+                ``candidates.slate_size`` above 1, (N, L) slates (see :meth:`step_slates`).
             info: build the info dict (False: return an empty dict; the dynamics are the same).
 
         Returns:
@@ -863,6 +906,8 @@ class UserBatch:
             Candidates for the next step are drawn; finished users keep their final state until
             :meth:`reset_users`.
         """
+        if self.slate > 1:
+            return self.step_slates(actions, info=info)
         w, sc = self.world, self.sc
         rows = self._rows
         a = check_actions(actions, self.n, self.k)
@@ -883,18 +928,7 @@ class UserBatch:
             self.fatigue[rows, topic].astype(np.float64),
         )
         clicked = (self._u_click < p_click) & shown
-        z = self._z_sat
-        sat = satisfaction(sc.response, s, self._quality64[item], z)
-        rating = np.where(clicked, rating_from_satisfaction(sat), 0.0)
-        dwell = np.where(clicked, dwell_from_satisfaction(sc.response, sat), 0.0)
-
-        pc = sc.users.patience
-        gain = pc.satisfaction_gain * (sat - pc.satisfaction_threshold)
-        gain = gain - pc.clickbait_cost * w.catalog.appeal[item]
-        self.patience = np.minimum(
-            np.where(clicked, self.patience + gain, self.patience - pc.skip_cost), pc.max_patience
-        )
-        terminated = self.patience <= 0.0
+        sat, rating, dwell, terminated = self._respond(item, s, clicked)
 
         fc = sc.users.fatigue
         self.fatigue *= np.float32(fc.decay)
@@ -902,12 +936,7 @@ class UserBatch:
             self.fatigue[rows, topic] += np.float32(fc.gain)
         else:
             self.fatigue[rows[shown], topic[shown]] += np.float32(fc.gain)
-
-        # Exposure-driven drift: consuming an item pulls the taste toward it.
-        if sc.users.exposure_drift > 0 and clicked.any():
-            r = sc.users.exposure_drift
-            c = rows[clicked]
-            self.theta[c] = _normalise(self.theta[c] + r * (e[c] - self.theta[c]))
+        self._drift_toward(clicked, e)
 
         # History, consumed items and the visible state.
         self.hist_item[:, :-1] = self.hist_item[:, 1:]
@@ -916,14 +945,7 @@ class UserBatch:
         self.hist_item[:, -1] = np.where(shown, item, -1)
         self.hist_click[:, -1] = clicked
         self.hist_rating[:, -1] = rating
-        any_click = bool(clicked.any())
-        if any_click:
-            c = rows[clicked & (self.n_consumed < self.capacity)]
-            self.consumed[c, self.n_consumed[c]] = item[c]
-            self.consumed_rating[c, self.n_consumed[c]] = rating[c]
-            self.n_consumed[c] += 1
-            if self.consumed_mask is not None:
-                self.consumed_mask[c, item[c]] = True
+        self._consume(item, clicked, rating)
         st = sc.state
         weight = np.where(
             clicked, st.click_weight + st.rating_weight * (rating - 3.0), st.skip_weight
@@ -934,7 +956,187 @@ class UserBatch:
         self.vis_sum += weight[:, None] * e
         self.vis_c *= decay
         self.vis_c += weight[:, None] * self._item_c[item]
+        return self._end_step(
+            info=info,
+            item=item,
+            shown=shown,
+            clicked=clicked,
+            rating=rating,
+            dwell=dwell,
+            sat=sat,
+            affinity=s,
+            p_click=np.where(shown, p_click, 0.0),
+            terminated=terminated,
+            cand_items=cand_items,
+            cand_aff=cand_aff,
+        )
 
+    def step_slates(
+        self, actions: np.ndarray, *, info: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every user by one slate of L = ``candidates.slate_size`` items.
+
+        The user sees the slate's items and picks at most one by a multinomial logit with a
+        no-click option of logit 0: item j with probability ``exp(z_j) / (1 + sum_k exp(z_k))``,
+        z the click logit of :func:`~.response.click_logit` (with one item, the single-item click
+        probability). The one click draw of the step picks the outcome: slate positions in order,
+        then no click. A masked slot, or a slot repeated at a later position, shows nothing; a
+        slate that shows nothing is an invalid action (a skip, reward 0).
+
+        The clicked item is consumed, rated and dwelt on as in :meth:`step`; patience gains by its
+        satisfaction, or pays one skip cost when nothing is clicked. Fatigue grows for the topic of
+        every item shown. The history gains one event per position, in slate order (an unclicked
+        item as a skip, an empty position as nothing), and the pooled state adds each with its
+        click or skip weight.
+
+        Args:
+            actions: (N, L) candidate slots (or (L,) for a batch of one).
+            info: build the info dict (False: return an empty dict; the dynamics are the same).
+
+        Returns:
+            As :meth:`step`. The info's per-item entries (``item_index``, ``affinity``,
+            ``is_new_item``, ``popularity_rank``, ``satisfaction``) describe the clicked item, or
+            the first item shown when nothing was clicked; ``click_probability`` is the chance of
+            any click. It adds ``slate_items`` (N, L) item indices (-1 where a position showed
+            nothing), ``slate_slots`` (N, L) the slots as given, ``clicked_position`` (N,) (-1:
+            no click) and ``slate_click_probability`` (N, L).
+        """
+        w, sc = self.world, self.sc
+        rows = self._rows
+        slots = check_slates(actions, self.n, self.k, self.slate)
+        items = self.cand[rows[:, None], slots]
+        shown_pos = slate_shown(slots, self.mask)
+        cand_items = self.cand
+        cand_aff = self.candidate_affinity() if self.rich_info and info else None
+        aff = _gathered_dots(self.theta, w.item_emb, items).astype(np.float64)
+        topics = w.primary_topic[items]
+        logit = click_logit(
+            sc.response,
+            aff,
+            self._log_pop_rel64[items],
+            self._appeal64[items],
+            self.fatigue[rows[:, None], topics].astype(np.float64),
+        )
+        # exp(z - m) / (exp(-m) + sum exp(z - m)) with m = max(0, z): no overflow for any logit.
+        top = np.maximum(np.where(shown_pos, logit, -np.inf).max(axis=1), 0.0)
+        weights = np.where(shown_pos, np.exp(logit - top[:, None]), 0.0)
+        p_pos = weights / (np.exp(-top) + weights.sum(axis=1))[:, None]
+        cum = np.cumsum(p_pos, axis=1)
+        below = (self._u_click[:, None] < cum) & shown_pos
+        clicked = below.any(axis=1)
+        position = np.where(clicked, below.argmax(axis=1), -1)
+        shown = shown_pos.any(axis=1)
+        lead = np.where(clicked, position, shown_pos.argmax(axis=1))
+        item = items[rows, lead]
+        s = aff[rows, lead]
+        e = w.item_emb[item]
+        sat, rating, dwell, terminated = self._respond(item, s, clicked)
+
+        fc = sc.users.fatigue
+        self.fatigue *= np.float32(fc.decay)
+        r, j = np.nonzero(shown_pos)
+        np.add.at(self.fatigue, (r, topics[r, j]), np.float32(fc.gain))
+        self._drift_toward(clicked, e)
+
+        # One event per position, in slate order; the clicked position carries the click.
+        size = self.slate
+        hit = (np.arange(size)[None, :] == position[:, None]) & clicked[:, None]
+        ev_items = np.where(shown_pos, items, -1)
+        ev_rating = np.where(hit, rating[:, None], 0.0)
+        self.hist_item[:, :-size] = self.hist_item[:, size:]
+        self.hist_click[:, :-size] = self.hist_click[:, size:]
+        self.hist_rating[:, :-size] = self.hist_rating[:, size:]
+        self.hist_item[:, -size:] = ev_items
+        self.hist_click[:, -size:] = hit
+        self.hist_rating[:, -size:] = ev_rating
+        self._consume(item, clicked, rating)
+        st = sc.state
+        weight = np.where(
+            hit, st.click_weight + st.rating_weight * (ev_rating - 3.0), st.skip_weight
+        )
+        weight = np.where(shown_pos, np.maximum(weight, 0.0), 0.0).astype(np.float32)
+        decay = np.float32(st.recency_decay)
+        safe = np.maximum(ev_items, 0)
+        self.vis_sum *= decay
+        self.vis_sum += np.einsum("nl,nld->nd", weight, w.item_emb[safe])
+        self.vis_c *= decay
+        self.vis_c += np.einsum("nl,nlp->np", weight, self._item_c[safe])
+        reward, terminated, truncated, out = self._end_step(
+            info=info,
+            item=item,
+            shown=shown,
+            clicked=clicked,
+            rating=rating,
+            dwell=dwell,
+            sat=sat,
+            affinity=s,
+            p_click=p_pos.sum(axis=1),
+            terminated=terminated,
+            cand_items=cand_items,
+            cand_aff=cand_aff,
+        )
+        if info:
+            out["slate_items"] = ev_items
+            out["slate_slots"] = slots
+            out["clicked_position"] = position
+            out["slate_click_probability"] = p_pos
+        return reward, terminated, truncated, out
+
+    def _respond(
+        self, item: np.ndarray, s: np.ndarray, clicked: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Satisfaction, rating and dwell of each user's ``item`` (affinity ``s``; rating and
+        dwell 0 without a click), and the patience update; returns ``(sat, rating, dwell,
+        terminated)``, each (N,)."""
+        sc = self.sc
+        sat = satisfaction(sc.response, s, self._quality64[item], self._z_sat)
+        rating = np.where(clicked, rating_from_satisfaction(sat), 0.0)
+        dwell = np.where(clicked, dwell_from_satisfaction(sc.response, sat), 0.0)
+        pc = sc.users.patience
+        gain = pc.satisfaction_gain * (sat - pc.satisfaction_threshold)
+        gain = gain - pc.clickbait_cost * self.world.catalog.appeal[item]
+        self.patience = np.minimum(
+            np.where(clicked, self.patience + gain, self.patience - pc.skip_cost), pc.max_patience
+        )
+        return sat, rating, dwell, self.patience <= 0.0
+
+    def _drift_toward(self, clicked: np.ndarray, e: np.ndarray) -> None:
+        """Exposure-driven drift: consuming an item (embeddings ``e``, (N, d)) pulls the taste."""
+        if self.sc.users.exposure_drift > 0 and clicked.any():
+            r = self.sc.users.exposure_drift
+            c = self._rows[clicked]
+            self.theta[c] = _normalise(self.theta[c] + r * (e[c] - self.theta[c]))
+
+    def _consume(self, item: np.ndarray, clicked: np.ndarray, rating: np.ndarray) -> None:
+        """Append each clicked ``item`` and its rating to the user's consumed list."""
+        if not clicked.any():
+            return
+        c = self._rows[clicked & (self.n_consumed < self.capacity)]
+        self.consumed[c, self.n_consumed[c]] = item[c]
+        self.consumed_rating[c, self.n_consumed[c]] = rating[c]
+        self.n_consumed[c] += 1
+        if self.consumed_mask is not None:
+            self.consumed_mask[c, item[c]] = True
+
+    def _end_step(
+        self,
+        *,
+        info: bool,
+        item: np.ndarray,
+        shown: np.ndarray,
+        clicked: np.ndarray,
+        rating: np.ndarray,
+        dwell: np.ndarray,
+        sat: np.ndarray,
+        affinity: np.ndarray,
+        p_click: np.ndarray,
+        terminated: np.ndarray,
+        cand_items: np.ndarray,
+        cand_aff: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance the clock and the drift, compute the reward, draw the next candidates and
+        build the info (the common end of :meth:`step` and :meth:`step_slates`)."""
+        w, sc = self.world, self.sc
         # The info describes the taste that served this step: the drift event is reported on the
         # first step served by a changed taste, with the phase that step had.
         drift_event, drift_phase = self.drift_pending.copy(), self.drift_phase.copy()
@@ -943,7 +1145,12 @@ class UserBatch:
         truncated = (self.t >= sc.episode.horizon) & ~terminated
 
         fb = Feedback(
-            clicked=clicked, rating=rating, dwell=dwell, affinity=s, left=terminated, shown=shown
+            clicked=clicked,
+            rating=rating,
+            dwell=dwell,
+            affinity=affinity,
+            left=terminated,
+            shown=shown,
         )
         reward = compute_reward(fb, sc)
         self._refresh_visible(None)
@@ -956,8 +1163,8 @@ class UserBatch:
             "rating": rating,
             "dwell": dwell,
             "satisfaction": sat,
-            "affinity": s,
-            "click_probability": np.where(shown, p_click, 0.0),
+            "affinity": affinity,
+            "click_probability": p_click,
             "is_new_user": self.new_user.copy(),
             "is_new_item": w.arrival[item] > 0,
             "popularity_rank": w.pop_rank[item],

@@ -16,14 +16,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import observation_space, step_info
+from .env import action_space, observation_space, step_info
 from .simulator import UserBatch, check_count
 from .world import World, build_world
 
@@ -76,9 +75,7 @@ class BatchedRecommendationVecEnv(VecEnv):
         self._actions = np.zeros(n_envs, dtype=np.int64)
         # Attributes set for some sub-envs only (set_attr with indices), per sub-env.
         self._own_attrs: list[dict[str, Any]] = [{} for _ in range(n_envs)]
-        super().__init__(
-            n_envs, observation_space(world), spaces.Discrete(self.scenario.candidates.k)
-        )
+        super().__init__(n_envs, observation_space(world), action_space(world))
 
     # --------------------------------------------------------------- seeding
     def _next_key(self, i: int, seed: int | None) -> np.uint64:

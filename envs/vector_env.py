@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -19,7 +18,7 @@ from gymnasium.vector.utils import batch_space
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import RecommendationEnv, check_render_mode, observation_space
+from .env import RecommendationEnv, action_space, check_render_mode, observation_space
 from .simulator import UserBatch, check_count
 from .world import World, build_world
 
@@ -109,7 +108,7 @@ class RecommendationVectorEnv(VectorEnv):
         self._item_ids = np.array([str(i) for i in world.catalog.item_ids], dtype=object)
         self._persona_names = np.array([p.name for p in world.personas], dtype=object)
         self.single_observation_space = observation_space(world)
-        self.single_action_space = spaces.Discrete(self.scenario.candidates.k)
+        self.single_action_space = action_space(world)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.users = UserBatch(world, num_envs, rich_info=True)

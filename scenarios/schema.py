@@ -454,14 +454,27 @@ class CandidatesConfig(_Strict):
         ge=1,
         description="ivf: clusters scanned per user and step (more: closer to exact, slower).",
     )
+    slate_size: int = Field(
+        1,
+        ge=1,
+        description="Items recommended together each step. 1: the action is one candidate slot "
+        "(Discrete(k)). More: the action is a slate of that many slots (MultiDiscrete([k] * "
+        "slate_size), trained with PPO) and the user picks at most one item by a multinomial-logit "
+        "choice with a no-click option of logit 0: P(click item j) = exp(z_j) / (1 + sum of "
+        "exp(z) over the slate), z the click logit of the response model (with one item this is "
+        "the single-item click probability). Must be <= k.",
+    )
 
     @model_validator(mode="after")
     def _shares(self) -> CandidatesConfig:
-        """At least one of popular, nearest, random must be > 0; new_item_quota must be <= k."""
+        """At least one of popular, nearest, random must be > 0; new_item_quota and slate_size
+        must be <= k."""
         if self.popular + self.nearest + self.random <= 0:
             raise ValueError("at least one of popular, nearest, random must be > 0")
         if self.new_item_quota > self.k:
             raise ValueError(f"new_item_quota ({self.new_item_quota}) must be <= k ({self.k})")
+        if self.slate_size > self.k:
+            raise ValueError(f"slate_size ({self.slate_size}) must be <= k ({self.k})")
         return self
 
 
