@@ -40,7 +40,9 @@ N_FEATURES = len(FEATURE_NAMES)
 # Bounds of each feature, for the observation space.
 FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1, -1, -1, 0], dtype=np.float32)
 FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.float32)
-# Recency weight per step of age for the topic exposure (a half-life of about three steps).
+# Recency weight per step of age for the topic exposure (a half-life of about three steps). With
+# slates the history holds L events per step; the events of one step share its weight (divided
+# by L for the exposure, which stays in [0, 1]).
 EXPOSURE_DECAY = 0.8
 # Recency weight per step of age for the short-term evidence (a half-life of one step). The pooled
 # user state and the window means above move slowly, so after an interest change they keep
@@ -85,15 +87,18 @@ def candidate_features_reference(users: UserBatch, idx: np.ndarray) -> np.ndarra
     # The topic's recent exposure (recency weighted, newest weight 1, scaled into [0, 1]) and
     # the smoothed click rate of its recent recommendations: clicks / (times shown + 1), so one
     # click of one showing reads 0.5 and a topic not shown 0.
+    # Recency is counted in steps: a slate of L items adds L events per step (weight / L each,
+    # so the exposure stays in [0, 1]).
     win = hist.shape[1]
-    recency = (EXPOSURE_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
+    age = np.arange(win - 1, -1, -1) // users.slate
+    recency = (EXPOSURE_DECAY**age / users.slate).astype(np.float32)
     feats[..., 8] = (same * recency).sum(axis=2) * np.float32(1.0 - EXPOSURE_DECAY)
     feats[..., 9] = (same & clicked[:, None, :]).sum(axis=2) / (n_same + 1.0)
 
     # Short-term evidence on a second time scale: the same cosines, weighted by recency with a
     # half-life of one step, the cosine to the most recent click, and how much of the recent past
     # was skipped (a skip streak is the visible sign that the taste moved away).
-    fast = (RECENT_DECAY ** np.arange(win - 1, -1, -1)).astype(np.float32)
+    fast = (RECENT_DECAY**age).astype(np.float32)
     w_click = clicked * fast
     w_skip = skipped * fast
     w_click_sum = w_click.sum(axis=1)[:, None]
@@ -134,6 +139,7 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
         w.arrival,
         w.primary_topic,
         w.item_unit_proj,
+        users.slate,
         out,
     )
     return out
@@ -152,9 +158,10 @@ def _features_kernel(
     arrival: np.ndarray,
     topic: np.ndarray,
     unit: np.ndarray,
+    slate: int,
     out: np.ndarray,
 ) -> None:
-    """Fill ``out`` (R, K, F) for users ``rows``.
+    """Fill ``out`` (R, K, F) for users ``rows``; the history holds ``slate`` events per step.
 
     The history cosines enter the features only through weighted sums over the window, so each
     row first forms the weighted sums of its history vectors (clicks and skips, with flat and
@@ -168,8 +175,9 @@ def _features_kernel(
     expo = np.empty(win)
     fast = np.empty(win)
     for j in range(win):
-        expo[j] = EXPOSURE_DECAY ** (win - 1 - j)
-        fast[j] = RECENT_DECAY ** (win - 1 - j)
+        age = (win - 1 - j) // slate
+        expo[j] = EXPOSURE_DECAY**age / slate
+        fast[j] = RECENT_DECAY**age
     # Per row: mean click vector, mean skip vector, fast-weighted click and skip vectors, last click.
     vec = np.empty((5, p))
     # The row's shown events, oldest first: item, its topic, its exposure weight, clicked.

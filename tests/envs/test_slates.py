@@ -204,3 +204,29 @@ def test_gymnasium_make_takes_slates(slate_world: World) -> None:
     a = np.flatnonzero(obs["action_mask"])[:3]
     _, _, _, _, info = env.step(a)
     assert len(info["slate_items"]) == 3 and "item_id" in info
+
+
+def test_features_count_recency_in_steps_and_stay_in_bounds(slate_world: World) -> None:
+    from lmrecsim.envs.env import observation_space
+    from lmrecsim.envs.features import (
+        FEATURE_NAMES,
+        candidate_features,
+        candidate_features_reference,
+    )
+
+    users = _start(slate_world, 24, seed=8)
+    rng = np.random.default_rng(9)
+    for _ in range(6):
+        users.step(_valid_slates(users, 3, rng))
+    rows = np.arange(users.n)
+    fast = candidate_features(users, rows)
+    np.testing.assert_allclose(fast, candidate_features_reference(users, rows), rtol=0, atol=1e-6)
+    box = observation_space(slate_world)["candidate_features"]
+    assert box.contains(fast[0]) and (fast[..., FEATURE_NAMES.index("topic_exposure")] <= 1).all()
+    # The three events of the newest step weigh the same: a skipped newest step among clicks.
+    users.hist_item[0] = users.cand[0, 0]
+    users.hist_click[0] = True
+    users.hist_click[0, -3:] = False
+    share = candidate_features(users, rows)[0, 0, FEATURE_NAMES.index("recent_skip_share")]
+    n_steps = users.window // 3
+    assert share == pytest.approx(1 / sum(0.5**a for a in range(n_steps)), abs=1e-6)
