@@ -370,9 +370,27 @@ def scenario_to_yaml(scenario: Scenario) -> str:
     return yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, allow_unicode=True)
 
 
+# Keys added after scenarios were first hashed (into step logs and world caches), with the value
+# that reproduces the behaviour from before the key existed. At that value a key is left out of
+# the hash, so a log written before the key existed still matches its stored scenario (which
+# loads with the key at its default) and can be replayed.
+LATER_KEYS: dict[tuple[str, ...], Any] = {("candidates", "slate_size"): 1}
+
+
 def scenario_hash(scenario: Scenario) -> str:
-    """A content hash of the resolved scenario (sha256 hex of its canonical JSON)."""
-    payload = json.dumps(scenario_to_dict(scenario), sort_keys=True, separators=(",", ":"))
+    """A content hash of the resolved scenario (sha256 hex of its canonical JSON).
+
+    Keys of :data:`LATER_KEYS` at their earlier behaviour's value are left out, so the hash of
+    a scenario that does not use a newer key is the one it had before that key existed.
+    """
+    data = scenario_to_dict(scenario)
+    for path, value in LATER_KEYS.items():
+        parent = data
+        for key in path[:-1]:
+            parent = parent.get(key, {})
+        if parent.get(path[-1], value) == value:
+            parent.pop(path[-1], None)
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

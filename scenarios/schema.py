@@ -636,6 +636,18 @@ class Scenario(_Strict):
     _base_dir: str | None = PrivateAttr(None)
     _source: str | None = PrivateAttr(None)
 
+    @model_validator(mode="after")
+    def _slates_need_ppo(self) -> Scenario:
+        """Slates (candidates.slate_size > 1) are trained by PPO only: DQN and MaskablePPO choose
+        one slot per step."""
+        if self.candidates.slate_size > 1 and self.agent.algo != "ppo":
+            raise ValueError(
+                f"agent.algo: {self.agent.algo!r} with candidates.slate_size "
+                f"{self.candidates.slate_size} (expected ppo: dqn and maskable_ppo choose one slot "
+                "per step)"
+            )
+        return self
+
     def resolve_path(self, path: str) -> str:
         """Resolve a path written in the scenario relative to the scenario file's folder."""
         p = os.path.expanduser(path)

@@ -1,0 +1,34 @@
+"""The scenario hash: stable across keys added later, so old step logs stay replayable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from lmrecsim.scenarios import load_scenario, scenario_from_dict, scenario_hash, scenario_to_dict
+from lmrecsim.scenarios.loader import LATER_KEYS
+
+
+def _hash_without(data: dict, path: tuple[str, ...]) -> str:
+    """What scenario_hash computed before the key at ``path`` existed."""
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    parent.pop(path[-1])
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def test_a_later_key_at_its_old_behaviour_leaves_the_hash_as_it_was() -> None:
+    for name in ("default", "cold_start"):
+        sc = load_scenario(name)
+        for path in LATER_KEYS:
+            assert scenario_hash(sc) == _hash_without(scenario_to_dict(sc), path), (name, path)
+
+
+def test_a_later_key_in_use_changes_the_hash() -> None:
+    base = load_scenario("default")
+    slates = scenario_from_dict(
+        {"extends": "default", "name": "default", "candidates": {"slate_size": 2}}
+    )
+    assert scenario_hash(slates) != scenario_hash(base)
