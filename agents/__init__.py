@@ -28,6 +28,7 @@ _EXPORTS = {
     "CandidateScorerDQNPolicy": ".scorer",
     "MaskedDQN": ".scorer",
     "candidate_scores": ".scorer",
+    "PlackettLuceDistribution": ".slate",
     "TrainResult": ".train",
     "train": ".train",
 }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
@@ -229,6 +230,15 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any) -> None:
         )
 
 
+def _check_slates(algo: str, action_space: spaces.Space) -> None:
+    """Refuse slates (a ``MultiDiscrete`` action space) for an algorithm that picks one slot."""
+    if isinstance(action_space, spaces.MultiDiscrete) and algo != "ppo":
+        raise AgentError(
+            f"candidates.slate_size: {int(np.size(action_space.nvec))} needs agent.algo ppo "
+            f"(got {algo}; dqn and maskable_ppo choose one slot per step)"
+        )
+
+
 def build_model(
     algo: str,
     env: VecEnv,
@@ -242,19 +252,32 @@ def build_model(
     """Build an untrained SB3 model.
 
     Args:
-        algo: ``ppo``, ``dqn`` or ``maskable_ppo``.
+        algo: ``ppo``, ``dqn`` or ``maskable_ppo`` (``ppo`` only with slates).
         env: the (vectorised) training env.
         policy: ``candidate_scorer`` (shared per-candidate network) or ``mlp`` (SB3's
             ``MultiInputPolicy`` over the flattened observation, for comparison).
+
+            With slates (``candidates.slate_size`` L > 1: a ``MultiDiscrete([K] * L)`` action
+            space; PPO only), the candidate scorer draws each slate from one Plackett-Luce
+            distribution over its K scores (:mod:`lmrecsim.agents.slate`): L distinct candidates,
+            masked ones only when fewer than L are valid. The ``mlp`` policy is SB3's: L
+            independent categoricals, one per position, over K slots each, so it can put the
+            same slot at several positions and a masked slot anywhere; the env shows nothing
+            there (a shorter slate), a handicap the ``mlp`` has to learn its way out of.
         seed: seed of networks and exploration.
         hyperparameters: keyword arguments for the SB3 constructor, over the project defaults;
             also ``normalize_reward`` (bool): train on rewards scaled by :func:`reward_normalized`
             (the model's env is then that wrapper).
         tensorboard_log: TensorBoard folder, or None.
+
+    Raises:
+        AgentError: an unknown algorithm or policy, slates with an algorithm other than ``ppo``,
+            or hyperparameters SB3 would reject (one line, naming the key).
     """
     if policy not in POLICIES:
         raise AgentError(f"agent.policy: {policy!r} is not one of {', '.join(POLICIES)}")
     cls = algorithm_class(algo)
+    _check_slates(algo, env.action_space)
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
     kwargs.update(resolve_schedules(hyperparameters or {}))
     env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))

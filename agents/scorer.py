@@ -25,6 +25,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from .replay import DictNStepReplayBuffer
+from .slate import PlackettLuceDistribution
 
 MASKED_SCORE = -1.0e8
 
@@ -146,6 +147,12 @@ def _actor_critic_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 class CandidateScorerPolicy(ActorCriticPolicy):
     """Actor-critic policy whose logits are the per-candidate scores (PPO).
 
+    With a ``Discrete(K)`` action space the action distribution is SB3's categorical over the K
+    masked scores. With ``MultiDiscrete([K] * L)`` (slates of L candidates) it is a
+    :class:`~lmrecsim.agents.slate.PlackettLuceDistribution` over the same K scores: slates without
+    repeats, masked candidates drawn only when fewer than L are valid. The value head reads the
+    slate summary either way.
+
     Extra keyword arguments go to :class:`CandidateScorerExtractor` through
     ``features_extractor_kwargs`` (``hidden``, ``n_layers``, ``summary_dim``).
     """
@@ -164,6 +171,31 @@ class CandidateScorerPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         _install_scorer_heads(self, lr_schedule)
+        if isinstance(self.action_space, spaces.MultiDiscrete):
+            # SB3 built (and the heads replaced) a K * L-logit head for independent positions;
+            # a slate is drawn from the K candidate scores instead.
+            self.action_dist = slate_distribution(self.action_space, self.features_extractor.k)
+
+    def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Any:
+        if not isinstance(self.action_dist, PlackettLuceDistribution):
+            return super()._get_action_dist_from_latent(latent_pi)
+        scores = self.action_net(latent_pi)
+        return self.action_dist.proba_distribution(scores, mask=scores > MASKED_SCORE / 2)
+
+
+def slate_distribution(action_space: spaces.MultiDiscrete, k: int) -> PlackettLuceDistribution:
+    """The Plackett-Luce distribution for a ``MultiDiscrete([k] * L)`` action space.
+
+    Raises:
+        ValueError: an action space that is not L positions over the same ``k`` candidates.
+    """
+    nvec = np.asarray(action_space.nvec)
+    if nvec.ndim != 1 or not (nvec == k).all() or not 1 <= nvec.size <= k:
+        raise ValueError(
+            f"action space {action_space}: the candidate scorer takes Discrete({k}) or "
+            f"MultiDiscrete([{k}] * L) slates with L <= {k}"
+        )
+    return PlackettLuceDistribution(k, int(nvec.size))
 
 
 class MaskableCandidateScorerPolicy(MaskableActorCriticPolicy):

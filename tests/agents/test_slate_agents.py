@@ -1,0 +1,373 @@
+"""Slate agents: the Plackett-Luce distribution of the candidate scorer, and PPO on slates.
+
+The distribution is checked against Plackett-Luce probabilities computed by hand (numpy,
+enumerating slates), its samples against those probabilities, and the policy built on it against
+the distribution; a short PPO run must beat random slates on users it never trained on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.distributions import CategoricalDistribution
+
+from lmrecsim.agents.build import build_model, load_model
+from lmrecsim.agents.errors import AgentError
+from lmrecsim.agents.scorer import candidate_scores
+from lmrecsim.agents.slate import PlackettLuceDistribution
+from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+from lmrecsim.envs.world import build_world
+
+from .conftest import tiny_scenario
+
+SLATE = 3
+
+
+def pl_log_prob(scores: np.ndarray, mask: np.ndarray, slate: tuple[int, ...]) -> float:
+    """Plackett-Luce log-probability of one slate, by hand: each position that shows an item (a
+    valid slot not shown before) takes it with the softmax over the valid slots not shown yet."""
+    taken: set[int] = set()
+    total = 0.0
+    for slot in slate:
+        if not mask[slot] or slot in taken:
+            continue
+        rest = [i for i in range(len(scores)) if mask[i] and i not in taken]
+        total += scores[slot] - math.log(sum(math.exp(scores[i]) for i in rest))
+        taken.add(slot)
+    return total
+
+
+def distinct_valid_slates(mask: np.ndarray, size: int) -> list[tuple[int, ...]]:
+    """Every ordered slate of ``size`` distinct valid slots."""
+    return list(itertools.permutations(np.flatnonzero(mask).tolist(), size))
+
+
+def dist_for(scores: np.ndarray, mask: np.ndarray, size: int, rows: int = 1):
+    k = scores.shape[-1]
+    s = th.as_tensor(np.broadcast_to(scores, (rows, k)).copy(), dtype=th.float32)
+    m = th.as_tensor(np.broadcast_to(mask, (rows, k)).copy())
+    return PlackettLuceDistribution(k, size).proba_distribution(s, mask=m)
+
+
+SCORES = np.array([0.3, -1.2, 2.0, 0.7, -0.4, 1.1])
+MASKS = [
+    np.ones(6, dtype=bool),
+    np.array([1, 0, 1, 1, 0, 1], dtype=bool),
+    np.array([0, 1, 0, 0, 1, 0], dtype=bool),  # fewer valid slots than positions
+]
+
+
+@pytest.mark.parametrize("mask", MASKS, ids=["all-valid", "two-masked", "two-valid"])
+def test_log_prob_is_the_plackett_luce_probability_and_sums_to_one(mask) -> None:
+    slates = distinct_valid_slates(mask, min(SLATE, int(mask.sum())))
+    # Fewer valid slots than positions: the rest of the slate is masked slots (nothing shown).
+    fill = tuple(np.flatnonzero(~mask)[: SLATE - len(slates[0])].tolist())
+    slates = [s + fill for s in slates]
+    # Slates that show fewer items: a masked slot, a repeat.
+    odd = [(2, 1, 4), (5, 5, 0), (3, 3, 3), (0, 2, 1)]
+    dist = dist_for(SCORES, mask, SLATE, rows=len(slates) + len(odd))
+    got = dist.log_prob(th.tensor(slates + odd)).double().numpy()
+    want = np.array([pl_log_prob(SCORES, mask, s) for s in slates + odd])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # The slates of distinct valid slots are the whole support: their probabilities sum to 1.
+    assert np.exp(got[: len(slates)]).sum() == pytest.approx(1.0, abs=1e-5)
+    # Float actions (SB3's rollout buffer stores them as float32) give the same.
+    floats = dist.log_prob(th.tensor(slates + odd, dtype=th.float32)).double().numpy()
+    np.testing.assert_array_equal(floats, got)
+
+
+def test_probs_is_the_softmax_over_the_valid_slots() -> None:
+    mask = MASKS[1]
+    dist = dist_for(SCORES, mask, SLATE, rows=2)
+    want = np.where(mask, np.exp(SCORES), 0.0)
+    want /= want.sum()
+    assert dist.probs.shape == (2, 6)
+    np.testing.assert_allclose(dist.probs[0].numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(dist.distribution.probs[1].numpy(), want, atol=1e-6)
+
+
+def test_samples_follow_plackett_luce() -> None:
+    mask = np.array([1, 1, 0, 1, 1, 1], dtype=bool)
+    n = 40_000
+    th.manual_seed(0)
+    dist = dist_for(SCORES, mask, 2, rows=n)
+    draws = dist.sample().numpy()
+    assert draws.shape == (n, 2)
+    assert (draws[:, 0] != draws[:, 1]).all()
+    assert mask[draws].all()
+    # First position: the softmax over the valid slots. Second: every ordered pair's
+    # Plackett-Luce probability. Each frequency within 4.5 binomial standard errors.
+    first = np.bincount(draws[:, 0], minlength=6) / n
+    p_first = dist.probs[0].double().numpy()
+    np.testing.assert_array_less(
+        np.abs(first - p_first), 4.5 * np.sqrt(p_first * (1 - p_first) / n) + 1e-12
+    )
+    pairs = {s: 0 for s in distinct_valid_slates(mask, 2)}
+    for a, b in draws.tolist():
+        pairs[(a, b)] += 1
+    for slate, count in pairs.items():
+        p = math.exp(pl_log_prob(SCORES, mask, slate))
+        assert abs(count / n - p) < 4.5 * math.sqrt(p * (1 - p) / n), (slate, count / n, p)
+
+
+def test_samples_with_fewer_valid_slots_than_positions() -> None:
+    mask = MASKS[2]  # slots 1 and 4 valid
+    th.manual_seed(1)
+    draws = dist_for(SCORES, mask, SLATE, rows=2_000).sample().numpy()
+    # The valid slots first, in both orders; then the lowest masked slot (shown as nothing).
+    assert {tuple(sorted(d[:2])) for d in draws.tolist()} == {(1, 4)}
+    assert (draws[:, 2] == 0).all()
+    assert {int(d) for d in draws[:, 0]} == {1, 4}
+
+
+def test_mode_is_the_top_scores_with_ties_to_the_lower_slot() -> None:
+    scores = np.array([1.0, 3.0, 3.0, 0.0, 2.0, 2.0])
+    mode = dist_for(scores, np.ones(6, dtype=bool), SLATE).mode()
+    assert mode.tolist() == [[1, 2, 4]]
+    mask = np.array([1, 0, 1, 1, 1, 1], dtype=bool)
+    assert dist_for(scores, mask, SLATE).mode().tolist() == [[2, 4, 5]]
+    few = np.array([0, 0, 0, 1, 0, 1], dtype=bool)
+    assert dist_for(scores, few, SLATE).mode().tolist() == [[5, 3, 0]]
+
+
+@pytest.mark.parametrize("mask", MASKS[:2], ids=["all-valid", "two-masked"])
+def test_entropy_estimate_averages_to_the_exact_entropy(mask) -> None:
+    slates = distinct_valid_slates(mask, SLATE)
+    dist = dist_for(SCORES, mask, SLATE, rows=len(slates))
+    log_p = dist.log_prob(th.tensor(slates)).double()
+    chain = dist.entropy().double()  # along the slates just evaluated
+    p = log_p.exp()
+    exact = float(-(p * log_p).sum())
+    assert float((p * chain).sum()) == pytest.approx(exact, rel=1e-5)
+    # The first position alone is not the slate's entropy.
+    first = dist.distribution.entropy()[0].item()
+    assert exact > first + 0.5
+
+
+def test_invalid_slate_sizes_are_refused() -> None:
+    with pytest.raises(ValueError, match="slate_size: 7"):
+        PlackettLuceDistribution(6, 7)
+
+
+# ----------------------------------------------------------------------- the policy on slates
+
+
+@pytest.fixture(scope="module")
+def slate_world():
+    return build_world(tiny_scenario(candidates={"slate_size": SLATE}), show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def slate_model(slate_world):
+    venv = BatchedRecommendationVecEnv(slate_world.scenario, 4, world=slate_world)
+    venv.seed(0)
+    model = build_model(
+        "ppo", venv, seed=0, hyperparameters={"n_steps": 32, "batch_size": 64, "n_epochs": 2}
+    )
+    model.learn(256)  # scores that differ by more than the initial 1e-2 scale
+    return model
+
+
+def _masked_obs(world, n: int = 6) -> dict[str, np.ndarray]:
+    venv = BatchedRecommendationVecEnv(world.scenario, n, world=world)
+    venv.seed(77)
+    obs = venv.reset()
+    rng = np.random.default_rng(3)
+    mask = rng.random(obs["action_mask"].shape) < 0.6
+    mask[0] = True
+    mask[1] = False
+    mask[1, [2, 7]] = True  # fewer valid slots than positions
+    obs["action_mask"] = mask.astype(obs["action_mask"].dtype)
+    return obs
+
+
+def test_policy_uses_plackett_luce_on_slates_and_a_categorical_otherwise(
+    slate_model, tiny_world
+) -> None:
+    assert isinstance(slate_model.policy.action_dist, PlackettLuceDistribution)
+    assert slate_model.policy.action_dist.slate_size == SLATE
+    single = build_model(
+        "ppo", BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    )
+    assert type(single.policy.action_dist) is CategoricalDistribution
+
+
+def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> None:
+    policy = slate_model.policy
+    obs = _masked_obs(slate_world)
+    obs_t, _ = policy.obs_to_tensor(obs)
+    th.manual_seed(0)
+    with th.no_grad():
+        actions, _, rollout_log_p = policy(obs_t)
+        _, log_p, entropy = policy.evaluate_actions(obs_t, actions.float())
+        dist_log_p = policy.get_distribution(obs_t).log_prob(actions)
+    # What the rollout recorded is what PPO's update recomputes (the ratio starts at 1).
+    np.testing.assert_allclose(log_p.numpy(), rollout_log_p.numpy(), atol=1e-6)
+    np.testing.assert_allclose(log_p.numpy(), dist_log_p.numpy(), atol=1e-6)
+    assert entropy.shape == log_p.shape and (entropy >= 0).all()
+    scores = candidate_scores(slate_model, obs).astype(np.float64)
+    mask = obs["action_mask"] > 0
+    want = [
+        pl_log_prob(s, m, tuple(a)) for s, m, a in zip(scores, mask, actions.tolist(), strict=True)
+    ]
+    np.testing.assert_allclose(log_p.double().numpy(), want, atol=1e-5)
+    # Sampled slates: distinct slots; valid ones wherever at least L are valid.
+    slates = actions.numpy()
+    for row, m in zip(slates, mask, strict=True):
+        assert len(set(row.tolist())) == SLATE
+        assert m[row[: min(SLATE, int(m.sum()))]].all()
+
+
+def test_permuting_candidates_permutes_the_slate(slate_model, slate_world) -> None:
+    obs = _masked_obs(slate_world)
+    perm = np.random.default_rng(5).permutation(obs["action_mask"].shape[1])
+    permuted = dict(obs)
+    for key in ("candidates", "candidate_features", "action_mask"):
+        permuted[key] = obs[key][:, perm]
+    slate, _ = slate_model.predict(obs, deterministic=True)
+    slate_p, _ = slate_model.predict(permuted, deterministic=True)
+    full = obs["action_mask"].sum(axis=1) >= SLATE  # the filler of short slates is by slot
+    np.testing.assert_array_equal(perm[slate_p][full], slate[full])
+    scores = candidate_scores(slate_model, obs)
+    np.testing.assert_allclose(candidate_scores(slate_model, permuted), scores[:, perm], atol=1e-5)
+    policy = slate_model.policy
+    inverse = np.argsort(perm)
+    with th.no_grad():
+        a = th.as_tensor(slate)
+        lp = policy.get_distribution(policy.obs_to_tensor(obs)[0]).log_prob(a)
+        lp_p = policy.get_distribution(policy.obs_to_tensor(permuted)[0]).log_prob(
+            th.as_tensor(inverse[slate])
+        )
+    np.testing.assert_allclose(lp_p.numpy(), lp.numpy(), atol=1e-5)
+
+
+def test_saved_slate_model_loads_and_predicts_distinct_valid_slates(
+    slate_model, slate_world, tmp_path
+) -> None:
+    slate_model.save(tmp_path / "model.zip")
+    loaded = load_model("ppo", tmp_path)
+    assert isinstance(loaded.policy.action_dist, PlackettLuceDistribution)
+    obs = _masked_obs(slate_world)
+    mask = obs["action_mask"] > 0
+    batch, _ = loaded.predict(obs, deterministic=True)
+    assert batch.shape == (6, SLATE)
+    np.testing.assert_array_equal(batch, slate_model.predict(obs, deterministic=True)[0])
+    scores = candidate_scores(loaded, obs)
+    for row, m, s in zip(batch, mask, scores, strict=True):
+        n_valid = min(SLATE, int(m.sum()))
+        assert len(set(row.tolist())) == SLATE and m[row[:n_valid]].all()
+        top = np.argsort(-np.where(m, s, -np.inf), kind="stable")[:n_valid]
+        np.testing.assert_array_equal(row[:n_valid], top)
+    one, _ = loaded.predict({k: v[0] for k, v in obs.items()}, deterministic=True)
+    assert one.shape == (SLATE,)
+    np.testing.assert_array_equal(one, batch[0])
+
+
+# ------------------------------------------------------------------------ other algorithms
+
+
+@pytest.mark.parametrize("algo", ["dqn", "maskable_ppo"])
+def test_one_slot_algorithms_refuse_slates(slate_world, algo) -> None:
+    venv = BatchedRecommendationVecEnv(slate_world.scenario, 2, world=slate_world)
+    message = (
+        f"candidates.slate_size: 3 needs agent.algo ppo (got {algo}; dqn and maskable_ppo choose "
+        "one slot per step)"
+    )
+    for policy in ("candidate_scorer", "mlp"):
+        with pytest.raises(AgentError) as info:
+            build_model(algo, venv, policy=policy)
+        assert str(info.value) == message
+
+
+def test_refusal_names_the_scenario_file_in_train_and_validate(tmp_path, capsys) -> None:
+    from lmrecsim.cli import main
+
+    path = tmp_path / "slates.yaml"
+    path.write_text(
+        "extends: default\nname: slates\ncatalog: {n_items: 200}\n"
+        "candidates: {k: 10, slate_size: 3}\nencoder: {project_dim: 16}\nagent: {algo: dqn}\n"
+    )
+    # The scenario's own validation refuses it (build_model refuses a model built by hand).
+    expected = (
+        f"{path}: <top>: agent.algo: 'dqn' with candidates.slate_size 3 (expected ppo: dqn and "
+        "maskable_ppo choose one slot per step)"
+    )
+    assert main(["scenarios", "validate", "--build", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(expected), err
+    out = tmp_path / "run"
+    argv = ["train", "--scenario", str(path), "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(expected), err
+    assert not out.exists()
+
+
+def test_mlp_policy_trains_on_slates(slate_world) -> None:
+    # SB3's independent categoricals per position: it runs, and may repeat a slot.
+    venv = BatchedRecommendationVecEnv(slate_world.scenario, 4, world=slate_world)
+    venv.seed(0)
+    model = build_model(
+        "ppo", venv, policy="mlp", seed=0, hyperparameters={"n_steps": 32, "batch_size": 64}
+    )
+    model.learn(256)
+    slates, _ = model.predict(venv.reset(), deterministic=False)
+    assert slates.shape == (4, SLATE) and ((0 <= slates) & (slates < 10)).all()
+
+
+# ------------------------------------------------------------------------------ learning
+
+TRAIN_SEED = 0
+EVAL_SEED = 5000  # sub-env i serves the users of seed 5000 + i: none of the training seeds
+EVAL_EPISODES = 800
+
+
+def _first_episode_returns(world, act) -> np.ndarray:
+    """(EVAL_EPISODES,) return of the first episode of each held-out seed under ``act``."""
+    venv = BatchedRecommendationVecEnv(world.scenario, EVAL_EPISODES, world=world)
+    venv.seed(EVAL_SEED)
+    obs = venv.reset()
+    returns = np.zeros(EVAL_EPISODES)
+    live = np.ones(EVAL_EPISODES, dtype=bool)
+    while live.any():
+        obs, reward, done, _ = venv.step(act(obs))
+        returns += np.where(live, reward, 0.0)
+        live &= ~done
+    return returns
+
+
+def _random_slates(seed: int):
+    rng = np.random.default_rng(seed)
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array([rng.permutation(np.flatnonzero(m))[:SLATE] for m in obs["action_mask"]])
+
+    return act
+
+
+def test_short_ppo_run_beats_random_slates_on_held_out_users(slate_world) -> None:
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    try:
+        venv = BatchedRecommendationVecEnv(slate_world.scenario, 8, world=slate_world)
+        venv.seed(TRAIN_SEED)
+        # The settings of the single-item run in test_training.py.
+        hp = {"n_steps": 64, "batch_size": 128, "n_epochs": 5, "learning_rate": 1e-3}
+        model = build_model("ppo", venv, seed=TRAIN_SEED, hyperparameters=hp)
+        model.learn(total_timesteps=32_768)
+        th.manual_seed(0)  # the policy's slates are Plackett-Luce draws
+        agent = _first_episode_returns(slate_world, lambda o: model.predict(o)[0])
+    finally:
+        th.set_num_threads(threads)
+    random = _first_episode_returns(slate_world, _random_slates(0))
+    # Paired by user: a mean paired difference above 2.5 standard errors is one-sided p < 0.01.
+    # Measured (three training seeds, 800 users): 5.6 to 9.3 standard errors, the agent 5-8% above
+    # random (9.5 per episode; the oracle's top three by true affinity get 11.6).
+    diff = agent - random
+    se = diff.std(ddof=1) / np.sqrt(diff.size)
+    assert diff.mean() > 2.5 * se, (agent.mean(), random.mean(), se)
+    assert agent.mean() > 1.03 * random.mean()
