@@ -6,13 +6,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import AgentError
+
 
 @runtime_checkable
 class Policy(Protocol):
-    """Anything that picks a candidate slot from an observation.
+    """Anything that picks a candidate slot (or, on slate scenarios, a slate) from an observation.
 
     Trained SB3 models satisfy it as they are; baselines implement it too, so every policy is
-    evaluated by the same code.
+    evaluated by the same code. On a scenario with ``candidates.slate_size`` L > 1 the action is
+    an (L,) array of slots (``MultiDiscrete([K] * L)``): a baseline learns L from its
+    ``slate_size`` constructor argument (``make_policy`` passes the scenario's), a trained model
+    from its action space.
     """
 
     def predict(
@@ -49,18 +54,32 @@ class EpisodeSeeded:
 class RandomPolicy(EpisodeSeeded):
     """Uniformly random among the valid (unmasked) candidates.
 
+    With ``slate_size`` L > 1 (a slate scenario), ``predict`` returns L distinct valid slots drawn
+    uniformly without replacement, in order (see :func:`sequential_slate`); when fewer than L
+    slots are valid, the remaining positions repeat the first one (a repeat shows nothing).
+
     Args:
         seed: seed of the policy's own generator (independent of the environment's).
+        slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
     """
 
     privileged = False
 
+    def __init__(self, seed: int | None = 0, slate_size: int = 1) -> None:
+        super().__init__(seed)
+        self.slate_size = check_slate_size(slate_size, "random")
+
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        """(K,) or (B, K) probability of each slot."""
+        """(K,) or (B, K) probability of each slot (for slates: of the first position's slot)."""
         mask = np.asarray(observation["action_mask"], dtype=np.float64)
         total = mask.sum(axis=-1, keepdims=True)
         uniform = np.full_like(mask, 1.0 / mask.shape[-1])
         return np.where(total > 0, mask / np.where(total > 0, total, 1.0), uniform)
+
+    def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
+        """Probability of drawing the ordered (L,) ``slate`` (one unbatched observation)."""
+        mask = np.asarray(observation["action_mask"]).reshape(-1) > 0
+        return sequential_slate(mask, None, self.slate_size, 1.0, slate=slate)[1]
 
     def predict(
         self,
@@ -69,6 +88,12 @@ class RandomPolicy(EpisodeSeeded):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, Any]:
+        if self.slate_size > 1:
+            mask = np.asarray(observation["action_mask"]) > 0
+            if mask.ndim == 1:
+                return sequential_slate(mask, None, self.slate_size, 1.0, rng=self.rng)[0], state
+            rows = [sequential_slate(m, None, self.slate_size, 1.0, rng=self.rng)[0] for m in mask]
+            return np.stack(rows), state
         return sample_actions(self.rng, self.action_probabilities(observation)), state
 
 
@@ -77,3 +102,87 @@ def sample_actions(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     if probs.ndim == 1:
         return np.asarray(rng.choice(probs.shape[0], p=probs))
     return np.array([rng.choice(probs.shape[1], p=row) for row in probs])
+
+
+def check_slate_size(slate_size: Any, name: str) -> int:
+    """``slate_size`` as an int >= 1, or a one-line AgentError naming the policy."""
+    if isinstance(slate_size, bool) or not isinstance(slate_size, (int, np.integer)):
+        raise AgentError(f"{name}: slate_size {slate_size!r} (expected an integer >= 1)")
+    if int(slate_size) < 1:
+        raise AgentError(f"{name}: slate_size {slate_size} (expected an integer >= 1)")
+    return int(slate_size)
+
+
+def top_slate(scores: np.ndarray, size: int) -> np.ndarray:
+    """(L,) the ``size`` best slots by ``scores`` (K,), best first; masked slots score ``-inf``.
+
+    Ties go to the lowest slot (the single-item rule of ``argmax``). When fewer than L slots are
+    valid, the remaining positions repeat the first slot, which shows nothing at its position;
+    with no valid slot at all the slate is slot 0 throughout (the env treats it as a skip).
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-s, kind="stable")  # -(-inf) = inf sorts masked slots last
+    slate = order[:size].astype(np.int64)
+    n_valid = int(np.count_nonzero(s > -np.inf))
+    slate[min(n_valid, size) :] = slate[0]
+    return slate
+
+
+def sequential_slate(
+    mask: np.ndarray,
+    scores: np.ndarray | None,
+    size: int,
+    epsilon: float,
+    *,
+    rng: np.random.Generator | None = None,
+    slate: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """Draw a slate position by position, or give the probability of ``slate`` under that rule.
+
+    Position j explores with probability ``epsilon`` (uniformly among the valid slots not yet in
+    the slate) and otherwise takes the best remaining slot by ``scores`` (ties: lowest slot), so
+    ``epsilon = 1`` draws L distinct valid slots uniformly without replacement (``scores`` may
+    then be None). With no valid slot at all every slot counts as valid (the single-item rule:
+    uniform over K). After ``n_valid`` positions the slate repeats its first slot (nothing shown).
+
+    Args:
+        mask: (K,) bool valid slots.
+        scores: (K,) scores of the exploit step, or None when ``epsilon`` is 1.
+        size: L.
+        epsilon: exploration probability in [0, 1].
+        rng: generator to draw with (when ``slate`` is None).
+        slate: (L,) slate whose probability is wanted instead of a draw.
+
+    Returns:
+        ``(slate, probability)``: the (L,) slate drawn (or the one given) and its probability.
+    """
+    valid = np.asarray(mask, dtype=bool).reshape(-1).copy()
+    k = valid.shape[0]
+    if not valid.any():
+        valid[:] = True
+        epsilon = 1.0
+    n = min(int(valid.sum()), size)
+    given = None if slate is None else np.asarray(slate).reshape(-1).astype(np.int64)
+    out = np.empty(size, dtype=np.int64)
+    prob = 1.0
+    for j in range(n):
+        n_rem = int(valid.sum())
+        probs = np.where(valid, epsilon / n_rem, 0.0)
+        if epsilon < 1.0:
+            assert scores is not None
+            best = int(np.argmax(np.where(valid, scores, -np.inf)))
+            probs[best] += 1.0 - epsilon
+        if given is None:
+            assert rng is not None
+            slot = int(rng.choice(k, p=probs))
+        else:
+            slot = int(given[j]) if given.shape[0] == size else -1
+            if not 0 <= slot < k:
+                return given, 0.0
+            prob *= float(probs[slot])
+        out[j] = slot
+        valid[slot] = False
+    out[n:] = out[0]
+    if given is not None and not np.array_equal(given[n:], out[n:]):
+        return given, 0.0
+    return (out if given is None else given), prob

@@ -7,7 +7,9 @@ random numbers, the candidates shown, the action with its propensity and the pol
 distribution, and the feedback. The schema is documented in ``docs/logs.md``.
 
 Readers refuse logs of an unknown schema version; a truncated or corrupt file is one
-:class:`LogError` line naming the file, never a half-read table.
+:class:`LogError` line naming the file, never a half-read table. Version 1 logs (before slates)
+are still read: their rows get ``slate_slots = [action]`` and ``clicked_position`` 0 on a click,
+-1 otherwise, exactly what version 2 writes for a single-item step.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
     from .rollout import StepArrays
 
 #: Version of the step-log schema; bump on any incompatible change and keep readers strict.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions :func:`read_step_log` reads (older ones are upgraded to the current columns).
+READABLE_VERSIONS = (1, 2)
 
 # Keys of the Parquet file (key-value) metadata.
 META_VERSION = b"lmrecsim.schema_version"
@@ -39,7 +43,7 @@ META_SCENARIO_HASH = b"lmrecsim.scenario_hash"
 META_SCENARIO_NAME = b"lmrecsim.scenario_name"
 META_BASE_DIR = b"lmrecsim.scenario_base_dir"
 
-#: Columns of schema version 1, in order, with their pandas dtypes ("list" = Arrow list column).
+#: Columns of schema version 2, in order, with their pandas dtypes ("list" = Arrow list column).
 COLUMNS: dict[str, str] = {
     "scenario": "string",
     "scenario_hash": "string",
@@ -53,10 +57,12 @@ COLUMNS: dict[str, str] = {
     "candidate_item_ids": "list<string>",
     "candidate_mask": "list<bool>",
     "action": "int64",
+    "slate_slots": "list<int64>",
     "item_id": "string",
     "propensity": "float64",
     "action_probabilities": "list<float64>",
     "clicked": "bool",
+    "clicked_position": "int64",
     "rating": "float64",
     "dwell": "float64",
     "reward": "float64",
@@ -67,6 +73,9 @@ COLUMNS: dict[str, str] = {
     "popularity_rank": "int64",
     "affinity": "float64",
 }
+
+#: Columns version 2 added: version 1 logs are read with them derived from ``action``/``clicked``.
+V2_COLUMNS = ("slate_slots", "clicked_position")
 
 # Row order of a log: the order the simulator produced the steps in.
 SORT_KEYS = ["policy", "seed", "episode", "step"]
@@ -83,7 +92,7 @@ class StepLog:
     Attributes:
         path: the file it was read from.
         steps: one row per step with the columns of :data:`COLUMNS`; list columns hold numpy
-            arrays of length K.
+            arrays of length K (``slate_slots``: length L, 1 without slates).
         scenario_yaml: the resolved scenario the log was made on.
         scenario_hash: its content hash.
         scenario_base_dir: folder that relative paths in the scenario resolve against (or None).
@@ -172,6 +181,7 @@ def _arrow_schema() -> Any:
         "list<string>": pa.list_(pa.string()),
         "list<bool>": pa.list_(pa.bool_()),
         "list<float64>": pa.list_(pa.float64()),
+        "list<int64>": pa.list_(pa.int64()),
     }
     return pa.schema([pa.field(name, types[kind]) for name, kind in COLUMNS.items()])
 
@@ -187,7 +197,8 @@ def build_step_table(
 
     Args:
         steps: the step frame of :func:`lmrecsim.evaluation.rollout.run_policy` (``STEP_FIELDS``).
-        arrays: the aligned per-step arrays; ``candidate_items`` are catalog indices (n_steps, K).
+        arrays: the aligned per-step arrays; ``candidate_items`` are catalog indices (n_steps, K),
+            ``slate_slots`` the actions' slots (n_steps, L).
         scenario: the scenario the steps were run on.
         world: its world (to map candidate indices to item ids); built (memoised) when omitted.
     """
@@ -196,11 +207,16 @@ def build_step_table(
     from ..scenarios import scenario_hash
 
     n = len(steps)
-    if len(arrays.candidate_items) != n or len(arrays.probabilities) != n or len(arrays.mask) != n:
+    if (
+        len(arrays.candidate_items) != n
+        or len(arrays.probabilities) != n
+        or len(arrays.mask) != n
+        or len(arrays.slate_slots) != n
+    ):
         raise ValueError(
             f"write_step_log: steps has {n} rows but arrays hold {len(arrays.candidate_items)} "
-            f"candidate rows, {len(arrays.probabilities)} probability rows and {len(arrays.mask)} "
-            "mask rows (expected aligned rows)"
+            f"candidate rows, {len(arrays.probabilities)} probability rows, {len(arrays.mask)} "
+            f"mask rows and {len(arrays.slate_slots)} slate rows (expected aligned rows)"
         )
     if world is None:
         from ..envs.world import build_world
@@ -228,7 +244,13 @@ def build_step_table(
     out["candidate_mask"] = pd.Series(
         [np.asarray(m, dtype=bool).tolist() for m in arrays.mask], index=out.index, dtype=object
     )
-    for name in ("action", "item_id", "propensity"):
+    out["action"] = steps["action"].to_numpy()
+    out["slate_slots"] = pd.Series(
+        [np.asarray(v, dtype=np.int64).tolist() for v in arrays.slate_slots],
+        index=out.index,
+        dtype=object,
+    )
+    for name in ("item_id", "propensity"):
         out[name] = steps[name].to_numpy()
     out["action_probabilities"] = pd.Series(
         [np.asarray(p, dtype=np.float64).tolist() for p in arrays.probabilities],
@@ -237,6 +259,7 @@ def build_step_table(
     )
     for name in (
         "clicked",
+        "clicked_position",
         "rating",
         "dwell",
         "reward",
@@ -344,10 +367,11 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         version_num = int(version.decode())
     except ValueError:
         version_num = -1
-    if version_num != SCHEMA_VERSION:
+    if version_num not in READABLE_VERSIONS:
+        readable = " or ".join(str(v) for v in READABLE_VERSIONS)
         raise LogError(
             f"{p}: {META_VERSION.decode()} is {version.decode(errors='replace')!r} "
-            f"(expected {SCHEMA_VERSION}; this lmrecsim cannot read that log version)"
+            f"(expected {readable}; this lmrecsim cannot read that log version)"
         )
     for key in (META_SCENARIO_YAML, META_SCENARIO_HASH):
         if key not in meta:
@@ -357,10 +381,12 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         steps = table.to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
+    if version_num == 1:
+        steps = _upgrade_v1(steps)
     missing = [c for c in COLUMNS if c not in steps.columns]
     if missing:
         raise LogError(
-            f"{p}: column {missing[0]!r} is missing (expected the columns of schema v{SCHEMA_VERSION})"
+            f"{p}: column {missing[0]!r} is missing (expected the columns of schema v{version_num})"
         )
     # Arrow strings come back as python objects or the string dtype depending on pandas; normalise.
     for name, kind in COLUMNS.items():
@@ -376,6 +402,21 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         package_version=meta.get(META_PACKAGE, b"").decode(),
         schema_version=version_num,
     )
+
+
+def _upgrade_v1(steps: pd.DataFrame) -> pd.DataFrame:
+    """A version-1 table with the version-2 columns: every v1 step is a single-item step, so
+    ``slate_slots = [action]`` and ``clicked_position`` is 0 on a click, -1 otherwise."""
+    if "action" not in steps.columns or "clicked" not in steps.columns:
+        return steps  # the missing-column check names what is missing
+    steps = steps.copy()
+    steps["slate_slots"] = pd.Series(
+        [np.array([a], dtype=np.int64) for a in steps["action"].to_numpy(np.int64)],
+        index=steps.index,
+        dtype=object,
+    )
+    steps["clicked_position"] = np.where(steps["clicked"].to_numpy(bool), 0, -1).astype(np.int64)
+    return steps[[c for c in COLUMNS if c in steps.columns]]
 
 
 class StepRecorder:
@@ -400,37 +441,46 @@ class StepRecorder:
         *,
         seed: int,
         episode: int,
-        action: int,
+        action: int | np.ndarray,
         probabilities: np.ndarray,
         mask: np.ndarray,
         reward: float,
         terminated: bool,
         truncated: bool,
         info: dict[str, Any],
+        propensity: float | None = None,
     ) -> None:
         """Record one step.
 
         Args:
             seed: the run's seed (training seed).
             episode: a running episode number, unique per (seed, env).
-            action: the slot taken.
-            probabilities: (K,) the policy's action distribution at this step.
+            action: the slot taken, or the (L,) slate on a slate scenario.
+            probabilities: (K,) the policy's action distribution at this step (slates: the first
+                position's).
             mask: (K,) the action mask of the observation the action was taken on.
             reward: the step's reward.
             terminated: the user left.
             truncated: the horizon was reached.
             info: the env's step info (``item_index``, ``item_id``, ``candidate_items``, ...).
+            propensity: the policy's probability of the action; by default
+                ``probabilities[action]`` (required for a slate: the whole slate's probability).
         """
         probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-        from .rollout import step_row
+        from .rollout import slate_record, step_row
 
+        slot, slate_slots, slate_items = slate_record(action, info)
+        if propensity is None:
+            if slate_slots.size > 1:
+                raise ValueError("StepRecorder.add: a slate step needs its propensity")
+            propensity = float(probs[slot])
         self._rows.append(
             step_row(
                 label=self.label,
                 seed=seed,
                 episode=episode,
-                action=action,
-                propensity=float(probs[int(action)]),
+                action=slot,
+                propensity=float(propensity),
                 reward=reward,
                 terminated=terminated,
                 truncated=truncated,
@@ -445,6 +495,8 @@ class StepRecorder:
         self.arrays.mask.append(np.asarray(mask, dtype=bool))
         self.arrays.scores.append(probs)
         self.arrays.probabilities.append(probs)
+        self.arrays.slate_slots.append(slate_slots)
+        self.arrays.slate_items.append(slate_items)
 
     def frames(self, drop: Collection[tuple[int, int]] = ()) -> tuple[pd.DataFrame, StepArrays]:
         """``(steps, arrays)`` as :func:`write_step_log` takes them, without the steps of the

@@ -7,6 +7,12 @@ The per-step log (``steps``) is a :class:`pandas.DataFrame` with one row per env
 at least the columns listed in :data:`STEP_COLUMNS`. Episodes are identified by
 ``(policy, seed, episode)``; within an episode ``step`` is 0-based.
 
+Slates: a step may show several items (``candidates.slate_size`` L > 1). The item metrics
+(``long_tail_share``, ``novelty``, ``intra_list_diversity``, ``new_item_share``, exposure, coverage,
+Gini) count every item shown, which :func:`episode_table` takes as a separate ``shown`` frame (one
+row per item shown, see :data:`SHOWN_COLUMNS`); the step metrics (return, click-through, rating,
+dwell, session length, churn, cold start, drift) stay per step.
+
 Groups of functions:
 
 - episode level: :func:`episode_table` (one row per episode);
@@ -28,6 +34,7 @@ from scipy import sparse
 __all__ = [
     "EPISODE_KEYS",
     "MetricInputError",
+    "SHOWN_COLUMNS",
     "STEP_COLUMNS",
     "catalog_coverage",
     "churn_rate",
@@ -50,6 +57,18 @@ class MetricInputError(ValueError):
     was expected. It subclasses ValueError so callers that catch that keep working.
     """
 
+
+#: Columns of the ``shown`` frame of :func:`episode_table`: one row per item shown (every
+#: position of a slate that showed an item; the one item of a valid single-item step).
+SHOWN_COLUMNS: tuple[str, ...] = (
+    "policy",
+    "seed",
+    "episode",
+    "step",
+    "item_index",
+    "popularity_rank",
+    "is_new_item",
+)
 
 #: Columns that identify one episode in the per-step log.
 EPISODE_KEYS: tuple[str, ...] = ("policy", "seed", "episode")
@@ -108,6 +127,7 @@ def episode_table(
     head_rank: int | None = None,
     popularity: np.ndarray | None = None,
     item_embeddings: np.ndarray | None = None,
+    shown: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Summarise the per-step log into one row per episode ``(policy, seed, episode)``.
 
@@ -139,6 +159,14 @@ def episode_table(
     The last three columns need optional inputs; when an input is not given its column is
     present and all NaN, so tables from different calls always share one schema.
 
+    The item columns (``new_item_share``, ``long_tail_share``, ``novelty``,
+    ``intra_list_diversity``) average over the items shown, ``i_t`` running over every item of
+    the ``shown`` frame of the episode: for slates, all the items of every slate (the share of
+    shown items that were new, the mean surprisal of the shown items, the diversity of all the
+    session's shown items, pairs within and across slates). Without ``shown``, each step shows its
+    own ``item_index`` unless its ``invalid_action`` is True (a masked slot showed nothing). An
+    episode that showed nothing has NaN item columns.
+
     Intra-list diversity is computed without a pairwise loop: for unit vectors with episode sum
     ``S = sum_t e_{i_t}``, ``sum_{s != t} cos = ||S||^2 - T``, so the mean pairwise cosine is
     ``(||S||^2 - T) / (T (T - 1))``. Repeated items count as pairs at distance 0.
@@ -155,6 +183,9 @@ def episode_table(
         item_embeddings: shape ``(n_items, d)``, item embeddings (normalised here, so unit norm
             is not required, but no recommended item may be the zero vector). ``None`` leaves
             ``intra_list_diversity`` NaN.
+        shown: one row per item shown, with the columns of :data:`SHOWN_COLUMNS` (episode keys,
+            ``step``, ``item_index``, ``popularity_rank``, ``is_new_item``); ``None`` derives
+            it from ``steps`` (single-item steps).
 
     Returns:
         DataFrame with one row per episode, sorted by ``(policy, seed, episode)``: the key
@@ -176,20 +207,27 @@ def episode_table(
     ]
     if head_rank is not None:
         needed.append("popularity_rank")
-    if popularity is not None or item_embeddings is not None:
+    if shown is None and (popularity is not None or item_embeddings is not None):
         needed.append("item_index")
     _require_columns(steps, needed, where)
+    if shown is not None:
+        _require_columns(shown, SHOWN_COLUMNS, f"{where} (shown)")
 
     keys = list(EPISODE_KEYS)
     df = steps.sort_values([*keys, "step"], kind="stable").reset_index(drop=True)
     clicked = df["clicked"].astype(bool)
     # A step whose action picked a masked slot showed nothing: it is a step (a skip) but not a
     # recommendation, so the item metrics leave it out (its item_index is the slot's filler).
-    shown = (
+    valid = (
         ~df["invalid_action"].astype(bool)
         if "invalid_action" in df.columns
         else pd.Series(True, index=df.index)
     )
+    if shown is None:
+        cols = [c for c in ("item_index", "popularity_rank", "is_new_item") if c in df.columns]
+        items = df.loc[valid.to_numpy(), [*keys, "step", *cols]].reset_index(drop=True)
+    else:
+        items = shown.sort_values([*keys, "step"], kind="stable").reset_index(drop=True)
     position = df.groupby(keys, sort=False).cumcount().to_numpy()
     in_k = position < new_user_k
 
@@ -202,7 +240,6 @@ def episode_table(
             "dwell": df["dwell"].astype(float),
             "terminated": df["terminated"].astype(bool),
             "is_new_user": df["is_new_user"].astype(bool),
-            "is_new_item": df["is_new_item"].astype(float).where(shown),
             "reward_k": df["reward"].astype(float).where(in_k, 0.0),
             "clicked_k": clicked.astype(float).where(in_k, 0.0),
             "in_k": in_k.astype(float),
@@ -221,34 +258,34 @@ def episode_table(
             "new_user_return_k": ("reward_k", "sum"),
             "clicked_k": ("clicked_k", "sum"),
             "n_k": ("in_k", "sum"),
-            "new_item_share": ("is_new_item", "mean"),
         }
     )
+    groups = [items[k] for k in keys]
+    table["new_item_share"] = items["is_new_item"].astype(float).groupby(groups).mean()
     new_user = table["new_user"].to_numpy(dtype=bool)
     table["new_user_return_k"] = np.where(new_user, table["new_user_return_k"], np.nan)
     table["new_user_ctr_k"] = np.where(new_user, table["clicked_k"] / table["n_k"], np.nan)
     table = table.drop(columns=["clicked_k", "n_k"])
 
-    # Per-step quantities below are aggregated with the same grouping, so row order matches.
+    # Item quantities are means over the shown items, grouped by episode and aligned on the
+    # table's index (an episode that showed nothing gets NaN).
     if head_rank is not None:
         if head_rank < 0:
             raise MetricInputError(f"{where}: head_rank must be >= 0, got {head_rank}")
-        tail = pd.Series((df["popularity_rank"].to_numpy() >= head_rank).astype(float))
-        table["long_tail_share"] = tail.where(shown).groupby([work[k] for k in keys]).mean()
+        tail = pd.Series((items["popularity_rank"].to_numpy() >= head_rank).astype(float))
+        table["long_tail_share"] = tail.groupby(groups).mean()
     else:
         table["long_tail_share"] = np.nan
 
-    seen = df[shown.to_numpy()]
-    seen_work = work[shown.to_numpy()]
     if popularity is not None:
-        table["novelty"] = _episode_novelty(seen, seen_work, keys, popularity)
+        table["novelty"] = _episode_novelty(items, items, keys, popularity)
     else:
         table["novelty"] = np.nan
 
     if item_embeddings is not None:
-        seen_groups = seen_work.groupby(keys, sort=True)
-        diversity = _episode_diversity(seen, seen_groups, item_embeddings)
-        table["intra_list_diversity"] = pd.Series(diversity, index=seen_groups.size().index)
+        item_groups = items.groupby(keys, sort=True)
+        diversity = _episode_diversity(items, item_groups, item_embeddings)
+        table["intra_list_diversity"] = pd.Series(diversity, index=item_groups.size().index)
     else:
         table["intra_list_diversity"] = np.nan
 

@@ -19,6 +19,10 @@ one episode are not treated as independent. The effective sample size is Kish's
 The estimand is the target's expected reward per step on the logged contexts. For one-step
 episodes (a contextual bandit) that is the target's value; for longer episodes the target would
 also change which states occur, which these per-step estimators do not model (the result says so).
+
+The estimators are for single-item actions: a log of a slate scenario (``candidates.slate_size``
+above 1) is refused in one line (:func:`refuse_slates`); slate estimators (pseudo-inverse,
+position-based IPS) are not implemented.
 """
 
 from __future__ import annotations
@@ -154,6 +158,17 @@ class OPEResult:
         return "\n".join(lines)
 
 
+def refuse_slates(log: StepLog) -> None:
+    """Raise a one-line LogError for a log of a slate scenario (single-item estimators only)."""
+    size = log.scenario().candidates.slate_size
+    if size > 1:
+        raise LogError(
+            f"{log.path}: a slate log (candidates.slate_size = {size}); off-policy evaluation "
+            "estimates single-item actions only (expected a log of a scenario with "
+            "candidates.slate_size 1)"
+        )
+
+
 # ----------------------------------------------------------------------------- rounds from a log
 def _target_distribution(
     policy: Any, obs: dict[str, np.ndarray], state: Any, start: bool
@@ -177,8 +192,9 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
 
     Raises:
         LogError: the log does not replay exactly (its contexts cannot be recovered) or holds a
-            zero propensity for a logged action.
+            zero propensity for a logged action, or is a slate log.
     """
+    refuse_slates(log)
     rows = log.for_policy(logged_policy)
     world = load_world(log)
     n = len(rows)
@@ -483,6 +499,7 @@ def evaluate_off_policy(
         if folder is not None:
             check_out(folder, name)
     log = read_step_log(log_path)
+    refuse_slates(log)
     rows = log.for_policy(logged_policy)
     logged_label = str(rows["policy"].iloc[0])
     label, policy = resolve_policy(policy_spec, load_world(log))

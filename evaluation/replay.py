@@ -4,7 +4,9 @@ Every random number a simulated user draws is keyed by its episode key, and the 
 (seed, episode) is the ``episode``-th draw of an env reset with ``seed`` (see
 ``lmrecsim.envs.rng``). Feeding the logged actions back into a fresh env therefore reproduces the
 logged candidates, feedback and rewards bit for bit, and another policy run on the same seeds meets
-the same users and the same random streams (a paired comparison).
+the same users and the same random streams (a paired comparison). On a slate scenario the logged
+action is the row's ``slate_slots`` (the whole slate); ``action`` is the slot of the item the
+feedback is about.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ STEP_CHECKS = (
     "item_id",
     "invalid_action",
     "clicked",
+    "clicked_position",
     "rating",
     "dwell",
     "reward",
@@ -170,6 +173,7 @@ def resimulate(
         The first :class:`Difference`, or None when every step was reproduced exactly.
     """
     env = RecommendationEnv(world=world)
+    slates = world.scenario.candidates.slate_size > 1
     ids = np.asarray(world.catalog.item_ids).astype(str)
     seeds = list(dict.fromkeys(int(s) for s in rows["seed"]))
     policy_label = str(rows["policy"].iloc[0]) if len(rows) else ""
@@ -228,10 +232,24 @@ def resimulate(
                             logged=str(int(row["action"])),
                             replayed=f"has slots 0..{len(mask) - 1} only",
                         )
+                    elif slates and not _is_slate(row["slate_slots"], env.action_space.nvec):
+                        diff = Difference(
+                            **where,
+                            column="slate_slots",
+                            logged=_fmt(list(row["slate_slots"])),
+                            replayed=(
+                                f"takes {len(env.action_space.nvec)} slots in 0..{len(mask) - 1}"
+                            ),
+                        )
                 if diff is None:
                     if visit is not None:
                         visit(int(pos), env, obs)
-                    obs, reward, terminated, truncated, info = env.step(int(row["action"]))
+                    action: int | np.ndarray = (
+                        np.asarray(row["slate_slots"], dtype=np.int64)
+                        if slates
+                        else int(row["action"])
+                    )
+                    obs, reward, terminated, truncated, info = env.step(action)
                     done = terminated or truncated
                     got = step_feedback(info, reward, terminated, truncated)
                     got_step = int(info["step"])
@@ -276,6 +294,12 @@ def resimulate(
                 if stop_at_difference:
                     return first
     return first
+
+
+def _is_slate(slots: Any, nvec: np.ndarray) -> bool:
+    """``slots`` is one slate of the env's ``MultiDiscrete(nvec)`` space."""
+    a = np.asarray(slots)
+    return a.shape == nvec.shape and a.dtype.kind in "iu" and bool(np.all((a >= 0) & (a < nvec)))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -362,24 +386,43 @@ SIDE_BY_SIDE_FILES = ("side_by_side.csv", "side_by_side.html")
 SIDE_COLUMNS = ("item_id", "action", "clicked", "rating", "reward")
 
 
+# Per-step slate columns shown side by side when both sides have them (slate scenarios).
+SLATE_SIDE_COLUMNS = ("slate_slots", "clicked_position")
+
+
 def side_by_side(logged: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """Per-step comparison keyed by (seed, episode, step); a step only one side reached is blank.
 
-    Columns: seed, episode, step, user_id, ``logged_<c>`` and ``policy_<c>`` for ``SIDE_COLUMNS``,
-    and ``same_item``.
+    Columns: seed, episode, step, user_id, ``logged_<c>`` and ``policy_<c>`` for ``SIDE_COLUMNS``
+    (and for ``SLATE_SIDE_COLUMNS`` when both frames have a ``slate_slots`` column: slates, the
+    slots written as ``"3 7 1"``), and ``same_item`` (the item the feedback is about: for slates, the clicked or
+    first shown one).
     """
     keys = ["seed", "episode", "step"]
-    left = logged[keys + ["user_id", *SIDE_COLUMNS]].rename(
-        columns={c: f"logged_{c}" for c in SIDE_COLUMNS}
-    )
-    right = other[keys + ["user_id", *SIDE_COLUMNS]].rename(
-        columns={c: f"policy_{c}" for c in SIDE_COLUMNS} | {"user_id": "policy_user_id"}
+    slates = "slate_slots" in logged.columns and "slate_slots" in other.columns
+    columns = list(SIDE_COLUMNS) + (list(SLATE_SIDE_COLUMNS) if slates else [])
+
+    def side(frame: pd.DataFrame) -> pd.DataFrame:
+        part = frame[keys + ["user_id", *columns]].copy()
+        if "slate_slots" in columns:
+            part["slate_slots"] = [
+                " ".join(str(int(v)) for v in np.asarray(x).reshape(-1))
+                for x in part["slate_slots"]
+            ]
+        return part
+
+    left = side(logged).rename(columns={c: f"logged_{c}" for c in columns})
+    right = side(other).rename(
+        columns={c: f"policy_{c}" for c in columns} | {"user_id": "policy_user_id"}
     )
     merged = left.merge(right, on=keys, how="outer", sort=True)
     merged["user_id"] = merged["user_id"].fillna(merged.pop("policy_user_id"))
     # A step only one side reached is blank on the other: nullable integers stay integers.
     for column in ("user_id", "logged_action", "policy_action"):
         merged[column] = merged[column].astype("Int64")
+    for column in ("logged_clicked_position", "policy_clicked_position"):
+        if column in merged.columns:
+            merged[column] = merged[column].astype("Int64")
     merged["same_item"] = merged["logged_item_id"] == merged["policy_item_id"]
     return merged
 
@@ -461,9 +504,13 @@ def replay_with_policy(
     pairs = logged[["seed", "episode"]].drop_duplicates()
     seeds = list(dict.fromkeys(int(s) for s in pairs["seed"]))
     episodes = int(pairs["episode"].max()) + 1
-    other, _ = run_policy(
+    other, other_arrays = run_policy(
         world, policy, label=label, seeds=seeds, episodes=episodes, deterministic=deterministic
     )
+    if world.scenario.candidates.slate_size > 1:
+        other["slate_slots"] = pd.Series(list(other_arrays.slate_slots), index=other.index)
+    else:
+        logged = logged.drop(columns=["slate_slots"], errors="ignore")
     keep = other.merge(pairs, on=["seed", "episode"], how="inner")
 
     keys = ["seed", "episode"]

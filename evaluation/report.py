@@ -110,6 +110,18 @@ def scenario_parameters(result: EvaluationResult) -> list[tuple[str, str]]:
     """(key, value) pairs of the scenario parameters a reader needs to interpret the numbers."""
     sc, world = result.scenario, result.world
     drift = sc.users.drift
+    # Only for slates: single-item reports keep their table.
+    slate = (
+        [
+            (
+                "items per step (slate size L)",
+                f"{sc.candidates.slate_size}; the user clicks at most one; item metrics count "
+                "every item shown",
+            )
+        ]
+        if sc.candidates.slate_size > 1
+        else []
+    )
     return [
         (
             "catalog",
@@ -118,6 +130,7 @@ def scenario_parameters(result: EvaluationResult) -> list[tuple[str, str]]:
         ("encoder", f"{sc.encoder.model} ({world.dim} dims, projected to {world.project_dim})"),
         ("state mode", _state_mode(sc)),
         ("candidates per step (K)", str(sc.candidates.k)),
+        *slate,
         (
             "nearest candidates by",
             ("the visible state" if sc.candidates.nearest_to == "visible" else "the pooled history")

@@ -3,6 +3,13 @@
 All policies see the same users, candidates and random numbers for a given (seed, episode): the
 env is reset with ``seed`` at the first episode and continues its own stream after, and every draw a
 user makes is keyed by its episode key (see ``lmrecsim.envs.rng``). Comparisons are paired.
+
+Slates (``candidates.slate_size`` L > 1): a step's action is an (L,) slate. Its row in the step
+log describes the item the step's feedback is about (the clicked item, or the first item shown
+when nothing was clicked): ``action`` is that item's slot, ``clicked_position`` its position (-1:
+no click), ``propensity`` the policy's probability of the whole ordered slate; the slate itself
+is in :class:`StepArrays` (``slate_slots``, ``slate_items``). A single-item step is a slate of
+one: ``slate_slots = [action]``, ``clicked_position`` 0 on a click.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import pandas as pd
 
 from ..agents.base import Policy
 from ..envs.env import RecommendationEnv
-from ..envs.simulator import check_actions
+from ..envs.simulator import check_actions, check_slates
 from ..envs.world import World
 from .errors import EvaluationError
 
@@ -32,6 +39,7 @@ STEP_FIELDS = (
     "item_index",
     "item_id",
     "clicked",
+    "clicked_position",
     "rating",
     "dwell",
     "reward",
@@ -51,7 +59,9 @@ STEP_FIELDS = (
 class StepArrays:
     """Per-step arrays that do not fit a flat table, aligned with the rows of the step log.
 
-    Shapes: (n_steps, K).
+    Shapes: (n_steps, K) for the candidate arrays; (n_steps, L) for ``slate_slots`` (the action's
+    slots) and ``slate_items`` (catalog index of the item each position showed, -1 where it showed
+    nothing); L = 1 for single-item steps. ``probabilities`` are the first position's.
     """
 
     NAMES: ClassVar[tuple[str, ...]] = (
@@ -60,6 +70,8 @@ class StepArrays:
         "mask",
         "scores",
         "probabilities",
+        "slate_slots",
+        "slate_items",
     )
 
     candidate_items: list[np.ndarray] = field(default_factory=list)
@@ -67,9 +79,12 @@ class StepArrays:
     mask: list[np.ndarray] = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)
     probabilities: list[np.ndarray] = field(default_factory=list)
+    slate_slots: list[np.ndarray] = field(default_factory=list)
+    slate_items: list[np.ndarray] = field(default_factory=list)
 
     def stacked(self) -> dict[str, np.ndarray]:
-        """The arrays stacked to (n_steps, K) each (empty (0, 0) arrays when there are no steps)."""
+        """The arrays stacked to (n_steps, K) or (n_steps, L) each (empty (0, 0) arrays when
+        there are no steps)."""
         out = {}
         for name in self.NAMES:
             rows = getattr(self, name)
@@ -91,15 +106,21 @@ def step_feedback(
 ) -> dict[str, Any]:
     """The step-log fields an env step determines (user, item, feedback, episode end).
 
-    ``rating`` is NaN without a click; everything is a plain Python scalar.
+    ``rating`` is NaN without a click; everything is a plain Python scalar. ``clicked_position``
+    is the info's (slates), or 0 / -1 for a clicked / unclicked single-item step.
     """
+    clicked = bool(info["clicked"])
+    position = (
+        int(info["clicked_position"]) if "clicked_position" in info else (0 if clicked else -1)
+    )
     return {
         "step": int(info["step"]),
         "user_id": int(info["user_id"]),
         "is_new_user": bool(info["is_new_user"]),
         "item_index": int(info["item_index"]),
         "item_id": str(info.get("item_id", "")),
-        "clicked": bool(info["clicked"]),
+        "clicked": clicked,
+        "clicked_position": position,
         "rating": float(info["rating"]) if info["clicked"] else float("nan"),
         "dwell": float(info["dwell"]),
         "reward": float(reward),
@@ -138,6 +159,27 @@ def step_row(
     return tuple(values[k] for k in STEP_FIELDS)
 
 
+def slate_record(action: Any, info: dict[str, Any]) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(slot, slate_slots, slate_items)`` of one step for the log.
+
+    ``slot`` is the slot of the item the step's info describes (slates: the clicked position's
+    slot, else the first position that showed an item, else position 0's); ``slate_slots`` (L,)
+    the action's slots and ``slate_items`` (L,) the item each position showed (-1: nothing).
+    A single-item step (no ``slate_items`` in the info) is a slate of one.
+    """
+    if "slate_items" in info:
+        slots = np.asarray(info["slate_slots"], dtype=np.int64).reshape(-1)
+        items = np.asarray(info["slate_items"], dtype=np.int64).reshape(-1)
+        position = int(info["clicked_position"])
+        if position < 0:
+            shown = np.flatnonzero(items >= 0)
+            position = int(shown[0]) if shown.size else 0
+        return int(slots[position]), slots.copy(), items.copy()
+    slot = int(action)
+    item = -1 if bool(info["invalid_action"]) else int(info["item_index"])
+    return slot, np.array([slot], dtype=np.int64), np.array([item], dtype=np.int64)
+
+
 def policy_scores(policy: Any, obs: dict[str, np.ndarray]) -> np.ndarray | None:
     """The policy's per-candidate scores (K,) when it exposes them, else None."""
     fn = getattr(policy, "scores", None)
@@ -154,6 +196,33 @@ def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -
     probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
     probs[action] = 1.0
     return probs
+
+
+def policy_propensity(policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray) -> float:
+    """The policy's probability of the whole ordered (L,) ``slate``.
+
+    ``slate_probability(obs, slate)`` when the policy has it; 1.0 for a policy without
+    ``action_probabilities`` (deterministic, as for single items); NaN otherwise (a stochastic
+    policy that does not say how likely its slates are).
+    """
+    fn = getattr(policy, "slate_probability", None)
+    if callable(fn):
+        return float(fn(obs, slate))
+    if not callable(getattr(policy, "action_probabilities", None)):
+        return 1.0
+    return float("nan")
+
+
+def policy_slate(action: Any, label: str, k: int, size: int) -> np.ndarray:
+    """The (L,) slate a policy's ``predict`` returned, or a one-line error naming the policy."""
+    try:
+        return check_slates(action, 1, k, size)[0]  # the env's own rule for a slate
+    except ValueError:
+        a = np.asarray(action)
+        raise EvaluationError(
+            f"policy {label!r}: predict returned action {a.tolist()!r} (expected a slate of {size} "
+            f"integer candidate slots in [0, {k}), the scenario's candidates.slate_size)"
+        ) from None
 
 
 def policy_slot(action: Any, label: str, k: int) -> int:
@@ -195,9 +264,13 @@ def run_policy(
 
     Returns:
         ``(steps, arrays)``: the step log with the columns of ``STEP_FIELDS`` and the aligned
-        per-step candidate arrays.
+        per-step candidate arrays. On a slate scenario ``predict`` must return (L,) slots (a
+        wrong slate is a one-line :class:`EvaluationError` naming ``label``); the row describes
+        the clicked (or first shown) item and ``propensity`` is ``slate_probability`` of the whole
+        slate (see the module docstring).
     """
     env = RecommendationEnv(world=world)
+    size = int(world.scenario.candidates.slate_size)
     rows: list[tuple[Any, ...]] = []
     arrays = StepArrays()
     binder = getattr(policy, "bind", None)
@@ -223,20 +296,29 @@ def run_policy(
                 action_arr, state = policy.predict(
                     obs, state=state, episode_start=episode_start, deterministic=deterministic
                 )
-                action = policy_slot(action_arr, label, obs["action_mask"].shape[0])
-                probs = policy_probabilities(policy, obs, action)
+                k = obs["action_mask"].shape[0]
+                action: int | np.ndarray
+                if size > 1:
+                    action = policy_slate(action_arr, label, k, size)
+                    probs = policy_probabilities(policy, obs, int(action[0]))
+                    propensity = policy_propensity(policy, obs, action)
+                else:
+                    action = policy_slot(action_arr, label, k)
+                    probs = policy_probabilities(policy, obs, action)
+                    propensity = float(probs[action])
                 mask = obs["action_mask"].copy()
                 next_obs, reward, terminated, truncated, inf = env.step(action)
                 observe = getattr(policy, "observe", None)
                 if callable(observe):
                     observe(obs, action, reward, inf)
+                slot, slate_slots, slate_items = slate_record(action, inf)
                 rows.append(
                     step_row(
                         label=label,
                         seed=int(seed),
                         episode=episode,
-                        action=action,
-                        propensity=float(probs[action]),
+                        action=slot,
+                        propensity=propensity,
                         reward=float(reward),
                         terminated=terminated,
                         truncated=truncated,
@@ -248,6 +330,8 @@ def run_policy(
                 arrays.mask.append(mask)
                 arrays.scores.append(scores if scores is not None else probs)
                 arrays.probabilities.append(probs)
+                arrays.slate_slots.append(slate_slots)
+                arrays.slate_items.append(slate_items)
                 obs = next_obs
                 episode_start = np.zeros(1, dtype=bool)
                 done = terminated or truncated

@@ -13,6 +13,10 @@ weights each episode's exposure and drift counts by how often it was drawn); the
 resamples' spread re-centred on the full-sample estimate (see ``_interval``). Paired differences
 use the same resample for both policies, which is possible because episodes are aligned by
 ``(seed, episode)``.
+
+Slates: the item metrics (exposure, coverage, Gini, novelty, long-tail and new-item shares,
+intra-list diversity, the Lorenz plot and the most recommended items) count every item a slate
+showed (:func:`shown_items`); return, click-through and the other step metrics stay per step.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from ..scenarios.schema import MetricName
 from .bootstrap import keyed_rng, paired_difference_ci, summarise
 from .errors import EvaluationError
 from .logs import write_step_log
-from .metrics import ctr_around_events, episode_table, ndcg_at_k, precision_at_k, recall_at_k
+from .metrics import (
+    SHOWN_COLUMNS,
+    ctr_around_events,
+    episode_table,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
 from .rollout import StepArrays, run_policy
 
 __all__ = [
@@ -43,6 +54,7 @@ __all__ = [
     "EvaluationResult",
     "PolicyInfo",
     "evaluate",
+    "shown_items",
 ]
 
 #: Metrics with one value per episode (intervals: bootstrap over episodes).
@@ -114,6 +126,8 @@ class EvaluationResult:
         files: files written (empty without ``out``).
         warnings: one line each, shown in the reports and by ``lmrecsim evaluate`` (a trained
             policy evaluated on seeds it was trained on).
+        shown: one row per item shown (:func:`shown_items`; every item of a slate), the rows the
+            item metrics count; built from ``steps`` and ``arrays`` when not given.
     """
 
     scenario: Scenario
@@ -129,13 +143,47 @@ class EvaluationResult:
     settings: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    shown: pd.DataFrame | None = None
 
     def exposure(self, label: str) -> np.ndarray:
-        """(n_items,) how often each catalog item was recommended (shown) by ``label``; a step
-        whose action picked a masked slot showed nothing and counts for no item."""
-        rows = (self.steps["policy"] == label) & ~self.steps["invalid_action"].astype(bool)
-        idx = self.steps.loc[rows, "item_index"].to_numpy(np.int64)
+        """(n_items,) how often each catalog item was recommended (shown) by ``label``: every item
+        of a slate counts; a step (or slate position) whose slot was masked or repeated showed
+        nothing and counts for no item."""
+        if self.shown is None:
+            self.shown = shown_items(self.steps, self.arrays, self.world)
+        idx = self.shown.loc[self.shown["policy"] == label, "item_index"].to_numpy(np.int64)
         return np.bincount(idx, minlength=self.world.n_items)
+
+
+def shown_items(steps: pd.DataFrame, arrays: StepArrays, world: World) -> pd.DataFrame:
+    """One row per item shown, in step order then slate position (columns of
+    :data:`lmrecsim.evaluation.metrics.SHOWN_COLUMNS` and ``position``).
+
+    A single-item step shows its item unless its slot was masked; a slate step shows the item of
+    every position whose slot was valid and not repeated (``arrays.slate_items`` >= 0). Popularity
+    rank and newness are the item's (``world.pop_rank``, ``world.arrival > 0``), as in the info.
+    """
+    items = arrays.stacked()["slate_items"]
+    if items.size == 0:
+        empty = pd.DataFrame({c: steps[c].iloc[:0] for c in ("policy", "seed", "episode", "step")})
+        r = np.zeros(0, dtype=np.int64)
+        return empty.assign(
+            item_index=r, popularity_rank=r, is_new_item=np.zeros(0, dtype=bool), position=r
+        )[[*SHOWN_COLUMNS, "position"]]
+    items = items.astype(np.int64)
+    if items.shape[0] != len(steps):
+        raise EvaluationError(
+            f"shown_items: steps has {len(steps)} rows but arrays hold {items.shape[0]} slate rows "
+            "(expected aligned rows)"
+        )
+    row, position = np.nonzero(items >= 0)
+    idx = items[row, position]
+    out = {c: steps[c].to_numpy()[row] for c in ("policy", "seed", "episode", "step")}
+    out["item_index"] = idx
+    out["popularity_rank"] = np.asarray(world.pop_rank)[idx].astype(np.int64)
+    out["is_new_item"] = np.asarray(world.arrival)[idx] > 0
+    out["position"] = position.astype(np.int64)
+    return pd.DataFrame(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,7 +370,11 @@ def _ranking_columns(
 
 
 def _episode_frame(
-    steps: pd.DataFrame, arrays: StepArrays, world: World, settings: dict[str, Any]
+    steps: pd.DataFrame,
+    arrays: StepArrays,
+    world: World,
+    settings: dict[str, Any],
+    shown: pd.DataFrame,
 ) -> pd.DataFrame:
     table = episode_table(
         steps,
@@ -330,6 +382,7 @@ def _episode_frame(
         head_rank=world.head_rank,
         popularity=_novelty_popularity(world),
         item_embeddings=world.item_emb,
+        shown=shown,
     )
     ranking = _ranking_columns(
         steps,
@@ -359,17 +412,22 @@ class _AggregateInputs:
 
 
 def _aggregate_inputs(
-    steps: pd.DataFrame, episode_keys: pd.DataFrame, n_items: int, window: int
+    steps: pd.DataFrame,
+    episode_keys: pd.DataFrame,
+    n_items: int,
+    window: int,
+    shown: pd.DataFrame,
 ) -> _AggregateInputs:
+    """``shown``: the policy's rows of :func:`shown_items` (every item shown, slates included)."""
     code = pd.MultiIndex.from_frame(episode_keys[["seed", "episode"]])
     row = code.get_indexer(pd.MultiIndex.from_frame(steps[["seed", "episode"]]))
     n_ep = len(code)
-    shown = ~steps["invalid_action"].to_numpy(dtype=bool)  # a masked slot showed nothing
+    shown_row = code.get_indexer(pd.MultiIndex.from_frame(shown[["seed", "episode"]]))
     # Only the items ever shown get a column: a catalog of a million items would otherwise cost
     # a million columns per resample, however few steps ran.
-    items, column = np.unique(steps["item_index"].to_numpy(np.int64)[shown], return_inverse=True)
+    items, column = np.unique(shown["item_index"].to_numpy(np.int64), return_inverse=True)
     exposure = np.zeros((n_ep, items.size))
-    np.add.at(exposure, (row[shown], column.ravel()), 1.0)
+    np.add.at(exposure, (shown_row, column.ravel()), 1.0)
     if not steps["drift_event"].astype(bool).any():
         return _AggregateInputs(exposure, n_items, None, None)
     # ctr_around_events groups by the 'policy' column: give every episode its own "policy".
@@ -475,6 +533,7 @@ def _tables(
     world: World,
     reference: str,
     settings: dict[str, Any],
+    shown: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     labels = [info.label for info in infos]
     n_res, conf = settings["n_resamples"], settings["confidence"]
@@ -503,7 +562,8 @@ def _tables(
     agg_boot: dict[str, dict[str, np.ndarray]] = {}
     for label in labels:
         part = steps[steps["policy"] == label]
-        inputs = _aggregate_inputs(part, keys, world.n_items, window)
+        part_shown = shown[shown["policy"] == label]
+        inputs = _aggregate_inputs(part, keys, world.n_items, window, part_shown)
         point = _aggregate_stats(inputs, ones, window, tol, smooth)
         boot = _aggregate_stats(inputs, weights, window, tol, smooth)
         agg_boot[label] = {**{f"point:{k}": v for k, v in point.items()}, **boot}
@@ -696,8 +756,9 @@ def evaluate(
         if bar is not None:
             bar.close()
     steps = pd.concat(frames, ignore_index=True)
-    episode_frame = _episode_frame(steps, arrays, world, settings)
-    summary, comparison = _tables(steps, episode_frame, infos, world, reference, settings)
+    shown = shown_items(steps, arrays, world)
+    episode_frame = _episode_frame(steps, arrays, world, settings, shown)
+    summary, comparison = _tables(steps, episode_frame, infos, world, reference, settings, shown)
     result = EvaluationResult(
         scenario=sc,
         world=world,
@@ -711,6 +772,7 @@ def evaluate(
         metric_order=_metric_order(sc),
         settings=settings,
         warnings=seed_warnings(infos, seed_list) + sample_warnings(len(seed_list) * episodes),
+        shown=shown,
     )
     if out is not None:
         result.files = _write_outputs(result, Path(out), make_plots=plots)

@@ -1,4 +1,11 @@
-"""Recording the steps of a training run as an episode log (``lmrecsim train --log-episodes``)."""
+"""Recording the steps of a training run as an episode log (``lmrecsim train --log-episodes``).
+
+On a slate scenario (``MultiDiscrete([K] * L)`` actions) the policy's distribution is read through
+SB3's Distribution API: the logged ``action_probabilities`` are the first position's (a
+``MultiCategoricalDistribution``'s first categorical, or the distribution's own ``probs`` (B, K)),
+and the propensity of each slate is ``exp(log_prob(slates))`` for the (B, L) slates taken
+(MaskablePPO's distribution masked first, as it samples).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import torch as th
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
+from ..agents.baselines import first_position_probs
 from ..envs.world import World
 from ..scenarios import Scenario
 from .logs import StepRecorder, write_step_log
@@ -22,7 +30,7 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
     if hasattr(policy, "get_distribution"):  # PPO / MaskablePPO: the policy's categorical
         obs_t, _ = policy.obs_to_tensor(obs)
         with th.no_grad():
-            probs = policy.get_distribution(obs_t).distribution.probs.cpu().numpy()
+            probs = first_position_probs(policy.get_distribution(obs_t)).cpu().numpy()
         probs = probs.astype(np.float64)
         if isinstance(model, MaskablePPO):
             # MaskablePPO samples among the valid slots only (the distribution above is unmasked).
@@ -47,6 +55,21 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
     probs = eps * mask / n_valid
     probs[np.arange(len(greedy)), greedy] += 1.0 - eps
     return probs
+
+
+def _slate_propensities(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
+    """(n_envs,) probability of each (n_envs, L) slate under the model's behaviour policy."""
+    policy = model.policy
+    obs_t, _ = policy.obs_to_tensor(obs)
+    with th.no_grad():
+        dist = policy.get_distribution(obs_t)
+        if isinstance(model, MaskablePPO):
+            mask = np.asarray(obs["action_mask"]) > 0
+            dist.apply_masking(np.tile(mask, (1, slates.shape[1])))
+        device = next(iter(obs_t.values())).device if isinstance(obs_t, dict) else obs_t.device
+        actions = th.as_tensor(slates, dtype=th.long, device=device)
+        log_p = dist.log_prob(actions)
+    return np.exp(log_p.cpu().numpy().astype(np.float64)).reshape(-1)
 
 
 class EpisodeLogCallback(BaseCallback):
@@ -83,7 +106,11 @@ class EpisodeLogCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         obs = self.model._last_obs  # the observation the actions were taken on
-        actions = np.asarray(self.locals["actions"]).reshape(-1)
+        n_envs = len(self.locals["infos"])
+        # (n_envs, L) slates on a slate scenario, else (n_envs,) slots.
+        actions = np.asarray(self.locals["actions"]).reshape(n_envs, -1)
+        slates = actions.shape[1] > 1 or "slate_items" in self.locals["infos"][0]
+        propensities = _slate_propensities(self.model, obs, actions) if slates else None
         # The env's own rewards, not the scaled ones a reward-normalising wrapper trains on.
         normalizer = self.model.get_vec_normalize_env()
         rewards = np.asarray(
@@ -100,7 +127,7 @@ class EpisodeLogCallback(BaseCallback):
             self.recorder.add(
                 seed=self.seed + i,
                 episode=int(self._episode[i]),
-                action=int(actions[i]),
+                action=actions[i] if slates else int(actions[i, 0]),
                 probabilities=probs[i],
                 mask=masks[i],
                 # The env's float64 reward (the returned ones are float32 for SB3).
@@ -108,6 +135,7 @@ class EpisodeLogCallback(BaseCallback):
                 terminated=bool(dones[i]) and not truncated,
                 truncated=truncated,
                 info=info,
+                propensity=None if propensities is None else float(propensities[i]),
             )
         self._episode += dones.astype(np.int64)
         return True
