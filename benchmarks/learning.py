@@ -108,6 +108,17 @@ def _check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[
         )
 
 
+def check_algos(name: str, sc: Scenario, algos: Sequence[str]) -> None:
+    """Refuse, before any training, an algorithm the scenario cannot train (slates: PPO only)."""
+    size = sc.candidates.slate_size
+    other = [a for a in algos if a != "ppo"]
+    if size > 1 and other:
+        raise SystemExit(
+            f"benchmarks/learning.py: --algos {' '.join(other)} cannot train {name} "
+            f"(candidates.slate_size {size}: slates are trained by ppo only); pass --algos ppo"
+        )
+
+
 def _algo_returns(returns: pd.DataFrame, runs: list[AgentRun], algo: str, policy: str) -> pd.Series:
     """Per-unit return of an algorithm, averaged over its training seeds."""
     labels = [r.label for r in runs if r.algo == algo and r.policy == policy]
@@ -395,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Before hours of training: outputs that cannot be written are refused now, by name (a
     # UsageError: one line through report_user_errors).
+    for name in args.scenarios:
+        check_algos(name, load_scenario(name), args.algos)
     prepare_output(str(args.results), "--results", folder=False)
     prepare_output(str(args.out), "--out")
     # train() sets the thread count of each run itself; this covers evaluation in between.

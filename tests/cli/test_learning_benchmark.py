@@ -92,3 +92,18 @@ def test_an_unwritable_results_file_is_refused_before_training(tmp_path: Path) -
     with pytest.raises(UsageError, match="--results: .* cannot be created"):
         main(["--quick", "--results", str(blocker / "R.md"), "--out", str(out)])
     assert not out.exists()
+
+
+def test_a_slate_scenario_with_dqn_is_refused_before_any_training(tmp_path: Path) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+
+    slate = ROOT / "benchmarks" / "scenarios" / "slate.yaml"
+    out = tmp_path / "out"
+    argv = ["--scenarios", "default", str(slate), "--results", str(tmp_path / "R.md")]
+    with pytest.raises(
+        SystemExit, match="--algos dqn cannot train .*slate.yaml .*pass --algos ppo"
+    ):
+        main([*argv, "--out", str(out)])
+    assert not out.exists() and not (tmp_path / "R.md").exists()
