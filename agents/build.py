@@ -16,7 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
-from ..scenarios.schema import ALGORITHM_NAMES
+from ..scenarios.schema import ALGORITHM_NAMES, Scenario
 from .errors import AgentError
 from .scorer import (
     CandidateScorerDQNPolicy,
@@ -312,6 +312,36 @@ def build_model(
         # SB3 checks argument combinations with assertions (e.g. a Dict replay buffer with
         # optimize_memory_usage); either way the settings are at fault, not the program.
         raise AgentError(f"agent.hyperparameters: {exc}") from None
+
+
+def build_agent(
+    scenario: Scenario, env: VecEnv, *, name_file: bool = True, verbose: int = 0
+) -> BaseAlgorithm:
+    """The untrained model of a scenario's ``agent`` block (what ``lmrecsim train`` trains).
+
+    Args:
+        scenario: the resolved scenario (its ``agent`` algorithm, policy, seed and the
+            hyperparameters of that algorithm).
+        env: the training VecEnv over the scenario's world.
+        name_file: prefix an :class:`AgentError` with the scenario's file (the settings came from
+            it); False when they came from elsewhere (command-line overrides), and always for a
+            scenario built from a dict.
+        verbose: SB3's verbosity.
+    """
+    agent = scenario.agent
+    try:
+        return build_model(
+            agent.algo,
+            env,
+            policy=agent.policy,
+            seed=agent.seed,
+            hyperparameters=agent.hyperparameters_for(agent.algo),
+            verbose=verbose,
+        )
+    except AgentError as exc:
+        if not name_file or scenario.source == "<dict>":
+            raise
+        raise AgentError(f"{scenario.source}: {exc}") from None
 
 
 def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = None) -> BaseAlgorithm:

@@ -20,7 +20,7 @@ from ..envs.vec_env import BatchedRecommendationVecEnv
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
-from .build import build_model
+from .build import build_agent
 from .errors import AgentError
 
 
@@ -206,19 +206,9 @@ def train(
         BatchedRecommendationVecEnv(sc, agent.n_envs, world=world, full_info=full_info)
     )
     venv.seed(agent.seed)
-    # And the model: settings SB3 rejects fail before the run folder exists, too.
-    try:
-        model = build_model(
-            agent.algo,
-            venv,
-            policy=agent.policy,
-            seed=agent.seed,
-            hyperparameters=agent.hyperparameters,
-        )
-    except AgentError as exc:
-        if hyperparameters or sc.source == "<dict>":
-            raise
-        raise AgentError(f"{sc.source}: {exc}") from None  # the settings came from this file
+    # And the model: settings SB3 rejects fail before the run folder exists, too. An error names
+    # the scenario's file unless command-line hyperparameters were given.
+    model = build_agent(sc, venv, name_file=not hyperparameters)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)

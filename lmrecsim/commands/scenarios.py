@@ -71,24 +71,12 @@ def _one_line(exc: BaseException) -> str:
 def _build(scenario: Any) -> None:
     """Build the scenario's world and its agent (an SB3 model over one user), as `train` would,
     so that a typo in agent.hyperparameters fails here too."""
-    from lmrecsim.agents.build import build_model
-    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.build import build_agent
     from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
     from lmrecsim.envs.world import build_world
 
     world = build_world(scenario)
-    agent = scenario.agent
-    venv = BatchedRecommendationVecEnv(scenario, agent.n_envs, world=world)
-    try:
-        build_model(
-            agent.algo,
-            venv,
-            policy=agent.policy,
-            seed=agent.seed,
-            hyperparameters=agent.hyperparameters_for(agent.algo),
-        )
-    except AgentError as exc:
-        raise AgentError(f"{scenario.source}: {exc}") from None
+    build_agent(scenario, BatchedRecommendationVecEnv(scenario, scenario.agent.n_envs, world=world))
 
 
 def run_validate(args: argparse.Namespace) -> int:
