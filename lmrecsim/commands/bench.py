@@ -227,24 +227,33 @@ def bench_env(world: Any, seconds: float) -> list[Figure]:
 
     out: list[Figure] = []
     k = world.scenario.candidates.k
-    for n in (64, 256):
-        venv = BatchedRecommendationVecEnv(world=world, n_envs=n)
+
+    def batched_rate(w: Any, n: int, slate: int) -> float:
+        venv = BatchedRecommendationVecEnv(world=w, n_envs=n)
         venv.seed(0)
         venv.reset()
-        acts = np.random.default_rng(0).integers(0, k, size=(64, n))
+        shape = (64, n) if slate == 1 else (64, n, slate)
+        acts = np.random.default_rng(0).integers(0, k, size=shape)
         state = {"t": 0}
 
-        def step_batch(
-            venv: Any = venv, acts: np.ndarray = acts, n: int = n, state: dict = state
-        ) -> int:
+        def step_batch() -> int:
             venv.step_async(acts[state["t"] % 64])
             venv.step_wait()
             state["t"] += 1
             return n
 
+        return _rate(step_batch, seconds)
+
+    for n in (64, 256):
         out.append(
-            Figure(f"batched_env_{n}_user_steps_per_s", _rate(step_batch, seconds), "user-steps/s")
+            Figure(f"batched_env_{n}_user_steps_per_s", batched_rate(world, n, 1), "user-steps/s")
         )
+    # Slates of three (no target): the same users recommended three items per step.
+    slate = batched_rate(slate_world(world, 3), 64, 3)
+    out += [
+        Figure("batched_env_64_slate3_user_steps_per_s", slate, "user-steps/s"),
+        Figure("batched_env_64_slate3_over_single", slate / out[0].value, "ratio"),
+    ]
 
     def loop(env: Any, actions: np.ndarray) -> Callable[[], int]:
         env.reset(seed=0)
@@ -340,6 +349,15 @@ def mode_world(world: Any, mode: str, text_events: str | None = None) -> Any:
         return world
     change = {"mode": mode} if text_events is None else {"mode": mode, "text_events": text_events}
     data = deep_merge(scenario_to_dict(world.scenario), {"state": change})
+    return build_world(scenario_from_dict(data), encoder=world.encoder)
+
+
+def slate_world(world: Any, size: int) -> Any:
+    """The same world with ``candidates.slate_size`` set to ``size``."""
+    from lmrecsim.envs.world import build_world
+    from lmrecsim.scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
+
+    data = deep_merge(scenario_to_dict(world.scenario), {"candidates": {"slate_size": size}})
     return build_world(scenario_from_dict(data), encoder=world.encoder)
 
 

@@ -63,3 +63,21 @@ def test_bench_no_progress_is_passed_on(monkeypatch, capsys):
     )
     assert main(["bench", "--no-progress"]) == 0
     assert calls == [False]
+
+
+def test_bench_env_measures_single_items_and_slates(tmp_path):
+    from lmrecsim.commands import bench
+    from tests.envs.test_vec_env import small_world
+
+    figures = {f.name: f.value for f in bench.bench_env(small_world(tmp_path), 0.05)}
+    for name in (
+        "batched_env_64_user_steps_per_s",
+        "batched_env_256_user_steps_per_s",
+        "batched_env_64_slate3_user_steps_per_s",
+        "single_env_steps_per_s",
+    ):
+        assert figures[name] > 0, name
+    assert figures["batched_env_64_slate3_over_single"] == (
+        figures["batched_env_64_slate3_user_steps_per_s"]
+        / figures["batched_env_64_user_steps_per_s"]
+    )
