@@ -979,7 +979,7 @@ class UserBatch:
         The user sees the slate's items and picks at most one by a multinomial logit with a
         no-click option of logit 0: item j with probability ``exp(z_j) / (1 + sum_k exp(z_k))``,
         z the click logit of :func:`~.response.click_logit` (with one item, the single-item click
-        probability). The one click draw of the step picks the outcome: slate positions in order,
+        probability) minus ``response.position_bias * j`` for position j (0 = first). The one click draw of the step picks the outcome: slate positions in order,
         then no click. A masked slot, or a slot repeated at a later position, shows nothing; a
         slate that shows nothing is an invalid action (a skip, reward 0).
 
@@ -1017,6 +1017,8 @@ class UserBatch:
             self._appeal64[items],
             self.fatigue[rows[:, None], topics].astype(np.float64),
         )
+        if sc.response.position_bias > 0:
+            logit = logit - sc.response.position_bias * np.arange(self.slate)[None, :]
         # exp(z - m) / (exp(-m) + sum exp(z - m)) with m = max(0, z): no overflow for any logit.
         top = np.maximum(np.where(shown_pos, logit, -np.inf).max(axis=1), 0.0)
         weights = np.where(shown_pos, np.exp(logit - top[:, None]), 0.0)

@@ -374,7 +374,10 @@ def scenario_to_yaml(scenario: Scenario) -> str:
 # that reproduces the behaviour from before the key existed. At that value a key is left out of
 # the hash, so a log written before the key existed still matches its stored scenario (which
 # loads with the key at its default) and can be replayed.
-LATER_KEYS: dict[tuple[str, ...], Any] = {("candidates", "slate_size"): 1}
+LATER_KEYS: dict[tuple[str, ...], Any] = {
+    ("candidates", "slate_size"): 1,
+    ("response", "position_bias"): 0.0,
+}
 
 
 def scenario_hash(scenario: Scenario) -> str:

@@ -403,6 +403,14 @@ class ResponseConfig(_Strict):
         gt=0.0,
         description="Dwell seconds = dwell_scale * exp(clip(satisfaction / 2, -4, 3)) on a click.",
     )
+    position_bias: float = Field(
+        0.0,
+        ge=0.0,
+        le=20.0,
+        description="Slates (candidates.slate_size > 1): the click logit of the item at position j "
+        "(0 = first) is lowered by position_bias * j, so users look less at later positions (0: "
+        "the order of a slate does not matter). No effect on single items.",
+    )
 
 
 class CandidatesConfig(_Strict):

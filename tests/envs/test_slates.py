@@ -230,3 +230,30 @@ def test_features_count_recency_in_steps_and_stay_in_bounds(slate_world: World) 
     share = candidate_features(users, rows)[0, 0, FEATURE_NAMES.index("recent_skip_share")]
     n_steps = users.window // 3
     assert share == pytest.approx(1 / sum(0.5**a for a in range(n_steps)), abs=1e-6)
+
+
+def test_position_bias_lowers_later_positions_logits(tmp_path: Any) -> None:
+    """With response.position_bias b, position j's click logit is lowered by b * j: the ratio of
+    the click chances of an item at position 2 and at position 0 (the same users, the same items
+    in the other order) is exp(-2b) times the ratio without bias."""
+    plain = small_world(tmp_path / "plain", **SLATE)
+    bias = 0.7
+    biased = small_world(tmp_path / "biased", response={"position_bias": bias}, **SLATE)
+    n = 200
+    slots = _valid_slates(_start(plain, n, seed=4), 3, np.random.default_rng(5))
+    probs = {}
+    for name, world in (("plain", plain), ("biased", biased)):
+        for order in ((0, 1, 2), (2, 1, 0)):
+            users = _start(world, n, seed=4)
+            _, _, _, info = users.step(slots[:, order])
+            probs[name, order] = info["slate_click_probability"]
+    # The item of slot column 0 sits at position 0, then at position 2.
+    first, last = probs["plain", (0, 1, 2)][:, 0], probs["plain", (2, 1, 0)][:, 2]
+    b_first, b_last = probs["biased", (0, 1, 2)][:, 0], probs["biased", (2, 1, 0)][:, 2]
+    np.testing.assert_allclose(last / first, 1.0, rtol=1e-9)  # order does not matter without bias
+    z = {  # the logits back from the probabilities: log(p_j / p_none)
+        key: np.log(p / (1 - p.sum(axis=1, keepdims=True))) for key, p in probs.items()
+    }
+    np.testing.assert_allclose(z["biased", (0, 1, 2)][:, 0], z["plain", (0, 1, 2)][:, 0])
+    np.testing.assert_allclose(z["biased", (2, 1, 0)][:, 2], z["plain", (2, 1, 0)][:, 2] - 2 * bias)
+    assert (b_last < b_first).all()
