@@ -126,16 +126,20 @@ def check_slates(actions: Any, n: int, k: int, size: int) -> np.ndarray:
     """``actions`` as an (n, size) int64 array of slates (candidate slots), refusing anything else.
 
     A slate is ``size`` integer slots in ``[0, k)`` (a ``MultiDiscrete([k] * size)`` action);
-    ``n`` slates may come as an (n, size) array or, for one user, as a (size,) one.
+    ``n`` slates come as an (n, size) array or, for one user, as a (size,) one. Any other shape
+    is refused, even with the right number of values (a transposed array).
 
     Raises:
-        ValueError: a wrong count, a non-integer dtype or a slot outside ``[0, k)``.
+        ValueError: a wrong shape, a non-integer dtype or a slot outside ``[0, k)``.
     """
     a = np.asarray(actions)
-    if a.size != n * size:
+    if a.shape != (n, size) and not (n == 1 and a.shape == (size,)):
+        # Only these shapes: a transposed (size, n) array has the right count and would be
+        # silently read as other slates.
+        one = f" or ({size},)" if n == 1 else ""
         raise ValueError(
-            f"actions: {a.size} values (expected {n} x {size}: one slate of {size} candidate "
-            "slots per user)"
+            f"actions: shape {a.shape} (expected ({n}, {size}){one}: one slate of {size} "
+            "candidate slots per user)"
         )
     if a.dtype.kind not in "iu":
         raise ValueError(f"actions: dtype {a.dtype} (expected integer candidate slots in [0, {k}))")

@@ -64,8 +64,14 @@ def test_slate_size_above_k_is_one_line_naming_the_key(tmp_path: Any) -> None:
 
 def test_malformed_slates_are_refused() -> None:
     np.testing.assert_array_equal(check_slates([1, 2, 3], 1, 5, 3), [[1, 2, 3]])
-    with pytest.raises(ValueError, match="expected 2 x 3"):
+    with pytest.raises(ValueError, match=r"expected \(2, 3\)"):
         check_slates(np.zeros((2, 2), dtype=np.int64), 2, 5, 3)
+    # The right number of values in another shape: a transposed or flat batch is refused.
+    with pytest.raises(ValueError, match=r"shape \(3, 2\)"):
+        check_slates(np.zeros((3, 2), dtype=np.int64), 2, 5, 3)
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        check_slates(np.zeros(6, dtype=np.int64), 2, 5, 3)
+    np.testing.assert_array_equal(check_slates([[1, 2, 3]], 1, 5, 3), [[1, 2, 3]])
     with pytest.raises(ValueError, match="not a candidate slot"):
         check_slates([1, 2, 5], 1, 5, 3)
     with pytest.raises(ValueError, match="dtype"):
