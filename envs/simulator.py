@@ -950,15 +950,9 @@ class UserBatch:
         self.hist_click[:, -1] = clicked
         self.hist_rating[:, -1] = rating
         self._consume(item, clicked, rating)
-        st = sc.state
-        weight = np.where(
-            clicked, st.click_weight + st.rating_weight * (rating - 3.0), st.skip_weight
-        )
-        weight = np.where(shown, np.maximum(weight, 0.0), 0.0).astype(np.float32)
-        decay = np.float32(st.recency_decay)
-        self.vis_sum *= decay
+        weight = self._event_weights(clicked, rating, shown)
+        self._decay_state()
         self.vis_sum += weight[:, None] * e
-        self.vis_c *= decay
         self.vis_c += weight[:, None] * self._item_c[item]
         return self._end_step(
             info=info,
@@ -1056,16 +1050,10 @@ class UserBatch:
         self.hist_click[:, -size:] = hit
         self.hist_rating[:, -size:] = ev_rating
         self._consume(item, clicked, rating)
-        st = sc.state
-        weight = np.where(
-            hit, st.click_weight + st.rating_weight * (ev_rating - 3.0), st.skip_weight
-        )
-        weight = np.where(shown_pos, np.maximum(weight, 0.0), 0.0).astype(np.float32)
-        decay = np.float32(st.recency_decay)
+        weight = self._event_weights(hit, ev_rating, shown_pos)
         safe = np.maximum(ev_items, 0)
-        self.vis_sum *= decay
+        self._decay_state()
         self.vis_sum += np.einsum("nl,nld->nd", weight, w.item_emb[safe])
-        self.vis_c *= decay
         self.vis_c += np.einsum("nl,nlp->np", weight, self._item_c[safe])
         reward, terminated, truncated, out = self._end_step(
             info=info,
@@ -1087,6 +1075,24 @@ class UserBatch:
             out["clicked_position"] = position
             out["slate_click_probability"] = p_pos
         return reward, terminated, truncated, out
+
+    def _event_weights(
+        self, clicked: np.ndarray, rating: np.ndarray, shown: np.ndarray
+    ) -> np.ndarray:
+        """Weight of each event in the pooled state (any shape): the click weight plus the rating
+        weight times (rating - 3) for a click, the skip weight otherwise, 0 where nothing was
+        shown; float32, never negative."""
+        st = self.sc.state
+        weight = np.where(
+            clicked, st.click_weight + st.rating_weight * (rating - 3.0), st.skip_weight
+        )
+        return np.where(shown, np.maximum(weight, 0.0), 0.0).astype(np.float32)
+
+    def _decay_state(self) -> None:
+        """Age the pooled state (and its carried coordinates) by one step of recency decay."""
+        decay = np.float32(self.sc.state.recency_decay)
+        self.vis_sum *= decay
+        self.vis_c *= decay
 
     def _respond(
         self, item: np.ndarray, s: np.ndarray, clicked: np.ndarray
