@@ -64,6 +64,8 @@ class RandomPolicy(EpisodeSeeded):
     """
 
     privileged = False
+    # A class default too: subclasses written before slates existed may not call __init__.
+    slate_size: int = 1
 
     def __init__(self, seed: int | None = 0, slate_size: int = 1) -> None:
         super().__init__(seed)

@@ -82,6 +82,8 @@ class ScoringPolicy:
     """
 
     privileged = False
+    # A class default too: subclasses written before slates existed may not call __init__.
+    slate_size: int = 1
 
     def __init__(self, slate_size: int = 1) -> None:
         self.slate_size = check_slate_size(slate_size, type(self).__name__)
@@ -162,6 +164,8 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
     """
 
     privileged = False
+    # A class default too: subclasses written before slates existed may not call __init__.
+    slate_size: int = 1
 
     def __init__(self, epsilon: float = 0.1, seed: int | None = 0, slate_size: int = 1) -> None:
         if not 0.0 <= epsilon <= 1.0:

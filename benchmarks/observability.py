@@ -45,7 +45,8 @@ def rollout(
     epsilon: float = 0.0,
     collect: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """One episode for each of ``n_users`` users, recommending the argmax of ``score``.
+    """One episode for each of ``n_users`` users, recommending the argmax of ``score`` (on a
+    slate scenario, the top ``candidates.slate_size`` by score).
 
     Args:
         score: ``score(obs, affinity) -> (N, K)`` scores; ``affinity`` is the hidden one.
@@ -75,7 +76,12 @@ def rollout(
             explore = rng.random(n_users) < epsilon
             s = np.where(explore[:, None], rng.random(s.shape), s)
         s = np.where(obs["action_mask"] > 0, s, -np.inf)
-        reward, terminated, truncated, _ = users.step(s.argmax(axis=1))
+        if users.slate > 1:
+            # Slates: the top L by score (masked slots last, where they show nothing).
+            action = np.argsort(-s, axis=1, kind="stable")[:, : users.slate]
+        else:
+            action = s.argmax(axis=1)
+        reward, terminated, truncated, _ = users.step(action)
         returns += reward * active
         active &= ~(terminated | truncated)
         if not active.any():

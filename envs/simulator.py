@@ -143,7 +143,8 @@ def check_slates(actions: Any, n: int, k: int, size: int) -> np.ndarray:
         )
     if a.dtype.kind not in "iu":
         raise ValueError(f"actions: dtype {a.dtype} (expected integer candidate slots in [0, {k}))")
-    a = a.astype(np.int64, copy=False).reshape(n, size)
+    # A copy: the step's info hands the slate out, and callers reuse their action buffers.
+    a = a.astype(np.int64).reshape(n, size)
     if n and (int(a.min()) < 0 or int(a.max()) >= k):
         bad = a[(a < 0) | (a >= k)]
         raise ValueError(
@@ -765,8 +766,8 @@ class UserBatch:
         """The events the history text of user ``row`` shows, oldest first.
 
         ``state.text_events: clicks``: the last ``history_window`` consumed items (the warm
-        history, then this session's clicks); ``all``: the last ``history_window`` steps, clicked
-        or skipped (-1 where nothing was shown). When the encoder embeds a limited number of
+        history, then this session's clicks); ``all``: the last ``history_window`` events, clicked
+        or skipped (-1 where nothing was shown; one event per step, or per slate position). When the encoder embeds a limited number of
         tokens, only the newest events that fit are shown (:func:`fit_history`): with ``clicks``
         the older ones are left out, with ``all`` they become -1.
 

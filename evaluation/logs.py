@@ -381,9 +381,11 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         steps = table.to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
-    if version_num == 1:
+    # A version-1 file is checked against its own columns, then given the version-2 ones.
+    expected = [c for c in COLUMNS if version_num > 1 or c not in V2_COLUMNS]
+    missing = [c for c in expected if c not in steps.columns]
+    if not missing and version_num == 1:
         steps = _upgrade_v1(steps)
-    missing = [c for c in COLUMNS if c not in steps.columns]
     if missing:
         raise LogError(
             f"{p}: column {missing[0]!r} is missing (expected the columns of schema v{version_num})"
@@ -406,9 +408,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
 
 def _upgrade_v1(steps: pd.DataFrame) -> pd.DataFrame:
     """A version-1 table with the version-2 columns: every v1 step is a single-item step, so
-    ``slate_slots = [action]`` and ``clicked_position`` is 0 on a click, -1 otherwise."""
-    if "action" not in steps.columns or "clicked" not in steps.columns:
-        return steps  # the missing-column check names what is missing
+    ``slate_slots = [action]`` and ``clicked_position`` is 0 on a click, -1 otherwise (the
+    table has every version-1 column)."""
     steps = steps.copy()
     steps["slate_slots"] = pd.Series(
         [np.array([a], dtype=np.int64) for a in steps["action"].to_numpy(np.int64)],
@@ -416,7 +417,7 @@ def _upgrade_v1(steps: pd.DataFrame) -> pd.DataFrame:
         dtype=object,
     )
     steps["clicked_position"] = np.where(steps["clicked"].to_numpy(bool), 0, -1).astype(np.int64)
-    return steps[[c for c in COLUMNS if c in steps.columns]]
+    return steps[list(COLUMNS)]
 
 
 class StepRecorder:

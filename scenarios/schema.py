@@ -509,7 +509,7 @@ class RewardConfig(_Strict):
     name: str = Field(
         "click",
         description="click: 1 per click. rating: rating/5 on a click. dwell: dwell/dwell_scale. "
-        "engagement: weighted mix (weights below). cosine: relu(cos(taste, item) + 1). Or a name "
+        "engagement: weighted mix (weights below). cosine: relu(cos(taste, item) + 1) (on a slate, of the clicked item, or of the first item shown when nothing was clicked). Or a name "
         "a program registered with lmrecsim.envs.rewards.register_reward before loading the "
         "scenario.",
     )

@@ -263,3 +263,14 @@ def test_position_bias_lowers_later_positions_logits(tmp_path: Any) -> None:
     np.testing.assert_allclose(z["biased", (0, 1, 2)][:, 0], z["plain", (0, 1, 2)][:, 0])
     np.testing.assert_allclose(z["biased", (2, 1, 0)][:, 2], z["plain", (2, 1, 0)][:, 2] - 2 * bias)
     assert (b_last < b_first).all()
+
+
+def test_the_info_keeps_the_slate_when_the_caller_reuses_its_action_buffer(
+    slate_world: World,
+) -> None:
+    env = RecommendationEnv(world=slate_world)
+    env.reset(seed=0)
+    action = np.array([0, 1, 2])
+    _, _, _, _, info = env.step(action)
+    action[:] = 7
+    np.testing.assert_array_equal(info["slate_slots"], [0, 1, 2])

@@ -377,6 +377,11 @@ def test_version_1_logs_are_read_and_replay(tmp_path: Path) -> None:
     pq.write_table(raw.replace_schema_metadata(meta), tmp_path / "v3.parquet")
     with pytest.raises(LogError, match=r"schema_version is '3' \(expected 1 or 2"):
         read_step_log(tmp_path / "v3.parquet")
+    # A version-1 file without one of its own columns names that column, not a version-2 one.
+    v1 = pq.read_table(path)
+    pq.write_table(v1.drop(["clicked"]), tmp_path / "v1_no_clicked.parquet")
+    with pytest.raises(LogError, match=r"column 'clicked' is missing \(expected the columns of "):
+        read_step_log(tmp_path / "v1_no_clicked.parquet")
 
 
 # ---------------------------------------------------------------------------------- replay, OPE
@@ -471,3 +476,18 @@ def test_training_log_records_slates_with_their_propensities(world, tmp_path) ->
     np.testing.assert_allclose(rows["propensity"], expected, rtol=1e-5)
     np.testing.assert_allclose(matrix(rows["action_probabilities"]), first, rtol=1e-5)
     assert replay(path, tmp_path / "replay").reproduced
+
+
+def test_a_baseline_subclass_that_skips_init_still_recommends_single_items() -> None:
+    # Written against the single-item API, before baselines took slate_size.
+    from lmrecsim.agents.baselines import GreedyPolicy
+
+    class Mine(GreedyPolicy):
+        def __init__(self) -> None:
+            pass
+
+        def scores(self, observation):
+            return np.where(observation["action_mask"] > 0, np.arange(5.0), -np.inf)
+
+    obs = {"action_mask": np.array([1, 1, 1, 0, 0], dtype=np.int8)}
+    assert int(Mine().predict(obs)[0]) == 2

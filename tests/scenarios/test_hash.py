@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from lmrecsim.scenarios import load_scenario, scenario_from_dict, scenario_hash, scenario_to_dict
 from lmrecsim.scenarios.loader import LATER_KEYS
@@ -36,3 +37,13 @@ def test_a_later_key_in_use_changes_the_hash() -> None:
         {"extends": "default", "name": "default", "candidates": {"slate_size": 2}}
     )
     assert scenario_hash(slates) != scenario_hash(base)
+
+
+def test_a_scenario_stored_before_the_later_keys_keeps_its_pinned_hash() -> None:
+    """The resolved default scenario as a log of commit bc9391e stored it, with the hash that
+    commit computed. A key added since without a LATER_KEYS entry changes this hash (and breaks
+    the replay of every older log), so this test fails."""
+    frozen = Path(__file__).resolve().parent / "frozen" / "default_bc9391e.yaml"
+    assert scenario_hash(load_scenario(frozen)) == (
+        "26222f435b43ea8b84f8271a04827321d073fff917dc59c6b3c567cccbce326d"
+    )

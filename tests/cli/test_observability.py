@@ -1,0 +1,29 @@
+"""benchmarks/observability.py: its rollouts on single items and on slates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.envs.test_vec_env import small_world
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rollouts_rank_by_the_score_on_single_items_and_on_slates(tmp_path: Any) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.observability import rollout
+
+    for overrides in ({}, {"candidates": {"slate_size": 3}}):
+        world = small_world(tmp_path / str(len(overrides)), **overrides)
+        rng = np.random.default_rng(0)
+        knows, _, _ = rollout(world, lambda obs, aff: aff, n_users=64, seed=1)
+        blind, _, _ = rollout(
+            world, lambda obs, aff, rng=rng: rng.random(aff.shape), n_users=64, seed=1
+        )
+        # Ranking by the hidden affinity earns more than ranking at random (both see the users).
+        assert knows.mean() > blind.mean() + 1.0, (overrides, knows.mean(), blind.mean())
