@@ -434,11 +434,8 @@ class SB3Policy:
             return float(th.exp(dist.log_prob(actions)).cpu().numpy().reshape(-1)[0])
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
-        """``action_masks`` for MaskablePPO: (K,), or the (L * K,) concatenation for slates."""
-        if self.algo != "maskable_ppo":
-            return {}
-        mask = _mask(observation)
-        return {"action_masks": np.tile(mask, self.slate_size) if self.slate_size > 1 else mask}
+        """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's)."""
+        return {"action_masks": _mask(observation)} if self.algo == "maskable_ppo" else {}
 
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(K,) probability of each slot under the rule the model acts by.

@@ -17,7 +17,7 @@ import torch as th
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from ..agents.baselines import first_position_probs
+from ..agents.baselines import first_position_probs, obs_t_device
 from ..envs.world import World
 from ..scenarios import Scenario
 from .logs import StepRecorder, write_step_log
@@ -58,16 +58,13 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _slate_propensities(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
-    """(n_envs,) probability of each (n_envs, L) slate under the model's behaviour policy."""
+    """(n_envs,) probability of each (n_envs, L) slate under the model's behaviour policy (PPO:
+    only PPO trains slates)."""
     policy = model.policy
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
         dist = policy.get_distribution(obs_t)
-        if isinstance(model, MaskablePPO):
-            mask = np.asarray(obs["action_mask"]) > 0
-            dist.apply_masking(np.tile(mask, (1, slates.shape[1])))
-        device = next(iter(obs_t.values())).device if isinstance(obs_t, dict) else obs_t.device
-        actions = th.as_tensor(slates, dtype=th.long, device=device)
+        actions = th.as_tensor(slates, dtype=th.long, device=obs_t_device(obs_t))
         log_p = dist.log_prob(actions)
     return np.exp(log_p.cpu().numpy().astype(np.float64)).reshape(-1)
 
