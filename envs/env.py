@@ -122,7 +122,8 @@ class RecommendationEnv(gym.Env):
     are added.
 
     ## Arguments
-    * ``scenario``: a shipped scenario name, a path to a YAML file, or a ``Scenario``.
+    * ``scenario``: a shipped scenario name, a path to a YAML file, a ``Scenario``, or a mapping
+      of scenario keys (``{"extends": "default", "candidates": {"slate_size": 3}}``).
     * ``encoder``: use this encoder instead of the scenario's (tests, custom models).
     * ``world``: a prebuilt world (shared between envs; overrides ``scenario``).
     * ``render_mode``: ``"ansi"`` renders the user's history text.

@@ -117,13 +117,18 @@ class StepLog:
     def scenario(self) -> Scenario:
         """Rebuild the logged scenario (checked against the stored content hash)."""
         if self._scenario is None:
-            from ..scenarios import scenario_from_dict, scenario_hash
+            from ..scenarios import ScenarioError, scenario_from_dict, scenario_hash
             from ..scenarios.yaml_text import safe_load
 
             data = safe_load(self.scenario_yaml)
             if not isinstance(data, dict):
                 raise LogError(f"{self.path}: {META_SCENARIO_YAML.decode()} is not a YAML mapping")
-            scenario = scenario_from_dict(data, base_dir=self.scenario_base_dir)
+            try:
+                scenario = scenario_from_dict(
+                    data, base_dir=self.scenario_base_dir, source=str(self.path)
+                )
+            except ScenarioError as exc:  # e.g. a reward registered when the log was written
+                raise LogError(f"{exc} (the scenario stored in this log)") from None
             if scenario_hash(scenario) != self.scenario_hash:
                 raise LogError(
                     f"{self.path}: the stored scenario does not match its hash "

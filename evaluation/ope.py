@@ -41,7 +41,7 @@ from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
-from .rollout import policy_slot
+from .rollout import call_predict, policy_slot
 
 ESTIMATORS = ("ips", "snips", "dm", "dr")
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
@@ -176,8 +176,13 @@ def _target_distribution(
     fn = getattr(policy, "action_probabilities", None)
     if callable(fn):
         return np.asarray(fn(obs), dtype=np.float64).reshape(-1), state
-    action, state = policy.predict(
-        obs, state=state, episode_start=np.array([start]), deterministic=True
+    action, state = call_predict(
+        policy,
+        obs,
+        label="target",
+        state=state,
+        episode_start=np.array([start]),
+        deterministic=True,
     )
     probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
     probs[policy_slot(action, "target", probs.shape[0])] = 1.0

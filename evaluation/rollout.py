@@ -213,6 +213,26 @@ def policy_propensity(policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray
     return float("nan")
 
 
+def call_predict(
+    policy: Any,
+    obs: dict[str, np.ndarray],
+    *,
+    label: str,
+    state: Any,
+    episode_start: np.ndarray,
+    deterministic: bool,
+) -> tuple[Any, Any]:
+    """``policy.predict(...)`` as ``(action, state)``, or a one-line error naming the policy when
+    it returns anything else (a bare action: a 2-slot slate would be read as action and state)."""
+    out = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise EvaluationError(
+            f"policy {label!r}: predict returned a {type(out).__name__}, not a pair (expected "
+            "(action, state), the stable-baselines3 predict signature; state may be None)"
+        )
+    return out
+
+
 def policy_slate(action: Any, label: str, k: int, size: int) -> np.ndarray:
     """The (L,) slate a policy's ``predict`` returned, or a one-line error naming the policy."""
     try:
@@ -293,8 +313,13 @@ def run_policy(
                 if before_step is not None:
                     before_step(env, obs)
                 scores = policy_scores(policy, obs)
-                action_arr, state = policy.predict(
-                    obs, state=state, episode_start=episode_start, deterministic=deterministic
+                action_arr, state = call_predict(
+                    policy,
+                    obs,
+                    label=label,
+                    state=state,
+                    episode_start=episode_start,
+                    deterministic=deterministic,
                 )
                 k = obs["action_mask"].shape[0]
                 action: int | np.ndarray

@@ -228,6 +228,13 @@ def _resolve_policies(
                 )
             label, policy = item
             spec = type(policy).__name__
+            if label in BASELINES and type(policy) is not type(make_policy(label, world)[1]):
+                # As for `random=greedy`: the label would stand for another policy in every table
+                # (the reference "random" included).
+                raise EvaluationError(
+                    f"policies: label {label!r} is the name of a baseline, but its policy is a "
+                    f"{spec} (expected another label, or that baseline itself)"
+                )
         run_dir = policy.run_dir if isinstance(policy, SB3Policy) else None
         privileged = bool(getattr(policy, "privileged", False))
         seeds, seeds_error = None, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -317,11 +318,13 @@ def _validate(data: dict[str, Any], path: Path | str) -> Scenario:
         raise ScenarioError(_format_error(path, errors[0], len(errors))) from None
 
 
-def load_scenario(ref: str | os.PathLike[str] | Scenario) -> Scenario:
+def load_scenario(ref: str | os.PathLike[str] | Scenario | Mapping[str, Any]) -> Scenario:
     """Load a scenario by shipped name (``"cold_start"``) or by path, resolving ``extends``.
 
     Args:
-        ref: a shipped scenario name, a path to a YAML file, or an already-built ``Scenario``.
+        ref: a shipped scenario name, a path to a YAML file, an already-built ``Scenario``, or a
+            mapping of scenario keys (as :func:`scenario_from_dict`: ``{"extends": "default",
+            "candidates": {"slate_size": 3}}``).
 
     Returns:
         The validated scenario; relative paths inside it resolve against the file's folder.
@@ -331,6 +334,13 @@ def load_scenario(ref: str | os.PathLike[str] | Scenario) -> Scenario:
     """
     if isinstance(ref, Scenario):
         return ref
+    if isinstance(ref, Mapping):
+        return scenario_from_dict(dict(ref))
+    if not isinstance(ref, (str, os.PathLike)):
+        raise ScenarioError(
+            f"scenario: {type(ref).__name__} {_short(ref)} (expected a shipped scenario name, a "
+            "path to a YAML file, a mapping of scenario keys or a Scenario)"
+        )
     path = _locate(os.fspath(ref), None)
     data = _resolve_raw(path, ())
     scenario = _validate(data, path)

@@ -11,6 +11,7 @@ from lmrecsim.agents.base import RandomPolicy
 from lmrecsim.envs.world import build_world
 from lmrecsim.evaluation.logs import (
     COLUMNS,
+    META_SCENARIO_YAML,
     META_VERSION,
     SCHEMA_VERSION,
     LogError,
@@ -97,6 +98,18 @@ def test_unknown_version_is_refused(logged, tmp_path: Path) -> None:
     _rewrite_metadata(path, bad, {META_VERSION: b"99"})
     with pytest.raises(LogError, match=r"future\.parquet.*99.*expected 1"):
         read_step_log(bad)
+
+
+def test_a_stored_scenario_invalid_here_names_the_log(logged, tmp_path: Path) -> None:
+    # E.g. a reward registered (register_reward) in the process that wrote the log, not in this
+    # one: the error used to name "<dict>".
+    *_, path = logged
+    yaml_text = read_step_log(path).scenario_yaml.replace("name: click", "name: liked")
+    bad = tmp_path / "liked.parquet"
+    _rewrite_metadata(path, bad, {META_SCENARIO_YAML: yaml_text.encode()})
+    with pytest.raises(LogError, match=r"liked\.parquet: reward\.name: 'liked' is invalid") as err:
+        read_step_log(bad).scenario()
+    assert "\n" not in str(err.value) and "<dict>" not in str(err.value)
 
 
 def test_plain_parquet_is_not_a_log(tmp_path: Path) -> None:

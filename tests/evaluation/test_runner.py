@@ -199,6 +199,29 @@ def test_a_label_that_names_another_baseline_is_refused() -> None:
     assert list(res.summary["policy"]) == ["random", "g"]
 
 
+def test_a_policy_pair_that_takes_a_baselines_name_is_refused() -> None:
+    # ("random", mine) used to replace the reference silently, as `random=greedy` did.
+    from lmrecsim.agents.baselines import GreedyPolicy, RandomPolicy
+
+    with pytest.raises(EvaluationError, match="label 'random' is the name of a baseline, but"):
+        evaluate("default", [("random", GreedyPolicy()), "greedy"], seeds=[0], episodes=1)
+    with pytest.raises(EvaluationError, match="label 'oracle' is the name of a baseline"):
+        evaluate("default", {"oracle": GreedyPolicy()}, seeds=[0], episodes=1, progress=False)
+    res = evaluate("default", [("random", RandomPolicy())], seeds=[0], episodes=1, progress=False)
+    assert list(res.summary["policy"]) == ["random"]
+
+
+def test_a_predict_that_returns_a_bare_action_is_one_line_naming_the_policy() -> None:
+    class Bare:
+        def predict(self, obs, state=None, episode_start=None, deterministic=False):
+            return np.flatnonzero(obs["action_mask"])[0]  # no ", state"
+
+    with pytest.raises(
+        EvaluationError, match="policy 'bare': predict returned a int64, not a pair"
+    ):
+        evaluate("default", [("bare", Bare())], seeds=[0], episodes=1, progress=False)
+
+
 def test_a_policy_pair_without_predict_is_a_one_line_error() -> None:
     with pytest.raises(EvaluationError, match="expected a spec string or a \\(label, policy\\)"):
         evaluate("default", [("mine", "greedy")], seeds=[0], episodes=1, progress=False)

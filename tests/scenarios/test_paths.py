@@ -61,3 +61,12 @@ def test_a_dict_scenario_that_extends_another_is_not_named_after_it() -> None:
 
     assert scenario_from_dict({"extends": "default", "reward": {"name": "rating"}}).name == "custom"
     assert scenario_from_dict({"extends": "default", "name": "mine"}).name == "mine"
+
+
+def test_load_scenario_takes_a_mapping_and_refuses_other_types_in_one_line() -> None:
+    from lmrecsim.scenarios import ScenarioError, load_scenario
+
+    sc = load_scenario({"extends": "default", "candidates": {"slate_size": 3}})
+    assert sc.candidates.slate_size == 3 and sc.name == "custom"
+    with pytest.raises(ScenarioError, match=r"scenario: int 3 \(expected a shipped scenario name"):
+        load_scenario(3)  # type: ignore[arg-type]
