@@ -11,7 +11,10 @@ Masked candidates are never drawn while a valid one is left. When fewer than L c
 valid, the valid ones fill the first positions (in Plackett-Luce order) and the remaining positions
 hold the masked slots in increasing slot order: in-range integers, as the action space requires,
 at which the env shows nothing. A position that shows nothing (a masked slot, or a slot repeated
-from an earlier position) adds 0 to the log-probability and to the entropy.
+from an earlier position) adds 0 to the log-probability; the entropy estimate adds, for every
+position while valid candidates remain, the entropy of that position's choice among them (slates
+drawn by ``sample`` or ``mode`` never repeat a slot or place a masked one before the valid ones
+run out).
 
 Shapes: B batch, K candidates, L slate positions.
 """
