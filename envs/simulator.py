@@ -767,9 +767,10 @@ class UserBatch:
 
         ``state.text_events: clicks``: the last ``history_window`` consumed items (the warm
         history, then this session's clicks); ``all``: the last ``history_window`` events, clicked
-        or skipped (-1 where nothing was shown; one event per step, or per slate position). When the encoder embeds a limited number of
-        tokens, only the newest events that fit are shown (:func:`fit_history`): with ``clicks``
-        the older ones are left out, with ``all`` they become -1.
+        or skipped (-1 where nothing was shown; one event per step, or per slate position). When
+        the encoder embeds a limited number of tokens, only the newest events that fit are shown
+        (:func:`fit_history`): with ``clicks`` the older ones are left out, with ``all`` they
+        become -1.
 
         Returns:
             ``(items, clicked, ratings)``: (E,) int64, bool and float64.
@@ -944,12 +945,7 @@ class UserBatch:
         self._drift_toward(clicked, e)
 
         # History, consumed items and the visible state.
-        self.hist_item[:, :-1] = self.hist_item[:, 1:]
-        self.hist_click[:, :-1] = self.hist_click[:, 1:]
-        self.hist_rating[:, :-1] = self.hist_rating[:, 1:]
-        self.hist_item[:, -1] = np.where(shown, item, -1)
-        self.hist_click[:, -1] = clicked
-        self.hist_rating[:, -1] = rating
+        self._push_events(np.where(shown, item, -1)[:, None], clicked[:, None], rating[:, None])
         self._consume(item, clicked, rating)
         weight = self._event_weights(clicked, rating, shown)
         self._decay_state()
@@ -978,8 +974,8 @@ class UserBatch:
         The user sees the slate's items and picks at most one by a multinomial logit with a
         no-click option of logit 0: item j with probability ``exp(z_j) / (1 + sum_k exp(z_k))``,
         z the click logit of :func:`~.response.click_logit` (with one item, the single-item click
-        probability) minus ``response.position_bias * j`` for position j (0 = first). The one click draw of the step picks the outcome: slate positions in order,
-        then no click. A masked slot, or a slot repeated at a later position, shows nothing; a
+        probability) minus ``response.position_bias * j`` for position j (0 = first). The one
+        click draw of the step picks the outcome: slate positions in order, then no click. A masked slot, or a slot repeated at a later position, shows nothing; a
         slate that shows nothing is an invalid action (a skip, reward 0).
 
         The clicked item is consumed, rated and dwelt on as in :meth:`step`; patience gains by its
@@ -1040,16 +1036,10 @@ class UserBatch:
         self._drift_toward(clicked, e)
 
         # One event per position, in slate order; the clicked position carries the click.
-        size = self.slate
-        hit = (np.arange(size)[None, :] == position[:, None]) & clicked[:, None]
+        hit = (np.arange(self.slate)[None, :] == position[:, None]) & clicked[:, None]
         ev_items = np.where(shown_pos, items, -1)
         ev_rating = np.where(hit, rating[:, None], 0.0)
-        self.hist_item[:, :-size] = self.hist_item[:, size:]
-        self.hist_click[:, :-size] = self.hist_click[:, size:]
-        self.hist_rating[:, :-size] = self.hist_rating[:, size:]
-        self.hist_item[:, -size:] = ev_items
-        self.hist_click[:, -size:] = hit
-        self.hist_rating[:, -size:] = ev_rating
+        self._push_events(ev_items, hit, ev_rating)
         self._consume(item, clicked, rating)
         weight = self._event_weights(hit, ev_rating, shown_pos)
         safe = np.maximum(ev_items, 0)
@@ -1076,6 +1066,18 @@ class UserBatch:
             out["clicked_position"] = position
             out["slate_click_probability"] = p_pos
         return reward, terminated, truncated, out
+
+    def _push_events(self, items: np.ndarray, clicked: np.ndarray, rating: np.ndarray) -> None:
+        """Append m events per user to the history window, oldest first: (N, m) item indices (-1:
+        nothing shown), clicks and ratings; the m oldest events leave the window."""
+        m = items.shape[1]
+        for hist, new in (
+            (self.hist_item, items),
+            (self.hist_click, clicked),
+            (self.hist_rating, rating),
+        ):
+            hist[:, :-m] = hist[:, m:]
+            hist[:, -m:] = new
 
     def _event_weights(
         self, clicked: np.ndarray, rating: np.ndarray, shown: np.ndarray
