@@ -106,6 +106,13 @@ def sample_actions(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return np.array([rng.choice(probs.shape[1], p=row) for row in probs])
 
 
+def action_slate_size(space: Any) -> int:
+    """L, the slots an action of ``space`` recommends: the positions of ``MultiDiscrete([K] *
+    L)``, 1 for ``Discrete(K)``."""
+    nvec = getattr(space, "nvec", None)
+    return 1 if nvec is None else int(np.asarray(nvec).size)
+
+
 def check_slate_size(slate_size: Any, name: str) -> int:
     """``slate_size`` as an int >= 1, or a one-line AgentError naming the policy."""
     if isinstance(slate_size, bool) or not isinstance(slate_size, (int, np.integer)):

@@ -30,6 +30,7 @@ import numpy as np
 from .base import (
     EpisodeSeeded,
     RandomPolicy,
+    action_slate_size,
     check_slate_size,
     sample_actions,
     sequential_slate,
@@ -342,8 +343,7 @@ class OraclePolicy(ScoringPolicy):
     def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self._env is None:
             raise AgentError("oracle: not bound to an environment (call bind(env) first)")
-        users = self._env.users
-        aff = np.asarray(users.candidate_affinity(np.zeros(1, dtype=np.int64))[0])
+        aff = np.asarray(self._env.users.candidate_affinity(np.zeros(1, dtype=np.int64))[0])
         return _masked(aff.astype(np.float64), _mask(observation))
 
 
@@ -382,10 +382,8 @@ class SB3Policy:
         self.algo = algo
         self.deterministic = deterministic
         self.run_dir = None if run_dir is None else Path(run_dir)
-        space = getattr(model, "action_space", None)
-        nvec = getattr(space, "nvec", None)
         #: L, from the model's action space (1 for ``Discrete(K)``).
-        self.slate_size = 1 if nvec is None else int(np.asarray(nvec).size)
+        self.slate_size = action_slate_size(getattr(model, "action_space", None))
 
     def _obs_tensor(self, observation: dict[str, np.ndarray]) -> Any:
         obs_t, _ = self.model.policy.obs_to_tensor(observation)
@@ -525,7 +523,7 @@ def _baseline(name: str, seed: int, slate_size: int = 1) -> Any:
 
 def scenario_slate_size(world: Any) -> int:
     """L, the items per recommendation of a world's scenario (``candidates.slate_size``)."""
-    return int(getattr(world.scenario.candidates, "slate_size", 1))
+    return int(world.scenario.candidates.slate_size)
 
 
 def _check_spaces(model: Any, world: Any, spec: str) -> None:
@@ -542,15 +540,12 @@ def _check_spaces(model: Any, world: Any, spec: str) -> None:
                 f"--policy {spec}: the model's observation {key!r} has shape {have}, the scenario's "
                 f"is {expected[key].shape} (expected a model trained on a compatible scenario)"
             )
-    nvec = getattr(getattr(model, "action_space", None), "nvec", None)
-    model_size = 1 if nvec is None else int(np.asarray(nvec).size)
-    if getattr(model, "action_space", None) is not None and model_size != scenario_slate_size(
-        world
-    ):
+    space = getattr(model, "action_space", None)
+    model_size, size = action_slate_size(space), scenario_slate_size(world)
+    if space is not None and model_size != size:
         raise AgentError(
             f"--policy {spec}: the model recommends {model_size} item(s) per step, the scenario's "
-            f"candidates.slate_size is {scenario_slate_size(world)} (expected a model trained "
-            "with the same slate size)"
+            f"candidates.slate_size is {size} (expected a model trained with the same slate size)"
         )
 
 

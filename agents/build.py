@@ -17,6 +17,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
 from ..scenarios.schema import ALGORITHM_NAMES, Scenario
+from .base import action_slate_size
 from .errors import AgentError
 from .scorer import (
     CandidateScorerDQNPolicy,
@@ -234,7 +235,7 @@ def _check_slates(algo: str, action_space: spaces.Space) -> None:
     """Refuse slates (a ``MultiDiscrete`` action space) for an algorithm that picks one slot."""
     if isinstance(action_space, spaces.MultiDiscrete) and algo != "ppo":
         raise AgentError(
-            f"candidates.slate_size: {int(np.size(action_space.nvec))} needs agent.algo ppo "
+            f"candidates.slate_size: {action_slate_size(action_space)} needs agent.algo ppo "
             f"(got {algo}; dqn and maskable_ppo choose one slot per step)"
         )
 

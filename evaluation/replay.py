@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..atomic import atomic_write, output_folder_problem, staged_folder
 from ..envs.env import RecommendationEnv
+from ..envs.simulator import check_slates
 from ..envs.world import World
 from .logs import LogError, StepLog, read_step_log
 from .rollout import step_feedback
@@ -173,7 +174,8 @@ def resimulate(
         The first :class:`Difference`, or None when every step was reproduced exactly.
     """
     env = RecommendationEnv(world=world)
-    slates = world.scenario.candidates.slate_size > 1
+    size = world.scenario.candidates.slate_size
+    slates = size > 1
     ids = np.asarray(world.catalog.item_ids).astype(str)
     seeds = list(dict.fromkeys(int(s) for s in rows["seed"]))
     policy_label = str(rows["policy"].iloc[0]) if len(rows) else ""
@@ -232,14 +234,12 @@ def resimulate(
                             logged=str(int(row["action"])),
                             replayed=f"has slots 0..{len(mask) - 1} only",
                         )
-                    elif slates and not _is_slate(row["slate_slots"], env.action_space.nvec):
+                    elif slates and not _is_slate(row["slate_slots"], len(mask), size):
                         diff = Difference(
                             **where,
                             column="slate_slots",
                             logged=_fmt(list(row["slate_slots"])),
-                            replayed=(
-                                f"takes {len(env.action_space.nvec)} slots in 0..{len(mask) - 1}"
-                            ),
+                            replayed=f"takes {size} slots in 0..{len(mask) - 1}",
                         )
                 if diff is None:
                     if visit is not None:
@@ -296,10 +296,13 @@ def resimulate(
     return first
 
 
-def _is_slate(slots: Any, nvec: np.ndarray) -> bool:
-    """``slots`` is one slate of the env's ``MultiDiscrete(nvec)`` space."""
-    a = np.asarray(slots)
-    return a.shape == nvec.shape and a.dtype.kind in "iu" and bool(np.all((a >= 0) & (a < nvec)))
+def _is_slate(slots: Any, k: int, size: int) -> bool:
+    """``slots`` is one slate the env takes (:func:`~lmrecsim.envs.simulator.check_slates`)."""
+    try:
+        check_slates(np.asarray(slots), 1, k, size)
+    except ValueError:
+        return False
+    return True
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

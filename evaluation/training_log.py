@@ -3,8 +3,8 @@
 On a slate scenario (``MultiDiscrete([K] * L)`` actions) the policy's distribution is read through
 SB3's Distribution API: the logged ``action_probabilities`` are the first position's (a
 ``MultiCategoricalDistribution``'s first categorical, or the distribution's own ``probs`` (B, K)),
-and the propensity of each slate is ``exp(log_prob(slates))`` for the (B, L) slates taken
-(MaskablePPO's distribution masked first, as it samples).
+and the propensity of each slate is ``exp(log_prob(slates))`` for the (B, L) slates taken (only
+PPO trains slates).
 """
 
 from __future__ import annotations
