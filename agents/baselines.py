@@ -425,9 +425,8 @@ class SB3Policy:
             return float(np.array_equal(np.asarray(chosen).reshape(-1), slate))
         with th.no_grad():
             obs_t = self._obs_tensor(observation)
+            # Only PPO trains slates: its distribution is the one it samples from.
             dist = policy.get_distribution(obs_t)
-            if self.algo == "maskable_ppo" and hasattr(dist, "apply_masking"):
-                dist.apply_masking(self._mask_kwargs(observation)["action_masks"][None, :])
             actions = th.as_tensor(slate[None, :], device=obs_t_device(obs_t))
             return float(th.exp(dist.log_prob(actions)).cpu().numpy().reshape(-1)[0])
 
