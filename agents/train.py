@@ -22,6 +22,7 @@ from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from .build import build_agent
 from .errors import AgentError
+from .validation import ValidationCallback
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class TrainResult:
     scenario: Scenario
     timesteps: int
     seconds: float
+    #: ``train.json``'s ``validation`` record (best step and return), None without validation.
+    validation: dict[str, Any] | None = None
 
     @property
     def steps_per_second(self) -> float:
@@ -163,6 +166,7 @@ def train(
     callback_factory: Callable[[Scenario, World], list[BaseCallback]] | None = None,
     full_info: bool = False,
     torch_threads: int | None = None,
+    validate_every: int | None = None,
 ) -> TrainResult:
     """Train an SB3 agent on a scenario and write its run folder.
 
@@ -170,7 +174,8 @@ def train(
         scenario: a shipped scenario name, a YAML path, or a ``Scenario``.
         out: run folder; receives ``model.zip``, ``scenario.yaml`` (resolved, with the overrides
             below applied), ``progress.csv`` (SB3's CSV logger), ``tb/`` (TensorBoard),
-            ``checkpoints/`` and ``train.json`` (timing).
+            ``checkpoints/`` and ``train.json`` (timing); with ``agent.validation.every`` > 0
+            also ``best_model.zip`` and ``validation.csv`` (:mod:`.validation`).
         algo, policy, timesteps, seed, n_envs: override the scenario's ``agent`` block.
         hyperparameters: merged over ``agent.hyperparameters``.
         checkpoint_freq: save a checkpoint every this many environment steps (default: a tenth of
@@ -182,6 +187,7 @@ def train(
         torch_threads: torch intra-op threads while training (default ``$LMRECSIM_TORCH_THREADS``
             or 1). The policy networks are small: one thread is as fast as several on an idle
             machine, and on a busy one spinning OpenMP threads slowed PPO from ~600 to ~50 steps/s.
+        validate_every: override ``agent.validation.every`` (0: no validation).
 
     Returns:
         A :class:`TrainResult` with the trained model and the measured steps per second.
@@ -194,7 +200,13 @@ def train(
     hp = sc.agent.hyperparameters_for(algo or sc.agent.algo)
     hp.update(hyperparameters or {})
     sc = with_agent_overrides(
-        sc, algo=algo, policy=policy, timesteps=timesteps, seed=seed, n_envs=n_envs
+        sc,
+        algo=algo,
+        policy=policy,
+        timesteps=timesteps,
+        seed=seed,
+        n_envs=n_envs,
+        validation=None if validate_every is None else {"every": validate_every},
     )
     if hp != sc.agent.hyperparameters:
         sc = sc.model_copy(update={"agent": sc.agent.model_copy(update={"hyperparameters": hp})})
@@ -235,6 +247,17 @@ def train(
         )
     )
     freq = checkpoint_freq or max(agent.timesteps // 10, 1)
+    validation = (
+        ValidationCallback(
+            world,
+            agent.validation,
+            out_dir,
+            maskable=agent.algo == "maskable_ppo",
+            save=save_model_atomic,
+        )
+        if agent.validation.every > 0
+        else None
+    )
     callbacks = CallbackList(
         [
             AtomicCheckpointCallback(
@@ -242,6 +265,7 @@ def train(
                 save_path=str(out_dir / "checkpoints"),
                 name_prefix="model",
             ),
+            *([validation] if validation is not None else []),
             _ProgressBar(agent.timesteps, progress),
             *(callback_factory(sc, world) if callback_factory is not None else []),
         ]
@@ -257,6 +281,7 @@ def train(
         scenario=sc,
         timesteps=int(model.num_timesteps),
         seconds=seconds,
+        validation=None if validation is None else validation.summary(),
     )
     write_text_atomic(
         out_dir / "train.json",
@@ -267,6 +292,7 @@ def train(
                 "timesteps": result.timesteps,
                 "seconds": round(seconds, 3),
                 "steps_per_second": round(result.steps_per_second, 1),
+                **({"validation": result.validation} if result.validation is not None else {}),
             },
             indent=2,
         )
@@ -286,6 +312,10 @@ STALE_RUN_OUTPUTS = (
     "checkpoints/.model_*_steps.zip.*.tmp",
     "checkpoints/model_replay_buffer_*_steps.pkl",
     "checkpoints/model_vecnormalize_*_steps.pkl",
+    "best_model.zip",
+    ".best_model.zip.*.tmp",
+    "validation.csv",
+    ".validation.csv.*.tmp",
     "tb/events.out.tfevents.*",
     "episodes.parquet",
     ".episodes.parquet.*.tmp",

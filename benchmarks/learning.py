@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from lmrecsim.agents.baselines import SB3Policy
+from lmrecsim.agents.build import load_model
 from lmrecsim.agents.train import train
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
@@ -67,6 +68,11 @@ class AgentRun:
     seed: int
     seconds: float
     steps: int
+    #: With validation (``agent.validation.every`` > 0) the run's ``best_model.zip`` is evaluated
+    #: under ``label`` and its last model under ``last_label``; ``best_steps`` is when the best was
+    #: saved.
+    best_steps: int | None = None
+    last_label: str | None = None
 
 
 @dataclass
@@ -106,6 +112,16 @@ def _check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[
             f"benchmarks/learning.py: --seeds {list(train_seeds)} (with n_envs={sc.agent.n_envs}) "
             f"reuse evaluation seed(s) {overlap}; expected training users disjoint from evaluation"
         )
+    val = sc.agent.validation
+    if val.every > 0:
+        for what, seeds in (("--seeds (training)", used), ("evaluation", set(eval_seeds))):
+            overlap = sorted(seeds & set(val.seeds))
+            if overlap:
+                raise SystemExit(
+                    f"benchmarks/learning.py: {what} seed(s) {overlap[:5]} are validation seeds of "
+                    f"{sc.name} (agent.validation: {val.seed}-{val.seed + val.users - 1}); "
+                    "expected them apart"
+                )
 
 
 def check_algos(name: str, sc: Scenario, algos: Sequence[str]) -> None:
@@ -194,8 +210,24 @@ def run_scenario(
                 progress=False,
                 torch_threads=torch_threads,
             )
-            runs.append(AgentRun(label, algo, policy, seed, res.seconds, res.timesteps))
-            models.append((label, SB3Policy(res.model, algo, run_dir=res.out_dir)))
+            last = SB3Policy(res.model, algo, run_dir=res.out_dir)
+            if res.validation is None:
+                runs.append(AgentRun(label, algo, policy, seed, res.seconds, res.timesteps))
+                models.append((label, last))
+            else:
+                best_steps = res.validation["best_timesteps"]
+                runs.append(
+                    AgentRun(
+                        label, algo, policy, seed, res.seconds, res.timesteps, best_steps,
+                        f"{label}_last",
+                    )
+                )
+                best = load_model(algo, res.out_dir / "best_model.zip")
+                models += [
+                    (label, SB3Policy(best, algo, run_dir=res.out_dir)),
+                    (f"{label}_last", last),
+                ]
+                print(f"[{name}] {label}: best validation at {best_steps} steps", flush=True)
             print(f"[{name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
     print(f"[{name}] evaluating on seeds {ev_seeds}", flush=True)
     result = evaluate(
@@ -242,7 +274,11 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
         label = algo if policy == "candidate_scorer" else f"{algo} ({policy})"
         agent = _algo_returns(r, res.runs, algo, policy).to_numpy()
         mine = [run for run in res.runs if run.algo == algo and run.policy == policy]
-        per_seed = ", ".join(f"{r[run.label].mean():.2f}" for run in mine)
+        per_seed = ", ".join(
+            f"{r[run.label].mean():.2f}"
+            + (f" (best at {run.best_steps:,})" if run.best_steps is not None else "")
+            for run in mine
+        )
         sps = sum(run.steps for run in mine) / max(sum(run.seconds for run in mine), 1e-9)
         lo, hi = _ci(agent, rng)
         g = gap_fraction(agent, random, oracle)
@@ -252,6 +288,18 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
             f"| {label} | {agent.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | "
             f"[{_fmt(100 * glo, 0)}%, {_fmt(100 * ghi, 0)}%] | {per_seed} | {sps:.0f} |"
         )
+        lasts = [run.last_label for run in mine if run.last_label is not None]
+        if lasts:  # with validation: the last models beside the validated ones
+            last = r[lasts].mean(axis=1).to_numpy()
+            llo, lhi = _ci(last, rng)
+            gl = gap_fraction(last, random, oracle)
+            gllo, glhi = gap_ci(last, random, oracle, rng)
+            per_last = ", ".join(f"{r[lb].mean():.2f}" for lb in lasts)
+            lines.append(
+                f"| {label}, last model | {last.mean():.2f} | [{llo:.2f}, {lhi:.2f}] | "
+                f"{_fmt(100 * gl, 0)}% | [{_fmt(100 * gllo, 0)}%, {_fmt(100 * glhi, 0)}%] | "
+                f"{per_last} | |"
+            )
         if policy == "candidate_scorer" and algo in GAP_TARGET:
             targets.append(
                 {
@@ -323,6 +371,14 @@ def write_results(
         "/ (oracle - random), interval by paired bootstrap.",
         "",
     ]
+    if any(run.last_label for res in results for run in res.runs):
+        parts += [
+            "With `agent.validation` (validation on held-out users while training), an agent's "
+            "row is its runs' `best_model.zip`, the model with the best mean return on the "
+            "validation users (seeds apart from the training and evaluation users; per-seed "
+            "column: when it was saved), and the `last model` row is their `model.zip`.",
+            "",
+        ]
     targets: list[dict[str, Any]] = []
     for res in results:
         text, t = scenario_markdown(res)

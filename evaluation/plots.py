@@ -29,6 +29,7 @@ __all__ = [
     "plot_lorenz",
     "plot_new_users",
     "plot_return_ctr",
+    "validation_curve",
 ]
 
 
@@ -222,29 +223,82 @@ def learning_curve(run_dir: Path | None, *, until: int | None = None) -> pd.Data
     return frame.rename(columns={x: "timesteps", y: "mean_episode_reward"})
 
 
-def plot_learning_curves(curves: Mapping[str, pd.DataFrame]) -> Plot | None:
-    """Training curves (mean episode reward against timesteps) of trained policies."""
-    if not curves:
+def validation_curve(run_dir: Path | None, *, until: int | None = None) -> pd.DataFrame | None:
+    """``(timesteps, mean_return, best)`` from a run folder's ``validation.csv``, or None.
+
+    Args:
+        run_dir: the training run folder.
+        until: keep the validations at or before this many steps (as :func:`learning_curve`).
+    """
+    if run_dir is None:
+        return None
+    from ..agents.validation import read_validation
+
+    frame = read_validation(run_dir)
+    if frame is None:
+        return None
+    if until is not None:
+        frame = frame[frame["timesteps"] <= until]
+    return None if frame.empty else frame[["timesteps", "mean_return", "best"]]
+
+
+def plot_learning_curves(
+    curves: Mapping[str, pd.DataFrame],
+    validation: Mapping[str, pd.DataFrame] | None = None,
+) -> Plot | None:
+    """Training curves (mean episode reward against timesteps) of trained policies, with their
+    runs' validation returns (dashed, the best model's validation circled) where they have them."""
+    validation = validation or {}
+    if not curves and not validation:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, frame in curves.items():
-        # Markers: a curve of one logged rollout is a single point, invisible as a bare line.
-        ax.plot(
-            frame["timesteps"],
-            frame["mean_episode_reward"],
-            marker="o",
-            markersize=3,
-            label=_literal(str(label)),
-        )
+    for label in dict.fromkeys([*curves, *validation]):
+        color = None
+        if label in curves:
+            frame = curves[label]
+            # Markers: a curve of one logged rollout is a single point, invisible as a bare line.
+            (line,) = ax.plot(
+                frame["timesteps"],
+                frame["mean_episode_reward"],
+                marker="o",
+                markersize=3,
+                label=_literal(f"{label} (training)"),
+            )
+            color = line.get_color()
+        if label in validation:
+            frame = validation[label]
+            (line,) = ax.plot(
+                frame["timesteps"],
+                frame["mean_return"],
+                linestyle="--",
+                marker="s",
+                markersize=3,
+                color=color,
+                label=_literal(f"{label} (validation, greedy)"),
+            )
+            best = frame[frame["best"].astype(bool)]
+            if not best.empty:
+                ax.plot(
+                    best["timesteps"].iloc[-1:],
+                    best["mean_return"].iloc[-1:],
+                    marker="o",
+                    markersize=10,
+                    markerfacecolor="none",
+                    color=line.get_color(),
+                    linestyle="none",
+                )
     ax.set_xlabel("training timesteps")
-    ax.set_ylabel("mean training episode reward")
+    ax.set_ylabel("mean episode return")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return Plot(
         "learning_curves",
         "Learning curves",
-        "Mean episode reward during training, from each run folder's progress.csv, up to the "
-        "training steps of the evaluated model (a checkpoint's curve ends at the checkpoint).",
+        "Mean episode reward during training (the acting policy, exploration included), from each "
+        "run folder's progress.csv, and, for runs that validated, the greedy policy's mean return "
+        "on the held-out validation users (validation.csv; circled: the validation of "
+        "best_model.zip); both up to the training steps of the evaluated model (a checkpoint's "
+        "curve ends at the checkpoint).",
         _png(fig),
     )
 
@@ -262,6 +316,7 @@ def all_plots(
     drift_window: int,
     new_user_k: int,
     curves: Mapping[str, pd.DataFrame],
+    validation: Mapping[str, pd.DataFrame] | None = None,
 ) -> list[Plot]:
     """Every plot that has data, in report order."""
     made: Sequence[Plot | None] = (
@@ -269,6 +324,6 @@ def all_plots(
         plot_lorenz(exposures, privileged),
         plot_drift(steps, drift_window, privileged),
         plot_new_users(steps, new_user_k, privileged),
-        plot_learning_curves(curves),
+        plot_learning_curves(curves, validation),
     )
     return [p for p in made if p is not None]

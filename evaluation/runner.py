@@ -102,6 +102,8 @@ class PolicyInfo:
     # The training steps behind a saved model (SB3's ``num_timesteps``: a checkpoint's, not the
     # whole run's), which cut its learning curve; None for other policies.
     trained_steps: int | None = None
+    # Seeds of the validation users its run chose best_model.zip on (train.json), when it validated.
+    validation_seeds: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -237,21 +239,28 @@ def _resolve_policies(
                 )
         run_dir = policy.run_dir if isinstance(policy, SB3Policy) else None
         privileged = bool(getattr(policy, "privileged", False))
-        seeds, seeds_error = None, None
+        seeds, seeds_error, val_seeds = None, None, None
         if run_dir is not None:
             from ..agents.train import training_seeds
+            from ..agents.validation import validation_seeds
 
             try:
                 seeds = training_seeds(run_dir)
             except ValueError as exc:
                 seeds_error = str(exc)
+            val_seeds = validation_seeds(run_dir)
         trained = (
             int(policy.model.num_timesteps)
             if isinstance(policy, SB3Policy) and getattr(policy.model, "num_timesteps", 0)
             else None
         )
         out.append(
-            (PolicyInfo(label, spec, privileged, run_dir, seeds, seeds_error, trained), policy)
+            (
+                PolicyInfo(
+                    label, spec, privileged, run_dir, seeds, seeds_error, trained, val_seeds
+                ),
+                policy,
+            )
         )
     labels = [info.label for info, _ in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -284,13 +293,25 @@ def sample_warnings(n_episodes: int) -> list[str]:
 
 
 def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str]:
-    """A line for each trained policy whose training seeds meet the evaluation ``seeds``.
+    """A line for each trained policy whose training (or validation) seeds meet the evaluation
+    ``seeds``.
 
     A seed names a sequence of users, so a policy evaluated on a seed it was trained on is
     scored on users it learned from.
     """
     out = []
     for info in infos:
+        if info.validation_seeds:
+            overlap = sorted(set(info.validation_seeds) & set(seeds))
+            if overlap:
+                lo, hi = min(info.validation_seeds), max(info.validation_seeds)
+                shown = ", ".join(map(str, overlap[:5])) + (", ..." if len(overlap) > 5 else "")
+                out.append(
+                    f"{info.label}: its run chose best_model.zip on validation seeds {lo}-{hi} "
+                    f"({info.run_dir}/train.json), and {len(overlap)} of them are evaluated "
+                    f"({shown}): a model chosen on users scores them better than new ones "
+                    "(expected evaluation seeds apart from the validation seeds)"
+                )
         if info.training_seeds_error is not None:
             out.append(f"{info.label}: training seeds unknown: {info.training_seeds_error}")
             continue
@@ -815,14 +836,17 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
         )
         plots = []
         if make_plots:
-            from .plots import all_plots, learning_curve
+            from .plots import all_plots, learning_curve, validation_curve
 
             privileged = {label: info.privileged for label, info in result.policies.items()}
-            curves = {}
+            curves, validations = {}, {}
             for label, info in result.policies.items():
                 curve = learning_curve(info.run_dir, until=info.trained_steps)
                 if curve is not None:
                     curves[label] = curve
+                checked = validation_curve(info.run_dir, until=info.trained_steps)
+                if checked is not None:
+                    validations[label] = checked
             plots = all_plots(
                 result.summary,
                 result.steps,
@@ -831,6 +855,7 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
                 drift_window=result.settings["drift_window"],
                 new_user_k=result.settings["new_user_k"],
                 curves=curves,
+                validation=validations,
             )
             for plot in plots:
                 staged.write(f"{plot.name}.png", plot.png)

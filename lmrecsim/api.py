@@ -6,9 +6,23 @@ import os
 from pathlib import Path
 
 from lmrecsim.agents.baselines import SB3Policy
-from lmrecsim.agents.train import train, write_text_atomic
+from lmrecsim.agents.train import TrainResult, train, write_text_atomic
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
+
+
+def _validation_lines(result: TrainResult) -> list[str]:
+    """The demo's line about the run's validation (none when it did not validate)."""
+    val = result.validation
+    if val is None or val["best_timesteps"] is None:
+        return []
+    last = val["users"] + val["seed"] - 1
+    return [
+        f"validated every {val['every']} steps on {val['users']} held-out users (seeds "
+        f"{val['seed']}..{last}): best greedy return {val['best_mean_return']:.2f} at "
+        f"{val['best_timesteps']} steps (best_model.zip), last {val['last_mean_return']:.2f} "
+        "(model.zip, evaluated below)"
+    ]
 
 
 def demo(
@@ -54,6 +68,7 @@ def demo(
         f"trained for {result.timesteps} steps in {result.seconds:.1f} s "
         f"({result.steps_per_second:.0f} steps/s) with training seeds "
         f"{result.scenario.agent.seed}..{result.scenario.agent.seed + result.scenario.agent.n_envs - 1}",
+        *_validation_lines(result),
         f"evaluated on held-out seeds {seeds} x {episodes} episodes (same users for both policies)",
         "",
         f"{'policy':<8} {'return (95% CI)':<24} {'click-through':>13} {'session length':>15}",

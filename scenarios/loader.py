@@ -387,6 +387,7 @@ def scenario_to_yaml(scenario: Scenario) -> str:
 LATER_KEYS: dict[tuple[str, ...], Any] = {
     ("candidates", "slate_size"): 1,
     ("response", "position_bias"): 0.0,
+    ("agent", "validation"): {"every": 0, "seed": 3000, "users": 400},
 }
 
 

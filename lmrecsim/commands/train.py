@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a policy on a scenario",
         description="Train an SB3 agent on a scenario. Writes DIR/model.zip, DIR/scenario.yaml, "
-        "DIR/progress.csv, DIR/tb/ (TensorBoard), DIR/checkpoints/ and DIR/train.json.",
+        "DIR/progress.csv, DIR/tb/ (TensorBoard), DIR/checkpoints/ and DIR/train.json; with "
+        "validation (agent.validation.every or --validate-every), DIR/best_model.zip and "
+        "DIR/validation.csv.",
     )
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
     p.add_argument("--algo", choices=["ppo", "dqn", "maskable_ppo"], help="override agent.algo")
@@ -31,6 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="SB3 hyperparameter over agent.hyperparameters (YAML value), repeatable",
     )
     p.add_argument("--checkpoint-freq", type=int_at_least(1), help="steps between checkpoints")
+    p.add_argument(
+        "--validate-every",
+        type=int_at_least(0),
+        metavar="STEPS",
+        help="override agent.validation.every: every STEPS steps and at the end, validate on "
+        "held-out users and keep the best model as DIR/best_model.zip (0: no validation)",
+    )
     p.add_argument(
         "--torch-threads",
         type=int_at_least(1),
@@ -82,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         callback_factory=factory if args.log_episodes else None,
         full_info=args.log_episodes,
         torch_threads=args.torch_threads,
+        validate_every=args.validate_every,
     )
     for cb in loggers:  # each wrote its log when training ended
         if cb.written_steps == 0:
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 "timesteps": result.timesteps,
                 "seconds": round(result.seconds, 2),
                 "steps_per_second": round(result.steps_per_second, 1),
+                **({"validation": result.validation} if result.validation is not None else {}),
             }
         )
     )

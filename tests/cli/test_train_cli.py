@@ -415,6 +415,11 @@ def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
         expected = f"{row['return']:6.2f} [{row['return_low']:5.2f}, {row['return_high']:5.2f}]"
         assert expected in line and f"{row['ctr']:13.3f}" in line, (line, expected)
     assert text.startswith("lmrecsim demo: PPO (candidate scorer) on scenario 'default'")
+    # The shipped default validates on held-out users; the summary names the best validation.
+    table = pd.read_csv(out / "validation.csv")
+    best = table[table["best"]].iloc[-1]
+    line = next(x for x in text.splitlines() if x.startswith("validated every"))
+    assert f"best greedy return {best['mean_return']:.2f} at {int(best['timesteps'])} steps" in line
 
 
 def test_demo_names_the_network_it_trained(tmp_path):
