@@ -366,6 +366,8 @@ class SB3Policy:
         algo: ``ppo``, ``dqn`` or ``maskable_ppo``.
         deterministic: act greedily (True) or sample from the policy (False, PPO only).
         run_dir: the model's run folder (for learning curves from ``progress.csv``), if known.
+        model_path: the file the model was loaded from, if known (a run's ``best_model.zip`` was
+            chosen on its validation users).
     """
 
     privileged = False
@@ -377,11 +379,13 @@ class SB3Policy:
         *,
         deterministic: bool = True,
         run_dir: str | os.PathLike[str] | None = None,
+        model_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.model = model
         self.algo = algo
         self.deterministic = deterministic
         self.run_dir = None if run_dir is None else Path(run_dir)
+        self.model_path = None if model_path is None else Path(model_path)
         #: L, from the model's action space (1 for ``Discrete(K)``).
         self.slate_size = action_slate_size(getattr(model, "action_space", None))
 
@@ -593,7 +597,13 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
 
         model = load_model(prefix, path.strip())
         _check_spaces(model, world, spec)
-        return (label or body), SB3Policy(model, prefix, run_dir=run_folder(path.strip()))
+        folder = Path(path.strip())
+        return (label or body), SB3Policy(
+            model,
+            prefix,
+            run_dir=run_folder(folder),
+            model_path=folder / "model.zip" if folder.is_dir() else folder,
+        )
     raise AgentError(
         f"--policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "
         f"or {'|'.join(MODEL_PREFIXES)}:PATH, optionally LABEL=SPEC)"

@@ -22,7 +22,7 @@ from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from .build import build_agent
 from .errors import AgentError
-from .validation import ValidationCallback
+from .validation import ValidationCallback, check_validation_seeds
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,9 @@ def train(
     if hp != sc.agent.hyperparameters:
         sc = sc.model_copy(update={"agent": sc.agent.model_copy(update={"hyperparameters": hp})})
     agent = sc.agent
+    problem = check_validation_seeds(agent.validation, agent.seed, agent.n_envs)
+    if problem is not None:
+        raise AgentError(f"{sc.source}: {problem}")
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
     set_torch_threads(torch_threads)
@@ -235,6 +238,8 @@ def train(
         "seed": agent.seed,
         "n_envs": agent.n_envs,
     }
+    if agent.validation.every > 0:  # known from the start: a stopped run's best model was chosen
+        run_info["validation"] = agent.validation.model_dump()
     write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
     write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
     model.set_logger(

@@ -143,7 +143,11 @@ class ValidationCallback(BaseCallback):
         row = ValidationRow(int(self.num_timesteps), mean, se, int(returns.size), best)
         self._stale = False
         self.rows.append(row)
+        # As SB3's EvalCallback: a row of its own at the validated step (recorded values wait for
+        # the algorithm's next dump otherwise, a rollout later, and the last one never comes).
         self.logger.record("validation/mean_return", mean)
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
         self._write()
         return row
 
@@ -164,23 +168,51 @@ class ValidationCallback(BaseCallback):
         }
 
 
+def check_validation_seeds(config: ValidationConfig, seed: int, n_envs: int) -> str | None:
+    """Why the validation users would include training users (``seed + i`` for ``i < n_envs``),
+    or None when they are apart (or validation is off)."""
+    if config.every == 0:
+        return None
+    overlap = sorted(set(range(seed, seed + n_envs)) & set(config.seeds))
+    if not overlap:
+        return None
+    return (
+        f"agent.validation: validation seeds {config.seed}-{config.seed + config.users - 1} include "
+        f"training seed {overlap[0]} (agent.seed {seed} + sub-env {overlap[0] - seed}); expected "
+        "them apart: set another agent.seed (--seed) or agent.validation.seed, or turn validation "
+        "off (--validate-every 0)"
+    )
+
+
 def read_validation(run_dir: str | Path) -> pd.DataFrame | None:
-    """A run folder's ``validation.csv`` (None when it has none or it is unreadable)."""
+    """A run folder's ``validation.csv``, or None when it has none or it is not what
+    :class:`ValidationCallback` writes (a curve is then left out; nothing fails)."""
     path = Path(run_dir) / "validation.csv"
     if not path.is_file():
         return None
     try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return None
     if not set(VALIDATION_COLUMNS) <= set(frame.columns) or frame.empty:
         return None
-    return frame
+    out = pd.DataFrame(
+        {
+            key: pd.to_numeric(frame[key], errors="coerce")
+            for key in ("timesteps", "mean_return", "std_error", "users")
+        }
+    )
+    best = frame["best"].str.strip().map({"True": True, "False": False})
+    if out.isna().any().any() or best.isna().any() or not np.isfinite(out.to_numpy()).all():
+        return None
+    out["best"] = best.astype(bool)
+    return out
 
 
 def validation_seeds(run_dir: str | Path) -> tuple[int, ...] | None:
-    """The seeds of the users a run chose its ``best_model.zip`` on (from ``train.json``), or
-    None when the run did not validate (or has no readable ``train.json``)."""
+    """The seeds of the users a run chose its ``best_model.zip`` on (from ``train.json``, which
+    records them from the start, so a stopped run's too), or None when the run did not validate
+    (or has no readable ``train.json``)."""
     path = Path(run_dir) / "train.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

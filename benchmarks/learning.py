@@ -218,7 +218,13 @@ def run_scenario(
                 best_steps = res.validation["best_timesteps"]
                 runs.append(
                     AgentRun(
-                        label, algo, policy, seed, res.seconds, res.timesteps, best_steps,
+                        label,
+                        algo,
+                        policy,
+                        seed,
+                        res.seconds,
+                        res.timesteps,
+                        best_steps,
                         f"{label}_last",
                     )
                 )

@@ -296,9 +296,9 @@ def plot_learning_curves(
         "Learning curves",
         "Mean episode reward during training (the acting policy, exploration included), from each "
         "run folder's progress.csv, and, for runs that validated, the greedy policy's mean return "
-        "on the held-out validation users (validation.csv; circled: the validation of "
-        "best_model.zip); both up to the training steps of the evaluated model (a checkpoint's "
-        "curve ends at the checkpoint).",
+        "on the held-out validation users (validation.csv; circled: the best validation up to the "
+        "evaluated model, for a run's best_model.zip its own); both up to the training steps of "
+        "the evaluated model (a checkpoint's curve ends at the checkpoint).",
         _png(fig),
     )
 

@@ -102,7 +102,7 @@ class PolicyInfo:
     # The training steps behind a saved model (SB3's ``num_timesteps``: a checkpoint's, not the
     # whole run's), which cut its learning curve; None for other policies.
     trained_steps: int | None = None
-    # Seeds of the validation users its run chose best_model.zip on (train.json), when it validated.
+    # For a run's best_model.zip: the seeds of the validation users it was chosen on (train.json).
     validation_seeds: tuple[int, ...] | None = None
 
 
@@ -248,7 +248,11 @@ def _resolve_policies(
                 seeds = training_seeds(run_dir)
             except ValueError as exc:
                 seeds_error = str(exc)
-            val_seeds = validation_seeds(run_dir)
+            # Only the model validation chose was chosen on those users.
+            if getattr(policy, "model_path", None) is not None and policy.model_path.name == (
+                "best_model.zip"
+            ):
+                val_seeds = validation_seeds(run_dir)
         trained = (
             int(policy.model.num_timesteps)
             if isinstance(policy, SB3Policy) and getattr(policy.model, "num_timesteps", 0)
@@ -307,8 +311,8 @@ def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str
                 lo, hi = min(info.validation_seeds), max(info.validation_seeds)
                 shown = ", ".join(map(str, overlap[:5])) + (", ..." if len(overlap) > 5 else "")
                 out.append(
-                    f"{info.label}: its run chose best_model.zip on validation seeds {lo}-{hi} "
-                    f"({info.run_dir}/train.json), and {len(overlap)} of them are evaluated "
+                    f"{info.label} is the best_model.zip its run chose on validation seeds "
+                    f"{lo}-{hi} ({info.run_dir}/train.json), and {len(overlap)} of them are evaluated "
                     f"({shown}): a model chosen on users scores them better than new ones "
                     "(expected evaluation seeds apart from the validation seeds)"
                 )

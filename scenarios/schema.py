@@ -565,8 +565,9 @@ class ValidationConfig(_Strict):
         ge=0,
         le=MAX_TRAINING_SEED,
         description="Validation user i is the first session of seed `seed + i`, the user "
-        "`lmrecsim evaluate --seeds seed+i --episodes 1` sees first. Keep these seeds apart from "
-        "the training seeds (agent.seed + i) and the evaluation seeds: a model chosen on users "
+        "`lmrecsim evaluate --seeds seed+i --episodes 1` sees first. `lmrecsim train` refuses "
+        "validation seeds that are training seeds (agent.seed + i), and `lmrecsim evaluate` warns "
+        "when it evaluates a best_model.zip on its validation seeds: a model chosen on users "
         "scores them better than new ones.",
     )
     users: int = Field(
@@ -692,26 +693,6 @@ class Scenario(_Strict):
                 f"{self.candidates.slate_size} (expected ppo: dqn and maskable_ppo choose one slot "
                 "per step)"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _validation_users_apart(self) -> Scenario:
-        """Validation users are neither training nor evaluation users."""
-        val = self.agent.validation
-        if val.every == 0:
-            return self
-        training = range(self.agent.seed, self.agent.seed + self.agent.n_envs)
-        for what, seeds in (
-            ("training seed (agent.seed + sub-env)", training),
-            ("evaluation seed (evaluation.seeds)", self.evaluation.seeds),
-        ):
-            overlap = sorted(set(seeds) & set(val.seeds))
-            if overlap:
-                raise ValueError(
-                    f"agent.validation.seed: validation seeds {val.seed}-{val.seed + val.users - 1} "
-                    f"include {what} {overlap[0]} (expected validation users apart from the "
-                    "training and evaluation users)"
-                )
         return self
 
     def resolve_path(self, path: str) -> str:

@@ -13,7 +13,6 @@ from lmrecsim.agents.build import load_model
 from lmrecsim.agents.train import train
 from lmrecsim.agents.validation import validation_returns, validation_seeds
 from lmrecsim.evaluation import evaluate
-from lmrecsim.scenarios import ScenarioError
 from lmrecsim.scenarios.schema import ValidationConfig
 
 from .conftest import tiny_scenario
@@ -48,6 +47,11 @@ def test_validation_does_not_change_the_trained_model(runs) -> None:
 def test_validations_happen_after_updates_and_at_the_end(runs) -> None:
     _, on, _ = runs
     table = pd.read_csv(on.out_dir / "validation.csv")
+    # Each validation is also a row of SB3's log at its own step, the last one included.
+    progress = pd.read_csv(on.out_dir / "progress.csv")
+    logged = progress.dropna(subset=["validation/mean_return"])
+    assert logged["time/total_timesteps"].tolist() == table["timesteps"].tolist()
+    np.testing.assert_allclose(logged["validation/mean_return"], table["mean_return"])
     # Due at 1,000 and 2,000: the first rollout starts at or after them (1,024, 2,048), and once
     # more after the last update.
     assert table["timesteps"].tolist() == [1024, 2048, 2560]
@@ -121,10 +125,10 @@ def test_evaluating_on_validation_seeds_warns(runs) -> None:
     )
     lines = [w for w in res.warnings if "validation seeds 7000-7023" in w]
     assert len(lines) == 1 and "1 of them are evaluated (7003)" in lines[0]
-    clean = evaluate(
-        sc, [f"ppo:{on.out_dir}"], seeds=[9000], episodes=1, progress=False, plots=False
-    )
-    assert not any("validation" in w for w in clean.warnings)
+    # The last model (the run folder, its model.zip) was not chosen on those users.
+    for spec in (f"ppo:{on.out_dir}", f"ppo:{on.out_dir / 'model.zip'}"):
+        last = evaluate(sc, [spec], seeds=[7003], episodes=1, progress=False, plots=False)
+        assert not any("validation" in w for w in last.warnings), spec
 
 
 def test_dqn_validates_and_keeps_its_best(tmp_path) -> None:
@@ -144,20 +148,23 @@ def test_dqn_validates_and_keeps_its_best(tmp_path) -> None:
     assert best.num_timesteps == res.validation["best_timesteps"]
 
 
-@pytest.mark.parametrize(
-    ("validation", "agent", "expected"),
-    [
-        ({"every": 10, "seed": 998, "users": 3}, {}, "include evaluation seed (evaluation.seeds) 1000"),
-        ({"every": 10, "seed": 5, "users": 3}, {"seed": 0}, "include training seed"),
-    ],
-)
-def test_validation_seeds_must_be_apart(validation, agent, expected) -> None:
-    with pytest.raises(ScenarioError) as err:
-        tiny_scenario(agent={"validation": validation, **agent})
-    assert "agent.validation.seed: validation seeds" in str(err.value)
-    assert expected in str(err.value)
-    # Off, the seeds are not checked (nothing uses them).
-    tiny_scenario(agent={"validation": {**validation, "every": 0}, **agent})
+def test_training_refuses_validation_users_that_are_training_users(tmp_path) -> None:
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.cli import main
+
+    sc = tiny_scenario(agent={"validation": {"every": 10, "seed": 5, "users": 3}})
+    with pytest.raises(AgentError) as err:
+        train(sc, out=tmp_path / "a", timesteps=64, progress=False)
+    assert "include training seed 5 (agent.seed 0 + sub-env 5)" in str(err.value)
+    assert "--validate-every 0" in str(err.value)
+    assert not (tmp_path / "a").exists()  # refused before the run folder exists
+    # Off, the seeds are not checked (nothing uses them); loading never checks them, so a
+    # scenario that evaluates on seeds 3000+ still loads for `evaluate`.
+    tiny_scenario(agent={"validation": {"every": 0, "seed": 5, "users": 3}})
+    tiny_scenario(evaluation={"seeds": [3005]})
+    # The command line: one line, exit 2, naming the flag to change.
+    code = main(["train", "--seed", "3000", "--timesteps", "64", "--out", str(tmp_path / "b")])
+    assert code == 2 and not (tmp_path / "b").exists()
 
 
 def test_the_cli_override_turns_validation_on_and_off(tmp_path) -> None:
@@ -192,3 +199,93 @@ def test_reports_draw_the_validation_curve_up_to_the_evaluated_model(runs) -> No
     # A run with validations but no training curve (progress.csv lost) still gets its plot.
     assert plot_learning_curves({}, {"ppo": full}) is not None
     assert plot_learning_curves({}, {}) is None
+
+
+def test_a_stopped_run_records_its_validation_users_from_the_start(tmp_path) -> None:
+    # A run stopped midway keeps the best_model.zip of its validations so far: evaluating it on
+    # its validation users must still warn, so train.json names them before training starts.
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    seen = {}
+
+    class _Peek(BaseCallback):
+        def _on_training_start(self) -> None:
+            seen.update(json.loads((tmp_path / "train.json").read_text()))
+
+        def _on_step(self) -> bool:
+            return True
+
+    sc = tiny_scenario(agent={"validation": VALIDATION, "hyperparameters": {"ppo": PPO_HP}})
+    train(sc, out=tmp_path, timesteps=512, progress=False, callback_factory=lambda s, w: [_Peek()])
+    assert seen["status"] == "running"
+    assert seen["validation"] == VALIDATION
+    assert validation_seeds(tmp_path) == tuple(range(7000, 7024))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "timesteps,mean_return,std_error,users,best\nabc,3.1,0.1,16,True\n",
+        "timesteps,mean_return,std_error,users,best\n512,3.1,0.1,16,maybe\n",
+        "timesteps,mean_return,std_error,users,best\n512,,0.1,16,True\n",
+        "timesteps,mean_return\n512,3.1\n",
+        "",
+    ],
+)
+def test_a_corrupt_validation_csv_leaves_the_curve_out(runs, tmp_path, text) -> None:
+    import shutil
+
+    from lmrecsim.agents.validation import read_validation
+    from lmrecsim.evaluation.plots import validation_curve
+
+    sc, on, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(on.out_dir, run)
+    (run / "validation.csv").write_text(text)
+    assert read_validation(run) is None and validation_curve(run) is None
+    res = evaluate(
+        sc,
+        [f"ppo:{run / 'best_model.zip'}"],
+        seeds=[9000],
+        episodes=1,
+        progress=False,
+        out=tmp_path / "rep",
+    )
+    assert (tmp_path / "rep" / "learning_curves.png").is_file()  # the training curve alone
+    assert res.files
+
+
+@pytest.mark.parametrize(
+    ("override", "algo"),
+    [
+        ({}, "maskable_ppo"),
+        ({"candidates": {"slate_size": 3}}, "ppo"),
+    ],
+)
+def test_maskable_ppo_and_slate_runs_validate_like_evaluate(tmp_path, override, algo) -> None:
+    # MaskablePPO acts on its masks, a slate model on (users, L) slates: validation returns are
+    # the ones `evaluate` gives the same model on the same users.
+    from lmrecsim.envs.world import build_world
+
+    val = {"every": 512, "seed": 7000, "users": 4}
+    sc = tiny_scenario(
+        agent={"algo": algo, "validation": val, "hyperparameters": {algo: PPO_HP}}, **override
+    )
+    res = train(sc, out=tmp_path, timesteps=1024, progress=False)
+    table = pd.read_csv(tmp_path / "validation.csv")
+    assert table["timesteps"].tolist() == [512, 1024]
+    returns = validation_returns(
+        res.model, build_world(sc), ValidationConfig(**val), maskable=algo == "maskable_ppo"
+    )
+    assert returns.mean() == pytest.approx(table["mean_return"].iloc[-1], abs=1e-9)
+    ev = evaluate(
+        sc,
+        [f"{algo}:{tmp_path}"],
+        seeds=list(range(7000, 7004)),
+        episodes=1,
+        progress=False,
+        plots=False,
+        n_resamples=10,
+    )
+    ep = ev.episodes[ev.episodes["policy"] != "random"].sort_values("seed")
+    np.testing.assert_allclose(ep["return"].to_numpy(), returns, rtol=0, atol=1e-5)
