@@ -296,6 +296,15 @@ def sample_warnings(n_episodes: int) -> list[str]:
     ]
 
 
+def _overlap(used: Sequence[int] | None, seeds: Sequence[int]) -> tuple[str, int, str] | None:
+    """``(lo-hi of used, how many evaluated seeds are used, the first five)``, or None."""
+    overlap = sorted(set(used or ()) & set(seeds))
+    if not overlap:
+        return None
+    shown = ", ".join(map(str, overlap[:5])) + (", ..." if len(overlap) > 5 else "")
+    return f"{min(used)}-{max(used)}", len(overlap), shown
+
+
 def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str]:
     """A line for each trained policy whose training (or validation) seeds meet the evaluation
     ``seeds``.
@@ -305,29 +314,24 @@ def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str
     """
     out = []
     for info in infos:
-        if info.validation_seeds:
-            overlap = sorted(set(info.validation_seeds) & set(seeds))
-            if overlap:
-                lo, hi = min(info.validation_seeds), max(info.validation_seeds)
-                shown = ", ".join(map(str, overlap[:5])) + (", ..." if len(overlap) > 5 else "")
-                out.append(
-                    f"{info.label} is the best_model.zip its run chose on validation seeds "
-                    f"{lo}-{hi} ({info.run_dir}/train.json), and {len(overlap)} of them are evaluated "
-                    f"({shown}): a model chosen on users scores them better than new ones "
-                    "(expected evaluation seeds apart from the validation seeds)"
-                )
+        val = _overlap(info.validation_seeds, seeds)
+        if val is not None:
+            span, n, shown = val
+            out.append(
+                f"{info.label} is the best_model.zip its run chose on validation seeds {span} "
+                f"({info.run_dir}/train.json), and {n} of them are evaluated ({shown}): a model "
+                "chosen on users scores them better than new ones (expected evaluation seeds "
+                "apart from the validation seeds)"
+            )
         if info.training_seeds_error is not None:
             out.append(f"{info.label}: training seeds unknown: {info.training_seeds_error}")
             continue
-        if not info.training_seeds:
-            continue
-        overlap = sorted(set(info.training_seeds) & set(seeds))
-        if overlap:
-            lo, hi = min(info.training_seeds), max(info.training_seeds)
-            shown = ", ".join(map(str, overlap[:5])) + (", ..." if len(overlap) > 5 else "")
+        trained = _overlap(info.training_seeds, seeds)
+        if trained is not None:
+            span, n, shown = trained
             out.append(
-                f"{info.label} was trained on seeds {lo}-{hi} ({info.run_dir}/train.json) and is "
-                f"evaluated on {len(overlap)} of them ({shown}): its figures include users it "
+                f"{info.label} was trained on seeds {span} ({info.run_dir}/train.json) and is "
+                f"evaluated on {n} of them ({shown}): its figures include users it "
                 "trained on (expected evaluation seeds disjoint from the training seeds)"
             )
     return out
