@@ -593,16 +593,15 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     if sep and prefix in MODEL_PREFIXES:
         if not path.strip():
             raise AgentError(f"--policy {spec!r}: missing model path (expected {prefix}:PATH)")
-        from .build import load_model
+        from .build import load_model, model_file
 
         model = load_model(prefix, path.strip())
         _check_spaces(model, world, spec)
-        folder = Path(path.strip())
         return (label or body), SB3Policy(
             model,
             prefix,
-            run_dir=run_folder(folder),
-            model_path=folder / "model.zip" if folder.is_dir() else folder,
+            run_dir=run_folder(path.strip()),
+            model_path=model_file(path.strip()),
         )
     raise AgentError(
         f"--policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "

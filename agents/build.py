@@ -345,11 +345,15 @@ def build_agent(
         raise AgentError(f"{scenario.source}: {exc}") from None
 
 
+def model_file(path: str | os.PathLike[str]) -> Path:
+    """The model file a path names: a run folder's ``model.zip``, else the path itself."""
+    p = Path(path)
+    return p / "model.zip" if p.is_dir() else p
+
+
 def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = None) -> BaseAlgorithm:
     """Load a saved model (``model.zip``) of the given algorithm, with one-line errors."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model.zip"
+    p = model_file(path)
     if not p.exists():
         raise AgentError(
             f"{p}: model file not found (expected a model.zip saved by lmrecsim train)"

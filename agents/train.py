@@ -346,6 +346,25 @@ def clear_previous_run(out_dir: Path) -> list[Path]:
     return removed
 
 
+def run_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A run folder's ``train.json`` (written by :func:`train`), or None when it has none.
+
+    Raises:
+        ValueError: ``train.json`` exists but is not a readable JSON object (one line, naming
+            the file).
+    """
+    path = Path(run_dir) / "train.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}; expected JSON)") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object with 'seed' and 'n_envs'")
+    return data
+
+
 def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
     """The seeds a run's users came from: sub-env i of ``n_envs`` used ``seed + i``.
 
@@ -358,15 +377,10 @@ def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
         ValueError: ``train.json`` exists but is not what :func:`train` writes (one line, naming
             the file and the key).
     """
-    path = Path(run_dir) / "train.json"
-    if not path.is_file():
+    data = run_record(run_dir)
+    if data is None:
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable ({type(exc).__name__}; expected JSON)") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object with 'seed' and 'n_envs'")
+    path = Path(run_dir) / "train.json"
     values = {}
     for key, minimum in (("seed", 0), ("n_envs", 1)):
         value = data.get(key)
@@ -374,3 +388,20 @@ def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
             raise ValueError(f"{path}: {key}: {value!r} (expected an integer >= {minimum})")
         values[key] = value
     return tuple(range(values["seed"], values["seed"] + values["n_envs"]))
+
+
+def validation_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """The seeds of the users a run chose its ``best_model.zip`` on (from ``train.json``, which
+    records them from the start, so a stopped run's too), or None when the run did not validate
+    (or has no readable ``train.json``: :func:`training_seeds` reports that)."""
+    try:
+        data = run_record(run_dir)
+    except ValueError:
+        return None
+    val = None if data is None else data.get("validation")
+    if not isinstance(val, dict):
+        return None
+    seed, users = val.get("seed"), val.get("users")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seed, users)):
+        return None
+    return tuple(range(seed, seed + users))

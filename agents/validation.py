@@ -13,7 +13,6 @@ env), so a run trains the same model with or without it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,21 +206,3 @@ def read_validation(run_dir: str | Path) -> pd.DataFrame | None:
         return None
     out["best"] = best.astype(bool)
     return out
-
-
-def validation_seeds(run_dir: str | Path) -> tuple[int, ...] | None:
-    """The seeds of the users a run chose its ``best_model.zip`` on (from ``train.json``, which
-    records them from the start, so a stopped run's too), or None when the run did not validate
-    (or has no readable ``train.json``)."""
-    path = Path(run_dir) / "train.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    val = data.get("validation") if isinstance(data, dict) else None
-    if not isinstance(val, dict):
-        return None
-    seed, users = val.get("seed"), val.get("users")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seed, users)):
-        return None
-    return tuple(range(seed, seed + users))

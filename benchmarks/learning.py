@@ -39,6 +39,7 @@ import pandas as pd
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.build import load_model
 from lmrecsim.agents.train import train
+from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
 from lmrecsim.evaluation.runner import evaluate
@@ -113,15 +114,17 @@ def _check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[
             f"reuse evaluation seed(s) {overlap}; expected training users disjoint from evaluation"
         )
     val = sc.agent.validation
-    if val.every > 0:
-        for what, seeds in (("--seeds (training)", used), ("evaluation", set(eval_seeds))):
-            overlap = sorted(seeds & set(val.seeds))
-            if overlap:
-                raise SystemExit(
-                    f"benchmarks/learning.py: {what} seed(s) {overlap[:5]} are validation seeds of "
-                    f"{sc.name} (agent.validation: {val.seed}-{val.seed + val.users - 1}); "
-                    "expected them apart"
-                )
+    for seed in train_seeds:  # the check `train` makes, before any run starts
+        problem = check_validation_seeds(val, seed, sc.agent.n_envs)
+        if problem is not None:
+            raise SystemExit(f"benchmarks/learning.py: {sc.name}: --seeds {seed}: {problem}")
+    overlap = sorted(set(eval_seeds) & set(val.seeds)) if val.every > 0 else []
+    if overlap:
+        raise SystemExit(
+            f"benchmarks/learning.py: evaluation seed(s) {overlap[:5]} are validation seeds of "
+            f"{sc.name} (agent.validation: {val.seed}-{val.seed + val.users - 1}); "
+            "expected them apart"
+        )
 
 
 def check_algos(name: str, sc: Scenario, algos: Sequence[str]) -> None:
@@ -210,30 +213,20 @@ def run_scenario(
                 progress=False,
                 torch_threads=torch_threads,
             )
+            run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps)
             last = SB3Policy(res.model, algo, run_dir=res.out_dir)
             if res.validation is None:
-                runs.append(AgentRun(label, algo, policy, seed, res.seconds, res.timesteps))
                 models.append((label, last))
             else:
-                best_steps = res.validation["best_timesteps"]
-                runs.append(
-                    AgentRun(
-                        label,
-                        algo,
-                        policy,
-                        seed,
-                        res.seconds,
-                        res.timesteps,
-                        best_steps,
-                        f"{label}_last",
-                    )
-                )
+                run.best_steps = res.validation["best_timesteps"]
+                run.last_label = f"{label}_last"
                 best = load_model(algo, res.out_dir / "best_model.zip")
                 models += [
                     (label, SB3Policy(best, algo, run_dir=res.out_dir)),
-                    (f"{label}_last", last),
+                    (run.last_label, last),
                 ]
-                print(f"[{name}] {label}: best validation at {best_steps} steps", flush=True)
+                print(f"[{name}] {label}: best validation at {run.best_steps} steps", flush=True)
+            runs.append(run)
             print(f"[{name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
     print(f"[{name}] evaluating on seeds {ev_seeds}", flush=True)
     result = evaluate(
@@ -258,6 +251,27 @@ def run_scenario(
 
 def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _agent_row(
+    label: str,
+    agent: np.ndarray,
+    random: np.ndarray,
+    oracle: np.ndarray,
+    rng: np.random.Generator,
+    per_seed: str,
+    sps: str,
+) -> tuple[str, float]:
+    """A trained agent's table row (return and gap closed, with intervals) and its gap."""
+    lo, hi = _ci(agent, rng)
+    g = gap_fraction(agent, random, oracle)
+    glo, ghi = gap_ci(agent, random, oracle, rng)
+    line = (
+        f"| {label} | {agent.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | "
+        f"[{_fmt(100 * glo, 0)}%, {_fmt(100 * ghi, 0)}%] | {per_seed} |"
+        + (f" {sps} |" if sps else " |")
+    )
+    return line, g
 
 
 def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dict[str, Any]]]:
@@ -286,25 +300,15 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
             for run in mine
         )
         sps = sum(run.steps for run in mine) / max(sum(run.seconds for run in mine), 1e-9)
-        lo, hi = _ci(agent, rng)
-        g = gap_fraction(agent, random, oracle)
-        glo, ghi = gap_ci(agent, random, oracle, rng)
         means[label] = float(agent.mean())
-        lines.append(
-            f"| {label} | {agent.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | "
-            f"[{_fmt(100 * glo, 0)}%, {_fmt(100 * ghi, 0)}%] | {per_seed} | {sps:.0f} |"
-        )
+        line, g = _agent_row(label, agent, random, oracle, rng, per_seed, f"{sps:.0f}")
+        lines.append(line)
         lasts = [run.last_label for run in mine if run.last_label is not None]
         if lasts:  # with validation: the last models beside the validated ones
-            last = r[lasts].mean(axis=1).to_numpy()
-            llo, lhi = _ci(last, rng)
-            gl = gap_fraction(last, random, oracle)
-            gllo, glhi = gap_ci(last, random, oracle, rng)
             per_last = ", ".join(f"{r[lb].mean():.2f}" for lb in lasts)
+            last = r[lasts].mean(axis=1).to_numpy()
             lines.append(
-                f"| {label}, last model | {last.mean():.2f} | [{llo:.2f}, {lhi:.2f}] | "
-                f"{_fmt(100 * gl, 0)}% | [{_fmt(100 * gllo, 0)}%, {_fmt(100 * glhi, 0)}%] | "
-                f"{per_last} | |"
+                _agent_row(f"{label}, last model", last, random, oracle, rng, per_last, "")[0]
             )
         if policy == "candidate_scorer" and algo in GAP_TARGET:
             targets.append(

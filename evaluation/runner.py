@@ -241,8 +241,7 @@ def _resolve_policies(
         privileged = bool(getattr(policy, "privileged", False))
         seeds, seeds_error, val_seeds = None, None, None
         if run_dir is not None:
-            from ..agents.train import training_seeds
-            from ..agents.validation import validation_seeds
+            from ..agents.train import training_seeds, validation_seeds
 
             try:
                 seeds = training_seeds(run_dir)

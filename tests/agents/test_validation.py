@@ -10,8 +10,8 @@ import pytest
 import torch as th
 
 from lmrecsim.agents.build import load_model
-from lmrecsim.agents.train import train
-from lmrecsim.agents.validation import validation_returns, validation_seeds
+from lmrecsim.agents.train import train, validation_seeds
+from lmrecsim.agents.validation import validation_returns
 from lmrecsim.evaluation import evaluate
 from lmrecsim.scenarios.schema import ValidationConfig
 
