@@ -103,6 +103,26 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _init_parameters(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The named constructor arguments of ``cls``, and whether it also takes any other.
+
+    A subclass that adds its own arguments and passes ``**kwargs`` on (``MaskedDQN``) takes its
+    parent's too, so the parents' constructors are followed until one without ``**kwargs``.
+    """
+    params: dict[str, inspect.Parameter] = {}
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        own = inspect.signature(klass.__init__).parameters  # type: ignore[misc]
+        for name, param in own.items():
+            if param.kind not in variadic:
+                params.setdefault(name, param)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
+            return params, False
+    return params, True
+
+
 def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
     """Check, in place, the value of each constructor argument whose SB3 default is a number or
     a flag, refusing one of the wrong kind (``n_steps: abc`` used to surface as "'>' not
@@ -115,8 +135,7 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
     Raises:
         AgentError: one line naming the key, the value and what was expected.
     """
-    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    params, takes_any = _init_parameters(cls)
     for key, value in list(kwargs.items()):
         if isinstance(value, np.generic):  # numpy scalars from the Python API: plain values
             value = kwargs[key] = value.item()

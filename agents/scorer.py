@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+import torch.nn.functional as F
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3 import DQN
@@ -257,7 +258,18 @@ class MaskedDQN(DQN):
     would otherwise sample any slot. Exploration draws come from a generator seeded with the model's
     seed, not from global numpy state. ``n_steps > 1`` (n-step returns) works with the env's Dict
     observations through :class:`~lmrecsim.agents.replay.DictNStepReplayBuffer`.
+
+    Args:
+        double_q: bootstrap as Double DQN does (van Hasselt et al., 2016): the online network
+            picks the next action (masked candidates never win) and the target network scores
+            it, instead of the target network's own maximum, which over-estimates when its
+            Q-values are noisy. False (the default) trains exactly as SB3's DQN.
+        *args, **kwargs: SB3's :class:`~stable_baselines3.DQN` arguments.
     """
+
+    def __init__(self, *args: Any, double_q: bool = False, **kwargs: Any) -> None:
+        self.double_q = bool(double_q)
+        super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
         # SB3 sets up n-step returns only for Box observations; the env's are a Dict. Any
@@ -281,6 +293,33 @@ class MaskedDQN(DQN):
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because")
             super()._setup_model()
         self._explore_rng = np.random.default_rng(self.seed)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """SB3's DQN update; with ``double_q`` the bootstrap value is the Double DQN one."""
+        if not self.double_q:
+            super().train(gradient_steps, batch_size)
+            return
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses = []
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # n-step samples carry their own discount (gamma ** steps summed).
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            with th.no_grad():
+                next_actions = self.q_net(data.next_observations).argmax(dim=1, keepdim=True)
+                next_q = th.gather(self.q_net_target(data.next_observations), 1, next_actions)
+                target_q = data.rewards + (1 - data.dones) * discounts * next_q
+            current_q = th.gather(self.q_net(data.observations), 1, data.actions.long())
+            loss = F.smooth_l1_loss(current_q, target_q)
+            losses.append(loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", np.mean(losses))
 
     def predict(
         self,

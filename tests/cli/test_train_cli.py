@@ -140,6 +140,20 @@ def test_trained_model_loads_and_predicts(tmp_path):
             ],
             "train_freq: [1, 'episode'] trains per episode, which SB3 allows with one env only",
         ),
+        (
+            ["train", "--algo", "dqn", "--hp", "double_q=maybe", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.double_q: 'maybe' is invalid (expected true or false)",
+        ),
+        (
+            ["train", "--algo", "dqn", "--hp", "doubleq=true", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.doubleq: not an argument of MaskedDQN (did you mean "
+            "'double_q'?)",
+        ),
+        (
+            # MaskedDQN passes **kwargs on to SB3's DQN, whose arguments are still checked.
+            ["train", "--algo", "dqn", "--hp", "gama=0.9", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.gama: not an argument of MaskedDQN (did you mean 'gamma'?)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, expected, capsys, tmp_path, monkeypatch):
