@@ -261,9 +261,9 @@ class MaskedDQN(DQN):
 
     Args:
         double_q: bootstrap as Double DQN does (van Hasselt et al., 2016): the online network
-            picks the next action (masked candidates never win) and the target network scores
-            it, instead of the target network's own maximum, which over-estimates when its
-            Q-values are noisy. False (the default) trains exactly as SB3's DQN.
+            picks the next action (with the candidate scorer never a masked one) and the target
+            network scores it, instead of the target network's own maximum, which over-estimates
+            when its Q-values are noisy. False (the default) trains exactly as SB3's DQN.
         *args, **kwargs: SB3's :class:`~stable_baselines3.DQN` arguments.
     """
 
