@@ -268,6 +268,8 @@ class MaskedDQN(DQN):
     """
 
     def __init__(self, *args: Any, double_q: bool = False, **kwargs: Any) -> None:
+        if not isinstance(double_q, (bool, np.bool_)):
+            raise TypeError(f"double_q: expected True or False, got {double_q!r}")
         self.double_q = bool(double_q)
         super().__init__(*args, **kwargs)
 
