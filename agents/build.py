@@ -219,16 +219,36 @@ def reward_normalized(env: VecEnv, normalize: Any, *, gamma: float | None) -> Ve
     Raises:
         AgentError: ``normalize`` is not a boolean.
     """
-    if not isinstance(normalize, bool):
-        raise AgentError(
-            f"agent.hyperparameters.{NORMALIZE_REWARD}: expected true or false, got {normalize!r}"
-        )
+    _check_normalize(normalize)
     existing = unwrap_vec_normalize(env)
     if not normalize or (existing is not None and existing.norm_reward):
         return env
     # SB3's default when none is given; an unreadable gamma is left for SB3 to reject itself.
     g = None if gamma is None else _number(gamma)
     return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=0.99 if g is None else g)
+
+
+def check_hyperparameters(algo: str, hyperparameters: dict[str, Any]) -> None:
+    """Check ``hyperparameters`` for ``algo`` as :func:`build_model` does, without building.
+
+    Catches what a scenario's section for an algorithm it does not train would otherwise keep
+    until that algorithm runs: unknown arguments (with a did-you-mean), values of the wrong kind,
+    malformed schedules and a non-boolean ``normalize_reward``. Combinations that only SB3's
+    constructor refuses are not caught here.
+
+    Raises:
+        AgentError: one line naming the key, as :func:`build_model` words it.
+    """
+    kwargs = resolve_schedules(hyperparameters)
+    _check_normalize(kwargs.pop(NORMALIZE_REWARD, False))
+    _check_value_types(algorithm_class(algo), kwargs)
+
+
+def _check_normalize(normalize: Any) -> None:
+    if not isinstance(normalize, bool):
+        raise AgentError(
+            f"agent.hyperparameters.{NORMALIZE_REWARD}: expected true or false, got {normalize!r}"
+        )
 
 
 def _check_scorer_policy_kwargs(policy_kwargs: Any) -> None:

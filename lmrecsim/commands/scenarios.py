@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--build",
         action="store_true",
         help="also build each scenario's world and agent (encodes the catalog; catches unknown "
-        "topics, personas, catalog files and agent hyperparameters SB3 rejects)",
+        "topics, personas, catalog files and agent hyperparameters SB3 rejects, in every "
+        "algorithm's section)",
     )
     p_val.set_defaults(func=run_validate)
 
@@ -70,13 +71,29 @@ def _one_line(exc: BaseException) -> str:
 
 def _build(scenario: Any) -> None:
     """Build the scenario's world and its agent (an SB3 model over one user), as `train` would,
-    so that a typo in agent.hyperparameters fails here too."""
-    from lmrecsim.agents.build import build_agent
+    so that a typo in agent.hyperparameters fails here too; the sections for the algorithms it
+    does not train (`--algo` can pick them) are checked for unknown keys and wrong kinds."""
+    from lmrecsim.agents.build import build_agent, check_hyperparameters
+    from lmrecsim.agents.errors import AgentError
     from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
     from lmrecsim.envs.world import build_world
+    from lmrecsim.scenarios.schema import has_algorithm_sections
 
     world = build_world(scenario)
     build_agent(scenario, BatchedRecommendationVecEnv(scenario, scenario.agent.n_envs, world=world))
+    hp = scenario.agent.hyperparameters
+    if not has_algorithm_sections(hp):
+        return
+    for algo, section in hp.items():
+        if algo == scenario.agent.algo:
+            continue
+        try:
+            check_hyperparameters(algo, dict(section))
+        except AgentError as exc:
+            # "agent.hyperparameters.KEY: ..." -> "FILE: agent.hyperparameters.ALGO.KEY: ..."
+            where = "" if scenario.source == "<dict>" else f"{scenario.source}: "
+            text = str(exc).replace("agent.hyperparameters.", f"agent.hyperparameters.{algo}.", 1)
+            raise AgentError(f"{where}{text}") from None
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -121,6 +121,20 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
             "agent.hyperparameters.learnin_rate: not an argument of PPO (did you mean "
             "'learning_rate'?)",
         ),
+        # So did one in the section of an algorithm the file does not train (--algo picks it).
+        (
+            "agent: {hyperparameters: {ppo: {n_epochs: 5}, dqn: {doubleq: true}}}",
+            "agent.hyperparameters.dqn.doubleq: not an argument of MaskedDQN (did you mean "
+            "'double_q'?)",
+        ),
+        (
+            "agent: {algo: dqn, hyperparameters: {dqn: {}, maskable_ppo: {n_epochs: many}}}",
+            "agent.hyperparameters.maskable_ppo.n_epochs: 'many' is invalid (expected an integer)",
+        ),
+        (
+            "agent: {hyperparameters: {ppo: {}, dqn: {normalize_reward: 1}}}",
+            "agent.hyperparameters.dqn.normalize_reward: expected true or false, got 1",
+        ),
     ],
 )
 def test_build_errors_name_the_file_and_the_key(tmp_path, capsys, body, message):

@@ -137,3 +137,5 @@ def test_validate_build_catches_what_only_the_world_knows(tmp_path, capsys):
     assert len(err_lines) == 1
     assert "catalog.topics" in err_lines[0] and "underwater_basket_weaving" in err_lines[0]
     assert "good.yaml: ok" in captured.out
+    # Shipped files pass, the sections for the algorithm they do not train included.
+    assert main(["scenarios", "validate", "--build", "interest_drift"]) == 0
