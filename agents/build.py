@@ -16,7 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
-from ..scenarios.schema import ALGORITHM_NAMES, Scenario
+from ..scenarios.schema import ALGORITHM_NAMES, Scenario, has_algorithm_sections
 from .base import action_slate_size
 from .errors import AgentError
 from .scorer import (
@@ -382,6 +382,29 @@ def build_agent(
         if not name_file or scenario.source == "<dict>":
             raise
         raise AgentError(f"{scenario.source}: {exc}") from None
+
+
+def check_other_sections(scenario: Scenario) -> None:
+    """:func:`check_hyperparameters` on each section for an algorithm the scenario does not
+    train (``lmrecsim train --algo`` can pick it), so a typo there fails before that run.
+
+    Raises:
+        AgentError: one line naming the file (as :func:`build_agent` does) and the section's key
+            (``agent.hyperparameters.dqn.KEY``).
+    """
+    hp = scenario.agent.hyperparameters
+    if not has_algorithm_sections(hp):
+        return
+    for algo, section in hp.items():
+        if algo == scenario.agent.algo:
+            continue
+        try:
+            check_hyperparameters(algo, dict(section))
+        except AgentError as exc:
+            # Every check words its key "agent.hyperparameters.KEY"; here the key is a section's.
+            text = str(exc).replace("agent.hyperparameters.", f"agent.hyperparameters.{algo}.", 1)
+            where = "" if scenario.source == "<dict>" else f"{scenario.source}: "
+            raise AgentError(f"{where}{text}") from None
 
 
 def model_file(path: str | os.PathLike[str]) -> Path:

@@ -73,27 +73,13 @@ def _build(scenario: Any) -> None:
     """Build the scenario's world and its agent (an SB3 model over one user), as `train` would,
     so that a typo in agent.hyperparameters fails here too; the sections for the algorithms it
     does not train (`--algo` can pick them) are checked for unknown keys and wrong kinds."""
-    from lmrecsim.agents.build import build_agent, check_hyperparameters
-    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.build import build_agent, check_other_sections
     from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
     from lmrecsim.envs.world import build_world
-    from lmrecsim.scenarios.schema import has_algorithm_sections
 
     world = build_world(scenario)
     build_agent(scenario, BatchedRecommendationVecEnv(scenario, scenario.agent.n_envs, world=world))
-    hp = scenario.agent.hyperparameters
-    if not has_algorithm_sections(hp):
-        return
-    for algo, section in hp.items():
-        if algo == scenario.agent.algo:
-            continue
-        try:
-            check_hyperparameters(algo, dict(section))
-        except AgentError as exc:
-            # "agent.hyperparameters.KEY: ..." -> "FILE: agent.hyperparameters.ALGO.KEY: ..."
-            where = "" if scenario.source == "<dict>" else f"{scenario.source}: "
-            text = str(exc).replace("agent.hyperparameters.", f"agent.hyperparameters.{algo}.", 1)
-            raise AgentError(f"{where}{text}") from None
+    check_other_sections(scenario)
 
 
 def run_validate(args: argparse.Namespace) -> int:
