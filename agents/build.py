@@ -28,6 +28,12 @@ from .scorer import (
 
 ALGORITHMS = ALGORITHM_NAMES
 POLICIES = ("candidate_scorer", "mlp")
+# The candidate scorer's SB3 policy class for each algorithm.
+SCORER_POLICIES: dict[str, type] = {
+    "dqn": CandidateScorerDQNPolicy,
+    "ppo": CandidateScorerPolicy,
+    "maskable_ppo": MaskableCandidateScorerPolicy,
+}
 
 # DQN's default replay buffer of 1M observations would need tens of GiB with Dict observations;
 # 100k observations of K=20, p=32 take about 0.6 GiB (observations and next observations).
@@ -228,12 +234,15 @@ def reward_normalized(env: VecEnv, normalize: Any, *, gamma: float | None) -> Ve
     return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=0.99 if g is None else g)
 
 
-def check_hyperparameters(algo: str, hyperparameters: dict[str, Any]) -> None:
+def check_hyperparameters(
+    algo: str, hyperparameters: dict[str, Any], policy: str = "candidate_scorer"
+) -> None:
     """Check ``hyperparameters`` for ``algo`` as :func:`build_model` does, without building.
 
     Catches what a scenario's section for an algorithm it does not train would otherwise keep
     until that algorithm runs: unknown arguments (with a did-you-mean), values of the wrong kind,
-    malformed schedules and a non-boolean ``normalize_reward``. Combinations that only SB3's
+    malformed schedules, a non-boolean ``normalize_reward`` and, for the candidate scorer
+    (``policy``), ``policy_kwargs`` its policy class does not take. Combinations that only SB3's
     constructor refuses are not caught here.
 
     Raises:
@@ -241,7 +250,10 @@ def check_hyperparameters(algo: str, hyperparameters: dict[str, Any]) -> None:
     """
     kwargs = resolve_schedules(hyperparameters)
     _check_normalize(kwargs.pop(NORMALIZE_REWARD, False))
-    _check_value_types(algorithm_class(algo), kwargs)
+    cls = algorithm_class(algo)
+    if policy == "candidate_scorer":
+        _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"), SCORER_POLICIES[algo])
+    _check_value_types(cls, kwargs)
 
 
 def _check_normalize(normalize: Any) -> None:
@@ -251,8 +263,9 @@ def _check_normalize(normalize: Any) -> None:
         )
 
 
-def _check_scorer_policy_kwargs(policy_kwargs: Any) -> None:
-    """Refuse ``policy_kwargs`` the candidate scorer would otherwise drop without a word."""
+def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = None) -> None:
+    """Refuse ``policy_kwargs`` the candidate scorer would otherwise drop without a word, or that
+    its policy class (``policy_cls``, when given) does not take, with a did-you-mean."""
     if not isinstance(policy_kwargs, dict):
         return  # SB3 reports a malformed value itself
     where = "agent.hyperparameters.policy_kwargs"
@@ -268,6 +281,25 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any) -> None:
             "(expected features_extractor_kwargs: hidden, n_layers, summary_dim; or agent.policy: "
             "mlp)"
         )
+    if policy_cls is None:
+        return
+    if "dueling" in policy_kwargs and policy_cls is not CandidateScorerDQNPolicy:
+        raise AgentError(
+            f"{where}.dueling: the dueling Q-network is a DQN option (expected agent.algo dqn)"
+        )
+    if not isinstance(policy_kwargs.get("dueling", False), (bool, np.bool_)):
+        raise AgentError(
+            f"{where}.dueling: {policy_kwargs['dueling']!r} is invalid (expected true or false)"
+        )
+    params, takes_any = _init_parameters(policy_cls)
+    known = [
+        n for n in params if n not in ("self", "observation_space", "action_space", "lr_schedule")
+    ]
+    for key in policy_kwargs:
+        if key not in params and not takes_any:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+            raise AgentError(f"{where}.{key}: not an argument of {policy_cls.__name__} ({hint})")
 
 
 def _check_slates(algo: str, action_space: spaces.Space) -> None:
@@ -322,12 +354,8 @@ def build_model(
     kwargs.update(resolve_schedules(hyperparameters or {}))
     env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))
     if policy == "candidate_scorer":
-        _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"))
-        policy_cls: Any = {
-            "dqn": CandidateScorerDQNPolicy,
-            "ppo": CandidateScorerPolicy,
-            "maskable_ppo": MaskableCandidateScorerPolicy,
-        }[algo]
+        policy_cls: Any = SCORER_POLICIES[algo]
+        _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"), policy_cls)
     else:
         policy_cls = "MultiInputPolicy"
     _check_value_types(cls, kwargs)
@@ -399,7 +427,7 @@ def check_other_sections(scenario: Scenario) -> None:
         if algo == scenario.agent.algo:
             continue
         try:
-            check_hyperparameters(algo, dict(section))
+            check_hyperparameters(algo, dict(section), scenario.agent.policy)
         except AgentError as exc:
             # Every check words its key "agent.hyperparameters.KEY"; here the key is a section's.
             text = str(exc).replace("agent.hyperparameters.", f"agent.hyperparameters.{algo}.", 1)

@@ -222,33 +222,83 @@ class MaskableCandidateScorerPolicy(MaskableActorCriticPolicy):
         _install_scorer_heads(self, lr_schedule)
 
 
-class CandidateScorerQNetwork(QNetwork):
-    """Q-network whose Q-values are the per-candidate scores (masked ones at ``MASKED_SCORE``)."""
+class _DuelingScores(nn.Module):
+    """Dueling Q-values (Wang et al., 2016) from the extractor output: a state value from the
+    slate summary plus each candidate's score centred on the mean over valid candidates.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``Q(s, a) = V(s) + A(s, a) - mean_valid A(s, .)``; masked candidates keep ``MASKED_SCORE``.
+    """
+
+    def __init__(self, k: int, summary_dim: int) -> None:
+        super().__init__()
+        self.k = k
+        self.value = nn.Linear(summary_dim, 1)
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        scores = latent[:, : self.k]
+        # The extractor marks masked candidates with MASKED_SCORE (and leaves a row with no valid
+        # candidate unmasked), so the mask is read back from the scores.
+        valid = (scores > MASKED_SCORE / 2).to(scores.dtype)
+        mean = (scores * valid).sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True).clamp(
+            min=1.0
+        )
+        q = self.value(latent[:, self.k :]) + scores - mean
+        return th.where(valid > 0.5, q, scores)
+
+
+class CandidateScorerQNetwork(QNetwork):
+    """Q-network whose Q-values are the per-candidate scores (masked ones at ``MASKED_SCORE``).
+
+    Args:
+        dueling: Q-values of a dueling network (:class:`_DuelingScores`): the scores are
+            advantages around a state value read from the slate summary.
+        *args, **kwargs: SB3's :class:`~stable_baselines3.dqn.policies.QNetwork` arguments.
+    """
+
+    def __init__(self, *args: Any, dueling: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ext = self.features_extractor
         assert isinstance(ext, CandidateScorerExtractor)
-        self.q_net = nn.Sequential(_TakeScores(ext.k))
+        head: nn.Module = (
+            _DuelingScores(ext.k, ext.features_dim - ext.k) if dueling else _TakeScores(ext.k)
+        )
+        self.q_net = nn.Sequential(head)
 
 
 class CandidateScorerDQNPolicy(DQNPolicy):
-    """DQN policy over :class:`CandidateScorerQNetwork` (masked argmax and masked targets)."""
+    """DQN policy over :class:`CandidateScorerQNetwork` (masked argmax and masked targets).
+
+    Args:
+        dueling: a dueling Q-network (``policy_kwargs: {dueling: true}``): one state value from
+            the slate summary, shared by every candidate, plus per-candidate advantages. The value
+            learns from every transition whichever candidate was taken. False (the default):
+            the Q-values are the candidate scores themselves.
+        *args, **kwargs: SB3's :class:`~stable_baselines3.dqn.policies.DQNPolicy` arguments.
+    """
 
     def __init__(
         self,
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Any,
+        dueling: bool = False,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(dueling, (bool, np.bool_)):
+            raise TypeError(f"dueling: expected True or False, got {dueling!r}")
+        self.dueling = bool(dueling)
         kwargs = _scorer_kwargs(kwargs)
         kwargs["net_arch"] = []
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["dueling"] = self.dueling
+        return data
+
     def make_q_net(self) -> QNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return CandidateScorerQNetwork(**net_args).to(self.device)
+        return CandidateScorerQNetwork(**net_args, dueling=self.dueling).to(self.device)
 
 
 class MaskedDQN(DQN):

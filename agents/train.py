@@ -177,7 +177,8 @@ def train(
             ``checkpoints/`` and ``train.json`` (timing); with ``agent.validation.every`` > 0
             also ``best_model.zip`` and ``validation.csv`` (:mod:`.validation`).
         algo, policy, timesteps, seed, n_envs: override the scenario's ``agent`` block.
-        hyperparameters: merged over ``agent.hyperparameters``.
+        hyperparameters: merged over ``agent.hyperparameters`` (a mapping value such as
+            ``policy_kwargs`` key by key, as under ``extends``; anything else replaced).
         checkpoint_freq: save a checkpoint every this many environment steps (default: a tenth of
             the budget).
         progress: show a progress bar.
@@ -197,8 +198,9 @@ def train(
         raise AgentError(f"out: {problem}")
     sc = load_scenario(scenario)
     # The resolved scenario keeps only the keyword arguments of the algorithm that runs.
-    hp = sc.agent.hyperparameters_for(algo or sc.agent.algo)
-    hp.update(hyperparameters or {})
+    # Mappings (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...`
+    # changes the keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
+    hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
     sc = with_agent_overrides(
         sc,
         algo=algo,

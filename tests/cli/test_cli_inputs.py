@@ -128,6 +128,11 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
             "'double_q'?)",
         ),
         (
+            "agent: {hyperparameters: {ppo: {}, dqn: {policy_kwargs: {duelling: true}}}}",
+            "agent.hyperparameters.dqn.policy_kwargs.duelling: not an argument of "
+            "CandidateScorerDQNPolicy (did you mean 'dueling'?)",
+        ),
+        (
             "agent: {algo: dqn, hyperparameters: {dqn: {}, maskable_ppo: {n_epochs: many}}}",
             "agent.hyperparameters.maskable_ppo.n_epochs: 'many' is invalid (expected an integer)",
         ),

@@ -150,6 +150,51 @@ def test_trained_model_loads_and_predicts(tmp_path):
             "'double_q'?)",
         ),
         (
+            [
+                "train",
+                "--algo",
+                "dqn",
+                "--hp",
+                "policy_kwargs={duelling: true}",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.policy_kwargs.duelling: not an argument of "
+            "CandidateScorerDQNPolicy (did you mean 'dueling'?)",
+        ),
+        (
+            [
+                "train",
+                "--algo",
+                "dqn",
+                "--hp",
+                "policy_kwargs={dueling: maybe}",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.policy_kwargs.dueling: 'maybe' is invalid (expected true or "
+            "false)",
+        ),
+        (
+            ["train", "--hp", "policy_kwargs={dueling: true}", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.policy_kwargs.dueling: the dueling Q-network is a DQN option "
+            "(expected agent.algo dqn)",
+        ),
+        (
+            [
+                "train",
+                "--hp",
+                "policy_kwargs={features_extractor_kwarg: {hidden: 8}}",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.policy_kwargs.features_extractor_kwarg: not an argument of "
+            "CandidateScorerPolicy (did you mean 'features_extractor_kwargs'?)",
+        ),
+        (
             # MaskedDQN passes **kwargs on to SB3's DQN, whose arguments are still checked.
             ["train", "--algo", "dqn", "--hp", "gama=0.9", "--out", "x", "--no-progress"],
             "agent.hyperparameters.gama: not an argument of MaskedDQN (did you mean 'gamma'?)",
@@ -354,6 +399,34 @@ def test_hp_values_in_exponent_notation_are_numbers(tmp_path):
     from stable_baselines3 import DQN
 
     assert DQN.load(out / "model.zip").learning_rate == 0.001
+
+
+def test_hp_policy_kwargs_merge_into_the_scenarios(tmp_path):
+    # A shipped `dueling: true` must survive `--hp policy_kwargs=...` that sizes the network.
+    sc = tmp_path / "duel.yaml"
+    sc.write_text(
+        "name: duel\nextends: default\n"
+        "agent: {algo: dqn, hyperparameters: {dqn: {policy_kwargs: {dueling: true}}}}\n"
+    )
+    out = tmp_path / "dqn"
+    args = ["train", "--scenario", str(sc), "--timesteps", "64", "--n-envs", "2", "--no-progress"]
+    hp = [
+        "--hp",
+        "learning_starts=32",
+        "--hp",
+        "policy_kwargs={features_extractor_kwargs: {hidden: 16}}",
+    ]
+    assert main([*args, *hp, "--validate-every", "0", "--out", str(out)]) == 0
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert resolved["agent"]["hyperparameters"]["policy_kwargs"] == {
+        "dueling": True,
+        "features_extractor_kwargs": {"hidden": 16},
+    }
+    from lmrecsim.agents import load_model
+
+    model = load_model("dqn", out)
+    assert model.policy.dueling is True
+    assert model.q_net.features_extractor.score_head.in_features == 16
 
 
 @pytest.mark.parametrize("normalize", [False, True])

@@ -1,0 +1,106 @@
+"""The dueling Q-network of the DQN candidate scorer (``policy_kwargs: {dueling: true}``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+
+from lmrecsim.agents.build import build_model, load_model
+from lmrecsim.agents.scorer import MASKED_SCORE, CandidateScorerDQNPolicy, MaskedDQN
+from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+
+from .conftest import RandomMaskVecEnv
+
+
+def _model(tiny_world, *, steps: int = 600, dueling: bool | None = True):
+    env = RandomMaskVecEnv(BatchedRecommendationVecEnv(world=tiny_world, n_envs=4))
+    env.seed(0)
+    hp = {"learning_starts": 100, "buffer_size": 2_000, "train_freq": 1}
+    if dueling is not None:
+        hp["policy_kwargs"] = {"dueling": dueling}
+    model = build_model("dqn", env, seed=0, hyperparameters=hp)
+    model.learn(total_timesteps=steps)
+    return model, env
+
+
+def _obs_tensor(model, obs):
+    return model.policy.obs_to_tensor(obs)[0]
+
+
+def test_q_values_are_a_state_value_plus_centred_advantages(tiny_world) -> None:
+    model, env = _model(tiny_world)
+    obs = env.reset()
+    mask = th.as_tensor(obs["action_mask"] > 0)
+    assert bool((~mask).any(dim=1).all())  # every row has masked slots
+    q_net = model.q_net
+    with th.no_grad():
+        latent = q_net.extract_features(_obs_tensor(model, obs), q_net.features_extractor)
+        q = q_net(_obs_tensor(model, obs))
+        k = q.shape[1]
+        value = q_net.q_net[0].value(latent[:, k:])
+    adv = latent[:, :k]
+    mean = th.stack([adv[i][mask[i]].mean() for i in range(adv.shape[0])])
+    expected = value + adv - mean[:, None]
+    assert th.allclose(q[mask], expected[mask], atol=1e-5)
+    assert bool((q[~mask] == MASKED_SCORE).all())
+    # The state value is the mean Q over the valid candidates (the identifiable split).
+    for i in range(q.shape[0]):
+        assert float(q[i][mask[i]].mean()) == pytest.approx(float(value[i]), abs=1e-5)
+    # The greedy action is never a masked slot.
+    actions, _ = model.predict(obs, deterministic=True)
+    assert bool(mask[th.arange(mask.shape[0]), th.as_tensor(actions)].all())
+
+
+def test_dueling_q_values_are_permutation_equivariant(tiny_world) -> None:
+    model, env = _model(tiny_world, steps=300)
+    obs = env.reset()
+    perm = np.random.default_rng(3).permutation(obs["action_mask"].shape[1])
+    permuted = dict(obs)
+    for key in ("candidates", "candidate_features", "action_mask"):
+        permuted[key] = obs[key][:, perm]
+    with th.no_grad():
+        q = model.q_net(_obs_tensor(model, obs))
+        q_perm = model.q_net(_obs_tensor(model, permuted))
+    assert th.allclose(q_perm, q[:, perm], atol=1e-5)
+
+
+def test_the_value_head_learns_and_off_is_the_plain_scorer(tiny_world) -> None:
+    plain, _ = _model(tiny_world, dueling=None)
+    off, _ = _model(tiny_world, dueling=False)
+    on, _ = _model(tiny_world, dueling=True)
+    assert isinstance(on.policy, CandidateScorerDQNPolicy) and on.policy.dueling
+    assert plain.policy.dueling is False
+    a, b = plain.q_net.state_dict(), off.q_net.state_dict()
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert th.equal(value, b[key]), key
+    # Only the dueling network has a value head, and training moved it (gradients reach it
+    # through every transition); the target network has one too.
+    value_keys = [key for key in on.q_net.state_dict() if ".value." in key]
+    assert value_keys and not any(".value." in key for key in a)
+    assert all(key in on.q_net_target.state_dict() for key in value_keys)
+    fresh, _ = _model(tiny_world, steps=1, dueling=True)  # no update yet: the initial weights
+    moved = [
+        not th.equal(on.q_net.state_dict()[key], fresh.q_net.state_dict()[key])
+        for key in value_keys
+    ]
+    assert all(moved)
+
+
+def test_a_saved_dueling_model_loads_as_one(tiny_world, tmp_path) -> None:
+    model, env = _model(tiny_world, steps=300)
+    model.save(tmp_path / "model.zip")
+    loaded = load_model("dqn", str(tmp_path))
+    assert loaded.policy.dueling is True
+    obs = env.reset()
+    with th.no_grad():
+        a = model.q_net(_obs_tensor(model, obs))
+        b = loaded.q_net(_obs_tensor(loaded, obs))
+    assert th.equal(a, b)
+
+
+def test_dueling_must_be_a_flag(tiny_world) -> None:
+    env = BatchedRecommendationVecEnv(world=tiny_world, n_envs=2)
+    with pytest.raises(TypeError, match="dueling: expected True or False, got 'yes'"):
+        MaskedDQN(CandidateScorerDQNPolicy, env, buffer_size=100, policy_kwargs={"dueling": "yes"})
