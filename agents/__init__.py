@@ -27,6 +27,7 @@ _EXPORTS = {
     "CandidateScorerQNetwork": ".scorer",
     "CandidateScorerDQNPolicy": ".scorer",
     "MaskedDQN": ".scorer",
+    "MlpDQNPolicy": ".dueling",
     "candidate_scores": ".scorer",
     "PlackettLuceDistribution": ".slate",
     "TrainResult": ".train",

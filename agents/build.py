@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_no
 
 from ..scenarios.schema import ALGORITHM_NAMES, Scenario, has_algorithm_sections
 from .base import action_slate_size
+from .dueling import MlpDQNPolicy
 from .errors import AgentError
 from .scorer import (
     CandidateScorerDQNPolicy,
@@ -253,6 +254,8 @@ def check_hyperparameters(
     cls = algorithm_class(algo)
     if policy == "candidate_scorer":
         _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"), SCORER_POLICIES[algo])
+    else:
+        _mlp_policy(algo, kwargs.get("policy_kwargs"))
     _check_value_types(cls, kwargs)
 
 
@@ -283,14 +286,7 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = No
         )
     if policy_cls is None:
         return
-    if "dueling" in policy_kwargs and policy_cls is not CandidateScorerDQNPolicy:
-        raise AgentError(
-            f"{where}.dueling: the dueling Q-network is a DQN option (expected agent.algo dqn)"
-        )
-    if not isinstance(policy_kwargs.get("dueling", False), (bool, np.bool_)):
-        raise AgentError(
-            f"{where}.dueling: {policy_kwargs['dueling']!r} is invalid (expected true or false)"
-        )
+    _check_dueling(policy_kwargs, dqn=policy_cls is CandidateScorerDQNPolicy)
     params, takes_any = _init_parameters(policy_cls)
     known = [
         n for n in params if n not in ("self", "observation_space", "action_space", "lr_schedule")
@@ -300,6 +296,30 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = No
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
             raise AgentError(f"{where}.{key}: not an argument of {policy_cls.__name__} ({hint})")
+
+
+def _check_dueling(policy_kwargs: dict[str, Any], *, dqn: bool) -> bool:
+    """Whether ``policy_kwargs`` asks for a dueling Q-network; refuses a ``dueling`` that is not a
+    flag, or one for an algorithm other than DQN (``dqn``: the algorithm is DQN)."""
+    if "dueling" not in policy_kwargs:
+        return False
+    where = "agent.hyperparameters.policy_kwargs.dueling"
+    if not dqn:
+        raise AgentError(
+            f"{where}: the dueling Q-network is a DQN option (expected agent.algo dqn)"
+        )
+    value = policy_kwargs["dueling"]
+    if not isinstance(value, (bool, np.bool_)):
+        raise AgentError(f"{where}: {value!r} is invalid (expected true or false)")
+    return True
+
+
+def _mlp_policy(algo: str, policy_kwargs: Any) -> Any:
+    """SB3's ``MultiInputPolicy`` for ``agent.policy: mlp``; for DQN given a ``dueling`` key,
+    :class:`~lmrecsim.agents.dueling.MlpDQNPolicy` (the same network, or its dueling form)."""
+    if isinstance(policy_kwargs, dict) and _check_dueling(policy_kwargs, dqn=algo == "dqn"):
+        return MlpDQNPolicy
+    return "MultiInputPolicy"
 
 
 def _check_slates(algo: str, action_space: spaces.Space) -> None:
@@ -327,7 +347,8 @@ def build_model(
         algo: ``ppo``, ``dqn`` or ``maskable_ppo`` (``ppo`` only with slates).
         env: the (vectorised) training env.
         policy: ``candidate_scorer`` (shared per-candidate network) or ``mlp`` (SB3's
-            ``MultiInputPolicy`` over the flattened observation, for comparison).
+            ``MultiInputPolicy`` over the flattened observation, for comparison). For DQN,
+            ``policy_kwargs: {dueling: true}`` makes either one's Q-network a dueling one.
 
             With slates (``candidates.slate_size`` L > 1: a ``MultiDiscrete([K] * L)`` action
             space; PPO only), the candidate scorer draws each slate from one Plackett-Luce
@@ -357,7 +378,7 @@ def build_model(
         policy_cls: Any = SCORER_POLICIES[algo]
         _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"), policy_cls)
     else:
-        policy_cls = "MultiInputPolicy"
+        policy_cls = _mlp_policy(algo, kwargs.get("policy_kwargs"))
     _check_value_types(cls, kwargs)
     freq = kwargs.get("train_freq")
     if isinstance(freq, tuple) and len(freq) == 2 and str(freq[1]).startswith("episode"):

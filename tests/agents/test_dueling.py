@@ -104,3 +104,54 @@ def test_dueling_must_be_a_flag(tiny_world) -> None:
     env = BatchedRecommendationVecEnv(world=tiny_world, n_envs=2)
     with pytest.raises(TypeError, match="dueling: expected True or False, got 'yes'"):
         MaskedDQN(CandidateScorerDQNPolicy, env, buffer_size=100, policy_kwargs={"dueling": "yes"})
+
+
+def _mlp(tiny_world, policy_kwargs, steps: int = 300):
+    env = BatchedRecommendationVecEnv(world=tiny_world, n_envs=2)
+    env.seed(0)
+    hp = {"learning_starts": 100, "buffer_size": 2_000, "policy_kwargs": policy_kwargs}
+    model = build_model("dqn", env, policy="mlp", seed=0, hyperparameters=hp)
+    model.learn(total_timesteps=steps)
+    return model, env
+
+
+def test_the_mlp_policy_duels_too_and_off_is_sb3s_network(tiny_world, tmp_path) -> None:
+    from stable_baselines3.dqn.policies import MultiInputPolicy
+
+    from lmrecsim.agents.dueling import DuelingQNetwork, MlpDQNPolicy
+
+    plain, env = _mlp(tiny_world, {"net_arch": [32]})
+    off, _ = _mlp(tiny_world, {"net_arch": [32], "dueling": False})
+    on, _ = _mlp(tiny_world, {"net_arch": [32], "dueling": True})
+    assert type(plain.policy) is MultiInputPolicy
+    assert isinstance(off.policy, MlpDQNPolicy) and not off.policy.dueling
+    for key, value in plain.q_net.state_dict().items():
+        assert th.equal(value, off.q_net.state_dict()[key]), key
+    assert isinstance(on.q_net, DuelingQNetwork) and isinstance(on.q_net_target, DuelingQNetwork)
+    obs = env.reset()
+    obs_t = _obs_tensor(on, obs)
+    with th.no_grad():
+        q = on.q_net(obs_t)
+        head = on.q_net.q_net
+        h = head.trunk(on.q_net.extract_features(obs_t, on.q_net.features_extractor))
+        value, adv = head.value(h), head.advantage(h)
+    assert th.allclose(q, value + adv - adv.mean(dim=1, keepdim=True), atol=1e-6)
+    assert th.allclose(q.mean(dim=1, keepdim=True), value, atol=1e-5)
+    on.save(tmp_path / "model.zip")
+    loaded = load_model("dqn", str(tmp_path))
+    assert loaded.policy.dueling is True
+    with th.no_grad():
+        assert th.equal(loaded.q_net(_obs_tensor(loaded, obs)), q)
+
+
+def test_dueling_is_refused_for_ppo(tiny_world) -> None:
+    from lmrecsim.agents.errors import AgentError
+
+    env = BatchedRecommendationVecEnv(world=tiny_world, n_envs=2)
+    for policy in ("candidate_scorer", "mlp"):
+        with pytest.raises(
+            AgentError, match="policy_kwargs.dueling: the dueling Q-network is a DQN"
+        ):
+            build_model(
+                "ppo", env, policy=policy, hyperparameters={"policy_kwargs": {"dueling": True}}
+            )
