@@ -52,7 +52,25 @@ class DuelingQNetwork(QNetwork):
         )
 
 
-class MlpDQNPolicy(MultiInputPolicy):
+class DuelingOption:
+    """Mixin for a DQN policy with a ``dueling`` flag, kept in its saved constructor parameters
+    (so a loaded model builds the same network)."""
+
+    dueling: bool = False
+
+    def _set_dueling(self, dueling: Any) -> None:
+        """Set the flag (before the networks are built); anything but a bool is a TypeError."""
+        if not isinstance(dueling, (bool, np.bool_)):
+            raise TypeError(f"dueling: expected True or False, got {dueling!r}")
+        self.dueling = bool(dueling)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data["dueling"] = self.dueling
+        return data
+
+
+class MlpDQNPolicy(DuelingOption, MultiInputPolicy):
     """SB3's ``MultiInputPolicy`` for DQN, with a dueling Q-network when ``dueling`` is true.
 
     Args:
@@ -61,15 +79,8 @@ class MlpDQNPolicy(MultiInputPolicy):
     """
 
     def __init__(self, *args: Any, dueling: bool = False, **kwargs: Any) -> None:
-        if not isinstance(dueling, (bool, np.bool_)):
-            raise TypeError(f"dueling: expected True or False, got {dueling!r}")
-        self.dueling = bool(dueling)
+        self._set_dueling(dueling)
         super().__init__(*args, **kwargs)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["dueling"] = self.dueling
-        return data
 
     def make_q_net(self) -> QNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)

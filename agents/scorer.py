@@ -25,6 +25,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from .dueling import DuelingOption
 from .replay import DictNStepReplayBuffer
 from .slate import PlackettLuceDistribution
 
@@ -265,7 +266,7 @@ class CandidateScorerQNetwork(QNetwork):
         self.q_net = nn.Sequential(head)
 
 
-class CandidateScorerDQNPolicy(DQNPolicy):
+class CandidateScorerDQNPolicy(DuelingOption, DQNPolicy):
     """DQN policy over :class:`CandidateScorerQNetwork` (masked argmax and masked targets).
 
     Args:
@@ -284,17 +285,10 @@ class CandidateScorerDQNPolicy(DQNPolicy):
         dueling: bool = False,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(dueling, (bool, np.bool_)):
-            raise TypeError(f"dueling: expected True or False, got {dueling!r}")
-        self.dueling = bool(dueling)
+        self._set_dueling(dueling)
         kwargs = _scorer_kwargs(kwargs)
         kwargs["net_arch"] = []
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["dueling"] = self.dueling
-        return data
 
     def make_q_net(self) -> QNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
