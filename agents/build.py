@@ -266,12 +266,19 @@ def _check_normalize(normalize: Any) -> None:
         )
 
 
+# Constructor arguments of SB3 policies that are not policy_kwargs.
+_NOT_POLICY_KWARGS = ("self", "observation_space", "action_space", "lr_schedule")
+# policy_kwargs SB3's policies take that the candidate scorer fixes itself.
+_SCORER_FIXED = ("net_arch", "features_extractor_class", "activation_fn")
+
+
 def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = None) -> None:
     """Refuse ``policy_kwargs`` the candidate scorer would otherwise drop without a word, or that
     its policy class (``policy_cls``, when given) does not take, with a did-you-mean."""
     if not isinstance(policy_kwargs, dict):
         return  # SB3 reports a malformed value itself
     where = "agent.hyperparameters.policy_kwargs"
+    sizes = "features_extractor_kwargs: hidden, n_layers, summary_dim"
     if "net_arch" in policy_kwargs:
         raise AgentError(
             f"{where}.net_arch: the candidate scorer is sized by features_extractor_kwargs "
@@ -281,32 +288,46 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = No
     if "features_extractor_class" in policy_kwargs:
         raise AgentError(
             f"{where}.features_extractor_class: the candidate scorer is the features extractor "
-            "(expected features_extractor_kwargs: hidden, n_layers, summary_dim; or agent.policy: "
-            "mlp)"
+            f"(expected {sizes}; or agent.policy: mlp)"
+        )
+    if "activation_fn" in policy_kwargs:
+        raise AgentError(
+            f"{where}.activation_fn: the candidate scorer's layers are ReLU layers (expected "
+            f"{sizes}; or agent.policy: mlp)"
         )
     if policy_cls is None:
         return
     _check_dueling(policy_kwargs, dqn=policy_cls is CandidateScorerDQNPolicy)
+    _check_policy_keys(policy_kwargs, policy_cls, policy_cls.__name__, skip=_SCORER_FIXED)
+
+
+def _check_policy_keys(
+    policy_kwargs: dict[str, Any], policy_cls: type, name: str, skip: tuple[str, ...] = ()
+) -> None:
+    """Refuse a ``policy_kwargs`` key that ``policy_cls`` (called ``name``) does not take."""
     params, takes_any = _init_parameters(policy_cls)
-    known = [
-        n for n in params if n not in ("self", "observation_space", "action_space", "lr_schedule")
-    ]
+    if takes_any:
+        return
+    known = [n for n in params if n not in _NOT_POLICY_KWARGS and n not in skip]
     for key in policy_kwargs:
-        if key not in params and not takes_any:
+        if key not in params:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
-            raise AgentError(f"{where}.{key}: not an argument of {policy_cls.__name__} ({hint})")
+            raise AgentError(
+                f"agent.hyperparameters.policy_kwargs.{key}: not an argument of {name} ({hint})"
+            )
 
 
 def _check_dueling(policy_kwargs: dict[str, Any], *, dqn: bool) -> bool:
-    """Whether ``policy_kwargs`` asks for a dueling Q-network; refuses a ``dueling`` that is not a
+    """Whether ``policy_kwargs`` has a ``dueling`` key (true or false); refuses one that is not a
     flag, or one for an algorithm other than DQN (``dqn``: the algorithm is DQN)."""
     if "dueling" not in policy_kwargs:
         return False
     where = "agent.hyperparameters.policy_kwargs.dueling"
     if not dqn:
         raise AgentError(
-            f"{where}: the dueling Q-network is a DQN option (expected agent.algo dqn)"
+            f"{where}: the dueling Q-network is a DQN option (expected agent.algo dqn; in a "
+            "scenario, the key in the dqn section)"
         )
     value = policy_kwargs["dueling"]
     if not isinstance(value, (bool, np.bool_)):
@@ -315,11 +336,18 @@ def _check_dueling(policy_kwargs: dict[str, Any], *, dqn: bool) -> bool:
 
 
 def _mlp_policy(algo: str, policy_kwargs: Any) -> Any:
-    """SB3's ``MultiInputPolicy`` for ``agent.policy: mlp``; for DQN given a ``dueling`` key,
-    :class:`~lmrecsim.agents.dueling.MlpDQNPolicy` (the same network, or its dueling form)."""
-    if isinstance(policy_kwargs, dict) and _check_dueling(policy_kwargs, dqn=algo == "dqn"):
-        return MlpDQNPolicy
-    return "MultiInputPolicy"
+    """The policy for ``agent.policy: mlp``, after checking ``policy_kwargs``: SB3's
+    ``MultiInputPolicy``, or for DQN given a ``dueling`` key,
+    :class:`~lmrecsim.agents.dueling.MlpDQNPolicy` (SB3's network, or its dueling form)."""
+    if not isinstance(policy_kwargs, dict):
+        return "MultiInputPolicy"
+    has_dueling = _check_dueling(policy_kwargs, dqn=algo == "dqn")
+    # MlpDQNPolicy takes what SB3's DQN MultiInputPolicy takes, and `dueling`.
+    policy_cls = (
+        MlpDQNPolicy if algo == "dqn" else algorithm_class(algo).policy_aliases["MultiInputPolicy"]
+    )
+    _check_policy_keys(policy_kwargs, policy_cls, "SB3's MultiInputPolicy")
+    return MlpDQNPolicy if has_dueling else "MultiInputPolicy"
 
 
 def _check_slates(algo: str, action_space: spaces.Space) -> None:

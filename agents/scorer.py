@@ -239,12 +239,11 @@ class _DuelingScores(nn.Module):
         scores = latent[:, : self.k]
         # The extractor marks masked candidates with MASKED_SCORE (and leaves a row with no valid
         # candidate unmasked), so the mask is read back from the scores.
-        valid = (scores > MASKED_SCORE / 2).to(scores.dtype)
-        mean = (scores * valid).sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True).clamp(
-            min=1.0
-        )
+        valid = scores > MASKED_SCORE / 2
+        count = valid.sum(dim=1, keepdim=True).clamp(min=1).to(scores.dtype)
+        mean = scores.masked_fill(~valid, 0.0).sum(dim=1, keepdim=True) / count
         q = self.value(latent[:, self.k :]) + scores - mean
-        return th.where(valid > 0.5, q, scores)
+        return th.where(valid, q, scores)
 
 
 class CandidateScorerQNetwork(QNetwork):

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="SB3 hyperparameter over agent.hyperparameters (YAML value; a mapping such as "
-        "policy_kwargs merges key by key), repeatable",
+        "policy_kwargs merges key by key, null drops the scenario's), repeatable",
     )
     p.add_argument("--checkpoint-freq", type=int_at_least(1), help="steps between checkpoints")
     p.add_argument(

@@ -133,6 +133,17 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
             "CandidateScorerDQNPolicy (did you mean 'dueling'?)",
         ),
         (
+            "agent: {policy: mlp, hyperparameters: {ppo: {}, dqn: {policy_kwargs: {duelling: "
+            "true}}}}",
+            "agent.hyperparameters.dqn.policy_kwargs.duelling: not an argument of SB3's "
+            "MultiInputPolicy (did you mean 'dueling'?)",
+        ),
+        (
+            "agent: {algo: dqn, hyperparameters: {dqn: {}, ppo: {policy_kwargs: {dueling: true}}}}",
+            "agent.hyperparameters.ppo.policy_kwargs.dueling: the dueling Q-network is a DQN "
+            "option (expected agent.algo dqn; in a scenario, the key in the dqn section)",
+        ),
+        (
             "agent: {algo: dqn, hyperparameters: {dqn: {}, maskable_ppo: {n_epochs: many}}}",
             "agent.hyperparameters.maskable_ppo.n_epochs: 'many' is invalid (expected an integer)",
         ),

@@ -180,7 +180,7 @@ def test_trained_model_loads_and_predicts(tmp_path):
         (
             ["train", "--hp", "policy_kwargs={dueling: true}", "--out", "x", "--no-progress"],
             "agent.hyperparameters.policy_kwargs.dueling: the dueling Q-network is a DQN option "
-            "(expected agent.algo dqn)",
+            "(expected agent.algo dqn; in a scenario, the key in the dqn section)",
         ),
         (
             [
@@ -193,6 +193,27 @@ def test_trained_model_loads_and_predicts(tmp_path):
             ],
             "agent.hyperparameters.policy_kwargs.features_extractor_kwarg: not an argument of "
             "CandidateScorerPolicy (did you mean 'features_extractor_kwargs'?)",
+        ),
+        (
+            [
+                "train",
+                "--algo",
+                "dqn",
+                "--policy",
+                "mlp",
+                "--hp",
+                "policy_kwargs={duelling: true}",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.policy_kwargs.duelling: not an argument of SB3's "
+            "MultiInputPolicy (did you mean 'dueling'?)",
+        ),
+        (
+            ["train", "--hp", "policy_kwargs={activation_fn: tanh}", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.policy_kwargs.activation_fn: the candidate scorer's layers are "
+            "ReLU layers",
         ),
         (
             # MaskedDQN passes **kwargs on to SB3's DQN, whose arguments are still checked.
@@ -401,32 +422,33 @@ def test_hp_values_in_exponent_notation_are_numbers(tmp_path):
     assert DQN.load(out / "model.zip").learning_rate == 0.001
 
 
-def test_hp_policy_kwargs_merge_into_the_scenarios(tmp_path):
-    # A shipped `dueling: true` must survive `--hp policy_kwargs=...` that sizes the network.
-    sc = tmp_path / "duel.yaml"
-    sc.write_text(
-        "name: duel\nextends: default\n"
-        "agent: {algo: dqn, hyperparameters: {dqn: {policy_kwargs: {dueling: true}}}}\n"
-    )
+@pytest.mark.parametrize(
+    ("policy_kwargs", "expected"),
+    [
+        # The shipped dueling Q-network survives sizing the network from the command line ...
+        (
+            "{features_extractor_kwargs: {hidden: 16}}",
+            {"dueling": True, "features_extractor_kwargs": {"hidden": 16}},
+        ),
+        # ... and the README's command turns it off.
+        ("{dueling: false}", {"dueling": False}),
+    ],
+)
+def test_hp_policy_kwargs_merge_into_the_shipped_scenarios(tmp_path, policy_kwargs, expected):
     out = tmp_path / "dqn"
-    args = ["train", "--scenario", str(sc), "--timesteps", "64", "--n-envs", "2", "--no-progress"]
-    hp = [
-        "--hp",
-        "learning_starts=32",
-        "--hp",
-        "policy_kwargs={features_extractor_kwargs: {hidden: 16}}",
-    ]
+    args = ["train", "--algo", "dqn", "--timesteps", "64", "--n-envs", "2", "--no-progress"]
+    hp = ["--hp", "learning_starts=32", "--hp", f"policy_kwargs={policy_kwargs}"]
     assert main([*args, *hp, "--validate-every", "0", "--out", str(out)]) == 0
     resolved = yaml.safe_load((out / "scenario.yaml").read_text())
-    assert resolved["agent"]["hyperparameters"]["policy_kwargs"] == {
-        "dueling": True,
-        "features_extractor_kwargs": {"hidden": 16},
-    }
+    assert resolved["agent"]["hyperparameters"]["policy_kwargs"] == expected
     from lmrecsim.agents import load_model
 
     model = load_model("dqn", out)
-    assert model.policy.dueling is True
-    assert model.q_net.features_extractor.score_head.in_features == 16
+    assert model.policy.dueling is expected["dueling"]
+    heads = [key for key in model.q_net.state_dict() if ".value." in key]
+    assert bool(heads) is expected["dueling"]
+    hidden = expected.get("features_extractor_kwargs", {}).get("hidden", 128)
+    assert model.q_net.features_extractor.score_head.in_features == hidden
 
 
 @pytest.mark.parametrize("normalize", [False, True])
