@@ -122,6 +122,14 @@ def check_slate_size(slate_size: Any, name: str) -> int:
     return int(slate_size)
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool, or a ``TypeError`` naming the constructor argument ``name`` (a
+    string such as ``"false"`` would otherwise turn the option on)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
 def top_slate(scores: np.ndarray, size: int) -> np.ndarray:
     """(L,) the ``size`` best slots by ``scores`` (K,), best first; masked slots score ``-inf``.
 

@@ -252,10 +252,7 @@ def check_hyperparameters(
     kwargs = resolve_schedules(hyperparameters)
     _check_normalize(kwargs.pop(NORMALIZE_REWARD, False))
     cls = algorithm_class(algo)
-    if policy == "candidate_scorer":
-        _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"), SCORER_POLICIES[algo])
-    else:
-        _mlp_policy(algo, kwargs.get("policy_kwargs"))
+    _policy_class(algo, policy, kwargs.get("policy_kwargs"))
     _check_value_types(cls, kwargs)
 
 
@@ -272,9 +269,19 @@ _NOT_POLICY_KWARGS = ("self", "observation_space", "action_space", "lr_schedule"
 _SCORER_FIXED = ("net_arch", "features_extractor_class", "activation_fn")
 
 
-def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = None) -> None:
+def _policy_class(algo: str, policy: str, policy_kwargs: Any) -> Any:
+    """The SB3 policy (a class, or SB3's name for one) of ``algo`` with ``policy``, after
+    checking ``policy_kwargs`` against it."""
+    if policy == "candidate_scorer":
+        policy_cls = SCORER_POLICIES[algo]
+        _check_scorer_policy_kwargs(policy_kwargs, policy_cls)
+        return policy_cls
+    return _mlp_policy(algo, policy_kwargs)
+
+
+def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type) -> None:
     """Refuse ``policy_kwargs`` the candidate scorer would otherwise drop without a word, or that
-    its policy class (``policy_cls``, when given) does not take, with a did-you-mean."""
+    its policy class ``policy_cls`` does not take, with a did-you-mean."""
     if not isinstance(policy_kwargs, dict):
         return  # SB3 reports a malformed value itself
     where = "agent.hyperparameters.policy_kwargs"
@@ -295,8 +302,6 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type | None = No
             f"{where}.activation_fn: the candidate scorer's layers are ReLU layers (expected "
             f"{sizes}; or agent.policy: mlp)"
         )
-    if policy_cls is None:
-        return
     _check_dueling(policy_kwargs, dqn=policy_cls is CandidateScorerDQNPolicy)
     _check_policy_keys(policy_kwargs, policy_cls, policy_cls.__name__, skip=_SCORER_FIXED)
 
@@ -402,11 +407,7 @@ def build_model(
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
     kwargs.update(resolve_schedules(hyperparameters or {}))
     env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))
-    if policy == "candidate_scorer":
-        policy_cls: Any = SCORER_POLICIES[algo]
-        _check_scorer_policy_kwargs(kwargs.get("policy_kwargs"), policy_cls)
-    else:
-        policy_cls = _mlp_policy(algo, kwargs.get("policy_kwargs"))
+    policy_cls = _policy_class(algo, policy, kwargs.get("policy_kwargs"))
     _check_value_types(cls, kwargs)
     freq = kwargs.get("train_freq")
     if isinstance(freq, tuple) and len(freq) == 2 and str(freq[1]).startswith("episode"):

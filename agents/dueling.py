@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.dqn.policies import MultiInputPolicy, QNetwork
 from torch import nn
+
+from .base import check_flag
 
 
 class _DuelingMLP(nn.Module):
@@ -60,9 +61,7 @@ class DuelingOption:
 
     def _set_dueling(self, dueling: Any) -> None:
         """Set the flag (before the networks are built); anything but a bool is a TypeError."""
-        if not isinstance(dueling, (bool, np.bool_)):
-            raise TypeError(f"dueling: expected True or False, got {dueling!r}")
-        self.dueling = bool(dueling)
+        self.dueling = check_flag(dueling, "dueling")
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]

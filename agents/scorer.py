@@ -25,6 +25,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from .base import check_flag
 from .dueling import DuelingOption
 from .replay import DictNStepReplayBuffer
 from .slate import PlackettLuceDistribution
@@ -311,9 +312,7 @@ class MaskedDQN(DQN):
     """
 
     def __init__(self, *args: Any, double_q: bool = False, **kwargs: Any) -> None:
-        if not isinstance(double_q, (bool, np.bool_)):
-            raise TypeError(f"double_q: expected True or False, got {double_q!r}")
-        self.double_q = bool(double_q)
+        self.double_q = check_flag(double_q, "double_q")
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
