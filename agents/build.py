@@ -433,7 +433,12 @@ def build_model(
 
 
 def build_agent(
-    scenario: Scenario, env: VecEnv, *, name_file: bool = True, verbose: int = 0
+    scenario: Scenario,
+    env: VecEnv,
+    *,
+    name_file: bool = True,
+    section: str | None = None,
+    verbose: int = 0,
 ) -> BaseAlgorithm:
     """The untrained model of a scenario's ``agent`` block (what ``lmrecsim train`` trains).
 
@@ -444,9 +449,14 @@ def build_agent(
         name_file: prefix an :class:`AgentError` with the scenario's file (the settings came from
             it); False when they came from elsewhere (command-line overrides), and always for a
             scenario built from a dict.
+        section: the algorithm section of the file the hyperparameters came from, named in an
+            error's key (``agent.hyperparameters.ppo.gamma``); by default the scenario's
+            ``agent.algo`` when its hyperparameters are per-algorithm sections.
         verbose: SB3's verbosity.
     """
     agent = scenario.agent
+    if section is None and has_algorithm_sections(agent.hyperparameters):
+        section = agent.algo
     try:
         return build_model(
             agent.algo,
@@ -457,9 +467,23 @@ def build_agent(
             verbose=verbose,
         )
     except AgentError as exc:
-        if not name_file or scenario.source == "<dict>":
+        if not name_file:
             raise
-        raise AgentError(f"{scenario.source}: {exc}") from None
+        raise _in_file(scenario, _in_section(str(exc), section)) from None
+
+
+def _in_section(text: str, algo: str | None) -> str:
+    """An error line whose key is ``agent.hyperparameters.KEY``, with the key moved into the
+    ``algo`` section of the file (``agent.hyperparameters.ALGO.KEY``); other lines as they are."""
+    prefix = "agent.hyperparameters"
+    if algo is None or not text.startswith(prefix):
+        return text
+    return f"{prefix}.{algo}{text[len(prefix) :]}"
+
+
+def _in_file(scenario: Scenario, text: str) -> AgentError:
+    """An :class:`AgentError` of ``text`` prefixed with the scenario's file, if it has one."""
+    return AgentError(text if scenario.source == "<dict>" else f"{scenario.source}: {text}")
 
 
 def check_other_sections(scenario: Scenario) -> None:
@@ -479,10 +503,7 @@ def check_other_sections(scenario: Scenario) -> None:
         try:
             check_hyperparameters(algo, dict(section), scenario.agent.policy)
         except AgentError as exc:
-            # Every check words its key "agent.hyperparameters.KEY"; here the key is a section's.
-            text = str(exc).replace("agent.hyperparameters.", f"agent.hyperparameters.{algo}.", 1)
-            where = "" if scenario.source == "<dict>" else f"{scenario.source}: "
-            raise AgentError(f"{where}{text}") from None
+            raise _in_file(scenario, _in_section(str(exc), algo)) from None
 
 
 def model_file(path: str | os.PathLike[str]) -> Path:

@@ -20,6 +20,7 @@ from ..envs.vec_env import BatchedRecommendationVecEnv
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
+from ..scenarios.schema import has_algorithm_sections
 from .build import build_agent
 from .errors import AgentError
 from .validation import ValidationCallback, check_validation_seeds
@@ -201,6 +202,8 @@ def train(
     # Mappings (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...`
     # changes the keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
     hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
+    # An error in the file's settings names the key in its algorithm section, if it has them.
+    section = (algo or sc.agent.algo) if has_algorithm_sections(sc.agent.hyperparameters) else None
     sc = with_agent_overrides(
         sc,
         algo=algo,
@@ -225,7 +228,7 @@ def train(
     venv.seed(agent.seed)
     # And the model: settings SB3 rejects fail before the run folder exists, too. An error names
     # the scenario's file unless command-line hyperparameters were given.
-    model = build_agent(sc, venv, name_file=not hyperparameters)
+    model = build_agent(sc, venv, name_file=not hyperparameters, section=section)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)

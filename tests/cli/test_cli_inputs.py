@@ -118,7 +118,7 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
         # A hyperparameter typo used to pass validate --build and fail only in train.
         (
             "agent: {hyperparameters: {ppo: {learnin_rate: 0.1}}}",
-            "agent.hyperparameters.learnin_rate: not an argument of PPO (did you mean "
+            "agent.hyperparameters.ppo.learnin_rate: not an argument of PPO (did you mean "
             "'learning_rate'?)",
         ),
         # So did one in the section of an algorithm the file does not train (--algo picks it).

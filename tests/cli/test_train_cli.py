@@ -250,6 +250,27 @@ def test_settings_the_agent_rejects_name_the_file_and_leave_no_run_folder(tmp_pa
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
+    # The key is the one in the file: in its ppo section.
+    assert f"{bad}: agent.hyperparameters.ppo.learning_rate: expected a number or" in err[0]
+    assert not out.exists()
+    # --algo picks another section of the file, and the key is named in that one.
+    bad.write_text(
+        "extends: default\nname: bad_schedule\n"
+        "agent:\n  hyperparameters:\n    ppo: {}\n    dqn: {gama: 0.9}\n"
+    )
+    assert main([*args, "--algo", "dqn"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"lmrecsim: error: {bad}: agent.hyperparameters.dqn.gama: not an argument of MaskedDQN "
+        "(did you mean 'gamma'?)"
+    ]
+    # A file without algorithm sections has the key directly under agent.hyperparameters.
+    bad.write_text(
+        "name: bad_schedule\nagent:\n  hyperparameters: {learning_rate: {linear: [3e-4]}}\n"
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
     assert f"{bad}: agent.hyperparameters.learning_rate: expected a number or" in err[0]
     assert not out.exists()
     # From --hp the key is named without the file (the value did not come from it).
