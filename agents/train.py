@@ -16,7 +16,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.vec_env import VecMonitor
 
 from ..atomic import atomic_file, atomic_write, output_folder_problem
-from ..envs.vec_env import BatchedRecommendationVecEnv
+from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
@@ -392,7 +392,7 @@ def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{path}: {key}: {value!r} (expected an integer >= {minimum})")
         values[key] = value
-    return tuple(range(values["seed"], values["seed"] + values["n_envs"]))
+    return tuple(sub_env_seeds(values["seed"], values["n_envs"]))
 
 
 def validation_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:

@@ -22,7 +22,7 @@ import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..atomic import atomic_write
-from ..envs.vec_env import BatchedRecommendationVecEnv
+from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World
 from ..scenarios.schema import ValidationConfig
 
@@ -172,7 +172,7 @@ def check_validation_seeds(config: ValidationConfig, seed: int, n_envs: int) -> 
     or None when they are apart (or validation is off)."""
     if config.every == 0:
         return None
-    overlap = sorted(set(range(seed, seed + n_envs)) & set(config.seeds))
+    overlap = sorted(set(sub_env_seeds(seed, n_envs)) & set(config.seeds))
     if not overlap:
         return None
     return (

@@ -42,6 +42,7 @@ from lmrecsim.agents.train import train
 from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
+from lmrecsim.envs.vec_env import sub_env_seeds
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
@@ -105,8 +106,7 @@ def _scenario_for(sc: Scenario, algo: str) -> Scenario:
 
 
 def _check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[int]) -> None:
-    # Sub-env i of a training run is seeded with seed + i (see BatchedRecommendationVecEnv).
-    used = {s + i for s in train_seeds for i in range(sc.agent.n_envs)}
+    used = {u for s in train_seeds for u in sub_env_seeds(s, sc.agent.n_envs)}
     overlap = sorted(used & set(eval_seeds))
     if overlap:
         raise SystemExit(

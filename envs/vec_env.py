@@ -27,6 +27,15 @@ from .simulator import UserBatch, check_count
 from .world import World, build_world
 
 
+def sub_env_seeds(seed: int, n_envs: int) -> range:
+    """The seeds of the users of a run seeded with ``seed`` over ``n_envs`` sub-envs: sub-env i
+    draws its users from ``seed + i`` (SB3's ``VecEnv.seed`` rule, which this env keeps).
+
+    Every check that training, validation and evaluation users are apart uses this one rule.
+    """
+    return range(seed, seed + n_envs)
+
+
 class BatchedRecommendationVecEnv(VecEnv):
     """N recommendation sessions stepped together (SB3 ``VecEnv`` API).
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import TrainResult, train, write_text_atomic
+from lmrecsim.envs.vec_env import sub_env_seeds
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
 
@@ -41,7 +42,7 @@ def demo(
     sc = load_scenario(scenario)
     seeds = list(sc.evaluation.seeds)
     # Sub-env i trains on seed agent.seed + i; evaluating on one of those would meet training users.
-    training_seeds = range(sc.agent.seed, sc.agent.seed + sc.agent.n_envs)
+    training_seeds = sub_env_seeds(sc.agent.seed, sc.agent.n_envs)
     overlap = sorted(set(seeds) & set(training_seeds))
     if overlap:
         raise ScenarioError(
