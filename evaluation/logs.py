@@ -7,7 +7,9 @@ random numbers, the candidates shown, the action with its propensity and the pol
 distribution, and the feedback. The schema is documented in ``docs/logs.md``.
 
 Readers refuse logs of an unknown schema version; a truncated or corrupt file is one
-:class:`LogError` line naming the file, never a half-read table. Version 1 logs (before slates)
+:class:`LogError` line naming the file, never a half-read table, and so is corrupt content (a
+wrong type, a null, a value out of range, a list of the wrong length: :func:`check_content`),
+named down to the column and row. Version 1 logs (before slates)
 are still read: their rows get ``slate_slots = [action]`` and ``clicked_position`` 0 on a click,
 -1 otherwise, exactly what version 2 writes for a single-item step.
 """
@@ -42,6 +44,8 @@ META_SCENARIO_YAML = b"lmrecsim.scenario_yaml"
 META_SCENARIO_HASH = b"lmrecsim.scenario_hash"
 META_SCENARIO_NAME = b"lmrecsim.scenario_name"
 META_BASE_DIR = b"lmrecsim.scenario_base_dir"
+# The keys read as (UTF-8) text; a missing optional one reads as "".
+META_TEXT_KEYS = (META_SCENARIO_YAML, META_SCENARIO_HASH, META_BASE_DIR, META_PACKAGE)
 
 #: Columns of schema version 2, in order, with their pandas dtypes ("list" = Arrow list column).
 COLUMNS: dict[str, str] = {
@@ -108,6 +112,8 @@ class StepLog:
     package_version: str
     schema_version: int = SCHEMA_VERSION
     _scenario: Scenario | None = field(default=None, repr=False)
+    # K (candidates per row) and L (slate_slots per row) found in the file; None without rows.
+    _shape: tuple[int, int] | None = field(default=None, repr=False)
 
     @property
     def policies(self) -> list[str]:
@@ -117,10 +123,19 @@ class StepLog:
     def scenario(self) -> Scenario:
         """Rebuild the logged scenario (checked against the stored content hash)."""
         if self._scenario is None:
-            from ..scenarios import ScenarioError, scenario_from_dict, scenario_hash
-            from ..scenarios.yaml_text import safe_load
+            import yaml
 
-            data = safe_load(self.scenario_yaml)
+            from ..scenarios import ScenarioError, scenario_from_dict, scenario_hash
+            from ..scenarios.yaml_text import safe_load, yaml_error_parts
+
+            try:
+                data = safe_load(self.scenario_yaml)
+            except yaml.YAMLError as exc:  # the hash is of the scenario, so it cannot go first
+                where, problem = yaml_error_parts(exc)
+                raise LogError(
+                    f"{self.path}: {META_SCENARIO_YAML.decode()} is not valid YAML{where}"
+                    f" ({problem or _one_line(exc)}; expected the scenario as lmrecsim wrote it)"
+                ) from None
             if not isinstance(data, dict):
                 raise LogError(f"{self.path}: {META_SCENARIO_YAML.decode()} is not a YAML mapping")
             try:
@@ -134,8 +149,26 @@ class StepLog:
                     f"{self.path}: the stored scenario does not match its hash "
                     f"{self.scenario_hash[:12]} (expected an unmodified log)"
                 )
+            self._check_shape(scenario)
             self._scenario = scenario
         return self._scenario
+
+    def _check_shape(self, scenario: Scenario) -> None:
+        """Raise LogError when the rows' K or L is not the scenario's (``candidates.k``,
+        ``candidates.slate_size``); :func:`read_step_log` made sure every row has the same."""
+        if self._shape is None:
+            return
+        k, size = self._shape
+        if k != scenario.candidates.k:
+            raise LogError(
+                f"{self.path}: column 'candidate_item_ids' has {k} entries per row (expected "
+                f"candidates.k = {scenario.candidates.k} of the stored scenario)"
+            )
+        if size != scenario.candidates.slate_size:
+            raise LogError(
+                f"{self.path}: column 'slate_slots' has {size} entries per row (expected "
+                f"candidates.slate_size = {scenario.candidates.slate_size} of the stored scenario)"
+            )
 
     def require_steps(self) -> None:
         """Raise LogError for a log with no steps (nothing to replay or evaluate)."""
@@ -381,34 +414,181 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     for key in (META_SCENARIO_YAML, META_SCENARIO_HASH):
         if key not in meta:
             raise LogError(f"{p}: {key.decode()} is missing from the file metadata")
+    text = {key: _meta_text(p, meta, key) for key in META_TEXT_KEYS}
     try:
         table = pq.read_table(p)
-        steps = table.to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
     # A version-1 file is checked against its own columns, then given the version-2 ones.
     expected = [c for c in COLUMNS if version_num > 1 or c not in V2_COLUMNS]
-    missing = [c for c in expected if c not in steps.columns]
-    if not missing and version_num == 1:
-        steps = _upgrade_v1(steps)
+    missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise LogError(
             f"{p}: column {missing[0]!r} is missing (expected the columns of schema v{version_num})"
         )
+    shape = check_content(p, table, expected)
+    try:
+        steps = table.to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
+    if version_num == 1:
+        steps = _upgrade_v1(steps)
     # Arrow strings come back as python objects or the string dtype depending on pandas; normalise.
     for name, kind in COLUMNS.items():
         if kind == "string":
             steps[name] = steps[name].astype(str)
-    base_dir = meta.get(META_BASE_DIR, b"").decode("utf-8") or None
     return StepLog(
         path=p,
         steps=steps,
-        scenario_yaml=meta[META_SCENARIO_YAML].decode("utf-8"),
-        scenario_hash=meta[META_SCENARIO_HASH].decode(),
-        scenario_base_dir=base_dir,
-        package_version=meta.get(META_PACKAGE, b"").decode(),
+        scenario_yaml=text[META_SCENARIO_YAML],
+        scenario_hash=text[META_SCENARIO_HASH],
+        scenario_base_dir=text[META_BASE_DIR] or None,
+        package_version=text[META_PACKAGE],
         schema_version=version_num,
+        _shape=shape,
     )
+
+
+def _meta_text(p: Path, meta: dict[bytes, bytes], key: bytes) -> str:
+    try:
+        return meta.get(key, b"").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LogError(
+            f"{p}: {key.decode()} in the file metadata is not UTF-8 text ({_one_line(exc)})"
+        ) from None
+
+
+# Columns whose rows hold one entry per candidate slot (K of them).
+K_COLUMNS = ("candidate_item_ids", "candidate_mask", "action_probabilities")
+# Columns that must be >= 0: they key the simulator's random numbers (a seed must be >= 0).
+NON_NEGATIVE = ("seed", "episode", "step")
+# Slack on the upper bound of a probability (float rounding of a normalised distribution).
+_PROB_TOL = 1e-9
+
+
+def _arrow_kind(t: Any) -> str | None:
+    """The kind of :data:`COLUMNS` an Arrow type reads as (any integer width is an
+    ``int64``, a dictionary its values' kind), or None."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_integer(t):
+        return "int64"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_floating(t):
+        return "float64"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = _arrow_kind(t.value_type)
+        return f"list<{inner}>" if inner is not None and "list" not in inner else None
+    return None
+
+
+def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int] | None:
+    """Check the columns' content of a step log's Arrow table, vectorised; the first problem is
+    one :class:`LogError` line naming the file, the column, the row and what was expected.
+
+    Checked: each column's type; no nulls outside the float columns (there a null reads as
+    NaN: ``rating`` is null without a click, and replay compares the others exactly);
+    ``seed``, ``episode`` and ``step`` >= 0; the same number K of entries in every row of
+    ``candidate_item_ids``, ``candidate_mask`` and ``action_probabilities``; ``action`` and the
+    ``slate_slots`` entries in ``[0, K)``; the same number L of ``slate_slots`` in every row;
+    ``clicked_position`` in ``[-1, L)``; ``action_probabilities`` entries and ``propensity``
+    (NaN allowed: a slate's may be unknown) in ``[0, 1]``. Whole columns at a time, so a log of
+    millions of rows costs a fraction of reading it.
+
+    Returns:
+        ``(K, L)`` of the rows (L is 1 for a version-1 log), or None for a log of no rows;
+        :meth:`StepLog.scenario` checks them against the stored scenario.
+    """
+    import pyarrow.compute as pc
+
+    def fail(name: str, row: int, what: str, expected: str) -> LogError:
+        return LogError(f"{p}: column {name!r} {what} in row {row} (expected {expected})")
+
+    cols: dict[str, Any] = {}
+    for name in columns:
+        col = table.column(name)
+        kind = _arrow_kind(col.type)
+        if kind != COLUMNS[name]:
+            raise LogError(f"{p}: column {name!r} has type {col.type} (expected {COLUMNS[name]})")
+        if col.null_count and kind != "float64":  # float nulls read as NaN (rating: no click)
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise fail(name, row, "is null", f"a non-null {COLUMNS[name]} in every row")
+        if kind.startswith("list") and pc.list_flatten(col).null_count:
+            whole = col.combine_chunks()
+            flat = int(np.flatnonzero(pc.is_null(pc.list_flatten(whole)))[0])
+            row = int(pc.list_parent_indices(whole)[flat].as_py())
+            raise fail(name, row, "holds a null entry", f"a list of {kind[5:-1]} values")
+        cols[name] = col
+    if table.num_rows == 0:
+        return None
+    for name in NON_NEGATIVE:
+        v = cols[name].to_numpy()
+        if (v < 0).any():
+            row = int(np.argmax(v < 0))
+            raise fail(name, row, f"is {int(v[row])}", "an integer >= 0")
+
+    def lengths(name: str) -> np.ndarray:
+        return pc.list_value_length(cols[name]).to_numpy(zero_copy_only=False)
+
+    def same_length(name: str, n: np.ndarray, want: int, expected: str) -> None:
+        if (n != want).any():
+            row = int(np.argmax(n != want))
+            raise fail(name, row, f"has {int(n[row])} entries", expected)
+
+    k_len = lengths("candidate_item_ids")
+    k = int(k_len[0])
+    for name in K_COLUMNS:
+        source = "row 0" if name == K_COLUMNS[0] else K_COLUMNS[0]
+        same_length(name, lengths(name), k, f"{k} entries, one per candidate slot, as {source} has")
+    action = cols["action"].to_numpy()
+    bad = (action < 0) | (action >= k)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise fail("action", row, f"is {int(action[row])}", f"a candidate slot in [0, {k})")
+    size = 1
+    if "slate_slots" in cols:
+        n = lengths("slate_slots")
+        size = int(n[0])
+        same_length("slate_slots", n, size, f"{size} entries, one per slate position, as row 0 has")
+        slots = pc.list_flatten(cols["slate_slots"]).to_numpy()
+        bad = (slots < 0) | (slots >= k)
+        if bad.any():
+            flat = int(np.argmax(bad))
+            row = flat // size
+            raise fail(
+                "slate_slots", row, f"holds {int(slots[flat])}", f"candidate slots in [0, {k})"
+            )
+        position = cols["clicked_position"].to_numpy()
+        bad = (position < -1) | (position >= size)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise fail(
+                "clicked_position",
+                row,
+                f"is {int(position[row])}",
+                f"-1 (no click) or a slate position in [0, {size})",
+            )
+    probs = pc.list_flatten(cols["action_probabilities"]).to_numpy()
+    bad = ~((probs >= 0) & (probs <= 1 + _PROB_TOL))  # NaN is bad too
+    if bad.any():
+        flat = int(np.argmax(bad))
+        raise fail(
+            "action_probabilities",
+            flat // k,
+            f"holds {float(probs[flat])!r}",
+            "probabilities in [0, 1]",
+        )
+    propensity = cols["propensity"].to_numpy(zero_copy_only=False)
+    bad = (propensity < 0) | (propensity > 1 + _PROB_TOL)  # NaN: unknown, allowed
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise fail("propensity", row, f"is {float(propensity[row])!r}", "a probability in [0, 1]")
+    return k, size
 
 
 def _upgrade_v1(steps: pd.DataFrame) -> pd.DataFrame:

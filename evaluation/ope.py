@@ -247,8 +247,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
             f"{log.path}: the log does not replay exactly ({diff.describe()}); cannot recover its contexts"
         )
     pscore = rows["propensity"].to_numpy(dtype=np.float64)
-    if n and (pscore <= 0).any():
-        bad = int(np.argmax(pscore <= 0))
+    if n and not (pscore > 0).all():  # NaN too (a propensity the logger did not know)
+        bad = int(np.argmax(~(pscore > 0)))
         raise LogError(
             f"{log.path}: propensity of row {bad} is {pscore[bad]} (expected > 0 for a logged action)"
         )

@@ -73,7 +73,6 @@ def test_replay_of_a_subset_of_episodes(logged, tmp_path: Path) -> None:
         ("clicked", lambda v: not v),
         ("candidate_item_ids", lambda v: list(reversed(list(v)))),
         ("action", lambda v: (int(v) + 1) % 5),
-        ("action", lambda v: 7),  # not a slot of K=5: a divergence, not a crash
     ],
 )
 def test_tampered_log_diverges_at_the_tampered_step(
@@ -93,6 +92,18 @@ def test_tampered_log_diverges_at_the_tampered_step(
     if column in ("reward", "clicked", "candidate_item_ids"):
         assert diff.column == column
     assert "DIVERGES" in result.summary()
+
+
+def test_an_action_outside_the_slots_is_a_corrupt_log(logged, tmp_path: Path) -> None:
+    # Not a slot of K=5: no simulator wrote it, so the reader refuses the log in one line (it
+    # used to be reported as a divergence at that step).
+    scenario, path = logged
+    steps = read_step_log(path).steps.copy()
+    steps.at[3, "action"] = 7
+    bad = tmp_path / "tampered.parquet"
+    write_step_table(bad, steps, scenario=scenario)
+    with pytest.raises(LogError, match=r"tampered\.parquet: column 'action' is 7 in row 3 "):
+        replay(bad, tmp_path / "out")
 
 
 def test_replay_with_another_policy_is_paired(logged, tmp_path: Path) -> None:
