@@ -22,6 +22,7 @@ from .dueling import MlpDQNPolicy
 from .errors import AgentError
 from .scorer import (
     CandidateScorerDQNPolicy,
+    CandidateScorerExtractor,
     CandidateScorerPolicy,
     MaskableCandidateScorerPolicy,
     MaskedDQN,
@@ -75,6 +76,41 @@ NORMALIZE_REWARD = "normalize_reward"
 # ``{linear: [start, end]}`` anneals one linearly from start (first update) to end (last).
 SCHEDULABLE = ("learning_rate", "clip_range", "clip_range_vf")
 
+# The ranges of the numeric constructor arguments: (low, high, whether low itself is allowed).
+# SB3 checks few of them itself, so a value outside used to end in a traceback mid-run (n_epochs
+# 0, train_freq 0) or to train on nonsense without a word (gamma 2, batch_size 0). gradient_steps
+# -1 is SB3's "as many as env steps"; a schedule's end may reach 0 (learning_rate 3e-4 -> 0).
+_RANGES: dict[str, tuple[int, int | None, bool]] = {
+    **dict.fromkeys(("n_steps", "batch_size", "n_epochs", "buffer_size"), (1, None, True)),
+    **dict.fromkeys(("target_update_interval", "train_freq"), (1, None, True)),
+    "learning_starts": (0, None, True),
+    "gradient_steps": (-1, None, True),
+    **dict.fromkeys(
+        ("gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps"),
+        (0, 1, True),
+    ),
+    "exploration_final_eps": (0, 1, True),
+    **dict.fromkeys(("ent_coef", "vf_coef"), (0, None, True)),
+    **dict.fromkeys(
+        ("max_grad_norm", "target_kl", "learning_rate", "clip_range", "clip_range_vf"),
+        (0, None, False),
+    ),
+}
+
+
+def _range_problem(key: str, value: Any) -> str | None:
+    """What a number ``value`` for ``key`` should have been, or None when it is in range (or
+    ``key`` has no known range, or ``value`` is not a number: the type checks report that)."""
+    rng = _RANGES.get(key)
+    if rng is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    low, high, closed = rng
+    if (value >= low if closed else value > low) and (high is None or value <= high):
+        return None
+    if high is not None:
+        return f"a number in [{low}, {high}]"
+    return f"{'at least' if closed else 'more than'} {low}"
+
 
 def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments with each ``{linear: [start, end]}`` turned into an SB3 schedule.
@@ -93,6 +129,11 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
                     f"agent.hyperparameters.{key}: {value!r} is invalid (expected a number or "
                     "{linear: [start, end]})"
                 )
+            problem = _range_problem(key, value)
+            if problem is not None:
+                raise AgentError(
+                    f"agent.hyperparameters.{key}: {value!r} is invalid (expected {problem})"
+                )
             out[key] = float(value)  # SB3 takes a Python float (not numpy's) or a callable
             continue
         ends = value.get("linear")
@@ -105,6 +146,12 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
             raise AgentError(
                 f"agent.hyperparameters.{key}: expected a number or {{linear: [start, end]}} "
                 f"with two numbers, got {value!r}"
+            )
+        # Every schedulable argument is a positive number that may be annealed to 0.
+        if _range_problem(key, pair[0]) is not None or pair[1] < 0:
+            raise AgentError(
+                f"agent.hyperparameters.{key}: {value!r} is invalid (expected a start more than 0 "
+                "and an end at least 0)"
             )
         out[key] = LinearSchedule(pair[0], pair[1], 1.0)
     return out
@@ -183,6 +230,13 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
         if not ok:
             raise AgentError(
                 f"agent.hyperparameters.{key}: {value!r} is invalid (expected {expected})"
+            )
+        # train_freq's (n, unit) pair: n has the range of a plain train_freq.
+        number = value[0] if isinstance(value, tuple) and value else value
+        problem = _range_problem(key, number)
+        if problem is not None:
+            raise AgentError(
+                f"agent.hyperparameters.{key}: {value!r} is invalid (expected {problem})"
             )
 
 
@@ -304,6 +358,26 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type) -> None:
         )
     _check_dueling(policy_kwargs, dqn=policy_cls is CandidateScorerDQNPolicy)
     _check_policy_keys(policy_kwargs, policy_cls, policy_cls.__name__, skip=_SCORER_FIXED)
+    sizes_given = policy_kwargs.get("features_extractor_kwargs")
+    if isinstance(sizes_given, dict):
+        _check_scorer_sizes(sizes_given)
+
+
+def _check_scorer_sizes(kwargs: dict[str, Any]) -> None:
+    """Refuse a size of the candidate scorer it does not have (with a did-you-mean), or one that
+    is not a whole number of at least 1 (``hidden: 0`` used to build a network of nothing)."""
+    where = "agent.hyperparameters.policy_kwargs.features_extractor_kwargs"
+    params, _ = _init_parameters(CandidateScorerExtractor)
+    known = [n for n in params if n not in ("self", "observation_space")]
+    for key, value in kwargs.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+            raise AgentError(f"{where}.{key}: not a size of the candidate scorer ({hint})")
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise AgentError(
+                f"{where}.{key}: {value!r} is invalid (expected an integer at least 1)"
+            )
 
 
 def _check_policy_keys(

@@ -70,10 +70,12 @@ def set_torch_threads(n: int | None = None) -> int:
         try:
             n = int(text)
         except ValueError:
-            raise AgentError(
-                f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1)"
-            ) from None
-    n = max(1, int(n))
+            n = 0
+        if n < 1:
+            raise AgentError(f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1)")
+    elif isinstance(n, bool) or int(n) != n or n < 1:
+        raise AgentError(f"torch_threads: {n!r} is invalid (expected an integer >= 1)")
+    n = int(n)
     torch.set_num_threads(n)
     return n
 
@@ -221,7 +223,7 @@ def train(
         raise AgentError(f"{sc.source}: {problem}")
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
-    set_torch_threads(torch_threads)
+    threads = set_torch_threads(torch_threads)
     venv = VecMonitor(
         BatchedRecommendationVecEnv(sc, agent.n_envs, world=world, full_info=full_info)
     )
@@ -242,6 +244,7 @@ def train(
         "policy": agent.policy,
         "seed": agent.seed,
         "n_envs": agent.n_envs,
+        "torch_threads": threads,  # part of the run's identity: another count, another model
     }
     if agent.validation.every > 0:  # known from the start: a stopped run's best model was chosen
         run_info["validation"] = agent.validation.model_dump()
@@ -281,10 +284,14 @@ def train(
         ]
     )
     start = time.perf_counter()
-    model.learn(total_timesteps=agent.timesteps, callback=callbacks)
-    seconds = time.perf_counter() - start
-    model.logger.close()
-    save_model_atomic(model, out_dir / "model.zip")
+    try:
+        model.learn(total_timesteps=agent.timesteps, callback=callbacks)
+        seconds = time.perf_counter() - start
+        model.logger.close()
+        save_model_atomic(model, out_dir / "model.zip")
+    except BaseException as exc:
+        _record_unfinished(out_dir / "train.json", run_info, int(model.num_timesteps), exc)
+        raise
     result = TrainResult(
         model=model,
         out_dir=out_dir,
@@ -309,6 +316,30 @@ def train(
         + "\n",
     )
     return result
+
+
+def _record_unfinished(
+    path: Path, run_info: dict[str, Any], timesteps: int, exc: BaseException
+) -> None:
+    """Rewrite ``train.json`` for a run that ended without a model: ``"stopped"`` (Ctrl-C,
+    SIGTERM) or ``"failed"`` (an error, named in ``"error"``), with the steps it had trained.
+
+    A run killed outright (SIGKILL, a power cut) cannot say so: its ``train.json`` keeps
+    ``"running"``. Writing is best effort: the exception that ended the run is what matters.
+    """
+    # Ctrl-C, the command line's SIGTERM (lmrecsim.errors.Terminated) and SystemExit are not
+    # Exceptions: they stop a run; an Exception is a failure.
+    stopped = not isinstance(exc, Exception)
+    info = {**run_info, "status": "stopped" if stopped else "failed", "timesteps": timesteps}
+    if not stopped:
+        text = str(exc).strip()
+        info["error"] = (
+            f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+        )
+    try:
+        write_text_atomic(path, json.dumps(info, indent=2) + "\n")
+    except Exception:  # noqa: BLE001,S110 - e.g. a full disk: the "running" record stays
+        pass
 
 
 #: Outputs of an earlier run in the same folder: its model, checkpoints, TensorBoard event files,

@@ -32,6 +32,35 @@ class _StopAt(BaseCallback):
         return True
 
 
+class _FailAt(_StopAt):
+    """Raises an error (a bug, a full disk) once training has run ``steps`` steps."""
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps:
+            raise OSError("No space left on device\nsecond line")
+        return True
+
+
+def test_a_failed_run_says_so_with_its_error(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left"):
+        train(
+            "default",
+            out=out,
+            algo="ppo",
+            timesteps=512,
+            n_envs=2,
+            seed=1,
+            hyperparameters=TINY,
+            progress=False,
+            callback_factory=lambda sc, world: [_FailAt(128)],
+        )
+    info = json.loads((out / "train.json").read_text())
+    assert info["status"] == "failed" and info["error"] == "OSError: No space left on device"
+    assert 128 <= info["timesteps"] < 512 and info["torch_threads"] == 1
+    assert not (out / "model.zip").exists()
+
+
 def _train(out: Path, *, stop_at: int | None = None, seed: int = 1) -> None:
     train(
         "default",
@@ -74,7 +103,8 @@ def test_a_stopped_run_says_so_and_the_next_run_clears_it(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _train(out, stop_at=200, seed=7)
     info = json.loads((out / "train.json").read_text())
-    assert info["status"] == "running" and info["seed"] == 7
+    assert info["status"] == "stopped" and info["seed"] == 7
+    assert 200 <= info["timesteps"] < 512 and "error" not in info
     assert not (out / "model.zip").exists()
     stopped = _checkpoints(out)
     assert stopped and all(int(n.split("_")[1]) <= 200 for n in stopped)
@@ -125,5 +155,5 @@ def test_sigterm_is_one_line_and_cleans_up(tmp_path):
     assert err.strip().splitlines()[-1] == "lmrecsim: terminated" and "Traceback" not in err
     leftovers = [p for p in out.rglob(".*") if p.name.endswith((".tmp", ".tmp.zip"))]
     assert leftovers == []
-    assert json.loads((out / "train.json").read_text())["status"] == "running"
+    assert json.loads((out / "train.json").read_text())["status"] == "stopped"
     assert not (out / "model.zip").exists()

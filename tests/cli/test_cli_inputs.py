@@ -81,11 +81,15 @@ def test_numeric_options_out_of_range_are_refused_by_name(
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
-def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LMRECSIM_TORCH_THREADS", "abc")
+@pytest.mark.parametrize("value", ["abc", "0", "-1", ""])
+def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys, value):
+    # 0 and -1 used to be taken as 1 without a word, where --torch-threads 0 is refused.
+    monkeypatch.setenv("LMRECSIM_TORCH_THREADS", value)
     assert main(["train", "--timesteps", "64", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lmrecsim: error: $LMRECSIM_TORCH_THREADS: 'abc' (expected an integer >= 1)"]
+    assert err == [
+        f"lmrecsim: error: $LMRECSIM_TORCH_THREADS: {value!r} (expected an integer >= 1)"
+    ]
 
 
 def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
@@ -150,6 +154,26 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
         (
             "agent: {hyperparameters: {ppo: {}, dqn: {normalize_reward: 1}}}",
             "agent.hyperparameters.dqn.normalize_reward: expected true or false, got 1",
+        ),
+        # Values out of range used to pass here and end in a traceback mid-run (n_epochs 0,
+        # train_freq 0) or train on nonsense (gamma 2, a scorer of 0 hidden units).
+        (
+            "agent: {hyperparameters: {ppo: {n_epochs: 0}, dqn: {}}}",
+            "agent.hyperparameters.ppo.n_epochs: 0 is invalid (expected at least 1)",
+        ),
+        (
+            "agent: {hyperparameters: {ppo: {}, dqn: {train_freq: 0}}}",
+            "agent.hyperparameters.dqn.train_freq: 0 is invalid (expected at least 1)",
+        ),
+        (
+            "agent: {hyperparameters: {ppo: {}, dqn: {gamma: 2}}}",
+            "agent.hyperparameters.dqn.gamma: 2 is invalid (expected a number in [0, 1])",
+        ),
+        (
+            "agent: {hyperparameters: {ppo: {policy_kwargs: {features_extractor_kwargs: "
+            "{hidden: 0}}}}}",
+            "agent.hyperparameters.ppo.policy_kwargs.features_extractor_kwargs.hidden: 0 is "
+            "invalid (expected an integer at least 1)",
         ),
     ],
 )

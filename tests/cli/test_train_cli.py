@@ -215,6 +215,57 @@ def test_trained_model_loads_and_predicts(tmp_path):
             "agent.hyperparameters.policy_kwargs.activation_fn: the candidate scorer's layers are "
             "ReLU layers",
         ),
+        # Out of range: these used to end in a traceback once training started (n_epochs 0,
+        # train_freq 0) or to train on nonsense without a word.
+        (
+            ["train", "--hp", "n_epochs=0", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.n_epochs: 0 is invalid (expected at least 1)",
+        ),
+        (
+            [
+                "train",
+                "--algo",
+                "dqn",
+                "--hp",
+                "train_freq=[0, step]",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.train_freq: (0, 'step') is invalid (expected at least 1)",
+        ),
+        (
+            ["train", "--hp", "gae_lambda=5", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.gae_lambda: 5 is invalid (expected a number in [0, 1])",
+        ),
+        (
+            ["train", "--hp", "max_grad_norm=0", "--out", "x", "--no-progress"],
+            "agent.hyperparameters.max_grad_norm: 0 is invalid (expected more than 0)",
+        ),
+        (
+            [
+                "train",
+                "--hp",
+                "learning_rate={linear: [3e-4, -1e-4]}",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.learning_rate: {'linear': [0.0003, -0.0001]} is invalid "
+            "(expected a start more than 0 and an end at least 0)",
+        ),
+        (
+            [
+                "train",
+                "--hp",
+                "policy_kwargs={features_extractor_kwargs: {hiden: 8}}",
+                "--out",
+                "x",
+                "--no-progress",
+            ],
+            "agent.hyperparameters.policy_kwargs.features_extractor_kwargs.hiden: not a size of "
+            "the candidate scorer (did you mean 'hidden'?)",
+        ),
         (
             # MaskedDQN passes **kwargs on to SB3's DQN, whose arguments are still checked.
             ["train", "--algo", "dqn", "--hp", "gama=0.9", "--out", "x", "--no-progress"],
@@ -277,7 +328,9 @@ def test_settings_the_agent_rejects_name_the_file_and_leave_no_run_folder(tmp_pa
     args = ["train", "--algo", "dqn", "--hp", "n_steps=0", "--no-progress", "--out", str(out)]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lmrecsim: error: agent.hyperparameters.n_steps: expected at least 1, got 0"]
+    assert err == [
+        "lmrecsim: error: agent.hyperparameters.n_steps: 0 is invalid (expected at least 1)"
+    ]
     assert not out.exists()
 
 
@@ -364,7 +417,8 @@ def test_train_log_episodes_writes_a_readable_log(tmp_path, algo):
     # so every episode ends in a churn or at the horizon, and the log replays exactly.
     ends = steps.sort_values("step").groupby(["seed", "episode"]).tail(1)
     assert (ends["terminated"] | ends["truncated"]).all()
-    assert len(steps) < 128
+    # (With the shipped PPO settings both sub-envs happen to end an episode at step 64 exactly.)
+    assert len(steps) <= 128
     from lmrecsim.evaluation.replay import replay
 
     assert replay(out / "episodes.parquet", tmp_path / "replay").reproduced
