@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import numbers
 import os
 from pathlib import Path
@@ -597,5 +598,26 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
     try:
         return cls.load(str(p), env=env, device="cpu")
     except Exception as exc:  # noqa: BLE001 - any load failure is one user-facing line
+        trained = _trained_algo(p)
+        if trained is not None and trained != algo:
+            raise AgentError(
+                f"{p}: cannot load a {algo} model: its run trained {trained} (train.json; "
+                f"expected {trained}:{path})"
+            ) from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AgentError(f"{p}: cannot load a {algo} model ({first})") from None
+
+
+def _trained_algo(model_path: Path) -> str | None:
+    """The algorithm the run folder of a model file (its folder, or the one above for a
+    checkpoint) says it trained, from ``train.json``; None when there is none to read."""
+    for folder in (model_path.parent, model_path.parent.parent):
+        record = folder / "train.json"
+        if record.is_file():
+            try:
+                data = json.loads(record.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError):
+                return None
+            algo = data.get("algo") if isinstance(data, dict) else None
+            return algo if isinstance(algo, str) else None
+    return None

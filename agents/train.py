@@ -200,12 +200,16 @@ def train(
     if problem is not None:  # before any work, not after the world and the model are built
         raise AgentError(f"out: {problem}")
     sc = load_scenario(scenario)
-    # The resolved scenario keeps only the keyword arguments of the algorithm that runs.
-    # Mappings (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...`
-    # changes the keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
+    # Command-line hyperparameters merge over those of the algorithm that runs. Mappings
+    # (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...` changes the
+    # keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
     hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
-    # An error in the file's settings names the key in its algorithm section, if it has them.
+    # With per-algorithm sections, the resolved scenario keeps them: the section of the algorithm
+    # that runs holds the merged settings and the others stay, so the run's scenario.yaml trains
+    # another algorithm (--algo) as the original file did. An error in the file's settings names
+    # the key in its section.
     section = (algo or sc.agent.algo) if has_algorithm_sections(sc.agent.hyperparameters) else None
+    resolved = hp if section is None else {**sc.agent.hyperparameters, section: hp}
     sc = with_agent_overrides(
         sc,
         algo=algo,
@@ -215,8 +219,9 @@ def train(
         n_envs=n_envs,
         validation=None if validate_every is None else {"every": validate_every},
     )
-    if hp != sc.agent.hyperparameters:
-        sc = sc.model_copy(update={"agent": sc.agent.model_copy(update={"hyperparameters": hp})})
+    if resolved != sc.agent.hyperparameters:
+        update = {"hyperparameters": resolved}
+        sc = sc.model_copy(update={"agent": sc.agent.model_copy(update=update)})
     agent = sc.agent
     problem = check_validation_seeds(agent.validation, agent.seed, agent.n_envs)
     if problem is not None:

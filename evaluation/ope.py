@@ -529,13 +529,17 @@ def evaluate_off_policy(
             "(DR's stays valid when the propensities are right)"
         )
     if log.scenario().episode.horizon > 1:
-        notes.append(
+        note = (
             "note: episodes have several steps; these are per-step estimates on the logged states, "
-            "which ignore how the target would change later states (exact for one-step episodes); "
-            "the truth is the target's per-step reward on its own sessions, so truth and estimate "
-            "differ where the target changes later states (fatigue, patience), and the relative "
-            "error measures that as well as the estimator's error"
+            "which ignore how the target would change later states (exact for one-step episodes)"
         )
+        if with_ground_truth:  # the rest is about the truth column, absent otherwise
+            note += (
+                "; the truth is the target's per-step reward on its own sessions, so truth and "
+                "estimate differ where the target changes later states (fatigue, patience), and "
+                "the relative error measures that as well as the estimator's error"
+            )
+        notes.append(note)
     if with_ground_truth:
         truth = ground_truth(log, policy, label, logged_policy=logged_label)
         results = [

@@ -92,14 +92,12 @@ def test_per_algorithm_hyperparameter_sections_reach_the_model(tmp_path) -> None
     ppo = train(sc, out=tmp_path / "ppo", algo="ppo", timesteps=32, progress=False)
     assert (ppo.model.n_steps, ppo.model.n_epochs) == (16, 3)
     resolved = load_scenario(tmp_path / "ppo" / "scenario.yaml")
-    # Keys the file does not set are inherited from default.yaml's sections.
+    # Keys the file does not set are inherited from default.yaml's sections, and the resolved
+    # file keeps the sections: the one that ran, and the other, for a run with --algo dqn.
     inherited = load_scenario("default").agent.hyperparameters
-    assert resolved.agent.hyperparameters == {
-        **inherited["ppo"],
-        "n_steps": 16,
-        "batch_size": 32,
-        "n_epochs": 3,
-    }
+    ppo_section = {**inherited["ppo"], "n_steps": 16, "batch_size": 32, "n_epochs": 3}
+    dqn_section = {**inherited["dqn"], "learning_starts": 7, "train_freq": 2}
+    assert resolved.agent.hyperparameters == {"ppo": ppo_section, "dqn": dqn_section}
     dqn = train(
         sc,
         out=tmp_path / "dqn",
@@ -109,11 +107,16 @@ def test_per_algorithm_hyperparameter_sections_reach_the_model(tmp_path) -> None
         hyperparameters={"train_freq": 1},
     )
     assert (dqn.model.learning_starts, dqn.model.train_freq.frequency) == (7, 1)
-    assert load_scenario(tmp_path / "dqn" / "scenario.yaml").agent.hyperparameters == {
-        **inherited["dqn"],
-        "learning_starts": 7,
-        "train_freq": 1,
+    # The command line's train_freq is in the section that ran; the ppo section is the file's.
+    again = load_scenario(tmp_path / "dqn" / "scenario.yaml")
+    assert again.agent.hyperparameters == {
+        "ppo": ppo_section,
+        "dqn": {**dqn_section, "train_freq": 1},
     }
+    # So the DQN run's scenario.yaml trains PPO as the original did (its dqn-only dueling key
+    # used to reach PPO and be refused).
+    rerun = train(again, out=tmp_path / "ppo2", algo="ppo", timesteps=32, progress=False)
+    assert (rerun.model.n_steps, rerun.model.n_epochs) == (16, 3)
 
 
 def test_linear_schedules_in_a_scenario_anneal_the_optimizer_and_reload(tmp_path) -> None:

@@ -221,3 +221,16 @@ def test_overlap_warning_and_the_dm_note(tmp_path) -> None:
         assert any("DM's interval covers" in x for x in res.notes)
     assert any("low overlap" in x for x in notes[400]) and 400 / 20 < MIN_ESS
     assert not any("low overlap" in x for x in notes[2400])
+
+
+def test_the_multi_step_note_speaks_of_the_truth_only_when_there_is_one(tmp_path) -> None:
+    from lmrecsim.evaluation import evaluate
+    from lmrecsim.evaluation.ope import evaluate_off_policy
+
+    evaluate(
+        "default", ["random"], seeds=[7], episodes=3, out=tmp_path, progress=False, plots=False
+    )
+    for truth in (False, True):
+        res = evaluate_off_policy(tmp_path / "episodes.parquet", "greedy", with_ground_truth=truth)
+        (note,) = [x for x in res.notes if "episodes have several steps" in x]
+        assert ("the truth is" in note) is truth

@@ -51,6 +51,21 @@ def test_saved_models_evaluate_through_specs(runs, tmp_path):
     assert "learning_curves" in html or "Learning" in html
 
 
+def test_a_model_loaded_as_another_algorithm_names_the_one_it_was_trained_with(runs):
+    from lmrecsim.agents.build import load_model
+    from lmrecsim.agents.errors import AgentError
+
+    # SB3's own words were "DQNPolicy.__init__() got an unexpected keyword argument 'use_sde'".
+    for algo, wrong in (("dqn", "ppo"), ("ppo", "dqn")):
+        expected = (
+            f"{runs[algo] / 'model.zip'}: cannot load a {wrong} model: its run trained {algo} "
+            f"(train.json; expected {algo}:{runs[algo]})"
+        )
+        with pytest.raises(AgentError) as exc:
+            load_model(wrong, runs[algo])
+        assert str(exc.value) == expected
+
+
 def test_model_scores_match_its_greedy_action(runs):
     from lmrecsim.agents.baselines import make_policy
     from lmrecsim.envs import make_env
