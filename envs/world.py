@@ -22,7 +22,7 @@ from ..scenarios import Scenario, scenario_hash
 from .ann import IVFIndex, default_lists
 from .blas import one_blas_thread
 from .candidates import nearest_slots
-from .catalog import Catalog, load_catalog, load_default_catalog
+from .catalog import Catalog, CatalogError, load_catalog, load_default_catalog
 from .personas import (
     Persona,
     PersonaError,
@@ -254,7 +254,15 @@ def _resolve_personas(scenario: Scenario) -> list[Persona]:
             f"{scenario.source}: users.personas: {spec!r} is not a file (expected 'default', a "
             f"persona file (.csv or .yaml), or a list of shipped persona names such as [{spec}])"
         )
-    return load_personas(path)
+    try:
+        return load_personas(path)
+    except PersonaError as exc:
+        raise PersonaError(f"{_where(scenario)}users.personas: {exc}") from None
+
+
+def _where(scenario: Scenario) -> str:
+    """The scenario's file as an error's prefix (nothing for one built from a dict)."""
+    return "" if scenario.source == "<dict>" else f"{scenario.source}: "
 
 
 def _check_persona_topics(personas: list[Persona], scenario: Scenario, catalog: Catalog) -> None:
@@ -402,7 +410,10 @@ def build_world(
     if scenario.catalog.source == "default":
         catalog = load_default_catalog()
     else:
-        catalog = load_catalog(scenario.resolve_path(scenario.catalog.source))
+        try:
+            catalog = load_catalog(scenario.resolve_path(scenario.catalog.source))
+        except CatalogError as exc:  # which scenario, and which of its keys, named the file
+            raise CatalogError(f"{_where(scenario)}catalog.source: {exc}") from None
     catalog = _select_items(catalog, scenario, rng)
     n = len(catalog)
 

@@ -119,6 +119,9 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
             "users.personas[1]: unknown name 'nosuchpersona'",
         ),
         ("encoder: {model: /nonexistent/model}", "encoder.model: '/nonexistent/model' does not"),
+        # A missing catalog or persona file used to name only itself, not the scenario's key.
+        ("catalog: {source: nofile.csv}", "catalog.source: "),
+        ("users: {personas: nofile.csv}", "users.personas: "),
         # A hyperparameter typo used to pass validate --build and fail only in train.
         (
             "agent: {hyperparameters: {ppo: {learnin_rate: 0.1}}}",
