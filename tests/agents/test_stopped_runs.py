@@ -20,48 +20,34 @@ TINY = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
 
 
 class _StopAt(BaseCallback):
-    """Raises KeyboardInterrupt (what Ctrl-C does) once training has run ``steps`` steps."""
+    """Raises ``error`` (by default KeyboardInterrupt, what Ctrl-C does) once training has run
+    ``steps`` steps."""
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, error: BaseException | None = None) -> None:
         super().__init__()
         self.steps = steps
+        self.error = error if error is not None else KeyboardInterrupt()
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.steps:
-            raise KeyboardInterrupt
-        return True
-
-
-class _FailAt(_StopAt):
-    """Raises an error (a bug, a full disk) once training has run ``steps`` steps."""
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.steps:
-            raise OSError("No space left on device\nsecond line")
+            raise self.error
         return True
 
 
 def test_a_failed_run_says_so_with_its_error(tmp_path):
     out = tmp_path / "run"
+    full_disk = OSError("No space left on device\nsecond line")  # a bug, a full disk
     with pytest.raises(OSError, match="No space left"):
-        train(
-            "default",
-            out=out,
-            algo="ppo",
-            timesteps=512,
-            n_envs=2,
-            seed=1,
-            hyperparameters=TINY,
-            progress=False,
-            callback_factory=lambda sc, world: [_FailAt(128)],
-        )
+        _train(out, stop_at=128, error=full_disk)
     info = json.loads((out / "train.json").read_text())
     assert info["status"] == "failed" and info["error"] == "OSError: No space left on device"
     assert 128 <= info["timesteps"] < 512 and info["torch_threads"] == 1
     assert not (out / "model.zip").exists()
 
 
-def _train(out: Path, *, stop_at: int | None = None, seed: int = 1) -> None:
+def _train(
+    out: Path, *, stop_at: int | None = None, seed: int = 1, error: BaseException | None = None
+) -> None:
     train(
         "default",
         out=out,
@@ -72,7 +58,7 @@ def _train(out: Path, *, stop_at: int | None = None, seed: int = 1) -> None:
         hyperparameters=TINY,
         checkpoint_freq=64,
         progress=False,
-        callback_factory=(lambda sc, world: [_StopAt(stop_at)]) if stop_at else None,
+        callback_factory=(lambda sc, world: [_StopAt(stop_at, error)]) if stop_at else None,
     )
 
 
