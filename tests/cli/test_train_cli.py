@@ -477,7 +477,8 @@ def test_reward_normalisation_from_the_command_line(tmp_path, capsys):
     assert not out.exists()
     assert main([*args, *hp, "--hp", "normalize_reward=true", "--log-episodes"]) == 0
     resolved = yaml.safe_load((out / "scenario.yaml").read_text())
-    assert resolved["agent"]["hyperparameters"]["normalize_reward"] is True
+    # default.yaml has per-algorithm sections; the command line lands in the one that ran.
+    assert resolved["agent"]["hyperparameters"]["ppo"]["normalize_reward"] is True
     # The log keeps the env's rewards (clicks under the default reward), not the scaled ones.
     steps = read_step_log(out / "episodes.parquet").steps
     assert steps["clicked"].any()
@@ -491,7 +492,7 @@ def test_hp_values_in_exponent_notation_are_numbers(tmp_path):
     hp = ["--hp", "learning_rate=1e-3", "--hp", "learning_starts=32"]
     assert main([*args, *hp, "--out", str(out)]) == 0
     resolved = yaml.safe_load((out / "scenario.yaml").read_text())
-    assert resolved["agent"]["hyperparameters"]["learning_rate"] == 0.001
+    assert resolved["agent"]["hyperparameters"]["dqn"]["learning_rate"] == 0.001
     from stable_baselines3 import DQN
 
     assert DQN.load(out / "model.zip").learning_rate == 0.001
@@ -515,7 +516,7 @@ def test_hp_policy_kwargs_merge_into_the_shipped_scenarios(tmp_path, policy_kwar
     hp = ["--hp", "learning_starts=32", "--hp", f"policy_kwargs={policy_kwargs}"]
     assert main([*args, *hp, "--validate-every", "0", "--out", str(out)]) == 0
     resolved = yaml.safe_load((out / "scenario.yaml").read_text())
-    assert resolved["agent"]["hyperparameters"]["policy_kwargs"] == expected
+    assert resolved["agent"]["hyperparameters"]["dqn"]["policy_kwargs"] == expected
     from lmrecsim.agents import load_model
 
     model = load_model("dqn", out)
