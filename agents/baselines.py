@@ -552,17 +552,6 @@ def _check_spaces(model: Any, world: Any, spec: str) -> None:
         )
 
 
-def run_folder(path: str | os.PathLike[str]) -> Path:
-    """The training run folder of a saved model: the folder itself, the folder of its
-    ``model.zip``, or the run of a checkpoint (``RUN/checkpoints/model_N_steps.zip``), whose
-    ``train.json`` and ``progress.csv`` are the run's."""
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    if folder.name == "checkpoints" and (folder.parent / "train.json").is_file():
-        return folder.parent
-    return folder
-
-
 def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     """Parse a policy spec into ``(label, policy)``.
 
@@ -593,7 +582,7 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     if sep and prefix in MODEL_PREFIXES:
         if not path.strip():
             raise AgentError(f"--policy {spec!r}: missing model path (expected {prefix}:PATH)")
-        from .build import load_model, model_file
+        from .build import load_model, model_file, run_folder
 
         model = load_model(prefix, path.strip())
         _check_spaces(model, world, spec)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import json
 import numbers
 import os
 from pathlib import Path
@@ -158,6 +157,12 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _hint(key: Any, known: list[str]) -> str:
+    """What an unknown ``key`` may have meant among ``known``: the closest name, or all of them."""
+    close = difflib.get_close_matches(str(key), known, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+
+
 def _init_parameters(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
     """The named constructor arguments of ``cls``, and whether it also takes any other.
 
@@ -197,10 +202,9 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
         param = params.get(key)
         if param is None and not takes_any:
             known = [n for n in params if n not in ("self", "policy", "env")]
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
             raise AgentError(
-                f"agent.hyperparameters.{key}: not an argument of {cls.__name__} ({hint})"
+                f"agent.hyperparameters.{key}: not an argument of {cls.__name__} "
+                f"({_hint(key, known)})"
             )
         if param is None or key in SCHEDULABLE:
             continue
@@ -372,9 +376,9 @@ def _check_scorer_sizes(kwargs: dict[str, Any]) -> None:
     known = [n for n in params if n not in ("self", "observation_space")]
     for key, value in kwargs.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
-            raise AgentError(f"{where}.{key}: not a size of the candidate scorer ({hint})")
+            raise AgentError(
+                f"{where}.{key}: not a size of the candidate scorer ({_hint(key, known)})"
+            )
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise AgentError(
                 f"{where}.{key}: {value!r} is invalid (expected an integer at least 1)"
@@ -391,10 +395,9 @@ def _check_policy_keys(
     known = [n for n in params if n not in _NOT_POLICY_KWARGS and n not in skip]
     for key in policy_kwargs:
         if key not in params:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
             raise AgentError(
-                f"agent.hyperparameters.policy_kwargs.{key}: not an argument of {name} ({hint})"
+                f"agent.hyperparameters.policy_kwargs.{key}: not an argument of {name} "
+                f"({_hint(key, known)})"
             )
 
 
@@ -512,7 +515,6 @@ def build_agent(
     env: VecEnv,
     *,
     name_file: bool = True,
-    section: str | None = None,
     verbose: int = 0,
 ) -> BaseAlgorithm:
     """The untrained model of a scenario's ``agent`` block (what ``lmrecsim train`` trains).
@@ -524,14 +526,13 @@ def build_agent(
         name_file: prefix an :class:`AgentError` with the scenario's file (the settings came from
             it); False when they came from elsewhere (command-line overrides), and always for a
             scenario built from a dict.
-        section: the algorithm section of the file the hyperparameters came from, named in an
-            error's key (``agent.hyperparameters.ppo.gamma``); by default the scenario's
-            ``agent.algo`` when its hyperparameters are per-algorithm sections.
         verbose: SB3's verbosity.
+
+    With per-algorithm sections, an error names the key in the section of ``agent.algo``
+    (``agent.hyperparameters.ppo.gamma``).
     """
     agent = scenario.agent
-    if section is None and has_algorithm_sections(agent.hyperparameters):
-        section = agent.algo
+    section = agent.algo if has_algorithm_sections(agent.hyperparameters) else None
     try:
         return build_model(
             agent.algo,
@@ -558,7 +559,7 @@ def _in_section(text: str, algo: str | None) -> str:
 
 def _in_file(scenario: Scenario, text: str) -> AgentError:
     """An :class:`AgentError` of ``text`` prefixed with the scenario's file, if it has one."""
-    return AgentError(text if scenario.source == "<dict>" else f"{scenario.source}: {text}")
+    return AgentError(f"{scenario.error_prefix}{text}")
 
 
 def check_other_sections(scenario: Scenario) -> None:
@@ -587,6 +588,17 @@ def model_file(path: str | os.PathLike[str]) -> Path:
     return p / "model.zip" if p.is_dir() else p
 
 
+def run_folder(path: str | os.PathLike[str]) -> Path:
+    """The training run folder of a saved model: the folder itself, the folder of its
+    ``model.zip``, or the run of a checkpoint (``RUN/checkpoints/model_N_steps.zip``), whose
+    ``train.json`` and ``progress.csv`` are the run's."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if folder.name == "checkpoints" and (folder.parent / "train.json").is_file():
+        return folder.parent
+    return folder
+
+
 def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = None) -> BaseAlgorithm:
     """Load a saved model (``model.zip``) of the given algorithm, with one-line errors."""
     p = model_file(path)
@@ -609,15 +621,13 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
 
 
 def _trained_algo(model_path: Path) -> str | None:
-    """The algorithm the run folder of a model file (its folder, or the one above for a
-    checkpoint) says it trained, from ``train.json``; None when there is none to read."""
-    for folder in (model_path.parent, model_path.parent.parent):
-        record = folder / "train.json"
-        if record.is_file():
-            try:
-                data = json.loads(record.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError):
-                return None
-            algo = data.get("algo") if isinstance(data, dict) else None
-            return algo if isinstance(algo, str) else None
-    return None
+    """The algorithm the run folder of a model file says it trained (its ``train.json``), or
+    None when there is none to read."""
+    from .train import run_record  # train imports this module
+
+    try:
+        data = run_record(run_folder(model_path))
+    except ValueError:  # an unreadable train.json: the load error says enough
+        return None
+    algo = None if data is None else data.get("algo")
+    return algo if isinstance(algo, str) else None

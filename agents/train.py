@@ -206,8 +206,8 @@ def train(
     hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
     # With per-algorithm sections, the resolved scenario keeps them: the section of the algorithm
     # that runs holds the merged settings and the others stay, so the run's scenario.yaml trains
-    # another algorithm (--algo) as the original file did. An error in the file's settings names
-    # the key in its section.
+    # another algorithm (--algo) as the original file did (and build_agent names an error's key
+    # in its section).
     section = (algo or sc.agent.algo) if has_algorithm_sections(sc.agent.hyperparameters) else None
     resolved = hp if section is None else {**sc.agent.hyperparameters, section: hp}
     sc = with_agent_overrides(
@@ -235,7 +235,7 @@ def train(
     venv.seed(agent.seed)
     # And the model: settings SB3 rejects fail before the run folder exists, too. An error names
     # the scenario's file unless command-line hyperparameters were given.
-    model = build_agent(sc, venv, name_file=not hyperparameters, section=section)
+    model = build_agent(sc, venv, name_file=not hyperparameters)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)

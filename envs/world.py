@@ -257,12 +257,7 @@ def _resolve_personas(scenario: Scenario) -> list[Persona]:
     try:
         return load_personas(path)
     except PersonaError as exc:
-        raise PersonaError(f"{_where(scenario)}users.personas: {exc}") from None
-
-
-def _where(scenario: Scenario) -> str:
-    """The scenario's file as an error's prefix (nothing for one built from a dict)."""
-    return "" if scenario.source == "<dict>" else f"{scenario.source}: "
+        raise PersonaError(f"{scenario.error_prefix}users.personas: {exc}") from None
 
 
 def _check_persona_topics(personas: list[Persona], scenario: Scenario, catalog: Catalog) -> None:
@@ -413,7 +408,7 @@ def build_world(
         try:
             catalog = load_catalog(scenario.resolve_path(scenario.catalog.source))
         except CatalogError as exc:  # which scenario, and which of its keys, named the file
-            raise CatalogError(f"{_where(scenario)}catalog.source: {exc}") from None
+            raise CatalogError(f"{scenario.error_prefix}catalog.source: {exc}") from None
     catalog = _select_items(catalog, scenario, rng)
     n = len(catalog)
 

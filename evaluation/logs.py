@@ -526,68 +526,55 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
         cols[name] = col
     if table.num_rows == 0:
         return None
+
+    def refuse(
+        name: str, bad: np.ndarray, values: np.ndarray, what: str, expected: str, per_row: int = 1
+    ) -> None:
+        """Raise for the first entry of ``values`` that is ``bad`` (``per_row`` entries a row);
+        ``what`` words it, with ``{}`` for the value."""
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise fail(name, i // per_row, what.format(values[i].item()), expected)
+
     for name in NON_NEGATIVE:
         v = cols[name].to_numpy()
-        if (v < 0).any():
-            row = int(np.argmax(v < 0))
-            raise fail(name, row, f"is {int(v[row])}", "an integer >= 0")
+        refuse(name, v < 0, v, "is {}", "an integer >= 0")
 
     def lengths(name: str) -> np.ndarray:
         return pc.list_value_length(cols[name]).to_numpy(zero_copy_only=False)
 
-    def same_length(name: str, n: np.ndarray, want: int, expected: str) -> None:
-        if (n != want).any():
-            row = int(np.argmax(n != want))
-            raise fail(name, row, f"has {int(n[row])} entries", expected)
-
-    k_len = lengths("candidate_item_ids")
-    k = int(k_len[0])
+    k = int(lengths("candidate_item_ids")[0])
     for name in K_COLUMNS:
         source = "row 0" if name == K_COLUMNS[0] else K_COLUMNS[0]
-        same_length(name, lengths(name), k, f"{k} entries, one per candidate slot, as {source} has")
+        n = lengths(name)
+        refuse(
+            name,
+            n != k,
+            n,
+            "has {} entries",
+            f"{k} entries, one per candidate slot, as {source} has",
+        )
     action = cols["action"].to_numpy()
-    bad = (action < 0) | (action >= k)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise fail("action", row, f"is {int(action[row])}", f"a candidate slot in [0, {k})")
+    refuse("action", (action < 0) | (action >= k), action, "is {}", f"a candidate slot in [0, {k})")
     size = 1
     if "slate_slots" in cols:
         n = lengths("slate_slots")
         size = int(n[0])
-        same_length("slate_slots", n, size, f"{size} entries, one per slate position, as row 0 has")
+        expected = f"{size} entries, one per slate position, as row 0 has"
+        refuse("slate_slots", n != size, n, "has {} entries", expected)
         slots = pc.list_flatten(cols["slate_slots"]).to_numpy()
         bad = (slots < 0) | (slots >= k)
-        if bad.any():
-            flat = int(np.argmax(bad))
-            row = flat // size
-            raise fail(
-                "slate_slots", row, f"holds {int(slots[flat])}", f"candidate slots in [0, {k})"
-            )
+        refuse("slate_slots", bad, slots, "holds {}", f"candidate slots in [0, {k})", size)
         position = cols["clicked_position"].to_numpy()
         bad = (position < -1) | (position >= size)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise fail(
-                "clicked_position",
-                row,
-                f"is {int(position[row])}",
-                f"-1 (no click) or a slate position in [0, {size})",
-            )
+        expected = f"-1 (no click) or a slate position in [0, {size})"
+        refuse("clicked_position", bad, position, "is {}", expected)
     probs = pc.list_flatten(cols["action_probabilities"]).to_numpy()
     bad = ~((probs >= 0) & (probs <= 1 + _PROB_TOL))  # NaN is bad too
-    if bad.any():
-        flat = int(np.argmax(bad))
-        raise fail(
-            "action_probabilities",
-            flat // k,
-            f"holds {float(probs[flat])!r}",
-            "probabilities in [0, 1]",
-        )
+    refuse("action_probabilities", bad, probs, "holds {!r}", "probabilities in [0, 1]", k)
     propensity = cols["propensity"].to_numpy(zero_copy_only=False)
     bad = (propensity < 0) | (propensity > 1 + _PROB_TOL)  # NaN: unknown, allowed
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise fail("propensity", row, f"is {float(propensity[row])!r}", "a probability in [0, 1]")
+    refuse("propensity", bad, propensity, "is {!r}", "a probability in [0, 1]")
     return k, size
 
 

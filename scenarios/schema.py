@@ -718,3 +718,9 @@ class Scenario(_Strict):
     def source(self) -> str:
         """Where the scenario came from (a file path, or '<dict>')."""
         return self._source or "<dict>"
+
+    @property
+    def error_prefix(self) -> str:
+        """The scenario's file as the start of an error line (``"FILE: "``), or nothing for a
+        scenario built from a dict."""
+        return "" if self.source == "<dict>" else f"{self.source}: "
