@@ -21,7 +21,7 @@ from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from ..scenarios.schema import has_algorithm_sections
-from .build import build_agent
+from .build import build_agent, load_model
 from .errors import AgentError
 from .validation import ValidationCallback, check_validation_seeds
 
@@ -154,6 +154,47 @@ class _ProgressBar(BaseCallback):
             self.bar.close()
 
 
+def resolve_run(
+    scenario: str | os.PathLike[str] | Scenario,
+    *,
+    algo: str | None = None,
+    policy: str | None = None,
+    timesteps: int | None = None,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    validate_every: int | None = None,
+) -> Scenario:
+    """The scenario a :func:`train` call with these arguments trains (its run's ``scenario.yaml``).
+
+    The arguments are :func:`train`'s; ``None`` keeps the scenario's own setting.
+    """
+    sc = load_scenario(scenario)
+    # Command-line hyperparameters merge over those of the algorithm that runs. Mappings
+    # (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...` changes the
+    # keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
+    hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
+    # With per-algorithm sections, the resolved scenario keeps them: the section of the algorithm
+    # that runs holds the merged settings and the others stay, so the run's scenario.yaml trains
+    # another algorithm (--algo) as the original file did (and build_agent names an error's key
+    # in its section).
+    section = (algo or sc.agent.algo) if has_algorithm_sections(sc.agent.hyperparameters) else None
+    resolved = hp if section is None else {**sc.agent.hyperparameters, section: hp}
+    sc = with_agent_overrides(
+        sc,
+        algo=algo,
+        policy=policy,
+        timesteps=timesteps,
+        seed=seed,
+        n_envs=n_envs,
+        validation=None if validate_every is None else {"every": validate_every},
+    )
+    if resolved != sc.agent.hyperparameters:
+        update = {"hyperparameters": resolved}
+        sc = sc.model_copy(update={"agent": sc.agent.model_copy(update=update)})
+    return sc
+
+
 def train(
     scenario: str | os.PathLike[str] | Scenario = "default",
     *,
@@ -199,29 +240,16 @@ def train(
     problem = output_folder_problem(out)
     if problem is not None:  # before any work, not after the world and the model are built
         raise AgentError(f"out: {problem}")
-    sc = load_scenario(scenario)
-    # Command-line hyperparameters merge over those of the algorithm that runs. Mappings
-    # (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...` changes the
-    # keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
-    hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
-    # With per-algorithm sections, the resolved scenario keeps them: the section of the algorithm
-    # that runs holds the merged settings and the others stay, so the run's scenario.yaml trains
-    # another algorithm (--algo) as the original file did (and build_agent names an error's key
-    # in its section).
-    section = (algo or sc.agent.algo) if has_algorithm_sections(sc.agent.hyperparameters) else None
-    resolved = hp if section is None else {**sc.agent.hyperparameters, section: hp}
-    sc = with_agent_overrides(
-        sc,
+    sc = resolve_run(
+        scenario,
         algo=algo,
         policy=policy,
         timesteps=timesteps,
         seed=seed,
         n_envs=n_envs,
-        validation=None if validate_every is None else {"every": validate_every},
+        hyperparameters=hyperparameters,
+        validate_every=validate_every,
     )
-    if resolved != sc.agent.hyperparameters:
-        update = {"hyperparameters": resolved}
-        sc = sc.model_copy(update={"agent": sc.agent.model_copy(update=update)})
     agent = sc.agent
     problem = check_validation_seeds(agent.validation, agent.seed, agent.n_envs)
     if problem is not None:
@@ -321,6 +349,45 @@ def train(
         + "\n",
     )
     return result
+
+
+def finished_run(
+    out: str | os.PathLike[str], scenario: Scenario, torch_threads: int
+) -> TrainResult | None:
+    """The complete earlier run of ``scenario`` in the folder ``out``, or None: nothing to reuse.
+
+    A run is reused only when its ``train.json`` says ``"complete"`` with the same torch thread
+    count, its ``scenario.yaml`` is ``scenario`` (as :func:`resolve_run` gives it: settings,
+    seed and budget) byte for byte, and its models load. The code that trained it is not
+    compared: after changing the simulator or the agents, train again.
+    """
+    out_dir = Path(out)
+    try:
+        record = run_record(out_dir)
+        text = (out_dir / "scenario.yaml").read_text(encoding="utf-8")
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    if (
+        record is None
+        or record.get("status") != "complete"
+        or record.get("torch_threads") != torch_threads
+        or text != scenario_to_yaml(scenario)
+    ):
+        return None
+    timesteps, seconds = record.get("timesteps"), record.get("seconds")
+    validation = record.get("validation") if scenario.agent.validation.every > 0 else None
+    if (
+        not isinstance(timesteps, int)
+        or not isinstance(seconds, (int, float))
+        or (validation is not None and not isinstance(validation.get("best_timesteps"), int))
+        or (validation is not None and not (out_dir / "best_model.zip").is_file())
+    ):
+        return None
+    try:
+        model = load_model(scenario.agent.algo, out_dir / "model.zip")
+    except AgentError:
+        return None
+    return TrainResult(model, out_dir, scenario, timesteps, float(seconds), validation)
 
 
 def _record_unfinished(

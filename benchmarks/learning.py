@@ -14,6 +14,7 @@ Run from the repository root::
     python -m benchmarks.learning --quick           # default scenario, 30k steps, one seed
     python benchmarks/learning.py --scenarios default clickbait --timesteps 100000 --seeds 0 1
     python -m benchmarks.learning --jobs 2          # two scenarios at a time (one per core)
+    python -m benchmarks.learning --jobs 2 --resume # after a stop: keep the runs that completed
 
 ``lmrecsim bench --learning`` forwards its arguments to :func:`main`.
 """
@@ -38,7 +39,7 @@ import pandas as pd
 
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.build import load_model
-from lmrecsim.agents.train import train
+from lmrecsim.agents.train import finished_run, resolve_run, train
 from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
@@ -187,8 +188,13 @@ def run_scenario(
     out: Path,
     compare_mlp: bool,
     torch_threads: int = 1,
+    resume: bool = False,
 ) -> ScenarioResult:
-    """Train every (algo, seed) on one scenario and evaluate them with the baselines."""
+    """Train every (algo, seed) on one scenario and evaluate them with the baselines.
+
+    With ``resume``, a run whose folder under ``out`` already holds a complete run of the same
+    settings (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again.
+    """
     sc = load_scenario(name)
     # A scenario file path works too: results and run folders go under its scenario name.
     name = sc.name
@@ -202,17 +208,23 @@ def run_scenario(
     for algo, policy in jobs:
         for seed in seeds:
             label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
-            print(f"[{name}] training {label} for {timesteps} steps", flush=True)
-            res = train(
-                _scenario_for(sc, algo),
-                out=out / name / label,
-                algo=algo,
-                policy=policy,
-                timesteps=timesteps,
-                seed=seed,
-                progress=False,
-                torch_threads=torch_threads,
-            )
+            folder = out / name / label
+            settings = {"algo": algo, "policy": policy, "timesteps": timesteps, "seed": seed}
+            res = None
+            if resume:
+                resolved = resolve_run(_scenario_for(sc, algo), **settings)
+                res = finished_run(folder, resolved, torch_threads)
+            if res is not None:
+                print(f"[{name}] {label}: reusing the complete run in {folder}", flush=True)
+            else:
+                print(f"[{name}] training {label} for {timesteps} steps", flush=True)
+                res = train(
+                    _scenario_for(sc, algo),
+                    out=folder,
+                    **settings,
+                    progress=False,
+                    torch_threads=torch_threads,
+                )
             run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps)
             last = SB3Policy(res.model, algo, run_dir=res.out_dir)
             if res.validation is None:
@@ -442,6 +454,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--results", type=Path, default=REPO / "RESULTS.md")
     ap.add_argument("--threads", type=int_at_least(1), default=1, help="torch threads per process")
     ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse runs under --out that completed with the same settings, seed, budget and "
+        "threads (a stopped benchmark goes on where it stopped; the code is not compared: after "
+        "changing it, run without --resume)",
+    )
+    ap.add_argument(
         "--jobs",
         type=int_at_least(1),
         default=1,
@@ -499,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "out": args.out,
         "compare_mlp": not args.no_mlp,
         "torch_threads": args.threads,
+        "resume": args.resume,
     }
     jobs = min(args.jobs, len(args.scenarios))
     if jobs == 1:

@@ -107,3 +107,42 @@ def test_a_slate_scenario_with_dqn_is_refused_before_any_training(tmp_path: Path
     ):
         main([*argv, "--out", str(out)])
     assert not out.exists() and not (tmp_path / "R.md").exists()
+
+
+def test_resume_reuses_complete_runs_and_trains_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import benchmarks.learning as learning
+
+    sc = str(_tiny(tmp_path / "a.yaml", "tiny_a", 0.03))
+    common = ["--scenarios", sc, "--algos", "ppo", "--timesteps", "128", "--seeds", "0", "10"]
+    common += ["--eval-seeds", "900", "--episodes", "2", "--out", str(tmp_path / "out")]
+    assert learning.main([*common, "--results", str(tmp_path / "R1.md")]) == 0
+    first = json.loads((tmp_path / "out" / "learning.json").read_text())
+    # A stop after the first seed: its run is complete, the second seed's is not.
+    record = tmp_path / "out" / "tiny_a" / "ppo_s10" / "train.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "stopped"}))
+    trained: list[int] = []
+    real_train = learning.train
+
+    def counting_train(*args: object, **kwargs: object) -> object:
+        trained.append(int(kwargs["seed"]))  # type: ignore[arg-type]
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(learning, "train", counting_train)
+    capsys.readouterr()
+    assert learning.main([*common, "--resume", "--results", str(tmp_path / "R2.md")]) == 0
+    assert trained == [10]  # seed 0 reused, seed 10 trained again
+    assert "ppo_s0: reusing the complete run in" in capsys.readouterr().out
+    again = json.loads((tmp_path / "out" / "learning.json").read_text())
+    assert again["tiny_a"]["returns"] == first["tiny_a"]["returns"]  # same models, same returns
+    # Without --resume every run trains again, and another budget is never reused.
+    trained.clear()
+    assert learning.main([*common, "--results", str(tmp_path / "R3.md")]) == 0
+    assert trained == [0, 10]
+    trained.clear()
+    budget = [*common, "--timesteps", "160", "--resume", "--results", str(tmp_path / "R4.md")]
+    assert learning.main(budget) == 0
+    assert trained == [0, 10]
