@@ -13,7 +13,7 @@ Run from the repository root::
     python -m benchmarks.learning                   # the full benchmark (hours on 2 cores)
     python -m benchmarks.learning --quick           # default scenario, 30k steps, one seed
     python benchmarks/learning.py --scenarios default clickbait --timesteps 100000 --seeds 0 1
-    python -m benchmarks.learning --jobs 2          # two scenarios at a time (one per core)
+    python -m benchmarks.learning --jobs 2          # two training runs at a time (one per core)
     python -m benchmarks.learning --jobs 2 --resume # after a stop: keep the runs that completed
 
 ``lmrecsim bench --learning`` forwards its arguments to :func:`main`.
@@ -28,7 +28,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,6 +76,8 @@ class AgentRun:
     #: saved.
     best_steps: int | None = None
     last_label: str | None = None
+    #: The run folder (``model.zip``, and ``best_model.zip`` with validation).
+    folder: str = ""
 
 
 @dataclass
@@ -106,7 +108,9 @@ def _scenario_for(sc: Scenario, algo: str) -> Scenario:
     return out
 
 
-def _check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[int]) -> None:
+def check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[int] | None) -> None:
+    """Refuse, before any training, training users that are evaluation or validation users."""
+    eval_seeds = list(sc.evaluation.seeds if eval_seeds is None else eval_seeds)
     used = {u for s in train_seeds for u in sub_env_seeds(s, sc.agent.n_envs)}
     overlap = sorted(used & set(eval_seeds))
     if overlap:
@@ -177,70 +181,79 @@ def gap_ci(
     return float(lo), float(hi)
 
 
-def run_scenario(
+def training_jobs(
+    name: str, *, algos: Sequence[str], seeds: Sequence[int], compare_mlp: bool
+) -> list[tuple[str, str, int]]:
+    """The ``(algo, policy, seed)`` runs the benchmark trains on one scenario, in order."""
+    jobs = [(algo, "candidate_scorer") for algo in algos]
+    if compare_mlp and load_scenario(name).name == COLD_START_SCENARIO and "ppo" in algos:
+        jobs.append(("ppo", "mlp"))
+    return [(algo, policy, seed) for algo, policy in jobs for seed in seeds]
+
+
+def train_run(
     name: str,
+    algo: str,
+    policy: str,
+    seed: int,
     *,
-    algos: Sequence[str],
     timesteps: int,
-    seeds: Sequence[int],
-    eval_seeds: Sequence[int] | None,
-    episodes: int | None,
     out: Path,
-    compare_mlp: bool,
     torch_threads: int = 1,
     resume: bool = False,
-) -> ScenarioResult:
-    """Train every (algo, seed) on one scenario and evaluate them with the baselines.
+) -> AgentRun:
+    """Train one (algo, policy, seed) on a scenario into ``out/<scenario>/<label>``.
 
-    With ``resume``, a run whose folder under ``out`` already holds a complete run of the same
-    settings (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again.
+    With ``resume``, a folder that already holds a complete run of the same settings
+    (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again.
     """
     sc = load_scenario(name)
-    # A scenario file path works too: results and run folders go under its scenario name.
-    name = sc.name
+    # A scenario file path works too: run folders go under its scenario name.
+    label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
+    folder = out / sc.name / label
+    settings = {"algo": algo, "policy": policy, "timesteps": timesteps, "seed": seed}
+    res = None
+    if resume:
+        res = finished_run(folder, resolve_run(_scenario_for(sc, algo), **settings), torch_threads)
+    if res is not None:
+        print(f"[{sc.name}] {label}: reusing the complete run in {folder}", flush=True)
+    else:
+        print(f"[{sc.name}] training {label} for {timesteps} steps", flush=True)
+        res = train(
+            _scenario_for(sc, algo),
+            out=folder,
+            **settings,
+            progress=False,
+            torch_threads=torch_threads,
+        )
+    run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps, folder=str(folder))
+    if res.validation is not None:
+        run.best_steps = res.validation["best_timesteps"]
+        run.last_label = f"{label}_last"
+        print(f"[{sc.name}] {label}: best validation at {run.best_steps} steps", flush=True)
+    print(f"[{sc.name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
+    return run
+
+
+def evaluate_runs(
+    name: str, runs: Sequence[AgentRun], *, eval_seeds: Sequence[int] | None, episodes: int | None
+) -> ScenarioResult:
+    """Evaluate trained runs (their saved models) and the baselines on one scenario."""
+    sc = load_scenario(name)
     ev_seeds = list(sc.evaluation.seeds if eval_seeds is None else eval_seeds)
-    _check_seeds(sc, seeds, ev_seeds)
-    jobs = [(algo, "candidate_scorer") for algo in algos]
-    if compare_mlp and name == COLD_START_SCENARIO and "ppo" in algos:
-        jobs.append(("ppo", "mlp"))
-    runs: list[AgentRun] = []
     models: list[tuple[str, Any]] = []
-    for algo, policy in jobs:
-        for seed in seeds:
-            label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
-            folder = out / name / label
-            settings = {"algo": algo, "policy": policy, "timesteps": timesteps, "seed": seed}
-            res = None
-            if resume:
-                resolved = resolve_run(_scenario_for(sc, algo), **settings)
-                res = finished_run(folder, resolved, torch_threads)
-            if res is not None:
-                print(f"[{name}] {label}: reusing the complete run in {folder}", flush=True)
-            else:
-                print(f"[{name}] training {label} for {timesteps} steps", flush=True)
-                res = train(
-                    _scenario_for(sc, algo),
-                    out=folder,
-                    **settings,
-                    progress=False,
-                    torch_threads=torch_threads,
-                )
-            run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps)
-            last = SB3Policy(res.model, algo, run_dir=res.out_dir)
-            if res.validation is None:
-                models.append((label, last))
-            else:
-                run.best_steps = res.validation["best_timesteps"]
-                run.last_label = f"{label}_last"
-                best = load_model(algo, res.out_dir / "best_model.zip")
-                models += [
-                    (label, SB3Policy(best, algo, run_dir=res.out_dir)),
-                    (run.last_label, last),
-                ]
-                print(f"[{name}] {label}: best validation at {run.best_steps} steps", flush=True)
-            runs.append(run)
-            print(f"[{name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
-    print(f"[{name}] evaluating on seeds {ev_seeds}", flush=True)
+    for run in runs:
+        folder = Path(run.folder)
+        last = SB3Policy(load_model(run.algo, folder / "model.zip"), run.algo, run_dir=folder)
+        if run.last_label is None:
+            models.append((run.label, last))
+        else:
+            best = load_model(run.algo, folder / "best_model.zip")
+            models += [
+                (run.label, SB3Policy(best, run.algo, run_dir=folder)),
+                (run.last_label, last),
+            ]
+    print(f"[{sc.name}] evaluating on seeds {ev_seeds}", flush=True)
     result = evaluate(
         sc,
         [*models, *BASELINES],
@@ -258,7 +271,7 @@ def run_scenario(
     for label in returns.columns:
         sel = steps[(steps["policy"] == label) & steps["is_new_item"].astype(bool)]
         new_ctr[str(label)] = (float(sel["clicked"].mean()) if len(sel) else float("nan"), len(sel))
-    return ScenarioResult(name, runs, returns, new_ctr)
+    return ScenarioResult(sc.name, list(runs), returns, new_ctr)
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -464,7 +477,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--jobs",
         type=int_at_least(1),
         default=1,
-        help="scenarios run at once, each in its own process (same results as one at a time)",
+        help="training runs (and evaluations) at once, each in its own process; same results "
+        "as one at a time",
     )
     args = ap.parse_args(argv)
 
@@ -491,8 +505,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Before hours of training: outputs that cannot be written are refused now, by name (a
     # UsageError: one line through report_user_errors).
+    names: dict[str, str] = {}
     for name in args.scenarios:
-        check_algos(name, load_scenario(name), args.algos)
+        sc = load_scenario(name)
+        check_algos(name, sc, args.algos)
+        check_seeds(sc, args.seeds, args.eval_seeds)
+        if sc.name in names:  # their run folders would be one: out/<name>/<label>
+            raise SystemExit(
+                f"benchmarks/learning.py: --scenarios {names[sc.name]} and {name} are both "
+                f"named {sc.name!r}; expected one scenario per name"
+            )
+        names[sc.name] = name
     prepare_output(str(args.results), "--results", folder=False)
     prepare_output(str(args.out), "--out")
     # train() sets the thread count of each run itself; this covers evaluation in between.
@@ -509,42 +532,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     shown = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     command = f"python -m benchmarks.learning {shown}".strip()
-    job = {
-        "algos": args.algos,
+    training = {
         "timesteps": args.timesteps,
-        "seeds": args.seeds,
-        "eval_seeds": args.eval_seeds,
-        "episodes": args.episodes,
         "out": args.out,
-        "compare_mlp": not args.no_mlp,
         "torch_threads": args.threads,
         "resume": args.resume,
     }
-    jobs = min(args.jobs, len(args.scenarios))
-    if jobs == 1:
+    evaluation = {"eval_seeds": args.eval_seeds, "episodes": args.episodes}
+    runs_of = {
+        name: training_jobs(name, algos=args.algos, seeds=args.seeds, compare_mlp=not args.no_mlp)
+        for name in args.scenarios
+    }
+    if args.jobs == 1:
         for name in args.scenarios:
-            results.append(run_scenario(name, **job))
+            runs = [train_run(name, *run, **training) for run in runs_of[name]]
+            results.append(evaluate_runs(name, runs, **evaluation))
             # After every scenario, so a long run that is stopped still leaves its results.
             write_results(args.results, results, command, settings)
     else:
-        # Every training run is seeded and uses its own torch threads, so a scenario's results do
-        # not depend on which process ran it or what ran beside it. Spawned workers: forking a
-        # process that has started torch's thread pools can deadlock.
+        # Every training run is seeded and uses its own torch threads, and evaluation reads the
+        # saved models, so the results do not depend on which process ran what or what ran
+        # beside it. Training runs of all scenarios share the processes (a scenario with few or
+        # fast runs does not leave a core idle); a scenario is evaluated as soon as its last run
+        # has finished. Spawned workers: forking a process that has started torch's thread
+        # pools can deadlock.
         pool = ProcessPoolExecutor(
-            max_workers=jobs,
+            max_workers=args.jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=set_torch_threads,
             initargs=(args.threads,),
         )
         try:
-            futures = [pool.submit(run_scenario, name, **job) for name in args.scenarios]
-            for future in futures:
-                results.append(future.result())
-                write_results(args.results, results, command, settings)
+            pending = {
+                pool.submit(train_run, name, *run, **training): (name, i)
+                for name in args.scenarios
+                for i, run in enumerate(runs_of[name])
+            }
+            done_runs: dict[str, dict[int, AgentRun]] = {name: {} for name in args.scenarios}
+            finished: dict[str, ScenarioResult] = {}
+            while pending:
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in ready:
+                    name, i = pending.pop(future)
+                    if i < 0:  # an evaluation
+                        finished[name] = future.result()
+                        # Scenarios in the order given, not in the order they finished.
+                        results = [finished[n] for n in args.scenarios if n in finished]
+                        write_results(args.results, results, command, settings)
+                        continue
+                    done_runs[name][i] = future.result()
+                    if len(done_runs[name]) == len(runs_of[name]):
+                        runs = [done_runs[name][k] for k in range(len(runs_of[name]))]
+                        pending[pool.submit(evaluate_runs, name, runs, **evaluation)] = (name, -1)
         except BaseException:
             # Stopped (Ctrl-C, SIGTERM to this process only): the pool's own exit would wait for
-            # every queued scenario, for nothing. Cancel them and stop the running ones now; the
-            # results of the finished ones are already written.
+            # every queued job, for nothing. Cancel them and stop the running ones now; the
+            # results of the finished scenarios are already written, and the completed training
+            # runs are kept for --resume.
             # The executor has no public terminate(): its worker processes are in _processes.
             processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
@@ -552,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 proc.terminate()
             raise
         pool.shutdown()
+        results = [finished[name] for name in args.scenarios]
     args.out.mkdir(parents=True, exist_ok=True)
     raw = {
         res.name: {

@@ -1,4 +1,5 @@
-"""The learning benchmark gives the same results whether its scenarios run one at a time or at once."""
+"""The learning benchmark: the same results whether its runs go one at a time or at once, --resume,
+and its refusals before any training."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _tiny(path: Path, name: str, skip_cost: float) -> Path:
     return path
 
 
-@pytest.mark.slow
+# Not marked slow (20 s): the process pool's scheduling is what users run with --jobs 2.
 def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -61,6 +62,8 @@ def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
     assert list(outputs[2]) == ["tiny_a", "tiny_b"]  # scenario order, not completion order
     for name in ("tiny_a", "tiny_b"):
         assert outputs[2][name]["returns"] == outputs[1][name]["returns"]
+        labels = [run["label"] for run in outputs[2][name]["runs"]]
+        assert labels == [run["label"] for run in outputs[1][name]["runs"]] == ["ppo_s0", "dqn_s0"]
         assert {"ppo_s0", "dqn_s0", "random", "oracle"} <= set(outputs[1][name]["returns"])
     # The two scenarios differ, so equal results above are not one scenario run twice.
     assert outputs[1]["tiny_a"]["returns"] != outputs[1]["tiny_b"]["returns"]
@@ -146,3 +149,20 @@ def test_resume_reuses_complete_runs_and_trains_the_rest(
     budget = [*common, "--timesteps", "160", "--resume", "--results", str(tmp_path / "R4.md")]
     assert learning.main(budget) == 0
     assert trained == [0, 10]
+
+
+def test_two_scenarios_of_one_name_are_refused_before_training(tmp_path: Path) -> None:
+    # Their runs would go to the same folders, out/<name>/<label>, one overwriting the other.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+
+    a = _tiny(tmp_path / "a.yaml", "tiny", 0.03)
+    b = _tiny(tmp_path / "b.yaml", "tiny", 0.1)
+    out = tmp_path / "out"
+    argv = ["--scenarios", str(a), str(b), "--out", str(out), "--results", str(tmp_path / "R.md")]
+    with pytest.raises(
+        SystemExit, match=r"--scenarios .*a.yaml and .*b.yaml are both named 'tiny'"
+    ):
+        main(argv)
+    assert not out.exists()
