@@ -33,7 +33,7 @@ import pandas as pd
 from ..atomic import output_folder_problem
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario
-from ..scenarios.schema import MetricName
+from ..scenarios.schema import MAX_EVALUATION_SEED, MetricName
 from .bootstrap import keyed_rng, paired_difference_ci, summarise
 from .errors import EvaluationError
 from .logs import write_step_log
@@ -745,6 +745,12 @@ def evaluate(
         raise EvaluationError("--seeds: empty (expected at least one seed)")
     if len(set(seed_list)) != len(seed_list):
         raise EvaluationError(f"--seeds: {seed_list} repeats a seed (expected distinct seeds)")
+    out_of_range = [s for s in seed_list if not 0 <= s <= MAX_EVALUATION_SEED]
+    if out_of_range:  # before the evaluation: the step log's int64 seed column refuses it after
+        raise EvaluationError(
+            f"--seeds: {out_of_range[0]} is invalid (expected integers >= 0 and "
+            f"<= {MAX_EVALUATION_SEED})"
+        )
     world = build_world(sc, show_progress=progress)
     resolved = _resolve_policies(policies, world, reference)
     infos = [info for info, _ in resolved]

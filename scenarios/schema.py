@@ -43,6 +43,9 @@ MAX_N_ENVS = 1024
 #: Largest training seed: numpy's and torch's global seeds take 32 bits, and sub-env i of up to
 #: MAX_N_ENVS uses seed + i.
 MAX_TRAINING_SEED = 2**32 - 1 - MAX_N_ENVS
+#: Largest evaluation seed: step logs store the seed as a signed 64-bit integer (a larger one
+#: used to end the evaluation, once every episode had run, in a traceback).
+MAX_EVALUATION_SEED = 2**63 - 1
 
 
 class _Strict(BaseModel):
@@ -657,7 +660,7 @@ class EvaluationConfig(_Strict):
     """How policies are evaluated on this scenario."""
 
     episodes: int = Field(20, ge=1, description="Episodes per seed.")
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_EVALUATION_SEED)]] = Field(
         default_factory=lambda: [1000, 1001, 1002],
         min_length=1,
         description="Evaluation seeds; keep them disjoint from training seeds.",

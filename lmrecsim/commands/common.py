@@ -13,6 +13,7 @@ import yaml
 from lmrecsim.agents.errors import AgentError
 from lmrecsim.atomic import blocking_file, missing_folders, output_folder_problem
 from lmrecsim.errors import UsageError
+from lmrecsim.scenarios.schema import MAX_EVALUATION_SEED
 from lmrecsim.scenarios.yaml_text import safe_load
 
 
@@ -46,6 +47,12 @@ def parse_seeds(text: str) -> list[int]:
     if negative:
         raise AgentError(
             f"--seeds: {negative[0]} is invalid (expected comma-separated integers >= 0)"
+        )
+    too_large = [seed for seed in seeds if seed > MAX_EVALUATION_SEED]
+    if too_large:
+        raise AgentError(
+            f"--seeds: {too_large[0]} is invalid (expected comma-separated integers "
+            f"<= {MAX_EVALUATION_SEED}: step logs store seeds as 64-bit integers)"
         )
     return seeds
 

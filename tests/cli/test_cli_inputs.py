@@ -104,6 +104,33 @@ def test_negative_evaluation_seeds_are_one_line(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_evaluation_seeds_too_large_for_the_step_log_are_one_line(tmp_path, monkeypatch, capsys):
+    # --seeds 2**63 used to run the whole evaluation and then end in a traceback (OverflowError
+    # or numpy's "expected non-negative integer") when the step log's int64 column was built.
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--policy", "random", f"--seeds=0,{2**63}", "--out", "x", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"lmrecsim: error: --seeds: {2**63} is invalid (expected comma-separated integers "
+        f"<= {2**63 - 1}: step logs store seeds as 64-bit integers)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_the_evaluate_function_refuses_seeds_outside_the_log_range(tmp_path, seed):
+    from lmrecsim.evaluation import evaluate
+    from lmrecsim.evaluation.errors import EvaluationError
+
+    with pytest.raises(EvaluationError) as exc:
+        evaluate("default", ["random"], seeds=[0, seed], episodes=1, out=tmp_path / "x")
+    assert str(exc.value) == (
+        f"--seeds: {seed} is invalid (expected integers >= 0 and <= {2**63 - 1})"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

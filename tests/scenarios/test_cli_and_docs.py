@@ -76,7 +76,7 @@ def test_reference_page_names_types_in_words() -> None:
     page = (Path(docgen.__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text()
     for leak in ("typing.", "FieldInfo", "<class", "Annotated"):
         assert leak not in page, leak
-    assert "| `seeds` | list of integers (>= 0) (at least 1 item) |" in page
+    assert "| `seeds` | list of integers (>= 0, <= 9223372036854775807) (at least 1 item) |" in page
 
 
 def test_check_fails_on_a_stale_page_and_generation_keeps_the_intro(

@@ -19,6 +19,8 @@ EXPECTED: dict[str, str] = {
     "inf_appeal_weight.yaml": "response.appeal_weight: inf is invalid (expected a finite number)",
     "range_negative_eval_seed.yaml": "evaluation.seeds[1]: -1 is out of range (expected a number "
     ">= 0)",
+    "range_eval_seed_too_large.yaml": "evaluation.seeds[1]: 9223372036854775808 is out of range "
+    "(expected a number <= 9223372036854775807)",
     "range_agent_seed_too_large.yaml": "agent.seed: 99999999999999999999 is out of range (expected "
     "a number <= 4294966271)",
     "duplicate_key.yaml": "invalid YAML at line 6, column 1: duplicate key 'candidates' (first at "
