@@ -508,6 +508,21 @@ def build_model(
         # SB3 checks argument combinations with assertions (e.g. a Dict replay buffer with
         # optimize_memory_usage); either way the settings are at fault, not the program.
         raise AgentError(f"agent.hyperparameters: {exc}") from None
+    except (MemoryError, ValueError) as exc:
+        # The rollout or replay buffer is allocated here, whole: n_steps 1e10 used to end in a
+        # traceback (numpy's MemoryError, or a ValueError for a size past numpy's limits).
+        if isinstance(exc, ValueError) and not any(m in str(exc) for m in _TOO_BIG):
+            raise
+        key = "buffer_size" if algo == "dqn" else "n_steps"
+        rows = "rows" if algo == "dqn" else f"steps of each of the {env.num_envs} envs"
+        raise AgentError(
+            f"agent.hyperparameters.{key}: {kwargs.get(key)!r} {rows} do not fit in memory "
+            f"({' '.join(str(exc).split())}; expected a smaller {key})"
+        ) from None
+
+
+# numpy's words for an array too large to allocate at all (ValueError, not MemoryError).
+_TOO_BIG = ("Maximum allowed dimension exceeded", "array is too big")
 
 
 def build_agent(

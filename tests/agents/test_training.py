@@ -168,3 +168,39 @@ def test_policy_kwargs_the_candidate_scorer_cannot_honour_are_refused(tiny_world
         algo, venv, policy="mlp", hyperparameters={"policy_kwargs": {"net_arch": [24, 24]}}
     )
     assert 24 in {m.out_features for m in mlp.policy.modules() if hasattr(m, "out_features")}
+
+
+@pytest.mark.parametrize(
+    ("algo", "hyperparameters", "message"),
+    [
+        # 2**40 steps of K x p float32 observations: petabytes, past any address space.
+        (
+            "ppo",
+            {"n_steps": 2**40},
+            rf"^agent\.hyperparameters\.n_steps: {2**40} steps of each of the 2 envs do not fit "
+            r"in memory \(Unable to allocate .*; expected a smaller n_steps\)$",
+        ),
+        # Past numpy's largest dimension: a ValueError, not a MemoryError.
+        (
+            "maskable_ppo",
+            {"n_steps": 10**20},
+            rf"^agent\.hyperparameters\.n_steps: {10**20} steps of each of the 2 envs do not fit "
+            r"in memory \(Maximum allowed dimension exceeded; expected a smaller n_steps\)$",
+        ),
+        (
+            "dqn",
+            {"buffer_size": 2**42},
+            rf"^agent\.hyperparameters\.buffer_size: {2**42} rows do not fit in memory "
+            r"\(Unable to allocate .*; expected a smaller buffer_size\)$",
+        ),
+    ],
+)
+def test_a_buffer_too_large_for_memory_is_one_line_naming_the_key(
+    tiny_world, algo, hyperparameters, message
+) -> None:
+    # Used to end in a traceback (numpy's MemoryError or ValueError) out of SB3's constructor.
+    from lmrecsim.agents.errors import AgentError
+
+    venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    with pytest.raises(AgentError, match=message):
+        build_model(algo, venv, hyperparameters=hyperparameters)
