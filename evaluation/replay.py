@@ -199,6 +199,7 @@ def resimulate(
             ep_pos = groups[(seed, episode)]
             ep_pos = ep_pos[np.argsort(step_col[ep_pos], kind="stable")]
             done = False
+            taken = 0  # steps the replay has taken in this episode: the step it is at
             for pos in ep_pos:
                 row = records[pos]
                 step = int(row["step"])
@@ -207,6 +208,15 @@ def resimulate(
                 if done:
                     diff = Difference(
                         **where, column="step", logged="has this step", replayed="had ended"
+                    )
+                elif step != taken:
+                    # A missing or repeated row: comparing it with the replay's step would
+                    # blame the candidates (or the feedback) for the log's gap.
+                    diff = Difference(
+                        **where,
+                        column="step",
+                        logged=f"{'repeats' if step < taken else 'is at'} step {step}",
+                        replayed=f"at step {taken}",
                     )
                 else:
                     cands = ids[env.users.cand[0]].tolist()
@@ -250,6 +260,7 @@ def resimulate(
                         else int(row["action"])
                     )
                     obs, reward, terminated, truncated, info = env.step(action)
+                    taken += 1
                     done = terminated or truncated
                     got = step_feedback(info, reward, terminated, truncated)
                     got_step = int(info["step"])

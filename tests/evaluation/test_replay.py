@@ -94,6 +94,38 @@ def test_tampered_log_diverges_at_the_tampered_step(
     assert "DIVERGES" in result.summary()
 
 
+@pytest.mark.parametrize(
+    ("edit", "step", "words"),
+    [
+        ("drop", 2, "the log is at step 2, the replay at step 1"),
+        ("repeat", 1, "the log repeats step 1, the replay at step 2"),
+    ],
+)
+def test_a_missing_or_repeated_step_is_named_as_such(
+    logged, tmp_path: Path, edit: str, step: int, words: str
+) -> None:
+    # A row dropped from (or repeated in) an episode used to be reported as a difference in its
+    # candidates: the replay compared the log's next row with its own earlier step.
+    scenario, path = logged
+    steps = read_step_log(path).steps.copy()
+    lengths = steps.groupby(["seed", "episode"]).size()
+    seed, episode = lengths[lengths >= 3].index[0]
+    rows = steps.index[(steps["seed"] == seed) & (steps["episode"] == episode)]
+    target = rows[1]  # the episode's step 1
+    if edit == "drop":
+        steps = steps.drop(index=target)
+    else:
+        steps = pd.concat([steps, steps.loc[[target]]])
+    bad = tmp_path / "gap.parquet"
+    write_step_table(bad, steps.reset_index(drop=True), scenario=scenario)
+    result = replay(bad, tmp_path / "out")
+    diff = result.first_difference
+    assert (diff.seed, diff.episode, diff.step, diff.column) == (seed, episode, step, "step")
+    assert diff.describe() == (
+        f"policy 'random' seed {seed} episode {episode} step {step}: {words}"
+    )
+
+
 def test_an_action_outside_the_slots_is_a_corrupt_log(logged, tmp_path: Path) -> None:
     # Not a slot of K=5: no simulator wrote it, so the reader refuses the log in one line (it
     # used to be reported as a divergence at that step).
