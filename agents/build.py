@@ -157,6 +157,28 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Constructor arguments lmrecsim sets itself (build_model), with what to use instead: given as
+# hyperparameters they used to reach SB3 as "got multiple values for keyword argument 'seed'".
+_SET_BY_LMRECSIM: dict[str, str] = {
+    "policy": "agent.policy or --policy",
+    "env": "none: the scenario makes the env",
+    "seed": "agent.seed or --seed",
+    "device": "none: the networks train on the CPU",
+    "verbose": "none: progress.csv and tb/ record training",
+    "tensorboard_log": "none: lmrecsim train writes TensorBoard logs to OUT/tb",
+}
+
+
+def _check_not_set_by_lmrecsim(kwargs: dict[str, Any]) -> None:
+    """Refuse a hyperparameter that is a constructor argument lmrecsim passes itself."""
+    for key in kwargs:
+        if key in _SET_BY_LMRECSIM:
+            raise AgentError(
+                f"agent.hyperparameters.{key}: set by lmrecsim, not a hyperparameter (expected "
+                f"{_SET_BY_LMRECSIM[key]})"
+            )
+
+
 def _hint(key: Any, known: list[str]) -> str:
     """What an unknown ``key`` may have meant among ``known``: the closest name, or all of them."""
     close = difflib.get_close_matches(str(key), known, n=1)
@@ -310,6 +332,7 @@ def check_hyperparameters(
     """
     kwargs = resolve_schedules(hyperparameters)
     _check_normalize(kwargs.pop(NORMALIZE_REWARD, False))
+    _check_not_set_by_lmrecsim(kwargs)
     cls = algorithm_class(algo)
     _policy_class(algo, policy, kwargs.get("policy_kwargs"))
     _check_value_types(cls, kwargs)
@@ -484,6 +507,7 @@ def build_model(
     _check_slates(algo, env.action_space)
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
     kwargs.update(resolve_schedules(hyperparameters or {}))
+    _check_not_set_by_lmrecsim(kwargs)
     env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))
     policy_cls = _policy_class(algo, policy, kwargs.get("policy_kwargs"))
     _check_value_types(cls, kwargs)

@@ -204,3 +204,34 @@ def test_a_buffer_too_large_for_memory_is_one_line_naming_the_key(
     venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
     with pytest.raises(AgentError, match=message):
         build_model(algo, venv, hyperparameters=hyperparameters)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("seed", "agent.seed or --seed"),
+        ("device", "none: the networks train on the CPU"),
+        ("verbose", "none: progress.csv and tb/ record training"),
+        ("tensorboard_log", "none: lmrecsim train writes TensorBoard logs to OUT/tb"),
+        ("policy", "agent.policy or --policy"),
+    ],
+)
+def test_a_constructor_argument_lmrecsim_sets_is_refused_as_a_hyperparameter(
+    tiny_world, key, expected
+) -> None:
+    # `--hp seed=1` used to reach SB3 as "PPO() got multiple values for keyword argument 'seed'",
+    # and `scenarios validate --build` passed a file that gave one.
+    from lmrecsim.agents.build import check_hyperparameters
+    from lmrecsim.agents.errors import AgentError
+
+    message = (
+        f"agent.hyperparameters.{key}: set by lmrecsim, not a hyperparameter (expected {expected})"
+    )
+    venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    for algo in ("ppo", "dqn"):
+        with pytest.raises(AgentError) as exc:
+            build_model(algo, venv, hyperparameters={key: 1})
+        assert str(exc.value) == message
+        with pytest.raises(AgentError) as exc:
+            check_hyperparameters(algo, {key: 1})
+        assert str(exc.value) == message
