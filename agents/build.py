@@ -112,6 +112,10 @@ def _range_problem(key: str, value: Any) -> str | None:
     return f"{'at least' if closed else 'more than'} {low}"
 
 
+# Schedulable arguments whose SB3 default is a number, not None (clip_range_vf's is None: off).
+_NEVER_NONE = ("learning_rate", "clip_range")
+
+
 def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments with each ``{linear: [start, end]}`` turned into an SB3 schedule.
 
@@ -121,6 +125,12 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     out = dict(hyperparameters)
     for key in SCHEDULABLE:
         value = out.get(key)
+        if value is None and key in out and key in _NEVER_NONE:
+            # `--hp learning_rate=` (null) used to reach SB3's own words, without the key.
+            raise AgentError(
+                f"agent.hyperparameters.{key}: None is invalid (expected a number or "
+                "{linear: [start, end]})"
+            )
         if value is None or callable(value):
             continue
         if not isinstance(value, dict):
@@ -364,8 +374,8 @@ def _policy_class(algo: str, policy: str, policy_kwargs: Any) -> Any:
 def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type) -> None:
     """Refuse ``policy_kwargs`` the candidate scorer would otherwise drop without a word, or that
     its policy class ``policy_cls`` does not take, with a did-you-mean."""
-    if not isinstance(policy_kwargs, dict):
-        return  # SB3 reports a malformed value itself
+    if not _policy_kwargs_mapping(policy_kwargs):
+        return
     where = "agent.hyperparameters.policy_kwargs"
     sizes = "features_extractor_kwargs: hidden, n_layers, summary_dim"
     if "net_arch" in policy_kwargs:
@@ -389,6 +399,19 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type) -> None:
     sizes_given = policy_kwargs.get("features_extractor_kwargs")
     if isinstance(sizes_given, dict):
         _check_scorer_sizes(sizes_given)
+
+
+def _policy_kwargs_mapping(policy_kwargs: Any) -> bool:
+    """Whether ``policy_kwargs`` is a mapping to check (False: none given); refuses anything else
+    (``policy_kwargs: 5`` used to reach SB3 as "argument after ** must be a mapping, not int")."""
+    if policy_kwargs is None:
+        return False
+    if not isinstance(policy_kwargs, dict):
+        raise AgentError(
+            f"agent.hyperparameters.policy_kwargs: {policy_kwargs!r} is invalid (expected a "
+            "mapping of policy arguments)"
+        )
+    return True
 
 
 def _check_scorer_sizes(kwargs: dict[str, Any]) -> None:
@@ -445,7 +468,7 @@ def _mlp_policy(algo: str, policy_kwargs: Any) -> Any:
     """The policy for ``agent.policy: mlp``, after checking ``policy_kwargs``: SB3's
     ``MultiInputPolicy``, or for DQN given a ``dueling`` key,
     :class:`~lmrecsim.agents.dueling.MlpDQNPolicy` (SB3's network, or its dueling form)."""
-    if not isinstance(policy_kwargs, dict):
+    if not _policy_kwargs_mapping(policy_kwargs):
         return "MultiInputPolicy"
     has_dueling = _check_dueling(policy_kwargs, dqn=algo == "dqn")
     # MlpDQNPolicy takes what SB3's DQN MultiInputPolicy takes, and `dueling`.

@@ -235,3 +235,68 @@ def test_a_constructor_argument_lmrecsim_sets_is_refused_as_a_hyperparameter(
         with pytest.raises(AgentError) as exc:
             check_hyperparameters(algo, {key: 1})
         assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(
+    ("algo", "policy", "hyperparameters", "message"),
+    [
+        (
+            "ppo",
+            "candidate_scorer",
+            {"learning_rate": None},
+            "agent.hyperparameters.learning_rate: None is invalid (expected a number or "
+            "{linear: [start, end]})",
+        ),
+        (
+            "dqn",
+            "candidate_scorer",
+            {"learning_rate": None},
+            "agent.hyperparameters.learning_rate: None is invalid (expected a number or "
+            "{linear: [start, end]})",
+        ),
+        (
+            "ppo",
+            "mlp",
+            {"clip_range": None},
+            "agent.hyperparameters.clip_range: None is invalid (expected a number or "
+            "{linear: [start, end]})",
+        ),
+        (
+            "ppo",
+            "candidate_scorer",
+            {"policy_kwargs": 5},
+            "agent.hyperparameters.policy_kwargs: 5 is invalid (expected a mapping of policy "
+            "arguments)",
+        ),
+        (
+            "dqn",
+            "mlp",
+            {"policy_kwargs": [64, 64]},
+            "agent.hyperparameters.policy_kwargs: [64, 64] is invalid (expected a mapping of "
+            "policy arguments)",
+        ),
+    ],
+)
+def test_values_sb3_refused_in_its_own_words_are_named_by_key(
+    tiny_world, algo, policy, hyperparameters, message
+) -> None:
+    # `--hp learning_rate=` (null) used to end in SB3's "The learning rate schedule must be a
+    # float or a callable, not None", `--hp policy_kwargs=5` in "argument after ** must be a
+    # mapping, not int": one line, but naming neither the key nor what was expected.
+    from lmrecsim.agents.build import check_hyperparameters
+    from lmrecsim.agents.errors import AgentError
+
+    venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    with pytest.raises(AgentError) as exc:
+        build_model(algo, venv, policy=policy, hyperparameters=hyperparameters)
+    assert str(exc.value) == message
+    with pytest.raises(AgentError) as exc:
+        check_hyperparameters(algo, hyperparameters, policy)
+    assert str(exc.value) == message
+
+
+def test_null_clip_range_vf_and_policy_kwargs_are_sb3_defaults(tiny_world) -> None:
+    # SB3's own default of both is None (no value clipping; no policy arguments).
+    venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    model = build_model("ppo", venv, hyperparameters={"clip_range_vf": None, "policy_kwargs": None})
+    assert model.clip_range_vf is None
