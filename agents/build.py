@@ -679,7 +679,12 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
                 f"expected {trained}:{path})"
             ) from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AgentError(f"{p}: cannot load a {algo} model ({first})") from None
+        if isinstance(exc, KeyError):  # a part of the archive (or of its data) is not there
+            first = f"{first} is missing"
+        raise AgentError(
+            f"{p}: cannot load a {algo} model ({first}; expected a model.zip saved by lmrecsim "
+            "train or SB3's save)"
+        ) from None
 
 
 def _trained_algo(model_path: Path) -> str | None:

@@ -300,3 +300,34 @@ def test_null_clip_range_vf_and_policy_kwargs_are_sb3_defaults(tiny_world) -> No
     venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
     model = build_model("ppo", venv, hyperparameters={"clip_range_vf": None, "policy_kwargs": None})
     assert model.clip_range_vf is None
+
+
+def test_a_damaged_model_file_is_one_line_saying_what_was_expected(tiny_world, tmp_path) -> None:
+    # A model.zip without its policy.optimizer.pth used to read "cannot load a ppo model
+    # ('policy.optimizer')": the missing part's name in quotes, and no word of what was expected.
+    import zipfile
+
+    from lmrecsim.agents.build import load_model
+    from lmrecsim.agents.errors import AgentError
+
+    venv = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
+    whole = tmp_path / "whole.zip"
+    build_model("ppo", venv, hyperparameters={"n_steps": 8, "batch_size": 16}).save(whole)
+    partial = tmp_path / "partial.zip"
+    with zipfile.ZipFile(whole) as src, zipfile.ZipFile(partial, "w") as dst:
+        for name in src.namelist():
+            if name != "policy.optimizer.pth":
+                dst.writestr(name, src.read(name))
+    garbage = tmp_path / "garbage.zip"
+    garbage.write_bytes(b"not a zip file")
+    expected = "; expected a model.zip saved by lmrecsim train or SB3's save)"
+    with pytest.raises(AgentError) as exc:
+        load_model("ppo", partial)
+    assert str(exc.value) == (
+        f"{partial}: cannot load a ppo model ('policy.optimizer' is missing{expected}"
+    )
+    with pytest.raises(AgentError) as exc:
+        load_model("ppo", garbage)
+    assert str(exc.value).startswith(f"{garbage}: cannot load a ppo model (")
+    assert str(exc.value).endswith(expected)
+    assert "\n" not in str(exc.value)
