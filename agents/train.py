@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecMonitor
 
-from ..atomic import atomic_file, atomic_write, output_folder_problem
+from ..atomic import atomic_file, atomic_write, output_folder_problem, signals_deferred
 from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
@@ -333,14 +333,21 @@ def train(
         seconds=seconds,
         validation=None if validation is None else validation.summary(),
     )
+    with signals_deferred():  # a Ctrl-C now would leave a finished run saying "running"
+        _write_complete(out_dir / "train.json", run_info, result)
+    return result
+
+
+def _write_complete(path: Path, run_info: dict[str, Any], result: TrainResult) -> None:
+    """Rewrite ``train.json`` for a run that finished: ``"complete"`` with its speed."""
     write_text_atomic(
-        out_dir / "train.json",
+        path,
         json.dumps(
             {
                 **run_info,
                 "status": "complete",
                 "timesteps": result.timesteps,
-                "seconds": round(seconds, 3),
+                "seconds": round(result.seconds, 3),
                 "steps_per_second": round(result.steps_per_second, 1),
                 **({"validation": result.validation} if result.validation is not None else {}),
             },
@@ -348,7 +355,6 @@ def train(
         )
         + "\n",
     )
-    return result
 
 
 def finished_run(
@@ -409,7 +415,8 @@ def _record_unfinished(
             f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
         )
     try:
-        write_text_atomic(path, json.dumps(info, indent=2) + "\n")
+        with signals_deferred():  # a second Ctrl-C or a SIGTERM now must not leave "running"
+            write_text_atomic(path, json.dumps(info, indent=2) + "\n")
     except Exception:  # noqa: BLE001,S110 - e.g. a full disk: the "running" record stays
         pass
 

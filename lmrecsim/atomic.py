@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["StagedFolder", "atomic_file", "atomic_write", "output_folder_problem", "staged_folder"]
+__all__ = [
+    "StagedFolder",
+    "atomic_file",
+    "atomic_write",
+    "output_folder_problem",
+    "signals_deferred",
+    "staged_folder",
+]
 
 
 def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
@@ -93,6 +102,45 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block, Ctrl-C (SIGINT) and SIGTERM wait: the first one that arrived is handled
+    as usual when the block ends (after a ``finally`` of the caller's has run, not within it).
+
+    For the short writes that record how a run ended: a second Ctrl-C, or a SIGTERM, right after
+    the first used to cut the write of ``train.json``'s ``"stopped"`` short and leave it saying
+    ``"running"``. Outside the main thread, or when a handler was installed from outside Python,
+    the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in names}
+    if any(handler is None for handler in previous.values()):
+        yield
+        return
+    pending: list[tuple[int, Any]] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        pending.append((signum, frame))
+
+    for signum in names:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            signum, frame = pending[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)  # Python's raises KeyboardInterrupt; lmrecsim's Terminated
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:

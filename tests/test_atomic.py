@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from lmrecsim.atomic import atomic_file, atomic_write, staged_folder
+from lmrecsim.atomic import atomic_file, atomic_write, signals_deferred, staged_folder
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -86,3 +86,15 @@ def test_a_staged_write_error_names_the_final_file(tmp_path, monkeypatch):
         staged.write("report.html", "<p>")
     assert err.value.filename == str(tmp_path / "report.html")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_signals_deferred_holds_ctrl_c_until_the_block_has_ended(tmp_path) -> None:
+    import signal
+
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # a second one: handled once, as the first
+            atomic_write(tmp_path / "train.json", "stopped\n")
+    assert (tmp_path / "train.json").read_text() == "stopped\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

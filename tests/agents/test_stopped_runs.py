@@ -143,3 +143,31 @@ def test_sigterm_is_one_line_and_cleans_up(tmp_path):
     assert leftovers == []
     assert json.loads((out / "train.json").read_text())["status"] == "stopped"
     assert not (out / "model.zip").exists()
+
+
+@pytest.mark.parametrize("stop_at", [128, None])
+def test_a_sigterm_while_the_run_records_its_end_still_leaves_the_record(
+    tmp_path, monkeypatch, stop_at
+):
+    # Ctrl-C, then a SIGTERM (or a second Ctrl-C) a moment later, used to cut the write of
+    # "stopped" short: `lmrecsim train` said "terminated" and exited 143, and train.json still
+    # said "running". The same for a signal while a finished run wrote "complete".
+    import lmrecsim.agents.train as train_module
+    from lmrecsim.errors import Terminated, sigterm_as_exception
+
+    write = train_module.write_text_atomic
+    ending = '"stopped"' if stop_at else '"complete"'
+
+    def signalled_write(path: Path, text: str) -> None:
+        if ending in text:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the record is being written
+        write(path, text)
+
+    monkeypatch.setattr(train_module, "write_text_atomic", signalled_write)
+    out = tmp_path / "run"
+    with pytest.raises(Terminated), sigterm_as_exception():
+        _train(out, stop_at=stop_at)
+    info = json.loads((out / "train.json").read_text())
+    assert info["status"] == ending.strip('"')
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
