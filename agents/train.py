@@ -99,9 +99,14 @@ class SortedCSVOutputFormat(CSVOutputFormat):
 
 def save_model_atomic(model: Any, path: Path) -> None:
     """``model.save`` through :func:`lmrecsim.atomic.atomic_file` (SB3 saves to a file object as
-    well as to a name): an interrupted save (Ctrl-C, SIGTERM, a full disk) leaves no half-written
-    zip under the final name, and no temp file."""
-    with atomic_file(path) as fh:
+    well as to a name): a failed save (a full disk) leaves no half-written zip under the final
+    name, and no temp file.
+
+    Ctrl-C and SIGTERM wait for the save to end (:func:`lmrecsim.atomic.signals_deferred`): one
+    that cut torch's zip writer short made it raise its own ``RuntimeError`` ("unexpected pos")
+    in place of the interrupt, so the run ended in a traceback and a ``"failed"`` train.json.
+    """
+    with signals_deferred(), atomic_file(path) as fh:
         model.save(fh)
 
 

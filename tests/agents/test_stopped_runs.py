@@ -171,3 +171,22 @@ def test_a_sigterm_while_the_run_records_its_end_still_leaves_the_record(
     assert info["status"] == ending.strip('"')
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
+
+def test_ctrl_c_during_a_save_waits_for_it_and_stays_an_interrupt(tmp_path):
+    # torch's zip writer finishes its archive on the way out; cut short by Ctrl-C it raised
+    # "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos ..." in place of
+    # the KeyboardInterrupt: `lmrecsim train` ended in a traceback with train.json "failed".
+    class Model:
+        def save(self, fh) -> None:
+            fh.write(b"PK first part")
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the save
+                fh.write(b", last part")
+            except KeyboardInterrupt:
+                raise RuntimeError("unexpected pos 61568 vs 61520") from None
+
+    target = tmp_path / "model_64_steps.zip"
+    with pytest.raises(KeyboardInterrupt):
+        save_model_atomic(Model(), target)
+    assert target.read_bytes() == b"PK first part, last part"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
