@@ -745,6 +745,13 @@ def run_learning(extra: str) -> int:
 
     from lmrecsim.agents.errors import AgentError
 
+    try:
+        argv = shlex.split(extra)
+    except ValueError as exc:  # an unclosed quote used to end in shlex's traceback
+        raise UsageError(
+            f"--learning-args: {extra!r} cannot be split into arguments ({exc}; expected them "
+            "quoted as a shell quotes them)"
+        ) from None
     root = Path(__file__).resolve().parents[2]
     if not (root / "benchmarks" / "learning.py").is_file():
         raise AgentError(
@@ -755,7 +762,7 @@ def run_learning(extra: str) -> int:
         sys.path.insert(0, str(root))
     from benchmarks.learning import main as learning_main
 
-    return int(learning_main(shlex.split(extra)))
+    return int(learning_main(argv))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -288,6 +288,16 @@ def test_vec_envs_refuse_a_bad_number_of_sub_envs():
         RecommendationVectorEnv("default", num_envs=0)
 
 
+def test_learning_args_with_an_unclosed_quote_are_one_line(capsys):
+    # Used to end in shlex's traceback: "ValueError: No closing quotation".
+    assert main(["bench", "--learning", "--learning-args=--scenarios 'my file.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        'lmrecsim: error: --learning-args: "--scenarios \'my file.yaml" cannot be split into '
+        "arguments (No closing quotation; expected them quoted as a shell quotes them)"
+    ]
+
+
 def test_learning_args_without_learning_is_refused(capsys):
     assert main(["bench", "--learning-args=--quick", "--quick"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
