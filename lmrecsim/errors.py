@@ -93,6 +93,11 @@ def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
     try:
         with sigterm_as_exception():
             return _run_reporting(prog, run)
+    except (KeyboardInterrupt, Terminated) as exc:
+        # A second signal while the first was being handled (Ctrl-C, then SIGTERM or Ctrl-C
+        # again while a large run's memory is freed): the first one's line was said already, and
+        # this one used to end in a traceback.
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     finally:
         warnings.showwarning = original
 

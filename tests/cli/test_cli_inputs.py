@@ -253,6 +253,28 @@ def test_lmrecsim_warnings_are_one_line(capsys):
     assert not any("someone else's" in line and line.startswith("lmrecsim:") for line in err)
 
 
+def test_a_sigterm_while_ctrl_c_is_being_handled_is_no_traceback(monkeypatch):
+    # Ctrl-C, then SIGTERM while the first was still being handled (a long run's memory being
+    # freed) used to end in a traceback whose last line was "lmrecsim.errors.Terminated".
+    import io
+    import os
+    import signal
+    import sys
+
+    from lmrecsim.errors import report_user_errors
+
+    class SignalledStderr(io.StringIO):
+        def write(self, text: str) -> int:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives as "interrupted" is being said
+            return super().write(text)
+
+    def run() -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "stderr", SignalledStderr())
+    assert report_user_errors("lmrecsim", run) == 143
+
+
 def test_api_functions_refuse_an_output_path_that_is_a_file_before_any_work(tmp_path):
     # The CLI checked this; the Python API found out after the work, with a raw FileExistsError.
     from lmrecsim.agents.errors import AgentError
