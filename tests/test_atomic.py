@@ -88,7 +88,7 @@ def test_a_staged_write_error_names_the_final_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_signals_deferred_holds_ctrl_c_until_the_block_has_ended(tmp_path) -> None:
+def test_signals_deferred_holds_ctrl_c_until_the_block_has_ended(tmp_path, ctrl_c_raises) -> None:
     import signal
 
     with pytest.raises(KeyboardInterrupt):

@@ -172,7 +172,7 @@ def test_a_sigterm_while_the_run_records_its_end_still_leaves_the_record(
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_ctrl_c_during_a_save_waits_for_it_and_stays_an_interrupt(tmp_path):
+def test_ctrl_c_during_a_save_waits_for_it_and_stays_an_interrupt(tmp_path, ctrl_c_raises):
     # torch's zip writer finishes its archive on the way out; cut short by Ctrl-C it raised
     # "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos ..." in place of
     # the KeyboardInterrupt: `lmrecsim train` ended in a traceback with train.json "failed".
