@@ -182,11 +182,12 @@ def gap_ci(
 
 
 def training_jobs(
-    name: str, *, algos: Sequence[str], seeds: Sequence[int], compare_mlp: bool
+    scenario_name: str, *, algos: Sequence[str], seeds: Sequence[int], compare_mlp: bool
 ) -> list[tuple[str, str, int]]:
-    """The ``(algo, policy, seed)`` runs the benchmark trains on one scenario, in order."""
+    """The ``(algo, policy, seed)`` runs the benchmark trains on one scenario (its ``name:``),
+    in order."""
     jobs = [(algo, "candidate_scorer") for algo in algos]
-    if compare_mlp and load_scenario(name).name == COLD_START_SCENARIO and "ppo" in algos:
+    if compare_mlp and scenario_name == COLD_START_SCENARIO and "ppo" in algos:
         jobs.append(("ppo", "mlp"))
     return [(algo, policy, seed) for algo, policy in jobs for seed in seeds]
 
@@ -211,21 +212,17 @@ def train_run(
     # A scenario file path works too: run folders go under its scenario name.
     label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
     folder = out / sc.name / label
-    settings = {"algo": algo, "policy": policy, "timesteps": timesteps, "seed": seed}
-    res = None
-    if resume:
-        res = finished_run(folder, resolve_run(_scenario_for(sc, algo), **settings), torch_threads)
+    # What train() would resolve from these overrides; training the resolved scenario as it is
+    # writes the same scenario.yaml, so a resumed run is compared with exactly what trains.
+    run_sc = resolve_run(
+        _scenario_for(sc, algo), algo=algo, policy=policy, timesteps=timesteps, seed=seed
+    )
+    res = finished_run(folder, run_sc, torch_threads) if resume else None
     if res is not None:
         print(f"[{sc.name}] {label}: reusing the complete run in {folder}", flush=True)
     else:
         print(f"[{sc.name}] training {label} for {timesteps} steps", flush=True)
-        res = train(
-            _scenario_for(sc, algo),
-            out=folder,
-            **settings,
-            progress=False,
-            torch_threads=torch_threads,
-        )
+        res = train(run_sc, out=folder, progress=False, torch_threads=torch_threads)
     run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps, folder=str(folder))
     if res.validation is not None:
         run.best_steps = res.validation["best_timesteps"]
@@ -506,8 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before hours of training: outputs that cannot be written are refused now, by name (a
     # UsageError: one line through report_user_errors).
     names: dict[str, str] = {}
+    loaded: dict[str, Scenario] = {}
     for name in args.scenarios:
-        sc = load_scenario(name)
+        sc = loaded[name] = load_scenario(name)
         check_algos(name, sc, args.algos)
         check_seeds(sc, args.seeds, args.eval_seeds)
         if sc.name in names:  # their run folders would be one: out/<name>/<label>
@@ -522,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_torch_threads(args.threads)
     start = time.perf_counter()
     results: list[ScenarioResult] = []
-    sc0 = load_scenario(args.scenarios[0])
+    sc0 = loaded[args.scenarios[0]]
     settings = {
         "timesteps": args.timesteps,
         "seeds": list(args.seeds),
@@ -540,7 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     evaluation = {"eval_seeds": args.eval_seeds, "episodes": args.episodes}
     runs_of = {
-        name: training_jobs(name, algos=args.algos, seeds=args.seeds, compare_mlp=not args.no_mlp)
+        name: training_jobs(
+            loaded[name].name, algos=args.algos, seeds=args.seeds, compare_mlp=not args.no_mlp
+        )
         for name in args.scenarios
     }
     if args.jobs == 1:

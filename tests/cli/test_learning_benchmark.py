@@ -131,7 +131,7 @@ def test_resume_reuses_complete_runs_and_trains_the_rest(
     real_train = learning.train
 
     def counting_train(*args: object, **kwargs: object) -> object:
-        trained.append(int(kwargs["seed"]))  # type: ignore[arg-type]
+        trained.append(args[0].agent.seed)  # type: ignore[attr-defined]  # the resolved scenario
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(learning, "train", counting_train)
