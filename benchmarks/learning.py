@@ -47,7 +47,11 @@ from lmrecsim.envs.vec_env import sub_env_seeds
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
-from lmrecsim.scenarios.schema import has_algorithm_sections
+from lmrecsim.scenarios.schema import (
+    MAX_EVALUATION_SEED,
+    MAX_TRAINING_SEED,
+    has_algorithm_sections,
+)
 
 BASELINES = ("random", "greedy", "linucb", "oracle")
 MYOPIC = ("greedy", "linucb")
@@ -447,10 +451,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timesteps", type=int_at_least(1), default=None, help="steps per run (default 200000)"
     )
     ap.add_argument(
-        "--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 10 20)"
+        "--seeds",
+        type=int_at_least(0, MAX_TRAINING_SEED),
+        nargs="+",
+        default=None,
+        help="training seeds (default 0 10 20)",
     )
     ap.add_argument(
-        "--eval-seeds", type=int, nargs="+", default=None, help="default: the scenario's"
+        "--eval-seeds",
+        type=int_at_least(0, MAX_EVALUATION_SEED),
+        nargs="+",
+        default=None,
+        help="default: the scenario's",
     )
     ap.add_argument(
         "--episodes",

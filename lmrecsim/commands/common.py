@@ -33,13 +33,31 @@ def parse_hyperparameters(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+#: Said of a number that Python's ``int`` reads but the options do not: one in other digits.
+ASCII_DIGITS = "written with the digits 0-9"
+
+
+def parse_int(text: str) -> int:
+    """``int(text)`` for ASCII text only: Python's ``int`` also reads other scripts' digits
+    (``"١٢"``, fullwidth ``"１２"``), which no option takes.
+
+    Raises:
+        ValueError: not an integer in ASCII digits (optional sign, surrounding spaces and ``_``
+            between digits as ``int`` allows them).
+    """
+    if not text.isascii():
+        raise ValueError(f"{text!r}: not ASCII")
+    return int(text)
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``."""
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        seeds = [parse_int(part) for part in text.split(",") if part.strip()]
     except ValueError:
+        digits = "" if text.isascii() else f" {ASCII_DIGITS}"
         raise AgentError(
-            f"--seeds: {text!r} is invalid (expected comma-separated integers)"
+            f"--seeds: {text!r} is invalid (expected comma-separated integers{digits})"
         ) from None
     if not seeds:
         raise AgentError("--seeds: empty (expected comma-separated integers)")
@@ -110,15 +128,16 @@ def remove_empty_folders(folders: Sequence[Path]) -> None:
 
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``minimum`` (and <= ``maximum`` when given), refused
-    with the flag's name otherwise."""
+    """An argparse ``type``: an integer in ASCII digits >= ``minimum`` (and <= ``maximum`` when
+    given), refused with the flag's name otherwise."""
     expected = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = parse_int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} (expected {expected})") from None
+            digits = "" if text.isascii() else f" {ASCII_DIGITS}"
+            raise argparse.ArgumentTypeError(f"{text!r} (expected {expected}{digits})") from None
         if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"{value} (expected {expected})")
         return value

@@ -118,6 +118,49 @@ def test_evaluation_seeds_too_large_for_the_step_log_are_one_line(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("seeds", ["\u0661\u0662", "\uff11\uff12", "0,\u0967"])
+def test_evaluation_seeds_in_other_digits_are_one_line(tmp_path, monkeypatch, capsys, seeds):
+    # Arabic-Indic, fullwidth and Devanagari digits used to be read as seeds 12, 12 and 1: int()
+    # takes any script's digits.
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--policy", "random", f"--seeds={seeds}", "--episodes", "1", "--out", "x"]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"lmrecsim: error: --seeds: {seeds!r} is invalid (expected comma-separated integers "
+        "written with the digits 0-9)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        # Each asks for a small run too: should the value be read as a number again, it fails fast.
+        (
+            ["evaluate", "--policy", "random", "--episodes", "\uff12", "--seeds", "1000"],
+            "--episodes",
+        ),
+        (["demo", "--timesteps", "64", "--episodes", "\u0662"], "--episodes"),
+        (["train", "--timesteps", "\u0661\u0660\u0660"], "--timesteps"),
+        (["train", "--timesteps", "64", "--seed", "\uff13"], "--seed"),
+        (["train", "--timesteps", "64", "--n-envs", "\u0662"], "--n-envs"),
+    ],
+)
+def test_integer_options_in_other_digits_are_refused_by_name(
+    tmp_path, monkeypatch, capsys, argv, flag
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out", "x", "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    value = argv[argv.index(flag) + 1]
+    assert err.startswith(f"lmrecsim {argv[0]}: error: argument {flag}: {value!r} (expected")
+    assert err.endswith(" written with the digits 0-9)")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("seed", [-1, 2**63])
 def test_the_evaluate_function_refuses_seeds_outside_the_log_range(tmp_path, seed):
     from lmrecsim.evaluation import evaluate

@@ -82,6 +82,24 @@ def test_counts_must_be_positive(capsys: pytest.CaptureFixture[str], flag: str) 
     assert f"argument {flag}: 0 (expected an integer >= 1)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--seeds", "--eval-seeds", "--episodes", "--timesteps"])
+def test_integers_in_other_digits_are_refused(
+    capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    # int() reads Arabic-Indic digits: --seeds \u0661\u0662 used to train seed 12.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import parse_args  # main would train, should it be read as 12
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args([flag, "\u0661\u0662"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(
+        f"benchmarks/learning.py: error: argument {flag}: '\u0661\u0662' (expected"
+    )
+
+
 def test_an_unwritable_results_file_is_refused_before_training(tmp_path: Path) -> None:
     # It used to be found out after every scenario had trained and been evaluated.
     if str(ROOT) not in sys.path:
