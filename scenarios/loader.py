@@ -30,6 +30,9 @@ def shipped_scenario_names() -> list[str]:
 
 def _locate(ref: str, base_dir: Path | None) -> Path:
     """Turn a scenario reference (a shipped name or a path) into a file path."""
+    if not ref.strip():  # named in quotes: an empty name (an unset shell variable) shows nothing
+        names = ", ".join(shipped_scenario_names())
+        raise ScenarioError(f"{ref!r}: unknown scenario (expected a file path or one of: {names})")
     looks_like_path = ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
     if looks_like_path:
         p = Path(os.path.expanduser(ref))

@@ -161,6 +161,22 @@ def test_integer_options_in_other_digits_are_refused_by_name(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("action", ["show", "validate"])
+@pytest.mark.parametrize("name", ["", " "])
+def test_an_empty_scenario_name_is_an_unknown_scenario(capsys, action, name):
+    # Used to say ": unknown scenario", naming nothing.
+    from lmrecsim.scenarios.loader import shipped_scenario_names
+
+    assert main(["scenarios", action, name]) == 2
+    out, err = capsys.readouterr()
+    names = ", ".join(shipped_scenario_names())
+    prefix = "lmrecsim: error: " if action == "show" else ""
+    assert out == ""
+    assert err.splitlines() == [
+        f"{prefix}{name!r}: unknown scenario (expected a file path or one of: {names})"
+    ]
+
+
 @pytest.mark.parametrize("seed", [-1, 2**63])
 def test_the_evaluate_function_refuses_seeds_outside_the_log_range(tmp_path, seed):
     from lmrecsim.evaluation import evaluate
