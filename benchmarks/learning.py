@@ -48,6 +48,7 @@ from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
 from lmrecsim.scenarios.schema import (
+    MAX_EVALUATION_EPISODES,
     MAX_EVALUATION_SEED,
     MAX_TRAINING_SEED,
     has_algorithm_sections,
@@ -466,7 +467,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--episodes",
-        type=int_at_least(1),
+        type=int_at_least(1, MAX_EVALUATION_EPISODES),
         default=None,
         help="per evaluation seed (default 100: with the scenarios' 20 the gap-closed figure "
         "moves by about ten points between evaluations)",

@@ -33,7 +33,7 @@ import pandas as pd
 from ..atomic import output_folder_problem
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario
-from ..scenarios.schema import MAX_EVALUATION_SEED, MetricName
+from ..scenarios.schema import MAX_EVALUATION_EPISODES, MAX_EVALUATION_SEED, MetricName
 from .bootstrap import keyed_rng, paired_difference_ci, summarise
 from .errors import EvaluationError
 from .logs import write_step_log
@@ -53,6 +53,7 @@ __all__ = [
     "METRICS",
     "EvaluationResult",
     "PolicyInfo",
+    "check_episodes",
     "evaluate",
     "shown_items",
 ]
@@ -684,6 +685,18 @@ def _metric_order(scenario: Scenario) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 
+def check_episodes(episodes: int) -> None:
+    """Refuse an episode count per seed outside 1 .. ``MAX_EVALUATION_EPISODES``.
+
+    Raises:
+        EvaluationError: one line naming ``--episodes``, the value and the bounds.
+    """
+    if not 1 <= int(episodes) <= MAX_EVALUATION_EPISODES:
+        raise EvaluationError(
+            f"--episodes: {episodes} (expected an integer >= 1 and <= {MAX_EVALUATION_EPISODES})"
+        )
+
+
 def evaluate(
     scenario: str | os.PathLike[str] | Scenario,
     policies: Sequence[str | tuple[str, Any]] | Mapping[str, Any],
@@ -712,7 +725,8 @@ def evaluate(
             :func:`lmrecsim.agents.baselines.make_policy`), ``(label, policy)`` pairs, or a mapping
             label -> policy.
         seeds: evaluation seeds (default: the scenario's ``evaluation.seeds``).
-        episodes: episodes per seed (default: the scenario's ``evaluation.episodes``).
+        episodes: episodes per seed (default: the scenario's ``evaluation.episodes``), at most
+            ``MAX_EVALUATION_EPISODES``.
         reference: label of the policy every other one is compared with; a baseline name that is
             not among ``policies`` is added.
         out: folder for the files (none written when None).
@@ -738,8 +752,7 @@ def evaluate(
     sc = load_scenario(scenario)
     if episodes is None:
         episodes = sc.evaluation.episodes
-    if int(episodes) < 1:
-        raise EvaluationError(f"--episodes: {episodes} (expected an integer >= 1)")
+    check_episodes(episodes)
     seed_list = [int(s) for s in (sc.evaluation.seeds if seeds is None else seeds)]
     if not seed_list:
         raise EvaluationError("--seeds: empty (expected at least one seed)")

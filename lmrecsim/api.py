@@ -8,7 +8,7 @@ from pathlib import Path
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import TrainResult, train, write_text_atomic
 from lmrecsim.envs.vec_env import sub_env_seeds
-from lmrecsim.evaluation.runner import evaluate
+from lmrecsim.evaluation.runner import check_episodes, evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
 
 
@@ -39,6 +39,7 @@ def demo(
     Writes the run folder of :func:`lmrecsim.agents.train.train` plus ``summary.txt``; returns the
     summary text.
     """
+    check_episodes(episodes)  # before training, not after it
     sc = load_scenario(scenario)
     seeds = list(sc.evaluation.seeds)
     # Sub-env i trains on seed agent.seed + i; evaluating on one of those would meet training users.

@@ -46,6 +46,11 @@ MAX_TRAINING_SEED = 2**32 - 1 - MAX_N_ENVS
 #: Largest evaluation seed: step logs store the seed as a signed 64-bit integer (a larger one
 #: used to end the evaluation, once every episode had run, in a traceback).
 MAX_EVALUATION_SEED = 2**63 - 1
+#: Most evaluation episodes per seed: a guard against a typo (an extra digit, a seed pasted in
+#: its place), which used to start an evaluation that would not end. Every policy runs every
+#: episode, up to ``episode.horizon`` steps each, and the step log keeps every step in memory: a
+#: million 50-step episodes are already 50 million rows per policy and seed.
+MAX_EVALUATION_EPISODES = 1_000_000
 
 
 class _Strict(BaseModel):
@@ -659,7 +664,7 @@ class AgentConfig(_Strict):
 class EvaluationConfig(_Strict):
     """How policies are evaluated on this scenario."""
 
-    episodes: int = Field(20, ge=1, description="Episodes per seed.")
+    episodes: int = Field(20, ge=1, le=MAX_EVALUATION_EPISODES, description="Episodes per seed.")
     seeds: list[Annotated[int, Field(ge=0, le=MAX_EVALUATION_SEED)]] = Field(
         default_factory=lambda: [1000, 1001, 1002],
         min_length=1,

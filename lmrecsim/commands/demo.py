@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lmrecsim.commands.common import int_at_least
+from lmrecsim.scenarios.schema import MAX_EVALUATION_EPISODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--timesteps", type=int_at_least(1), default=100_000, help="training budget (steps)"
     )
     p.add_argument(
-        "--episodes", type=int_at_least(1), default=20, help="evaluation episodes per seed"
+        "--episodes",
+        type=int_at_least(1, MAX_EVALUATION_EPISODES),
+        default=20,
+        help="evaluation episodes per seed",
     )
     p.add_argument("--out", default="runs/demo", help="run folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -7,6 +7,7 @@ import json
 import sys
 
 from lmrecsim.commands.common import int_at_least, parse_seeds
+from lmrecsim.scenarios.schema import MAX_EVALUATION_EPISODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "maskable_ppo:PATH, optionally LABEL=SPEC; repeatable",
     )
     p.add_argument(
-        "--episodes", type=int_at_least(1), help="episodes per seed (default: the scenario's)"
+        "--episodes",
+        type=int_at_least(1, MAX_EVALUATION_EPISODES),
+        help="episodes per seed (default: the scenario's)",
     )
     p.add_argument("--seeds", help="comma-separated evaluation seeds (default: the scenario's)")
     p.add_argument(

@@ -65,7 +65,10 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
         ),
         (["train", "--checkpoint-freq", "0", "--out", "x"], "argument --checkpoint-freq: 0"),
         (["train", "--torch-threads", "0", "--out", "x"], "argument --torch-threads: 0"),
-        (["demo", "--episodes", "0"], "argument --episodes: 0 (expected an integer >= 1)"),
+        (
+            ["demo", "--episodes", "0"],
+            "argument --episodes: 0 (expected an integer >= 1 and <= 1000000)",
+        ),
         (["evaluate", "--policy", "random", "--episodes", "abc", "--out", "x"], "'abc' (expected"),
         (["ope", "log.parquet", "--policy", "greedy", "--folds", "0"], "argument --folds: 0"),
     ],
@@ -175,6 +178,56 @@ def test_an_empty_scenario_name_is_an_unknown_scenario(capsys, action, name):
     assert err.splitlines() == [
         f"{prefix}{name!r}: unknown scenario (expected a file path or one of: {names})"
     ]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "demo"])
+@pytest.mark.parametrize("episodes", ["1000001", "99999999999999999999999999"])
+def test_episodes_above_the_bound_are_refused_by_name(
+    tmp_path, monkeypatch, capsys, command, episodes
+):
+    # A count with an extra digit used to start an evaluation that would not end (Ctrl-C, then
+    # kill). The scenario is unknown too: should --episodes pass again, the test fails at once.
+    monkeypatch.chdir(tmp_path)
+    argv = [command, "--scenario", "nope", "--episodes", episodes, "--out", "x", "--no-progress"]
+    if command == "evaluate":
+        argv += ["--policy", "random"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lmrecsim {command}: error: argument --episodes: {episodes} "
+        "(expected an integer >= 1 and <= 1000000)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("function", ["evaluate", "demo"])
+def test_the_api_refuses_episodes_above_the_bound_before_any_work(tmp_path, function):
+    from lmrecsim.api import demo
+    from lmrecsim.evaluation import evaluate
+    from lmrecsim.evaluation.errors import EvaluationError
+
+    out = tmp_path / "x"
+    # An unknown policy and scenario: should the count pass again, the test fails at once.
+    call = {
+        "evaluate": lambda: evaluate("default", ["nope"], episodes=10**6 + 1, out=out),
+        "demo": lambda: demo("nope", episodes=10**6 + 1, out=out, progress=False),
+    }[function]
+    with pytest.raises(EvaluationError) as exc:
+        call()
+    assert str(exc.value) == "--episodes: 1000001 (expected an integer >= 1 and <= 1000000)"
+    assert not out.exists()
+
+
+def test_scenario_episodes_above_the_bound_are_one_line(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: default\nname: mine\nevaluation:\n  episodes: 1000001\n")
+    assert main(["scenarios", "validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{path}: evaluation.episodes: 1000001 is out of range (expected a number <= 1000000)"
+    ]
+    path.write_text("extends: default\nname: mine\nevaluation:\n  episodes: 1000000\n")
+    assert main(["scenarios", "validate", str(path)]) == 0
 
 
 @pytest.mark.parametrize("seed", [-1, 2**63])

@@ -79,7 +79,7 @@ def test_counts_must_be_positive(capsys: pytest.CaptureFixture[str], flag: str) 
     with pytest.raises(SystemExit) as exc:
         main([flag, "0"])
     assert exc.value.code == 2
-    assert f"argument {flag}: 0 (expected an integer >= 1)" in capsys.readouterr().err
+    assert f"argument {flag}: 0 (expected an integer >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", ["--seeds", "--eval-seeds", "--episodes", "--timesteps"])
@@ -97,6 +97,20 @@ def test_integers_in_other_digits_are_refused(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(
         f"benchmarks/learning.py: error: argument {flag}: '\u0661\u0662' (expected"
+    )
+
+
+def test_episodes_above_the_bound_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import parse_args  # main would train first
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--episodes", "1000001"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "benchmarks/learning.py: error: argument --episodes: 1000001 "
+        "(expected an integer >= 1 and <= 1000000)"
     )
 
 
