@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -362,6 +363,11 @@ def _write_complete(path: Path, run_info: dict[str, Any], result: TrainResult) -
     )
 
 
+def _is_int(value: object) -> bool:
+    """An integer as JSON has it (``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def finished_run(
     out: str | os.PathLike[str], scenario: Scenario, torch_threads: int
 ) -> TrainResult | None:
@@ -369,8 +375,9 @@ def finished_run(
 
     A run is reused only when its ``train.json`` says ``"complete"`` with the same torch thread
     count, its ``scenario.yaml`` is ``scenario`` (as :func:`resolve_run` gives it: settings,
-    seed and budget) byte for byte, and its models load. The code that trained it is not
-    compared: after changing the simulator or the agents, train again.
+    seed and budget) byte for byte, and its models load. A ``train.json`` of another shape (a
+    hand-edited one) is not reused either. The code that trained it is not compared: after
+    changing the simulator or the agents, train again.
     """
     out_dir = Path(out)
     try:
@@ -381,19 +388,30 @@ def finished_run(
     if (
         record is None
         or record.get("status") != "complete"
+        or not _is_int(record.get("torch_threads"))
         or record.get("torch_threads") != torch_threads
         or text != scenario_to_yaml(scenario)
     ):
         return None
+    # Any other shape (a hand-edited train.json) is a run to train again, never an exception.
     timesteps, seconds = record.get("timesteps"), record.get("seconds")
-    validation = record.get("validation") if scenario.agent.validation.every > 0 else None
     if (
-        not isinstance(timesteps, int)
+        not _is_int(timesteps)
+        or timesteps < 0
+        or isinstance(seconds, bool)
         or not isinstance(seconds, (int, float))
-        or (validation is not None and not isinstance(validation.get("best_timesteps"), int))
-        or (validation is not None and not (out_dir / "best_model.zip").is_file())
+        or not 0 <= seconds < math.inf  # JSON as Python reads it allows NaN and Infinity
     ):
         return None
+    validation = None
+    if scenario.agent.validation.every > 0:  # a complete validated run records its best step
+        validation = record.get("validation")
+        if (
+            not isinstance(validation, dict)
+            or not _is_int(validation.get("best_timesteps"))
+            or not (out_dir / "best_model.zip").is_file()
+        ):
+            return None
     try:
         model = load_model(scenario.agent.algo, out_dir / "model.zip")
     except AgentError:

@@ -96,6 +96,44 @@ def test_a_damaged_run_is_not_reused(complete_run, tmp_path, damage):
     assert finished_run(out, _resolved(), torch_threads=1) is None
 
 
+@pytest.mark.parametrize(
+    "validation",
+    [[], "best", None, {}, {"best_timesteps": "256"}, {"best_timesteps": True}, "missing"],
+    ids=["list", "string", "null", "empty", "string steps", "bool steps", "missing"],
+)
+def test_a_hand_edited_validation_record_is_not_reused(complete_run, tmp_path, validation):
+    # A list or a string used to raise AttributeError ('list' object has no attribute 'get');
+    # null or no record at all used to reuse the run as if it had not validated.
+    out = _copy(complete_run, tmp_path)
+    info = json.loads((out / "train.json").read_text())
+    assert info["status"] == "complete" and isinstance(info["validation"], dict)
+    if validation == "missing":
+        del info["validation"]
+    else:
+        info["validation"] = validation
+    (out / "train.json").write_text(json.dumps(info))
+    assert finished_run(out, _resolved(), torch_threads=1) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("timesteps", True),
+        ("timesteps", "256"),
+        ("timesteps", -1),
+        ("seconds", "1.5"),
+        ("seconds", float("nan")),
+        ("seconds", -1.0),
+        ("torch_threads", True),
+    ],
+)
+def test_a_hand_edited_record_of_the_wrong_kind_is_not_reused(complete_run, tmp_path, key, value):
+    out = _copy(complete_run, tmp_path)
+    info = json.loads((out / "train.json").read_text())
+    (out / "train.json").write_text(json.dumps({**info, key: value}))
+    assert finished_run(out, _resolved(), torch_threads=1) is None
+
+
 def test_resolve_run_is_what_train_writes(complete_run):
     out = complete_run[0]
     from lmrecsim.scenarios import scenario_to_yaml
