@@ -68,10 +68,9 @@ def set_torch_threads(n: int | None = None) -> int:
 
     if n is None:
         text = os.environ.get("LMRECSIM_TORCH_THREADS", "1")
-        try:
-            n = int(text)
-        except ValueError:
-            n = 0
+        # ASCII digits only: int() also reads other scripts' digits ("\u0662" is 2).
+        text_ok = text.strip().isascii() and text.strip().lstrip("+-").isdigit()
+        n = int(text) if text_ok else 0
         if n < 1:
             raise AgentError(f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1)")
     elif isinstance(n, bool) or int(n) != n or n < 1:

@@ -84,9 +84,10 @@ def test_numeric_options_out_of_range_are_refused_by_name(
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", ""])
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "", "\u0662", "\uff12"])
 def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys, value):
-    # 0 and -1 used to be taken as 1 without a word, where --torch-threads 0 is refused.
+    # 0 and -1 used to be taken as 1 without a word, where --torch-threads 0 is refused; an
+    # Arabic-Indic or fullwidth 2 used to be read as 2.
     monkeypatch.setenv("LMRECSIM_TORCH_THREADS", value)
     assert main(["train", "--timesteps", "64", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
