@@ -17,7 +17,7 @@ Groups of functions:
 
 - episode level: :func:`episode_table` (one row per episode);
 - aggregate, per policy: :func:`exposure_counts`, :func:`catalog_coverage`, :func:`gini`,
-  :func:`lorenz_curve`, :func:`churn_rate`;
+  :func:`lorenz_curve`, :func:`churn_rate`, :func:`retention_curve`;
 - ranking against the hidden truth: :func:`precision_at_k`, :func:`recall_at_k`,
   :func:`ndcg_at_k`;
 - interest drift: :func:`ctr_around_events`, :func:`drift_recovery`.
@@ -47,6 +47,7 @@ __all__ = [
     "ndcg_at_k",
     "precision_at_k",
     "recall_at_k",
+    "retention_curve",
 ]
 
 
@@ -460,6 +461,63 @@ def churn_rate(episodes: pd.DataFrame) -> float:
     if len(episodes) == 0:
         return float("nan")
     return float(episodes["churned"].astype(bool).mean())
+
+
+def retention_curve(steps: pd.DataFrame) -> pd.DataFrame:
+    """Share of sessions still going at each step, and the reward per session still going.
+
+    For a policy with ``E`` episodes, ``n(t)`` of which have a row at step ``t`` (a user who left
+    has no rows after leaving), and ``R(t)`` the sum of those rows' rewards::
+
+        still_there(t)        = n(t) / E
+        reward_per_session(t) = R(t) / n(t)        (NaN where n(t) = 0)
+
+    so a policy's mean return is ``sum_t still_there(t) * reward_per_session(t)``: the return
+    split into keeping users and the reward per step of the users kept.
+
+    Args:
+        steps: per-step log with ``policy, seed, episode, step, reward``; one row per
+            (policy, seed, episode, step).
+
+    Returns:
+        DataFrame with columns ``policy, step, sessions, still_there, reward_per_session``:
+        for every policy, one row per step from 0 to its longest episode's last step, policies
+        in order of first appearance.
+
+    Raises:
+        MetricInputError: a missing column, a negative step or repeated rows.
+    """
+    where = "retention_curve"
+    _require_columns(steps, [*EPISODE_KEYS, "step", "reward"], where)
+    keys = [*EPISODE_KEYS, "step"]
+    if steps.duplicated(keys).any():
+        raise MetricInputError(f"{where}: steps has repeated (policy, seed, episode, step) rows")
+    if len(steps) and int(steps["step"].min()) < 0:
+        raise MetricInputError(f"{where}: steps has a negative step (expected steps from 0)")
+    columns = ["policy", "step", "sessions", "still_there", "reward_per_session"]
+    parts = []
+    for policy in pd.unique(steps["policy"]):
+        rows = steps[steps["policy"] == policy]
+        n_episodes = len(rows[list(EPISODE_KEYS)].drop_duplicates())
+        per_step = rows.groupby("step")["reward"].agg(["size", "sum"])
+        per_step = per_step.reindex(np.arange(int(rows["step"].max()) + 1))
+        sessions = per_step["size"].fillna(0).astype(np.int64).to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reward = np.where(sessions > 0, per_step["sum"].to_numpy() / sessions, np.nan)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "policy": policy,
+                    "step": per_step.index.to_numpy(dtype=np.int64),
+                    "sessions": sessions,
+                    "still_there": sessions / n_episodes,
+                    "reward_per_session": reward,
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
 # --------------------------------------------------------------------------------------------

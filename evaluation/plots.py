@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .metrics import ctr_around_events, lorenz_curve  # noqa: E402
+from .metrics import ctr_around_events, lorenz_curve, retention_curve  # noqa: E402
 
 __all__ = [
     "Plot",
@@ -158,6 +158,57 @@ def plot_drift(steps: pd.DataFrame, window: int, privileged: Mapping[str, bool])
         "drift",
         "Click-through around drift events",
         "Mean click-through at each step before and after a user's taste changed (offset 0).",
+        _png(fig),
+    )
+
+
+#: Fewest sessions a step of the retention plot's right panel needs (and 5% of the episodes).
+RETENTION_MIN_SESSIONS = 5
+#: Steps the retention plot's right panel pools (centred) for each point.
+RETENTION_SMOOTH = 5
+
+
+def plot_retention(steps: pd.DataFrame, privileged: Mapping[str, bool]) -> Plot | None:
+    """Sessions still going by step, and the reward per step of those sessions, per policy."""
+    curve = retention_curve(steps)
+    if curve.empty:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, part in curve.groupby("policy", sort=False):
+        name = _display(str(label), privileged)
+        (line,) = left.plot(part["step"], part["still_there"], drawstyle="steps-post", label=name)
+        n_episodes = part["sessions"].iloc[0] / part["still_there"].iloc[0]
+        enough = part["sessions"] >= max(RETENTION_MIN_SESSIONS, 0.05 * n_episodes)
+        # Pooled over RETENTION_SMOOTH steps: sum of rewards over sum of sessions in the window.
+        total = (part["reward_per_session"].fillna(0.0) * part["sessions"]).rolling(
+            RETENTION_SMOOTH, center=True, min_periods=1
+        )
+        count = part["sessions"].rolling(RETENTION_SMOOTH, center=True, min_periods=1)
+        pooled = total.sum() / count.sum()
+        right.plot(
+            part.loc[enough, "step"],
+            pooled[enough],
+            color=line.get_color(),
+            lw=1.2,
+            label=name,
+        )
+    left.set_xlabel("step of the session")
+    left.set_ylabel("share of sessions still going")
+    left.set_ylim(0, 1.02)
+    right.set_xlabel("step of the session")
+    right.set_ylabel(f"reward per session still going ({RETENTION_SMOOTH}-step mean)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    return Plot(
+        "retention",
+        "Keeping users and the reward per step of those kept",
+        "Left: the share of sessions still going at each step (a user who leaves is gone for the "
+        "rest of the session). Right: the mean reward per step of the sessions still going, pooled "
+        f"over {RETENTION_SMOOTH} steps around each point (steps with fewer than "
+        f"{RETENTION_MIN_SESSIONS} sessions or 5% of the episodes left out). A policy's mean return is the sum over the steps of left times right, so the two "
+        "panels tell whether it earns its return by keeping users or by what each step pays.",
         _png(fig),
     )
 
@@ -304,7 +355,7 @@ def plot_learning_curves(
 
 
 #: The name of every plot :func:`all_plots` can make (``NAME.png`` in a report folder).
-PLOT_NAMES = ("return_ctr", "lorenz", "drift", "new_users", "learning_curves")
+PLOT_NAMES = ("return_ctr", "lorenz", "retention", "drift", "new_users", "learning_curves")
 
 
 def all_plots(
@@ -322,6 +373,7 @@ def all_plots(
     made: Sequence[Plot | None] = (
         plot_return_ctr(summary, privileged),
         plot_lorenz(exposures, privileged),
+        plot_retention(steps, privileged),
         plot_drift(steps, drift_window, privileged),
         plot_new_users(steps, new_user_k, privileged),
         plot_learning_curves(curves, validation),

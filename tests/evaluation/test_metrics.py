@@ -22,6 +22,7 @@ from lmrecsim.evaluation.metrics import (
     ndcg_at_k,
     precision_at_k,
     recall_at_k,
+    retention_curve,
 )
 
 NAN = float("nan")
@@ -248,6 +249,72 @@ def test_churn_rate(example_steps: pd.DataFrame) -> None:
     assert churn_rate(table) == pytest.approx(2 / 3)
     assert churn_rate(table[table["policy"] == "a"]) == pytest.approx(0.5)
     assert math.isnan(churn_rate(table.iloc[:0]))
+
+
+def _retention_steps() -> pd.DataFrame:
+    # Policy "a": episode (0, 0) stays 3 steps (rewards 1, 0, 1), episode (0, 1) leaves after
+    # one step (reward 1), episode (1, 0) stays 2 steps (0, 2). Policy "b": one 2-step episode.
+    rows = [
+        ("a", 0, 0, 0, 1.0),
+        ("a", 0, 0, 1, 0.0),
+        ("a", 0, 0, 2, 1.0),
+        ("a", 0, 1, 0, 1.0),
+        ("a", 1, 0, 0, 0.0),
+        ("a", 1, 0, 1, 2.0),
+        ("b", 0, 0, 0, 0.5),
+        ("b", 0, 0, 1, 0.5),
+    ]
+    return pd.DataFrame(rows, columns=["policy", "seed", "episode", "step", "reward"])
+
+
+def test_retention_curve_by_hand() -> None:
+    steps = _retention_steps()
+    curve = retention_curve(steps.sample(frac=1.0, random_state=0))  # row order does not matter
+    a = curve[curve["policy"] == "a"]
+    assert list(curve["policy"].unique()) == list(
+        pd.unique(steps.sample(frac=1.0, random_state=0)["policy"])
+    )
+    assert a["step"].tolist() == [0, 1, 2]
+    assert a["sessions"].tolist() == [3, 2, 1]
+    assert a["still_there"].tolist() == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert a["reward_per_session"].tolist() == pytest.approx([2 / 3, 1.0, 1.0])
+    b = curve[curve["policy"] == "b"]
+    assert b["still_there"].tolist() == [1.0, 1.0]
+    # The mean return is the sum over steps of still_there * reward_per_session.
+    for policy, part in curve.groupby("policy"):
+        mean_return = steps[steps["policy"] == policy].groupby(["seed", "episode"])["reward"].sum()
+        total = (part["still_there"] * part["reward_per_session"]).sum()
+        assert total == pytest.approx(mean_return.mean())
+
+
+def test_retention_curve_fills_steps_no_session_reached() -> None:
+    # A log that starts at step 1 for some episode (a hand-cut log): step 0 is still a row.
+    steps = pd.DataFrame(
+        [("a", 0, 0, 1, 1.0)], columns=["policy", "seed", "episode", "step", "reward"]
+    )
+    curve = retention_curve(steps)
+    assert curve["sessions"].tolist() == [0, 1]
+    assert math.isnan(curve["reward_per_session"].iloc[0])
+    empty = retention_curve(steps.iloc[:0])
+    assert empty.empty and list(empty.columns) == [
+        "policy",
+        "step",
+        "sessions",
+        "still_there",
+        "reward_per_session",
+    ]
+
+
+def test_retention_curve_refuses_bad_steps() -> None:
+    steps = _retention_steps()
+    with pytest.raises(MetricInputError, match="retention_curve: steps is missing columns"):
+        retention_curve(steps.drop(columns="reward"))
+    with pytest.raises(MetricInputError, match="repeated"):
+        retention_curve(pd.concat([steps, steps.iloc[:1]]))
+    bad = steps.copy()
+    bad.loc[0, "step"] = -1
+    with pytest.raises(MetricInputError, match="negative step"):
+        retention_curve(bad)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lmrecsim.evaluation.errors import EvaluationError
-from lmrecsim.evaluation.metrics import catalog_coverage, gini
+from lmrecsim.evaluation.metrics import catalog_coverage, gini, retention_curve
 from lmrecsim.evaluation.runner import METRICS, evaluate
 from lmrecsim.scenarios import scenario_from_dict
 
@@ -52,6 +52,18 @@ def test_aggregates_match_the_metric_functions(result) -> None:
         assert row["gini_low"] <= row["gini"] <= row["gini_high"]
 
 
+def test_retention_curve_splits_each_policys_return(result) -> None:
+    # The report's retention plot: sum over steps of (share still going) x (reward per session
+    # still going) is the summary's mean return, for every policy.
+    curve = retention_curve(result.steps)
+    summary = result.summary.set_index("policy")
+    assert set(curve["policy"]) == set(summary.index)
+    for policy, part in curve.groupby("policy"):
+        total = (part["still_there"] * part["reward_per_session"]).fillna(0.0).sum()
+        assert total == pytest.approx(summary.loc[policy, "return"])
+        assert part["still_there"].iloc[0] == 1.0 and part["still_there"].is_monotonic_decreasing
+
+
 def test_paired_difference_equals_difference_of_means(result) -> None:
     ep = result.episodes.set_index("policy")
     cmp = result.comparison.set_index(["policy", "metric"])
@@ -71,6 +83,7 @@ def test_files_are_written(result) -> None:
         "report.html",
         "return_ctr.png",
         "lorenz.png",
+        "retention.png",
     } <= names
     out = result.files[0].parent
     summary = pd.read_csv(out / "summary.csv")
