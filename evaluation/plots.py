@@ -177,7 +177,8 @@ def plot_retention(steps: pd.DataFrame, privileged: Mapping[str, bool]) -> Plot 
     for label, part in curve.groupby("policy", sort=False):
         name = _display(str(label), privileged)
         (line,) = left.plot(part["step"], part["still_there"], drawstyle="steps-post", label=name)
-        n_episodes = part["sessions"].iloc[0] / part["still_there"].iloc[0]
+        busiest = part["sessions"].idxmax()  # a step some session reached: still_there > 0
+        n_episodes = part.at[busiest, "sessions"] / part.at[busiest, "still_there"]
         enough = part["sessions"] >= max(RETENTION_MIN_SESSIONS, 0.05 * n_episodes)
         # Pooled over RETENTION_SMOOTH steps: sum of rewards over sum of sessions in the window.
         total = (part["reward_per_session"].fillna(0.0) * part["sessions"]).rolling(
