@@ -4,8 +4,9 @@ For each scenario: train PPO and DQN (candidate-scorer policy) for a fixed budge
 training seeds, evaluate every trained model and the baselines (random, greedy, linucb and the
 privileged oracle) on the scenario's evaluation seeds -- disjoint from the training seeds, so no
 policy is evaluated on the users it was trained on -- and write ``RESULTS.md``: returns with 95%
-bootstrap intervals and the fraction of the random-to-oracle gap each agent closes,
-``(agent - random) / (oracle - random)``. On ``cold_start`` a PPO with the plain MLP policy is
+bootstrap intervals, the fraction of the random-to-oracle gap each agent closes,
+``(agent - random) / (oracle - random)``, and the mean session length, with a figure of the gaps
+against the targets (``RESULTS_gap.png`` beside ``RESULTS.md``). On ``cold_start`` a PPO with the plain MLP policy is
 trained too, to compare click-through on newly arrived items.
 
 Run from the repository root::
@@ -90,13 +91,15 @@ class ScenarioResult:
     """Everything measured on one scenario.
 
     ``returns`` is (units, policies): the return of every policy on every evaluation episode
-    (unit = (seed, episode), identical users and random numbers across policies).
+    (unit = (seed, episode), identical users and random numbers across policies); ``lengths`` the
+    session length (steps before the user left or the horizon) in the same layout.
     """
 
     name: str
     runs: list[AgentRun]
     returns: pd.DataFrame
     new_item_ctr: dict[str, tuple[float, int]] = field(default_factory=dict)
+    lengths: pd.DataFrame | None = None
 
 
 def _scenario_for(sc: Scenario, algo: str) -> Scenario:
@@ -149,7 +152,8 @@ def check_algos(name: str, sc: Scenario, algos: Sequence[str]) -> None:
 
 
 def _algo_returns(returns: pd.DataFrame, runs: list[AgentRun], algo: str, policy: str) -> pd.Series:
-    """Per-unit return of an algorithm, averaged over its training seeds."""
+    """Per-unit return (or any per-unit table of ``ScenarioResult``) of an algorithm, averaged
+    over its training seeds."""
     labels = [r.label for r in runs if r.algo == algo and r.policy == policy]
     return returns[labels].mean(axis=1)
 
@@ -265,15 +269,18 @@ def evaluate_runs(
         plots=False,
         n_resamples=500,
     )
-    returns = result.episodes.pivot_table(
-        index=["seed", "episode"], columns="policy", values="return"
-    ).sort_index()
+    returns, lengths = (
+        result.episodes.pivot_table(index=["seed", "episode"], columns="policy", values=value)
+        .sort_index()
+        .astype(np.float64)
+        for value in ("return", "session_length")
+    )
     new_ctr: dict[str, tuple[float, int]] = {}
     steps = result.steps
     for label in returns.columns:
         sel = steps[(steps["policy"] == label) & steps["is_new_item"].astype(bool)]
         new_ctr[str(label)] = (float(sel["clicked"].mean()) if len(sel) else float("nan"), len(sel))
-    return ScenarioResult(sc.name, list(runs), returns, new_ctr)
+    return ScenarioResult(sc.name, list(runs), returns, new_ctr, lengths)
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -288,21 +295,38 @@ def _agent_row(
     rng: np.random.Generator,
     per_seed: str,
     sps: str,
-) -> tuple[str, float]:
-    """A trained agent's table row (return and gap closed, with intervals) and its gap."""
+    length: float,
+) -> tuple[str, float, tuple[float, float]]:
+    """A trained agent's table row (return and gap closed, with intervals, and the mean session
+    length), its gap and the gap's interval."""
     lo, hi = _ci(agent, rng)
     g = gap_fraction(agent, random, oracle)
     glo, ghi = gap_ci(agent, random, oracle, rng)
     line = (
         f"| {label} | {agent.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | "
-        f"[{_fmt(100 * glo, 0)}%, {_fmt(100 * ghi, 0)}%] | {per_seed} |"
+        f"[{_fmt(100 * glo, 0)}%, {_fmt(100 * ghi, 0)}%] | {_fmt(length, 1)} | {per_seed} |"
         + (f" {sps} |" if sps else " |")
     )
-    return line, g
+    return line, g, (glo, ghi)
 
 
-def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dict[str, Any]]]:
-    """The scenario's table and its target rows (``{"target", "value", "met"}``)."""
+def _mean_length(res: ScenarioResult, labels: Sequence[str]) -> float:
+    """Mean session length of the policies ``labels`` over the evaluation episodes (nan when the
+    result has no lengths)."""
+    if res.lengths is None:
+        return float("nan")
+    return float(res.lengths[list(labels)].to_numpy().mean())
+
+
+def scenario_markdown(
+    res: ScenarioResult, seed: int = 0, gaps: list[dict[str, Any]] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The scenario's table and its target rows (``{"target", "value", "met"}``).
+
+    ``gaps``, when given, receives one ``{"scenario", "policy", "gap", "low", "high"}`` per
+    agent (its validated models) and baseline, as in the table (``low``/``high`` nan for the
+    baselines), for :func:`gap_figure`.
+    """
     rng = np.random.default_rng(seed)
     r = res.returns
     random, oracle = r["random"].to_numpy(), r["oracle"].to_numpy()
@@ -311,8 +335,9 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
         "",
         f"{len(r)} evaluation episodes (paired across policies).",
         "",
-        "| policy | return | 95% CI | gap closed | 95% CI | per training seed | train steps/s |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| policy | return | 95% CI | gap closed | 95% CI | session length | per training seed "
+        "| train steps/s |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     targets: list[dict[str, Any]] = []
     keys = sorted({(run.algo, run.policy) for run in res.runs})
@@ -328,14 +353,22 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
         )
         sps = sum(run.steps for run in mine) / max(sum(run.seconds for run in mine), 1e-9)
         means[label] = float(agent.mean())
-        line, g = _agent_row(label, agent, random, oracle, rng, per_seed, f"{sps:.0f}")
+        length = _mean_length(res, [run.label for run in mine])
+        line, g, (glo, ghi) = _agent_row(
+            label, agent, random, oracle, rng, per_seed, f"{sps:.0f}", length
+        )
         lines.append(line)
+        if gaps is not None:
+            gaps.append({"scenario": res.name, "policy": label, "gap": g, "low": glo, "high": ghi})
         lasts = [run.last_label for run in mine if run.last_label is not None]
         if lasts:  # with validation: the last models beside the validated ones
             per_last = ", ".join(f"{r[lb].mean():.2f}" for lb in lasts)
             last = r[lasts].mean(axis=1).to_numpy()
+            last_length = _mean_length(res, lasts)
             lines.append(
-                _agent_row(f"{label}, last model", last, random, oracle, rng, per_last, "")[0]
+                _agent_row(
+                    f"{label}, last model", last, random, oracle, rng, per_last, "", last_length
+                )[0]
             )
         if policy == "candidate_scorer" and algo in GAP_TARGET:
             targets.append(
@@ -350,10 +383,15 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
         lo, hi = _ci(v, rng)
         g = gap_fraction(v, random, oracle)
         tag = " (privileged)" if name == "oracle" else ""
+        length = _fmt(_mean_length(res, [name]), 1)
         lines.append(
-            f"| {name}{tag} | {v.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | | | |"
+            f"| {name}{tag} | {v.mean():.2f} | [{lo:.2f}, {hi:.2f}] | {_fmt(100 * g, 0)}% | "
+            f"| {length} | | |"
         )
         means[name] = float(v.mean())
+        if gaps is not None and name not in ("random", "oracle"):
+            nan = float("nan")
+            gaps.append({"scenario": res.name, "policy": name, "gap": g, "low": nan, "high": nan})
     if res.name == LONG_TERM_SCENARIO and "ppo" in means:
         best = max(MYOPIC, key=lambda b: means[b])
         ratio = means["ppo"] / means[best] if means[best] > 0 else float("nan")
@@ -389,10 +427,74 @@ def scenario_markdown(res: ScenarioResult, seed: int = 0) -> tuple[str, list[dic
     return "\n".join(lines) + "\n", targets
 
 
+def figure_path(results_path: Path) -> Path:
+    """Where :func:`write_results` puts the gap figure: ``RESULTS_gap.png`` beside ``RESULTS.md``."""
+    return results_path.with_name(f"{results_path.stem}_gap.png")
+
+
+def gap_figure(gaps: Sequence[dict[str, Any]]) -> bytes:
+    """The share of the random-to-oracle gap each policy closes on each scenario, as a PNG.
+
+    Horizontal bars grouped by scenario, the trained agents' 95% paired-bootstrap intervals as
+    error bars, and the PPO and DQN targets as dashed lines. ``gaps`` as filled by
+    :func:`scenario_markdown`.
+    """
+    from lmrecsim.evaluation import plots  # sets the non-interactive backend
+
+    plt = plots.plt
+    scenarios = list(dict.fromkeys(g["scenario"] for g in gaps))
+    policies = list(dict.fromkeys(g["policy"] for g in gaps))
+    colors = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(policies)}
+    n_bars = len(gaps)
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.3 * n_bars + 0.3 * len(scenarios)))
+    y, ticks, shown, rightmost = 0.0, [], set(), 100.0
+    for scenario in scenarios:
+        rows = [g for g in gaps if g["scenario"] == scenario]
+        top = y
+        for g in rows:
+            value = 100 * g["gap"] if np.isfinite(g["gap"]) else 0.0
+            err = None
+            if np.isfinite(g["low"]) and np.isfinite(g["high"]):
+                err = [[value - 100 * g["low"]], [100 * g["high"] - value]]
+            label = None if g["policy"] in shown else g["policy"]
+            shown.add(g["policy"])
+            ax.barh(y, value, height=0.8, color=colors[g["policy"]], label=label)
+            if err is not None:
+                ax.errorbar(value, y, xerr=err, fmt="none", ecolor="black", lw=1, capsize=2)
+            right = max(value, 0.0) if err is None else value + err[1][0]
+            rightmost = max(rightmost, right)
+            ax.annotate(
+                f"{_fmt(100 * g['gap'], 0)}%",
+                (right, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
+            y += 1
+        ticks.append(((top + y - 1) / 2, scenario))
+        y += 0.8
+    for value, name in (
+        (100 * GAP_TARGET["dqn"], "DQN target"),
+        (100 * GAP_TARGET["ppo"], "PPO target"),
+    ):
+        ax.axvline(value, color="grey", ls="--", lw=1)
+        ax.annotate(name, (value, -0.9), ha="center", fontsize=7, color="grey")
+    ax.set_yticks([t for t, _ in ticks], [plots._literal(n) for _, n in ticks])
+    ax.set_ylim(y - 0.3, -1.4)
+    ax.set_xlabel("share of the random-to-oracle gap closed (%)")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlim(min(0.0, ax.get_xlim()[0]), rightmost + 12)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return plots._png(fig)
+
+
 def write_results(
     path: Path, results: list[ScenarioResult], command: str, settings: dict[str, Any]
 ) -> None:
-    """Write the generated section of ``RESULTS.md`` (text outside the markers is kept)."""
+    """Write the generated section of ``RESULTS.md`` (text outside the markers is kept) and its
+    gap figure (:func:`figure_path`)."""
     parts = [
         START_MARK,
         "## Learning benchmark (generated by `benchmarks/learning.py`)",
@@ -417,10 +519,24 @@ def write_results(
             "",
         ]
     targets: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
+    tables = []
     for res in results:
-        text, t = scenario_markdown(res)
-        parts.append(text)
+        text, t = scenario_markdown(res, gaps=gaps)
+        tables.append(text)
         targets += t
+    if gaps:
+        figure = figure_path(path)
+        atomic_write(figure, gap_figure(gaps))
+        parts += [
+            f"![Share of the random-to-oracle gap closed per scenario and policy]({figure.name})",
+            "",
+            "The figure: the share of the random-to-oracle gap each policy closes, the trained "
+            "agents' validated models with their 95% intervals, and the targets (dashed). Session "
+            "length in the tables: mean steps before the user left or the horizon ended.",
+            "",
+        ]
+    parts += tables
     parts += ["### Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
     parts += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |" for t in targets]
     parts += ["", END_MARK, ""]
@@ -616,6 +732,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "returns": res.returns.reset_index().to_dict(orient="list"),
             "runs": [run.__dict__ for run in res.runs],
             "new_item_ctr": res.new_item_ctr,
+            "session_lengths": (
+                None if res.lengths is None else res.lengths.reset_index().to_dict(orient="list")
+            ),
         }
         for res in results
     }

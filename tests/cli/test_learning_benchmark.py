@@ -59,12 +59,16 @@ def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
         outputs[jobs] = json.loads((out / "learning.json").read_text())
         text = results.read_text()
         assert "### tiny_a" in text and "### tiny_b" in text
+        figure = tmp_path / f"RESULTS{jobs}_gap.png"
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({figure.name})" in text
     assert list(outputs[2]) == ["tiny_a", "tiny_b"]  # scenario order, not completion order
     for name in ("tiny_a", "tiny_b"):
         assert outputs[2][name]["returns"] == outputs[1][name]["returns"]
         labels = [run["label"] for run in outputs[2][name]["runs"]]
         assert labels == [run["label"] for run in outputs[1][name]["runs"]] == ["ppo_s0", "dqn_s0"]
         assert {"ppo_s0", "dqn_s0", "random", "oracle"} <= set(outputs[1][name]["returns"])
+        assert outputs[2][name]["session_lengths"] == outputs[1][name]["session_lengths"]
     # The two scenarios differ, so equal results above are not one scenario run twice.
     assert outputs[1]["tiny_a"]["returns"] != outputs[1]["tiny_b"]["returns"]
 
@@ -198,3 +202,49 @@ def test_two_scenarios_of_one_name_are_refused_before_training(tmp_path: Path) -
     ):
         main(argv)
     assert not out.exists()
+
+
+def _result(lengths: bool = True):
+    """A hand-made two-episode result: random, oracle and one PPO run."""
+    import pandas as pd
+
+    from benchmarks.learning import AgentRun, ScenarioResult
+
+    index = pd.MultiIndex.from_tuples([(900, 0), (900, 1)], names=["seed", "episode"])
+    returns = pd.DataFrame(
+        {
+            "ppo_s0": [6.0, 8.0],
+            "random": [2.0, 2.0],
+            "greedy": [4.0, 4.0],
+            "linucb": [3.0, 1.0],
+            "oracle": [10.0, 12.0],
+        },
+        index=index,
+    )
+    table = returns * 2 if lengths else None  # session lengths: twice the returns
+    run = AgentRun("ppo_s0", "ppo", "candidate_scorer", 0, 1.0, 100)
+    return ScenarioResult("tiny", [run], returns, {}, table)
+
+
+def test_tables_show_session_lengths_and_fill_the_figure_rows() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import gap_figure, scenario_markdown
+
+    gaps: list = []
+    text, targets = scenario_markdown(_result(), gaps=gaps)
+    rows = {line.split("|")[1].strip(): line.split("|") for line in text.splitlines()[6:]}
+    # Columns: policy, return, CI, gap, gap CI, session length, ...
+    assert rows["ppo"][6].strip() == "14.0" and rows["random"][6].strip() == "4.0"
+    assert rows["oracle (privileged)"][6].strip() == "22.0"
+    # ppo: (7 - 2) / (11 - 2); greedy (4 - 2) / 9; linucb 0; random and the oracle are not bars.
+    by_policy = {g["policy"]: g for g in gaps}
+    assert list(by_policy) == ["ppo", "greedy", "linucb"]
+    assert by_policy["ppo"]["gap"] == pytest.approx(5 / 9)
+    assert by_policy["ppo"]["low"] <= 5 / 9 <= by_policy["ppo"]["high"]
+    assert by_policy["greedy"]["gap"] == pytest.approx(2 / 9) and by_policy["linucb"]["gap"] == 0
+    assert targets[0]["value"] == "56%" and not targets[0]["met"]
+    assert gap_figure(gaps)[:8] == b"\x89PNG\r\n\x1a\n"
+    # Without lengths (a result built by hand elsewhere) the column says n/a.
+    text, _ = scenario_markdown(_result(lengths=False))
+    assert "| 56% | [" in text and "| n/a | 7.00 |" in text
