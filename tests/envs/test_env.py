@@ -153,6 +153,8 @@ def test_a_subclass_may_add_render_modes(world):
     assert Drawn(world=world, render_mode="rgb_array").render_mode == "rgb_array"
 
 
+# gym.make warns about the rgb_array request before the env refuses it and SB3 retries without.
+@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array' that is not in the possible")
 def test_sb3_make_vec_env_builds_the_registered_env():
     # make_vec_env asks for render_mode="rgb_array" and retries without it on a TypeError only;
     # a plain ValueError made it fail on the registered id.
