@@ -28,6 +28,7 @@ import multiprocessing
 import platform
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -682,9 +683,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every training run is seeded and uses its own torch threads, and evaluation reads the
         # saved models, so the results do not depend on which process ran what or what ran
         # beside it. Training runs of all scenarios share the processes (a scenario with few or
-        # fast runs does not leave a core idle); a scenario is evaluated as soon as its last run
-        # has finished. Spawned workers: forking a process that has started torch's thread
-        # pools can deadlock.
+        # fast runs does not leave a core idle). At most --jobs tasks are submitted at a time,
+        # and a scenario whose last run has finished is evaluated before the next training run
+        # starts, so its results are written then, not after every scenario has trained.
+        # Spawned workers: forking a process that has started torch's thread pools can deadlock.
         pool = ProcessPoolExecutor(
             max_workers=args.jobs,
             mp_context=multiprocessing.get_context("spawn"),
@@ -692,13 +694,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             initargs=(args.threads,),
         )
         try:
-            pending = {
-                pool.submit(train_run, name, *run, **training): (name, i)
-                for name in args.scenarios
-                for i, run in enumerate(runs_of[name])
-            }
+            waiting = deque(
+                (name, i, run) for name in args.scenarios for i, run in enumerate(runs_of[name])
+            )
+            to_evaluate: deque[str] = deque()
+            pending: dict[Any, tuple[str, int]] = {}
             done_runs: dict[str, dict[int, AgentRun]] = {name: {} for name in args.scenarios}
             finished: dict[str, ScenarioResult] = {}
+
+            def submit_next() -> None:
+                """Fill the free processes: evaluations first, then training runs in order."""
+                while len(pending) < args.jobs and (to_evaluate or waiting):
+                    if to_evaluate:
+                        name = to_evaluate.popleft()
+                        runs = [done_runs[name][k] for k in range(len(runs_of[name]))]
+                        task = pool.submit(evaluate_runs, name, runs, **evaluation)
+                        pending[task] = (name, -1)
+                    else:
+                        name, i, run = waiting.popleft()
+                        pending[pool.submit(train_run, name, *run, **training)] = (name, i)
+
+            submit_next()
             while pending:
                 ready, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in ready:
@@ -711,8 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         continue
                     done_runs[name][i] = future.result()
                     if len(done_runs[name]) == len(runs_of[name]):
-                        runs = [done_runs[name][k] for k in range(len(runs_of[name]))]
-                        pending[pool.submit(evaluate_runs, name, runs, **evaluation)] = (name, -1)
+                        to_evaluate.append(name)
+                submit_next()
         except BaseException:
             # Stopped (Ctrl-C, SIGTERM to this process only): the pool's own exit would wait for
             # every queued job, for nothing. Cancel them and stop the running ones now; the

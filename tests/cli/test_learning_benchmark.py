@@ -38,7 +38,9 @@ def _tiny(path: Path, name: str, skip_cost: float) -> Path:
 
 
 # Not marked slow (20 s): the process pool's scheduling is what users run with --jobs 2.
-def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
+def test_jobs_give_the_results_of_one_process(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import main
@@ -57,6 +59,15 @@ def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
             main([*common, "--jobs", str(jobs), "--out", str(out), "--results", str(results)]) == 0
         )
         outputs[jobs] = json.loads((out / "learning.json").read_text())
+        # A scenario is evaluated (and its results written) as soon as its runs are done, before
+        # the runs still waiting start: with two processes, tiny_a's evaluation goes ahead of
+        # tiny_b's second run (it used to queue behind every training run).
+        log = [line for line in capfd.readouterr().out.splitlines() if line.startswith("[tiny_")]
+        evaluated_a = next(
+            k for k, line in enumerate(log) if line.startswith("[tiny_a] evaluating")
+        )
+        last_b = max(k for k, line in enumerate(log) if line.startswith("[tiny_b] training"))
+        assert evaluated_a < last_b, log
         text = results.read_text()
         assert "### tiny_a" in text and "### tiny_b" in text
         figure = tmp_path / f"RESULTS{jobs}_gap.png"
