@@ -376,46 +376,69 @@ def finished_run(
     count, its ``scenario.yaml`` is ``scenario`` (as :func:`resolve_run` gives it: settings,
     seed and budget) byte for byte, and its models load. A ``train.json`` of another shape (a
     hand-edited one) is not reused either. The code that trained it is not compared: after
-    changing the simulator or the agents, train again.
+    changing the simulator or the agents, train again. :func:`reuse_run` also says why not.
     """
+    return reuse_run(out, scenario, torch_threads)[0]
+
+
+def reuse_run(
+    out: str | os.PathLike[str], scenario: Scenario, torch_threads: int
+) -> tuple[TrainResult | None, str]:
+    """:func:`finished_run` with its reason: ``(run, "")``, or ``(None, why not)`` in a few
+    words (``"no run there"`` for a folder without ``train.json``), for a user who asked to
+    resume and sees a run trained again."""
     out_dir = Path(out)
     try:
         record = run_record(out_dir)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        return None, f"its train.json cannot be read ({exc})"
+    if record is None:
+        return None, "no run there"
+    status = record.get("status")
+    if status != "complete":
+        return None, f"its train.json says status {status!r}, not 'complete'"
+    threads = record.get("torch_threads")
+    if not _is_int(threads) or threads != torch_threads:
+        return None, f"it was trained with torch_threads {threads!r}, not {torch_threads}"
+    try:
         text = (out_dir / "scenario.yaml").read_text(encoding="utf-8")
-    except (ValueError, OSError, UnicodeDecodeError):
-        return None
-    if (
-        record is None
-        or record.get("status") != "complete"
-        or not _is_int(record.get("torch_threads"))
-        or record.get("torch_threads") != torch_threads
-        or text != scenario_to_yaml(scenario)
-    ):
-        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"its scenario.yaml cannot be read ({exc})"
+    wanted = scenario_to_yaml(scenario)
+    if text != wanted:
+        old, new = text.splitlines(), wanted.splitlines()
+        line = next(
+            (k for k, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+            min(len(old), len(new)),
+        )
+        was = old[line].strip() if line < len(old) else "(end of file)"
+        now = new[line].strip() if line < len(new) else "(end of file)"
+        return None, (
+            f"its scenario.yaml differs from this run's at line {line + 1} ({was!r}, this run "
+            f"{now!r}): other settings, seed or budget, or a file written by an older version"
+        )
     # Any other shape (a hand-edited train.json) is a run to train again, never an exception.
     timesteps, seconds = record.get("timesteps"), record.get("seconds")
+    if not _is_int(timesteps) or timesteps < 0:
+        return None, f"its train.json has timesteps {timesteps!r} (expected an integer >= 0)"
     if (
-        not _is_int(timesteps)
-        or timesteps < 0
-        or isinstance(seconds, bool)
+        isinstance(seconds, bool)
         or not isinstance(seconds, (int, float))
         or not 0 <= seconds < math.inf  # JSON as Python reads it allows NaN and Infinity
     ):
-        return None
+        return None, f"its train.json has seconds {seconds!r} (expected a number >= 0)"
     validation = None
     if scenario.agent.validation.every > 0:  # a complete validated run records its best step
         validation = record.get("validation")
-        if (
-            not isinstance(validation, dict)
-            or not _is_int(validation.get("best_timesteps"))
-            or not (out_dir / "best_model.zip").is_file()
-        ):
-            return None
+        if not isinstance(validation, dict) or not _is_int(validation.get("best_timesteps")):
+            return None, "its train.json has no validation record with best_timesteps"
+        if not (out_dir / "best_model.zip").is_file():
+            return None, "it has no best_model.zip"
     try:
         model = load_model(scenario.agent.algo, out_dir / "model.zip")
     except AgentError:
-        return None
-    return TrainResult(model, out_dir, scenario, timesteps, float(seconds), validation)
+        return None, "its model.zip does not load"
+    return TrainResult(model, out_dir, scenario, timesteps, float(seconds), validation), ""
 
 
 def _record_unfinished(

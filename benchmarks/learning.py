@@ -41,7 +41,7 @@ import pandas as pd
 
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.build import load_model
-from lmrecsim.agents.train import finished_run, resolve_run, train
+from lmrecsim.agents.train import resolve_run, reuse_run, train
 from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
@@ -216,7 +216,8 @@ def train_run(
     """Train one (algo, policy, seed) on a scenario into ``out/<scenario>/<label>``.
 
     With ``resume``, a folder that already holds a complete run of the same settings
-    (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again.
+    (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again; a folder
+    with a run that cannot be reused says why before it is trained again.
     """
     sc = load_scenario(name)
     # A scenario file path works too: run folders go under its scenario name.
@@ -227,10 +228,12 @@ def train_run(
     run_sc = resolve_run(
         _scenario_for(sc, algo), algo=algo, policy=policy, timesteps=timesteps, seed=seed
     )
-    res = finished_run(folder, run_sc, torch_threads) if resume else None
+    res, why = reuse_run(folder, run_sc, torch_threads) if resume else (None, "")
     if res is not None:
         print(f"[{sc.name}] {label}: reusing the complete run in {folder}", flush=True)
     else:
+        if why and why != "no run there":
+            print(f"[{sc.name}] {label}: not reusing {folder}: {why}", flush=True)
         print(f"[{sc.name}] training {label} for {timesteps} steps", flush=True)
         res = train(run_sc, out=folder, progress=False, torch_threads=torch_threads)
     run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps, folder=str(folder))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmrecsim.agents.train import finished_run, resolve_run, train
+from lmrecsim.agents.train import finished_run, resolve_run, reuse_run, train
 
 from .conftest import tiny_scenario
 
@@ -46,7 +46,7 @@ def test_a_complete_run_is_reused_with_its_model_and_record(complete_run, tmp_pa
     trained = complete_run[1]
     out = _copy(complete_run, tmp_path)
     reused = finished_run(out, _resolved(), torch_threads=1)
-    assert reused is not None
+    assert reused is not None and reuse_run(out, _resolved(), torch_threads=1)[1] == ""
     assert reused.timesteps == trained.timesteps and reused.validation == trained.validation
     assert reused.seconds == pytest.approx(trained.seconds, abs=1e-3)
     for a, b in zip(_params(reused.model), _params(trained.model), strict=True):
@@ -59,18 +59,29 @@ def test_a_complete_run_is_reused_with_its_model_and_record(complete_run, tmp_pa
 
 
 @pytest.mark.parametrize(
-    "override",
-    [{"seed": 4}, {"timesteps": 512}, {"hyperparameters": {**HP, "ent_coef": 0.02}}],
+    ("override", "line"),
+    [
+        ({"seed": 4}, "seed: 4"),
+        ({"timesteps": 512}, "timesteps: 512"),
+        ({"hyperparameters": {**HP, "ent_coef": 0.02}}, "ent_coef: 0.02"),
+    ],
     ids=["seed", "budget", "setting"],
 )
-def test_other_settings_are_not_reused(complete_run, tmp_path, override):
+def test_other_settings_are_not_reused(complete_run, tmp_path, override, line):
     out = _copy(complete_run, tmp_path)
     assert finished_run(out, _resolved(**override), torch_threads=1) is None
+    # The reason names the first line of scenario.yaml that differs, as this run would write it.
+    run, why = reuse_run(out, _resolved(**override), torch_threads=1)
+    assert run is None and why.startswith("its scenario.yaml differs from this run's at line ")
+    assert f"this run {line!r}" in why
 
 
 def test_another_thread_count_is_not_reused(complete_run, tmp_path):
     out = _copy(complete_run, tmp_path)
     assert finished_run(out, _resolved(), torch_threads=2) is None
+    assert reuse_run(out, _resolved(), torch_threads=2)[1] == (
+        "it was trained with torch_threads 1, not 2"
+    )
 
 
 @pytest.mark.parametrize("status", ["running", "stopped", "failed"])
@@ -79,6 +90,9 @@ def test_an_unfinished_run_is_not_reused(complete_run, tmp_path, status):
     info = json.loads((out / "train.json").read_text())
     (out / "train.json").write_text(json.dumps({**info, "status": status}))
     assert finished_run(out, _resolved(), torch_threads=1) is None
+    assert reuse_run(out, _resolved(), torch_threads=1)[1] == (
+        f"its train.json says status {status!r}, not 'complete'"
+    )
 
 
 @pytest.mark.parametrize("damage", ["corrupt model", "no best model", "corrupt record", "empty"])
@@ -94,6 +108,14 @@ def test_a_damaged_run_is_not_reused(complete_run, tmp_path, damage):
         shutil.rmtree(out)
         out.mkdir()
     assert finished_run(out, _resolved(), torch_threads=1) is None
+    why = reuse_run(out, _resolved(), torch_threads=1)[1]
+    expected = {
+        "corrupt model": "its model.zip does not load",
+        "no best model": "it has no best_model.zip",
+        "corrupt record": "its train.json cannot be read (",
+        "empty": "no run there",
+    }[damage]
+    assert why.startswith(expected)
 
 
 @pytest.mark.parametrize(

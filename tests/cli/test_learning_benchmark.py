@@ -185,7 +185,10 @@ def test_resume_reuses_complete_runs_and_trains_the_rest(
     capsys.readouterr()
     assert learning.main([*common, "--resume", "--results", str(tmp_path / "R2.md")]) == 0
     assert trained == [10]  # seed 0 reused, seed 10 trained again
-    assert "ppo_s0: reusing the complete run in" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ppo_s0: reusing the complete run in" in out
+    # The run trained again says why it was not reused.
+    assert "ppo_s10: not reusing " in out and "its train.json says status 'stopped'" in out
     again = json.loads((tmp_path / "out" / "learning.json").read_text())
     assert again["tiny_a"]["returns"] == first["tiny_a"]["returns"]  # same models, same returns
     # Without --resume every run trains again, and another budget is never reused.
@@ -194,8 +197,10 @@ def test_resume_reuses_complete_runs_and_trains_the_rest(
     assert trained == [0, 10]
     trained.clear()
     budget = [*common, "--timesteps", "160", "--resume", "--results", str(tmp_path / "R4.md")]
+    capsys.readouterr()
     assert learning.main(budget) == 0
     assert trained == [0, 10]
+    assert "this run 'timesteps: 160'" in capsys.readouterr().out
 
 
 def test_two_scenarios_of_one_name_are_refused_before_training(tmp_path: Path) -> None:
