@@ -38,9 +38,7 @@ def _tiny(path: Path, name: str, skip_cost: float) -> Path:
 
 
 # Not marked slow (20 s): the process pool's scheduling is what users run with --jobs 2.
-def test_jobs_give_the_results_of_one_process(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import main
@@ -59,15 +57,6 @@ def test_jobs_give_the_results_of_one_process(
             main([*common, "--jobs", str(jobs), "--out", str(out), "--results", str(results)]) == 0
         )
         outputs[jobs] = json.loads((out / "learning.json").read_text())
-        # A scenario is evaluated (and its results written) as soon as its runs are done, before
-        # the runs still waiting start: with two processes, tiny_a's evaluation goes ahead of
-        # tiny_b's second run (it used to queue behind every training run).
-        log = [line for line in capfd.readouterr().out.splitlines() if line.startswith("[tiny_")]
-        evaluated_a = next(
-            k for k, line in enumerate(log) if line.startswith("[tiny_a] evaluating")
-        )
-        last_b = max(k for k, line in enumerate(log) if line.startswith("[tiny_b] training"))
-        assert evaluated_a < last_b, log
         text = results.read_text()
         assert "### tiny_a" in text and "### tiny_b" in text
         figure = tmp_path / f"RESULTS{jobs}_gap.png"
@@ -82,6 +71,62 @@ def test_jobs_give_the_results_of_one_process(
         assert outputs[2][name]["session_lengths"] == outputs[1][name]["session_lengths"]
     # The two scenarios differ, so equal results above are not one scenario run twice.
     assert outputs[1]["tiny_a"]["returns"] != outputs[1]["tiny_b"]["returns"]
+
+
+class _InOrderPool:
+    """A stand-in for the process pool: each task runs when submitted, and ``wait`` reports the
+    earliest submitted one done, so the order of submissions is the whole schedule."""
+
+    submitted: list[tuple[str, str]] = []
+
+    def __init__(self, **kwargs: object) -> None:
+        type(self).submitted = []
+
+    def submit(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from concurrent.futures import Future
+
+        kind = "evaluate" if fn.__name__ == "evaluate_runs" else f"train {args[1]}"
+        self.submitted.append((Path(args[0]).stem, kind))  # the scenario file a.yaml or b.yaml
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        future.order = len(self.submitted)  # type: ignore[attr-defined]
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _earliest(pending, return_when=None):  # type: ignore[no-untyped-def]
+    first = min(pending, key=lambda f: f.order)
+    return {first}, set(pending) - {first}
+
+
+def test_a_scenario_is_evaluated_before_the_runs_still_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # All runs used to be queued up front, so every evaluation (and every results write) waited
+    # behind the last training run, and a stopped benchmark had written no results.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import benchmarks.learning as learning
+
+    monkeypatch.setattr(learning, "ProcessPoolExecutor", _InOrderPool)
+    monkeypatch.setattr(learning, "wait", _earliest)
+    scenarios = [
+        str(_tiny(tmp_path / "a.yaml", "tiny_a", 0.03)),
+        str(_tiny(tmp_path / "b.yaml", "tiny_b", 0.1)),
+    ]
+    argv = ["--scenarios", *scenarios, "--timesteps", "128", "--seeds", "0", "--eval-seeds"]
+    argv += ["900", "--episodes", "2", "--no-mlp", "--jobs", "2", "--out", str(tmp_path / "o")]
+    assert learning.main([*argv, "--results", str(tmp_path / "R.md")]) == 0
+    assert _InOrderPool.submitted == [
+        ("a", "train ppo"),
+        ("a", "train dqn"),
+        ("b", "train ppo"),  # a process is free, tiny_a still has a run going
+        ("a", "evaluate"),  # tiny_a's runs are done: it goes before tiny_b's second run
+        ("b", "train dqn"),
+        ("b", "evaluate"),
+    ]
 
 
 @pytest.mark.parametrize("flag", ["--jobs", "--timesteps", "--episodes", "--threads"])
