@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,20 @@ def prepare_output(path: str | None, flag: str, *, folder: bool = True) -> list[
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{flag}: '{path}' cannot be created ({exc.strerror or exc})") from None
-    if not os.access(target, os.W_OK):
+    if not os.access(target, os.W_OK) or not _can_create_files(target):
         raise UsageError(f"{flag}: '{path}' is not writable (expected a folder you can write to)")
     return missing
+
+
+def _can_create_files(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder``: ``os.access`` says yes to root for
+    folders no one can write to (``/proc``, a read-only mount), which a run used to find out
+    only when it wrote its results."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lmrecsim-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def remove_empty_folders(folders: Sequence[Path]) -> None:

@@ -3,6 +3,8 @@ nothing written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lmrecsim.cli import main
@@ -509,3 +511,15 @@ def test_a_folder_created_for_out_is_removed_when_export_is_refused(tmp_path, ca
     assert main([*argv, str(blocker / "x")]) == 2
     assert not (tmp_path / "o1").exists()
     assert "--export" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_output_no_one_can_create_files_in_is_refused_up_front(tmp_path, capsys):
+    # os.access says root may write to /proc: `bench --out /proc/x.json` ran every benchmark and
+    # only then failed to write its JSON.
+    assert main(["bench", "--quick", "--no-progress", "--out", "/proc/x.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "lmrecsim: error: --out: '/proc/x.json' is not writable (expected a folder you can "
+        "write to)"
+    ]
