@@ -384,8 +384,8 @@ def finished_run(
 def reuse_run(
     out: str | os.PathLike[str], scenario: Scenario, torch_threads: int
 ) -> tuple[TrainResult | None, str]:
-    """:func:`finished_run` with its reason: ``(run, "")``, or ``(None, why not)`` in a few
-    words (``"no run there"`` for a folder without ``train.json``), for a user who asked to
+    """:func:`finished_run` with its reason: ``(run, "")``, ``(None, "")`` for a folder without
+    a run (no ``train.json``), or ``(None, why not)`` in a few words, for a user who asked to
     resume and sees a run trained again."""
     out_dir = Path(out)
     try:
@@ -393,7 +393,7 @@ def reuse_run(
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         return None, f"its train.json cannot be read ({exc})"
     if record is None:
-        return None, "no run there"
+        return None, ""
     status = record.get("status")
     if status != "complete":
         return None, f"its train.json says status {status!r}, not 'complete'"

@@ -6,8 +6,8 @@ privileged oracle) on the scenario's evaluation seeds -- disjoint from the train
 policy is evaluated on the users it was trained on -- and write ``RESULTS.md``: returns with 95%
 bootstrap intervals, the fraction of the random-to-oracle gap each agent closes,
 ``(agent - random) / (oracle - random)``, and the mean session length, with a figure of the gaps
-against the targets (``RESULTS_gap.png`` beside ``RESULTS.md``). On ``cold_start`` a PPO with the plain MLP policy is
-trained too, to compare click-through on newly arrived items.
+against the targets (``RESULTS_gap.png`` beside ``RESULTS.md``). On ``cold_start`` a PPO with the
+plain MLP policy is trained too, to compare click-through on newly arrived items.
 
 Run from the repository root::
 
@@ -153,8 +153,7 @@ def check_algos(name: str, sc: Scenario, algos: Sequence[str]) -> None:
 
 
 def _algo_returns(returns: pd.DataFrame, runs: list[AgentRun], algo: str, policy: str) -> pd.Series:
-    """Per-unit return (or any per-unit table of ``ScenarioResult``) of an algorithm, averaged
-    over its training seeds."""
+    """Per-unit return of an algorithm, averaged over its training seeds."""
     labels = [r.label for r in runs if r.algo == algo and r.policy == policy]
     return returns[labels].mean(axis=1)
 
@@ -232,7 +231,7 @@ def train_run(
     if res is not None:
         print(f"[{sc.name}] {label}: reusing the complete run in {folder}", flush=True)
     else:
-        if why and why != "no run there":
+        if why:
             print(f"[{sc.name}] {label}: not reusing {folder}: {why}", flush=True)
         print(f"[{sc.name}] training {label} for {timesteps} steps", flush=True)
         res = train(run_sc, out=folder, progress=False, torch_threads=torch_threads)

@@ -30,9 +30,8 @@ def shipped_scenario_names() -> list[str]:
 
 def _locate(ref: str, base_dir: Path | None) -> Path:
     """Turn a scenario reference (a shipped name or a path) into a file path."""
-    if not ref.strip():  # named in quotes: an empty name (an unset shell variable) shows nothing
-        names = ", ".join(shipped_scenario_names())
-        raise ScenarioError(f"{ref!r}: unknown scenario (expected a file path or one of: {names})")
+    if not ref.strip():  # an empty name (an unset shell variable): no file to look for
+        raise _unknown_scenario(ref)
     looks_like_path = ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
     if looks_like_path:
         p = Path(os.path.expanduser(ref))
@@ -52,8 +51,15 @@ def _locate(ref: str, base_dir: Path | None) -> Path:
     shipped = SHIPPED_DIR / f"{ref}.yaml"
     if shipped.is_file():
         return shipped
+    raise _unknown_scenario(ref)
+
+
+def _unknown_scenario(ref: str) -> ScenarioError:
+    """The one-line error for a name that is neither a file nor a shipped scenario; a blank name
+    is shown in quotes, or the line would name nothing."""
     names = ", ".join(shipped_scenario_names())
-    raise ScenarioError(f"{ref}: unknown scenario (expected a file path or one of: {names})")
+    shown = repr(ref) if not ref.strip() else ref
+    return ScenarioError(f"{shown}: unknown scenario (expected a file path or one of: {names})")
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
