@@ -116,6 +116,8 @@ CASES = {
     "null_in_a_list": (_null_in_mask, None, True),
     "k_not_the_scenarios": (_two_more_slots_everywhere, None, True),
     "metadata_not_utf8": (None, {META_BASE_DIR: b"\xff\xfe"}, True),
+    "infinite_reward": (_set("reward", 1, float("inf")), None, True),
+    "nan_reward": (_set("reward", 2, float("nan")), None, True),
 }
 
 #: What each case's line must name (after the file): the key or column, and what was expected.
@@ -141,22 +143,25 @@ EXPECTED = {
         f"expected candidates.k = {K} of the stored scenario",
     ),
     "metadata_not_utf8": ("lmrecsim.scenario_base_dir", "is not UTF-8 text"),
+    "infinite_reward": ("column 'reward' is inf in row 1", "expected a finite number"),
+    "nan_reward": ("column 'reward' is nan in row 2", "expected a finite number"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("command", ["replay", "ope"])
+@pytest.mark.parametrize("command", ["replay", "replay_policy", "ope"])
 def test_a_corrupt_log_is_one_line_naming_the_file_and_the_column(
     log_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, command: str
 ) -> None:
     edit, meta, keep_types = CASES[case]
     bad = _rewrite(log_path, tmp_path / f"{case}.parquet", edit, meta=meta, keep_types=keep_types)
     out = tmp_path / "out"
-    argv = (
-        ["replay", str(bad), "--out", str(out)]
-        if command == "replay"
-        else ["ope", str(bad), "--policy", "greedy", "--no-ground-truth"]
-    )
+    argv = {
+        "replay": ["replay", str(bad), "--out", str(out)],
+        # Side by side: the logged steps are read, not replayed (their rewards are summed).
+        "replay_policy": ["replay", str(bad), "--policy", "greedy", "--out", str(out)],
+        "ope": ["ope", str(bad), "--policy", "greedy", "--no-ground-truth"],
+    }[command]
     assert main(argv) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
