@@ -62,6 +62,18 @@ def _unknown_scenario(ref: str) -> ScenarioError:
     return ScenarioError(f"{shown}: unknown scenario (expected a file path or one of: {names})")
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, str | None]:
+    """:func:`yaml_error_parts`, plus where and what for a character YAML does not allow (a
+    NUL, a control character), whose error has neither."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        column = exc.position - before.rfind("\n")
+        where = f" at line {line}, column {column}"
+        return where, f"character #x{exc.character:04x} ({exc.reason})"
+    return yaml_error_parts(exc)
+
+
 def _read_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping, with one-line errors."""
     try:
@@ -75,9 +87,14 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:
-        where, problem = yaml_error_parts(exc)
+        where, problem = _yaml_problem(exc, text)
         raise ScenarioError(
             f"{_display(path)}: invalid YAML{where}: {problem or 'malformed YAML'}"
+        ) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ScenarioError(
+            f"{_display(path)}: invalid YAML: collections nested too deeply (expected a YAML "
+            "mapping of scenario keys)"
         ) from None
     if data is None:
         raise ScenarioError(
