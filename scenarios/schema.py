@@ -668,12 +668,24 @@ class EvaluationConfig(_Strict):
     seeds: list[Annotated[int, Field(ge=0, le=MAX_EVALUATION_SEED)]] = Field(
         default_factory=lambda: [1000, 1001, 1002],
         min_length=1,
-        description="Evaluation seeds; keep them disjoint from training seeds.",
+        description="Evaluation seeds, distinct; keep them disjoint from training seeds.",
     )
     metrics: list[MetricName] = Field(
         default_factory=lambda: ["return", "ctr", "session_length", "churned"],
         description="Metrics this scenario's question is answered by (shown first in reports).",
     )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        # A repeated seed is the same users again, which `evaluate` refuses: say so here, naming
+        # the key, rather than there, where it named --seeds even when none was given.
+        seen: set[int] = set()
+        for seed in value:
+            if seed in seen:
+                raise ValueError(f"expected distinct seeds; {seed} is repeated")
+            seen.add(seed)
+        return value
 
 
 class Scenario(_Strict):
