@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lmrecsim.evaluation.replay import replay, replay_with_policy
 
-    if args.policy:
+    if args.policy is not None:  # an empty --policy is refused by name, not an exact replay
         result = replay_with_policy(
             args.log, args.policy, args.out, logged_policy=args.logged_policy
         )

@@ -197,3 +197,19 @@ def test_side_by_side_keeps_integer_columns_integer(logged, tmp_path: Path) -> N
         values = table[column].dropna()
         assert (values == values.round()).all()
         assert not table[column].astype(str).str.contains(r"\.0$").any(), column
+
+
+def test_an_empty_policy_spec_is_refused_not_an_exact_replay(
+    logged, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--policy "$POLICY"` with an empty variable used to replay the log exactly and exit 0.
+    from lmrecsim.cli import main
+
+    _, path = logged
+    out = tmp_path / "out"
+    assert main(["replay", str(path), "--policy", "", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("lmrecsim: error: --policy '': unknown policy"), captured.err
+    assert captured.err.count("\n") == 1
+    assert "reproduced" not in captured.out
+    assert not (out / "replay.json").exists()
