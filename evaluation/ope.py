@@ -493,6 +493,7 @@ def evaluate_off_policy(
             every episode, without cross-fitting; more folds than episodes means one per episode.
         seed: seed of the fold assignment.
     """
+    estimators = tuple(dict.fromkeys(estimators))  # one row each: --estimator ips --estimator ips
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown:
         raise LogError(

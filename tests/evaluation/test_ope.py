@@ -234,3 +234,13 @@ def test_the_multi_step_note_speaks_of_the_truth_only_when_there_is_one(tmp_path
         res = evaluate_off_policy(tmp_path / "episodes.parquet", "greedy", with_ground_truth=truth)
         (note,) = [x for x in res.notes if "episodes have several steps" in x]
         assert ("the truth is" in note) is truth
+
+
+def test_an_estimator_given_twice_is_one_row(bandit, tmp_path: Path) -> None:
+    # `--estimator ips --estimator ips` used to compute and write ips twice.
+    from lmrecsim.cli import main
+
+    log = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "log.parquet", seed=9, rounds=3)
+    argv = ["ope", str(log), "--policy", "greedy", "--no-ground-truth", "--out", str(tmp_path)]
+    assert main([*argv, "--estimator", "ips", "--estimator", "dm", "--estimator", "ips"]) == 0
+    assert list(pd.read_csv(tmp_path / "ope.csv")["estimator"]) == ["ips", "dm"]
