@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # The metric names the evaluation module computes; a scenario may only name these, so a typo is an
 # error rather than a metric silently missing from reports. lmrecsim.evaluation computes exactly
@@ -672,19 +680,21 @@ class EvaluationConfig(_Strict):
     )
     metrics: list[MetricName] = Field(
         default_factory=lambda: ["return", "ctr", "session_length", "churned"],
-        description="Metrics this scenario's question is answered by (shown first in reports).",
+        description="Metrics this scenario's question is answered by, distinct (shown first in "
+        "reports).",
     )
 
-    @field_validator("seeds")
+    @field_validator("seeds", "metrics")
     @classmethod
-    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+    def _distinct(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
         # A repeated seed is the same users again, which `evaluate` refuses: say so here, naming
-        # the key, rather than there, where it named --seeds even when none was given.
-        seen: set[int] = set()
-        for seed in value:
-            if seed in seen:
-                raise ValueError(f"expected distinct seeds; {seed} is repeated")
-            seen.add(seed)
+        # the key, rather than there, where it named --seeds even when none was given. A repeated
+        # metric was shown twice in every table of the report.
+        seen: set[Any] = set()
+        for item in value:
+            if item in seen:
+                raise ValueError(f"expected distinct {info.field_name}; {item!r} is repeated")
+            seen.add(item)
         return value
 
 

@@ -77,6 +77,8 @@ EXPECTED: dict[str, str] = {
     "range_patience_above_cap.yaml": "users.patience: initial_high (2.0) must be <= max_patience (1.5)",
     "range_quota_above_k.yaml": "candidates: new_item_quota (12) must be <= k (10)",
     "range_seeds_empty.yaml": "evaluation.seeds: [] is too short (expected at least 1 item)",
+    "repeated_metric.yaml": "evaluation.metrics: ['return', 'ctr', 'return'] is invalid (expected "
+    "distinct metrics; 'return' is repeated)",
     "range_seeds_repeated.yaml": "evaluation.seeds: [1000, 1001, 1000] is invalid (expected "
     "distinct seeds; 1000 is repeated)",
     "range_zero_shares.yaml": "candidates: at least one of popular, nearest, random must be > 0",
