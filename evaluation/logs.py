@@ -437,6 +437,16 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     for name, kind in COLUMNS.items():
         if kind == "string":
             steps[name] = steps[name].astype(str)
+    # Rows of another scenario (logs concatenated) would be replayed, and compared side by
+    # side, in the stored scenario's world.
+    foreign = (steps["scenario_hash"] != text[META_SCENARIO_HASH]).to_numpy()
+    if foreign.any():
+        row = int(np.argmax(foreign))
+        raise LogError(
+            f"{p}: column 'scenario_hash' is {steps['scenario_hash'].iloc[row][:12]!r} in row "
+            f"{row} (expected {text[META_SCENARIO_HASH][:12]!r}, the stored scenario's: a log "
+            "holds the steps of one scenario)"
+        )
     return StepLog(
         path=p,
         steps=steps,

@@ -118,6 +118,7 @@ CASES = {
     "metadata_not_utf8": (None, {META_BASE_DIR: b"\xff\xfe"}, True),
     "infinite_reward": (_set("reward", 1, float("inf")), None, True),
     "nan_reward": (_set("reward", 2, float("nan")), None, True),
+    "row_of_another_scenario": (_set("scenario_hash", 1, "0" * 64), None, True),
 }
 
 #: What each case's line must name (after the file): the key or column, and what was expected.
@@ -145,6 +146,10 @@ EXPECTED = {
     "metadata_not_utf8": ("lmrecsim.scenario_base_dir", "is not UTF-8 text"),
     "infinite_reward": ("column 'reward' is inf in row 1", "expected a finite number"),
     "nan_reward": ("column 'reward' is nan in row 2", "expected a finite number"),
+    "row_of_another_scenario": (
+        "column 'scenario_hash' is '000000000000' in row 1",
+        "the stored scenario's: a log holds the steps of one scenario",
+    ),
 }
 
 
