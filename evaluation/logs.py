@@ -507,7 +507,8 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     ``candidate_item_ids``, ``candidate_mask`` and ``action_probabilities``; ``action`` and the
     ``slate_slots`` entries in ``[0, K)``; the same number L of ``slate_slots`` in every row;
     ``clicked_position`` in ``[-1, L)``; ``action_probabilities`` entries and ``propensity``
-    (NaN allowed: a slate's may be unknown) in ``[0, 1]``; ``reward`` finite. Whole columns at a time, so a log of
+    (NaN allowed: a slate's may be unknown) in ``[0, 1]``, and without slates
+    ``propensity`` the ``action_probabilities`` entry of the action; ``reward`` finite. Whole columns at a time, so a log of
     millions of rows costs a fraction of reading it.
 
     Returns:
@@ -585,6 +586,13 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     propensity = cols["propensity"].to_numpy(zero_copy_only=False)
     bad = (propensity < 0) | (propensity > 1 + _PROB_TOL)  # NaN: unknown, allowed
     refuse("propensity", bad, propensity, "is {!r}", "a probability in [0, 1]")
+    if size == 1:  # a single item's propensity is its slot's entry in the distribution
+        chosen = probs[np.arange(len(action)) * k + action]
+        bad = np.abs(propensity - chosen) > _PROB_TOL  # NaN: unknown, allowed
+        if bad.any():
+            i = int(np.argmax(bad))
+            expected = f"{float(chosen[i])!r}, the row's action_probabilities entry for its action"
+            raise fail("propensity", i, f"is {float(propensity[i])!r}", expected)
     # The env's rewards are finite (a registered reward's are checked); a side-by-side replay
     # sums them without replaying them, so NaN or inf would go into its returns unseen.
     reward = cols["reward"].to_numpy(zero_copy_only=False)

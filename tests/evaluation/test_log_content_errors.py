@@ -119,6 +119,7 @@ CASES = {
     "infinite_reward": (_set("reward", 1, float("inf")), None, True),
     "nan_reward": (_set("reward", 2, float("nan")), None, True),
     "row_of_another_scenario": (_set("scenario_hash", 1, "0" * 64), None, True),
+    "propensity_not_the_actions": (_set("propensity", 0, 0.5), None, True),
 }
 
 #: What each case's line must name (after the file): the key or column, and what was expected.
@@ -149,6 +150,10 @@ EXPECTED = {
     "row_of_another_scenario": (
         "column 'scenario_hash' is '000000000000' in row 1",
         "the stored scenario's: a log holds the steps of one scenario",
+    ),
+    "propensity_not_the_actions": (
+        "column 'propensity' is 0.5 in row 0",
+        "the row's action_probabilities entry for its action",
     ),
 }
 
