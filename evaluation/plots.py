@@ -267,7 +267,10 @@ def learning_curve(run_dir: Path | None, *, until: int | None = None) -> pd.Data
     x, y = "time/total_timesteps", "rollout/ep_rew_mean"
     if x not in frame.columns or y not in frame.columns:
         return None
-    frame = frame[[x, y]].dropna()
+    # A damaged row (text where a number belongs, inf) is left out, as an unreadable file is.
+    frame = frame[[x, y]].apply(pd.to_numeric, errors="coerce")
+    frame = frame[np.isfinite(frame.to_numpy(dtype=np.float64)).all(axis=1)]
+    frame = frame.astype({x: np.int64})
     if until is not None:
         frame = frame[frame[x] <= until]
     if frame.empty:

@@ -240,3 +240,29 @@ def test_mlp_models_log_the_probability_of_what_they_did(tmp_path, algo):
         tmp_path / "rep" / "episodes.parquet", "greedy", logged_policy="m", with_ground_truth=False
     )
     assert ope.estimates
+
+
+def test_a_damaged_progress_csv_leaves_out_its_bad_rows(runs, tmp_path):
+    # Text where a number belongs in progress.csv used to end `evaluate`, after every policy had
+    # run, in a TypeError traceback from the learning curve.
+    import shutil
+
+    import pandas as pd
+
+    from lmrecsim.cli import main
+    from lmrecsim.evaluation.plots import learning_curve
+
+    run = shutil.copytree(runs["ppo"], tmp_path / "run")
+    progress = pd.read_csv(run / "progress.csv")
+    whole = learning_curve(run)
+    assert whole is not None and len(whole) >= 2 and 0 in whole.index
+    progress = progress.astype({"time/total_timesteps": object, "rollout/ep_rew_mean": object})
+    progress.loc[0, "time/total_timesteps"] = "abc"
+    extra = progress.iloc[[-1]].assign(**{"rollout/ep_rew_mean": "inf"})
+    pd.concat([progress, extra]).to_csv(run / "progress.csv", index=False)
+    out = tmp_path / "rep"
+    argv = ["evaluate", "--policy", f"x=ppo:{run}", "--seeds", "5", "--episodes", "2"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    assert (out / "report.html").is_file()
+    # The other rows are the curve as it was.
+    pd.testing.assert_frame_equal(learning_curve(run), whole.drop(index=0))
