@@ -389,6 +389,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         raise LogError(
             f"{p}: is a folder (expected a step log file, such as {p / 'episodes.parquet'})"
         )
+    if p.exists() and not p.is_file():  # a device or a pipe: there, but not a log
+        raise LogError(f"{p}: not a regular file (expected a step log file)")
     if not p.is_file():
         raise LogError(f"{p}: no such step log (expected a file written by lmrecsim evaluate)")
     try:

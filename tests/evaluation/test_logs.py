@@ -151,6 +151,12 @@ def test_missing_file(tmp_path: Path) -> None:
         read_step_log(tmp_path / "nope.parquet")
 
 
+def test_a_path_that_is_not_a_regular_file_is_not_called_missing(tmp_path: Path) -> None:
+    # `lmrecsim replay /dev/null` used to say "no such step log".
+    with pytest.raises(LogError, match=r"^/dev/null: not a regular file \(expected a step log"):
+        read_step_log("/dev/null")
+
+
 def test_write_is_atomic_and_leaves_no_temp_files(logged, tmp_path: Path) -> None:
     scenario, world, steps, arrays, _ = logged
     dest = tmp_path / "out" / "episodes.parquet"
