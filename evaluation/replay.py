@@ -88,6 +88,7 @@ class ReplayResult:
         return_difference: ``(mean, ci_low, ci_high)`` of (policy return - logged return) per
             episode, 95% paired bootstrap interval.
         files: paths written.
+        warnings: lines for the user (an interval of one episode).
     """
 
     log_path: Path
@@ -100,6 +101,7 @@ class ReplayResult:
     logged_policy: str | None = None
     return_difference: tuple[float, float, float] | None = None
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -504,6 +506,7 @@ def replay_with_policy(
     """
     from .bootstrap import paired_difference_ci
     from .rollout import run_policy
+    from .runner import sample_warnings
 
     check_out(out_dir)
     log = read_step_log(log_path)
@@ -547,6 +550,7 @@ def replay_with_policy(
         policy=label,
         logged_policy=logged_label,
         return_difference=(float(diff[0]), float(diff[1]), float(diff[2])),
+        warnings=sample_warnings(len(returns)),
     )
     lines = [
         f"scenario {log.scenario().name} ({log.scenario_hash[:12]}), log {result.log_path}",
@@ -555,6 +559,7 @@ def replay_with_policy(
         f"mean return: logged {returns['logged_return'].mean():.4f}, {label} {returns['policy_return'].mean():.4f}",
         f"difference ({label} - {logged_label}): {diff[0]:+.4f}, 95% CI [{diff[1]:+.4f}, {diff[2]:+.4f}]",
         f"same item chosen at {comparison['same_item'].mean():.1%} of steps",
+        *(f"warning: {w}" for w in result.warnings),
     ]
     summary = {
         "log": str(result.log_path),

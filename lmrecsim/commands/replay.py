@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,5 +35,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         result = replay(args.log, args.out, logged_policy=args.logged_policy)
+    for warning in result.warnings:
+        print(f"lmrecsim: warning: {warning}", file=sys.stderr)
     print(result.summary())
     return 1 if result.reproduced is False else 0

@@ -213,3 +213,22 @@ def test_an_empty_policy_spec_is_refused_not_an_exact_replay(
     assert captured.err.count("\n") == 1
     assert "reproduced" not in captured.out
     assert not (out / "replay.json").exists()
+
+
+def test_a_side_by_side_of_one_episode_warns_that_its_interval_says_nothing(
+    logged, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As `evaluate` does: the interval of one paired episode is [d, d], which read as certainty.
+    from lmrecsim.cli import main
+
+    scenario, path = logged
+    steps = read_step_log(path).steps
+    one = tmp_path / "one.parquet"
+    first = steps[(steps["seed"] == 3) & (steps["episode"] == 0)]
+    write_step_table(one, first, scenario=scenario)
+    assert main(["replay", str(one), "--policy", "greedy", "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("lmrecsim: warning: each policy ran 1 episode, so every interval has")
+    assert "zero width" in (tmp_path / "a" / "side_by_side.html").read_text()
+    assert main(["replay", str(path), "--policy", "greedy", "--out", str(tmp_path / "b")]) == 0
+    assert "warning" not in capsys.readouterr().err
