@@ -523,6 +523,11 @@ def evaluate_off_policy(
             f"warning: low overlap (effective sample size {weighted[0]:.1f} of {rounds.n} rounds, "
             f"under {MIN_ESS}); the weighted estimates and their normal intervals are unreliable"
         )
+    if rounds.n and int(rounds.cluster.max()) < 1:
+        notes.append(
+            "warning: the log holds 1 episode, so there are no intervals (nan): the standard "
+            "errors are cluster-robust by episode (expected at least 2 episodes)"
+        )
     if "dm" in estimators:
         notes.append(
             "note: DM's interval covers the averaging over logged contexts only, not the reward "

@@ -244,3 +244,15 @@ def test_an_estimator_given_twice_is_one_row(bandit, tmp_path: Path) -> None:
     argv = ["ope", str(log), "--policy", "greedy", "--no-ground-truth", "--out", str(tmp_path)]
     assert main([*argv, "--estimator", "ips", "--estimator", "dm", "--estimator", "ips"]) == 0
     assert list(pd.read_csv(tmp_path / "ope.csv")["estimator"]) == ["ips", "dm"]
+
+
+def test_a_log_of_one_episode_says_why_its_intervals_are_nan(bandit, tmp_path: Path) -> None:
+    # The intervals are cluster-robust by episode: one episode gives none, which was printed as
+    # "95% CI [nan, nan]" without a word.
+    one = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "one.parquet", seed=9, rounds=1)
+    result = evaluate_off_policy(one, ("similar", Similar()), with_ground_truth=False)
+    assert all(math.isnan(e.ci_low) for e in result.estimates)
+    assert any("holds 1 episode, so there are no intervals" in n for n in result.notes)
+    two = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "two.parquet", seed=9, rounds=2)
+    result = evaluate_off_policy(two, ("similar", Similar()), with_ground_truth=False)
+    assert not any("no intervals" in n for n in result.notes)
