@@ -120,6 +120,7 @@ CASES = {
     "nan_reward": (_set("reward", 2, float("nan")), None, True),
     "row_of_another_scenario": (_set("scenario_hash", 1, "0" * 64), None, True),
     "propensity_not_the_actions": (_set("propensity", 0, 0.5), None, True),
+    "deeply_nested_yaml": (None, {META_SCENARIO_YAML: b"[" * 3000 + b"]" * 3000}, True),
 }
 
 #: What each case's line must name (after the file): the key or column, and what was expected.
@@ -155,6 +156,7 @@ EXPECTED = {
         "column 'propensity' is 0.5 in row 0",
         "the row's action_probabilities entry for its action",
     ),
+    "deeply_nested_yaml": ("lmrecsim.scenario_yaml is nested too deeply", "expected the scenario"),
 }
 
 
