@@ -93,6 +93,8 @@ def test_trained_model_loads_and_predicts(tmp_path):
             "no_such_scenario: unknown scenario",
         ),
         (["train", "--hp", "oops", "--out", "x"], "--hp: 'oops' is invalid"),
+        # A value nested too deeply for the YAML parser used to be a RecursionError traceback.
+        (["train", "--hp", "x=" + "[" * 3000, "--out", "x"], "has an unreadable value"),
         # Values of the wrong kind used to surface as SB3's internal TypeError text.
         (
             ["train", "--hp", "n_steps=abc", "--out", "x", "--no-progress"],
