@@ -59,6 +59,10 @@ MAX_EVALUATION_SEED = 2**63 - 1
 #: episode, up to ``episode.horizon`` steps each, and the step log keeps every step in memory: a
 #: million 50-step episodes are already 50 million rows per policy and seed.
 MAX_EVALUATION_EPISODES = 1_000_000
+#: Most past interactions of a returning user: a past is drawn from a pool of this many items
+#: (``envs.simulator._HISTORY_POOL``), so a longer one cannot be filled; a huge value only made
+#: the env allocate (users, history_max, d) arrays until it ran out of memory.
+MAX_HISTORY = 256
 
 
 class _Strict(BaseModel):
@@ -345,8 +349,19 @@ class UsersConfig(_Strict):
         description="What a new user shows: 'text' (an encoded stated-interest onboarding text, possibly "
         "partial) or 'none' (the zero vector plus a flag).",
     )
-    history_min: int = Field(15, ge=0, description="Fewest past interactions of a returning user.")
-    history_max: int = Field(30, ge=0, description="Most past interactions of a returning user.")
+    history_min: int = Field(
+        15,
+        ge=0,
+        le=MAX_HISTORY,
+        description="Fewest past interactions of a returning user.",
+    )
+    history_max: int = Field(
+        30,
+        ge=0,
+        le=MAX_HISTORY,
+        description="Most past interactions of a returning user (a past is drawn from a pool "
+        f"of {MAX_HISTORY} catalog items).",
+    )
     exposure_drift: float = Field(
         0.02,
         ge=0.0,

@@ -68,6 +68,8 @@ EXPECTED: dict[str, str] = {
     "<= 1.0)",
     "range_head_fraction_zero.yaml": "catalog.popularity.head_fraction: 0 is out of range (expected a "
     "number > 0.0)",
+    "range_history_too_long.yaml": "users.history_max: 100000000000 is out of range (expected a "
+    "number <= 256)",
     "range_history_order.yaml": "users: history_max (2) must be >= history_min (8)",
     "range_k_too_small.yaml": "candidates.k: 1 is out of range (expected a number >= 2)",
     "range_negative_horizon.yaml": "episode.horizon: -5 is out of range (expected a number >= 1)",
