@@ -63,6 +63,10 @@ MAX_EVALUATION_EPISODES = 1_000_000
 #: (``envs.simulator._HISTORY_POOL``), so a longer one cannot be filled; a huge value only made
 #: the env allocate (users, history_max, d) arrays until it ran out of memory.
 MAX_HISTORY = 256
+#: Longest episode (``episode.horizon``), and the latest step a step-valued key (an arrival, a
+#: drift switch) may name: later ones can never happen, and beyond 64 bits (`period:
+#: 100000000000000000000000`) they ended an evaluation in an OverflowError traceback.
+MAX_STEPS = 100_000
 
 
 class _Strict(BaseModel):
@@ -110,12 +114,14 @@ class NewItemsConfig(_Strict):
     arrival_start: int = Field(
         1,
         ge=1,
+        le=MAX_STEPS,
         description="Episode step at which the first new items arrive (items available at step 0 are "
         "ordinary catalog items, not new ones).",
     )
     arrival_end: int = Field(
         50,
         ge=1,
+        le=MAX_STEPS,
         description="Episode step by which all new items have arrived (uniform in between).",
     )
 
@@ -311,12 +317,14 @@ class DriftConfig(_Strict):
         0.05, ge=0.0, le=1.0, description="Gradual drift: fraction of the way per step."
     )
     step: int = Field(
-        20, ge=1, description="Abrupt drift: the episode step at which tastes switch."
+        20, ge=1, le=MAX_STEPS, description="Abrupt drift: the episode step at which tastes switch."
     )
     fraction: float = Field(
         1.0, ge=0.0, le=1.0, description="Fraction of users who drift (abrupt and periodic)."
     )
-    period: int = Field(15, ge=1, description="Periodic drift: steps between switches.")
+    period: int = Field(
+        15, ge=1, le=MAX_STEPS, description="Periodic drift: steps between switches."
+    )
     strength: float = Field(
         1.0,
         gt=0.0,
@@ -566,7 +574,9 @@ class RewardConfig(_Strict):
 class EpisodeConfig(_Strict):
     """How long a session may last."""
 
-    horizon: int = Field(50, ge=1, le=100_000, description="Steps before the episode is truncated.")
+    horizon: int = Field(
+        50, ge=1, le=MAX_STEPS, description="Steps before the episode is truncated."
+    )
 
 
 AlgorithmName = Literal["ppo", "dqn", "maskable_ppo"]

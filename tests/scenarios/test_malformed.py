@@ -61,6 +61,10 @@ EXPECTED: dict[str, str] = {
     "utf16_bom.yaml": "not UTF-8 text",
     "non_string_key.yaml": "key 1 is not a string",
     "range_arrival_order.yaml": "catalog.new_items: arrival_end (10) must be >= arrival_start (30)",
+    "range_arrival_end_huge.yaml": "catalog.new_items.arrival_end: 100000000000000000000 is out of "
+    "range (expected a number <= 100000)",
+    "range_drift_period_huge.yaml": "users.drift.period: 100000000000000000000000 is out of range "
+    "(expected a number <= 100000)",
     "range_arrival_start_zero.yaml": "catalog.new_items.arrival_start: 0 is out of range (expected a "
     "number >= 1)",
     "range_empty_name.yaml": "name: '' is too short (expected at least 1 character)",
