@@ -35,11 +35,16 @@ FEATURE_NAMES = (
     "recent_skip_similarity",
     "last_click_similarity",
     "recent_skip_share",
+    "session_clicks",
+    "session_skips",
+    "session_rating",
 )
 N_FEATURES = len(FEATURE_NAMES)
 # Bounds of each feature, for the observation space.
-FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1, -1, -1, 0], dtype=np.float32)
-FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.float32)
+FEATURE_LOW = np.array(
+    [-3, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1, -1, -1, 0, 0, 0, -2], dtype=np.float32
+)
+FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2], dtype=np.float32)
 # Recency weight per step of age for the topic exposure (a half-life of about three steps). With
 # slates the history holds L events per step; the events of one step share its weight (divided
 # by L for the exposure, which stays in [0, 1]).
@@ -114,6 +119,14 @@ def candidate_features_reference(users: UserBatch, idx: np.ndarray) -> np.ndarra
     feats[..., 12] = np.where(last[:, None] >= 0, np.clip(last_sim, -1, 1), 0.0)
     w_all = w_click_sum + w_skip_sum
     feats[..., 13] = np.where(w_all > 0, w_skip_sum / np.maximum(w_all, 1e-6), 0.0)
+
+    # The session so far, whatever the window holds: steps with a click and without one, and the
+    # ratings given, each over the horizon. A user's patience rises with satisfying clicks and
+    # falls with skips and disappointing ones, so these are its visible trace.
+    horizon = users.sc.episode.horizon
+    feats[..., 14] = (users.session_clicks[idx] / horizon)[:, None]
+    feats[..., 15] = (users.session_skips[idx] / horizon)[:, None]
+    feats[..., 16] = (users.session_rating[idx] / horizon)[:, None]
     return feats
 
 
@@ -134,6 +147,9 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
         users.hist_click,
         users._has_state,
         users.t,
+        users.session_clicks,
+        users.session_skips,
+        users.session_rating,
         float(users.sc.episode.horizon),
         w.log_pop_rel,
         w.arrival,
@@ -153,6 +169,9 @@ def _features_kernel(
     hist_click: np.ndarray,
     has_state: np.ndarray,
     t: np.ndarray,
+    session_clicks: np.ndarray,
+    session_skips: np.ndarray,
+    session_rating: np.ndarray,
     horizon: float,
     log_pop_rel: np.ndarray,
     arrival: np.ndarray,
@@ -229,6 +248,9 @@ def _features_kernel(
         skip_share = w_skip / max(w_all, 1e-6) if w_all > 0 else 0.0
         no_state = 0.0 if has_state[u] else 1.0
         progress = t[u] / horizon
+        s_clicks = session_clicks[u] / horizon
+        s_skips = session_skips[u] / horizon
+        s_rating = session_rating[u] / horizon
         inv_valid = 1.0 / max(n_valid, 1)
         for k in range(k_max):
             c = cand[u, k]
@@ -267,3 +289,6 @@ def _features_kernel(
             o[11] = min(max(d3 * scale3, -1.0), 1.0)
             o[12] = min(max(d4, -1.0), 1.0) if last >= 0 else 0.0
             o[13] = skip_share
+            o[14] = s_clicks
+            o[15] = s_skips
+            o[16] = s_rating

@@ -282,6 +282,9 @@ class UserBatch:
         "theta_home",
         "theta_away",
         "patience",
+        "session_clicks",
+        "session_skips",
+        "session_rating",
         "fatigue",
         "vis_sum",
         "vis_c",
@@ -329,6 +332,11 @@ class UserBatch:
         self.theta_home = np.zeros((n, d), dtype=np.float32)
         self.theta_away = np.zeros((n, d), dtype=np.float32)
         self.patience = np.zeros(n, dtype=np.float64)
+        # What the recommender saw of this session so far (the session features): steps with a
+        # click, steps without one, and the sum of (rating - 3) over the clicks.
+        self.session_clicks = np.zeros(n, dtype=np.int64)
+        self.session_skips = np.zeros(n, dtype=np.int64)
+        self.session_rating = np.zeros(n, dtype=np.float64)
         self.fatigue = np.zeros((n, world.n_topics), dtype=np.float32)
         self.vis_sum = np.zeros((n, d), dtype=np.float32)
         # The pooled state is linear in item embeddings, so its PCA coordinates can be carried
@@ -464,6 +472,9 @@ class UserBatch:
         u_misc = u_all[:, s_patience]
         pc = sc.users.patience
         self.patience[idx] = pc.initial_low + (pc.initial_high - pc.initial_low) * u_misc[:, 0]
+        self.session_clicks[idx] = 0
+        self.session_skips[idx] = 0
+        self.session_rating[idx] = 0.0
         new = u_all[:, s_new.start] < sc.users.new_user_fraction
         self.new_user[idx] = new
         self.fatigue[idx] = 0.0
@@ -1101,8 +1112,8 @@ class UserBatch:
         self, item: np.ndarray, s: np.ndarray, clicked: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Satisfaction, rating and dwell of each user's ``item`` (affinity ``s``; rating and
-        dwell 0 without a click), and the patience update; returns ``(sat, rating, dwell,
-        terminated)``, each (N,)."""
+        dwell 0 without a click), the patience update and the session counts; returns ``(sat,
+        rating, dwell, terminated)``, each (N,)."""
         sc = self.sc
         sat = satisfaction(sc.response, s, self._quality64[item], self._z_sat)
         rating = np.where(clicked, rating_from_satisfaction(sat), 0.0)
@@ -1113,6 +1124,9 @@ class UserBatch:
         self.patience = np.minimum(
             np.where(clicked, self.patience + gain, self.patience - pc.skip_cost), pc.max_patience
         )
+        self.session_clicks += clicked
+        self.session_skips += ~clicked
+        self.session_rating += np.where(clicked, rating - 3.0, 0.0)
         return sat, rating, dwell, self.patience <= 0.0
 
     def _drift_toward(self, clicked: np.ndarray, e: np.ndarray) -> None:

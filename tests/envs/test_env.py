@@ -64,7 +64,8 @@ def test_spaces_have_the_documented_shapes(world):
     assert obs["candidate_features"].shape == (k, len(FEATURE_NAMES))
     assert obs["action_mask"].shape == (k,)
     # One observation is far smaller than the 8,064 floats of unprojected 384-d embeddings.
-    assert sum(v.size for v in obs.values()) < 1_000
+    size = sum(v.size for v in obs.values())
+    assert size == p + k * p + k * len(FEATURE_NAMES) + k and size < 8_064 / 4
 
 
 def _rollout(env: RecommendationEnv, seed: int, n: int) -> list:

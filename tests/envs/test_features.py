@@ -124,3 +124,34 @@ def test_compiled_features_match_the_numpy_reference(world: World, steps: int) -
     # Each row is computed on its own: any subset of rows, in any order, gives the same rows.
     some = np.array([17, 3, 5, 3, 22])
     assert np.array_equal(candidate_features(users, some), fast[some])
+
+
+def test_session_features_count_this_sessions_feedback(world: World) -> None:
+    """Clicks, skips and the ratings of clicks since the session began, over the horizon; a
+    history from before the session does not count, and a new user starts from zero."""
+    users = UserBatch(world, 8)
+    users.reset_users(np.arange(8), np.arange(1, 9, dtype=np.uint64) * np.uint64(7919))
+    horizon = world.scenario.episode.horizon
+    name = {n: FEATURE_NAMES.index(n) for n in ("session_clicks", "session_skips", "session_rating")}
+    first = candidate_features(users, np.arange(8))
+    assert (users.hist_item >= 0).any()  # returning users: a history, but no session yet
+    assert np.all(first[:, :, list(name.values())] == 0.0)
+    rng = np.random.default_rng(3)
+    clicks = np.zeros(8)
+    ratings = np.zeros(8)
+    for _ in range(12):
+        _, _, _, info = users.step(np.where(users.mask, rng.random(users.mask.shape), -1).argmax(1))
+        clicks += info["clicked"]
+        ratings += np.where(info["clicked"], info["rating"] - 3.0, 0.0)
+    assert 0 < clicks.sum() < 8 * 12 and np.any(ratings != 0)
+    feats = candidate_features(users, np.arange(8))
+    for k in (0, users.k - 1):
+        np.testing.assert_allclose(feats[:, k, name["session_clicks"]], clicks / horizon, atol=1e-7)
+        np.testing.assert_allclose(
+            feats[:, k, name["session_skips"]], (12 - clicks) / horizon, atol=1e-7
+        )
+        np.testing.assert_allclose(feats[:, k, name["session_rating"]], ratings / horizon, atol=1e-7)
+    users.reset_users(np.array([2]), np.array([5], dtype=np.uint64))
+    again = candidate_features(users, np.arange(8))
+    assert np.all(again[2, :, list(name.values())] == 0.0)
+    assert np.array_equal(again[3], feats[3])
