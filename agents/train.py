@@ -17,6 +17,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.vec_env import VecMonitor
 
 from ..atomic import atomic_file, atomic_write, output_folder_problem, signals_deferred
+from ..envs.features import N_FEATURES
 from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
@@ -438,6 +439,16 @@ def reuse_run(
         model = load_model(scenario.agent.algo, out_dir / "model.zip")
     except AgentError:
         return None, "its model.zip does not load"
+    # The scenario fixes every observation shape but the number of candidate features, which
+    # belongs to the version of lmrecsim that trained the model.
+    space = getattr(model, "observation_space", None)
+    shape = getattr(getattr(space, "spaces", {}).get("candidate_features"), "shape", None)
+    if shape is None or shape[-1] != N_FEATURES:
+        seen = "no" if shape is None else shape[-1]
+        return None, (
+            f"its model sees {seen} candidate features, this version of lmrecsim {N_FEATURES} "
+            "(trained by another version)"
+        )
     return TrainResult(model, out_dir, scenario, timesteps, float(seconds), validation), ""
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from lmrecsim.agents.train import finished_run, resolve_run, reuse_run, train
+from lmrecsim.envs.features import N_FEATURES
 
 from .conftest import tiny_scenario
 
@@ -81,6 +82,18 @@ def test_another_thread_count_is_not_reused(complete_run, tmp_path):
     assert finished_run(out, _resolved(), torch_threads=2) is None
     assert reuse_run(out, _resolved(), torch_threads=2)[1] == (
         "it was trained with torch_threads 1, not 2"
+    )
+
+
+def test_a_model_of_another_feature_count_is_not_reused(complete_run, tmp_path, monkeypatch):
+    """A run trained by a version of lmrecsim with other candidate features has the same
+    scenario.yaml, but its model cannot act on this version's observations."""
+    out = _copy(complete_run, tmp_path)
+    monkeypatch.setattr("lmrecsim.agents.train.N_FEATURES", N_FEATURES - 3)
+    assert finished_run(out, _resolved(), torch_threads=1) is None
+    assert reuse_run(out, _resolved(), torch_threads=1)[1] == (
+        f"its model sees {N_FEATURES} candidate features, this version of lmrecsim "
+        f"{N_FEATURES - 3} (trained by another version)"
     )
 
 
