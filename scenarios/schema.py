@@ -6,6 +6,7 @@ from these descriptions (``python -m lmrecsim.scenarios.docgen``). Unknown keys 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Annotated, Any, Literal, get_args
 
@@ -67,6 +68,8 @@ MAX_HISTORY = 256
 #: drift switch) may name: later ones can never happen, and beyond 64 bits (`period:
 #: 100000000000000000000000`) they ended an evaluation in an OverflowError traceback.
 MAX_STEPS = 100_000
+#: Largest engagement weight (reward.click, rating, dwell, leave) in size.
+MAX_REWARD_WEIGHT = 1e6
 
 
 class _Strict(BaseModel):
@@ -516,8 +519,14 @@ class CandidatesConfig(_Strict):
     def _shares(self) -> CandidatesConfig:
         """At least one of popular, nearest, random must be > 0; new_item_quota and slate_size
         must be <= k."""
-        if self.popular + self.nearest + self.random <= 0:
+        total = self.popular + self.nearest + self.random
+        if total <= 0:
             raise ValueError("at least one of popular, nearest, random must be > 0")
+        if not math.isfinite(total):  # the shares are divided by it
+            raise ValueError(
+                "popular + nearest + random overflows to inf (expected relative shares with a "
+                "finite sum, such as 0.25, 0.35, 0.4)"
+            )
         if self.new_item_quota > self.k:
             raise ValueError(f"new_item_quota ({self.new_item_quota}) must be <= k ({self.k})")
         if self.slate_size > self.k:
@@ -563,11 +572,31 @@ class RewardConfig(_Strict):
             )
         return value
 
-    click: float = Field(1.0, description="engagement weight of a click.")
-    rating: float = Field(0.5, description="engagement weight of rating/5.")
-    dwell: float = Field(0.5, description="engagement weight of dwell/dwell_scale.")
+    # Bounded so that an engagement reward stays finite: weights near the largest float made
+    # every return inf, written to the report and the step log as such.
+    click: float = Field(
+        1.0,
+        ge=-MAX_REWARD_WEIGHT,
+        le=MAX_REWARD_WEIGHT,
+        description="engagement weight of a click.",
+    )
+    rating: float = Field(
+        0.5,
+        ge=-MAX_REWARD_WEIGHT,
+        le=MAX_REWARD_WEIGHT,
+        description="engagement weight of rating/5.",
+    )
+    dwell: float = Field(
+        0.5,
+        ge=-MAX_REWARD_WEIGHT,
+        le=MAX_REWARD_WEIGHT,
+        description="engagement weight of dwell/dwell_scale.",
+    )
     leave: float = Field(
-        0.0, description="engagement weight of the user leaving (use a negative value)."
+        0.0,
+        ge=-MAX_REWARD_WEIGHT,
+        le=MAX_REWARD_WEIGHT,
+        description="engagement weight of the user leaving (use a negative value).",
     )
 
 
