@@ -6,7 +6,6 @@ from these descriptions (``python -m lmrecsim.scenarios.docgen``). Unknown keys 
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Annotated, Any, Literal, get_args
 
@@ -68,8 +67,10 @@ MAX_HISTORY = 256
 #: drift switch) may name: later ones can never happen, and beyond 64 bits (`period:
 #: 100000000000000000000000`) they ended an evaluation in an OverflowError traceback.
 MAX_STEPS = 100_000
-#: Largest engagement weight (reward.click, rating, dwell, leave) in size.
-MAX_REWARD_WEIGHT = 1e6
+#: Largest size of a coefficient (a weight, a cost, a scale): far beyond any sensible setting,
+#: and far enough from the largest float that the simulation stays finite (near it, returns,
+#: dwell times and states overflowed to inf, or shares to NaN, with a traceback).
+MAX_MAGNITUDE = 1e6
 
 
 class _Strict(BaseModel):
@@ -215,13 +216,19 @@ class StateConfig(_Strict):
         0.95, gt=0.0, le=1.0, description="Weight of an event shrinks by this factor every step."
     )
     click_weight: float = Field(
-        1.0, ge=0.0, description="Weight of a clicked item in the pooled state."
+        1.0, ge=0.0, le=MAX_MAGNITUDE, description="Weight of a clicked item in the pooled state."
     )
     rating_weight: float = Field(
-        0.25, ge=0.0, description="Extra weight per rating point above 3 for a clicked item."
+        0.25,
+        ge=0.0,
+        le=MAX_MAGNITUDE,
+        description="Extra weight per rating point above 3 for a clicked item.",
     )
     skip_weight: float = Field(
-        0.05, ge=0.0, description="Weight of a shown-but-skipped item in the pooled state."
+        0.05,
+        ge=0.0,
+        le=MAX_MAGNITUDE,
+        description="Weight of a shown-but-skipped item in the pooled state.",
     )
     history_window: int = Field(
         8,
@@ -245,6 +252,7 @@ class StateConfig(_Strict):
     onboarding_weight: float = Field(
         1.0,
         ge=0.0,
+        le=MAX_MAGNITUDE,
         description="Weight of the encoded onboarding text in a new user's pooled state (the "
         "text and events modes show it as one sentence among the events).",
     )
@@ -254,29 +262,40 @@ class PatienceConfig(_Strict):
     """Patience: the session ends (churn) when it runs out."""
 
     initial_low: float = Field(
-        0.8, gt=0.0, description="Lower bound of a user's starting patience."
+        0.8, gt=0.0, le=MAX_MAGNITUDE, description="Lower bound of a user's starting patience."
     )
     initial_high: float = Field(
-        1.2, gt=0.0, description="Upper bound of a user's starting patience."
+        1.2, gt=0.0, le=MAX_MAGNITUDE, description="Upper bound of a user's starting patience."
     )
     skip_cost: float = Field(
-        0.06, ge=0.0, description="Patience lost when a recommendation is skipped."
+        0.06,
+        ge=0.0,
+        le=MAX_MAGNITUDE,
+        description="Patience lost when a recommendation is skipped.",
     )
     satisfaction_gain: float = Field(
         0.12,
         ge=0.0,
+        le=MAX_MAGNITUDE,
         description="Patience gained per unit of satisfaction above the threshold on a click.",
     )
     satisfaction_threshold: float = Field(
-        0.5, description="Satisfaction below this costs patience, above it restores patience."
+        0.5,
+        ge=-MAX_MAGNITUDE,
+        le=MAX_MAGNITUDE,
+        description="Satisfaction below this costs patience, above it restores patience.",
     )
     clickbait_cost: float = Field(
         0.15,
         ge=0.0,
+        le=MAX_MAGNITUDE,
         description="Patience lost per unit of item appeal on every click (click-bait items have the high appeal).",
     )
     max_patience: float = Field(
-        1.5, gt=0.0, description="Patience never grows beyond this (nor starts above it)."
+        1.5,
+        gt=0.0,
+        le=MAX_MAGNITUDE,
+        description="Patience never grows beyond this (nor starts above it).",
     )
 
     @model_validator(mode="after")
@@ -297,7 +316,12 @@ class PatienceConfig(_Strict):
 class FatigueConfig(_Strict):
     """Per-topic fatigue: repeated topics lose their pull."""
 
-    gain: float = Field(0.1, ge=0.0, description="Fatigue added to a topic each time it is shown.")
+    gain: float = Field(
+        0.1,
+        ge=0.0,
+        le=100.0,  # a term of the click logit, as response.beta (<= 100): exp() stays finite
+        description="Fatigue added to a topic each time it is shown.",
+    )
     decay: float = Field(
         0.8, ge=0.0, le=1.0, description="Fatigue of every topic is multiplied by this each step."
     )
@@ -424,7 +448,9 @@ class ResponseConfig(_Strict):
         le=10.0,
         description="Popularity bias: weight of log relative popularity (share x number of items).",
     )
-    appeal_weight: float = Field(1.0, ge=0.0, description="Weight of item appeal (click-bait).")
+    appeal_weight: float = Field(
+        1.0, ge=0.0, le=100.0, description="Weight of item appeal (click-bait)."
+    )
     bias: float = Field(-1.5, ge=-20.0, le=20.0, description="Intercept of the click logit.")
     popularity_floor: float = Field(
         0.1,
@@ -437,12 +463,16 @@ class ResponseConfig(_Strict):
     satisfaction_scale: float = Field(
         4.0,
         gt=0.0,
+        le=MAX_MAGNITUDE,
         description="Satisfaction = scale * (s - affinity_center) + quality + noise.",
     )
-    satisfaction_noise: float = Field(0.2, ge=0.0, description="Std of the satisfaction noise.")
+    satisfaction_noise: float = Field(
+        0.2, ge=0.0, le=MAX_MAGNITUDE, description="Std of the satisfaction noise."
+    )
     dwell_scale: float = Field(
         60.0,
         gt=0.0,
+        le=MAX_MAGNITUDE,
         description="Dwell seconds = dwell_scale * exp(clip(satisfaction / 2, -4, 3)) on a click.",
     )
     position_bias: float = Field(
@@ -459,12 +489,20 @@ class CandidatesConfig(_Strict):
     """How the K candidates of each step are drawn from the catalog."""
 
     k: int = Field(20, ge=2, le=512, description="Candidates per step (the action space size).")
-    popular: float = Field(0.25, ge=0.0, description="Share of candidates sampled by popularity.")
+    popular: float = Field(
+        0.25, ge=0.0, le=MAX_MAGNITUDE, description="Share of candidates sampled by popularity."
+    )
     nearest: float = Field(
-        0.35, ge=0.0, description="Share of candidates nearest to the visible user state."
+        0.35,
+        ge=0.0,
+        le=MAX_MAGNITUDE,
+        description="Share of candidates nearest to the visible user state.",
     )
     random: float = Field(
-        0.4, ge=0.0, description="Share of uniformly random exploration candidates."
+        0.4,
+        ge=0.0,
+        le=MAX_MAGNITUDE,
+        description="Share of uniformly random exploration candidates.",
     )
     new_item_quota: int = Field(
         0, ge=0, description="Slots reserved for newly arrived items (when any have arrived)."
@@ -519,14 +557,8 @@ class CandidatesConfig(_Strict):
     def _shares(self) -> CandidatesConfig:
         """At least one of popular, nearest, random must be > 0; new_item_quota and slate_size
         must be <= k."""
-        total = self.popular + self.nearest + self.random
-        if total <= 0:
+        if self.popular + self.nearest + self.random <= 0:
             raise ValueError("at least one of popular, nearest, random must be > 0")
-        if not math.isfinite(total):  # the shares are divided by it
-            raise ValueError(
-                "popular + nearest + random overflows to inf (expected relative shares with a "
-                "finite sum, such as 0.25, 0.35, 0.4)"
-            )
         if self.new_item_quota > self.k:
             raise ValueError(f"new_item_quota ({self.new_item_quota}) must be <= k ({self.k})")
         if self.slate_size > self.k:
@@ -572,30 +604,28 @@ class RewardConfig(_Strict):
             )
         return value
 
-    # Bounded so that an engagement reward stays finite: weights near the largest float made
-    # every return inf, written to the report and the step log as such.
     click: float = Field(
         1.0,
-        ge=-MAX_REWARD_WEIGHT,
-        le=MAX_REWARD_WEIGHT,
+        ge=-MAX_MAGNITUDE,
+        le=MAX_MAGNITUDE,
         description="engagement weight of a click.",
     )
     rating: float = Field(
         0.5,
-        ge=-MAX_REWARD_WEIGHT,
-        le=MAX_REWARD_WEIGHT,
+        ge=-MAX_MAGNITUDE,
+        le=MAX_MAGNITUDE,
         description="engagement weight of rating/5.",
     )
     dwell: float = Field(
         0.5,
-        ge=-MAX_REWARD_WEIGHT,
-        le=MAX_REWARD_WEIGHT,
+        ge=-MAX_MAGNITUDE,
+        le=MAX_MAGNITUDE,
         description="engagement weight of dwell/dwell_scale.",
     )
     leave: float = Field(
         0.0,
-        ge=-MAX_REWARD_WEIGHT,
-        le=MAX_REWARD_WEIGHT,
+        ge=-MAX_MAGNITUDE,
+        le=MAX_MAGNITUDE,
         description="engagement weight of the user leaving (use a negative value).",
     )
 

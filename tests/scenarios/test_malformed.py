@@ -84,7 +84,10 @@ EXPECTED: dict[str, str] = {
     "range_quota_above_k.yaml": "candidates: new_item_quota (12) must be <= k (10)",
     "range_reward_weight_huge.yaml": "reward.dwell: 1e+308 is out of range (expected a number <= "
     "1000000.0)",
-    "range_shares_overflow.yaml": "candidates: popular + nearest + random overflows to inf",
+    "range_shares_overflow.yaml": "candidates.popular: 1e+308 is out of range (expected a number "
+    "<= 1000000.0)",
+    "range_dwell_scale_huge.yaml": "response.dwell_scale: 1e+308 is out of range (expected a number "
+    "<= 1000000.0)",
     "range_seeds_empty.yaml": "evaluation.seeds: [] is too short (expected at least 1 item)",
     "repeated_metric.yaml": "evaluation.metrics: ['return', 'ctr', 'return'] is invalid (expected "
     "distinct metrics; 'return' is repeated)",
