@@ -126,8 +126,11 @@ def resolve_policy(spec: Any, world: World) -> tuple[str, Any]:
     """A ``(label, policy)`` pair from a spec string (``make_policy``), a pair, or a policy object."""
     if isinstance(spec, str):
         from ..agents.baselines import make_policy
+        from .runner import refuse_shadowed_baseline
 
-        return make_policy(spec, world)
+        label, policy = make_policy(spec, world)
+        refuse_shadowed_baseline(spec, label)  # "random - random: +11" said replay and ope
+        return label, policy
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         return spec[0], spec[1]
     return type(spec).__name__, spec

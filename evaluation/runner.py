@@ -194,6 +194,21 @@ def shown_items(steps: pd.DataFrame, arrays: StepArrays, world: World) -> pd.Dat
 # ----------------------------------------------------------------------------------------------
 
 
+def refuse_shadowed_baseline(spec: str, label: str) -> None:
+    """Raise EvaluationError for a spec whose label is a baseline's name but whose policy is not
+    that baseline (``random=greedy``): every table, summary line and reference would name the
+    wrong policy."""
+    from ..agents.baselines import BASELINES
+
+    text = spec.strip()
+    body = text.partition("=")[2].strip() if "=" in text.partition(":")[0] else text
+    if label in BASELINES and body != label:
+        raise EvaluationError(
+            f"--policy {spec!r}: label {label!r} is the name of a baseline (expected another "
+            "label, or the baseline itself)"
+        )
+
+
 def _resolve_policies(
     policies: Sequence[str | tuple[str, Any]] | Mapping[str, Any],
     world: World,
@@ -210,14 +225,7 @@ def _resolve_policies(
         if isinstance(item, str):
             label, policy = make_policy(item, world)
             spec = item
-            text = item.strip()
-            body = text.partition("=")[2].strip() if "=" in text.partition(":")[0] else text
-            if label in BASELINES and body != label:
-                # `random=greedy` would make "random" (the default reference) mean greedy.
-                raise EvaluationError(
-                    f"--policy {item!r}: label {label!r} is the name of a baseline (expected "
-                    "another label, or the baseline itself)"
-                )
+            refuse_shadowed_baseline(item, label)
         else:
             if not (
                 isinstance(item, tuple)

@@ -232,3 +232,21 @@ def test_a_side_by_side_of_one_episode_warns_that_its_interval_says_nothing(
     assert "zero width" in (tmp_path / "a" / "side_by_side.html").read_text()
     assert main(["replay", str(path), "--policy", "greedy", "--out", str(tmp_path / "b")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["replay", "ope"])
+def test_a_baseline_name_as_the_label_of_another_policy_is_refused(
+    logged, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # As evaluate refuses it: `--policy random=greedy` against a log of random printed
+    # "return per episode, random - random: +11".
+    from lmrecsim.cli import main
+
+    _, path = logged
+    extra = ["--out", str(tmp_path / "a")] if command == "replay" else ["--no-ground-truth"]
+    assert main([command, str(path), "--policy", "random=greedy", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "lmrecsim: error: --policy 'random=greedy': label 'random' is the name of a baseline "
+        "(expected another label, or the baseline itself)\n"
+    )
