@@ -399,7 +399,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     if not p.is_file():
         raise LogError(f"{p}: no such step log (expected a file written by lmrecsim evaluate)")
     try:
-        meta = pq.read_schema(p).metadata or {}
+        schema = pq.read_schema(p)
+        meta = schema.metadata or {}
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
     version = meta.get(META_VERSION)
@@ -422,6 +423,9 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         if key not in meta:
             raise LogError(f"{p}: {key.decode()} is missing from the file metadata")
     text = {key: _meta_text(p, meta, key) for key in META_TEXT_KEYS}
+    repeated = [name for i, name in enumerate(schema.names) if name in schema.names[:i]]
+    if repeated:  # Arrow's own words: "Multiple matches for FieldRef...", and the whole schema
+        raise LogError(f"{p}: column {repeated[0]!r} appears twice (expected each column once)")
     try:
         table = pq.read_table(p)
     except (pa.ArrowException, OSError, ValueError) as exc:

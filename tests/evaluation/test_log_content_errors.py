@@ -217,3 +217,18 @@ def test_ope_refuses_a_nan_propensity_of_a_logged_action(log_path: Path, tmp_pat
     bad = _rewrite(log_path, tmp_path / "nan.parquet", edit)
     with pytest.raises(LogError, match=r"nan\.parquet: propensity of row 1 is nan \(expected > 0"):
         evaluate_off_policy(bad, "greedy", with_ground_truth=False)
+
+
+def test_a_column_given_twice_is_named(
+    log_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was "truncated or corrupt Parquet file (Multiple matches for FieldRef.Name(reward) in
+    # scenario: string scenario_hash: string ...", cut off in the middle of the schema.
+    table = pq.read_table(log_path)
+    bad = tmp_path / "twice.parquet"
+    twice = table.append_column("reward", table.column("reward"))
+    pq.write_table(twice.replace_schema_metadata(table.schema.metadata), bad)
+    assert main(["replay", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"lmrecsim: error: {bad}: column 'reward' appears twice (expected each column once)\n"
+    )
