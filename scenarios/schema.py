@@ -764,6 +764,7 @@ class EvaluationConfig(_Strict):
     )
     metrics: list[MetricName] = Field(
         default_factory=lambda: ["return", "ctr", "session_length", "churned"],
+        min_length=1,  # none left the report saying "... come first: ."
         description="Metrics this scenario's question is answered by, distinct (shown first in "
         "reports).",
     )

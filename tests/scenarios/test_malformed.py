@@ -76,6 +76,7 @@ EXPECTED: dict[str, str] = {
     "number <= 256)",
     "range_history_order.yaml": "users: history_max (2) must be >= history_min (8)",
     "range_k_too_small.yaml": "candidates.k: 1 is out of range (expected a number >= 2)",
+    "range_metrics_empty.yaml": "evaluation.metrics: [] is too short (expected at least 1 item)",
     "range_negative_horizon.yaml": "episode.horizon: -5 is out of range (expected a number >= 1)",
     "range_new_items_fraction.yaml": "catalog.new_items.fraction: 0.9 is out of range (expected a "
     "number <= 0.5)",
