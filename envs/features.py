@@ -41,9 +41,7 @@ FEATURE_NAMES = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 # Bounds of each feature, for the observation space.
-FEATURE_LOW = np.array(
-    [-3, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1, -1, -1, 0, 0, 0, -2], dtype=np.float32
-)
+FEATURE_LOW = np.array([-3, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1, -1, -1, 0, 0, 0, -2], dtype=np.float32)
 FEATURE_HIGH = np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2], dtype=np.float32)
 # Recency weight per step of age for the topic exposure (a half-life of about three steps). With
 # slates the history holds L events per step; the events of one step share its weight (divided

@@ -132,7 +132,9 @@ def test_session_features_count_this_sessions_feedback(world: World) -> None:
     users = UserBatch(world, 8)
     users.reset_users(np.arange(8), np.arange(1, 9, dtype=np.uint64) * np.uint64(7919))
     horizon = world.scenario.episode.horizon
-    name = {n: FEATURE_NAMES.index(n) for n in ("session_clicks", "session_skips", "session_rating")}
+    name = {
+        n: FEATURE_NAMES.index(n) for n in ("session_clicks", "session_skips", "session_rating")
+    }
     first = candidate_features(users, np.arange(8))
     assert (users.hist_item >= 0).any()  # returning users: a history, but no session yet
     assert np.all(first[:, :, list(name.values())] == 0.0)
@@ -150,7 +152,9 @@ def test_session_features_count_this_sessions_feedback(world: World) -> None:
         np.testing.assert_allclose(
             feats[:, k, name["session_skips"]], (12 - clicks) / horizon, atol=1e-7
         )
-        np.testing.assert_allclose(feats[:, k, name["session_rating"]], ratings / horizon, atol=1e-7)
+        np.testing.assert_allclose(
+            feats[:, k, name["session_rating"]], ratings / horizon, atol=1e-7
+        )
     users.reset_users(np.array([2]), np.array([5], dtype=np.uint64))
     again = candidate_features(users, np.arange(8))
     assert np.all(again[2, :, list(name.values())] == 0.0)
