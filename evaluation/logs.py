@@ -136,11 +136,6 @@ class StepLog:
                     f"{self.path}: {META_SCENARIO_YAML.decode()} is not valid YAML{where}"
                     f" ({problem or _one_line(exc)}; expected the scenario as lmrecsim wrote it)"
                 ) from None
-            except RecursionError:  # PyYAML composes nested collections recursively
-                raise LogError(
-                    f"{self.path}: {META_SCENARIO_YAML.decode()} is nested too deeply (expected "
-                    "the scenario as lmrecsim wrote it)"
-                ) from None
             if not isinstance(data, dict):
                 raise LogError(f"{self.path}: {META_SCENARIO_YAML.decode()} is not a YAML mapping")
             try:

@@ -91,11 +91,6 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         raise ScenarioError(
             f"{_display(path)}: invalid YAML{where}: {problem or 'malformed YAML'}"
         ) from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise ScenarioError(
-            f"{_display(path)}: invalid YAML: collections nested too deeply (expected a YAML "
-            "mapping of scenario keys)"
-        ) from None
     if data is None:
         raise ScenarioError(
             f"{_display(path)}: file is empty (expected a YAML mapping of scenario keys)"

@@ -1,12 +1,18 @@
-"""Reading YAML: ``yaml.safe_load`` with the exponent floats of YAML 1.2.
+"""Reading YAML: ``yaml.safe_load`` with the numbers of YAML 1.2.
 
 PyYAML follows YAML 1.1, where a float needs a dot: ``learning_rate: 1e-3`` loads as the string
-``'1e-3'``, which stable-baselines3 then rejects ("must be a float or a callable"). Every YAML the
-project reads (scenario files, ``--hp KEY=VALUE``, persona files, the scenario stored in a log)
-goes through :func:`safe_load` here, which reads plain ``1e-3`` and ``2E5`` as floats. A quoted
-``'1e-3'`` stays a string. A key given twice in one mapping is an error (``yaml.safe_load`` keeps
-the last). Otherwise it is ``yaml.safe_load``: the loader is a ``yaml.SafeLoader``, so no tags
-beyond the safe ones are honoured and nothing is executed.
+``'1e-3'``, which stable-baselines3 then rejects ("must be a float or a callable"); and where
+``050`` is octal (40) and ``1:30`` is base 60 (90), so a value someone meant in decimal, or as
+text, becomes another number without a word. Every YAML the project reads (scenario files,
+``--hp KEY=VALUE``, persona files, the scenario stored in a log) goes through :func:`safe_load`
+here, which reads numbers as YAML 1.2 does: ``1e-3`` and ``2E5`` are floats, ``050`` is 50,
+``0o17``, ``0x1F`` and ``0b101`` are octal, hex and binary, ``1:30`` stays the string
+``'1:30'``; underscores between digits are allowed (``1_000``). A quoted ``'1e-3'`` stays a
+string. A key given twice in one mapping is an error (``yaml.safe_load`` keeps the last), and
+so are collections nested too deeply for the parser (Python's recursion limit; a
+:class:`NestedTooDeeply` error, not a ``RecursionError``). Otherwise it is ``yaml.safe_load``:
+the loader is a ``yaml.SafeLoader``, so no tags beyond the safe ones are honoured and nothing is
+executed.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["safe_load", "yaml_error_parts"]
+__all__ = ["NestedTooDeeply", "safe_load", "yaml_error_parts"]
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -46,22 +52,67 @@ class _SafeLoader(yaml.SafeLoader):
         return node
 
 
-# Digits with an exponent and no dot ("1e-3", "-2E+5", "1_000e3"); the dotted forms already
-# resolve to floats, and plain integers still resolve to int (their resolver comes first).
-_SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+# YAML 1.2's numbers (core schema), with underscores between digits as YAML 1.1 and Python allow:
+# no base-60 forms, no octal from a leading zero, and an exponent needs no dot.
+_FLOAT_RE = re.compile(
+    r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
 )
+_INT_RE = re.compile(
+    r"""^(?:[-+]?[0-9][0-9_]*
+    |[-+]?0x[0-9a-fA-F][0-9a-fA-F_]*
+    |[-+]?0o[0-7][0-7_]*
+    |[-+]?0b[01][01_]*)$""",
+    re.X,
+)
+_SafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SafeLoader.add_implicit_resolver(_FLOAT, _FLOAT_RE, list("-+0123456789."))
+_SafeLoader.add_implicit_resolver(_INT, _INT_RE, list("-+0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if text[0] == "-" else 1
+    digits = text.lstrip("+-")
+    base = {"0x": 16, "0o": 8, "0b": 2}.get(digits[:2], 10)
+    try:
+        return sign * int(digits[2:] if base != 10 else digits, base)
+    except ValueError as exc:  # e.g. more digits than Python converts (sys.int_info)
+        raise yaml.constructor.ConstructorError(
+            None, None, f"integer {text[:20]}... cannot be read ({exc})", node.start_mark
+        ) from None
+
+
+_SafeLoader.add_constructor(_INT, _construct_int)
+
+
+class NestedTooDeeply(yaml.YAMLError):
+    """Collections nested deeper than the parser can follow (it composes them recursively)."""
+
+    problem = "collections nested too deeply"
+    problem_mark = None
 
 
 def safe_load(text: str | bytes) -> Any:
-    """Parse one YAML document like ``yaml.safe_load``, reading ``1e-3`` as a float.
+    """Parse one YAML document like ``yaml.safe_load``, with YAML 1.2's numbers.
 
     Raises:
-        yaml.YAMLError: malformed YAML (as ``yaml.safe_load``).
+        yaml.YAMLError: malformed YAML (as ``yaml.safe_load``), a duplicate key, or
+            :class:`NestedTooDeeply`.
     """
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    try:
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise NestedTooDeeply(NestedTooDeeply.problem) from None
 
 
 def yaml_error_parts(exc: BaseException) -> tuple[str, str | None]:

@@ -27,7 +27,7 @@ def parse_hyperparameters(items: Sequence[str]) -> dict[str, Any]:
             raise AgentError(f"--hp: {item!r} is invalid (expected KEY=VALUE)")
         try:
             out[key.strip()] = safe_load(value)
-        except (yaml.YAMLError, RecursionError):  # RecursionError: nested too deeply
+        except yaml.YAMLError:
             raise AgentError(
                 f"--hp: {item!r} has an unreadable value (expected a YAML scalar)"
             ) from None

@@ -97,6 +97,7 @@ def test_load_yaml_and_csv(tmp_path: Path) -> None:
         (".yaml", "- name: a\n  text: x\n  liked: jazz\n  avoided: jazz\n", ["likes and avoids"]),
         (".yaml", "name: a\n", ["YAML list"]),
         (".yaml", "- name: a\n  text: [unclosed\n", ["cannot read YAML"]),
+        (".yaml", "[" * 5000 + "]" * 5000, ["cannot read YAML", "nested too deeply"]),
         (".yaml", "- name: has space\n  text: x\n", ["slug"]),
         (".json", "[]", ["unsupported"]),
     ],

@@ -156,7 +156,10 @@ EXPECTED = {
         "column 'propensity' is 0.5 in row 0",
         "the row's action_probabilities entry for its action",
     ),
-    "deeply_nested_yaml": ("lmrecsim.scenario_yaml is nested too deeply", "expected the scenario"),
+    "deeply_nested_yaml": (
+        "lmrecsim.scenario_yaml is not valid YAML (collections nested too deeply",
+        "expected the scenario",
+    ),
 }
 
 

@@ -55,7 +55,7 @@ EXPECTED: dict[str, str] = {
     "invalid_yaml_tab.yaml": "invalid YAML at line 2, column 1: found character '\\t'",
     "invalid_yaml_unclosed.yaml": "invalid YAML at line 3",
     "latin1.yaml": "not UTF-8 text",
-    "nested_too_deep.yaml": "invalid YAML: collections nested too deeply (expected a YAML mapping",
+    "nested_too_deep.yaml": "invalid YAML: collections nested too deeply",
     "nul_character.yaml": "invalid YAML at line 2, column 10: character #x0000 (special "
     "characters are not allowed)",
     "utf16_bom.yaml": "not UTF-8 text",

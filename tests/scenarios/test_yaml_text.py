@@ -1,4 +1,4 @@
-"""The project's YAML reader: ``yaml.safe_load`` plus YAML 1.2's exponent floats."""
+"""The project's YAML reader: ``yaml.safe_load`` with YAML 1.2's numbers."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ from lmrecsim.scenarios.yaml_text import safe_load
         ("abc1e3", "abc1e3"),
         ("[1e-3, 2, x]", [0.001, 2, "x"]),
         ("{lr: 5e-4, n: 8}", {"lr": 5e-4, "n": 8}),
+        # YAML 1.1 read these as octal and base 60: 050 was 40, 1:30 was 90.
+        ("050", 50),
+        ("-007", -7),
+        ("0o17", 15),
+        ("0b101", 5),
+        ("1_000", 1000),
+        ("1:30", "1:30"),
+        ("190:20:30.15", "190:20:30.15"),
+        ("-.inf", float("-inf")),
+        ("3.", 3.0),
     ],
 )
 def test_values_read_as_yaml_1_2_would(text: str, expected: object) -> None:
@@ -65,3 +75,33 @@ def test_duplicate_keys_are_errors_but_merge_keys_are_not() -> None:
     # Merge keys override, nested anchors included (a check after flattening saw duplicates).
     text = "defs:\n  child: &c\n    <<: {x: 1}\n    x: 3\nother:\n  <<: *c\n  y: 2\n"
     assert safe_load(text) == yaml.safe_load(text)
+
+
+def test_a_scenario_value_with_a_leading_zero_is_decimal(tmp_path) -> None:
+    path = tmp_path / "zero.yaml"
+    path.write_text("name: zero\nextends: default\nepisode: {horizon: 050}\n")
+    assert load_scenario(path).episode.horizon == 50
+
+
+def test_a_base_60_value_is_text_that_the_schema_refuses(tmp_path) -> None:
+    from lmrecsim.scenarios import ScenarioError
+
+    path = tmp_path / "clock.yaml"
+    path.write_text("name: clock\nextends: default\nepisode: {horizon: 1:30}\n")
+    with pytest.raises(ScenarioError, match="episode.horizon"):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 5000 + "]" * 5000, "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 3000))]
+)
+def test_collections_nested_too_deeply_are_a_yaml_error(text: str) -> None:
+    from lmrecsim.scenarios.yaml_text import NestedTooDeeply
+
+    with pytest.raises(NestedTooDeeply, match="collections nested too deeply"):
+        safe_load(text)
+
+
+def test_an_integer_too_long_to_convert_is_a_yaml_error() -> None:
+    with pytest.raises(yaml.YAMLError, match="cannot be read"):
+        safe_load("x: " + "1" * 5000)
