@@ -14,6 +14,7 @@ The lowest layer of the package: it imports nothing from lmrecsim.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -192,6 +193,14 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[StagedFolder]:
     staged = StagedFolder(folder)
     try:
         yield staged
+        # A folder where a file goes would stop the renames midway (new tables beside the old
+        # report): checked for all of them first, naming the final path.
+        for name in staged.names:
+            target = folder / name
+            if target.is_dir() and not target.is_symlink():
+                raise IsADirectoryError(
+                    errno.EISDIR, "a folder is in the way (expected a file or nothing)", str(target)
+                )
         for name in staged.names:
             os.replace(staged.stage / name, folder / name)
     finally:

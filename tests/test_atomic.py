@@ -71,6 +71,18 @@ def test_a_staged_folder_moves_all_files_or_none(tmp_path):
     assert stat.S_IMODE((tmp_path / "new" / "report.md").stat().st_mode) == 0o644
 
 
+def test_a_folder_in_the_way_of_a_staged_file_moves_nothing(tmp_path):
+    (tmp_path / "table.csv").write_text("old table")
+    (tmp_path / "report.html").mkdir()
+    with pytest.raises(IsADirectoryError) as err, staged_folder(tmp_path) as staged:
+        staged.write("table.csv", "new table")
+        staged.write("report.html", "<p>")
+    assert err.value.filename == str(tmp_path / "report.html")
+    assert "a folder is in the way" in str(err.value)
+    assert (tmp_path / "table.csv").read_text() == "old table"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "table.csv"]
+
+
 def test_a_staged_write_error_names_the_final_file(tmp_path, monkeypatch):
     # A full disk says only "No space left on device"; the message must name the file, and the
     # final path, not the hidden staging folder.
