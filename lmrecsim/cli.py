@@ -3,7 +3,8 @@
 Each subcommand lives in ``lmrecsim/commands/<name>.py`` with ``add_parser(subparsers)`` (which
 registers the subcommand and sets ``func``) and a ``run(args) -> int``. Bad input (an unknown
 scenario, an invalid file, a missing model) is one line on stderr and exit code 2, never a
-traceback.
+traceback. Output piped to a reader that stops early (``| head``) ends the command quietly with
+exit code 141, as SIGPIPE ends a Unix tool.
 """
 
 from __future__ import annotations

@@ -108,6 +108,15 @@ def _run_reporting(prog: str, run: Callable[[], int | None]) -> int:
     except user_errors() as exc:
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of the output went away (`lmrecsim scenarios list | head -1`): stop quietly
+        # with SIGPIPE's status, as a Unix tool does, and keep Python from failing again when it
+        # flushes stdout at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # a stdout without a descriptor
+            pass
+        return 141
     except OSError as exc:
         # The file system refused (a full disk, a read-only or vanished folder): still one line.
         where = f"'{exc.filename}': " if exc.filename else ""

@@ -139,3 +139,20 @@ def test_validate_build_catches_what_only_the_world_knows(tmp_path, capsys):
     assert "good.yaml: ok" in captured.out
     # Shipped files pass, the sections for the algorithm they do not train included.
     assert main(["scenarios", "validate", "--build", "interest_drift"]) == 0
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lmrecsim scenarios list | head -1`: the pipe closes; SIGPIPE's status, no error line."""
+
+    class ClosedPipe:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["scenarios", "list"]) == 141
+    assert capsys.readouterr().err == ""
