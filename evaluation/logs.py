@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_file
+from ..scenarios.schema import MAX_EVALUATION_EPISODES, MAX_STEPS
 
 if TYPE_CHECKING:
     from ..envs.world import World
@@ -509,7 +510,7 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
 
     Checked: each column's type; no nulls outside the float columns (there a null reads as
     NaN: ``rating`` is null without a click, and replay compares the others exactly);
-    ``seed``, ``episode`` and ``step`` >= 0; the same number K of entries in every row of
+    ``seed``, ``episode`` and ``step`` >= 0, ``episode`` below 1,000,000 and ``step`` below 100,000; the same number K of entries in every row of
     ``candidate_item_ids``, ``candidate_mask`` and ``action_probabilities``; ``action`` and the
     ``slate_slots`` entries in ``[0, K)``; the same number L of ``slate_slots`` in every row;
     ``clicked_position`` in ``[-1, L)``; ``action_probabilities`` entries and ``propensity``
@@ -556,6 +557,14 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     for name in NON_NEGATIVE:
         v = cols[name].to_numpy()
         refuse(name, v < 0, v, "is {}", "an integer >= 0")
+    # A replay reaches episode e of a seed by running the e before it, so a number no run
+    # writes (a damaged file) would keep it busy for hours: bounded as evaluations and horizons.
+    for name, top, what in (
+        ("episode", MAX_EVALUATION_EPISODES, "episodes per seed"),
+        ("step", MAX_STEPS, "steps per episode"),
+    ):
+        v = cols[name].to_numpy()
+        refuse(name, v >= top, v, "is {}", f"an integer below {top:,}, the most {what}")
 
     def lengths(name: str) -> np.ndarray:
         return pc.list_value_length(cols[name]).to_numpy(zero_copy_only=False)

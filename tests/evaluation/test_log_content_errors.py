@@ -109,6 +109,9 @@ CASES = {
     "null_policy": (_set("policy", 1, None), None, True),
     # Generalised checks.
     "negative_step": (_set("step", 2, -1), None, True),
+    # A replay would run a billion episodes to reach this one.
+    "episode_too_large": (_set("episode", 1, 10**9), None, True),
+    "step_too_large": (_set("step", 1, 100_000), None, True),
     "action_out_of_range": (_set("action", 1, K), None, True),
     "probability_above_one": (_set("action_probabilities", 0, [1.5, 0, 0, 0, 0]), None, True),
     "propensity_above_one": (_set("propensity", 0, 2.0), None, True),
@@ -133,6 +136,14 @@ EXPECTED = {
     ),
     "null_policy": ("column 'policy' is null in row 1", "expected a non-null string"),
     "negative_step": ("column 'step' is -1 in row 2", "expected an integer >= 0"),
+    "episode_too_large": (
+        "column 'episode' is 1000000000 in row 1",
+        "expected an integer below 1,000,000, the most episodes per seed",
+    ),
+    "step_too_large": (
+        "column 'step' is 100000 in row 1",
+        "expected an integer below 100,000, the most steps per episode",
+    ),
     "action_out_of_range": (f"column 'action' is {K} in row 1", f"in [0, {K})"),
     "probability_above_one": (
         "column 'action_probabilities' holds 1.5 in row 0",
