@@ -22,7 +22,7 @@ from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
-from ..scenarios.schema import has_algorithm_sections
+from ..scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED, has_algorithm_sections
 from .build import build_agent, load_model
 from .errors import AgentError
 from .validation import ValidationCallback, check_validation_seeds
@@ -553,10 +553,13 @@ def training_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
         return None
     path = Path(run_dir) / "train.json"
     values = {}
-    for key, minimum in (("seed", 0), ("n_envs", 1)):
+    for key, minimum, maximum in (("seed", 0, MAX_TRAINING_SEED), ("n_envs", 1, MAX_N_ENVS)):
         value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{path}: {key}: {value!r} (expected an integer >= {minimum})")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ValueError(
+                f"{path}: {key}: {value!r} (expected an integer in [{minimum}, {maximum}], as "
+                "lmrecsim train writes)"
+            )
         values[key] = value
     return tuple(sub_env_seeds(values["seed"], values["n_envs"]))
 
@@ -574,5 +577,7 @@ def validation_seeds(run_dir: str | os.PathLike[str]) -> tuple[int, ...] | None:
         return None
     seed, users = val.get("seed"), val.get("users")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seed, users)):
+        return None
+    if not 1 <= users <= MAX_N_ENVS:  # not what train writes: a hand-edited record
         return None
     return tuple(range(seed, seed + users))

@@ -289,3 +289,15 @@ def test_maskable_ppo_and_slate_runs_validate_like_evaluate(tmp_path, override, 
     )
     ep = ev.episodes[ev.episodes["policy"] != "random"].sort_values("seed")
     np.testing.assert_allclose(ep["return"].to_numpy(), returns, rtol=0, atol=1e-5)
+
+
+def test_validation_seeds_of_a_hand_edited_record_are_unknown(tmp_path) -> None:
+    """Only what train writes is read: 10^12 validation users used to be a tuple of 10^12 seeds
+    (a MemoryError traceback from evaluate)."""
+    import json
+
+    for users, want in ((3, (5, 6, 7)), (10**12, None), (0, None), (True, None)):
+        (tmp_path / "train.json").write_text(
+            json.dumps({"seed": 0, "n_envs": 1, "validation": {"seed": 5, "users": users}})
+        )
+        assert validation_seeds(tmp_path) == want

@@ -134,7 +134,7 @@ def test_an_unreadable_train_json_is_a_warning_naming_the_file(runs, tmp_path):
     res = evaluate("default", [f"p=ppo:{run}"], seeds=[5], episodes=2, progress=False)
     assert res.warnings == [
         f"p: training seeds unknown: {run / 'train.json'}: n_envs: 'four' "
-        "(expected an integer >= 1)"
+        "(expected an integer in [1, 1024], as lmrecsim train writes)"
     ]
     # Without a train.json (a model.zip kept on its own) nothing is known and nothing is said.
     (run / "train.json").unlink()
@@ -154,6 +154,9 @@ def test_training_seeds_reads_the_run_folder(tmp_path):
         ('{"seed": -1, "n_envs": 2}', "seed: -1"),
         ('{"seed": 0, "n_envs": 0}', "n_envs: 0"),
         ('{"seed": true, "n_envs": 2}', "seed: True"),
+        # Used to build a tuple of 10^12 seeds: a MemoryError traceback from evaluate.
+        ('{"seed": 0, "n_envs": 1000000000000}', r"n_envs: 1000000000000 \(expected an integer in"),
+        ('{"seed": 99999999999999, "n_envs": 2}', "seed: 99999999999999"),
     ):
         (tmp_path / "train.json").write_text(bad)
         with pytest.raises(ValueError, match=key) as err:
