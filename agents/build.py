@@ -680,7 +680,9 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
             ) from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, KeyError):  # a part of the archive (or of its data) is not there
-            first = f"{first} is missing"
+            key = str(exc.args[0]) if exc.args else ""
+            # SB3 raises KeyError with a sentence too (a data file without the spaces).
+            first = f"incomplete saved data: {key}" if " " in key else f"{first} is missing"
         raise AgentError(
             f"{p}: cannot load a {algo} model ({first}; expected a model.zip saved by lmrecsim "
             "train or SB3's save)"

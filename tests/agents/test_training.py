@@ -326,6 +326,16 @@ def test_a_damaged_model_file_is_one_line_saying_what_was_expected(tiny_world, t
     assert str(exc.value) == (
         f"{partial}: cannot load a ppo model ('policy.optimizer' is missing{expected}"
     )
+    # A data file without the spaces: SB3's KeyError holds a sentence, not a part's name.
+    no_spaces = tmp_path / "no_spaces.zip"
+    with zipfile.ZipFile(no_spaces, "w") as dst:
+        dst.writestr("data", "{}")
+    with pytest.raises(AgentError) as exc:
+        load_model("ppo", no_spaces)
+    assert str(exc.value) == (
+        f"{no_spaces}: cannot load a ppo model (incomplete saved data: The observation_space and "
+        f"action_space were not given, can't verify new environments{expected}"
+    )
     with pytest.raises(AgentError) as exc:
         load_model("ppo", garbage)
     assert str(exc.value).startswith(f"{garbage}: cannot load a ppo model (")
