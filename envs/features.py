@@ -118,12 +118,12 @@ def candidate_features_reference(users: UserBatch, idx: np.ndarray) -> np.ndarra
     w_all = w_click_sum + w_skip_sum
     feats[..., 13] = np.where(w_all > 0, w_skip_sum / np.maximum(w_all, 1e-6), 0.0)
 
-    # The session so far, whatever the window holds: steps with a click and without one, and the
-    # ratings given, each over the horizon. A user's patience rises with satisfying clicks and
+    # The session so far, whatever the window holds: steps with a click and without one (every
+    # step is one or the other), and the ratings given, each over the horizon. A user's patience rises with satisfying clicks and
     # falls with skips and disappointing ones, so these are its visible trace.
     horizon = users.sc.episode.horizon
     feats[..., 14] = (users.session_clicks[idx] / horizon)[:, None]
-    feats[..., 15] = (users.session_skips[idx] / horizon)[:, None]
+    feats[..., 15] = ((users.t[idx] - users.session_clicks[idx]) / horizon)[:, None]
     feats[..., 16] = (users.session_rating[idx] / horizon)[:, None]
     return feats
 
@@ -146,7 +146,6 @@ def candidate_features(users: UserBatch, idx: np.ndarray) -> np.ndarray:
         users._has_state,
         users.t,
         users.session_clicks,
-        users.session_skips,
         users.session_rating,
         float(users.sc.episode.horizon),
         w.log_pop_rel,
@@ -168,7 +167,6 @@ def _features_kernel(
     has_state: np.ndarray,
     t: np.ndarray,
     session_clicks: np.ndarray,
-    session_skips: np.ndarray,
     session_rating: np.ndarray,
     horizon: float,
     log_pop_rel: np.ndarray,
@@ -247,7 +245,7 @@ def _features_kernel(
         no_state = 0.0 if has_state[u] else 1.0
         progress = t[u] / horizon
         s_clicks = session_clicks[u] / horizon
-        s_skips = session_skips[u] / horizon
+        s_skips = (t[u] - session_clicks[u]) / horizon
         s_rating = session_rating[u] / horizon
         inv_valid = 1.0 / max(n_valid, 1)
         for k in range(k_max):

@@ -283,7 +283,6 @@ class UserBatch:
         "theta_away",
         "patience",
         "session_clicks",
-        "session_skips",
         "session_rating",
         "fatigue",
         "vis_sum",
@@ -333,9 +332,9 @@ class UserBatch:
         self.theta_away = np.zeros((n, d), dtype=np.float32)
         self.patience = np.zeros(n, dtype=np.float64)
         # What the recommender saw of this session so far (the session features): steps with a
-        # click, steps without one, and the sum of (rating - 3) over the clicks.
+        # click, and the sum of (rating - 3) over the clicks; the steps without one are
+        # t - session_clicks.
         self.session_clicks = np.zeros(n, dtype=np.int64)
-        self.session_skips = np.zeros(n, dtype=np.int64)
         self.session_rating = np.zeros(n, dtype=np.float64)
         self.fatigue = np.zeros((n, world.n_topics), dtype=np.float32)
         self.vis_sum = np.zeros((n, d), dtype=np.float32)
@@ -473,7 +472,6 @@ class UserBatch:
         pc = sc.users.patience
         self.patience[idx] = pc.initial_low + (pc.initial_high - pc.initial_low) * u_misc[:, 0]
         self.session_clicks[idx] = 0
-        self.session_skips[idx] = 0
         self.session_rating[idx] = 0.0
         new = u_all[:, s_new.start] < sc.users.new_user_fraction
         self.new_user[idx] = new
@@ -1125,7 +1123,6 @@ class UserBatch:
             np.where(clicked, self.patience + gain, self.patience - pc.skip_cost), pc.max_patience
         )
         self.session_clicks += clicked
-        self.session_skips += ~clicked
         self.session_rating += np.where(clicked, rating - 3.0, 0.0)
         return sat, rating, dwell, self.patience <= 0.0
 
