@@ -71,6 +71,8 @@ MAX_STEPS = 100_000
 #: and far enough from the largest float that the simulation stays finite (near it, returns,
 #: dwell times and states overflowed to inf, or shares to NaN, with a traceback).
 MAX_MAGNITUDE = 1e6
+#: A coefficient of either sign (an engagement weight, a threshold), of size at most MAX_MAGNITUDE.
+SignedCoefficient = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 
 
 class _Strict(BaseModel):
@@ -279,11 +281,8 @@ class PatienceConfig(_Strict):
         le=MAX_MAGNITUDE,
         description="Patience gained per unit of satisfaction above the threshold on a click.",
     )
-    satisfaction_threshold: float = Field(
-        0.5,
-        ge=-MAX_MAGNITUDE,
-        le=MAX_MAGNITUDE,
-        description="Satisfaction below this costs patience, above it restores patience.",
+    satisfaction_threshold: SignedCoefficient = Field(
+        0.5, description="Satisfaction below this costs patience, above it restores patience."
     )
     clickbait_cost: float = Field(
         0.15,
@@ -604,29 +603,11 @@ class RewardConfig(_Strict):
             )
         return value
 
-    click: float = Field(
-        1.0,
-        ge=-MAX_MAGNITUDE,
-        le=MAX_MAGNITUDE,
-        description="engagement weight of a click.",
-    )
-    rating: float = Field(
-        0.5,
-        ge=-MAX_MAGNITUDE,
-        le=MAX_MAGNITUDE,
-        description="engagement weight of rating/5.",
-    )
-    dwell: float = Field(
-        0.5,
-        ge=-MAX_MAGNITUDE,
-        le=MAX_MAGNITUDE,
-        description="engagement weight of dwell/dwell_scale.",
-    )
-    leave: float = Field(
-        0.0,
-        ge=-MAX_MAGNITUDE,
-        le=MAX_MAGNITUDE,
-        description="engagement weight of the user leaving (use a negative value).",
+    click: SignedCoefficient = Field(1.0, description="engagement weight of a click.")
+    rating: SignedCoefficient = Field(0.5, description="engagement weight of rating/5.")
+    dwell: SignedCoefficient = Field(0.5, description="engagement weight of dwell/dwell_scale.")
+    leave: SignedCoefficient = Field(
+        0.0, description="engagement weight of the user leaving (use a negative value)."
     )
 
 
