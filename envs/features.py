@@ -119,8 +119,9 @@ def candidate_features_reference(users: UserBatch, idx: np.ndarray) -> np.ndarra
     feats[..., 13] = np.where(w_all > 0, w_skip_sum / np.maximum(w_all, 1e-6), 0.0)
 
     # The session so far, whatever the window holds: steps with a click and without one (every
-    # step is one or the other), and the ratings given, each over the horizon. A user's patience rises with satisfying clicks and
-    # falls with skips and disappointing ones, so these are its visible trace.
+    # step is one or the other), and the ratings given, each over the horizon. A user's patience
+    # rises with satisfying clicks and falls with skips and disappointing ones, so these are its
+    # visible trace.
     horizon = users.sc.episode.horizon
     feats[..., 14] = (users.session_clicks[idx] / horizon)[:, None]
     feats[..., 15] = ((users.t[idx] - users.session_clicks[idx]) / horizon)[:, None]

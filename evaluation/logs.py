@@ -510,13 +510,14 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
 
     Checked: each column's type; no nulls outside the float columns (there a null reads as
     NaN: ``rating`` is null without a click, and replay compares the others exactly);
-    ``seed``, ``episode`` and ``step`` >= 0, ``episode`` below 1,000,000 and ``step`` below 100,000; the same number K of entries in every row of
-    ``candidate_item_ids``, ``candidate_mask`` and ``action_probabilities``; ``action`` and the
-    ``slate_slots`` entries in ``[0, K)``; the same number L of ``slate_slots`` in every row;
-    ``clicked_position`` in ``[-1, L)``; ``action_probabilities`` entries and ``propensity``
-    (NaN allowed: a slate's may be unknown) in ``[0, 1]``, and without slates
-    ``propensity`` the ``action_probabilities`` entry of the action; ``reward`` finite. Whole columns at a time, so a log of
-    millions of rows costs a fraction of reading it.
+    ``seed``, ``episode`` and ``step`` >= 0, ``episode`` below 1,000,000 and ``step`` below
+    100,000; the same number K of entries in every row of ``candidate_item_ids``,
+    ``candidate_mask`` and ``action_probabilities``; ``action`` and the ``slate_slots`` entries
+    in ``[0, K)``; the same number L of ``slate_slots`` in every row; ``clicked_position`` in
+    ``[-1, L)``; ``action_probabilities`` entries and ``propensity`` (NaN allowed: a slate's may
+    be unknown) in ``[0, 1]``, and without slates ``propensity`` the ``action_probabilities``
+    entry of the action; ``reward`` finite. Whole columns at a time, so a log of millions of rows
+    costs a fraction of reading it.
 
     Returns:
         ``(K, L)`` of the rows (L is 1 for a version-1 log), or None for a log of no rows;

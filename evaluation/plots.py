@@ -209,7 +209,8 @@ def plot_retention(steps: pd.DataFrame, privileged: Mapping[str, bool]) -> Plot 
         "rest of the session). Right: the mean reward per step of the sessions still going, "
         f"pooled over {RETENTION_SMOOTH} steps around each point (steps with fewer than "
         f"{RETENTION_MIN_SESSIONS} sessions or 5% of the episodes left out). A policy's mean "
-        "return is the sum over the steps of left times right, so the two panels tell whether it earns its return by keeping users or by what each step pays.",
+        "return is the sum over the steps of left times right, so the two panels tell whether it "
+        "earns its return by keeping users or by what each step pays.",
         _png(fig),
     )
 
