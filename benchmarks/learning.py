@@ -46,6 +46,7 @@ from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
 from lmrecsim.envs.vec_env import sub_env_seeds
+from lmrecsim.evaluation.bootstrap import gap_ci, gap_fraction
 from lmrecsim.evaluation.runner import evaluate
 from lmrecsim.scenarios import Scenario, load_scenario
 from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, shipped_scenario_names
@@ -162,31 +163,6 @@ def _ci(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[fl
     idx = rng.integers(values.size, size=(n, values.size))
     means = values[idx].mean(axis=1)
     lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-def gap_fraction(agent: np.ndarray, random: np.ndarray, oracle: np.ndarray) -> float:
-    """(agent - random) / (oracle - random) of the mean returns (nan when oracle <= random)."""
-    den = float(np.mean(oracle) - np.mean(random))
-    return float((np.mean(agent) - np.mean(random)) / den) if den > 0 else float("nan")
-
-
-def gap_ci(
-    agent: np.ndarray,
-    random: np.ndarray,
-    oracle: np.ndarray,
-    rng: np.random.Generator,
-    n: int = 2000,
-) -> tuple[float, float]:
-    """95% paired-bootstrap interval of :func:`gap_fraction` (resampling evaluation episodes)."""
-    idx = rng.integers(agent.size, size=(n, agent.size))
-    a, r, o = agent[idx].mean(axis=1), random[idx].mean(axis=1), oracle[idx].mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = (a - r) / (o - r)
-    g = g[np.isfinite(g)]
-    if g.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(g, [0.025, 0.975])
     return float(lo), float(hi)
 
 

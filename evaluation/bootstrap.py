@@ -188,3 +188,28 @@ def summarise(
         rows.append(row)
     columns = [by, "n"] + [f"{m}{s}" for m in metrics for s in ("", "_low", "_high")]
     return pd.DataFrame(rows, columns=columns)
+
+
+def gap_fraction(agent: np.ndarray, random: np.ndarray, oracle: np.ndarray) -> float:
+    """(agent - random) / (oracle - random) of the mean returns (nan when oracle <= random)."""
+    den = float(np.mean(oracle) - np.mean(random))
+    return float((np.mean(agent) - np.mean(random)) / den) if den > 0 else float("nan")
+
+
+def gap_ci(
+    agent: np.ndarray,
+    random: np.ndarray,
+    oracle: np.ndarray,
+    rng: np.random.Generator,
+    n: int = 2000,
+) -> tuple[float, float]:
+    """95% paired-bootstrap interval of :func:`gap_fraction` (resampling evaluation episodes)."""
+    idx = rng.integers(agent.size, size=(n, agent.size))
+    a, r, o = agent[idx].mean(axis=1), random[idx].mean(axis=1), oracle[idx].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (a - r) / (o - r)
+    g = g[np.isfinite(g)]
+    if g.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(g, [0.025, 0.975])
+    return float(lo), float(hi)

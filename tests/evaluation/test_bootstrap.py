@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmrecsim.evaluation.bootstrap import bootstrap_ci, paired_difference_ci, summarise
+from lmrecsim.evaluation.bootstrap import (
+    bootstrap_ci,
+    gap_ci,
+    gap_fraction,
+    paired_difference_ci,
+    summarise,
+)
 from lmrecsim.evaluation.metrics import MetricInputError
 
 
@@ -139,3 +145,58 @@ def test_summarise_table() -> None:
     pd.testing.assert_frame_equal(out, summarise(episodes, ["return", "ctr"]))
     with pytest.raises(MetricInputError, match="missing columns"):
         summarise(episodes, ["mean_rating"])
+
+
+def test_gap_fraction_hand_cases() -> None:
+    random, oracle = np.array([1.0, 3.0]), np.array([9.0, 11.0])  # means 2 and 10
+    assert gap_fraction(np.array([6.0, 6.0]), random, oracle) == pytest.approx(0.5)
+    assert gap_fraction(np.array([12.0, 12.0]), random, oracle) == pytest.approx(1.25)
+    assert gap_fraction(np.array([0.0, 0.0]), random, oracle) == pytest.approx(-0.25)
+    # No gap to close: the oracle does not beat random.
+    assert math.isnan(gap_fraction(np.array([5.0, 5.0]), oracle, random))
+    assert math.isnan(gap_fraction(random, random, random))
+
+
+def test_gap_ci_is_paired_over_episodes() -> None:
+    # Episodes vary a lot, but every episode's agent return sits 30% of the way from random to
+    # the oracle: resampling episodes together leaves the share exactly 0.3.
+    rng = np.random.default_rng(0)
+    random = rng.normal(5.0, 3.0, 200)
+    oracle = random + rng.uniform(5.0, 15.0, 200)
+    agent = random + 0.3 * (oracle - random)
+    lo, hi = gap_ci(agent, random, oracle, np.random.default_rng(1))
+    assert lo == pytest.approx(0.3) and hi == pytest.approx(0.3)
+
+
+def test_gap_ci_covers_the_share_and_narrows_with_more_episodes() -> None:
+    def interval(n: int) -> tuple[float, float]:
+        rng = np.random.default_rng(n)
+        random = rng.normal(4.0, 2.0, n)
+        oracle = rng.normal(14.0, 4.0, n)
+        agent = rng.normal(11.0, 4.0, n)  # true share 0.7
+        return gap_ci(agent, random, oracle, np.random.default_rng(0))
+
+    small, large = interval(100), interval(1600)
+    # 16 times the episodes: about a quarter of the width (sampling noise of the width allowed).
+    ratio = (large[1] - large[0]) / (small[1] - small[0])
+    assert 0.15 < ratio < 0.4, ratio
+    assert large[0] < 0.7 < large[1]
+    # Inputs without any gap: no interval.
+    flat = np.ones(50)
+    assert all(math.isnan(v) for v in gap_ci(flat, flat, flat, np.random.default_rng(0)))
+
+
+def test_demo_gap_line_says_when_there_is_no_gap() -> None:
+    from lmrecsim.api import _gap_lines
+
+    returns = pd.DataFrame(
+        {"ppo": [3.0, 4.0], "greedy": [2.0, 2.0], "random": [5.0, 5.0], "oracle": [4.0, 5.0]}
+    )
+    assert _gap_lines(returns, 0) == [
+        "(no random-to-oracle gap on these users: the oracle did not beat random)"
+    ]
+    returns["oracle"] = [9.0, 9.0]
+    line = _gap_lines(returns, 0)[0]
+    # ppo: (3.5 - 5) / 4 = -38%; greedy: -75%.
+    assert line.startswith("share of the random-to-oracle gap closed (95% CI): ppo -38% [")
+    assert "; greedy -75% [" in line
