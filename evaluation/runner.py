@@ -239,6 +239,9 @@ def _resolve_policies(
                 )
             label, policy = item
             spec = type(policy).__name__
+            where = getattr(policy, "model_path", None) or getattr(policy, "run_dir", None)
+            if isinstance(policy, SB3Policy) and where is not None:
+                spec = f"{policy.algo}:{where}"  # as the command line would name that model
             if label in BASELINES and type(policy) is not type(make_policy(label, world)[1]):
                 # As for `random=greedy`: the label would stand for another policy in every table
                 # (the reference "random" included).

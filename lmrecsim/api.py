@@ -5,11 +5,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import TrainResult, train, write_text_atomic
+from lmrecsim.atomic import output_folder_problem
 from lmrecsim.envs.vec_env import sub_env_seeds
+from lmrecsim.evaluation.bootstrap import gap_ci, gap_fraction
+from lmrecsim.evaluation.errors import EvaluationError
 from lmrecsim.evaluation.runner import check_episodes, evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
+
+# The baselines the demo evaluates beside PPO, in the summary's order; random is the reference.
+DEMO_BASELINES = ("greedy", "random", "oracle")
+
+
+def _gap_lines(returns: pd.DataFrame, seed: int) -> list[str]:
+    """The demo's line on the share of the random-to-oracle gap each learner and ``greedy``
+    closes; ``returns``: one row per evaluation episode, one column per policy."""
+    random, oracle = returns["random"].to_numpy(), returns["oracle"].to_numpy()
+    rng = np.random.default_rng(seed)
+    parts = []
+    for name in ("ppo", "greedy"):
+        agent = returns[name].to_numpy()
+        share = gap_fraction(agent, random, oracle)
+        if not np.isfinite(share):
+            return ["(no random-to-oracle gap on these users: the oracle did not beat random)"]
+        lo, hi = gap_ci(agent, random, oracle, rng)
+        parts.append(f"{name} {100 * share:.0f}% [{100 * lo:.0f}%, {100 * hi:.0f}%]")
+    return [f"share of the random-to-oracle gap closed (95% CI): {'; '.join(parts)}"]
 
 
 def _validation_lines(result: TrainResult) -> list[str]:
@@ -34,12 +59,20 @@ def demo(
     episodes: int = 20,
     progress: bool = True,
 ) -> str:
-    """Train PPO on a scenario, compare it with random on the held-out evaluation seeds.
+    """Train PPO on a scenario and evaluate it on the held-out evaluation seeds.
 
-    Writes the run folder of :func:`lmrecsim.agents.train.train` plus ``summary.txt``; returns the
-    summary text.
+    PPO is compared with the baselines of :data:`DEMO_BASELINES` (random, greedy, and the oracle
+    that reads the hidden taste) on the same users. Writes the run folder of
+    :func:`lmrecsim.agents.train.train`, the evaluation report of
+    :func:`lmrecsim.evaluation.runner.evaluate` in its ``report/`` folder (``report.html`` with the
+    plots, ``report.md``, the tables and the step log) and ``summary.txt``; returns the summary
+    text.
     """
     check_episodes(episodes)  # before training, not after it
+    report_dir = Path(out) / "report"
+    problem = output_folder_problem(report_dir)
+    if problem is not None:  # before training, not after it
+        raise EvaluationError(f"out: {problem}")
     sc = load_scenario(scenario)
     seeds = list(sc.evaluation.seeds)
     # Sub-env i trains on seed agent.seed + i; evaluating on one of those would meet training users.
@@ -53,12 +86,15 @@ def demo(
         )
     result = train(sc, out=out, algo="ppo", timesteps=timesteps, progress=progress)
     # The evaluation command's own runner: the same figures `lmrecsim evaluate` gives this model.
+    model_path = result.out_dir / "model.zip"
+    ppo = SB3Policy(result.model, "ppo", run_dir=result.out_dir, model_path=model_path)
     evaluation = evaluate(
         result.scenario,
-        [("ppo", SB3Policy(result.model, "ppo", run_dir=result.out_dir)), "random"],
+        [("ppo", ppo), *DEMO_BASELINES],
         seeds=seeds,
         episodes=episodes,
         reference="random",
+        out=report_dir,
         progress=progress,
     )
     summary = evaluation.summary.set_index("policy")
@@ -71,25 +107,31 @@ def demo(
         f"({result.steps_per_second:.0f} steps/s) with training seeds "
         f"{result.scenario.agent.seed}..{result.scenario.agent.seed + result.scenario.agent.n_envs - 1}",
         *_validation_lines(result),
-        f"evaluated on held-out seeds {seeds} x {episodes} episodes (same users for both policies)",
+        f"evaluated on held-out seeds {seeds} x {episodes} episodes (same users for every policy)",
         "",
         f"{'policy':<8} {'return (95% CI)':<24} {'click-through':>13} {'session length':>15}",
     ]
-    for name in ("ppo", "random"):
+    for name in ("ppo", *DEMO_BASELINES):
         row = summary.loc[name]
         m, lo, hi = row["return"], row["return_low"], row["return_high"]
+        note = "  (reads the hidden taste: the ceiling)" if name == "oracle" else ""
         lines.append(
             f"{name:<8} {m:6.2f} [{lo:5.2f}, {hi:5.2f}]{'':<6} {row['ctr']:13.3f} "
-            f"{row['session_length']:15.1f}"
+            f"{row['session_length']:15.1f}{note}"
         )
     cmp = evaluation.comparison.set_index(["policy", "metric"]).loc[("ppo", "return")]
     ratio = summary.loc["ppo", "return"] / max(summary.loc["random", "return"], 1e-9)
+    returns = evaluation.episodes.pivot_table(
+        index=["seed", "episode"], columns="policy", values="return"
+    )
     lines += [
         "",
         f"paired difference in return (ppo - random): {cmp['difference']:+.2f} "
         f"[{cmp['low']:+.2f}, {cmp['high']:+.2f}]",
         f"ppo/random return ratio: {ratio:.2f}",
+        *_gap_lines(returns, evaluation.settings["bootstrap_seed"]),
         "(the figures `lmrecsim evaluate` reports for this model on these seeds and episodes)",
+        f"report with plots: {report_dir / 'report.html'}",
     ]
     text = "\n".join(lines) + "\n"
     write_text_atomic(Path(out) / "summary.txt", text)

@@ -1,4 +1,4 @@
-"""``lmrecsim demo``: train PPO on the default scenario and compare it with random on held-out seeds."""
+"""``lmrecsim demo``: train PPO on the default scenario and write its evaluation report."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from lmrecsim.scenarios.schema import MAX_EVALUATION_EPISODES
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="train PPO on the default scenario and compare it with a random policy",
-        description="The quick start: trains PPO (the scenario's agent.policy network, the candidate "
-        "scorer by default) on a scenario for a short budget and writes a run folder with the model and summary.txt comparing the trained policy with "
-        "a random policy on held-out evaluation seeds.",
+        help="train PPO on the default scenario and write its evaluation report",
+        description="The quick start: trains PPO (the scenario's agent.policy network, the "
+        "candidate scorer by default) on a scenario for a short budget and writes a run folder "
+        "with the model, the evaluation report OUT/report/report.html (PPO against random, "
+        "greedy and the oracle on held-out evaluation seeds, with plots) and OUT/summary.txt.",
     )
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
     p.add_argument(

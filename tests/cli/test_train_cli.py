@@ -601,12 +601,40 @@ def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
         line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
         expected = f"{row['return']:6.2f} [{row['return_low']:5.2f}, {row['return_high']:5.2f}]"
         assert expected in line and f"{row['ctr']:13.3f}" in line, (line, expected)
+    # The demo writes the evaluation report itself: PPO against random, greedy and the oracle on
+    # the same users, with the same figures as the separate evaluation of its model.zip.
+    own = pd.read_csv(out / "report" / "summary.csv").set_index("policy")
+    assert list(own.index) == ["ppo", "greedy", "random", "oracle"]
+    for name in ("ppo", "random"):
+        assert own.loc[name, "return"] == summary.loc[name, "return"]
+    for name in ("greedy", "oracle"):
+        row = own.loc[name]
+        line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
+        assert f"{row['return']:6.2f} [{row['return_low']:5.2f}," in line, line
+    html = (out / "report" / "report.html").read_text()
+    assert f"ppo:{out / 'model.zip'}" in html and "data:image/png;base64," in html
+    assert f"report with plots: {out / 'report' / 'report.html'}" in text
+    # The gap line: (ppo - random) / (oracle - random) of the mean returns over the same episodes.
+    returns = own["return"]
+    share = (returns["ppo"] - returns["random"]) / (returns["oracle"] - returns["random"])
+    line = next(x for x in text.splitlines() if x.startswith("share of the random-to-oracle"))
+    assert f"ppo {100 * share:.0f}% [" in line, (line, share)
     assert text.startswith("lmrecsim demo: PPO (candidate scorer) on scenario 'default'")
     # The shipped default validates on held-out users; the summary names the best validation.
     table = pd.read_csv(out / "validation.csv")
     best = table[table["best"]].iloc[-1]
     line = next(x for x in text.splitlines() if x.startswith("validated every"))
     assert f"best greedy return {best['mean_return']:.2f} at {int(best['timesteps'])} steps" in line
+
+
+def test_demo_refuses_a_report_folder_it_cannot_write_before_training(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report").write_text("not a folder")
+    assert main(["demo", "--timesteps", "64", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"'{out / 'report'}' is a file (expected a folder to write into)"), err
+    assert not (out / "model.zip").exists() and (out / "report").read_text() == "not a folder"
 
 
 def test_demo_names_the_network_it_trained(tmp_path):
