@@ -518,6 +518,25 @@ def _load(folder: Path, *, quiet: bool) -> tuple[Any, Any]:
             hf_logging.enable_progress_bar()
 
 
+def _check_vocabulary(folder: Path, tokenizer: Any, model: Any) -> None:
+    """Refuse a tokenizer that makes token ids the model's embedding table has no row for.
+
+    Such a pair loads without complaint and fails at the first text with a token past the table
+    (torch's ``IndexError: index out of range in self``, deep inside the forward pass).
+    """
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    if not isinstance(rows, int):
+        return
+    ids = max(tokenizer.get_vocab().values(), default=-1) + 1
+    if ids > rows:
+        raise EncoderError(
+            f"encoder.model: the tokenizer in '{folder}' makes token ids up to {ids - 1} but the "
+            f"model's embedding table has {rows} rows (expected the tokenizer saved with these "
+            "weights by save_pretrained)"
+        )
+
+
 def _load_unquiet(folder: Path) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
@@ -566,5 +585,6 @@ def _load_unquiet(folder: Path) -> tuple[Any, Any]:
             f"({len(what)} parameters {'missing' if missing else 'of another shape'}, e.g. "
             f"{what[0]}; expected a complete checkpoint saved with save_pretrained)"
         )
+    _check_vocabulary(folder, tokenizer, model)
     model.float()
     return tokenizer, model

@@ -381,3 +381,19 @@ def test_canonical_shapes_stay_within_the_models_position_limit(tmp_path: Path) 
     np.testing.assert_array_equal(
         enc.encode_canonical([long_text, "short"])[0], enc.encode_canonical([long_text])[0]
     )
+
+
+def test_a_tokenizer_larger_than_the_embedding_table_is_one_line(
+    tiny_bert_path: Path, tmp_path: Path
+) -> None:
+    # Loaded without complaint, then the first text with a token id past the table died in the
+    # forward pass with torch's 'IndexError: index out of range in self' traceback.
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path / "small-vocab"
+    shutil.copytree(tiny_bert_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    torch.manual_seed(0)
+    BertModel(BertConfig(**{**config, "vocab_size": 10})).save_pretrained(folder)
+    with pytest.raises(EncoderError, match="token ids up to \\d+ but the model's embedding table"):
+        TransformerEncoder(folder)
