@@ -478,8 +478,9 @@ def _record_unfinished(
 
 
 #: Outputs of an earlier run in the same folder: its model, checkpoints, TensorBoard event files,
-#: step log and demo summary (and temp files a stopped save left). They describe the old model,
-#: so a new run removes them when it starts; train.json is rewritten at once, saying "running".
+#: step log, demo summary and demo report (and temp files a stopped save left). They describe the
+#: old model, so a new run removes them when it starts; train.json is rewritten at once, saying
+#: "running".
 STALE_RUN_OUTPUTS = (
     "model.zip",
     ".model.zip.*.tmp",
@@ -496,6 +497,24 @@ STALE_RUN_OUTPUTS = (
     "episodes.parquet",
     ".episodes.parquet.*.tmp",
     "summary.txt",
+    # The demo's evaluation report (evaluation.runner's outputs and evaluation.plots' PLOT_NAMES).
+    *(
+        f"report/{name}"
+        for name in (
+            "report.html",
+            "report.md",
+            "summary.csv",
+            "comparison.csv",
+            "episodes.csv",
+            "episodes.parquet",
+            "return_ctr.png",
+            "lorenz.png",
+            "retention.png",
+            "drift.png",
+            "new_users.png",
+            "learning_curves.png",
+        )
+    ),
 )
 
 

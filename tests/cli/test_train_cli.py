@@ -614,6 +614,9 @@ def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
     html = (out / "report" / "report.html").read_text()
     assert f"ppo:{out / 'model.zip'}" in html and "data:image/png;base64," in html
     assert f"report with plots: {out / 'report' / 'report.html'}" in text
+    from lmrecsim.evaluation.plots import PLOT_NAMES
+
+    assert {p.stem for p in (out / "report").glob("*.png")} <= set(PLOT_NAMES)
     # The gap line: (ppo - random) / (oracle - random) of the mean returns over the same episodes.
     returns = own["return"]
     share = (returns["ppo"] - returns["random"]) / (returns["oracle"] - returns["random"])
@@ -625,6 +628,12 @@ def test_demo_reports_the_figures_evaluate_gives(tmp_path, capsys):
     best = table[table["best"]].iloc[-1]
     line = next(x for x in text.splitlines() if x.startswith("validated every"))
     assert f"best greedy return {best['mean_return']:.2f} at {int(best['timesteps'])} steps" in line
+    # A later run into the folder removes the report with the rest of the old run's outputs, so a
+    # report never sits beside a model it does not describe; other files there stay.
+    (out / "report" / "notes.txt").write_text("mine")
+    train = ["train", "--timesteps", "64", "--n-envs", "1", "--validate-every", "0"]
+    assert main([*train, "--out", str(out), "--no-progress"]) == 0
+    assert [p.name for p in (out / "report").iterdir()] == ["notes.txt"]
 
 
 def test_demo_refuses_a_report_folder_it_cannot_write_before_training(tmp_path, capsys):
