@@ -260,6 +260,9 @@ def train(
     problem = check_validation_seeds(agent.validation, agent.seed, agent.n_envs)
     if problem is not None:
         raise AgentError(f"{sc.source}: {problem}")
+    problem = run_outputs_problem(out, validation=agent.validation.every > 0)
+    if problem is not None:
+        raise AgentError(f"out: {problem}")
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
     threads = set_torch_threads(torch_threads)
@@ -342,6 +345,27 @@ def train(
     with signals_deferred():  # a Ctrl-C now would leave a finished run saying "running"
         _write_complete(out_dir / "train.json", run_info, result)
     return result
+
+
+#: What a run writes into its folder: files, and folders (TensorBoard logs, checkpoints).
+RUN_FILES = ("train.json", "scenario.yaml", "progress.csv", "model.zip")
+VALIDATION_FILES = ("best_model.zip", "validation.csv")
+RUN_FOLDERS = {"tb": "TensorBoard logs", "checkpoints": "checkpoints"}
+
+
+def run_outputs_problem(out: str | os.PathLike[str], *, validation: bool) -> str | None:
+    """Why the run folder ``out`` cannot take a run's outputs, or None: a folder where one of its
+    files goes (``model.zip`` is written at the end, so the run failed after all its training)
+    or a file where one of its folders goes (the run died before recording that it failed)."""
+    folder = Path(out)
+    for name in RUN_FILES + (VALIDATION_FILES if validation else ()):
+        if (folder / name).is_dir():
+            return f"'{folder / name}' is a folder (expected a file of the run, or nothing)"
+    for name, holds in RUN_FOLDERS.items():
+        path = folder / name
+        if path.exists() and not path.is_dir():
+            return f"'{path}' is a file (expected the run's folder of {holds}, or nothing)"
+    return None
 
 
 def _write_complete(path: Path, run_info: dict[str, Any], result: TrainResult) -> None:

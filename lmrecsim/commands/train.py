@@ -62,14 +62,20 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lmrecsim.agents.train import train
+    from lmrecsim.errors import UsageError
 
+    log = Path(args.out) / "episodes.parquet"
+    if args.log_episodes and log.is_dir():  # written at the end: refused before training
+        raise UsageError(
+            f"--out: '{log}' is a folder (expected the --log-episodes step log file, or nothing)"
+        )
     loggers = []
 
     def factory(scenario, world):  # noqa: ANN001, ANN202 - SB3 callback factory
         from lmrecsim.evaluation.training_log import EpisodeLogCallback
 
         cb = EpisodeLogCallback(
-            Path(args.out) / "episodes.parquet",
+            log,
             scenario=scenario,
             world=world,
             seed=scenario.agent.seed,

@@ -46,6 +46,33 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(
 
 
 @pytest.mark.parametrize(
+    ("entry", "kind", "extra", "message"),
+    [
+        ("model.zip", "dir", [], "model.zip' is a folder (expected a file of the run, or nothing)"),
+        ("best_model.zip", "dir", [], "best_model.zip' is a folder"),
+        ("tb", "file", [], "tb' is a file (expected the run's folder of TensorBoard logs"),
+        ("checkpoints", "file", [], "checkpoints' is a file (expected the run's folder of"),
+        ("episodes.parquet", "dir", ["--log-episodes"], "episodes.parquet' is a folder"),
+    ],
+)
+def test_a_run_output_of_the_wrong_kind_in_the_run_folder_is_refused_before_training(
+    tmp_path, capsys, entry: str, kind: str, extra: list[str], message: str
+) -> None:
+    # A folder named model.zip (or episodes.parquet) failed the run after all its training, naming
+    # a hidden temp file; a file named tb or checkpoints ended it in a FileExistsError with a
+    # train.json that still said "running".
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / entry).mkdir() if kind == "dir" else (out / entry).write_text("keep me")
+    argv = ["train", "--algo", "dqn", "--timesteps", "8", "--no-progress", *extra]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lmrecsim: error: "), err
+    assert f"'{out / entry}' is a" in err[0] and message in err[0], err
+    assert [p.name for p in out.iterdir()] == [entry]
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (
