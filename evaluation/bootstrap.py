@@ -202,8 +202,10 @@ def gap_ci(
     oracle: np.ndarray,
     rng: np.random.Generator,
     n: int = 2000,
+    confidence: float = 0.95,
 ) -> tuple[float, float]:
-    """95% paired-bootstrap interval of :func:`gap_fraction` (resampling evaluation episodes)."""
+    """Paired-bootstrap interval of :func:`gap_fraction` (resampling evaluation episodes, the
+    three arrays' entries of one episode together), ``confidence`` coverage, ``n`` resamples."""
     idx = rng.integers(agent.size, size=(n, agent.size))
     a, r, o = agent[idx].mean(axis=1), random[idx].mean(axis=1), oracle[idx].mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -211,5 +213,6 @@ def gap_ci(
     g = g[np.isfinite(g)]
     if g.size == 0:
         return float("nan"), float("nan")
-    lo, hi = np.quantile(g, [0.025, 0.975])
+    tail = (1.0 - confidence) / 2
+    lo, hi = np.quantile(g, [tail, 1.0 - tail])
     return float(lo), float(hi)

@@ -223,6 +223,30 @@ _COMPARISON_NOTE = (
 )
 
 
+_GAP_NOTE = (
+    "(policy − random) / (oracle − random) of the mean returns over the same episodes, with a "
+    "paired bootstrap interval: 0% is random, 100% the oracle, which reads the hidden taste "
+    "(RESULTS.md's measure of learning quality)."
+)
+
+
+def _gap_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]] | None:
+    """The table of the share of the random-to-oracle gap, or None without both baselines."""
+    gap = result.gap_shares()
+    if gap is None or gap.empty:
+        return None
+    rows = [
+        [
+            _display(result, r.policy),
+            "n/a (the oracle does not beat random)"
+            if not np.isfinite(r.gap_closed)
+            else f"{r.gap_closed:.0%} [{r.low:.0%}, {r.high:.0%}]",
+        ]
+        for r in gap.itertuples()
+    ]
+    return ["policy", "share of the random-to-oracle gap closed"], rows
+
+
 def _missing_values_note(result: EvaluationResult) -> str:
     window = result.settings["drift_window"]
     return (
@@ -299,6 +323,10 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         out += _md_table(*_comparison_rows(result))
     else:
         out += [_ONLY_REFERENCE.format(reference=md_text(result.reference))]
+    gap = _gap_rows(result)
+    if gap is not None:
+        out += ["", "## Share of the random-to-oracle gap", "", md_text(_GAP_NOTE), ""]
+        out += _md_table(*gap)
     out += ["", "## Plots", ""]
     for plot in plots:
         out += [f"### {plot.title}", "", plot.caption, "", f"![{plot.title}]({plot.name}.png)", ""]
@@ -390,6 +418,13 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         ]
     else:
         parts.append(f"<p>{_ONLY_REFERENCE.format(reference=esc(result.reference))}</p>")
+    gap = _gap_rows(result)
+    if gap is not None:
+        parts += [
+            "<h2>Share of the random-to-oracle gap</h2>",
+            f"<p>{esc(_GAP_NOTE)}</p>",
+            _html_table(*gap),
+        ]
     parts += [
         "<h2>Plots</h2>",
     ]

@@ -148,6 +148,34 @@ class EvaluationResult:
     warnings: list[str] = field(default_factory=list)
     shown: pd.DataFrame | None = None
 
+    def gap_shares(self) -> pd.DataFrame | None:
+        """The share of the random-to-oracle gap each other policy closes, or None unless both
+        ``random`` and ``oracle`` were evaluated.
+
+        One row per policy (evaluation order): ``policy, gap_closed, low, high``, where
+        ``gap_closed`` is (policy - random) / (oracle - random) of the mean returns (nan when the
+        oracle does not beat random) and ``low``/``high`` its paired bootstrap interval over the
+        (seed, episode) pairs, with the evaluation's resamples and coverage.
+        """
+        from .bootstrap import gap_ci, gap_fraction, keyed_rng
+
+        if not {"random", "oracle"} <= set(self.policies):
+            return None
+        returns = self.episodes.pivot_table(
+            index=["seed", "episode"], columns="policy", values="return"
+        ).dropna()
+        random, oracle = returns["random"].to_numpy(), returns["oracle"].to_numpy()
+        s = self.settings
+        rows = []
+        for label in self.policies:
+            if label in ("random", "oracle"):
+                continue
+            agent = returns[label].to_numpy()
+            rng = keyed_rng(s["bootstrap_seed"], "gap", label)
+            lo, hi = gap_ci(agent, random, oracle, rng, s["n_resamples"], s["confidence"])
+            rows.append((label, gap_fraction(agent, random, oracle), lo, hi))
+        return pd.DataFrame(rows, columns=["policy", "gap_closed", "low", "high"])
+
     def exposure(self, label: str) -> np.ndarray:
         """(n_items,) how often each catalog item was recommended (shown) by ``label``: every item
         of a slate counts; a step (or slate position) whose slot was masked or repeated showed

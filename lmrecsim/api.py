@@ -12,7 +12,6 @@ from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import TrainResult, train, write_text_atomic
 from lmrecsim.atomic import output_folder_problem
 from lmrecsim.envs.vec_env import sub_env_seeds
-from lmrecsim.evaluation.bootstrap import gap_ci, gap_fraction
 from lmrecsim.evaluation.errors import EvaluationError
 from lmrecsim.evaluation.runner import check_episodes, evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
@@ -21,19 +20,16 @@ from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
 DEMO_BASELINES = ("greedy", "random", "oracle")
 
 
-def _gap_lines(returns: pd.DataFrame, seed: int) -> list[str]:
-    """The demo's line on the share of the random-to-oracle gap each learner and ``greedy``
-    closes; ``returns``: one row per evaluation episode, one column per policy."""
-    random, oracle = returns["random"].to_numpy(), returns["oracle"].to_numpy()
-    rng = np.random.default_rng(seed)
+def _gap_lines(gap: pd.DataFrame) -> list[str]:
+    """The demo's line on the share of the random-to-oracle gap PPO and greedy close (``gap``:
+    :meth:`EvaluationResult.gap_shares`)."""
+    table = gap.set_index("policy")
     parts = []
     for name in ("ppo", "greedy"):
-        agent = returns[name].to_numpy()
-        share = gap_fraction(agent, random, oracle)
+        share, lo, hi = table.loc[name, ["gap_closed", "low", "high"]]
         if not np.isfinite(share):
             return ["(no random-to-oracle gap on these users: the oracle did not beat random)"]
-        lo, hi = gap_ci(agent, random, oracle, rng)
-        parts.append(f"{name} {100 * share:.0f}% [{100 * lo:.0f}%, {100 * hi:.0f}%]")
+        parts.append(f"{name} {share:.0%} [{lo:.0%}, {hi:.0%}]")
     return [f"share of the random-to-oracle gap closed (95% CI): {'; '.join(parts)}"]
 
 
@@ -121,15 +117,12 @@ def demo(
         )
     cmp = evaluation.comparison.set_index(["policy", "metric"]).loc[("ppo", "return")]
     ratio = summary.loc["ppo", "return"] / max(summary.loc["random", "return"], 1e-9)
-    returns = evaluation.episodes.pivot_table(
-        index=["seed", "episode"], columns="policy", values="return"
-    )
     lines += [
         "",
         f"paired difference in return (ppo - random): {cmp['difference']:+.2f} "
         f"[{cmp['low']:+.2f}, {cmp['high']:+.2f}]",
         f"ppo/random return ratio: {ratio:.2f}",
-        *_gap_lines(returns, evaluation.settings["bootstrap_seed"]),
+        *_gap_lines(evaluation.gap_shares()),
         "(the figures `lmrecsim evaluate` reports for this model on these seeds and episodes)",
         f"report with plots: {report_dir / 'report.html'}",
     ]

@@ -189,14 +189,19 @@ def test_gap_ci_covers_the_share_and_narrows_with_more_episodes() -> None:
 def test_demo_gap_line_says_when_there_is_no_gap() -> None:
     from lmrecsim.api import _gap_lines
 
-    returns = pd.DataFrame(
-        {"ppo": [3.0, 4.0], "greedy": [2.0, 2.0], "random": [5.0, 5.0], "oracle": [4.0, 5.0]}
+    nan = float("nan")
+    gap = pd.DataFrame(
+        [("ppo", nan, nan, nan), ("greedy", nan, nan, nan)],
+        columns=["policy", "gap_closed", "low", "high"],
     )
-    assert _gap_lines(returns, 0) == [
+    assert _gap_lines(gap) == [
         "(no random-to-oracle gap on these users: the oracle did not beat random)"
     ]
-    returns["oracle"] = [9.0, 9.0]
-    line = _gap_lines(returns, 0)[0]
-    # ppo: (3.5 - 5) / 4 = -38%; greedy: -75%.
-    assert line.startswith("share of the random-to-oracle gap closed (95% CI): ppo -38% [")
-    assert "; greedy -75% [" in line
+    gap = pd.DataFrame(
+        [("greedy", -0.75, -0.9, -0.6), ("ppo", -0.375, -0.5, -0.2)],
+        columns=["policy", "gap_closed", "low", "high"],
+    )
+    assert _gap_lines(gap) == [
+        "share of the random-to-oracle gap closed (95% CI): ppo -38% [-50%, -20%]; "
+        "greedy -75% [-90%, -60%]"
+    ]

@@ -436,3 +436,38 @@ def test_resampled_aggregates_do_not_depend_on_the_block_size(monkeypatch) -> No
     whole = summary()
     monkeypatch.setattr(runner, "_AGGREGATE_BLOCK_BYTES", 1)  # one resample per block
     pd.testing.assert_frame_equal(summary(), whole)
+
+
+def test_gap_shares_are_the_share_of_the_random_to_oracle_gap(result) -> None:
+    gap = result.gap_shares().set_index("policy")
+    # Every policy but the two ends of the gap, in evaluation order.
+    assert list(gap.index) == ["greedy", "pop"]
+    mean = result.episodes.groupby("policy")["return"].mean()
+    for label in gap.index:
+        share = (mean[label] - mean["random"]) / (mean["oracle"] - mean["random"])
+        assert gap.at[label, "gap_closed"] == pytest.approx(share)
+        assert gap.at[label, "low"] <= gap.at[label, "gap_closed"] <= gap.at[label, "high"]
+    # The reports show it, in both forms.
+    out = result.files[0].parent
+    row = gap.loc["greedy"]
+    cell = f"{row['gap_closed']:.0%} [{row['low']:.0%}, {row['high']:.0%}]"
+    for name in ("report.md", "report.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert "Share of the random-to-oracle gap" in text and cell in text, name
+
+
+def test_gap_shares_need_both_random_and_the_oracle(tmp_path) -> None:
+    res = evaluate(
+        "default", ["greedy"], seeds=[5], episodes=2, out=tmp_path, progress=False, n_resamples=50
+    )
+    assert res.gap_shares() is None
+    assert "random-to-oracle" not in (tmp_path / "report.md").read_text(encoding="utf-8")
+    # Alone or among other policies, a policy's share and interval are the same.
+    alone = evaluate("default", ["greedy", "oracle"], seeds=[5], episodes=3, progress=False)
+    crowded = evaluate(
+        "default", ["egreedy", "oracle", "greedy"], seeds=[5], episodes=3, progress=False
+    )
+    pd.testing.assert_series_equal(
+        alone.gap_shares().set_index("policy").loc["greedy"],
+        crowded.gap_shares().set_index("policy").loc["greedy"],
+    )
