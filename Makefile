@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-## Train PPO on the default scenario and write runs/demo (model, summary.txt).
+## Train PPO on the default scenario and write runs/demo (model, report/report.html, summary.txt).
 demo: install
 	$(VENV)/bin/lmrecsim demo --out runs/demo
 
