@@ -767,6 +767,14 @@ def run_learning(extra: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.learning:
+        # The speed benchmark's options: with --learning they would go unused (a --quick run
+        # of the full learning benchmark, hours instead of minutes; no JSON at --out).
+        for flag, given in (("--quick", args.quick), ("--out", args.out is not None)):
+            if given:
+                raise UsageError(
+                    f"{flag}: given with --learning, which does not take it (expected it inside "
+                    f'--learning-args, e.g. --learning-args="--quick --out runs/learning")'
+                )
         return run_learning(args.learning_args)
     if args.learning_args:
         raise UsageError("--learning-args: given without --learning (expected both, or neither)")

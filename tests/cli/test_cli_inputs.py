@@ -470,6 +470,31 @@ def test_learning_args_without_learning_is_refused(capsys):
     ]
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [(["--quick"], "--quick"), (["--out", "{tmp}/new/bench.json"], "--out")],
+)
+def test_speed_benchmark_options_with_learning_are_refused(
+    tmp_path, monkeypatch, capsys, argv: list[str], flag: str
+) -> None:
+    # Were silently dropped: `bench --learning --quick` started the full learning benchmark (hours)
+    # and `--out FILE` created FILE's folder and wrote nothing there.
+    from lmrecsim.commands import bench
+
+    calls: list[str] = []
+    monkeypatch.setattr(bench, "run_learning", lambda extra: calls.append(extra) or 0)
+    args = [a.format(tmp=tmp_path) for a in argv]
+    assert main(["bench", "--learning", "--learning-args=--scenarios default", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"lmrecsim: error: {flag}: given with --learning, which does not take it (expected it "
+        "inside --learning-args"
+    ), err
+    assert calls == [] and list(tmp_path.iterdir()) == []
+    assert main(["bench", "--learning", "--learning-args=--quick"]) == 0
+    assert calls == ["--quick"]
+
+
 def test_lazy_public_names_are_listed_by_dir():
     import lmrecsim
     import lmrecsim.evaluation
