@@ -216,11 +216,24 @@ class RecommendationVectorEnv(VectorEnv):
                 raise ValueError(f"reset: {len(seeds)} seeds (expected num_envs={self.num_envs})")
         mask = np.ones(self.num_envs, dtype=bool)
         if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"], dtype=bool).reshape(self.num_envs)
+            mask = self._reset_mask(options["reset_mask"])
         rows = np.flatnonzero(mask)
         self._start_users(rows, seeds)
         self._autoreset[rows] = False
         return self.users.observe(), self._reset_info(rows)
+
+    def _reset_mask(self, value: Any) -> np.ndarray:
+        """``options["reset_mask"]`` checked as ``SyncVectorEnv`` checks it: a bool array of shape
+        (num_envs,) with at least one True. Cast to bool, sub-env indices such as ``[0, 2]``
+        silently reset other sub-envs (here sub-env 1 alone)."""
+        mask = np.asarray(value)
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,) or not mask.any():
+            raise ValueError(
+                f"reset: options['reset_mask'] is {mask.dtype} of shape {mask.shape} with "
+                f"{int(np.count_nonzero(mask))} set (expected a bool array of shape "
+                f"({self.num_envs},) with at least one True: the sub-envs to reset)"
+            )
+        return mask
 
     def step(
         self, actions: np.ndarray

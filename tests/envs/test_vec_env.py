@@ -275,6 +275,28 @@ def test_gymnasium_vector_env_matches_sync_vector_env(
     assert n_done >= n
 
 
+def test_gymnasium_vector_env_reset_mask_as_sync_vector_env(tmp_path: Any) -> None:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import data_equivalence
+
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    world = small_world(tmp_path)
+    fast = RecommendationVectorEnv(world=world, num_envs=3)
+    slow = gym.vector.SyncVectorEnv([lambda: RecommendationEnv(world=world)] * 3)
+    fast.reset(seed=5)
+    slow.reset(seed=5)
+    mask = np.array([True, False, True])
+    out_f = fast.reset(seed=[9, 8, 7], options={"reset_mask": mask})
+    out_s = slow.reset(seed=[9, 8, 7], options={"reset_mask": mask.copy()})
+    assert data_equivalence(out_f, out_s, exact=True)
+    # Sub-env indices ([0, 2]) or ints used to be cast to bool and reset other sub-envs (here
+    # sub-env 1 alone); a mask with nothing set reset nothing. SyncVectorEnv refuses them too.
+    for bad in (np.array([0, 2, 0]), np.array([1, 0, 1]), np.zeros(3, bool), np.ones(2, bool)):
+        with pytest.raises(ValueError, match="reset_mask.*expected a bool array of shape \\(3,\\)"):
+            fast.reset(options={"reset_mask": bad})
+
+
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
 def test_gymnasium_vector_env_staggered_ends_and_unseeded_reset(tmp_path: Any, mode: str) -> None:
     import gymnasium as gym
