@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -246,6 +247,15 @@ def train(
     problem = output_folder_problem(out)
     if problem is not None:  # before any work, not after the world and the model are built
         raise AgentError(f"out: {problem}")
+    if checkpoint_freq is not None and (
+        isinstance(checkpoint_freq, bool)
+        or not isinstance(checkpoint_freq, numbers.Integral)
+        or checkpoint_freq < 1
+    ):
+        # 0 used to mean the default and a negative number a checkpoint every step.
+        raise AgentError(
+            f"checkpoint_freq: {checkpoint_freq!r} is invalid (expected None or an integer >= 1)"
+        )
     sc = resolve_run(
         scenario,
         algo=algo,

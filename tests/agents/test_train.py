@@ -34,3 +34,17 @@ def test_an_out_of_range_override_names_the_scenario_it_overrides():
     with pytest.raises(ScenarioError) as err:
         with_agent_overrides(sc, n_envs=5000)
     assert str(err.value).startswith(f"{sc.source} (agent overrides): agent.n_envs: 5000")
+
+
+def test_a_checkpoint_frequency_below_one_is_refused_before_any_work(tmp_path):
+    # From Python, 0 used to mean the default and -5 a checkpoint every step (the command line
+    # refuses both).
+    import pytest
+
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import train
+
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(AgentError, match=f"checkpoint_freq: {bad!r} is invalid"):
+            train("default", out=tmp_path / "run", timesteps=8, checkpoint_freq=bad)
+    assert list(tmp_path.iterdir()) == []
