@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from lmrecsim.commands.common import int_at_least, parse_seeds
@@ -16,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate policies on a scenario and write a report",
         description="Evaluate baselines and saved models on a scenario with common random numbers. "
         "Writes DIR/summary.csv, DIR/comparison.csv, DIR/episodes.csv, DIR/episodes.parquet (the "
-        "step log), DIR/report.md, DIR/report.html and PNG plots.",
+        "step log), DIR/report.md, DIR/report.html and PNG plots; prints one JSON line with the "
+        "report's path, each policy's mean return and, when random and the oracle are among the "
+        "policies, the share of the random-to-oracle gap each other policy closes (gap_closed).",
     )
     p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
     p.add_argument(
@@ -58,13 +61,16 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"lmrecsim: warning: {warning}", file=sys.stderr)
     table = result.summary.set_index("policy")
-    print(
-        json.dumps(
-            {
-                "out": args.out,
-                "report": str(result.files[-1]) if result.files else None,
-                "return": {p: round(float(table.at[p, "return"]), 4) for p in table.index},
-            }
-        )
-    )
+    line: dict[str, object] = {
+        "out": args.out,
+        "report": str(result.files[-1]) if result.files else None,
+        "return": {p: round(float(table.at[p, "return"]), 4) for p in table.index},
+    }
+    gap = result.gap_shares()
+    if gap is not None:  # random and the oracle were evaluated
+        line["gap_closed"] = {
+            r.policy: round(float(r.gap_closed), 4) if math.isfinite(r.gap_closed) else None
+            for r in gap.itertuples()
+        }
+    print(json.dumps(line))
     return 0

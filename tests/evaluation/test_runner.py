@@ -471,3 +471,20 @@ def test_gap_shares_need_both_random_and_the_oracle(tmp_path) -> None:
         alone.gap_shares().set_index("policy").loc["greedy"],
         crowded.gap_shares().set_index("policy").loc["greedy"],
     )
+
+
+def test_cli_prints_the_gap_shares_with_the_returns(tmp_path, capsys) -> None:
+    import json
+
+    from lmrecsim.cli import main
+
+    argv = ["evaluate", "--policy", "greedy", "--policy", "oracle", "--seeds", "5"]
+    assert main([*argv, "--episodes", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ret = line["return"]
+    share = (ret["greedy"] - ret["random"]) / (ret["oracle"] - ret["random"])
+    assert line["gap_closed"] == {"greedy": pytest.approx(share, abs=1e-3)}
+    # Without the oracle there is no gap to report.
+    argv = ["evaluate", "--policy", "greedy", "--seeds", "5", "--episodes", "2"]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert "gap_closed" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
