@@ -16,6 +16,7 @@ Run from the repository root::
     python benchmarks/learning.py --scenarios default clickbait --timesteps 100000 --seeds 0 1
     python -m benchmarks.learning --jobs 2          # two training runs at a time (one per core)
     python -m benchmarks.learning --jobs 2 --resume # after a stop: keep the runs that completed
+    python -m benchmarks.learning --ray auto        # the training runs on a running Ray cluster
 
 ``lmrecsim bench --learning`` forwards its arguments to :func:`main`.
 """
@@ -177,8 +178,24 @@ def training_jobs(
     return [(algo, policy, seed) for algo, policy in jobs for seed in seeds]
 
 
+def run_plan(
+    name: str | Scenario, algo: str, policy: str, seed: int, *, timesteps: int, out: Path
+) -> tuple[str, str, Path, Scenario]:
+    """``(scenario name, run label, run folder out/<scenario>/<label>, the scenario the run
+    trains)`` of one (algo, policy, seed) of the benchmark."""
+    sc = load_scenario(name)
+    # A scenario file path works too: run folders go under its scenario name.
+    label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
+    # What train() would resolve from these overrides; training the resolved scenario as it is
+    # writes the same scenario.yaml, so a resumed run is compared with exactly what trains.
+    run_sc = resolve_run(
+        _scenario_for(sc, algo), algo=algo, policy=policy, timesteps=timesteps, seed=seed
+    )
+    return sc.name, label, out / sc.name / label, run_sc
+
+
 def train_run(
-    name: str,
+    name: str | Scenario,
     algo: str,
     policy: str,
     seed: int,
@@ -188,35 +205,30 @@ def train_run(
     torch_threads: int = 1,
     resume: bool = False,
 ) -> AgentRun:
-    """Train one (algo, policy, seed) on a scenario into ``out/<scenario>/<label>``.
+    """Train one (algo, policy, seed) on a scenario (a name, path or loaded scenario) into
+    ``out/<scenario>/<label>``.
 
     With ``resume``, a folder that already holds a complete run of the same settings
     (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again; a folder
     with a run that cannot be reused says why before it is trained again.
     """
-    sc = load_scenario(name)
-    # A scenario file path works too: run folders go under its scenario name.
-    label = f"{algo}{'_mlp' if policy == 'mlp' else ''}_s{seed}"
-    folder = out / sc.name / label
-    # What train() would resolve from these overrides; training the resolved scenario as it is
-    # writes the same scenario.yaml, so a resumed run is compared with exactly what trains.
-    run_sc = resolve_run(
-        _scenario_for(sc, algo), algo=algo, policy=policy, timesteps=timesteps, seed=seed
+    sc_name, label, folder, run_sc = run_plan(
+        name, algo, policy, seed, timesteps=timesteps, out=out
     )
     res, why = reuse_run(folder, run_sc, torch_threads) if resume else (None, "")
     if res is not None:
-        print(f"[{sc.name}] {label}: reusing the complete run in {folder}", flush=True)
+        print(f"[{sc_name}] {label}: reusing the complete run in {folder}", flush=True)
     else:
         if why:
-            print(f"[{sc.name}] {label}: not reusing {folder}: {why}", flush=True)
-        print(f"[{sc.name}] training {label} for {timesteps} steps", flush=True)
+            print(f"[{sc_name}] {label}: not reusing {folder}: {why}", flush=True)
+        print(f"[{sc_name}] training {label} for {timesteps} steps", flush=True)
         res = train(run_sc, out=folder, progress=False, torch_threads=torch_threads)
     run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps, folder=str(folder))
     if res.validation is not None:
         run.best_steps = res.validation["best_timesteps"]
         run.last_label = f"{label}_last"
-        print(f"[{sc.name}] {label}: best validation at {run.best_steps} steps", flush=True)
-    print(f"[{sc.name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
+        print(f"[{sc_name}] {label}: best validation at {run.best_steps} steps", flush=True)
+    print(f"[{sc_name}] {label}: {res.steps_per_second:.0f} steps/s", flush=True)
     return run
 
 
@@ -581,9 +593,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--jobs",
         type=int_at_least(1),
-        default=1,
+        default=None,
         help="training runs (and evaluations) at once, each in its own process; same results "
-        "as one at a time",
+        "as one at a time (default 1; with --ray, the cluster's CPUs over --threads)",
+    )
+    ap.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="train the runs as Ray tasks: on a local Ray instance started for the benchmark "
+        "(or the cluster RAY_ADDRESS names), or on the cluster at ADDRESS ('auto', "
+        "'ray://HOST:10001'); run folders come back to --out, evaluations run here; same "
+        "results as --jobs 1",
     )
     args = ap.parse_args(argv)
 
@@ -600,6 +623,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.episodes = default(args.episodes, 100)
     # Training seeds 10 apart: sub-env i of seed s uses s + i, so runs never share users.
     args.seeds = default(args.seeds, [0, 10, 20])
+    if args.ray is None:
+        args.jobs = default(args.jobs, 1)
+    elif not args.ray.strip() and args.ray:
+        ap.error("--ray: blank address (expected an address such as 'auto', or none at all)")
     return args
 
 
@@ -651,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for name in args.scenarios
     }
-    if args.jobs == 1:
+    if args.ray is None and args.jobs == 1:
         for name in args.scenarios:
             runs = [train_run(name, *run, **training) for run in runs_of[name]]
             results.append(evaluate_runs(name, runs, **evaluation))
@@ -665,12 +692,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # and a scenario whose last run has finished is evaluated before the next training run
         # starts, so its results are written then, not after every scenario has trained.
         # Spawned workers: forking a process that has started torch's thread pools can deadlock.
-        pool = ProcessPoolExecutor(
-            max_workers=args.jobs,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=set_torch_threads,
-            initargs=(args.threads,),
-        )
+        pool: Any
+        if args.ray is not None:
+            from benchmarks.ray_pool import RayPool
+
+            pool = RayPool(args.ray or None, threads=args.threads, out=args.out, resume=args.resume)
+            jobs = args.jobs or max(1, pool.cpus() // args.threads)
+            print(f"Ray: {pool.cpus()} CPUs, up to {jobs} training runs at once", flush=True)
+        else:
+            jobs = args.jobs
+            pool = ProcessPoolExecutor(
+                max_workers=jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=set_torch_threads,
+                initargs=(args.threads,),
+            )
         try:
             waiting = deque(
                 (name, i, run) for name in args.scenarios for i, run in enumerate(runs_of[name])
@@ -682,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             def submit_next() -> None:
                 """Fill the free processes: evaluations first, then training runs in order."""
-                while len(pending) < args.jobs and (to_evaluate or waiting):
+                while len(pending) < jobs and (to_evaluate or waiting):
                     if to_evaluate:
                         name = to_evaluate.popleft()
                         runs = [done_runs[name][k] for k in range(len(runs_of[name]))]

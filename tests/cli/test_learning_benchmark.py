@@ -309,3 +309,96 @@ def test_tables_show_session_lengths_and_fill_the_figure_rows() -> None:
     # Without lengths (a result built by hand elsewhere) the column says n/a.
     text, _ = scenario_markdown(_result(lengths=False))
     assert "| 56% | [" in text and "| n/a | 7.00 |" in text
+
+
+# Not marked slow (about 40 s, two Ray starts): --ray is how the benchmark outgrows one machine.
+def test_ray_gives_the_results_of_one_process_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+
+    sc = str(_tiny(tmp_path / "a.yaml", "tiny_a", 0.03))
+    common = ["--scenarios", sc, "--timesteps", "256", "--seeds", "0", "--no-mlp"]
+    common += ["--eval-seeds", "900", "--episodes", "3"]
+    one, ray = tmp_path / "one", tmp_path / "ray"
+    assert main([*common, "--out", str(one), "--results", str(tmp_path / "R1.md")]) == 0
+    argv = [*common, "--ray", "--jobs", "2", "--out", str(ray)]
+    assert main([*argv, "--results", str(tmp_path / "R2.md")]) == 0
+    first = json.loads((one / "learning.json").read_text())["tiny_a"]
+    second = json.loads((ray / "learning.json").read_text())["tiny_a"]
+    assert second["returns"] == first["returns"]
+    assert second["session_lengths"] == first["session_lengths"]
+
+    # The run folders came back from the Ray workers, the same files as trained here (TensorBoard
+    # names its event files by time and process).
+    def files(folder: Path) -> set[str]:
+        names = {str(p.relative_to(folder)) for p in folder.rglob("*")}
+        return {"tb/events" if n.startswith("tb/events.out.tfevents.") else n for n in names}
+
+    for label in ("ppo_s0", "dqn_s0"):
+        back = files(ray / "tiny_a" / label)
+        assert back == files(one / "tiny_a" / label) and {"model.zip", "tb/events"} <= back
+        record = json.loads((ray / "tiny_a" / label / "train.json").read_text())
+        assert record["status"] == "complete"
+    assert [r["folder"] for r in second["runs"]] == [
+        str(ray / "tiny_a" / "ppo_s0"),
+        str(ray / "tiny_a" / "dqn_s0"),
+    ]
+    assert not list((ray / "tiny_a").glob(".*")), "a staging folder was left behind"
+    # --resume with Ray: the complete run stays, the stopped one trains again (on Ray).
+    record = ray / "tiny_a" / "ppo_s0" / "train.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "stopped"}))
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--results", str(tmp_path / "R3.md")]) == 0
+    out = capsys.readouterr().out
+    assert "dqn_s0: reusing the complete run in" in out
+    assert "ppo_s0: not reusing" not in out  # decided here: the remote run starts afresh
+    again = json.loads((ray / "learning.json").read_text())["tiny_a"]
+    assert again["returns"] == first["returns"]
+    assert json.loads(record.read_text())["status"] == "complete"
+
+
+def test_unpacking_a_run_replaces_the_earlier_runs_outputs_only(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import AgentRun
+    from benchmarks.ray_pool import unpack_run
+
+    sent = tmp_path / "sent"
+    (sent / "checkpoints").mkdir(parents=True)
+    (sent / "model.zip").write_bytes(b"new model")
+    (sent / "checkpoints" / "model_64_steps.zip").write_bytes(b"new checkpoint")
+    (sent / "train.json").write_text('{"status": "finished"}')
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(sent, arcname=".")
+    folder = tmp_path / "out" / "tiny" / "ppo_s0"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "train.json").write_text('{"status": "running"}')
+    (folder / "best_model.zip").write_bytes(b"old best")  # the earlier run's: removed
+    (folder / "checkpoints" / "model_32_steps.zip").write_bytes(b"old checkpoint")
+    (folder / "notes.txt").write_text("mine")  # not a run output: kept
+    run = unpack_run(
+        AgentRun("ppo_s0", "ppo", "candidate_scorer", 0, 1.0, 64), buffer.getvalue(), folder
+    )
+    assert run.folder == str(folder)
+    files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert files == {"model.zip", "checkpoints/model_64_steps.zip", "train.json", "notes.txt"}
+    assert (folder / "train.json").read_text() == '{"status": "finished"}'
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["ppo_s0"]  # no staging left
+
+
+def test_ray_with_a_blank_address_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--ray", " ", "--quick"])
+    assert exc.value.code == 2
+    assert "--ray: blank address" in capsys.readouterr().err
