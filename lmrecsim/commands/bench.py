@@ -775,6 +775,11 @@ def run(args: argparse.Namespace) -> int:
                     f"{flag}: given with --learning, which does not take it (expected it inside "
                     f'--learning-args, e.g. --learning-args="--quick --out runs/learning")'
                 )
+        if args.no_progress:
+            raise UsageError(
+                "--no-progress: given with --learning, which does not take it (the learning "
+                "benchmark shows no progress bar, only a line per run)"
+            )
         return run_learning(args.learning_args)
     if args.learning_args:
         raise UsageError("--learning-args: given without --learning (expected both, or neither)")

@@ -495,6 +495,17 @@ def test_speed_benchmark_options_with_learning_are_refused(
     assert calls == ["--quick"]
 
 
+def test_no_progress_with_learning_is_refused(monkeypatch, capsys) -> None:
+    # Was parsed and ignored: the learning benchmark has no progress bar to hide.
+    from lmrecsim.commands import bench
+
+    calls: list[str] = []
+    monkeypatch.setattr(bench, "run_learning", lambda extra: calls.append(extra) or 0)
+    assert main(["bench", "--learning", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lmrecsim: error: --no-progress: given with --learning") and not calls
+
+
 def test_lazy_public_names_are_listed_by_dir():
     import lmrecsim
     import lmrecsim.evaluation
