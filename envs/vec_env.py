@@ -45,7 +45,8 @@ class BatchedRecommendationVecEnv(VecEnv):
         encoder: use this encoder instead of the scenario's.
         world: a prebuilt world (overrides ``scenario``).
         full_info: return every per-step signal in each sub-env's info dict (like the single env,
-            plus ``reward``: the step's reward in float64, where the returned rewards are float32);
+            plus ``reward``: the step's reward in float64, where the returned rewards are float32)
+            and the single env's whole reset info in ``reset_infos``;
             by default infos hold only what SB3 needs at an episode end (``TimeLimit.truncated``,
             ``terminal_observation``) -- building N dicts of twenty entries per step would cost
             more than the simulation.
@@ -95,7 +96,15 @@ class BatchedRecommendationVecEnv(VecEnv):
         return crng.episode_key(gen)
 
     def _reset_info(self, i: int) -> dict[str, Any]:
-        return {"user_id": int(self.users.user_id[i]), "is_new_user": bool(self.users.new_user[i])}
+        """Sub-env ``i``'s ``reset_infos`` entry: the user; with ``full_info`` the single env's
+        whole reset info (persona, candidate items and their hidden affinities)."""
+        u = self.users
+        info: dict[str, Any] = {"user_id": int(u.user_id[i]), "is_new_user": bool(u.new_user[i])}
+        if self.full_info:
+            info["persona"] = self.world.personas[int(u.persona[i])].name
+            info["candidate_items"] = u.cand[i].copy()
+            info["candidate_affinity"] = u.candidate_affinity(np.array([i]))[0]
+        return info
 
     # ------------------------------------------------------------------ API
     def reset(self) -> dict[str, np.ndarray]:

@@ -220,6 +220,41 @@ def test_vec_env_full_info_matches_single_env(tmp_path: Any) -> None:
             break
 
 
+def test_vec_env_full_info_reset_infos_are_the_single_envs(tmp_path: Any) -> None:
+    # They held only user_id and is_new_user, so the first step's candidates and the persona of
+    # a user were nowhere to be read.
+    world = small_world(tmp_path)
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=2, full_info=True)
+    venv.seed(5)
+    venv.reset()
+    env = RecommendationEnv(world=world)
+    _, info = env.reset(seed=6)  # sub-env 1 of seed 5
+
+    def same(vec_info: dict[str, Any], single: dict[str, Any]) -> None:
+        assert vec_info.keys() == single.keys()
+        for key, value in single.items():
+            np.testing.assert_array_equal(vec_info[key], value, err_msg=key)
+
+    same(venv.reset_infos[1], info)
+    # At an automatic reset, the next user's (the single env's next reset without a seed).
+    for _ in range(world.scenario.episode.horizon):
+        venv.step_async(np.array([0, 0]))
+        _, _, dones, _ = venv.step_wait()
+        _, _, term, trunc, _ = env.step(0)
+        assert dones[1] == (term or trunc)
+        if dones[1]:
+            _, info = env.reset()
+            same(venv.reset_infos[1], info)
+            break
+    else:
+        raise AssertionError("sub-env 1 never ended its episode")
+    # Without full_info the entries stay small: what SB3 reads.
+    lean = BatchedRecommendationVecEnv(world=world, n_envs=2)
+    lean.seed(5)
+    lean.reset()
+    assert set(lean.reset_infos[1]) == {"user_id", "is_new_user"}
+
+
 def test_vec_env_trajectory_does_not_depend_on_batch_size(tmp_path: Any) -> None:
     world = small_world(tmp_path)
     rewards = {}
