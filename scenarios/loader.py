@@ -224,8 +224,9 @@ def _format_error(path: Path | str, err: dict[str, Any], n_errors: int) -> str:
             msg = msg[len("Value error, ") :]
         msg = msg[:1].lower() + msg[1:]
         if isinstance(value, dict):
-            # A rule across keys of a block: the block's whole mapping would only be noise.
-            message = f"{loc}: {msg}"
+            # A rule across keys of a block: the block's whole mapping would only be noise. A rule
+            # across blocks (no location) names its keys itself.
+            message = f"{loc}: {msg}" if err["loc"] else msg
         else:
             message = f"{loc}: {_short(value)} is invalid ({msg})"
     if n_errors > 1:

@@ -293,7 +293,7 @@ def test_refusal_names_the_scenario_file_in_train_and_validate(tmp_path, capsys)
     )
     # The scenario's own validation refuses it (build_model refuses a model built by hand).
     expected = (
-        f"{path}: <top>: agent.algo: 'dqn' with candidates.slate_size 3 (expected ppo: dqn and "
+        f"{path}: agent.algo: 'dqn' with candidates.slate_size 3 (expected ppo: dqn and "
         "maskable_ppo choose one slot per step)"
     )
     assert main(["scenarios", "validate", "--build", str(path)]) == 2
