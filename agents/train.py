@@ -64,10 +64,12 @@ def with_agent_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
     return out
 
 
-def set_torch_threads(n: int | None = None) -> int:
-    """Set torch's intra-op thread count (``n``, else ``$LMRECSIM_TORCH_THREADS``, else 1)."""
-    import torch
+def torch_thread_count(n: int | None = None) -> int:
+    """The torch thread count ``n``, else ``$LMRECSIM_TORCH_THREADS``, else 1, checked.
 
+    Raises:
+        AgentError: not an integer >= 1 (one line naming the argument or the variable).
+    """
     if n is None:
         text = os.environ.get("LMRECSIM_TORCH_THREADS", "1")
         # ASCII digits only: int() also reads other scripts' digits ("\u0662" is 2).
@@ -77,7 +79,14 @@ def set_torch_threads(n: int | None = None) -> int:
             raise AgentError(f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1)")
     elif isinstance(n, bool) or int(n) != n or n < 1:
         raise AgentError(f"torch_threads: {n!r} is invalid (expected an integer >= 1)")
-    n = int(n)
+    return int(n)
+
+
+def set_torch_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count to :func:`torch_thread_count`'s; returns it."""
+    import torch
+
+    n = torch_thread_count(n)
     torch.set_num_threads(n)
     return n
 
@@ -273,6 +282,7 @@ def train(
     problem = run_outputs_problem(out, validation=agent.validation.every > 0)
     if problem is not None:
         raise AgentError(f"out: {problem}")
+    torch_thread_count(torch_threads)  # a bad count fails before the catalog is encoded
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
     threads = set_torch_threads(torch_threads)

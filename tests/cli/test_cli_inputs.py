@@ -118,6 +118,15 @@ def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys,
     # 0 and -1 used to be taken as 1 without a word, where --torch-threads 0 is refused; an
     # Arabic-Indic or fullwidth 2 used to be read as 2.
     monkeypatch.setenv("LMRECSIM_TORCH_THREADS", value)
+
+    # Refused before the world is built (whose first build encodes the catalog).
+    def no_world(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the world was built before the thread count was checked")
+
+    import importlib
+
+    # The module: lmrecsim.agents.train as an attribute is the train function.
+    monkeypatch.setattr(importlib.import_module("lmrecsim.agents.train"), "build_world", no_world)
     assert main(["train", "--timesteps", "64", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
