@@ -233,9 +233,14 @@ def train_run(
 
 
 def evaluate_runs(
-    name: str, runs: Sequence[AgentRun], *, eval_seeds: Sequence[int] | None, episodes: int | None
+    name: str | Scenario,
+    runs: Sequence[AgentRun],
+    *,
+    eval_seeds: Sequence[int] | None,
+    episodes: int | None,
 ) -> ScenarioResult:
-    """Evaluate trained runs (their saved models) and the baselines on one scenario."""
+    """Evaluate trained runs (their saved models) and the baselines on one scenario (a name, path
+    or loaded scenario)."""
     sc = load_scenario(name)
     ev_seeds = list(sc.evaluation.seeds if eval_seeds is None else eval_seeds)
     models: list[tuple[str, Any]] = []
@@ -605,8 +610,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="ADDRESS",
         help="train the runs as Ray tasks: on a local Ray instance started for the benchmark "
         "(or the cluster RAY_ADDRESS names), or on the cluster at ADDRESS ('auto', "
-        "'ray://HOST:10001'); run folders come back to --out, evaluations run here; same "
-        "results as --jobs 1",
+        "'ray://HOST:10001'); run folders come back to --out, evaluations are Ray tasks too; "
+        "same results as --jobs 1",
     )
     args = ap.parse_args(argv)
 

@@ -6,8 +6,9 @@ gzipped tar; the driver unpacks it into ``--out`` (``train.json`` last, so ``--r
 takes a half-unpacked run for a complete one). Nodes need no shared file system, only the same
 lmrecsim installed; the ``benchmarks`` package travels with the job (Ray's ``py_modules``), and
 scenarios travel as loaded objects, so a scenario file need not exist on the nodes (files it
-names, such as a catalog CSV, must). Evaluations run on the driver, from the unpacked models.
-Every run is seeded and sets its own torch threads, so the results are those of ``--jobs 1``.
+names, such as a catalog CSV, must). A scenario's evaluation is a Ray task too, sent the saved
+models of its runs. Every run is seeded and sets its own torch threads, and an evaluation reads
+only the saved models, so the results are those of ``--jobs 1``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 from lmrecsim.errors import UsageError
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
+# What an evaluation reads of a run folder: the models and the record of the training seeds.
+EVALUATED_FILES = ("model.zip", "best_model.zip", "train.json")
 
 
 def train_archived(
@@ -42,6 +45,33 @@ def train_archived(
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             tar.add(run.folder, arcname=".")
     return run, buffer.getvalue()
+
+
+def pack_models(runs: list[Any]) -> bytes:
+    """The :data:`EVALUATED_FILES` of every run, as gzipped tar bytes (``<label>/<file>``)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for run in runs:
+            for name in EVALUATED_FILES:
+                path = Path(run.folder) / name
+                if path.is_file():
+                    tar.add(path, arcname=f"{run.label}/{name}")
+    return buffer.getvalue()
+
+
+def evaluate_archived(
+    sc: Any, runs: list[dict[str, Any]], data: bytes, *, eval_seeds: Any, episodes: Any
+) -> Any:
+    """Evaluate one scenario's runs (fields of :class:`~benchmarks.learning.AgentRun`; their
+    models in ``data``, from :func:`pack_models`) on a Ray worker; returns the
+    :class:`~benchmarks.learning.ScenarioResult`, whose runs name the worker's folders."""
+    from benchmarks.learning import AgentRun, evaluate_runs
+
+    with tempfile.TemporaryDirectory(prefix="lmrecsim-eval-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        here = [AgentRun(**{**run, "folder": str(Path(tmp) / run["label"])}) for run in runs]
+        return evaluate_runs(sc, here, eval_seeds=eval_seeds, episodes=episodes)
 
 
 def unpack_run(run: Any, data: bytes, folder: Path) -> Any:
@@ -75,9 +105,9 @@ def unpack_run(run: Any, data: bytes, folder: Path) -> Any:
 
 
 class RayPool:
-    """``submit``/``shutdown`` as the benchmark uses a ``ProcessPoolExecutor``: training runs
-    become Ray tasks of ``threads`` CPUs each; other work (evaluations, runs ``--resume``
-    reuses) runs on the driver at once.
+    """``submit``/``shutdown`` as the benchmark uses a ``ProcessPoolExecutor``: training runs and
+    evaluations become Ray tasks of ``threads`` CPUs each; a run ``--resume`` reuses is taken
+    on the driver at once.
 
     Args:
         address: a Ray cluster's address (``auto``, ``ray://host:10001``), or None to start Ray
@@ -111,6 +141,7 @@ class RayPool:
                     f"--ray: cannot start or join Ray at {address!r} ({first})"
                 ) from None
         self._task = ray.remote(num_cpus=threads, max_retries=0)(train_archived)
+        self._evaluate = ray.remote(num_cpus=threads, max_retries=0)(evaluate_archived)
         self._refs: list[Any] = []
 
     def cpus(self) -> int:
@@ -133,6 +164,8 @@ class RayPool:
             reusable = self._resume and reuse_run(folder, run_sc, self._threads)[0] is not None
             if not reusable:
                 return self._remote(name, algo, policy, seed, folder, kwargs["timesteps"])
+        elif fn.__name__ == "evaluate_runs":
+            return self._remote_evaluation(*args, **kwargs)
         done: Future = Future()
         try:
             done.set_result(fn(*args, **kwargs))
@@ -165,6 +198,27 @@ class RayPool:
                 done.set_exception(exc)
 
         ref.future().add_done_callback(unpack)
+        return done
+
+    def _remote_evaluation(self, name: Any, runs: list[Any], **kwargs: Any) -> Future:
+        from lmrecsim.scenarios import load_scenario
+
+        # Plain fields, not AgentRun objects: run as `python -m benchmarks.learning`, the
+        # driver's AgentRun is __main__'s, which a worker cannot unpickle.
+        fields = [dict(vars(run)) for run in runs]
+        ref = self._evaluate.remote(load_scenario(name), fields, pack_models(runs), **kwargs)
+        self._refs.append(ref)
+        done: Future = Future()
+
+        def finish(task: Future) -> None:
+            try:
+                result = task.result()
+                result.runs = list(runs)  # the driver's run folders, not the worker's
+                done.set_result(result)
+            except BaseException as exc:  # noqa: BLE001 - handed to the scheduler
+                done.set_exception(exc)
+
+        ref.future().add_done_callback(finish)
         return done
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
