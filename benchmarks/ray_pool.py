@@ -47,6 +47,16 @@ def train_archived(
     return run, buffer.getvalue()
 
 
+def task_error(exc: BaseException) -> BaseException:
+    """The error a Ray task raised, unwrapped from Ray's ``RayTaskError`` (whose text carries
+    the worker's whole traceback), so the benchmark reports it in one line as it would
+    locally."""
+    from ray.exceptions import RayTaskError
+
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(exc, RayTaskError) and isinstance(cause, BaseException) else exc
+
+
 def pack_models(runs: list[Any]) -> bytes:
     """The :data:`EVALUATED_FILES` of every run, as gzipped tar bytes (``<label>/<file>``)."""
     buffer = io.BytesIO()
@@ -195,7 +205,7 @@ class RayPool:
                 run, data = task.result()
                 done.set_result(unpack_run(run, data, folder))
             except BaseException as exc:  # noqa: BLE001 - handed to the scheduler
-                done.set_exception(exc)
+                done.set_exception(task_error(exc))
 
         ref.future().add_done_callback(unpack)
         return done
@@ -216,7 +226,7 @@ class RayPool:
                 result.runs = list(runs)  # the driver's run folders, not the worker's
                 done.set_result(result)
             except BaseException as exc:  # noqa: BLE001 - handed to the scheduler
-                done.set_exception(exc)
+                done.set_exception(task_error(exc))
 
         ref.future().add_done_callback(finish)
         return done

@@ -360,6 +360,28 @@ def test_ray_gives_the_results_of_one_process_and_resumes(
     assert json.loads(record.read_text())["status"] == "complete"
 
 
+def test_an_error_on_a_ray_worker_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was Ray's RayTaskError, whose text is the worker's whole traceback.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import main
+    from lmrecsim.errors import report_user_errors
+
+    missing = tmp_path / "missing.csv"
+    sc = tmp_path / "a.yaml"
+    sc.write_text(f"extends: default\nname: missing\ncatalog: {{source: {missing}}}\n")
+    argv = ["--ray", "--scenarios", str(sc), "--algos", "ppo", "--seeds", "0", "--timesteps"]
+    argv += ["64", "--out", str(tmp_path / "o"), "--results", str(tmp_path / "R.md")]
+    assert report_user_errors("benchmarks/learning.py", lambda: main(argv)) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert err == [
+        f"benchmarks/learning.py: error: {sc}: catalog.source: {missing}: file not found "
+        "(expected a .csv or .parquet catalog)"
+    ]
+
+
 def test_unpacking_a_run_replaces_the_earlier_runs_outputs_only(tmp_path: Path) -> None:
     import io
     import tarfile
