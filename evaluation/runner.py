@@ -7,12 +7,13 @@ episodes, and (with ``out``) writes ``summary.csv``, ``comparison.csv``, ``episo
 step log (when :mod:`lmrecsim.evaluation.logs` is available), the plots and the reports.
 
 Intervals: episode-level metrics are bootstrapped over episodes (:func:`bootstrap.summarise`).
-Per-policy aggregates (catalog coverage, exposure Gini, the drift metrics) are recomputed on
-bootstrap resamples of the policy's episodes (each resample draws E episodes with replacement and
-weights each episode's exposure and drift counts by how often it was drawn); their interval is the
-resamples' spread re-centred on the full-sample estimate (see ``_interval``). Paired differences
-use the same resample for both policies, which is possible because episodes are aligned by
-``(seed, episode)``.
+Per-policy aggregates (catalog coverage, the drift metrics) are recomputed on bootstrap resamples
+of the policy's episodes (each resample draws E episodes with replacement and weights each
+episode's exposure and drift counts by how often it was drawn); their interval is the resamples'
+spread re-centred on the full-sample estimate (see ``_interval``). The exposure Gini's interval is
+a delete-a-group jackknife instead (``_jackknife_interval``; the bootstrap's was too narrow).
+Paired differences use the same resample (or left-out group) for both policies, which is possible
+because episodes are aligned by ``(seed, episode)``.
 
 Slates: the item metrics (exposure, coverage, Gini, novelty, long-tail and new-item shares,
 intra-list diversity, the Lorenz plot and the most recommended items) count every item a slate
@@ -601,6 +602,48 @@ def _interval(
     return float(low), float(high)
 
 
+#: Aggregates whose intervals come from a delete-a-group jackknife instead of the bootstrap. A
+#: bootstrap resample repeats some sessions and omits others, and for the exposure Gini its spread
+#: is too narrow (a nominal 95% interval covered 84-90% on synthetic catalogs of known Gini,
+#: 20-60 episodes); the jackknife's covered 94-96%.
+JACKKNIFE_METRICS: tuple[str, ...] = ("gini",)
+# Most groups of the delete-a-group jackknife (one episode per group up to this many episodes).
+_JACKKNIFE_GROUPS = 200
+
+
+def _jackknife_weights(n_episodes: int, n_groups: int = _JACKKNIFE_GROUPS) -> np.ndarray:
+    """(G, E) episode weights of the delete-a-group jackknife, ``G = min(E, n_groups)``: row g
+    leaves out the episodes ``i`` with ``i % G == g`` (one episode each when ``E <= n_groups``)."""
+    g = max(min(n_episodes, n_groups), 1)
+    member = (np.arange(n_episodes)[None, :] % g) == np.arange(g)[:, None]
+    return (~member).astype(np.float64)
+
+
+def _jackknife_interval(
+    values: np.ndarray, estimate: float, confidence: float, bounds: tuple[float, float]
+) -> tuple[float, float]:
+    """Normal-theory interval from delete-a-group jackknife values (one per left-out group).
+
+    With G finite values ``v_g`` of mean ``m``: ``se = sqrt((G - 1) / G * sum_g (v_g - m)^2)`` and
+    the interval is ``estimate -+ t * se``, t the ``(1 + confidence) / 2`` quantile of Student's t
+    with G - 1 degrees of freedom, clipped to ``bounds``. Fewer than two groups: zero width.
+    """
+    from scipy.stats import t as student_t
+
+    if not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    finite = values[np.isfinite(values)]
+    g = finite.size
+    bottom, top = bounds
+    if g < 2:
+        return float(estimate), float(estimate)
+    se = float(np.sqrt((g - 1) / g * np.sum((finite - finite.mean()) ** 2)))
+    half = float(student_t.ppf(0.5 + confidence / 2.0, g - 1)) * se
+    low = min(max(estimate - half, bottom), top)
+    high = min(max(estimate + half, bottom), top)
+    return float(min(low, estimate)), float(max(high, estimate))
+
+
 def _tables(
     steps: pd.DataFrame,
     episodes: pd.DataFrame,
@@ -633,6 +676,7 @@ def _tables(
     keys = episodes[episodes["policy"] == labels[0]][["seed", "episode"]].reset_index(drop=True)
     n_ep = len(keys)
     weights = _resample_weights(n_ep, n_res, np.random.default_rng(s_agg))
+    jack_weights = _jackknife_weights(n_ep)
     ones = np.ones((1, n_ep))
     agg_boot: dict[str, dict[str, np.ndarray]] = {}
     for label in labels:
@@ -641,7 +685,12 @@ def _tables(
         inputs = _aggregate_inputs(part, keys, world.n_items, window, part_shown)
         point = _aggregate_stats(inputs, ones, window, tol, smooth)
         boot = _aggregate_stats(inputs, weights, window, tol, smooth)
-        agg_boot[label] = {**{f"point:{k}": v for k, v in point.items()}, **boot}
+        jack = _aggregate_stats(inputs, jack_weights, window, tol, smooth)
+        agg_boot[label] = {
+            **{f"point:{k}": v for k, v in point.items()},
+            **{f"jack:{k}": jack[k] for k in JACKKNIFE_METRICS},
+            **boot,
+        }
     # Each aggregate's natural range, which its intervals never leave.
     ranges = {
         "catalog_coverage": (0.0, 1.0),
@@ -655,7 +704,12 @@ def _tables(
         for label in labels:
             point = float(agg_boot[label][f"point:{name}"][0])
             est.append(point)
-            lo, hi = _interval(agg_boot[label][name], point, conf, ranges[name])
+            if name in JACKKNIFE_METRICS:
+                lo, hi = _jackknife_interval(
+                    agg_boot[label][f"jack:{name}"], point, conf, ranges[name]
+                )
+            else:
+                lo, hi = _interval(agg_boot[label][name], point, conf, ranges[name])
             low.append(lo)
             high.append(hi)
         summary[name], summary[f"{name}_low"], summary[f"{name}_high"] = est, low, high
@@ -682,7 +736,16 @@ def _tables(
                 )
                 # A difference of two values in [bottom, top] lies in [bottom - top, top - bottom].
                 bottom, top = ranges[metric]
-                low, high = _interval(diff, est, conf, (bottom - top, top - bottom))
+                if metric in JACKKNIFE_METRICS:
+                    # The same episodes left out of both policies: a paired jackknife.
+                    jack_diff = (
+                        agg_boot[label][f"jack:{metric}"] - agg_boot[reference][f"jack:{metric}"]
+                    )
+                    low, high = _jackknife_interval(
+                        jack_diff, est, conf, (bottom - top, top - bottom)
+                    )
+                else:
+                    low, high = _interval(diff, est, conf, (bottom - top, top - bottom))
                 # Without a value on both sides there is no pair (no drift event: no drift metric).
                 n_pairs = len(mine) if np.isfinite(est) else 0
             else:
