@@ -76,18 +76,21 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
     """Call ``run``; a user error becomes one line ``PROG: error: ...`` on stderr and exit code 2.
 
-    Used by the ``lmrecsim`` console script and the scripts under ``benchmarks/``. Warnings of
-    lmrecsim's own (a corrupt cache file being rebuilt) are one line ``PROG: warning: ...`` too,
-    not Python's two-line form with a source line. SIGTERM ends ``run`` as Ctrl-C does
-    (:func:`sigterm_as_exception`): one line ``PROG: terminated`` and exit code 143.
+    Used by the ``lmrecsim`` console script and the scripts under ``benchmarks/``. Warnings are
+    one line too, not Python's form with a file path and a source line: lmrecsim's own (a
+    corrupt cache file being rebuilt) as ``PROG: warning: ...``, a library's (stable-baselines3
+    on a ``batch_size`` that does not divide the rollout) as ``PROG: warning: (LIBRARY) ...``.
+    SIGTERM ends ``run`` as Ctrl-C does (:func:`sigterm_as_exception`): one line
+    ``PROG: terminated`` and exit code 143.
     """
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        text = " ".join(str(message).split())
         if category.__module__.startswith("lmrecsim"):
-            print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+            print(f"{prog}: warning: {text}", file=sys.stderr)
         else:
-            original(message, category, filename, lineno, file, line)
+            print(f"{prog}: warning: ({_warning_source(str(filename))}) {text}", file=sys.stderr)
 
     warnings.showwarning = show
     try:
@@ -100,6 +103,16 @@ def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
         return 130 if isinstance(exc, KeyboardInterrupt) else 143
     finally:
         warnings.showwarning = original
+
+
+def _warning_source(filename: str) -> str:
+    """The package a warning came from, from the path of the code that issued it
+    (``.../site-packages/stable_baselines3/ppo/ppo.py`` -> ``stable_baselines3``)."""
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return parts[parts.index(marker) + 1].removesuffix(".py")
+    return os.path.basename(filename).removesuffix(".py") or "python"
 
 
 def _run_reporting(prog: str, run: Callable[[], int | None]) -> int:
