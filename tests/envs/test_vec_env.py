@@ -201,13 +201,21 @@ def test_vec_env_auto_reset_observations_prepared_ahead_equal_observing(tmp_path
     assert n_done >= 2 * n
 
 
-def test_vec_env_full_info_matches_single_env(tmp_path: Any) -> None:
-    world = small_world(tmp_path)
-    venv = BatchedRecommendationVecEnv(world=world, n_envs=3, full_info=True)
+def _full_info_pair(
+    world: World, n_envs: int
+) -> tuple[BatchedRecommendationVecEnv, RecommendationEnv, dict[str, Any]]:
+    """A full-info batched env seeded 5 (reset) and the single env of its sub-env 1 (seed 6),
+    with the single env's reset info."""
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=n_envs, full_info=True)
     venv.seed(5)
     venv.reset()
     env = RecommendationEnv(world=world)
-    env.reset(seed=6)
+    _, info = env.reset(seed=6)
+    return venv, env, info
+
+
+def test_vec_env_full_info_matches_single_env(tmp_path: Any) -> None:
+    venv, env, _ = _full_info_pair(small_world(tmp_path), 3)
     for t in range(10):
         actions = np.array([t % 4, (3 * t) % 20, (7 * t) % 20])
         venv.step_async(actions)
@@ -224,11 +232,7 @@ def test_vec_env_full_info_reset_infos_are_the_single_envs(tmp_path: Any) -> Non
     # They held only user_id and is_new_user, so the first step's candidates and the persona of
     # a user were nowhere to be read.
     world = small_world(tmp_path)
-    venv = BatchedRecommendationVecEnv(world=world, n_envs=2, full_info=True)
-    venv.seed(5)
-    venv.reset()
-    env = RecommendationEnv(world=world)
-    _, info = env.reset(seed=6)  # sub-env 1 of seed 5
+    venv, env, info = _full_info_pair(world, 2)
 
     def same(vec_info: dict[str, Any], single: dict[str, Any]) -> None:
         assert vec_info.keys() == single.keys()
