@@ -23,7 +23,7 @@ showed (:func:`shown_items`); return, click-through and the other step metrics s
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -787,16 +787,95 @@ def _metric_order(scenario: Scenario) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 
+def _is_integer(value: Any) -> bool:
+    """An int or a numpy integer, not a bool (``True`` is not a count) nor an integral float."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    """An int or a float (Python's or numpy's), not a bool."""
+    return _is_integer(value) or isinstance(value, (float, np.floating))
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: numbers plainly (``5``, not ``np.int64(5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_episodes(episodes: int) -> None:
-    """Refuse an episode count per seed outside 1 .. ``MAX_EVALUATION_EPISODES``.
+    """Refuse an episode count per seed that is not an integer in 1 .. ``MAX_EVALUATION_EPISODES``.
 
     Raises:
         EvaluationError: one line naming ``--episodes``, the value and the bounds.
     """
-    if not 1 <= int(episodes) <= MAX_EVALUATION_EPISODES:
+    if not _is_integer(episodes) or not 1 <= int(episodes) <= MAX_EVALUATION_EPISODES:
         raise EvaluationError(
-            f"--episodes: {episodes} (expected an integer >= 1 and <= {MAX_EVALUATION_EPISODES})"
+            f"--episodes: {_shown(episodes)} (expected an integer >= 1 and "
+            f"<= {MAX_EVALUATION_EPISODES})"
         )
+
+
+def _check_seeds(seeds: Any) -> list[int]:
+    """Evaluation seeds (any iterable of integers: a list, a range, a numpy array) as a list of
+    distinct ints in 0 .. ``MAX_EVALUATION_SEED``.
+
+    Raises:
+        EvaluationError: one line naming ``--seeds``: not a collection of integers (a bare int, a
+            string, a float seed that would have been truncated), empty, repeated or out of range.
+    """
+    if isinstance(seeds, (str, bytes, Mapping)) or not isinstance(seeds, Iterable):
+        raise EvaluationError(
+            f"--seeds: {seeds!r} is invalid (expected a list of integer seeds, such as [1000])"
+        )
+    given = list(seeds)
+    bad = [s for s in given if not _is_integer(s)]
+    if bad:
+        raise EvaluationError(f"--seeds: {_shown(bad[0])} is invalid (expected integer seeds)")
+    seed_list = [int(s) for s in given]
+    if not seed_list:
+        raise EvaluationError("--seeds: empty (expected at least one seed)")
+    if len(set(seed_list)) != len(seed_list):
+        raise EvaluationError(f"--seeds: {seed_list} repeats a seed (expected distinct seeds)")
+    out_of_range = [s for s in seed_list if not 0 <= s <= MAX_EVALUATION_SEED]
+    if out_of_range:  # before the evaluation: the step log's int64 seed column refuses it after
+        raise EvaluationError(
+            f"--seeds: {out_of_range[0]} is invalid (expected integers >= 0 and "
+            f"<= {MAX_EVALUATION_SEED})"
+        )
+    return seed_list
+
+
+def _check_metric_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse metric and interval settings the tables cannot use, before any rollout.
+
+    They used to be checked by the metric functions after every policy had run (a one-line error
+    naming an internal function, ``precision_at_k: k must be >= 1``), or not at all (numpy's
+    ``window shape cannot be larger than input array shape`` for ``drift_window=0``).
+
+    Raises:
+        EvaluationError: one line naming the argument, its value and what was expected.
+    """
+
+    def refuse(name: str, expected: str) -> EvaluationError:
+        return EvaluationError(f"{name}: {_shown(settings[name])} (expected {expected})")
+
+    for name in ("new_user_k", "ranking_k", "ranking_relevant", "drift_window", "n_resamples"):
+        value = settings[name]
+        if not _is_integer(value) or value < 1:
+            raise refuse(name, "an integer >= 1")
+    window = int(settings["drift_window"])
+    smooth = settings["drift_smooth"]
+    if not _is_integer(smooth) or not 1 <= smooth <= window + 1:
+        raise refuse("drift_smooth", f"an integer >= 1 and <= drift_window + 1 = {window + 1}")
+    tolerance = settings["drift_tolerance"]
+    if not _is_real(tolerance) or not 0 <= tolerance < float("inf"):
+        raise refuse("drift_tolerance", "a finite number >= 0")
+    confidence = settings["confidence"]
+    if not _is_real(confidence) or not 0 < confidence < 1:
+        raise refuse("confidence", "a number > 0 and < 1, such as 0.95")
+    seed = settings["bootstrap_seed"]
+    if not _is_integer(seed) or seed < 0:
+        raise refuse("bootstrap_seed", "an integer >= 0")
 
 
 def evaluate(
@@ -854,21 +933,14 @@ def evaluate(
     sc = load_scenario(scenario)
     if episodes is None:
         episodes = sc.evaluation.episodes
-    check_episodes(episodes)
-    seed_list = [int(s) for s in (sc.evaluation.seeds if seeds is None else seeds)]
-    if not seed_list:
-        raise EvaluationError("--seeds: empty (expected at least one seed)")
-    if len(set(seed_list)) != len(seed_list):
-        raise EvaluationError(f"--seeds: {seed_list} repeats a seed (expected distinct seeds)")
-    out_of_range = [s for s in seed_list if not 0 <= s <= MAX_EVALUATION_SEED]
-    if out_of_range:  # before the evaluation: the step log's int64 seed column refuses it after
+    if isinstance(policies, (str, bytes)) or not isinstance(policies, (Iterable, Mapping)):
+        # A bare spec string would be taken one character at a time ("--policy 'g': unknown").
         raise EvaluationError(
-            f"--seeds: {out_of_range[0]} is invalid (expected integers >= 0 and "
-            f"<= {MAX_EVALUATION_SEED})"
+            f"policies: {_shown(policies)} is invalid (expected a list of policy specs or "
+            "(label, policy) pairs, such as ['greedy'], or a mapping label -> policy)"
         )
-    world = build_world(sc, show_progress=progress)
-    resolved = _resolve_policies(policies, world, reference)
-    infos = [info for info, _ in resolved]
+    check_episodes(episodes)
+    seed_list = _check_seeds(sc.evaluation.seeds if seeds is None else seeds)
     settings: dict[str, Any] = {
         "seeds": seed_list,
         "episodes": int(episodes),
@@ -882,6 +954,10 @@ def evaluate(
         "confidence": confidence,
         "bootstrap_seed": bootstrap_seed,
     }
+    _check_metric_settings(settings)
+    world = build_world(sc, show_progress=progress)
+    resolved = _resolve_policies(policies, world, reference)
+    infos = [info for info, _ in resolved]
 
     bar = None
     per_policy = len(seed_list) * int(episodes) * sc.episode.horizon

@@ -137,6 +137,54 @@ def test_bad_requests_are_one_line_errors() -> None:
         evaluate("default", ["greedy"], seeds=[0], episodes=0, progress=False)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # Truncated to 2 episodes and to seed 1000 without a word.
+        ({"episodes": 2.5}, "--episodes: 2.5 (expected an integer >= 1"),
+        ({"seeds": [1000.7]}, "--seeds: 1000.7 is invalid (expected integer seeds)"),
+        # numpy's or Python's TypeError, or a string read one digit per seed.
+        ({"episodes": "2"}, "--episodes: '2' (expected an integer >= 1"),
+        ({"seeds": 1000}, "--seeds: 1000 is invalid (expected a list of integer seeds"),
+        ({"seeds": "1000"}, "--seeds: '1000' is invalid (expected a list of integer seeds"),
+        ({"policies": "greedy"}, "policies: 'greedy' is invalid (expected a list of policy specs"),
+        # Refused by a metric function after every policy had run, naming that function.
+        ({"ranking_k": 0}, "ranking_k: 0 (expected an integer >= 1)"),
+        ({"new_user_k": -1}, "new_user_k: -1 (expected an integer >= 1)"),
+        ({"n_resamples": 0}, "n_resamples: 0 (expected an integer >= 1)"),
+        ({"confidence": 95}, "confidence: 95 (expected a number > 0 and < 1"),
+        # numpy's errors after the evaluation.
+        ({"drift_window": 0}, "drift_window: 0 (expected an integer >= 1)"),
+        ({"drift_smooth": 12}, "drift_smooth: 12 (expected an integer >= 1 and <= drift_window"),
+        ({"bootstrap_seed": -1}, "bootstrap_seed: -1 (expected an integer >= 0)"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_rollout(monkeypatch, kwargs, message) -> None:
+    from lmrecsim.evaluation import runner
+
+    def no_rollouts(*args, **kw):
+        raise AssertionError("a policy ran before the arguments were checked")
+
+    monkeypatch.setattr(runner, "run_policy", no_rollouts)
+    args = {"policies": ["greedy"], "seeds": [1000], "episodes": 1, **kwargs}
+    with pytest.raises(EvaluationError) as err:
+        evaluate("default", args.pop("policies"), progress=False, **args)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_numpy_integer_seeds_and_counts_are_accepted() -> None:
+    res = evaluate(
+        "default",
+        ["greedy"],
+        seeds=np.array([1000, 1001]),
+        episodes=np.int64(1),
+        ranking_k=np.int64(5),
+        bootstrap_seed=np.int64(0),
+        progress=False,
+    )
+    assert res.settings["seeds"] == [1000, 1001] and res.settings["episodes"] == 1
+
+
 class _FixedAction:
     """A custom policy that always returns the same (possibly invalid) action."""
 
