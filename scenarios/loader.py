@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -332,6 +333,44 @@ def _rebase_paths(data: dict[str, Any], folder: Path) -> None:
             encoder["model"] = absolute(model)
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as YAML would give it: numpy scalars and arrays made Python's, tuples lists,
+    through dicts and lists.
+
+    A mapping built in Python often holds them (``seed=np.int64(3)``, ``seeds=np.arange(3)``,
+    ``seeds=(1000, 1001)``); the strict schema refused a numpy integer as "invalid (expected an
+    integer)" and a tuple as "invalid (expected a list)".
+    """
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # np.int64(3) -> 3, np.arange(3) -> [0, 1, 2]
+    return value
+
+
+def _revalidated(scenario: Scenario) -> Scenario:
+    """A validated copy of a ``Scenario`` object, with its file and folder.
+
+    Pydantic validates neither ``model_copy(update=...)`` nor assignment (``sc.seed = -1``), so
+    a scenario changed that way is checked here, with the loader's one-line errors. The copy also
+    keeps a world built from it (worlds are shared within a process) from changing when the
+    caller's object is changed in place afterwards.
+    """
+    with warnings.catch_warnings():
+        # A block replaced by a plain mapping (update={"episode": {"horizon": 3}}) is dumped as
+        # that mapping, with a serializer warning; validation then reads it as the block.
+        warnings.simplefilter("ignore", UserWarning)
+        data = scenario.model_dump()
+    # Errors name the object, not the file it came from: the file is valid, the change is not.
+    where = scenario.source if scenario.source == "<dict>" else f"<Scenario from {scenario.source}>"
+    out = _validate(_plain(data), where)
+    out._base_dir = scenario._base_dir
+    out._source = scenario._source
+    return out
+
+
 def _validate(data: dict[str, Any], path: Path | str) -> Scenario:
     try:
         return Scenario.model_validate(data)
@@ -349,13 +388,15 @@ def load_scenario(ref: str | os.PathLike[str] | Scenario | Mapping[str, Any]) ->
             "candidates": {"slate_size": 3}}``).
 
     Returns:
-        The validated scenario; relative paths inside it resolve against the file's folder.
+        The validated scenario; relative paths inside it resolve against the file's folder. A
+        ``Scenario`` is validated again and copied (pydantic checks neither
+        ``model_copy(update=...)`` nor ``scenario.seed = ...``).
 
     Raises:
         ScenarioError: one line naming the file, the key path, the value and what was expected.
     """
     if isinstance(ref, Scenario):
-        return ref
+        return _revalidated(ref)
     if isinstance(ref, Mapping):
         return scenario_from_dict(dict(ref))
     if not isinstance(ref, (str, os.PathLike)):
@@ -378,7 +419,7 @@ def scenario_from_dict(
 
     ``source`` names the mapping in error messages (a dict has no file name).
     """
-    data = dict(data)
+    data = _plain(dict(data))
     # Named "custom" unless named: a dict that extends "default" is not the default scenario.
     data.setdefault("name", "custom")
     parent_ref = data.pop("extends", None)

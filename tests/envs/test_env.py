@@ -279,3 +279,29 @@ def test_make_env_accepts_a_path(tmp_path):
         _, _, term, trunc, _ = env.step(0)
         done, n = term or trunc, n + 1
     assert n <= 5
+
+
+# Users who never lose patience: every session lasts the horizon.
+PATIENT = {"skip_cost": 0.0, "clickbait_cost": 0.0, "satisfaction_threshold": -100.0}
+
+
+def test_changing_a_scenario_in_place_changes_no_env_built_from_it():
+    def session_length(env) -> int:
+        env.reset(seed=0)
+        n = 0
+        while True:
+            _, _, term, trunc, _ = env.step(0)
+            n += 1
+            if term or trunc:
+                return n
+
+    sc = load_scenario({"extends": "default", "users": {"patience": PATIENT}})
+    built = make_env(sc)
+    assert session_length(built) == 50
+    # Worlds are shared within a process, and the world held the caller's object: the env built
+    # before, and every later env of an equal scenario, used horizon 3.
+    sc.episode.horizon = 3
+    assert session_length(make_env(sc)) == 3
+    assert session_length(built) == 50
+    fresh = make_env({"extends": "default", "users": {"patience": PATIENT}})
+    assert fresh.scenario.episode.horizon == 50 and session_length(fresh) == 50

@@ -70,3 +70,49 @@ def test_load_scenario_takes_a_mapping_and_refuses_other_types_in_one_line() -> 
     assert sc.candidates.slate_size == 3 and sc.name == "custom"
     with pytest.raises(ScenarioError, match=r"scenario: int 3 \(expected a shipped scenario name"):
         load_scenario(3)  # type: ignore[arg-type]
+
+
+def test_a_mapping_may_hold_numpy_numbers_and_tuples() -> None:
+    import numpy as np
+
+    from lmrecsim.scenarios import scenario_from_dict
+
+    # Refused as "np.int64(3) is invalid (expected an integer)" and "(1000, 1001) is invalid
+    # (expected a list)".
+    sc = scenario_from_dict(
+        {
+            "extends": "default",
+            "seed": np.int64(3),
+            "candidates": {"k": np.int32(10)},
+            "evaluation": {"seeds": (1000, 1001), "episodes": np.uint8(2)},
+            "agent": {"seed": np.arange(1)[0]},
+        }
+    )
+    assert (sc.seed, sc.candidates.k, sc.evaluation.seeds) == (3, 10, [1000, 1001])
+    assert type(sc.seed) is int and type(sc.agent.seed) is int
+    assert load_scenario(
+        {"extends": "default", "evaluation": {"seeds": np.arange(2)}}
+    ).evaluation.seeds == [0, 1]
+
+
+def test_a_scenario_changed_without_validation_is_checked_when_loaded() -> None:
+    from lmrecsim.scenarios import ScenarioError
+
+    sc = load_scenario("default")
+    # Pydantic validates neither model_copy(update=...) nor assignment: these reached numpy
+    # ("expected non-negative integer") or the simulator ("'dict' object has no attribute").
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(sc.model_copy(update={"seed": -4}))
+    assert str(err.value).endswith(
+        "default.yaml>: seed: -4 is out of range (expected a number >= 0)"
+    )
+    changed = load_scenario("default")
+    changed.candidates.k = 1
+    with pytest.raises(ScenarioError, match="candidates.k: 1 is out of range"):
+        load_scenario(changed)
+    # A block replaced by a mapping is read as that block, as in a file.
+    assert load_scenario(sc.model_copy(update={"episode": {"horizon": 3}})).episode.horizon == 3
+    # A copy with the original's file and folder, so its relative paths still resolve.
+    again = load_scenario(sc)
+    assert again is not sc and again.model_dump() == sc.model_dump()
+    assert (again.source, again._base_dir) == (sc.source, sc._base_dir)
