@@ -7,7 +7,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,18 +178,26 @@ def resolve_run(
     timesteps: int | None = None,
     seed: int | None = None,
     n_envs: int | None = None,
-    hyperparameters: dict[str, Any] | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
     validate_every: int | None = None,
 ) -> Scenario:
     """The scenario a :func:`train` call with these arguments trains (its run's ``scenario.yaml``).
 
     The arguments are :func:`train`'s; ``None`` keeps the scenario's own setting.
     """
+    if hyperparameters is not None and not isinstance(hyperparameters, Mapping):
+        # A list of pairs used to end in deep_merge's AttributeError ('list' has no 'items').
+        raise AgentError(
+            f"hyperparameters: {type(hyperparameters).__name__} {hyperparameters!r:.60} is invalid "
+            "(expected a mapping of SB3 constructor arguments, such as {'learning_rate': 0.001})"
+        )
     sc = load_scenario(scenario)
     # Command-line hyperparameters merge over those of the algorithm that runs. Mappings
     # (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...` changes the
     # keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
-    hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters or {})
+    hp = deep_merge(
+        sc.agent.hyperparameters_for(algo or sc.agent.algo), dict(hyperparameters or {})
+    )
     # With per-algorithm sections, the resolved scenario keeps them: the section of the algorithm
     # that runs holds the merged settings and the others stay, so the run's scenario.yaml trains
     # another algorithm (--algo) as the original file did (and build_agent names an error's key
@@ -220,7 +228,7 @@ def train(
     timesteps: int | None = None,
     seed: int | None = None,
     n_envs: int | None = None,
-    hyperparameters: dict[str, Any] | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
     checkpoint_freq: int | None = None,
     progress: bool = True,
     callback_factory: Callable[[Scenario, World], list[BaseCallback]] | None = None,

@@ -48,3 +48,23 @@ def test_a_checkpoint_frequency_below_one_is_refused_before_any_work(tmp_path):
         with pytest.raises(AgentError, match=f"checkpoint_freq: {bad!r} is invalid"):
             train("default", out=tmp_path / "run", timesteps=8, checkpoint_freq=bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_overrides_may_be_numpy_integers_and_hyperparameters_must_be_a_mapping(tmp_path):
+    # timesteps=np.int64(64) was refused as "np.int64(64) is invalid (expected an integer)"; a
+    # list of pairs for hyperparameters ended in an AttributeError inside deep_merge.
+    import numpy as np
+    import pytest
+
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import resolve_run, train
+
+    sc = resolve_run(
+        "default", timesteps=np.int64(64), seed=np.int32(3), n_envs=np.int64(2), validate_every=0
+    )
+    agent = sc.agent
+    assert (agent.timesteps, agent.seed, agent.n_envs, agent.validation.every) == (64, 3, 2, 0)
+    assert type(agent.seed) is int
+    with pytest.raises(AgentError, match=r"hyperparameters: list \[\('learning_rate', 0.001\)\]"):
+        train("default", out=tmp_path / "run", hyperparameters=[("learning_rate", 0.001)])
+    assert list(tmp_path.iterdir()) == []
