@@ -11,11 +11,20 @@ batched SB3 ``VecEnv``. The env is also registered as ``lmrecsim/Recommend-v0``:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from os import PathLike
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from ..scenarios import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from .env import RecommendationEnv
+    from .vec_env import BatchedRecommendationVecEnv
+
+#: What names a scenario: a shipped name, a YAML path, a ``Scenario`` or a mapping of its keys.
+ScenarioRef = str | PathLike[str] | Scenario | Mapping[str, Any]
 
 ENV_ID = "lmrecsim/Recommend-v0"
 
@@ -29,19 +38,27 @@ if ENV_ID not in gym.registry:
     )
 
 
-def make_env(scenario: str | Scenario = "default", **kwargs: Any):  # -> RecommendationEnv
-    """Build the single-user env of a scenario (name, path or ``Scenario``)."""
+def make_env(scenario: ScenarioRef = "default", **kwargs: Any) -> RecommendationEnv:
+    """Build the single-user env of a scenario (name, path, ``Scenario`` or mapping of keys);
+    ``kwargs`` go to :class:`~lmrecsim.envs.env.RecommendationEnv` (``render_mode``,
+    ``encoder``)."""
     from .env import RecommendationEnv
 
     return RecommendationEnv(load_scenario(scenario), **kwargs)
 
 
 def make_vec_env(
-    scenario: str | Scenario = "default", n_envs: int = 8, *, seed: int | None = None, **kwargs: Any
-):
-    """Build the batched SB3 VecEnv of a scenario; sub-env i is seeded with ``seed + i``."""
-    from .vec_env import BatchedRecommendationVecEnv
+    scenario: ScenarioRef = "default", n_envs: int = 8, *, seed: int | None = None, **kwargs: Any
+) -> BatchedRecommendationVecEnv:
+    """Build the batched SB3 VecEnv of a scenario; sub-env i is seeded with ``seed + i``.
 
+    ``kwargs`` go to :class:`~lmrecsim.envs.vec_env.BatchedRecommendationVecEnv`
+    (``full_info``, ``encoder``). A ``seed`` that is not None or an integer >= 0 is a one-line
+    ``ValueError`` before the world is built.
+    """
+    from .vec_env import BatchedRecommendationVecEnv, check_seed
+
+    seed = check_seed(seed)
     venv = BatchedRecommendationVecEnv(load_scenario(scenario), n_envs, **kwargs)
     if seed is not None:
         venv.seed(seed)

@@ -36,6 +36,18 @@ def sub_env_seeds(seed: int, n_envs: int) -> range:
     return range(seed, seed + n_envs)
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as None or a Python int >= 0 (a numpy integer becomes its int), or a one-line
+    ``ValueError`` naming ``seed``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed: {seed!r} (expected None or an integer >= 0)")
+    if seed < 0:
+        raise ValueError(f"seed: {int(seed)} (expected None or an integer >= 0)")
+    return int(seed)
+
+
 class BatchedRecommendationVecEnv(VecEnv):
     """N recommendation sessions stepped together (SB3 ``VecEnv`` API).
 
@@ -88,6 +100,16 @@ class BatchedRecommendationVecEnv(VecEnv):
         super().__init__(n_envs, observation_space(world), action_space(world))
 
     # --------------------------------------------------------------- seeding
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seed sub-env i with ``seed + i`` at the next :meth:`reset` (SB3's rule).
+
+        Checked here, where the caller passed it: a numpy integer is taken as its int, and
+        anything else but None or an integer >= 0 is a one-line ``ValueError``. (SB3 keeps any
+        value, so ``np.int64(0)``, ``-1`` or ``1.5`` failed at the next reset, in Gymnasium's
+        seeding, and ``np.uint8(255) + i`` wrapped around.)
+        """
+        return super().seed(check_seed(seed))
+
     def _next_key(self, i: int, seed: int | None) -> np.uint64:
         if seed is not None or self._gens[i] is None:
             self._gens[i], _ = seeding.np_random(seed)

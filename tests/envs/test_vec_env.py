@@ -446,3 +446,24 @@ def test_env_method_answers_per_sub_env_or_refuses(tmp_path: Any) -> None:
     assert venv.env_method("render", indices=[0, 1]) == [None, None]
     with pytest.raises(AttributeError, match="env_method\\('reset'\\).*no per-sub-env objects"):
         venv.env_method("reset", indices=[1])
+
+
+def test_vec_env_seed_takes_numpy_integers_and_refuses_bad_seeds_where_given(
+    tmp_path: Any,
+) -> None:
+    # SB3's VecEnv.seed kept any value: np.int64(0), -1 and 1.5 failed at the next reset inside
+    # Gymnasium's seeding ("Seed must be a python integer"), far from the call that passed them.
+    world = small_world(tmp_path)
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=2)
+    assert venv.seed(np.int64(7)) == [7, 8] and all(type(s) is int for s in venv._seeds)
+    first = venv.reset()
+    venv.seed(7)
+    again = venv.reset()
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ValueError, match=r"^seed: .* \(expected None or an integer >= 0\)$"):
+            venv.seed(bad)  # type: ignore[arg-type]
+    from lmrecsim.envs import make_vec_env
+
+    with pytest.raises(ValueError, match=r"^seed: -1 "):
+        make_vec_env(small_scenario(tmp_path), n_envs=2, seed=-1)
