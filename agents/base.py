@@ -42,8 +42,18 @@ class EpisodeSeeded:
     """
 
     def __init__(self, seed: int | None = 0) -> None:
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        if seed is not None and (
+            isinstance(seed, (bool, np.bool_))
+            or not isinstance(seed, (int, np.integer))
+            or seed < 0
+        ):
+            # numpy's "expected non-negative integer" or SeedSequence's TypeError named neither
+            # the policy nor the argument.
+            raise AgentError(
+                f"{type(self).__name__}: seed {seed!r} (expected None or an integer >= 0)"
+            )
+        self.seed = None if seed is None else int(seed)
+        self.rng = np.random.default_rng(self.seed)
 
     def reseed(self, seed: int, episode: int) -> None:
         """Restart the generator for episode ``episode`` of evaluation seed ``seed``."""

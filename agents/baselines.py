@@ -569,6 +569,11 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     Raises:
         AgentError: a bad spec or a model that is missing or cannot be loaded (one line).
     """
+    if not isinstance(spec, str):  # was an AttributeError ('int' object has no attribute 'strip')
+        raise AgentError(
+            f"--policy {spec!r}: a {type(spec).__name__} (expected a policy spec string such as "
+            "'greedy' or 'ppo:runs/x')"
+        )
     text = spec.strip()
     label, body = None, text
     eq, colon = text.find("="), text.find(":")

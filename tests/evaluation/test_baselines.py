@@ -86,6 +86,17 @@ def test_make_policy_specs(default_world) -> None:
         make_policy("ppo:", default_world)
     with pytest.raises(AgentError, match="not found"):
         make_policy("x=dqn:/nonexistent/run", default_world)
+    with pytest.raises(AgentError, match=r"--policy 3: a int \(expected a policy spec string"):
+        make_policy(3, default_world)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", [RandomPolicy, EpsilonGreedyPolicy])
+def test_a_bad_policy_seed_is_one_line_naming_the_policy(cls) -> None:
+    # numpy's "expected non-negative integer" (-1) or SeedSequence's TypeError (1.5).
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(AgentError, match=rf"^{cls.__name__}: seed .* \(expected None or an"):
+            cls(seed=bad)
+    assert cls(seed=np.int64(3)).seed == 3 and type(cls(seed=np.int64(3)).seed) is int
 
 
 def _per_seed_returns(world, spec: str, seeds: list[int], episodes: int) -> np.ndarray:
