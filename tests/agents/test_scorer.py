@@ -254,7 +254,7 @@ def test_critic_with_its_own_extractor_keeps_masking_and_equivariance() -> None:
         ("default", False),
         ("clickbait", False),
         ("long_tail", False),
-        ("cold_start", True),
+        ("cold_start", False),
         ("interest_drift", True),
     ],
 )
