@@ -107,8 +107,15 @@ class BatchedRecommendationVecEnv(VecEnv):
         anything else but None or an integer >= 0 is a one-line ``ValueError``. (SB3 keeps any
         value, so ``np.int64(0)``, ``-1`` or ``1.5`` failed at the next reset, in Gymnasium's
         seeding, and ``np.uint8(255) + i`` wrapped around.)
+
+        ``seed=None`` draws the base seed from fresh OS entropy (not reproducible, as in SB3),
+        leaving numpy's global generator alone: SB3 draws it with ``np.random.randint``, which
+        would shift the stream of a caller who seeded ``np.random`` for their own work.
         """
-        return super().seed(check_seed(seed))
+        checked = check_seed(seed)
+        if checked is None:
+            checked = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+        return super().seed(checked)
 
     def _next_key(self, i: int, seed: int | None) -> np.uint64:
         if seed is not None or self._gens[i] is None:
