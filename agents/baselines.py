@@ -70,13 +70,32 @@ def _argmax_one_hot(scores: np.ndarray) -> np.ndarray:
     return probs
 
 
+def batch_size(observation: dict[str, np.ndarray]) -> int | None:
+    """B for a batched observation (``action_mask`` (B, K), as a ``VecEnv`` returns), None for
+    a single one (``action_mask`` (K,))."""
+    mask = np.asarray(observation["action_mask"])
+    return int(mask.shape[0]) if mask.ndim == 2 else None
+
+
+def observation_rows(observation: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The B single observations of a batched one, in row order."""
+    n = batch_size(observation)
+    if n is None:
+        raise AgentError("observation_rows: expected a batched observation (action_mask (B, K))")
+    return [{key: np.asarray(value)[i] for key, value in observation.items()} for i in range(n)]
+
+
 class ScoringPolicy:
     """Deterministic policy: recommend the valid candidate with the highest ``scores``.
 
     Ties go to the lowest slot; with no valid slot at all, slot 0 (the env treats it as a skip).
     With ``slate_size`` L > 1, the top L valid candidates by ``scores``, best first (same tie
     rule; see :func:`lmrecsim.agents.base.top_slate`). Subclasses implement :meth:`scores`.
-    Observations must be single (unbatched).
+
+    ``predict`` also takes a batched observation (every entry with a leading B axis, as an SB3
+    ``VecEnv`` returns it) and gives (B,) actions, or (B, L) slates, like an SB3 model, so
+    ``stable_baselines3.common.evaluation.evaluate_policy`` runs a baseline on a ``VecEnv``.
+    ``scores``, ``action_probabilities`` and ``slate_probability`` take single observations.
 
     Args:
         slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
@@ -102,6 +121,10 @@ class ScoringPolicy:
         chosen = top_slate(self.scores(observation), self.slate_size)
         return float(np.array_equal(np.asarray(slate).reshape(-1), chosen))
 
+    def batch_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, K) :meth:`scores` of each row of a batched observation."""
+        return np.stack([self.scores(row) for row in observation_rows(observation)])
+
     def predict(
         self,
         observation: dict[str, np.ndarray],
@@ -109,6 +132,11 @@ class ScoringPolicy:
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, Any]:
+        if batch_size(observation) is not None:
+            scores = self.batch_scores(observation)
+            if self.slate_size > 1:
+                return np.stack([top_slate(row, self.slate_size) for row in scores]), state
+            return np.argmax(scores, axis=1).astype(np.int64), state
         if self.slate_size > 1:
             return top_slate(self.scores(observation), self.slate_size), state
         return np.asarray(int(np.argmax(self.scores(observation)))), state
@@ -203,6 +231,9 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, Any]:
+        if batch_size(observation) is not None:  # row by row, in order, from the one generator
+            rows = [self.predict(row)[0] for row in observation_rows(observation)]
+            return np.stack(rows).astype(np.int64), state
         if self.slate_size > 1:
             mask, scores = _mask(observation), self.scores(observation)
             slate, _ = sequential_slate(mask, scores, self.slate_size, self.epsilon, rng=self.rng)
@@ -337,14 +368,50 @@ class OraclePolicy(ScoringPolicy):
         self._env: Any = None
 
     def bind(self, env: Any) -> None:
-        """Remember the (single-user) environment whose hidden state this policy reads."""
+        """Remember the environment whose hidden state this policy reads: a single
+        ``RecommendationEnv`` (possibly wrapped), a ``BatchedRecommendationVecEnv``, or an SB3
+        ``DummyVecEnv`` of single envs (for batched observations; a ``SubprocVecEnv`` keeps its
+        users in other processes and cannot be read)."""
         self._env = env
 
-    def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        if self._env is None:
+    def _affinities(self, n: int | None) -> np.ndarray:
+        """(K,) for a single observation, (n, K) for a batch of n, from the bound env."""
+        env = self._env
+        if env is None:
             raise AgentError("oracle: not bound to an environment (call bind(env) first)")
-        aff = np.asarray(self._env.users.candidate_affinity(np.zeros(1, dtype=np.int64))[0])
-        return _masked(aff.astype(np.float64), _mask(observation))
+        subs = getattr(env, "envs", None)  # SB3 DummyVecEnv: one single env per row
+        if n is not None and subs is not None:
+            if len(subs) != n:
+                raise AgentError(f"oracle: bound to {len(subs)} envs, observation has {n} rows")
+            return np.stack(
+                [np.asarray(_users(e).candidate_affinity(np.zeros(1, np.int64))[0]) for e in subs]
+            ).astype(np.float64)
+        users = _users(env)
+        if n is None:
+            return np.asarray(users.candidate_affinity(np.zeros(1, dtype=np.int64))[0], np.float64)
+        if users.n != n:
+            raise AgentError(f"oracle: bound to {users.n} users, observation has {n} rows")
+        return np.asarray(users.candidate_affinity(np.arange(n)), dtype=np.float64)
+
+    def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return _masked(self._affinities(None), _mask(observation))
+
+    def batch_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, K) hidden affinities of the bound env's B users, ``-inf`` at masked slots."""
+        mask = np.asarray(observation["action_mask"]) > 0
+        return np.where(mask, self._affinities(int(mask.shape[0])), -np.inf)
+
+
+def _users(env: Any) -> Any:
+    """The ``UserBatch`` behind ``env`` (through Gymnasium wrappers), or a one-line error."""
+    for candidate in (env, getattr(env, "unwrapped", None)):
+        users = getattr(candidate, "users", None)
+        if users is not None and hasattr(users, "candidate_affinity"):
+            return users
+    raise AgentError(
+        f"oracle: cannot read the hidden state of {type(env).__name__} (expected a "
+        "RecommendationEnv, a BatchedRecommendationVecEnv or a DummyVecEnv of RecommendationEnv)"
+    )
 
 
 class SB3Policy:

@@ -161,3 +161,16 @@ def test_the_own_reward_example_of_the_scenario_docs_trains(tmp_path, monkeypatc
     exec(compile(small, "docs/scenarios.md", "exec"), {})  # noqa: S102 - our own docs
     assert (tmp_path / "runs/long/model.zip").is_file()
     assert "long_clicks" in (tmp_path / "runs/long/scenario.yaml").read_text()
+
+
+def test_the_evaluate_policy_example_of_the_evaluation_docs_runs(capsys) -> None:
+    text = (ROOT / "docs/evaluation.md").read_text(encoding="utf-8")
+    example = next(
+        b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "evaluate_policy(" in b
+    )
+    small = example.replace("n_eval_episodes=32", "n_eval_episodes=8")
+    assert small != example
+    exec(compile(small, "docs/evaluation.md", "exec"), {})  # noqa: S102 - our own docs
+    lines = dict(line.split(" ", 1) for line in capsys.readouterr().out.strip().splitlines())
+    means = {name: float(value.split(" +- ")[0]) for name, value in lines.items()}
+    assert set(means) == {"greedy", "oracle"} and means["oracle"] > means["greedy"]
