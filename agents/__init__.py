@@ -32,6 +32,7 @@ _EXPORTS = {
     "PlackettLuceDistribution": ".slate",
     "TrainResult": ".train",
     "train": ".train",
+    "resume": ".train",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import numbers
@@ -26,7 +27,7 @@ from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from ..scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED, has_algorithm_sections
 from .build import build_agent, load_model
 from .errors import AgentError
-from .validation import ValidationCallback, check_validation_seeds
+from .validation import ValidationCallback, ValidationRow, check_validation_seeds, read_validation
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,14 @@ class TrainResult:
     seconds: float
     #: ``train.json``'s ``validation`` record (best step and return), None without validation.
     validation: dict[str, Any] | None = None
+    #: The steps the model had trained before this call (a resumed run's checkpoint), else 0;
+    #: ``seconds`` and ``steps_per_second`` cover the steps after it.
+    resumed_from: int = 0
 
     @property
     def steps_per_second(self) -> float:
-        return self.timesteps / self.seconds if self.seconds > 0 else float("nan")
+        steps = self.timesteps - self.resumed_from
+        return steps / self.seconds if self.seconds > 0 else float("nan")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -101,11 +106,36 @@ class _SortedKeys(list):
 class SortedCSVOutputFormat(CSVOutputFormat):
     """SB3's CSV logger with a reproducible column order: keys that appear together are added in
     sorted order, so ``progress.csv`` has the same header in every run of the same command (SB3
-    adds them in set order, which changes with the interpreter's hash seed)."""
+    adds them in set order, which changes with the interpreter's hash seed).
 
-    def __init__(self, filename: str) -> None:
-        super().__init__(filename)
+    Args:
+        filename: the CSV file.
+        keep_below: ``None`` starts the file afresh; an integer continues it (a resumed run):
+            the rows logged at ``time/total_timesteps`` below it stay, later ones go (they were
+            logged after the checkpoint the run resumes from), and new rows are appended under
+            the file's header (which grows as SB3's does when new keys appear).
+    """
+
+    def __init__(self, filename: str, keep_below: int | None = None) -> None:
+        if keep_below is None or not Path(filename).is_file():
+            super().__init__(filename)
+            self.keys = _SortedKeys()
+            return
+        lines = Path(filename).read_text(encoding="utf-8").splitlines(keepends=True)
+        header = next(csv.reader(lines[:1]), [])
+        column = header.index("time/total_timesteps") if "time/total_timesteps" in header else -1
+        kept = [lines[0]] if lines else []
+        for line, row in zip(lines[1:], csv.reader(lines[1:]), strict=True):
+            step = row[column] if 0 <= column < len(row) else ""
+            if step.strip().isdigit() and int(step) < keep_below:
+                kept.append(line)
+        atomic_write(filename, "".join(kept))
+        self.file = open(filename, "r+", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.file.seek(0, os.SEEK_END)
         self.keys = _SortedKeys()
+        list.extend(self.keys, header)  # the file's order, not sorted again
+        self.separator = ","
+        self.quotechar = '"'
 
 
 def save_model_atomic(model: Any, path: Path) -> None:
@@ -123,12 +153,22 @@ def save_model_atomic(model: Any, path: Path) -> None:
 
 class AtomicCheckpointCallback(CheckpointCallback):
     """SB3's checkpoints, each written through :func:`save_model_atomic` (SB3 writes straight to
-    the final name, so a run stopped mid-save left a truncated ``model_N_steps.zip``)."""
+    the final name, so a run stopped mid-save left a truncated ``model_N_steps.zip``).
+
+    With validation, each checkpoint also copies the run's ``best_model.zip`` as it is then to
+    ``best_model_N_steps.zip``: a run resumed from the checkpoint restores it (a later validation
+    of the stopped run may have replaced it with a model the resumed run never trained).
+    """
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
             Path(self.save_path).mkdir(parents=True, exist_ok=True)
             save_model_atomic(self.model, Path(self._checkpoint_path(extension="zip")))
+            best = Path(self.save_path).parent / "best_model.zip"
+            if best.is_file():
+                copy = Path(self.save_path) / f"best_model_{self.num_timesteps}_steps.zip"
+                with signals_deferred():
+                    atomic_write(copy, best.read_bytes())
         return True
 
 
@@ -264,15 +304,7 @@ def train(
     problem = output_folder_problem(out)
     if problem is not None:  # before any work, not after the world and the model are built
         raise AgentError(f"out: {problem}")
-    if checkpoint_freq is not None and (
-        isinstance(checkpoint_freq, bool)
-        or not isinstance(checkpoint_freq, numbers.Integral)
-        or checkpoint_freq < 1
-    ):
-        # 0 used to mean the default and a negative number a checkpoint every step.
-        raise AgentError(
-            f"checkpoint_freq: {checkpoint_freq!r} is invalid (expected None or an integer >= 1)"
-        )
+    _check_checkpoint_freq(checkpoint_freq)
     sc = resolve_run(
         scenario,
         algo=algo,
@@ -307,7 +339,27 @@ def train(
     # train.json says "running" until the run has finished: a run stopped midway leaves a folder
     # that says so (and that the next run into it clears), never one whose model.zip and
     # train.json belong to an earlier run while its checkpoints and scenario.yaml are new.
-    run_info = {
+    run_info = _run_info(sc, threads, checkpoint_freq)
+    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
+    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
+    return _learn(
+        model,
+        sc,
+        out_dir,
+        run_info,
+        csv_format=SortedCSVOutputFormat(str(out_dir / "progress.csv")),
+        validation=_validation_callback(sc, world, out_dir),
+        progress=progress,
+        extra_callbacks=callback_factory(sc, world) if callback_factory is not None else [],
+    )
+
+
+def _run_info(
+    sc: Scenario, threads: int, checkpoint_freq: int | None, **extra: Any
+) -> dict[str, Any]:
+    """``train.json`` of a run that starts (``"status": "running"``)."""
+    agent = sc.agent
+    info: dict[str, Any] = {
         "status": "running",
         "scenario": sc.name,
         "algo": agent.algo,
@@ -315,32 +367,63 @@ def train(
         "seed": agent.seed,
         "n_envs": agent.n_envs,
         "torch_threads": threads,  # part of the run's identity: another count, another model
+        "checkpoint_freq": checkpoint_freq or max(agent.timesteps // 10, 1),  # kept by --resume
+        **extra,
     }
     if agent.validation.every > 0:  # known from the start: a stopped run's best model was chosen
-        run_info["validation"] = agent.validation.model_dump()
-    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
-    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
+        info["validation"] = agent.validation.model_dump()
+    return info
+
+
+def _validation_callback(sc: Scenario, world: World, out_dir: Path) -> ValidationCallback | None:
+    """The run's validation (None when ``agent.validation.every`` is 0)."""
+    if sc.agent.validation.every == 0:
+        return None
+    return ValidationCallback(
+        world,
+        sc.agent.validation,
+        out_dir,
+        maskable=sc.agent.algo == "maskable_ppo",
+        save=save_model_atomic,
+    )
+
+
+def _check_checkpoint_freq(checkpoint_freq: Any) -> None:
+    """A one-line AgentError unless ``checkpoint_freq`` is None or an integer >= 1."""
+    if checkpoint_freq is not None and (
+        isinstance(checkpoint_freq, bool)
+        or not isinstance(checkpoint_freq, numbers.Integral)
+        or checkpoint_freq < 1
+    ):
+        # 0 used to mean the default and a negative number a checkpoint every step.
+        raise AgentError(
+            f"checkpoint_freq: {checkpoint_freq!r} is invalid (expected None or an integer >= 1)"
+        )
+
+
+def _learn(
+    model: BaseAlgorithm,
+    sc: Scenario,
+    out_dir: Path,
+    run_info: dict[str, Any],
+    *,
+    csv_format: CSVOutputFormat,
+    validation: ValidationCallback | None,
+    progress: bool,
+    extra_callbacks: list[BaseCallback],
+    resumed_from: int = 0,
+) -> TrainResult:
+    """Train ``model`` from ``resumed_from`` steps up to ``sc.agent.timesteps`` with the run's
+    logger, checkpoints (every ``run_info["checkpoint_freq"]`` steps), validation and progress bar; save ``model.zip`` and record the run in
+    ``train.json`` (complete, or stopped/failed when it ends early)."""
+    agent = sc.agent
     model.set_logger(
         Logger(
             folder=str(out_dir),
-            output_formats=[
-                SortedCSVOutputFormat(str(out_dir / "progress.csv")),
-                TensorBoardOutputFormat(str(out_dir / "tb")),
-            ],
+            output_formats=[csv_format, TensorBoardOutputFormat(str(out_dir / "tb"))],
         )
     )
-    freq = checkpoint_freq or max(agent.timesteps // 10, 1)
-    validation = (
-        ValidationCallback(
-            world,
-            agent.validation,
-            out_dir,
-            maskable=agent.algo == "maskable_ppo",
-            save=save_model_atomic,
-        )
-        if agent.validation.every > 0
-        else None
-    )
+    freq = int(run_info["checkpoint_freq"])
     callbacks = CallbackList(
         [
             AtomicCheckpointCallback(
@@ -349,15 +432,26 @@ def train(
                 name_prefix="model",
             ),
             *([validation] if validation is not None else []),
-            _ProgressBar(agent.timesteps, progress),
-            *(callback_factory(sc, world) if callback_factory is not None else []),
+            _ProgressBar(agent.timesteps - resumed_from, progress),
+            *extra_callbacks,
         ]
     )
+    learning_starts = getattr(model, "learning_starts", None)
+    if resumed_from and learning_starts is not None:
+        # A saved DQN has no replay buffer: refill it before the first gradient step, as a new
+        # run does (SB3 counts learning_starts from step 0).
+        model.learning_starts = resumed_from + learning_starts
     start = time.perf_counter()
     try:
-        model.learn(total_timesteps=agent.timesteps, callback=callbacks)
+        model.learn(
+            total_timesteps=agent.timesteps - resumed_from,
+            callback=callbacks,
+            reset_num_timesteps=resumed_from == 0,
+        )
         seconds = time.perf_counter() - start
         model.logger.close()
+        if learning_starts is not None:
+            model.learning_starts = learning_starts
         save_model_atomic(model, out_dir / "model.zip")
     except BaseException as exc:
         _record_unfinished(out_dir / "train.json", run_info, int(model.num_timesteps), exc)
@@ -369,10 +463,149 @@ def train(
         timesteps=int(model.num_timesteps),
         seconds=seconds,
         validation=None if validation is None else validation.summary(),
+        resumed_from=resumed_from,
     )
     with signals_deferred():  # a Ctrl-C now would leave a finished run saying "running"
         _write_complete(out_dir / "train.json", run_info, result)
     return result
+
+
+def _checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
+    """``(steps, path)`` of the run's ``checkpoints/model_N_steps.zip``, most steps first."""
+    found = []
+    for path in (out_dir / "checkpoints").glob("model_*_steps.zip"):
+        middle = path.name[len("model_") : -len("_steps.zip")]
+        if middle.isascii() and middle.isdigit():
+            found.append((int(middle), path))
+    return sorted(found, reverse=True)
+
+
+def resume(
+    out: str | os.PathLike[str],
+    *,
+    timesteps: int | None = None,
+    checkpoint_freq: int | None = None,
+    progress: bool = True,
+    torch_threads: int | None = None,
+) -> TrainResult:
+    """Continue the run in ``out`` to its budget (or to ``timesteps``) and finish its folder.
+
+    A run that stopped (Ctrl-C, a failure, a machine that went down) continues from its newest
+    checkpoint; a complete run continues from its ``model.zip`` when ``timesteps`` is above the
+    steps it trained. The run's own ``scenario.yaml`` is trained (``timesteps`` replaces its
+    ``agent.timesteps``), with its ``train.json``'s torch thread count unless ``torch_threads``
+    is given. ``progress.csv`` and ``validation.csv`` keep what was recorded before the
+    checkpoint and go on from there; the checkpoint's copy of ``best_model.zip`` comes back.
+
+    What a resumed run does not repeat of the run it continues: the episodes in progress at the
+    checkpoint (its users start new ones, drawn again from the start of the run's seeds, so the
+    run's users stay apart from validation and evaluation users), PPO's rollout in progress, and
+    DQN's replay buffer, which SB3 does not save with a model: it is filled again for
+    ``learning_starts`` steps before the first gradient step. So a resumed run is reproducible
+    (the same checkpoint and command give the same model, bit for bit) but is not the run that
+    would have gone on without the stop.
+
+    Raises:
+        AgentError: ``out`` holds no run, no checkpoint to resume from, a checkpoint that does
+            not load, or a budget the run has reached (one line naming the file).
+    """
+    _check_checkpoint_freq(checkpoint_freq)
+    _check_checkpoint_freq(checkpoint_freq)
+    out_dir = Path(out)
+    try:
+        record = run_record(out_dir)
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
+    if record is None or not (out_dir / "scenario.yaml").is_file():
+        raise AgentError(
+            f"out: '{out_dir}' holds no run to resume (expected the train.json and scenario.yaml "
+            "lmrecsim train writes; train into it without --resume)"
+        )
+    sc = load_scenario(out_dir / "scenario.yaml")
+    sc = with_agent_overrides(sc, timesteps=timesteps)
+    agent = sc.agent
+    if record.get("status") == "complete" and _is_int(record.get("timesteps")):
+        start, path = int(record["timesteps"]), out_dir / "model.zip"
+        kept = start + 1  # every record of a complete run belongs to its model.zip
+    else:
+        found = _checkpoints(out_dir)
+        if not found:
+            raise AgentError(
+                f"{out_dir / 'checkpoints'}: no model_N_steps.zip to resume from (the run stopped "
+                "before its first checkpoint; train again without --resume)"
+            )
+        start, path = found[0]
+        kept = start  # what was recorded at the checkpoint's step came after it
+    if agent.timesteps <= start:
+        raise AgentError(
+            f"{path}: the run has trained {start} steps, its budget is {agent.timesteps} "
+            "(expected --timesteps above it to train further)"
+        )
+    validating = agent.validation.every > 0
+    best_copy = out_dir / "checkpoints" / f"best_model_{start}_steps.zip"
+    rows = []
+    if validating:
+        table = read_validation(out_dir)
+        if table is not None:
+            rows = [
+                ValidationRow(
+                    int(r.timesteps),
+                    float(r.mean_return),
+                    float(r.std_error),
+                    int(r.users),
+                    bool(r.best),
+                )
+                for r in table.itertuples()
+                if r.timesteps < kept
+            ]
+        if any(r.best for r in rows) and path.name != "model.zip" and not best_copy.is_file():
+            raise AgentError(
+                f"{best_copy}: missing (expected the copy of best_model.zip that checkpoints of "
+                "validated runs keep; train again without --resume)"
+            )
+    freq_before = record.get("checkpoint_freq")
+    freq_before = freq_before if _is_int(freq_before) and freq_before >= 1 else None
+    threads = torch_threads if torch_threads is not None else record.get("torch_threads")
+    torch_thread_count(threads if _is_int(threads) else None)
+    world = build_world(sc, show_progress=progress)
+    threads = set_torch_threads(threads if _is_int(threads) else None)
+    venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
+    venv.seed(agent.seed)
+    model = load_model(agent.algo, path, env=venv)
+    space = getattr(model.observation_space, "spaces", {}).get("candidate_features")
+    if space is None or space.shape[-1] != N_FEATURES:
+        raise AgentError(
+            f"{path}: its model sees {'no' if space is None else space.shape[-1]} candidate "
+            f"features, this version of lmrecsim {N_FEATURES} (trained by another version; train "
+            "again without --resume)"
+        )
+    if int(model.num_timesteps) != start:
+        raise AgentError(
+            f"{path}: the model has trained {model.num_timesteps} steps, its name or train.json "
+            f"says {start} (expected them to agree)"
+        )
+    run_info = _run_info(sc, threads, checkpoint_freq or freq_before, resumed_from=start)
+    validation = _validation_callback(sc, world, out_dir)
+    if validation is not None:
+        validation.restore(rows)
+        if path.name != "model.zip":
+            if any(r.best for r in rows):
+                atomic_write(out_dir / "best_model.zip", best_copy.read_bytes())
+            else:
+                (out_dir / "best_model.zip").unlink(missing_ok=True)
+    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
+    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
+    return _learn(
+        model,
+        sc,
+        out_dir,
+        run_info,
+        csv_format=SortedCSVOutputFormat(str(out_dir / "progress.csv"), keep_below=kept),
+        validation=validation,
+        progress=progress,
+        extra_callbacks=[],
+        resumed_from=start,
+    )
 
 
 #: What a run writes into its folder: files, and folders (TensorBoard logs, checkpoints).
@@ -407,6 +640,7 @@ def _write_complete(path: Path, run_info: dict[str, Any], result: TrainResult) -
                 "timesteps": result.timesteps,
                 "seconds": round(result.seconds, 3),
                 "steps_per_second": round(result.steps_per_second, 1),
+                **({"resumed_from": result.resumed_from} if result.resumed_from else {}),
                 **({"validation": result.validation} if result.validation is not None else {}),
             },
             indent=2,
@@ -541,6 +775,8 @@ STALE_RUN_OUTPUTS = (
     "checkpoints/.model_*_steps.zip.*.tmp",
     "checkpoints/model_replay_buffer_*_steps.pkl",
     "checkpoints/model_vecnormalize_*_steps.pkl",
+    "checkpoints/best_model_*_steps.zip",
+    "checkpoints/.best_model_*_steps.zip.*.tmp",
     "best_model.zip",
     ".best_model.zip.*.tmp",
     "validation.csv",

@@ -104,6 +104,17 @@ class ValidationCallback(BaseCallback):
         #: The model was (or may have been) updated since the last validation.
         self._stale = True
 
+    def restore(self, rows: list[ValidationRow]) -> None:
+        """Carry on after ``rows``, the validations of the run this one resumes: the next
+        validation is due at the first multiple of ``config.every`` above the last of them, and
+        ``validation.csv`` is rewritten with them."""
+        self.rows = list(rows)
+        self._next = self.config.every
+        for row in self.rows:
+            while self._next <= row.timesteps:
+                self._next += self.config.every
+        self._write()
+
     @property
     def best(self) -> ValidationRow | None:
         """The validation whose model is ``best_model.zip``."""

@@ -17,9 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Train an SB3 agent on a scenario. Writes DIR/model.zip, DIR/scenario.yaml, "
         "DIR/progress.csv, DIR/tb/ (TensorBoard), DIR/checkpoints/ and DIR/train.json; with "
         "validation (agent.validation.every or --validate-every), DIR/best_model.zip and "
-        "DIR/validation.csv.",
+        "DIR/validation.csv. With --resume, continue the run in DIR instead.",
     )
-    p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
+    p.add_argument(
+        "--scenario", help="shipped scenario name or YAML path (default: the default scenario)"
+    )
     p.add_argument("--algo", choices=["ppo", "dqn", "maskable_ppo"], help="override agent.algo")
     p.add_argument("--policy", choices=["candidate_scorer", "mlp"], help="override agent.policy")
     p.add_argument("--timesteps", type=int_at_least(1), help="override agent.timesteps")
@@ -54,8 +56,64 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "propensities (see docs/logs.md)",
     )
     p.add_argument("--out", required=True, help="run folder")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in DIR (--out) from its newest checkpoint, or a complete run from "
+        "its model.zip up to a higher --timesteps, with its own scenario.yaml; only --timesteps, "
+        "--checkpoint-freq, --torch-threads and --no-progress may be given with it",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
+
+
+#: Options that would change what the run in DIR trains: refused with --resume.
+_FIXED_BY_RUN = {
+    "scenario": "--scenario",
+    "algo": "--algo",
+    "policy": "--policy",
+    "seed": "--seed",
+    "n_envs": "--n-envs",
+    "hp": "--hp",
+    "validate_every": "--validate-every",
+    "log_episodes": "--log-episodes",
+}
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from lmrecsim.agents.train import resume
+    from lmrecsim.errors import UsageError
+
+    for attr, flag in _FIXED_BY_RUN.items():
+        if getattr(args, attr) not in (None, False, []):
+            raise UsageError(
+                f"{flag}: cannot be given with --resume (the run in '{args.out}' continues with "
+                "its own scenario.yaml; train into a new --out to change it)"
+            )
+    result = resume(
+        args.out,
+        timesteps=args.timesteps,
+        checkpoint_freq=args.checkpoint_freq,
+        progress=not args.no_progress,
+        torch_threads=args.torch_threads,
+    )
+    _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:  # noqa: ANN001 - a TrainResult, imported lazily
+    print(
+        json.dumps(
+            {
+                "out": str(result.out_dir),
+                "timesteps": result.timesteps,
+                **({"resumed_from": result.resumed_from} if result.resumed_from else {}),
+                "seconds": round(result.seconds, 2),
+                "steps_per_second": round(result.steps_per_second, 1),
+                **({"validation": result.validation} if result.validation is not None else {}),
+            }
+        )
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from lmrecsim.agents.train import train
     from lmrecsim.errors import UsageError
 
+    if args.resume:
+        return _resume(args)
     log = Path(args.out) / "episodes.parquet"
     if args.log_episodes and log.is_dir():  # written at the end: refused before training
         raise UsageError(
@@ -85,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         return [cb]
 
     result = train(
-        args.scenario,
+        args.scenario or "default",
         out=args.out,
         algo=args.algo,
         policy=args.policy,
@@ -107,15 +167,5 @@ def run(args: argparse.Namespace) -> int:
                 f"{result.timesteps} timesteps (the log keeps complete episodes only)",
                 file=sys.stderr,
             )
-    print(
-        json.dumps(
-            {
-                "out": str(result.out_dir),
-                "timesteps": result.timesteps,
-                "seconds": round(result.seconds, 2),
-                "steps_per_second": round(result.steps_per_second, 1),
-                **({"validation": result.validation} if result.validation is not None else {}),
-            }
-        )
-    )
+    _print_result(result)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -68,6 +69,9 @@ def test_inline_examples_parse(doc: str) -> None:
 
 def _small(cmd: str) -> list[str]:
     argv = shlex.split(cmd)[1:]
+    if argv[0] == "train" and "--resume" in argv:  # further than the small run before it
+        argv[argv.index("--timesteps") + 1] = "1024"
+        return [*argv, "--no-progress"]
     if argv[0] == "train":
         if "--timesteps" in argv:
             argv[argv.index("--timesteps") + 1] = "256"
@@ -90,6 +94,7 @@ def test_the_readme_usage_block_runs_in_order(tmp_path, monkeypatch) -> None:
     assert [c.split()[1] for c in commands] == [
         "train",
         "train",
+        "train",
         "evaluate",
         "replay",
         "replay",
@@ -97,6 +102,8 @@ def test_the_readme_usage_block_runs_in_order(tmp_path, monkeypatch) -> None:
     ]
     for cmd in commands:
         assert main(_small(cmd)) == 0, cmd
+    record = json.loads((tmp_path / "runs/ppo/train.json").read_text())
+    assert record["resumed_from"] >= 256 and record["timesteps"] >= 1024
     # The exact replay reproduced the evaluation log; the side-by-side run and OPE wrote files.
     assert '"reproduced": true' in (tmp_path / "replays/check/replay.json").read_text()
     assert (tmp_path / "replays/vs/replay.json").is_file()

@@ -1,0 +1,202 @@
+"""``lmrecsim train --resume`` / :func:`lmrecsim.agents.train.resume`: a stopped run continues
+from its newest checkpoint, a complete one to a higher budget, with its records kept consistent."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3.common.callbacks import BaseCallback
+
+from lmrecsim.agents.build import load_model
+from lmrecsim.agents.errors import AgentError
+from lmrecsim.agents.train import resume, train
+from lmrecsim.cli import main
+
+from .conftest import tiny_scenario
+
+PPO_HP = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
+
+
+class _StopAt(BaseCallback):
+    """Ctrl-C (KeyboardInterrupt) once training has run ``steps`` steps."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps:
+            raise KeyboardInterrupt
+        return True
+
+
+def _stopped_run(out: Path, *, algo: str = "ppo", stop_at: int = 600, **kwargs) -> None:
+    """A run of 1,024 steps with validation every 256, stopped (Ctrl-C) at ``stop_at``."""
+    hp = PPO_HP if algo == "ppo" else {"learning_starts": 64}
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            tiny_scenario(),
+            out=out,
+            algo=algo,
+            timesteps=1024,
+            n_envs=2,
+            seed=1,
+            hyperparameters=hp,
+            checkpoint_freq=256,
+            validate_every=256,
+            progress=False,
+            callback_factory=lambda sc, world: [_StopAt(stop_at)],
+            **kwargs,
+        )
+
+
+def _steps(path: Path) -> list[int]:
+    return [int(row["time/total_timesteps"]) for row in csv.DictReader(path.open())]
+
+
+def _params(model) -> list[np.ndarray]:
+    return [p.detach().cpu().numpy().copy() for p in model.policy.parameters()]
+
+
+def test_a_stopped_run_resumes_from_its_newest_checkpoint_with_consistent_records(tmp_path):
+    out = tmp_path / "run"
+    _stopped_run(out)
+    before = json.loads((out / "train.json").read_text())
+    assert before["status"] == "stopped" and before["timesteps"] >= 600
+    old_validation = list(csv.DictReader((out / "validation.csv").open()))
+    old_progress = list(csv.DictReader((out / "progress.csv").open()))
+    assert any(int(r["timesteps"]) >= 512 for r in old_validation)  # some are after the checkpoint
+
+    result = resume(out, progress=False)
+
+    assert result.resumed_from == 512 and result.timesteps >= 1024
+    record = json.loads((out / "train.json").read_text())
+    assert record["status"] == "complete" and record["resumed_from"] == 512
+    assert record["timesteps"] == result.timesteps and record["seed"] == 1
+    assert load_model("ppo", out / "model.zip").num_timesteps == result.timesteps
+    # Validations recorded before the checkpoint stay as they were, later ones are redone.
+    rows = list(csv.DictReader((out / "validation.csv").open()))
+    kept = [r for r in old_validation if int(r["timesteps"]) < 512]
+    assert kept and rows[: len(kept)] == kept
+    steps = [int(r["timesteps"]) for r in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == result.timesteps
+    best = [r for r in rows if r["best"] == "True"][-1]
+    assert record["validation"]["best_timesteps"] == int(best["timesteps"])
+    assert (out / "best_model.zip").is_file()
+    # progress.csv: the rows logged before the checkpoint as they were, then the resumed ones.
+    new_rows = list(csv.DictReader((out / "progress.csv").open()))
+    old_kept = [r for r in old_progress if int(r["time/total_timesteps"]) < 512]
+    assert old_kept and len(old_kept) < len(old_progress)
+    assert [{k: r[k] for k in old_kept[0]} for r in new_rows[: len(old_kept)]] == old_kept
+    progress_steps = _steps(out / "progress.csv")
+    assert progress_steps[len(old_kept)] >= 512 and progress_steps[-1] == result.timesteps
+    assert (out / "checkpoints" / "model_768_steps.zip").is_file()
+
+
+def test_the_checkpoints_copy_of_the_best_model_comes_back(tmp_path):
+    # A validation after the checkpoint at 512 may have replaced best_model.zip with a model the
+    # resumed run never trains; the checkpoint's copy must replace it.
+    out = tmp_path / "run"
+    _stopped_run(out, stop_at=800)
+    copy = out / "checkpoints" / "best_model_512_steps.zip"
+    assert copy.read_bytes() == (out / "best_model.zip").read_bytes()  # no later best here
+    (out / "best_model.zip").write_bytes(b"a model from after the checkpoint")
+    resume(out, timesteps=1024, progress=False, checkpoint_freq=10_000)
+    rows = list(csv.DictReader((out / "validation.csv").open()))
+    best = [r for r in rows if r["best"] == "True"][-1]
+    assert load_model("ppo", out / "best_model.zip") is not None
+    if int(best["timesteps"]) < 512:  # no resumed validation beat the restored best
+        assert (out / "best_model.zip").read_bytes() == copy.read_bytes()
+    else:
+        assert (out / "best_model.zip").read_bytes() != copy.read_bytes()
+    assert not (out / "checkpoints" / "model_1024_steps.zip").exists()  # --checkpoint-freq 10,000
+
+
+def test_resuming_is_reproducible_bit_for_bit(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    _stopped_run(first)
+    shutil.copytree(first, second)
+    a = resume(first, progress=False)
+    b = resume(second, progress=False)
+    assert all(
+        np.array_equal(x, y) for x, y in zip(_params(a.model), _params(b.model), strict=True)
+    )
+    assert (first / "validation.csv").read_text() == (second / "validation.csv").read_text()
+
+
+def test_a_resumed_dqn_refills_its_replay_buffer_and_keeps_learning_starts(tmp_path):
+    out = tmp_path / "dqn"
+    _stopped_run(out, algo="dqn")
+    checkpoint = load_model("dqn", out / "checkpoints" / "model_512_steps.zip")
+    updates = []
+
+    class _Updates(BaseCallback):
+        def _on_step(self) -> bool:
+            updates.append((self.num_timesteps, self.model._n_updates))
+            return True
+
+    from lmrecsim.agents import train as train_module
+
+    original = train_module._learn
+
+    def _learn(*args, **kwargs):
+        kwargs["extra_callbacks"] = [_Updates()]
+        return original(*args, **kwargs)
+
+    train_module._learn = _learn
+    try:
+        result = resume(out, progress=False)
+    finally:
+        train_module._learn = original
+    # No gradient step until learning_starts (64) steps after the checkpoint have refilled the
+    # buffer, then training goes on.
+    early = [n for steps, n in updates if steps <= 512 + 64]
+    assert early and set(early) == {checkpoint._n_updates}
+    assert updates[-1][1] > checkpoint._n_updates
+    assert load_model("dqn", out / "model.zip").learning_starts == 64
+    assert result.model.learning_starts == 64
+
+
+def test_a_complete_run_trains_further_only_to_a_higher_budget(tmp_path):
+    out = tmp_path / "run"
+    train(
+        tiny_scenario(),
+        out=out,
+        timesteps=256,
+        n_envs=2,
+        hyperparameters=PPO_HP,
+        validate_every=0,
+        progress=False,
+    )
+    with pytest.raises(AgentError, match=r"model\.zip: the run has trained 256 steps, its budget"):
+        resume(out, progress=False)
+    result = resume(out, timesteps=384, progress=False)
+    assert (result.resumed_from, result.timesteps) == (256, 384)
+    assert "timesteps: 384" in (out / "scenario.yaml").read_text()
+    assert json.loads((out / "train.json").read_text())["status"] == "complete"
+
+
+def test_nothing_to_resume_is_one_line(tmp_path):
+    with pytest.raises(AgentError, match="holds no run to resume"):
+        resume(tmp_path / "nothing", progress=False)
+    out = tmp_path / "early"
+    _stopped_run(out, stop_at=100)  # before the first checkpoint at 256
+    with pytest.raises(AgentError, match=r"checkpoints: no model_N_steps\.zip to resume from"):
+        resume(out, progress=False)
+
+
+def test_the_command_resumes_and_refuses_options_that_change_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    _stopped_run(out, stop_at=300)
+    code = main(["train", "--resume", "--out", str(out), "--algo", "dqn", "--no-progress"])
+    assert code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--algo: cannot be given with --resume" in err
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["resumed_from"] == 256 and printed["timesteps"] >= 1024
