@@ -619,6 +619,35 @@ def _check_spaces(model: Any, world: Any, spec: str) -> None:
         )
 
 
+def split_spec(spec: str) -> tuple[str | None, str]:
+    """``(label, body)`` of a policy spec ``[LABEL=]SPEC`` (label None when not given).
+
+    Raises:
+        AgentError: an empty label (``=greedy``).
+    """
+    text = spec.strip()
+    eq, colon = text.find("="), text.find(":")
+    if eq > 0 and (colon < 0 or eq < colon):
+        label, body = text[:eq].strip(), text[eq + 1 :].strip()
+        if not label:
+            raise AgentError(f"--policy {spec!r}: empty label (expected LABEL=SPEC)")
+        return label, body
+    return None, text
+
+
+def model_spec_path(spec: str) -> str | None:
+    """The PATH of a saved-model spec (``[LABEL=]ppo:PATH`` and the like), or None for any other
+    spec (a baseline, or one :func:`make_policy` refuses)."""
+    if not isinstance(spec, str):
+        return None
+    try:
+        body = split_spec(spec)[1]
+    except AgentError:
+        return None
+    prefix, sep, path = body.partition(":")
+    return (path.strip() or None) if sep and prefix in MODEL_PREFIXES else None
+
+
 def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     """Parse a policy spec into ``(label, policy)``.
 
@@ -641,13 +670,7 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
             f"--policy {spec!r}: a {type(spec).__name__} (expected a policy spec string such as "
             "'greedy' or 'ppo:runs/x')"
         )
-    text = spec.strip()
-    label, body = None, text
-    eq, colon = text.find("="), text.find(":")
-    if eq > 0 and (colon < 0 or eq < colon):
-        label, body = text[:eq].strip(), text[eq + 1 :].strip()
-        if not label:
-            raise AgentError(f"--policy {spec!r}: empty label (expected LABEL=SPEC)")
+    label, body = split_spec(spec)
     if body in BASELINES:
         return (label or body), _baseline(body, seed, scenario_slate_size(world))
     prefix, sep, path = body.partition(":")

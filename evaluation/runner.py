@@ -345,6 +345,31 @@ def _overlap(used: Sequence[int] | None, seeds: Sequence[int]) -> tuple[str, int
     return f"{min(used)}-{max(used)}", len(overlap), shown
 
 
+def scenario_warnings(infos: Sequence[PolicyInfo], scenario: Scenario) -> list[str]:
+    """A line for each trained policy whose run (its ``train.json``) trained on a scenario of
+    another name than the evaluated one: its figures then describe users it was not trained for,
+    which is worth doing on purpose (a default model on cold_start) and a slip otherwise (a
+    forgotten ``--scenario``)."""
+    from ..agents.train import run_record
+
+    out = []
+    for info in infos:
+        if info.run_dir is None:
+            continue
+        try:
+            record = run_record(info.run_dir)
+        except ValueError:  # seed_warnings reports an unreadable train.json
+            continue
+        trained_on = None if record is None else record.get("scenario")
+        if isinstance(trained_on, str) and trained_on != scenario.name:
+            out.append(
+                f"{info.label} was trained on scenario {trained_on!r} ({info.run_dir}/train.json) "
+                f"and is evaluated on {scenario.name!r} (expected --scenario "
+                f"{info.run_dir}/scenario.yaml, or a scenario of that name, unless on purpose)"
+            )
+    return out
+
+
 def seed_warnings(infos: Sequence[PolicyInfo], seeds: Sequence[int]) -> list[str]:
     """A line for each trained policy whose training (or validation) seeds meet the evaluation
     ``seeds``.
@@ -1003,7 +1028,9 @@ def evaluate(
         reference=reference,
         metric_order=_metric_order(sc),
         settings=settings,
-        warnings=seed_warnings(infos, seed_list) + sample_warnings(len(seed_list) * episodes),
+        warnings=scenario_warnings(infos, sc)
+        + seed_warnings(infos, seed_list)
+        + sample_warnings(len(seed_list) * episodes),
         shown=shown,
     )
     if out is not None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 from lmrecsim.commands.common import int_at_least, parse_seeds
 from lmrecsim.scenarios.schema import MAX_EVALUATION_EPISODES
@@ -21,7 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "report's path, each policy's mean return and, when random and the oracle are among the "
         "policies, the share of the random-to-oracle gap each other policy closes (gap_closed).",
     )
-    p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
+    p.add_argument(
+        "--scenario",
+        help="shipped scenario name or YAML path (default: the scenario the saved models' runs "
+        "trained on, their scenario.yaml; the default scenario for baselines alone)",
+    )
     p.add_argument(
         "--policy",
         action="append",
@@ -46,11 +51,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def scenario_of_runs(specs: list[str]) -> str:
+    """The scenario to evaluate on when ``--scenario`` is not given: the ``scenario.yaml`` of the
+    saved models' runs when they all trained on one scenario (by its name in ``train.json``), the
+    default scenario when no policy is a saved model with a run folder.
+
+    Raises:
+        UsageError: the runs trained on scenarios of different names (one line naming them).
+    """
+    from lmrecsim.agents.baselines import model_spec_path
+    from lmrecsim.agents.build import run_folder
+    from lmrecsim.agents.train import run_record
+    from lmrecsim.errors import UsageError
+
+    runs: dict[str, Path] = {}
+    for spec in specs:
+        path = model_spec_path(spec)
+        if path is None:
+            continue
+        folder = run_folder(path)
+        try:
+            record = run_record(folder)
+        except ValueError:  # evaluate reports an unreadable train.json
+            continue
+        name = None if record is None else record.get("scenario")
+        if isinstance(name, str) and (folder / "scenario.yaml").is_file():
+            runs.setdefault(name, folder)
+    if len(runs) > 1:
+        found = ", ".join(f"{name!r} in {folder}" for name, folder in runs.items())
+        raise UsageError(
+            f"--scenario: not given, and the models were trained on different scenarios ({found}); "
+            "expected --scenario NAME"
+        )
+    if runs:
+        return str(next(iter(runs.values())) / "scenario.yaml")
+    return "default"
+
+
 def run(args: argparse.Namespace) -> int:
     from lmrecsim.evaluation.runner import evaluate
 
+    scenario = args.scenario if args.scenario is not None else scenario_of_runs(args.policy)
     result = evaluate(
-        args.scenario,
+        scenario,
         args.policy,
         seeds=None if args.seeds is None else parse_seeds(args.seeds),
         episodes=args.episodes,
@@ -63,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     table = result.summary.set_index("policy")
     line: dict[str, object] = {
         "out": args.out,
+        "scenario": result.scenario.name,
         "report": str(result.files[-1]) if result.files else None,
         "return": {p: round(float(table.at[p, "return"]), 4) for p in table.index},
     }

@@ -1,0 +1,86 @@
+"""``lmrecsim evaluate`` without ``--scenario`` evaluates saved models on the scenario their runs
+trained on, and warns when a model is evaluated on another one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmrecsim.agents.baselines import make_policy, model_spec_path, split_spec
+from lmrecsim.agents.errors import AgentError
+from lmrecsim.agents.train import train
+from lmrecsim.cli import main
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("cold_start", "default"):
+        train(
+            name,
+            out=root / name,
+            timesteps=64,
+            n_envs=2,
+            hyperparameters={"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+            validate_every=0,
+            progress=False,
+        )
+    return root
+
+
+def _evaluate(capsys, *args: str) -> tuple[int, dict | None, str]:
+    code = main(["evaluate", *args, "--episodes", "2", "--seeds", "1000", "--no-progress"])
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    return code, (json.loads(lines[-1]) if code == 0 else None), captured.err.strip()
+
+
+def test_models_are_evaluated_on_their_runs_scenario_by_default(runs, tmp_path, capsys):
+    spec = f"ppo:{runs / 'cold_start'}"
+    code, line, err = _evaluate(capsys, "--policy", spec, "--out", str(tmp_path / "a"))
+    assert code == 0 and line["scenario"] == "cold_start" and "warning" not in err
+    # A checkpoint of the run counts as the run's too.
+    checkpoint = next((runs / "cold_start" / "checkpoints").glob("model_*_steps.zip"))
+    code, line, _ = _evaluate(
+        capsys, "--policy", f"x=ppo:{checkpoint}", "--out", str(tmp_path / "b")
+    )
+    assert code == 0 and line["scenario"] == "cold_start"
+    # Baselines alone: the default scenario, as before.
+    code, line, _ = _evaluate(capsys, "--policy", "greedy", "--out", str(tmp_path / "c"))
+    assert code == 0 and line["scenario"] == "default"
+
+
+def test_another_scenario_is_allowed_with_a_warning(runs, tmp_path, capsys):
+    spec = f"cs=ppo:{runs / 'cold_start'}"
+    code, line, err = _evaluate(
+        capsys, "--scenario", "default", "--policy", spec, "--out", str(tmp_path / "a")
+    )
+    assert code == 0 and line["scenario"] == "default"
+    assert err.startswith("lmrecsim: warning: cs was trained on scenario 'cold_start'")
+    assert "evaluated on 'default'" in err and err.count("\n") == 0
+
+
+def test_models_of_different_scenarios_need_a_scenario(runs, tmp_path, capsys):
+    code, _, err = _evaluate(
+        capsys,
+        "--policy",
+        f"ppo:{runs / 'cold_start'}",
+        "--policy",
+        f"ppo:{runs / 'default'}",
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert code == 2 and err.count("\n") == 0
+    assert "--scenario: not given, and the models were trained on different scenarios" in err
+    assert not (tmp_path / "a").exists()
+
+
+def test_policy_spec_parts() -> None:
+    assert split_spec(" mine = ppo:runs/a ") == ("mine", "ppo:runs/a")
+    assert split_spec("ppo:runs/a=b") == (None, "ppo:runs/a=b")  # '=' inside the path
+    assert model_spec_path("mine=dqn:runs/x/best_model.zip") == "runs/x/best_model.zip"
+    assert model_spec_path("greedy") is None and model_spec_path("ppo:") is None
+    assert model_spec_path("=ppo:runs/a") is None  # not a model spec: make_policy refuses it
+    with pytest.raises(AgentError, match="unknown policy"):
+        make_policy("=ppo:runs/a", None)
