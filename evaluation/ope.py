@@ -20,9 +20,18 @@ The estimand is the target's expected reward per step on the logged contexts. Fo
 episodes (a contextual bandit) that is the target's value; for longer episodes the target would
 also change which states occur, which these per-step estimators do not model (the result says so).
 
-The estimators are for single-item actions: a log of a slate scenario (``candidates.slate_size``
-above 1) is refused in one line (:func:`refuse_slates`); slate estimators (pseudo-inverse,
-position-based IPS) are not implemented.
+Slates (``candidates.slate_size`` L above 1). The logged action is the ordered slate S_i and its
+propensity is the logger's probability of that whole slate, so IPS and SNIPS weight a round by
+``w_i = pi(S_i | x_i) / p_i`` (the target's ``slate_probability``, or 1/0 for a policy that only
+predicts: its slate is the logged one or not). That is the standard slate IPS: unbiased with no
+model of how the user chooses among a slate's items, but with K!/(K-L)! slates its weights are
+large unless the target is close to the logger, so its effective sample size is small then (the
+low-overlap warning says so). DM and DR need a reward model of a whole slate (the user's choice
+among its items) and are refused for slate logs in one line, as is the Open Bandit Pipeline
+export (its slate layout needs per-position propensities the log does not hold). The support check
+on slates looks at the first position: a target whose first slot the logger never puts first
+(logged ``action_probabilities``) is outside the logger's support; a slate that agrees in the
+first position can still be one the logger never shows, which the log cannot tell.
 """
 
 from __future__ import annotations
@@ -41,9 +50,11 @@ from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
-from .rollout import call_predict, policy_slot
+from .rollout import call_predict, policy_slate, policy_slot
 
 ESTIMATORS = ("ips", "snips", "dm", "dr")
+#: The estimators of slate logs (DM and DR need a model of the user's choice within a slate).
+SLATE_ESTIMATORS = ("ips", "snips")
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
 MIN_ESS = 100
 _Z95 = 1.959963984540054
@@ -109,6 +120,11 @@ class Rounds:
     candidates: np.ndarray  # (n, K, p) float32
     features: np.ndarray  # (n, K, f) float32
     cluster: np.ndarray  # (n,) int64 episode index (rounds of one episode are dependent)
+    # Slate logs only: the logged slates (n, L) and the target's probability of each (n,); the
+    # logged propensity (pscore) is then the logger's probability of the whole slate, and
+    # logger_dist / target_dist are first-position distributions.
+    slate: np.ndarray | None = None
+    target_slate_prob: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -158,15 +174,40 @@ class OPEResult:
         return "\n".join(lines)
 
 
-def refuse_slates(log: StepLog) -> None:
-    """Raise a one-line LogError for a log of a slate scenario (single-item estimators only)."""
+def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
+    """Raise a one-line LogError for an estimator a slate log cannot take (DM, DR)."""
     size = log.scenario().candidates.slate_size
-    if size > 1:
+    wrong = [e for e in estimators if e not in SLATE_ESTIMATORS]
+    if size > 1 and wrong:
         raise LogError(
-            f"{log.path}: a slate log (candidates.slate_size = {size}); off-policy evaluation "
-            "estimates single-item actions only (expected a log of a scenario with "
-            "candidates.slate_size 1)"
+            f"--estimator: {wrong[0]!r} on a slate log ({log.path}, candidates.slate_size = "
+            f"{size}; expected {' or '.join(SLATE_ESTIMATORS)}: a slate's reward model would need "
+            "the user's choice among its items)"
         )
+
+
+def _target_slate(
+    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, state: Any, start: bool
+) -> tuple[np.ndarray, float, Any]:
+    """The target's first-position distribution (K,) and its probability of ``slate``."""
+    probs_fn = getattr(policy, "action_probabilities", None)
+    slate_fn = getattr(policy, "slate_probability", None)
+    k = obs["action_mask"].shape[0]
+    if callable(probs_fn) and callable(slate_fn):
+        first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
+        return first, float(slate_fn(obs, slate)), state
+    action, state = call_predict(
+        policy,
+        obs,
+        label="target",
+        state=state,
+        episode_start=np.array([start]),
+        deterministic=True,
+    )
+    chosen = policy_slate(action, "target", k, slate.shape[0])
+    first = np.zeros(k, dtype=np.float64)
+    first[int(chosen[0])] = 1.0
+    return first, float(np.array_equal(chosen, slate)), state
 
 
 # ----------------------------------------------------------------------------- rounds from a log
@@ -199,10 +240,12 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         LogError: the log does not replay exactly (its contexts cannot be recovered) or holds a
             zero propensity for a logged action, or is a slate log.
     """
-    refuse_slates(log)
     rows = log.for_policy(logged_policy)
     world = load_world(log)
     n = len(rows)
+    slates = log.scenario().candidates.slate_size > 1
+    slate = matrix(rows["slate_slots"], np.int64) if slates and n else None
+    slate_prob = np.zeros(n, dtype=np.float64) if slates else None
     k = len(rows["candidate_item_ids"].iloc[0]) if n else 0
     p = world.project_dim
     user = np.zeros((n, p), dtype=np.float32)
@@ -239,7 +282,12 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         cands[pos] = obs["candidates"]
         feats[pos] = obs["candidate_features"]
         mask[pos] = obs["action_mask"].astype(bool)
-        target[pos], state["rnn"] = _target_distribution(policy, obs, state["rnn"], start)
+        if slate is not None and slate_prob is not None:
+            target[pos], slate_prob[pos], state["rnn"] = _target_slate(
+                policy, obs, slate[pos], state["rnn"], start
+            )
+        else:
+            target[pos], state["rnn"] = _target_distribution(policy, obs, state["rnn"], start)
 
     diff = resimulate(world, rows, visit=visit)
     if diff is not None:
@@ -264,6 +312,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         candidates=cands,
         features=feats if feats is not None else np.zeros((n, k, 0), dtype=np.float32),
         cluster=cluster,
+        slate=slate,
+        target_slate_prob=slate_prob,
     )
 
 
@@ -383,7 +433,10 @@ def estimate_all(
     """
     n = rounds.n
     idx = np.arange(n)
-    w = rounds.target_dist[idx, rounds.action] / rounds.pscore
+    if rounds.target_slate_prob is not None:  # slate IPS: whole slates
+        w = rounds.target_slate_prob / rounds.pscore
+    else:
+        w = rounds.target_dist[idx, rounds.action] / rounds.pscore
     r = rounds.reward
     ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
     dm_terms = np.sum(rounds.target_dist * q_hat, axis=1)
@@ -470,7 +523,7 @@ def evaluate_off_policy(
     log_path: str | os.PathLike[str],
     policy_spec: Any,
     *,
-    estimators: Sequence[str] = ESTIMATORS,
+    estimators: Sequence[str] | None = None,
     logged_policy: str | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     export_dir: str | os.PathLike[str] | None = None,
@@ -483,7 +536,8 @@ def evaluate_off_policy(
     Args:
         log_path: a step log made by a stochastic logging policy.
         policy_spec: ``make_policy`` spec, ``(label, policy)`` pair or policy object.
-        estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute.
+        estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute (default: all; on a
+            slate log ``ips`` and ``snips``, the only ones it takes).
         logged_policy: the logging policy's label (when the log holds several).
         out_dir: also write ``out_dir/ope.csv``.
         export_dir: also write ``export_dir/bandit_feedback.npz``.
@@ -493,7 +547,8 @@ def evaluate_off_policy(
             every episode, without cross-fitting; more folds than episodes means one per episode.
         seed: seed of the fold assignment.
     """
-    estimators = tuple(dict.fromkeys(estimators))  # one row each: --estimator ips --estimator ips
+    chosen = estimators
+    estimators = tuple(dict.fromkeys(estimators or ESTIMATORS))  # one row each: ips given twice
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown:
         raise LogError(
@@ -505,15 +560,34 @@ def evaluate_off_policy(
         if folder is not None:
             check_out(folder, name)
     log = read_step_log(log_path)
-    refuse_slates(log)
+    slates = log.scenario().candidates.slate_size > 1
+    if slates and not chosen:
+        estimators = SLATE_ESTIMATORS
+    refuse_slate_estimators(log, estimators)
+    if slates and export_dir is not None:
+        raise LogError(
+            f"--export: {log.path} is a slate log (expected a single-item log: the Open Bandit "
+            "Pipeline's slate layout needs per-position propensities the log does not hold)"
+        )
     rows = log.for_policy(logged_policy)
     logged_label = str(rows["policy"].iloc[0])
     label, policy = resolve_policy(policy_spec, load_world(log))
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)
-    q_hat = fit_reward_model(rounds, n_folds=n_folds, rng=seed)
+    # Slate logs take IPS and SNIPS only, which need no reward model.
+    q_hat = (
+        np.zeros((rounds.n, rounds.k))
+        if slates
+        else fit_reward_model(rounds, n_folds=n_folds, rng=seed)
+    )
     results = estimate_all(rounds, q_hat, estimators)
     notes = []
+    if slates:
+        notes.append(
+            "note: slate log: each round is weighted by the target's probability of the whole "
+            "logged slate over the logger's (standard slate IPS); the support check covers the "
+            "first position only"
+        )
     weighted = [e.ess for e in results if e.estimator != "dm"]
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a
     # deterministic target an ESS of n/K, which is as good as that logger gets and well served

@@ -14,8 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ope",
         help="off-policy evaluation of a policy from a step log",
         description="Estimate the target policy's value per step from a log made by a stochastic "
-        "logging policy (IPS, SNIPS, DM, DR; 95% intervals, effective sample size), compared with "
-        "the ground truth from running the target on the same scenario and seeds.",
+        "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates; 95% "
+        "intervals, effective sample size), compared with the ground truth from running the "
+        "target on the same scenario and seeds.",
     )
     p.add_argument("log", help="step log (episodes.parquet)")
     p.add_argument("--policy", required=True, help="target policy spec (baseline, ppo:PATH, ...)")
@@ -23,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--estimator",
         action="append",
         choices=list(ESTIMATORS),
-        help="estimator to compute, repeatable (default: all)",
+        help="estimator to compute, repeatable (default: all; on a slate log ips and snips, the "
+        "two it takes)",
     )
     p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
     p.add_argument("--out", help="write DIR/ope.csv")
@@ -40,12 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmrecsim.evaluation.ope import ESTIMATORS, evaluate_off_policy
+    from lmrecsim.evaluation.ope import evaluate_off_policy
 
     result = evaluate_off_policy(
         args.log,
         args.policy,
-        estimators=tuple(args.estimator or ESTIMATORS),
+        estimators=args.estimator,
         logged_policy=args.logged_policy,
         out_dir=args.out,
         export_dir=args.export,

@@ -417,13 +417,59 @@ def test_side_by_side_replay_of_another_policy_on_a_slate_log(slate_log, tmp_pat
     assert result.return_difference is not None
 
 
-def test_ope_refuses_a_slate_log_in_one_line(slate_log) -> None:
+def test_ope_of_a_slate_log_weights_whole_slates_and_refuses_what_needs_a_slate_model(
+    slate_log, tmp_path
+) -> None:
     _, _, path = slate_log
-    with pytest.raises(LogError) as err:
-        evaluate_off_policy(path, "greedy", logged_policy="random", with_ground_truth=False)
-    message = str(err.value)
-    assert "\n" not in message and str(path) in message
-    assert "candidates.slate_size = 3" in message
+    result = evaluate_off_policy(path, "greedy", logged_policy="random", with_ground_truth=False)
+    table = result.table().set_index("estimator")
+    assert list(table.index) == ["ips", "snips"]  # the default on slates
+    # A uniform logger shows greedy's ordered slate of 3 among 10 candidates with probability
+    # 1/720 at most, so few rounds weigh anything (here none: IPS is 0 and SNIPS, 0/0, is NaN)
+    # and the warning must say so.
+    assert np.isfinite(table.at["ips", "estimate"]) and table.at["ips", "estimate"] >= 0
+    assert table["ess"].max() < 100
+    assert any("low overlap" in note for note in result.notes)
+    assert any("slate log" in note for note in result.notes)
+    for kwargs in ({"estimators": ("dr",)}, {"export_dir": tmp_path / "obp"}):
+        with pytest.raises(LogError) as err:
+            evaluate_off_policy(
+                path, "greedy", logged_policy="random", with_ground_truth=False, **kwargs
+            )
+        message = str(err.value)
+        assert "\n" not in message and str(path) in message and "slate log" in message
+
+
+@pytest.mark.slow  # 12 x 150 one-step episodes logged, re-simulated and run by the target: ~15 s
+def test_slate_ips_and_snips_cover_the_truth_on_a_slate_bandit(tmp_path) -> None:
+    from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy
+
+    sc = slate_scenario(
+        name="slate-bandit", candidates={"k": 5, "slate_size": 2}, episode={"horizon": 1}
+    )
+    world = build_world(sc, show_progress=False)
+    reps, rounds, rows = 12, 150, []
+    for rep in range(reps):
+        logger = EpsilonGreedyPolicy(epsilon=0.5, seed=rep, slate_size=2)
+        steps, arrays = run_policy(
+            world, logger, label="logger", seeds=[200 + rep], episodes=rounds, deterministic=False
+        )
+        path = tmp_path / f"log{rep}.parquet"
+        write_step_log(path, steps, arrays, scenario=sc, world=world)
+        result = evaluate_off_policy(path, ("greedy", GreedyPolicy(slate_size=2)))
+        assert result.support.supported
+        table = result.table()
+        table["rep"] = rep
+        rows.append(table)
+    res = pd.concat(rows, ignore_index=True)
+    truth = res.groupby("rep")["ground_truth"].first().mean()
+    # P(Binomial(12, 0.05) > 3) < 0.005: at most 3 of 12 nominal 95% intervals may miss.
+    for name, group in res.groupby("estimator"):
+        covered = (group["ci_low"] <= truth) & (truth <= group["ci_high"])
+        assert (~covered).sum() <= 3, f"{name}: {(~covered).sum()} of {reps} miss {truth:.3f}"
+    # The logger shows greedy's slate with probability (0.5 + 0.5/5)(0.5 + 0.5/4) = 0.375 at
+    # most, so about a third of the rounds carry weight.
+    assert (res["ess"] > rounds / 6).all()
 
 
 # ---------------------------------------------------------------------------------- training log
