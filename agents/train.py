@@ -336,12 +336,8 @@ def train(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)
-    # train.json says "running" until the run has finished: a run stopped midway leaves a folder
-    # that says so (and that the next run into it clears), never one whose model.zip and
-    # train.json belong to an earlier run while its checkpoints and scenario.yaml are new.
     run_info = _run_info(sc, threads, checkpoint_freq)
-    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
-    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
+    _record_start(out_dir, sc, run_info)
     return _learn(
         model,
         sc,
@@ -373,6 +369,18 @@ def _run_info(
     if agent.validation.every > 0:  # known from the start: a stopped run's best model was chosen
         info["validation"] = agent.validation.model_dump()
     return info
+
+
+def _record_start(out_dir: Path, sc: Scenario, run_info: dict[str, Any]) -> None:
+    """Write ``train.json`` (``run_info``, "running") and the run's ``scenario.yaml``, before the
+    run changes anything else in its folder.
+
+    train.json says "running" until the run has finished: a run stopped midway leaves a folder
+    that says so (and that the next run into it clears or resumes), never one whose model.zip and
+    train.json belong to an earlier run while its checkpoints and scenario.yaml are new.
+    """
+    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
+    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
 
 
 def _validation_callback(sc: Scenario, world: World, out_dir: Path) -> ValidationCallback | None:
@@ -414,8 +422,9 @@ def _learn(
     resumed_from: int = 0,
 ) -> TrainResult:
     """Train ``model`` from ``resumed_from`` steps up to ``sc.agent.timesteps`` with the run's
-    logger, checkpoints (every ``run_info["checkpoint_freq"]`` steps), validation and progress bar; save ``model.zip`` and record the run in
-    ``train.json`` (complete, or stopped/failed when it ends early)."""
+    logger, checkpoints (every ``run_info["checkpoint_freq"]`` steps), validation and progress bar;
+    save ``model.zip`` and record the end in ``train.json``: complete, or stopped/failed when
+    the run ends early (:func:`_record_start` recorded its start)."""
     agent = sc.agent
     model.set_logger(
         Logger(
@@ -585,6 +594,7 @@ def resume(
             f"says {start} (expected them to agree)"
         )
     run_info = _run_info(sc, threads, checkpoint_freq or freq_before, resumed_from=start)
+    _record_start(out_dir, sc, run_info)
     validation = _validation_callback(sc, world, out_dir)
     if validation is not None:
         validation.restore(rows)
@@ -593,8 +603,6 @@ def resume(
                 atomic_write(out_dir / "best_model.zip", best_copy.read_bytes())
             else:
                 (out_dir / "best_model.zip").unlink(missing_ok=True)
-    write_text_atomic(out_dir / "train.json", json.dumps(run_info, indent=2) + "\n")
-    write_text_atomic(out_dir / "scenario.yaml", scenario_to_yaml(sc))
     return _learn(
         model,
         sc,

@@ -186,6 +186,18 @@ def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
         )
 
 
+def _target_predict(policy: Any, obs: dict[str, np.ndarray], state: Any, start: bool) -> Any:
+    """The target's greedy ``(action, state)`` (for a policy without probabilities)."""
+    return call_predict(
+        policy,
+        obs,
+        label="target",
+        state=state,
+        episode_start=np.array([start]),
+        deterministic=True,
+    )
+
+
 def _target_slate(
     policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, state: Any, start: bool
 ) -> tuple[np.ndarray, float, Any]:
@@ -196,14 +208,7 @@ def _target_slate(
     if callable(probs_fn) and callable(slate_fn):
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
         return first, float(slate_fn(obs, slate)), state
-    action, state = call_predict(
-        policy,
-        obs,
-        label="target",
-        state=state,
-        episode_start=np.array([start]),
-        deterministic=True,
-    )
+    action, state = _target_predict(policy, obs, state, start)
     chosen = policy_slate(action, "target", k, slate.shape[0])
     first = np.zeros(k, dtype=np.float64)
     first[int(chosen[0])] = 1.0
@@ -217,14 +222,7 @@ def _target_distribution(
     fn = getattr(policy, "action_probabilities", None)
     if callable(fn):
         return np.asarray(fn(obs), dtype=np.float64).reshape(-1), state
-    action, state = call_predict(
-        policy,
-        obs,
-        label="target",
-        state=state,
-        episode_start=np.array([start]),
-        deterministic=True,
-    )
+    action, state = _target_predict(policy, obs, state, start)
     probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
     probs[policy_slot(action, "target", probs.shape[0])] = 1.0
     return probs, state

@@ -444,6 +444,8 @@ def test_ope_of_a_slate_log_weights_whole_slates_and_refuses_what_needs_a_slate_
 def test_slate_ips_and_snips_cover_the_truth_on_a_slate_bandit(tmp_path) -> None:
     from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy
 
+    from .test_ope import _log, _max_misses
+
     sc = slate_scenario(
         name="slate-bandit", candidates={"k": 5, "slate_size": 2}, episode={"horizon": 1}
     )
@@ -451,22 +453,18 @@ def test_slate_ips_and_snips_cover_the_truth_on_a_slate_bandit(tmp_path) -> None
     reps, rounds, rows = 12, 150, []
     for rep in range(reps):
         logger = EpsilonGreedyPolicy(epsilon=0.5, seed=rep, slate_size=2)
-        steps, arrays = run_policy(
-            world, logger, label="logger", seeds=[200 + rep], episodes=rounds, deterministic=False
+        path = _log(
+            (sc, world), logger, tmp_path / f"log{rep}.parquet", seed=200 + rep, rounds=rounds
         )
-        path = tmp_path / f"log{rep}.parquet"
-        write_step_log(path, steps, arrays, scenario=sc, world=world)
         result = evaluate_off_policy(path, ("greedy", GreedyPolicy(slate_size=2)))
         assert result.support.supported
-        table = result.table()
-        table["rep"] = rep
-        rows.append(table)
+        rows.append(result.table().assign(rep=rep))
     res = pd.concat(rows, ignore_index=True)
     truth = res.groupby("rep")["ground_truth"].first().mean()
-    # P(Binomial(12, 0.05) > 3) < 0.005: at most 3 of 12 nominal 95% intervals may miss.
+    limit = _max_misses(reps, 0.05)  # 3 of 12 nominal 95% intervals
     for name, group in res.groupby("estimator"):
-        covered = (group["ci_low"] <= truth) & (truth <= group["ci_high"])
-        assert (~covered).sum() <= 3, f"{name}: {(~covered).sum()} of {reps} miss {truth:.3f}"
+        misses = int(((group["ci_low"] > truth) | (truth > group["ci_high"])).sum())
+        assert misses <= limit, f"{name}: {misses} of {reps} intervals miss {truth:.3f}"
     # The logger shows greedy's slate with probability (0.5 + 0.5/5)(0.5 + 0.5/4) = 0.375 at
     # most, so about a third of the rounds carry weight.
     assert (res["ess"] > rounds / 6).all()
