@@ -505,6 +505,8 @@ def resume(
     ``agent.timesteps``), with its ``train.json``'s torch thread count unless ``torch_threads``
     is given. ``progress.csv`` and ``validation.csv`` keep what was recorded before the
     checkpoint and go on from there; the checkpoint's copy of ``best_model.zip`` comes back.
+    Schedules over training progress (a linear learning rate, DQN's exploration) follow the new
+    budget, as if the run had had it from the start.
 
     What a resumed run does not repeat of the run it continues: the episodes in progress at the
     checkpoint (its users start new ones, drawn again from the start of the run's seeds, so the
