@@ -27,7 +27,13 @@ from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from ..scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED, has_algorithm_sections
 from .build import build_agent, load_model
 from .errors import AgentError
-from .validation import ValidationCallback, ValidationRow, check_validation_seeds, read_validation
+from .validation import (
+    VALIDATION_COLUMNS,
+    ValidationCallback,
+    ValidationRow,
+    check_validation_seeds,
+    read_validation,
+)
 
 
 @dataclass(frozen=True)
@@ -479,6 +485,35 @@ def _learn(
     return result
 
 
+def _header_only(path: Path, columns: tuple[str, ...]) -> bool:
+    """``path`` holds just the header ``columns`` (a run resumed before its first validation)."""
+    try:
+        return path.read_text(encoding="utf-8").strip() == ",".join(columns)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _progress_problem(path: Path) -> str | None:
+    """Why a resumed run cannot go on with ``progress.csv`` (SB3's CSV log), or None."""
+    if not path.is_file():
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = next(csv.reader(lines[:1]), [])
+        rows = list(csv.reader(lines[1:]))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return (
+            f"{path}: unreadable ({type(exc).__name__}; expected SB3's CSV log); delete it to "
+            "resume without the earlier rows"
+        )
+    if lines and "time/total_timesteps" not in header or any(len(r) > len(header) for r in rows):
+        return (
+            f"{path}: not SB3's CSV log (expected a header with time/total_timesteps and no row "
+            "longer than it); delete it to resume without the earlier rows"
+        )
+    return None
+
+
 def _checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     """``(steps, path)`` of the run's ``checkpoints/model_N_steps.zip``, most steps first."""
     found = []
@@ -557,6 +592,13 @@ def resume(
     rows = []
     if validating:
         table = read_validation(out_dir)
+        csv_path = out_dir / "validation.csv"
+        if table is None and csv_path.is_file() and not _header_only(csv_path, VALIDATION_COLUMNS):
+            raise AgentError(
+                f"{csv_path}: not what lmrecsim train writes (expected the columns "
+                f"{', '.join(VALIDATION_COLUMNS)} with one row per validation); delete it to "
+                "resume without the earlier validations"
+            )
         if table is not None:
             rows = [
                 ValidationRow(
@@ -582,7 +624,15 @@ def resume(
     threads = set_torch_threads(threads if _is_int(threads) else None)
     venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
     venv.seed(agent.seed)
-    model = load_model(agent.algo, path, env=venv)
+    progress_problem = _progress_problem(out_dir / "progress.csv")
+    if progress_problem is not None:
+        raise AgentError(progress_problem)
+    try:
+        model = load_model(agent.algo, path, env=venv)
+    except AgentError as exc:
+        if path.name == "model.zip":
+            raise
+        raise AgentError(f"{exc} (delete it to resume from the checkpoint before it)") from None
     space = getattr(model.observation_space, "spaces", {}).get("candidate_features")
     if space is None or space.shape[-1] != N_FEATURES:
         raise AgentError(

@@ -35,8 +35,16 @@ class _StopAt(BaseCallback):
         return True
 
 
-def _stopped_run(out: Path, *, algo: str = "ppo", stop_at: int = 600, **kwargs) -> None:
-    """A run of 1,024 steps with validation every 256, stopped (Ctrl-C) at ``stop_at``."""
+def _stopped_run(
+    out: Path,
+    *,
+    algo: str = "ppo",
+    stop_at: int = 600,
+    checkpoint_freq: int = 256,
+    validate_every: int = 256,
+) -> None:
+    """A run of 1,024 steps, checkpoints and validations every 256 by default, stopped (Ctrl-C)
+    at ``stop_at``."""
     hp = PPO_HP if algo == "ppo" else {"learning_starts": 64}
     with pytest.raises(KeyboardInterrupt):
         train(
@@ -47,12 +55,28 @@ def _stopped_run(out: Path, *, algo: str = "ppo", stop_at: int = 600, **kwargs) 
             n_envs=2,
             seed=1,
             hyperparameters=hp,
-            checkpoint_freq=256,
-            validate_every=256,
+            checkpoint_freq=checkpoint_freq,
+            validate_every=validate_every,
             progress=False,
             callback_factory=lambda sc, world: [_StopAt(stop_at)],
-            **kwargs,
         )
+
+
+def _resume_with(out: Path, callback: BaseCallback):
+    """``resume(out)`` with one more SB3 callback in its training (resume takes none itself)."""
+    from lmrecsim.agents import train as train_module
+
+    original = train_module._learn
+
+    def _learn(*args, **kwargs):
+        kwargs["extra_callbacks"] = [callback]
+        return original(*args, **kwargs)
+
+    train_module._learn = _learn
+    try:
+        return resume(out, progress=False)
+    finally:
+        train_module._learn = original
 
 
 def _steps(path: Path) -> list[int]:
@@ -140,19 +164,7 @@ def test_a_resumed_dqn_refills_its_replay_buffer_and_keeps_learning_starts(tmp_p
             updates.append((self.num_timesteps, self.model._n_updates))
             return True
 
-    from lmrecsim.agents import train as train_module
-
-    original = train_module._learn
-
-    def _learn(*args, **kwargs):
-        kwargs["extra_callbacks"] = [_Updates()]
-        return original(*args, **kwargs)
-
-    train_module._learn = _learn
-    try:
-        result = resume(out, progress=False)
-    finally:
-        train_module._learn = original
+    result = _resume_with(out, _Updates())
     # No gradient step until learning_starts (64) steps after the checkpoint have refilled the
     # buffer, then training goes on.
     early = [n for steps, n in updates if steps <= 512 + 64]
@@ -200,3 +212,48 @@ def test_the_command_resumes_and_refuses_options_that_change_the_run(tmp_path, c
     assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["resumed_from"] == 256 and printed["timesteps"] >= 1024
+
+
+def test_damaged_records_and_checkpoints_are_one_line_naming_the_file(tmp_path):
+    out = tmp_path / "run"
+    _stopped_run(out, stop_at=600)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(out, pristine)
+
+    def fresh() -> Path:
+        shutil.rmtree(out)
+        shutil.copytree(pristine, out)
+        return out
+
+    cases = [
+        ("progress.csv", b"\xff\xfe\x00garbage", r"progress\.csv: unreadable \(UnicodeDecodeError"),
+        ("progress.csv", b"a,b\n1,2\n", r"progress\.csv: not SB3's CSV log"),
+        ("validation.csv", b"x,y\n1,2\n", r"validation\.csv: not what lmrecsim train writes"),
+        ("train.json", b"{not json", r"train\.json: unreadable"),
+        ("checkpoints/model_512_steps.zip", b"not a zip", r"model_512_steps\.zip: cannot load"),
+    ]
+    for name, data, message in cases:
+        folder = fresh()
+        (folder / name).write_bytes(data)
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        with pytest.raises(AgentError, match=message) as err:
+            resume(folder, progress=False)
+        assert "\n" not in str(err.value)
+        # Refused before anything in the folder changed.
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert "delete it to resume from the checkpoint before it" in str(err.value)
+
+
+def test_a_run_resumed_twice_before_its_first_validation_resumes_again(tmp_path):
+    # A resume with no validation before its checkpoint writes a validation.csv of a header
+    # alone; stopping it again before its first validation must not make that file "damaged".
+    out = tmp_path / "run"
+    _stopped_run(out, stop_at=200, checkpoint_freq=128, validate_every=512)
+    assert not (out / "validation.csv").exists()
+    with pytest.raises(KeyboardInterrupt):
+        _resume_with(out, _StopAt(300))
+    assert (
+        out / "validation.csv"
+    ).read_text().strip() == "timesteps,mean_return,std_error,users,best"
+    result = resume(out, progress=False)
+    assert result.timesteps >= 1024 and result.validation["best_timesteps"] >= 512
