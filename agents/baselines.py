@@ -645,7 +645,20 @@ def model_spec_path(spec: str) -> str | None:
     except AgentError:
         return None
     prefix, sep, path = body.partition(":")
-    return (path.strip() or None) if sep and prefix in MODEL_PREFIXES else None
+    if sep and prefix in MODEL_PREFIXES:
+        return path.strip() or None
+    return body if _run_model_algo(body) is not None else None
+
+
+def _run_model_algo(path: str) -> str | None:
+    """The algorithm of a run folder, or of a model file in one, written without ``ALGO:``: the
+    ``algo`` its ``train.json`` records, or None (not a path, or no run to say)."""
+    from .build import trained_algo
+
+    if not path or not Path(path).exists():
+        return None
+    algo = trained_algo(path)
+    return algo if algo in MODEL_PREFIXES else None
 
 
 def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
@@ -653,7 +666,9 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
 
     ``SPEC`` is a baseline name (``random``, ``popular``, ``greedy``, ``linucb``, ``egreedy``,
     ``oracle``) or ``ppo:PATH`` / ``dqn:PATH`` / ``maskable_ppo:PATH`` to a saved model (a
-    ``model.zip`` or its run folder), optionally labelled ``LABEL=SPEC``. Without a label, the label
+    ``model.zip`` or its run folder), optionally labelled ``LABEL=SPEC``. A bare ``PATH`` to a run
+    folder of ``lmrecsim train`` (or to a model in it: ``best_model.zip``, a checkpoint) is read
+    with the algorithm its ``train.json`` records. Without a label, the label
     is the spec itself. A baseline is built with the scenario's ``candidates.slate_size`` as its
     ``slate_size`` (a saved model knows its slate size from its action space).
 
@@ -674,6 +689,9 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     if body in BASELINES:
         return (label or body), _baseline(body, seed, scenario_slate_size(world))
     prefix, sep, path = body.partition(":")
+    run_algo = None if sep and prefix in MODEL_PREFIXES else _run_model_algo(body)
+    if run_algo is not None:  # a run folder (or a model in one): its train.json names the algo
+        prefix, sep, path = run_algo, ":", body
     if sep and prefix in MODEL_PREFIXES:
         if not path.strip():
             raise AgentError(f"--policy {spec!r}: missing model path (expected {prefix}:PATH)")
@@ -689,5 +707,6 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
         )
     raise AgentError(
         f"--policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "
-        f"or {'|'.join(MODEL_PREFIXES)}:PATH, optionally LABEL=SPEC)"
+        f"{'|'.join(MODEL_PREFIXES)}:PATH, or the folder of a run lmrecsim train wrote (or a model "
+        "in it), optionally LABEL=SPEC)"
     )

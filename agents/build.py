@@ -672,7 +672,7 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
     try:
         return cls.load(str(p), env=env, device="cpu")
     except Exception as exc:  # noqa: BLE001 - any load failure is one user-facing line
-        trained = _trained_algo(p)
+        trained = trained_algo(p)
         if trained is not None and trained != algo:
             raise AgentError(
                 f"{p}: cannot load a {algo} model: its run trained {trained} (train.json; "
@@ -689,9 +689,9 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
         ) from None
 
 
-def _trained_algo(model_path: Path) -> str | None:
-    """The algorithm the run folder of a model file says it trained (its ``train.json``), or
-    None when there is none to read."""
+def trained_algo(model_path: str | os.PathLike[str]) -> str | None:
+    """The algorithm the run folder of a model file (or the run folder itself) says it trained
+    (its ``train.json``), or None when there is none to read."""
     from .train import run_record  # train imports this module
 
     try:

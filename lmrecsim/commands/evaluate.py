@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         metavar="SPEC",
         help="random | popular | greedy | linucb | egreedy | oracle | ppo:PATH | dqn:PATH | "
-        "maskable_ppo:PATH, optionally LABEL=SPEC; repeatable",
+        "maskable_ppo:PATH | RUN (a run folder of lmrecsim train, or a model in it: its "
+        "train.json names the algorithm), optionally LABEL=SPEC; repeatable",
     )
     p.add_argument(
         "--episodes",

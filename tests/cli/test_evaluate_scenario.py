@@ -76,6 +76,26 @@ def test_models_of_different_scenarios_need_a_scenario(runs, tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
+def test_a_run_folder_is_a_policy_spec_of_its_own_algorithm(runs, tmp_path, capsys):
+    run = str(runs / "cold_start")
+    checkpoint = next((runs / "cold_start" / "checkpoints").glob("model_*_steps.zip"))
+    code, line, err = _evaluate(
+        capsys,
+        "--policy",
+        run,
+        "--policy",
+        f"best={checkpoint}",
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert code == 0 and line["scenario"] == "cold_start", err
+    assert set(line["return"]) == {run, "best", "random"}
+    empty = tmp_path / "not_a_run"
+    empty.mkdir()
+    code, _, err = _evaluate(capsys, "--policy", str(empty), "--out", str(tmp_path / "b"))
+    assert code == 2 and "unknown policy" in err and err.count("\n") == 0
+
+
 def test_policy_spec_parts() -> None:
     assert split_spec(" mine = ppo:runs/a ") == ("mine", "ppo:runs/a")
     assert split_spec("ppo:runs/a=b") == (None, "ppo:runs/a=b")  # '=' inside the path
