@@ -747,23 +747,9 @@ def reuse_run(
     threads = record.get("torch_threads")
     if not _is_int(threads) or threads != torch_threads:
         return None, f"it was trained with torch_threads {threads!r}, not {torch_threads}"
-    try:
-        text = (out_dir / "scenario.yaml").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"its scenario.yaml cannot be read ({exc})"
-    wanted = scenario_to_yaml(scenario)
-    if text != wanted:
-        old, new = text.splitlines(), wanted.splitlines()
-        line = next(
-            (k for k, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
-            min(len(old), len(new)),
-        )
-        was = old[line].strip() if line < len(old) else "(end of file)"
-        now = new[line].strip() if line < len(new) else "(end of file)"
-        return None, (
-            f"its scenario.yaml differs from this run's at line {line + 1} ({was!r}, this run "
-            f"{now!r}): other settings, seed or budget, or a file written by an older version"
-        )
+    difference = scenario_difference(out_dir, scenario)
+    if difference is not None:
+        return None, difference
     # Any other shape (a hand-edited train.json) is a run to train again, never an exception.
     timesteps, seconds = record.get("timesteps"), record.get("seconds")
     if not _is_int(timesteps) or timesteps < 0:
@@ -795,7 +781,63 @@ def reuse_run(
             f"its model sees {seen} candidate features, this version of lmrecsim {N_FEATURES} "
             "(trained by another version)"
         )
-    return TrainResult(model, out_dir, scenario, timesteps, float(seconds), validation), ""
+    resumed = record.get("resumed_from", 0)  # seconds cover the steps after it
+    resumed = resumed if _is_int(resumed) and 0 <= resumed <= timesteps else 0
+    result = TrainResult(model, out_dir, scenario, timesteps, float(seconds), validation, resumed)
+    return result, ""
+
+
+def scenario_difference(out: str | os.PathLike[str], scenario: Scenario) -> str | None:
+    """Why the run in ``out`` is not a run of ``scenario`` (its ``scenario.yaml`` is not
+    ``scenario`` byte for byte: the first differing line), or None when it is."""
+    out_dir = Path(out)
+    try:
+        text = (out_dir / "scenario.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"its scenario.yaml cannot be read ({exc})"
+    wanted = scenario_to_yaml(scenario)
+    if text == wanted:
+        return None
+    old, new = text.splitlines(), wanted.splitlines()
+    line = next(
+        (k for k, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+        min(len(old), len(new)),
+    )
+    was = old[line].strip() if line < len(old) else "(end of file)"
+    now = new[line].strip() if line < len(new) else "(end of file)"
+    return (
+        f"its scenario.yaml differs from this run's at line {line + 1} ({was!r}, this run "
+        f"{now!r}): other settings, seed or budget, or a file written by an older version"
+    )
+
+
+def stopped_run(
+    out: str | os.PathLike[str], scenario: Scenario, torch_threads: int
+) -> tuple[bool, str]:
+    """Whether the run in ``out`` is a stopped run of ``scenario`` that :func:`resume` can
+    continue: its ``train.json`` says it did not complete, with ``torch_threads``, its
+    ``scenario.yaml`` is ``scenario`` byte for byte, and it has a checkpoint. ``(False, why
+    not)`` otherwise (``why`` empty for a folder without a run)."""
+    out_dir = Path(out)
+    try:
+        record = run_record(out_dir)
+    except ValueError as exc:
+        return False, f"its train.json cannot be read ({exc})"
+    if record is None:
+        return False, ""
+    if record.get("status") == "complete":
+        return False, "it is complete"
+    if record.get("torch_threads") != torch_threads:
+        return False, f"it was trained with torch_threads {record.get('torch_threads')!r}"
+    difference = scenario_difference(out_dir, scenario)
+    if difference is not None:
+        return False, difference
+    found = _checkpoints(out_dir)
+    if not found:
+        return False, "it stopped before its first checkpoint"
+    if found[0][0] >= scenario.agent.timesteps:  # trained out, stopped before model.zip
+        return False, f"its newest checkpoint is at its budget ({found[0][0]} steps)"
+    return True, ""
 
 
 def _record_unfinished(

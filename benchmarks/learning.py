@@ -42,7 +42,8 @@ import pandas as pd
 
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.build import load_model
-from lmrecsim.agents.train import resolve_run, reuse_run, train
+from lmrecsim.agents.train import resolve_run, reuse_run, stopped_run, train
+from lmrecsim.agents.train import resume as resume_run
 from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
 from lmrecsim.commands.common import int_at_least, prepare_output
@@ -87,6 +88,8 @@ class AgentRun:
     last_label: str | None = None
     #: The run folder (``model.zip``, and ``best_model.zip`` with validation).
     folder: str = ""
+    #: The checkpoint a stopped run was continued from (``--continue-stopped``), else 0.
+    resumed_from: int = 0
 
 
 @dataclass
@@ -204,26 +207,46 @@ def train_run(
     out: Path,
     torch_threads: int = 1,
     resume: bool = False,
+    continue_stopped: bool = False,
 ) -> AgentRun:
     """Train one (algo, policy, seed) on a scenario (a name, path or loaded scenario) into
     ``out/<scenario>/<label>``.
 
     With ``resume``, a folder that already holds a complete run of the same settings
     (:func:`lmrecsim.agents.train.finished_run`) is reused instead of trained again; a folder
-    with a run that cannot be reused says why before it is trained again.
+    with a run that cannot be reused says why before it is trained again. With
+    ``continue_stopped`` too, a stopped run of the same settings continues from its newest
+    checkpoint (:func:`lmrecsim.agents.train.resume`) instead of training from the start.
     """
     sc_name, label, folder, run_sc = run_plan(
         name, algo, policy, seed, timesteps=timesteps, out=out
     )
     res, why = reuse_run(folder, run_sc, torch_threads) if resume else (None, "")
+    stopped, _ = (
+        stopped_run(folder, run_sc, torch_threads)
+        if res is None and resume and continue_stopped
+        else (False, "")
+    )
     if res is not None:
         print(f"[{sc_name}] {label}: reusing the complete run in {folder}", flush=True)
+    elif stopped:
+        print(f"[{sc_name}] {label}: continuing the stopped run in {folder}", flush=True)
+        res = resume_run(folder, progress=False, torch_threads=torch_threads)
     else:
         if why:
             print(f"[{sc_name}] {label}: not reusing {folder}: {why}", flush=True)
         print(f"[{sc_name}] training {label} for {timesteps} steps", flush=True)
         res = train(run_sc, out=folder, progress=False, torch_threads=torch_threads)
-    run = AgentRun(label, algo, policy, seed, res.seconds, res.timesteps, folder=str(folder))
+    run = AgentRun(
+        label,
+        algo,
+        policy,
+        seed,
+        res.seconds,
+        res.timesteps - res.resumed_from,
+        folder=str(folder),
+        resumed_from=res.resumed_from,
+    )
     if res.validation is not None:
         run.best_steps = res.validation["best_timesteps"]
         run.last_label = f"{label}_last"
@@ -345,6 +368,7 @@ def scenario_markdown(
         per_seed = ", ".join(
             f"{r[run.label].mean():.2f}"
             + (f" (best at {run.best_steps:,})" if run.best_steps is not None else "")
+            + (f" (continued at {run.resumed_from:,})" if run.resumed_from else "")
             for run in mine
         )
         sps = sum(run.steps for run in mine) / max(sum(run.seconds for run in mine), 1e-9)
@@ -596,6 +620,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "changing it, run without --resume)",
     )
     ap.add_argument(
+        "--continue-stopped",
+        action="store_true",
+        help="with --resume: a stopped run of the same settings continues from its newest "
+        "checkpoint (lmrecsim train --resume) instead of training again from the start; it is "
+        "then not the run an uninterrupted benchmark trains, and RESULTS.md says 'continued at "
+        "N' beside its return (not with --ray)",
+    )
+    ap.add_argument(
         "--jobs",
         type=int_at_least(1),
         default=None,
@@ -628,6 +660,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.episodes = default(args.episodes, 100)
     # Training seeds 10 apart: sub-env i of seed s uses s + i, so runs never share users.
     args.seeds = default(args.seeds, [0, 10, 20])
+    if args.continue_stopped and not args.resume:
+        ap.error("--continue-stopped: needs --resume (it continues runs that --resume keeps)")
+    if args.continue_stopped and args.ray is not None:
+        ap.error(
+            "--continue-stopped: not with --ray (Ray trains each run in a new folder on its node; "
+            "expected --jobs N)"
+        )
     if args.ray is None:
         args.jobs = default(args.jobs, 1)
     elif not args.ray.strip() and args.ray:
@@ -675,6 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "out": args.out,
         "torch_threads": args.threads,
         "resume": args.resume,
+        "continue_stopped": args.continue_stopped,
     }
     evaluation = {"eval_seeds": args.eval_seeds, "episodes": args.episodes}
     runs_of = {

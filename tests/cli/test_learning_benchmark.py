@@ -248,6 +248,43 @@ def test_resume_reuses_complete_runs_and_trains_the_rest(
     assert "this run 'timesteps: 160'" in capsys.readouterr().out
 
 
+def test_continue_stopped_continues_a_stopped_run_from_its_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import benchmarks.learning as learning
+
+    sc = str(_tiny(tmp_path / "a.yaml", "tiny_a", 0.03))
+    common = ["--scenarios", sc, "--algos", "ppo", "--timesteps", "256", "--seeds", "0"]
+    common += ["--eval-seeds", "900", "--episodes", "2", "--out", str(tmp_path / "out")]
+    assert learning.main([*common, "--results", str(tmp_path / "R1.md")]) == 0
+    # As if the run had stopped at about 130 steps: its train.json says so, and the checkpoints
+    # after that are not there.
+    run = tmp_path / "out" / "tiny_a" / "ppo_s0"
+    record = run / "train.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "stopped"}))
+    kept = []
+    for path in (run / "checkpoints").glob("*_steps.zip"):
+        steps = int(path.name.rsplit("_", 2)[-2])
+        if steps > 130:
+            path.unlink()
+        else:
+            kept.append(steps)
+    newest = max(kept)
+    capsys.readouterr()
+    argv = [*common, "--resume", "--continue-stopped", "--results", str(tmp_path / "R2.md")]
+    assert learning.main(argv) == 0
+    assert "ppo_s0: continuing the stopped run in" in capsys.readouterr().out
+    done = json.loads(record.read_text())
+    assert done["status"] == "complete" and done["resumed_from"] == newest
+    assert f"(continued at {newest:,})" in (tmp_path / "R2.md").read_text()
+    for extra in (["--continue-stopped"], ["--resume", "--continue-stopped", "--ray"]):
+        with pytest.raises(SystemExit):
+            learning.parse_args([*common, *extra])
+    assert "--continue-stopped: " in capsys.readouterr().err
+
+
 def test_two_scenarios_of_one_name_are_refused_before_training(tmp_path: Path) -> None:
     # Their runs would go to the same folders, out/<name>/<label>, one overwriting the other.
     if str(ROOT) not in sys.path:
