@@ -556,7 +556,6 @@ def resume(
             not load, or a budget the run has reached (one line naming the file).
     """
     _check_checkpoint_freq(checkpoint_freq)
-    _check_checkpoint_freq(checkpoint_freq)
     out_dir = Path(out)
     try:
         record = run_record(out_dir)
@@ -616,6 +615,13 @@ def resume(
                 f"{best_copy}: missing (expected the copy of best_model.zip that checkpoints of "
                 "validated runs keep; train again without --resume)"
             )
+    # Before the world is built: a folder where the run writes a file, a damaged progress.csv.
+    problem = run_outputs_problem(out_dir, validation=validating)
+    if problem is not None:
+        raise AgentError(f"out: {problem}")
+    problem = _progress_problem(out_dir / "progress.csv")
+    if problem is not None:
+        raise AgentError(problem)
     freq_before = record.get("checkpoint_freq")
     freq_before = freq_before if _is_int(freq_before) and freq_before >= 1 else None
     threads = torch_threads if torch_threads is not None else record.get("torch_threads")
@@ -624,9 +630,6 @@ def resume(
     threads = set_torch_threads(threads if _is_int(threads) else None)
     venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
     venv.seed(agent.seed)
-    progress_problem = _progress_problem(out_dir / "progress.csv")
-    if progress_problem is not None:
-        raise AgentError(progress_problem)
     try:
         model = load_model(agent.algo, path, env=venv)
     except AgentError as exc:

@@ -257,3 +257,12 @@ def test_a_run_resumed_twice_before_its_first_validation_resumes_again(tmp_path)
     ).read_text().strip() == "timesteps,mean_return,std_error,users,best"
     result = resume(out, progress=False)
     assert result.timesteps >= 1024 and result.validation["best_timesteps"] >= 512
+
+
+def test_a_folder_where_the_run_writes_a_file_is_refused_before_resuming(tmp_path):
+    out = tmp_path / "run"
+    _stopped_run(out, stop_at=300)
+    (out / "model.zip").mkdir()  # model.zip is written at the end: it would fail after training
+    with pytest.raises(AgentError, match=r"^out: '.*model\.zip' is a folder"):
+        resume(out, progress=False)
+    assert json.loads((out / "train.json").read_text())["status"] == "stopped"
