@@ -16,7 +16,8 @@ is then the distribution of the first position's slot, and ``slate_probability(o
 probability of a whole ordered slate (the logged propensity). With ``slate_size`` 1 everything is
 exactly the single-item rule.
 
-Shapes: K candidates, L slate positions, p projected embedding dims, F = 14 candidate features.
+Shapes: K candidates, L slate positions, p projected embedding dims, F = 17 candidate features
+(``lmrecsim.envs.features.N_FEATURES``).
 """
 
 from __future__ import annotations
