@@ -524,6 +524,13 @@ def _checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def stopped_checkpoint_steps(out: str | os.PathLike[str]) -> int | None:
+    """The steps of the newest checkpoint of the run in ``out`` (what :func:`resume` continues
+    a stopped run from), or None when it has none."""
+    found = _checkpoints(Path(out))
+    return found[0][0] if found else None
+
+
 def resume(
     out: str | os.PathLike[str],
     *,

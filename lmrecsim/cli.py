@@ -18,7 +18,7 @@ from lmrecsim import __version__
 from lmrecsim.errors import report_user_errors
 
 # Subcommand modules under lmrecsim.commands, in the order `lmrecsim --help` lists them.
-COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "bench"]
+COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "runs", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Output arguments that name a file to write; every other --out / --export is a folder.
-FILE_OUTPUTS = {("bench", "out")}
+FILE_OUTPUTS = {("bench", "out"), ("runs", "csv")}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     created: list = []
     code = 2
     try:
-        for name in ("out", "export"):
+        for name in ("out", "export", "csv"):
             folder = (args.command, name) not in FILE_OUTPUTS
             created += prepare_output(getattr(args, name, None), f"--{name}", folder=folder)
         code = int(args.func(args) or 0)

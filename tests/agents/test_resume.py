@@ -16,23 +16,11 @@ from lmrecsim.agents.build import load_model
 from lmrecsim.agents.errors import AgentError
 from lmrecsim.agents.train import resume, train
 from lmrecsim.cli import main
+from tests.callbacks import StopAt
 
 from .conftest import tiny_scenario
 
 PPO_HP = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
-
-
-class _StopAt(BaseCallback):
-    """Ctrl-C (KeyboardInterrupt) once training has run ``steps`` steps."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.steps:
-            raise KeyboardInterrupt
-        return True
 
 
 def _stopped_run(
@@ -58,7 +46,7 @@ def _stopped_run(
             checkpoint_freq=checkpoint_freq,
             validate_every=validate_every,
             progress=False,
-            callback_factory=lambda sc, world: [_StopAt(stop_at)],
+            callback_factory=lambda sc, world: [StopAt(stop_at)],
         )
 
 
@@ -251,7 +239,7 @@ def test_a_run_resumed_twice_before_its_first_validation_resumes_again(tmp_path)
     _stopped_run(out, stop_at=200, checkpoint_freq=128, validate_every=512)
     assert not (out / "validation.csv").exists()
     with pytest.raises(KeyboardInterrupt):
-        _resume_with(out, _StopAt(300))
+        _resume_with(out, StopAt(300))
     assert (
         out / "validation.csv"
     ).read_text().strip() == "timesteps,mean_return,std_error,users,best"

@@ -12,26 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from stable_baselines3.common.callbacks import BaseCallback
 
 from lmrecsim.agents.train import save_model_atomic, train
+from tests.callbacks import StopAt
 
 TINY = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
-
-
-class _StopAt(BaseCallback):
-    """Raises ``error`` (by default KeyboardInterrupt, what Ctrl-C does) once training has run
-    ``steps`` steps."""
-
-    def __init__(self, steps: int, error: BaseException | None = None) -> None:
-        super().__init__()
-        self.steps = steps
-        self.error = error if error is not None else KeyboardInterrupt()
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.steps:
-            raise self.error
-        return True
 
 
 def test_a_failed_run_says_so_with_its_error(tmp_path):
@@ -58,7 +43,7 @@ def _train(
         hyperparameters=TINY,
         checkpoint_freq=64,
         progress=False,
-        callback_factory=(lambda sc, world: [_StopAt(stop_at, error)]) if stop_at else None,
+        callback_factory=(lambda sc, world: [StopAt(stop_at, error)]) if stop_at else None,
     )
 
 

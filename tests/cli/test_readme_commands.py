@@ -94,6 +94,7 @@ def test_the_readme_usage_block_runs_in_order(tmp_path, monkeypatch) -> None:
     assert [c.split()[1] for c in commands] == [
         "train",
         "train",
+        "runs",
         "train",
         "evaluate",
         "replay",

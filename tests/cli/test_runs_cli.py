@@ -1,0 +1,77 @@
+"""``lmrecsim runs``: one row per run folder, with what to do with a run that did not complete."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmrecsim.agents.errors import AgentError
+from lmrecsim.agents.runs import RUN_COLUMNS, list_runs
+from lmrecsim.agents.train import train
+from lmrecsim.cli import main
+from tests.callbacks import StopAt
+
+HP = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
+
+
+def _train(out, *, stop_at: int | None = None) -> None:
+    factory = None if stop_at is None else (lambda sc, world: [StopAt(stop_at)])
+    try:
+        train(
+            "default",
+            out=out,
+            timesteps=256,
+            n_envs=2,
+            hyperparameters=HP,
+            checkpoint_freq=64,
+            validate_every=128,
+            progress=False,
+            callback_factory=factory,
+        )
+    except KeyboardInterrupt:
+        assert stop_at is not None
+
+
+def test_runs_lists_every_run_with_its_status_and_how_to_resume(tmp_path, capsys):
+    root = tmp_path / "runs"
+    _train(root / "done")
+    _train(root / "group" / "stopped", stop_at=150)
+    _train(root / "early", stop_at=10)  # before its first checkpoint
+    (root / "broken").mkdir()
+    (root / "broken" / "train.json").write_text("{not json")
+    table = list_runs(root).set_index("run")
+    assert list(table.reset_index().columns) == list(RUN_COLUMNS)
+    done, stopped = table.loc[str(root / "done")], table.loc[str(root / "group" / "stopped")]
+    assert (done["status"], done["timesteps"], done["budget"], done["next"]) == (
+        "complete",
+        256,
+        256,
+        "",
+    )
+    assert done["best_timesteps"] == 256 and done["algo"] == "ppo" and done["scenario"] == "default"
+    assert stopped["status"] == "stopped" and 150 <= stopped["timesteps"] < 256
+    assert (
+        stopped["next"]
+        == f"lmrecsim train --resume --out {root / 'group' / 'stopped'}  (from 128 steps)"
+    )
+    assert table.loc[str(root / "early"), "next"] == "no checkpoint: train again"
+    assert table.loc[str(root / "broken"), "status"] == "unreadable"
+    assert "train.json: unreadable" in table.loc[str(root / "broken"), "next"]
+
+    assert main(["runs", str(root), "--csv", str(tmp_path / "runs.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"{root / 'group' / 'stopped'}: stopped; lmrecsim train --resume --out" in out
+    assert (tmp_path / "runs.csv").read_text().splitlines()[0] == ",".join(RUN_COLUMNS)
+    # The printed command continues the run.
+    assert (
+        main(["train", "--resume", "--out", str(root / "group" / "stopped"), "--no-progress"]) == 0
+    )
+    assert list_runs(root / "group").loc[0, "status"] == "complete"
+
+
+def test_no_runs_and_a_missing_folder(tmp_path, capsys):
+    assert main(["runs", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("no training runs under")
+    with pytest.raises(AgentError, match="no such folder"):
+        list_runs(tmp_path / "missing")
+    assert main(["runs", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
