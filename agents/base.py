@@ -6,6 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..envs.vec_env import check_seed
 from .errors import AgentError
 
 
@@ -42,17 +43,14 @@ class EpisodeSeeded:
     """
 
     def __init__(self, seed: int | None = 0) -> None:
-        if seed is not None and (
-            isinstance(seed, (bool, np.bool_))
-            or not isinstance(seed, (int, np.integer))
-            or seed < 0
-        ):
+        try:
+            self.seed = check_seed(seed)
+        except ValueError:
             # numpy's "expected non-negative integer" or SeedSequence's TypeError named neither
             # the policy nor the argument.
             raise AgentError(
                 f"{type(self).__name__}: seed {seed!r} (expected None or an integer >= 0)"
-            )
-        self.seed = None if seed is None else int(seed)
+            ) from None
         self.rng = np.random.default_rng(self.seed)
 
     def reseed(self, seed: int, episode: int) -> None:

@@ -380,16 +380,14 @@ class OraclePolicy(ScoringPolicy):
         env = self._env
         if env is None:
             raise AgentError("oracle: not bound to an environment (call bind(env) first)")
+        if n is None:
+            return _single_user_affinity(env)
         subs = getattr(env, "envs", None)  # SB3 DummyVecEnv: one single env per row
-        if n is not None and subs is not None:
+        if subs is not None:
             if len(subs) != n:
                 raise AgentError(f"oracle: bound to {len(subs)} envs, observation has {n} rows")
-            return np.stack(
-                [np.asarray(_users(e).candidate_affinity(np.zeros(1, np.int64))[0]) for e in subs]
-            ).astype(np.float64)
+            return np.stack([_single_user_affinity(e) for e in subs])
         users = _users(env)
-        if n is None:
-            return np.asarray(users.candidate_affinity(np.zeros(1, dtype=np.int64))[0], np.float64)
         if users.n != n:
             raise AgentError(f"oracle: bound to {users.n} users, observation has {n} rows")
         return np.asarray(users.candidate_affinity(np.arange(n)), dtype=np.float64)
@@ -401,6 +399,12 @@ class OraclePolicy(ScoringPolicy):
         """(B, K) hidden affinities of the bound env's B users, ``-inf`` at masked slots."""
         mask = np.asarray(observation["action_mask"]) > 0
         return np.where(mask, self._affinities(int(mask.shape[0])), -np.inf)
+
+
+def _single_user_affinity(env: Any) -> np.ndarray:
+    """(K,) hidden affinity of the candidates of a single env's one user."""
+    users = _users(env)
+    return np.asarray(users.candidate_affinity(np.zeros(1, dtype=np.int64))[0], np.float64)
 
 
 def _users(env: Any) -> Any:

@@ -692,11 +692,23 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
 def trained_algo(model_path: str | os.PathLike[str]) -> str | None:
     """The algorithm the run folder of a model file (or the run folder itself) says it trained
     (its ``train.json``), or None when there is none to read."""
+    return _run_text(model_path, "algo")
+
+
+def trained_scenario(model_path: str | os.PathLike[str]) -> str | None:
+    """The name of the scenario the run folder of a model file (or the run folder itself) says
+    it trained on (its ``train.json``), or None when there is none to read."""
+    return _run_text(model_path, "scenario")
+
+
+def _run_text(model_path: str | os.PathLike[str], key: str) -> str | None:
+    """The text ``key`` of the ``train.json`` of a model's run folder, or None: no run folder,
+    no such text, or an unreadable ``train.json`` (whose own error is reported elsewhere)."""
     from .train import run_record  # train imports this module
 
     try:
         data = run_record(run_folder(model_path))
-    except ValueError:  # an unreadable train.json: the load error says enough
+    except ValueError:
         return None
-    algo = None if data is None else data.get("algo")
-    return algo if isinstance(algo, str) else None
+    value = None if data is None else data.get(key)
+    return value if isinstance(value, str) else None

@@ -631,10 +631,12 @@ def resume(
         raise AgentError(problem)
     freq_before = record.get("checkpoint_freq")
     freq_before = freq_before if _is_int(freq_before) and freq_before >= 1 else None
-    threads = torch_threads if torch_threads is not None else record.get("torch_threads")
-    torch_thread_count(threads if _is_int(threads) else None)
+    if torch_threads is None:  # the run's own count (a hand-edited one: the default)
+        recorded = record.get("torch_threads")
+        torch_threads = recorded if _is_int(recorded) else None
+    torch_thread_count(torch_threads)  # a bad count fails before the world is built
     world = build_world(sc, show_progress=progress)
-    threads = set_torch_threads(threads if _is_int(threads) else None)
+    threads = set_torch_threads(torch_threads)
     venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
     venv.seed(agent.seed)
     try:
@@ -842,11 +844,11 @@ def stopped_run(
     difference = scenario_difference(out_dir, scenario)
     if difference is not None:
         return False, difference
-    found = _checkpoints(out_dir)
-    if not found:
+    steps = stopped_checkpoint_steps(out_dir)
+    if steps is None:
         return False, "it stopped before its first checkpoint"
-    if found[0][0] >= scenario.agent.timesteps:  # trained out, stopped before model.zip
-        return False, f"its newest checkpoint is at its budget ({found[0][0]} steps)"
+    if steps >= scenario.agent.timesteps:  # trained out, stopped before model.zip
+        return False, f"its newest checkpoint is at its budget ({steps} steps)"
     return True, ""
 
 

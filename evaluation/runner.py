@@ -350,18 +350,13 @@ def scenario_warnings(infos: Sequence[PolicyInfo], scenario: Scenario) -> list[s
     another name than the evaluated one: its figures then describe users it was not trained for,
     which is worth doing on purpose (a default model on cold_start) and a slip otherwise (a
     forgotten ``--scenario``)."""
-    from ..agents.train import run_record
+    from ..agents.build import trained_scenario
 
     out = []
     for info in infos:
-        if info.run_dir is None:
-            continue
-        try:
-            record = run_record(info.run_dir)
-        except ValueError:  # seed_warnings reports an unreadable train.json
-            continue
-        trained_on = None if record is None else record.get("scenario")
-        if isinstance(trained_on, str) and trained_on != scenario.name:
+        # None for an unreadable train.json: seed_warnings reports it.
+        trained_on = None if info.run_dir is None else trained_scenario(info.run_dir)
+        if trained_on is not None and trained_on != scenario.name:
             out.append(
                 f"{info.label} was trained on scenario {trained_on!r} ({info.run_dir}/train.json) "
                 f"and is evaluated on {scenario.name!r} (expected --scenario "

@@ -61,8 +61,7 @@ def scenario_of_runs(specs: list[str]) -> str:
         UsageError: the runs trained on scenarios of different names (one line naming them).
     """
     from lmrecsim.agents.baselines import model_spec_path
-    from lmrecsim.agents.build import run_folder
-    from lmrecsim.agents.train import run_record
+    from lmrecsim.agents.build import run_folder, trained_scenario
     from lmrecsim.errors import UsageError
 
     runs: dict[str, Path] = {}
@@ -71,12 +70,8 @@ def scenario_of_runs(specs: list[str]) -> str:
         if path is None:
             continue
         folder = run_folder(path)
-        try:
-            record = run_record(folder)
-        except ValueError:  # evaluate reports an unreadable train.json
-            continue
-        name = None if record is None else record.get("scenario")
-        if isinstance(name, str) and (folder / "scenario.yaml").is_file():
+        name = trained_scenario(folder)  # None for an unreadable train.json: evaluate reports it
+        if name is not None and (folder / "scenario.yaml").is_file():
             runs.setdefault(name, folder)
     if len(runs) > 1:
         found = ", ".join(f"{name!r} in {folder}" for name, folder in runs.items())

@@ -254,3 +254,12 @@ def test_a_folder_where_the_run_writes_a_file_is_refused_before_resuming(tmp_pat
     with pytest.raises(AgentError, match=r"^out: '.*model\.zip' is a folder"):
         resume(out, progress=False)
     assert json.loads((out / "train.json").read_text())["status"] == "stopped"
+
+
+def test_a_bad_thread_count_is_refused_not_replaced(tmp_path):
+    # It used to be dropped for the default thread count when not an integer.
+    out = tmp_path / "run"
+    _stopped_run(out, stop_at=300)
+    with pytest.raises(AgentError, match=r"^torch_threads: '2' is invalid"):
+        resume(out, progress=False, torch_threads="2")  # type: ignore[arg-type]
+    assert json.loads((out / "train.json").read_text())["status"] == "stopped"
