@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ..scenarios.yaml_text import safe_load
 from .errors import AgentError
 from .train import run_record, stopped_checkpoint_steps
 
@@ -36,7 +37,7 @@ RUN_COLUMNS = (
 def _budget(folder: Path) -> int | None:
     """``agent.timesteps`` of the run's ``scenario.yaml``, or None when it cannot be read."""
     try:
-        data = yaml.safe_load((folder / "scenario.yaml").read_text(encoding="utf-8"))
+        data = safe_load((folder / "scenario.yaml").read_text(encoding="utf-8"))
         value = data["agent"]["timesteps"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         return None
