@@ -501,13 +501,14 @@ class SB3Policy:
             return float(np.array_equal(np.asarray(chosen).reshape(-1), slate))
         with th.no_grad():
             obs_t = self._obs_tensor(observation)
-            # Only PPO trains slates: its distribution is the one it samples from.
+            # PPO's distribution: the one it samples slates from.
             dist = policy.get_distribution(obs_t)
             actions = th.as_tensor(slate[None, :], device=obs_t_device(obs_t))
             return float(th.exp(dist.log_prob(actions)).cpu().numpy().reshape(-1)[0])
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
-        """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's)."""
+        """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's and
+        DQN's)."""
         return {"action_masks": _mask(observation)} if self.algo == "maskable_ppo" else {}
 
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -517,6 +518,13 @@ class SB3Policy:
         slots a score that is never the best, but an ``mlp`` policy can pick a masked slot, and
         then that slot is what it does (the user sees nothing), so its probability is its own.
         """
+        if self.algo == "dqn" and self.slate_size > 1:
+            # SlateQ's greedy slate is built from item values and its choice model together:
+            # its first slot need not be the best-valued item.
+            slate, _ = self.model.predict(observation, deterministic=True)
+            first = np.zeros(np.asarray(observation["action_mask"]).shape[-1])
+            first[int(np.asarray(slate).reshape(-1)[0])] = 1.0
+            return first
         if self.algo == "maskable_ppo":
             scores = self.scores(observation)
         else:

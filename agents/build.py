@@ -17,7 +17,6 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
 from ..scenarios.schema import ALGORITHM_NAMES, Scenario, has_algorithm_sections
-from .base import action_slate_size
 from .dueling import MlpDQNPolicy
 from .errors import AgentError
 from .scorer import (
@@ -27,6 +26,7 @@ from .scorer import (
     MaskableCandidateScorerPolicy,
     MaskedDQN,
 )
+from .slateq import SlateQ, SlateQPolicy
 
 ALGORITHMS = ALGORITHM_NAMES
 POLICIES = ("candidate_scorer", "mlp")
@@ -295,13 +295,23 @@ def _maskable_ppo() -> type[BaseAlgorithm]:
     return MaskablePPO
 
 
-def algorithm_class(algo: str) -> type[BaseAlgorithm]:
-    """The SB3 class for an algorithm name."""
+def algorithm_class(algo: str, slates: bool = False) -> type[BaseAlgorithm]:
+    """The SB3 class for an algorithm name (``slates``: for a slate scenario, where DQN is
+    :class:`~lmrecsim.agents.slateq.SlateQ`).
+
+    Raises:
+        AgentError: an unknown algorithm, or one that cannot train slates.
+    """
     if algo == "ppo":
         return PPO
     if algo == "dqn":
-        return MaskedDQN
+        return SlateQ if slates else MaskedDQN
     if algo == "maskable_ppo":
+        if slates:
+            raise AgentError(
+                "agent.algo: 'maskable_ppo' with candidates.slate_size above 1 (expected ppo or "
+                "dqn: maskable_ppo chooses one slot per step)"
+            )
         return _maskable_ppo()
     raise AgentError(f"agent.algo: {algo!r} is not one of {', '.join(ALGORITHMS)}")
 
@@ -327,7 +337,10 @@ def reward_normalized(env: VecEnv, normalize: Any, *, gamma: float | None) -> Ve
 
 
 def check_hyperparameters(
-    algo: str, hyperparameters: dict[str, Any], policy: str = "candidate_scorer"
+    algo: str,
+    hyperparameters: dict[str, Any],
+    policy: str = "candidate_scorer",
+    slates: bool = False,
 ) -> None:
     """Check ``hyperparameters`` for ``algo`` as :func:`build_model` does, without building.
 
@@ -335,7 +348,8 @@ def check_hyperparameters(
     until that algorithm runs: unknown arguments (with a did-you-mean), values of the wrong kind,
     malformed schedules, a non-boolean ``normalize_reward`` and, for the candidate scorer
     (``policy``), ``policy_kwargs`` its policy class does not take. Combinations that only SB3's
-    constructor refuses are not caught here.
+    constructor refuses are not caught here. ``slates``: for a slate scenario (DQN is SlateQ
+    there, which also takes ``choice_coef``).
 
     Raises:
         AgentError: one line naming the key, as :func:`build_model` words it.
@@ -343,8 +357,8 @@ def check_hyperparameters(
     kwargs = resolve_schedules(hyperparameters)
     _check_normalize(kwargs.pop(NORMALIZE_REWARD, False))
     _check_not_set_by_lmrecsim(kwargs)
-    cls = algorithm_class(algo)
-    _policy_class(algo, policy, kwargs.get("policy_kwargs"))
+    cls = algorithm_class(algo, slates)
+    _policy_class(algo, policy, kwargs.get("policy_kwargs"), slates)
     _check_value_types(cls, kwargs)
 
 
@@ -361,9 +375,17 @@ _NOT_POLICY_KWARGS = ("self", "observation_space", "action_space", "lr_schedule"
 _SCORER_FIXED = ("net_arch", "features_extractor_class", "activation_fn")
 
 
-def _policy_class(algo: str, policy: str, policy_kwargs: Any) -> Any:
+def _policy_class(algo: str, policy: str, policy_kwargs: Any, slates: bool = False) -> Any:
     """The SB3 policy (a class, or SB3's name for one) of ``algo`` with ``policy``, after
-    checking ``policy_kwargs`` against it."""
+    checking ``policy_kwargs`` against it (``slates``: for a slate scenario)."""
+    if slates and algo == "dqn":
+        if policy != "candidate_scorer":
+            raise AgentError(
+                f"agent.policy: {policy} cannot train dqn on slates (SlateQ values each "
+                "candidate with the candidate scorer; expected candidate_scorer)"
+            )
+        _check_scorer_policy_kwargs(policy_kwargs, SlateQPolicy)
+        return SlateQPolicy
     if policy == "candidate_scorer":
         policy_cls = SCORER_POLICIES[algo]
         _check_scorer_policy_kwargs(policy_kwargs, policy_cls)
@@ -394,7 +416,7 @@ def _check_scorer_policy_kwargs(policy_kwargs: Any, policy_cls: type) -> None:
             f"{where}.activation_fn: the candidate scorer's layers are ReLU layers (expected "
             f"{sizes}; or agent.policy: mlp)"
         )
-    _check_dueling(policy_kwargs, dqn=policy_cls is CandidateScorerDQNPolicy)
+    _check_dueling(policy_kwargs, dqn=issubclass(policy_cls, CandidateScorerDQNPolicy))
     _check_policy_keys(policy_kwargs, policy_cls, policy_cls.__name__, skip=_SCORER_FIXED)
     sizes_given = policy_kwargs.get("features_extractor_kwargs")
     if isinstance(sizes_given, dict):
@@ -479,15 +501,6 @@ def _mlp_policy(algo: str, policy_kwargs: Any) -> Any:
     return MlpDQNPolicy if has_dueling else "MultiInputPolicy"
 
 
-def _check_slates(algo: str, action_space: spaces.Space) -> None:
-    """Refuse slates (a ``MultiDiscrete`` action space) for an algorithm that picks one slot."""
-    if isinstance(action_space, spaces.MultiDiscrete) and algo != "ppo":
-        raise AgentError(
-            f"candidates.slate_size: {action_slate_size(action_space)} needs agent.algo ppo "
-            f"(got {algo}; dqn and maskable_ppo choose one slot per step)"
-        )
-
-
 def build_model(
     algo: str,
     env: VecEnv,
@@ -501,16 +514,18 @@ def build_model(
     """Build an untrained SB3 model.
 
     Args:
-        algo: ``ppo``, ``dqn`` or ``maskable_ppo`` (``ppo`` only with slates).
+        algo: ``ppo``, ``dqn`` or ``maskable_ppo`` (``ppo`` or ``dqn`` with slates).
         env: the (vectorised) training env.
         policy: ``candidate_scorer`` (shared per-candidate network) or ``mlp`` (SB3's
             ``MultiInputPolicy`` over the flattened observation, for comparison). For DQN,
             ``policy_kwargs: {dueling: true}`` makes either one's Q-network a dueling one.
 
             With slates (``candidates.slate_size`` L > 1: a ``MultiDiscrete([K] * L)`` action
-            space; PPO only), the candidate scorer draws each slate from one Plackett-Luce
+            space), PPO's candidate scorer draws each slate from one Plackett-Luce
             distribution over its K scores (:mod:`lmrecsim.agents.slate`): L distinct candidates,
-            masked ones only when fewer than L are valid. The ``mlp`` policy is SB3's: L
+            masked ones only when fewer than L are valid. DQN is SlateQ
+            (:mod:`lmrecsim.agents.slateq`, candidate scorer only): item values and a learned
+            choice model, greedy best slates. PPO's ``mlp`` policy is SB3's: L
             independent categoricals, one per position, over K slots each, so it can put the
             same slot at several positions and a masked slot anywhere; the env shows nothing
             there (a shorter slate), a handicap the ``mlp`` has to learn its way out of.
@@ -521,18 +536,18 @@ def build_model(
         tensorboard_log: TensorBoard folder, or None.
 
     Raises:
-        AgentError: an unknown algorithm or policy, slates with an algorithm other than ``ppo``,
-            or hyperparameters SB3 would reject (one line, naming the key).
+        AgentError: an unknown algorithm or policy, slates with ``maskable_ppo`` or with DQN's
+            ``mlp``, or hyperparameters SB3 would reject (one line, naming the key).
     """
     if policy not in POLICIES:
         raise AgentError(f"agent.policy: {policy!r} is not one of {', '.join(POLICIES)}")
-    cls = algorithm_class(algo)
-    _check_slates(algo, env.action_space)
+    slates = isinstance(env.action_space, spaces.MultiDiscrete)
+    cls = algorithm_class(algo, slates)
     kwargs: dict[str, Any] = dict(DQN_DEFAULTS if algo == "dqn" else PPO_DEFAULTS)
     kwargs.update(resolve_schedules(hyperparameters or {}))
     _check_not_set_by_lmrecsim(kwargs)
     env = reward_normalized(env, kwargs.pop(NORMALIZE_REWARD, False), gamma=kwargs.get("gamma"))
-    policy_cls = _policy_class(algo, policy, kwargs.get("policy_kwargs"))
+    policy_cls = _policy_class(algo, policy, kwargs.get("policy_kwargs"), slates)
     _check_value_types(cls, kwargs)
     freq = kwargs.get("train_freq")
     if isinstance(freq, tuple) and len(freq) == 2 and str(freq[1]).startswith("episode"):
@@ -639,7 +654,9 @@ def check_other_sections(scenario: Scenario) -> None:
         if algo == scenario.agent.algo:
             continue
         try:
-            check_hyperparameters(algo, dict(section), scenario.agent.policy)
+            check_hyperparameters(
+                algo, dict(section), scenario.agent.policy, scenario.candidates.slate_size > 1
+            )
         except AgentError as exc:
             raise _in_file(scenario, _in_section(str(exc), algo)) from None
 

@@ -45,6 +45,13 @@ class DictNStepReplayBuffer(DictReplayBuffer):
         # The parent draws sub-environments from numpy's global generator, which SB3 seeds from
         # the model's seed; drawing the same way keeps training reproducible under a seed.
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        return self._samples_at(batch_inds, env_indices, env)
+
+    def _samples_at(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+    ) -> DictReplayBufferSamples:
+        """The n-step samples starting at rows ``batch_inds`` of sub-environments
+        ``env_indices``."""
         offsets = np.arange(self.n_steps)
         rows = (batch_inds[:, None] + offsets[None, :]) % self.buffer_size  # (B, n)
         cols = env_indices[:, None]

@@ -11,6 +11,7 @@ Shapes: B batch, K candidates, p embedding dims, F candidate features, H hidden 
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -76,6 +77,13 @@ class CandidateScorerExtractor(BaseFeaturesExtractor):
         return self.trunk(x)
 
     def forward(self, obs: dict[str, th.Tensor]) -> th.Tensor:
+        _, scores, summary = self.parts(obs)
+        return th.cat([scores, summary], dim=-1)
+
+    def parts(self, obs: dict[str, th.Tensor]) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The per-candidate hidden states (B, K, H), the masked scores (B, K) and the slate
+        summary (B, summary_dim): what :meth:`forward` concatenates, with the hidden states
+        for further per-candidate heads (SlateQ's choice model)."""
         h = self.candidate_hidden(obs)
         mask = obs["action_mask"].float()
         # A slate with no valid candidate keeps its raw scores: a row of MASKED_SCORE would
@@ -86,7 +94,7 @@ class CandidateScorerExtractor(BaseFeaturesExtractor):
         weight = mask.unsqueeze(-1)
         pooled = (h * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
         summary = self.summary(th.cat([pooled, obs["user"]], dim=-1))
-        return th.cat([scores, summary], dim=-1)
+        return h, scores, summary
 
 
 class _TakeScores(nn.Module):
@@ -315,16 +323,29 @@ class MaskedDQN(DQN):
         self.double_q = check_flag(double_q, "double_q")
         super().__init__(*args, **kwargs)
 
-    def _setup_model(self) -> None:
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """SB3's ``load``; a slate model (saved by :class:`~.slateq.SlateQ`) loads as SlateQ."""
+        from .slateq import SlateQ, is_slate_model
+
+        if cls is MaskedDQN and isinstance(path, (str, os.PathLike)) and is_slate_model(path):
+            return SlateQ.load(path, *args, **kwargs)
+        return super().load(path, *args, **kwargs)
+
+    def _own_buffer(self) -> type[DictNStepReplayBuffer] | None:
+        """The replay buffer class this algorithm needs in place of SB3's, or None."""
         # SB3 sets up n-step returns only for Box observations; the env's are a Dict. Any
         # n_steps other than 1 goes to the n-step buffer, which also rejects one below 1.
-        ours = (
-            self.n_steps != 1
+        return DictNStepReplayBuffer if self.n_steps != 1 else None
+
+    def _setup_model(self) -> None:
+        own = self._own_buffer()
+        if (
+            own is not None
             and self.replay_buffer_class is None
             and isinstance(self.observation_space, spaces.Dict)
-        )
-        if ours:
-            self.replay_buffer_class = DictNStepReplayBuffer
+        ):
+            self.replay_buffer_class = own
             self.replay_buffer_kwargs = {
                 **self.replay_buffer_kwargs,
                 "n_steps": self.n_steps,
@@ -332,11 +353,20 @@ class MaskedDQN(DQN):
             }
         with warnings.catch_warnings():
             # SB3 would warn that n_steps is ignored by a custom buffer: ours uses it. A loaded
-            # model arrives with the buffer class already set, so check the class, not `ours`.
-            if self.replay_buffer_class is DictNStepReplayBuffer:
+            # model arrives with the buffer class already set, so check the class.
+            if isinstance(self.replay_buffer_class, type) and issubclass(
+                self.replay_buffer_class, DictNStepReplayBuffer
+            ):
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because")
             super()._setup_model()
         self._explore_rng = np.random.default_rng(self.seed)
+
+    def _exploration_rng(self) -> np.random.Generator:
+        """The generator of exploration draws (seeded with the model's seed)."""
+        rng = getattr(self, "_explore_rng", None)
+        if rng is None:
+            rng = self._explore_rng = np.random.default_rng(self.seed)
+        return rng
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's DQN update; with ``double_q`` the bootstrap value is the Double DQN one."""
@@ -375,9 +405,7 @@ class MaskedDQN(DQN):
         action, state = self.policy.predict(observation, state, episode_start, deterministic)
         if deterministic or not isinstance(observation, dict) or "action_mask" not in observation:
             return action, state
-        rng = getattr(self, "_explore_rng", None)
-        if rng is None:
-            rng = self._explore_rng = np.random.default_rng(self.seed)
+        rng = self._exploration_rng()
         mask = np.asarray(observation["action_mask"]) > 0
         vectorized = mask.ndim == 2
         masks = mask if vectorized else mask[None]
@@ -394,9 +422,7 @@ class MaskedDQN(DQN):
         # SB3's warm-up phase samples any slot; sample only valid ones.
         obs = self._last_obs
         if self.num_timesteps < learning_starts and isinstance(obs, dict) and "action_mask" in obs:
-            rng = getattr(self, "_explore_rng", None)
-            if rng is None:
-                rng = self._explore_rng = np.random.default_rng(self.seed)
+            rng = self._exploration_rng()
             masks = np.asarray(obs["action_mask"]) > 0
             acts = np.array(
                 [rng.choice(np.flatnonzero(m)) if m.any() else 0 for m in masks], dtype=np.int64

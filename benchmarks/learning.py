@@ -147,13 +147,15 @@ def check_seeds(sc: Scenario, train_seeds: Sequence[int], eval_seeds: Sequence[i
 
 
 def check_algos(name: str, sc: Scenario, algos: Sequence[str]) -> None:
-    """Refuse, before any training, an algorithm the scenario cannot train (slates: PPO only)."""
+    """Refuse, before any training, an algorithm the scenario cannot train (slates: PPO and
+    DQN, which is SlateQ there)."""
     size = sc.candidates.slate_size
-    other = [a for a in algos if a != "ppo"]
+    other = [a for a in algos if a not in ("ppo", "dqn")]
     if size > 1 and other:
         raise SystemExit(
             f"benchmarks/learning.py: --algos {' '.join(other)} cannot train {name} "
-            f"(candidates.slate_size {size}: slates are trained by ppo only); pass --algos ppo"
+            f"(candidates.slate_size {size}: slates are trained by ppo and dqn); pass --algos "
+            "ppo dqn"
         )
 
 

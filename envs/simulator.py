@@ -995,7 +995,8 @@ class UserBatch:
 
         Args:
             actions: (N, L) candidate slots (or (L,) for a batch of one).
-            info: build the info dict (False: return an empty dict; the dynamics are the same).
+            info: build the info dict (False: a dict of ``clicked_position`` only; the dynamics
+                are the same).
 
         Returns:
             As :meth:`step`. The info's per-item entries (``item_index``, ``affinity``,
@@ -1069,10 +1070,11 @@ class UserBatch:
             cand_items=cand_items,
             cand_aff=cand_aff,
         )
+        # The clicked position is returned even without the info: SlateQ learns from it.
+        out["clicked_position"] = position
         if info:
             out["slate_items"] = ev_items
             out["slate_slots"] = slots
-            out["clicked_position"] = position
             out["slate_click_probability"] = p_pos
         return reward, terminated, truncated, out
 

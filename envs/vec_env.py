@@ -60,7 +60,8 @@ class BatchedRecommendationVecEnv(VecEnv):
             plus ``reward``: the step's reward in float64, where the returned rewards are float32)
             and the single env's whole reset info in ``reset_infos``;
             by default infos hold only what SB3 needs at an episode end (``TimeLimit.truncated``,
-            ``terminal_observation``) -- building N dicts of twenty entries per step would cost
+            ``terminal_observation``), and with slates ``clicked_position`` (-1: no click),
+            which SlateQ learns from -- building N dicts of twenty entries per step would cost
             more than the simulation.
     """
 
@@ -169,6 +170,10 @@ class BatchedRecommendationVecEnv(VecEnv):
             # (0.6 becomes 0.6000000238), and a step log must hold what a replay reproduces.
             for i, value in enumerate(reward.tolist()):
                 infos[i]["reward"] = value
+        elif "clicked_position" in info:
+            # Slates: the position each user clicked (-1: none) is what SlateQ learns its choice
+            # model from, so it is in every info.
+            infos = [{"clicked_position": p} for p in info["clicked_position"].tolist()]
         else:
             infos = [{} for _ in range(self.num_envs)]
         done_idx = np.flatnonzero(dones)

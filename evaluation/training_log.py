@@ -3,8 +3,8 @@
 On a slate scenario (``MultiDiscrete([K] * L)`` actions) the policy's distribution is read through
 SB3's Distribution API: the logged ``action_probabilities`` are the first position's (a
 ``MultiCategoricalDistribution``'s first categorical, or the distribution's own ``probs`` (B, K)),
-and the propensity of each slate is ``exp(log_prob(slates))`` for the (B, L) slates taken (only
-PPO trains slates).
+and the propensity of each slate is ``exp(log_prob(slates))`` for the (B, L) slates taken; for
+DQN (SlateQ) both follow its epsilon-greedy rule around the greedy slate.
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..agents.baselines import first_position_probs, obs_t_device
+from ..agents.slateq import SlateQ
 from ..envs.world import World
 from ..scenarios import Scenario
 from .logs import StepRecorder, write_step_log
+
+
+def _warm_up(model, n_envs: int) -> bool:
+    """Whether DQN drew this step's actions in its warm-up (before ``learning_starts``). The
+    callback runs after num_timesteps counted this step, so the action was drawn one step
+    earlier."""
+    return model.num_timesteps - n_envs < getattr(model, "learning_starts", 0)
 
 
 def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -39,10 +47,8 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
             probs = np.divide(probs, total, out=np.full_like(probs, 0.0), where=total > 0)
         return probs
     n_valid = np.maximum(mask.sum(axis=1, keepdims=True), 1)
-    # DQN's warm-up (before learning_starts) samples uniformly among the valid slots. The callback
-    # runs after num_timesteps counted this step, so the action was drawn one step earlier.
-    n_envs = mask.shape[0]
-    if model.num_timesteps - n_envs < getattr(model, "learning_starts", 0):
+    # DQN's warm-up (before learning_starts) samples uniformly among the valid slots.
+    if _warm_up(model, mask.shape[0]):
         return (mask / n_valid).astype(np.float64)
     # DQN after warm-up: epsilon-greedy over the valid slots around the greedy action.
     obs_t, _ = policy.obs_to_tensor(obs)
@@ -58,8 +64,10 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _slate_propensities(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
-    """(n_envs,) probability of each (n_envs, L) slate under the model's behaviour policy (PPO:
-    only PPO trains slates)."""
+    """(n_envs,) probability of each (n_envs, L) slate under the model's behaviour policy (PPO's
+    distribution, or SlateQ's epsilon-greedy rule)."""
+    if isinstance(model, SlateQ):
+        return model.behaviour_probabilities(obs, slates, warm_up=_warm_up(model, len(slates)))[1]
     policy = model.policy
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
@@ -117,7 +125,12 @@ class EpisodeLogCallback(BaseCallback):
         dones = np.asarray(self.locals["dones"]).reshape(-1)
         if self._episode is None:
             self._episode = np.zeros(len(actions), dtype=np.int64)
-        probs = _action_probabilities(self.model, obs)
+        if isinstance(self.model, SlateQ):
+            probs = self.model.behaviour_probabilities(
+                obs, actions, warm_up=_warm_up(self.model, len(actions))
+            )[0]
+        else:
+            probs = _action_probabilities(self.model, obs)
         masks = np.asarray(obs["action_mask"])
         for i, info in enumerate(infos):
             truncated = bool(info.get("TimeLimit.truncated", False))

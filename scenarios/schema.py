@@ -546,7 +546,7 @@ class CandidatesConfig(_Strict):
         ge=1,
         description="Items recommended together each step. 1: the action is one candidate slot "
         "(Discrete(k)). More: the action is a slate of that many slots (MultiDiscrete([k] * "
-        "slate_size), trained with PPO) and the user picks at most one item by a multinomial-logit "
+        "slate_size), trained with PPO or with DQN as SlateQ) and the user picks at most one item by a multinomial-logit "
         "choice with a no-click option of logit 0: P(click item j) = exp(z_j) / (1 + sum of "
         "exp(z) over the slate), z the click logit of the response model (with one item this is "
         "the single-item click probability). Must be <= k.",
@@ -701,7 +701,9 @@ class AgentConfig(_Strict):
         "per-candidate advantages centred over the valid candidates; with `agent.policy: mlp`, "
         "value and advantage heads on SB3's MLP). For PPO, `policy_kwargs: "
         "{share_features_extractor: false}` gives the critic its own copy of the candidate scorer "
-        "(default.yaml sets it). Numbers out of their range (`n_epochs: 0`, `gamma: 2`) are "
+        "(default.yaml sets it). On slates DQN is SlateQ, which also takes `choice_coef` (weight "
+        "of its choice model's cross-entropy beside the TD loss, default 1). Numbers out of "
+        "their range (`n_epochs: 0`, `gamma: 2`) are "
         "refused before training. learning_rate, "
         "clip_range and clip_range_vf also take `{linear: [start, end]}`, annealed linearly over "
         "training. `normalize_reward: true` (lmrecsim's key, not SB3's) trains on rewards divided by "
@@ -792,14 +794,14 @@ class Scenario(_Strict):
     _source: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
-    def _slates_need_ppo(self) -> Scenario:
-        """Slates (candidates.slate_size > 1) are trained by PPO only: DQN and MaskablePPO choose
-        one slot per step."""
-        if self.candidates.slate_size > 1 and self.agent.algo != "ppo":
+    def _slates_need_ppo_or_dqn(self) -> Scenario:
+        """Slates (candidates.slate_size > 1) are trained by PPO or DQN (SlateQ): MaskablePPO
+        chooses one slot per step."""
+        if self.candidates.slate_size > 1 and self.agent.algo == "maskable_ppo":
             raise ValueError(
                 f"agent.algo: {self.agent.algo!r} with candidates.slate_size "
-                f"{self.candidates.slate_size} (expected ppo: dqn and maskable_ppo choose one slot "
-                "per step)"
+                f"{self.candidates.slate_size} (expected ppo or dqn: maskable_ppo chooses one "
+                "slot per step)"
             )
         return self
 

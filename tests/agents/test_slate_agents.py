@@ -270,16 +270,16 @@ def test_saved_slate_model_loads_and_predicts_distinct_valid_slates(
 # ------------------------------------------------------------------------ other algorithms
 
 
-@pytest.mark.parametrize("algo", ["dqn", "maskable_ppo"])
-def test_one_slot_algorithms_refuse_slates(slate_world, algo) -> None:
+def test_maskable_ppo_refuses_slates(slate_world) -> None:
+    # DQN trains slates as SlateQ (test_slateq.py); MaskablePPO picks one slot.
     venv = BatchedRecommendationVecEnv(slate_world.scenario, 2, world=slate_world)
     message = (
-        f"candidates.slate_size: 3 needs agent.algo ppo (got {algo}; dqn and maskable_ppo choose "
-        "one slot per step)"
+        "agent.algo: 'maskable_ppo' with candidates.slate_size above 1 (expected ppo or dqn: "
+        "maskable_ppo chooses one slot per step)"
     )
     for policy in ("candidate_scorer", "mlp"):
         with pytest.raises(AgentError) as info:
-            build_model(algo, venv, policy=policy)
+            build_model("maskable_ppo", venv, policy=policy)
         assert str(info.value) == message
 
 
@@ -289,12 +289,13 @@ def test_refusal_names_the_scenario_file_in_train_and_validate(tmp_path, capsys)
     path = tmp_path / "slates.yaml"
     path.write_text(
         "extends: default\nname: slates\ncatalog: {n_items: 200}\n"
-        "candidates: {k: 10, slate_size: 3}\nencoder: {project_dim: 16}\nagent: {algo: dqn}\n"
+        "candidates: {k: 10, slate_size: 3}\nencoder: {project_dim: 16}\n"
+        "agent: {algo: maskable_ppo}\n"
     )
     # The scenario's own validation refuses it (build_model refuses a model built by hand).
     expected = (
-        f"{path}: agent.algo: 'dqn' with candidates.slate_size 3 (expected ppo: dqn and "
-        "maskable_ppo choose one slot per step)"
+        f"{path}: agent.algo: 'maskable_ppo' with candidates.slate_size 3 (expected ppo or dqn: "
+        "maskable_ppo chooses one slot per step)"
     )
     assert main(["scenarios", "validate", "--build", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -189,7 +189,7 @@ def test_an_unwritable_results_file_is_refused_before_training(tmp_path: Path) -
     assert not out.exists()
 
 
-def test_a_slate_scenario_with_dqn_is_refused_before_any_training(tmp_path: Path) -> None:
+def test_a_slate_scenario_with_maskable_ppo_is_refused_before_any_training(tmp_path: Path) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import main
@@ -197,8 +197,9 @@ def test_a_slate_scenario_with_dqn_is_refused_before_any_training(tmp_path: Path
     slate = ROOT / "benchmarks" / "scenarios" / "slate.yaml"
     out = tmp_path / "out"
     argv = ["--scenarios", "default", str(slate), "--results", str(tmp_path / "R.md")]
+    argv += ["--algos", "ppo", "maskable_ppo"]
     with pytest.raises(
-        SystemExit, match="--algos dqn cannot train .*slate.yaml .*pass --algos ppo"
+        SystemExit, match="--algos maskable_ppo cannot train .*slate.yaml .*pass --algos ppo dqn"
     ):
         main([*argv, "--out", str(out)])
     assert not out.exists() and not (tmp_path / "R.md").exists()

@@ -29,7 +29,7 @@ EXPECTED: dict[str, str] = {
     "bad_literal_algo.yaml": "agent.algo: 'sac' is not one of ppo, dqn, maskable_ppo",
     "bad_literal_index.yaml": "candidates.index: 'hnsw' is not one of exact, ivf",
     "range_ivf_probe_zero.yaml": "candidates.ivf_probe: 0 is out of range (expected a number >= 1)",
-    "slate_with_dqn.yaml": "agent.algo: 'dqn' with candidates.slate_size 3 (expected ppo",
+    "slate_with_maskable_ppo.yaml": "agent.algo: 'maskable_ppo' with candidates.slate_size 3 (expected ppo or dqn",
     "slate_larger_than_k.yaml": "slate_size (5) must be <= k (4)",
     "bad_literal_drift_kind.yaml": "users.drift.kind: 'sudenn' is not one of none, gradual, abrupt, periodic",
     "bad_literal_reward.yaml": "reward.name: 'money' is invalid (expected one of click,",
