@@ -387,10 +387,18 @@ class MaskedDQN(DQN):
             current_q = th.gather(self.q_net(data.observations), 1, data.actions.long())
             loss = F.smooth_l1_loss(current_q, target_q)
             losses.append(loss.item())
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
+            self._gradient_step(loss)
+        self._record_updates(gradient_steps, losses)
+
+    def _gradient_step(self, loss: th.Tensor) -> None:
+        """One optimiser step on ``loss``, gradients clipped as SB3's DQN clips them."""
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+
+    def _record_updates(self, gradient_steps: int, losses: list[float]) -> None:
+        """Count the updates and log their mean TD loss, as SB3's DQN does."""
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", np.mean(losses))

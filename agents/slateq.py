@@ -395,13 +395,8 @@ class SlateQ(MaskedDQN):
             loss = td_loss + self.choice_coef * choice_loss
             td_losses.append(td_loss.item())
             choice_losses.append(choice_loss.item())
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-        self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(td_losses))
+            self._gradient_step(loss)
+        self._record_updates(gradient_steps, td_losses)
         self.logger.record("train/choice_loss", np.mean(choice_losses))
 
     def _random_slates(self, masks: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv  # noqa: E402
 from lmrecsim.envs.world import World, build_world  # noqa: E402
 from lmrecsim.scenarios import load_scenario, scenario_from_dict  # noqa: E402
 from lmrecsim.scenarios.loader import deep_merge, scenario_to_dict  # noqa: E402
@@ -83,3 +84,34 @@ class RandomMaskVecEnv(VecEnvWrapper):
         if method_name == "action_masks":
             return list(self.masks.copy())
         return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
+
+
+# ---------------------------------------------------------------- held-out returns (slates)
+
+EVAL_SEED = 5000  # sub-env i serves the users of seed 5000 + i: none of the training seeds
+EVAL_EPISODES = 800
+
+
+def first_episode_returns(world, act) -> np.ndarray:
+    """(EVAL_EPISODES,) return of the first episode of each held-out seed under ``act``
+    (slate tests: an agent against random slates on users no training run saw)."""
+    venv = BatchedRecommendationVecEnv(world.scenario, EVAL_EPISODES, world=world)
+    venv.seed(EVAL_SEED)
+    obs = venv.reset()
+    returns = np.zeros(EVAL_EPISODES)
+    live = np.ones(EVAL_EPISODES, dtype=bool)
+    while live.any():
+        obs, reward, done, _ = venv.step(act(obs))
+        returns += np.where(live, reward, 0.0)
+        live &= ~done
+    return returns
+
+
+def random_slates(seed: int, size: int = 3):
+    """An act function: ``size`` distinct valid slots per row, uniformly drawn."""
+    rng = np.random.default_rng(seed)
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array([rng.permutation(np.flatnonzero(m))[:size] for m in obs["action_mask"]])
+
+    return act

@@ -31,7 +31,7 @@ from lmrecsim.agents.slateq import (
 from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
 from lmrecsim.envs.world import build_world
 
-from .conftest import tiny_scenario
+from .conftest import first_episode_returns, random_slates, tiny_scenario
 
 SLATE = 3
 
@@ -378,22 +378,6 @@ def test_episode_log_of_a_slateq_run_replays_and_feeds_ope(tmp_path, capsys) -> 
 
 # ------------------------------------------------------------------------------ learning
 
-EVAL_SEED = 5000  # sub-env i serves the users of seed 5000 + i: none of the training seeds
-EVAL_EPISODES = 800
-
-
-def _first_episode_returns(world, act) -> np.ndarray:
-    venv = BatchedRecommendationVecEnv(world.scenario, EVAL_EPISODES, world=world)
-    venv.seed(EVAL_SEED)
-    obs = venv.reset()
-    returns = np.zeros(EVAL_EPISODES)
-    live = np.ones(EVAL_EPISODES, dtype=bool)
-    while live.any():
-        obs, reward, done, _ = venv.step(act(obs))
-        returns += np.where(live, reward, 0.0)
-        live &= ~done
-    return returns
-
 
 def test_short_slateq_run_beats_random_slates_on_held_out_users(slate_world) -> None:
     threads = th.get_num_threads()
@@ -409,17 +393,12 @@ def test_short_slateq_run_beats_random_slates_on_held_out_users(slate_world) -> 
             target_update_interval=1_000,
         )
         model.learn(16_000)
-        agent = _first_episode_returns(
+        agent = first_episode_returns(
             slate_world, lambda o: model.predict(o, deterministic=True)[0]
         )
     finally:
         th.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-
-    def random_slates(obs):
-        return np.array([rng.permutation(np.flatnonzero(m))[:SLATE] for m in obs["action_mask"]])
-
-    random = _first_episode_returns(slate_world, random_slates)
+    random = first_episode_returns(slate_world, random_slates(0))
     # Paired by user: a mean paired difference above 2.5 standard errors is one-sided p < 0.01.
     # Measured (training seeds 0, 1, 2; 800 users): 14 to 18 standard errors, the agent 14-17%
     # above random (9.53 per episode).
