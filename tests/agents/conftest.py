@@ -115,3 +115,12 @@ def random_slates(seed: int, size: int = 3):
         return np.array([rng.permutation(np.flatnonzero(m))[:size] for m in obs["action_mask"]])
 
     return act
+
+
+def assert_beats(agent: np.ndarray, random: np.ndarray, ratio: float) -> None:
+    """The agent's returns beat random's on the same users: a mean paired difference above 2.5
+    standard errors (one-sided p < 0.01), and a mean return above ``ratio`` times random's."""
+    diff = agent - random
+    se = diff.std(ddof=1) / np.sqrt(diff.size)
+    assert diff.mean() > 2.5 * se, (agent.mean(), random.mean(), se)
+    assert agent.mean() > ratio * random.mean(), (agent.mean(), random.mean())
