@@ -124,3 +124,18 @@ def assert_beats(agent: np.ndarray, random: np.ndarray, ratio: float) -> None:
     se = diff.std(ddof=1) / np.sqrt(diff.size)
     assert diff.mean() > 2.5 * se, (agent.mean(), random.mean(), se)
     assert agent.mean() > ratio * random.mean(), (agent.mean(), random.mean())
+
+
+def masked_slate_obs(world, n: int = 6) -> dict[str, np.ndarray]:
+    """A batch of first observations with a random mask: row 0 all valid, row 1 only slots 2
+    and 7 (fewer valid slots than a slate of three)."""
+    venv = BatchedRecommendationVecEnv(world.scenario, n, world=world)
+    venv.seed(77)
+    obs = venv.reset()
+    rng = np.random.default_rng(3)
+    mask = rng.random(obs["action_mask"].shape) < 0.6
+    mask[0] = True
+    mask[1] = False
+    mask[1, [2, 7]] = True  # fewer valid slots than positions
+    obs["action_mask"] = mask.astype(obs["action_mask"].dtype)
+    return obs

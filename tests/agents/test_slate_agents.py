@@ -22,7 +22,13 @@ from lmrecsim.agents.slate import PlackettLuceDistribution
 from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
 from lmrecsim.envs.world import build_world
 
-from .conftest import assert_beats, first_episode_returns, random_slates, tiny_scenario
+from .conftest import (
+    assert_beats,
+    first_episode_returns,
+    masked_slate_obs,
+    random_slates,
+    tiny_scenario,
+)
 
 SLATE = 3
 
@@ -172,19 +178,6 @@ def slate_model(slate_world):
     return model
 
 
-def _masked_obs(world, n: int = 6) -> dict[str, np.ndarray]:
-    venv = BatchedRecommendationVecEnv(world.scenario, n, world=world)
-    venv.seed(77)
-    obs = venv.reset()
-    rng = np.random.default_rng(3)
-    mask = rng.random(obs["action_mask"].shape) < 0.6
-    mask[0] = True
-    mask[1] = False
-    mask[1, [2, 7]] = True  # fewer valid slots than positions
-    obs["action_mask"] = mask.astype(obs["action_mask"].dtype)
-    return obs
-
-
 def test_policy_uses_plackett_luce_on_slates_and_a_categorical_otherwise(
     slate_model, tiny_world
 ) -> None:
@@ -198,7 +191,7 @@ def test_policy_uses_plackett_luce_on_slates_and_a_categorical_otherwise(
 
 def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> None:
     policy = slate_model.policy
-    obs = _masked_obs(slate_world)
+    obs = masked_slate_obs(slate_world)
     obs_t, _ = policy.obs_to_tensor(obs)
     th.manual_seed(0)
     with th.no_grad():
@@ -223,7 +216,7 @@ def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> Non
 
 
 def test_permuting_candidates_permutes_the_slate(slate_model, slate_world) -> None:
-    obs = _masked_obs(slate_world)
+    obs = masked_slate_obs(slate_world)
     perm = np.random.default_rng(5).permutation(obs["action_mask"].shape[1])
     permuted = dict(obs)
     for key in ("candidates", "candidate_features", "action_mask"):
@@ -251,7 +244,7 @@ def test_saved_slate_model_loads_and_predicts_distinct_valid_slates(
     slate_model.save(tmp_path / "model.zip")
     loaded = load_model("ppo", tmp_path)
     assert isinstance(loaded.policy.action_dist, PlackettLuceDistribution)
-    obs = _masked_obs(slate_world)
+    obs = masked_slate_obs(slate_world)
     mask = obs["action_mask"] > 0
     batch, _ = loaded.predict(obs, deterministic=True)
     assert batch.shape == (6, SLATE)

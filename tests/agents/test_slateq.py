@@ -31,7 +31,13 @@ from lmrecsim.agents.slateq import (
 from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
 from lmrecsim.envs.world import build_world
 
-from .conftest import assert_beats, first_episode_returns, random_slates, tiny_scenario
+from .conftest import (
+    assert_beats,
+    first_episode_returns,
+    masked_slate_obs,
+    random_slates,
+    tiny_scenario,
+)
 
 SLATE = 3
 
@@ -149,13 +155,8 @@ def _obs(world, n: int = 6, seed: int = 77) -> dict[str, np.ndarray]:
 
 
 def test_greedy_slates_are_distinct_valid_and_never_masked(trained, slate_world) -> None:
-    obs = _obs(slate_world)
-    rng = np.random.default_rng(3)
-    mask = rng.random(obs["action_mask"].shape) < 0.6
-    mask[0] = True
-    mask[1] = False
-    mask[1, [2, 7]] = True  # fewer valid slots than positions
-    obs["action_mask"] = mask.astype(obs["action_mask"].dtype)
+    obs = masked_slate_obs(slate_world)
+    mask = obs["action_mask"] > 0
     slates, _ = trained.predict(obs, deterministic=True)
     assert slates.shape == (6, SLATE)
     for row, m in zip(slates, mask, strict=True):
