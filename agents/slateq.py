@@ -46,6 +46,10 @@ from .scorer import (
 
 #: Choice logits are clipped to this magnitude before ``exp`` (float32 stays finite).
 LOGIT_CLIP = 30.0
+#: The position offsets are this many times their parameters: Adam moves a parameter by about
+#: the learning rate per step, and the offsets, a few shared numbers learned from noisy clicks,
+#: would take hundreds of thousands of steps to reach a position bias of 1 at DQN's rate.
+OFFSET_SCALE = 10.0
 
 
 class SlateHeads(NamedTuple):
@@ -193,8 +197,13 @@ class SlateQNetwork(QNetwork):
         # nothing there, so none is valid.
         valid = valid & (obs["action_mask"] > 0.5)
         choice = self.choice_head(h).squeeze(-1)
-        offsets = th.cat([self.later_offsets.new_zeros(1), self.later_offsets])
-        return SlateHeads(scores, choice, null_q, valid, offsets)
+        return SlateHeads(scores, choice, null_q, valid, self.position_offsets())
+
+    def position_offsets(self) -> th.Tensor:
+        """(L,) the choice model's offsets ``b`` (``b_0 = 0``): position j's choice logit is
+        lowered by ``b_j``, as the simulator lowers it by ``response.position_bias * j``."""
+        later = OFFSET_SCALE * self.later_offsets
+        return th.cat([later.new_zeros(1), later])
 
     def forward(self, obs: Any) -> th.Tensor:
         return self.heads(obs).item_q
