@@ -416,6 +416,39 @@ def gini(counts: np.ndarray) -> float:
     return float(weights @ x / (n * total))
 
 
+def position_clicks(shown: pd.DataFrame, steps: pd.DataFrame, slate_size: int) -> pd.DataFrame:
+    """Clicks by slate position, per policy.
+
+    Args:
+        shown: one row per item shown (``policy``, ``position``), as the evaluation builds it.
+        steps: the step log (``policy``, ``clicked_position``: -1 without a click).
+        slate_size: L, the positions of a slate.
+
+    Returns:
+        One row per (policy, position), policies in order of first appearance in ``steps`` and
+        positions 0..L-1: ``shown`` (steps where the position showed an item), ``clicks``,
+        ``ctr`` (clicks / shown, nan where nothing was shown) and ``click_share`` (the
+        position's share of the policy's clicks, nan without clicks).
+    """
+    policies = list(dict.fromkeys(steps["policy"]))
+    index = pd.MultiIndex.from_product([policies, range(slate_size)], names=["policy", "position"])
+    n_shown = shown.groupby(["policy", "position"]).size().reindex(index, fill_value=0)
+    clicked = steps[steps["clicked_position"] >= 0]
+    n_clicks = (
+        clicked.groupby([clicked["policy"], clicked["clicked_position"].rename("position")])
+        .size()
+        .reindex(index, fill_value=0)
+    )
+    out = pd.DataFrame({"shown": n_shown, "clicks": n_clicks}).reset_index()
+    out["shown"] = out["shown"].astype(np.int64)
+    out["clicks"] = out["clicks"].astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ctr"] = np.where(out["shown"] > 0, out["clicks"] / out["shown"], np.nan)
+        total = out.groupby("policy", sort=False)["clicks"].transform("sum")
+        out["click_share"] = np.where(total > 0, out["clicks"] / total, np.nan)
+    return out
+
+
 def lorenz_curve(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lorenz curve of exposure: the poorest share of items against their share of exposure.
 

@@ -28,6 +28,7 @@ __all__ = [
     "plot_learning_curves",
     "plot_lorenz",
     "plot_new_users",
+    "plot_positions",
     "plot_return_ctr",
     "validation_curve",
 ]
@@ -363,6 +364,37 @@ def plot_learning_curves(
 PLOT_NAMES = ("return_ctr", "lorenz", "retention", "drift", "new_users", "learning_curves")
 
 
+def plot_positions(positions: pd.DataFrame | None, privileged: Mapping[str, bool]) -> Plot | None:
+    """Click-through at each slate position per policy (None without slates).
+
+    Args:
+        positions: :func:`~lmrecsim.evaluation.metrics.position_clicks`'s table.
+        privileged: label -> whether the policy reads hidden state.
+    """
+    if positions is None or positions.empty:
+        return None
+    policies = list(dict.fromkeys(positions["policy"]))
+    n_pos = int(positions["position"].max()) + 1
+    width = 0.8 / len(policies)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * n_pos + 2.0), 3.6))
+    for i, policy in enumerate(policies):
+        rows = positions[positions["policy"] == policy].sort_values("position")
+        x = rows["position"].to_numpy() + (i - (len(policies) - 1) / 2) * width
+        ax.bar(x, rows["ctr"].to_numpy(float), width, label=_display(policy, privileged))
+    ax.set_xticks(range(n_pos), [f"position {j + 1}" for j in range(n_pos)])
+    ax.set_ylabel("click-through when shown")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return Plot(
+        "positions",
+        "Click-through by slate position",
+        "Clicks at each position over the steps where it showed an item (positions.csv has the "
+        "counts and each position's share of the clicks).",
+        _png(fig),
+    )
+
+
 def all_plots(
     summary: pd.DataFrame,
     steps: pd.DataFrame,
@@ -373,10 +405,12 @@ def all_plots(
     new_user_k: int,
     curves: Mapping[str, pd.DataFrame],
     validation: Mapping[str, pd.DataFrame] | None = None,
+    positions: pd.DataFrame | None = None,
 ) -> list[Plot]:
     """Every plot that has data, in report order."""
     made: Sequence[Plot | None] = (
         plot_return_ctr(summary, privileged),
+        plot_positions(positions, privileged),
         plot_lorenz(exposures, privileged),
         plot_retention(steps, privileged),
         plot_drift(steps, drift_window, privileged),

@@ -247,6 +247,33 @@ def _gap_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]] | N
     return ["policy", "share of the random-to-oracle gap closed"], rows
 
 
+_POSITIONS_NOTE = (
+    "Click-through at each slate position (clicks over the steps where the position showed an "
+    "item), and in brackets the position's share of the policy's clicks."
+)
+
+
+def _position_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]] | None:
+    """The table of clicks by slate position, or None on a single-item scenario."""
+    table = result.position_clicks()
+    if table is None:
+        return None
+    n_pos = int(table["position"].max()) + 1
+    header = ["policy", *[f"position {j + 1}" for j in range(n_pos)]]
+    rows = []
+    for label in result.policies:
+        cells = [
+            "n/a"
+            if not np.isfinite(r.ctr)
+            else f"{r.ctr:.3f} ({r.click_share:.0%})"
+            if np.isfinite(r.click_share)
+            else f"{r.ctr:.3f}"
+            for r in table[table["policy"] == label].sort_values("position").itertuples()
+        ]
+        rows.append([_display(result, label), *cells])
+    return header, rows
+
+
 def _missing_values_note(result: EvaluationResult) -> str:
     window = result.settings["drift_window"]
     return (
@@ -327,6 +354,10 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     if gap is not None:
         out += ["", "## Share of the random-to-oracle gap", "", md_text(_GAP_NOTE), ""]
         out += _md_table(*gap)
+    positions = _position_rows(result)
+    if positions is not None:
+        out += ["", "## Clicks by slate position", "", md_text(_POSITIONS_NOTE), ""]
+        out += _md_table(*positions)
     out += ["", "## Plots", ""]
     for plot in plots:
         out += [f"### {plot.title}", "", plot.caption, "", f"![{plot.title}]({plot.name}.png)", ""]
@@ -424,6 +455,13 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
             "<h2>Share of the random-to-oracle gap</h2>",
             f"<p>{esc(_GAP_NOTE)}</p>",
             _html_table(*gap),
+        ]
+    positions = _position_rows(result)
+    if positions is not None:
+        parts += [
+            "<h2>Clicks by slate position</h2>",
+            f"<p>{esc(_POSITIONS_NOTE)}</p>",
+            _html_table(*positions),
         ]
     parts += [
         "<h2>Plots</h2>",

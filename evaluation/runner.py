@@ -3,7 +3,8 @@
 :func:`evaluate` runs every policy on the same seeds and episodes (common random numbers, see
 :mod:`lmrecsim.evaluation.rollout`), turns the step log into an episode table and a per-policy
 summary with bootstrap intervals, compares every policy with a reference policy on paired
-episodes, and (with ``out``) writes ``summary.csv``, ``comparison.csv``, ``episodes.csv``, the
+episodes, and (with ``out``) writes ``summary.csv``, ``comparison.csv``, ``episodes.csv``
+(``positions.csv`` too on slates), the
 step log (when :mod:`lmrecsim.evaluation.logs` is available), the plots and the reports.
 
 Intervals: episode-level metrics are bootstrapped over episodes (:func:`bootstrap.summarise`).
@@ -18,6 +19,8 @@ because episodes are aligned by ``(seed, episode)``.
 Slates: the item metrics (exposure, coverage, Gini, novelty, long-tail and new-item shares,
 intra-list diversity, the Lorenz plot and the most recommended items) count every item a slate
 showed (:func:`shown_items`); return, click-through and the other step metrics stay per step.
+Clicks by slate position (``positions.csv`` and a plot) show where in its slates each policy's
+clicks land.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .metrics import (
     ctr_around_events,
     episode_table,
     ndcg_at_k,
+    position_clicks,
     precision_at_k,
     recall_at_k,
 )
@@ -176,6 +180,17 @@ class EvaluationResult:
             lo, hi = gap_ci(agent, random, oracle, rng, s["n_resamples"], s["confidence"])
             rows.append((label, gap_fraction(agent, random, oracle), lo, hi))
         return pd.DataFrame(rows, columns=["policy", "gap_closed", "low", "high"])
+
+    def position_clicks(self) -> pd.DataFrame | None:
+        """Clicks by slate position (:func:`~lmrecsim.evaluation.metrics.position_clicks`: per
+        policy and position, ``shown``, ``clicks``, ``ctr`` and ``click_share``), or None on a
+        single-item scenario."""
+        size = self.scenario.candidates.slate_size
+        if size <= 1:
+            return None
+        if self.shown is None:
+            self.shown = shown_items(self.steps, self.arrays, self.world)
+        return position_clicks(self.shown, self.steps, size)
 
     def exposure(self, label: str) -> np.ndarray:
         """(n_items,) how often each catalog item was recommended (shown) by ``label``: every item
@@ -1053,6 +1068,9 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
         staged.write("summary.csv", _csv_bytes(result.summary))
         staged.write("comparison.csv", _csv_bytes(result.comparison))
         staged.write("episodes.csv", _csv_bytes(result.episodes))
+        positions = result.position_clicks()
+        if positions is not None:
+            staged.write("positions.csv", _csv_bytes(positions))
         write_step_log(
             staged.path("episodes.parquet"),
             result.steps,
@@ -1082,6 +1100,7 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
                 new_user_k=result.settings["new_user_k"],
                 curves=curves,
                 validation=validations,
+                positions=positions,
             )
             for plot in plots:
                 staged.write(f"{plot.name}.png", plot.png)

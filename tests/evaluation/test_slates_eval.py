@@ -535,3 +535,51 @@ def test_a_baseline_subclass_that_skips_init_still_recommends_single_items() -> 
 
     obs = {"action_mask": np.array([1, 1, 1, 0, 0], dtype=np.int8)}
     assert int(Mine().predict(obs)[0]) == 2
+
+
+def test_clicks_by_slate_position_follow_the_position_bias(tmp_path: Path) -> None:
+    # Position j's click logit is lowered by 1.5 * j: random slates, whose items are alike at
+    # every position, must show click-through falling from the first position to the last.
+    biased = build_world(
+        slate_scenario(name="tiny-slate-bias", response={"position_bias": 1.5}),
+        show_progress=False,
+    )
+    res = evaluate(
+        biased.scenario,
+        ["random", "greedy"],
+        seeds=[0, 1],
+        episodes=20,
+        progress=False,
+        n_resamples=100,
+        out=tmp_path / "report",
+    )
+    table = res.position_clicks()
+    assert table is not None and list(table["position"]) == [0, 1, 2, 0, 1, 2]
+    for label, part in table.groupby("policy", sort=False):
+        steps = res.steps[res.steps["policy"] == label]
+        shown = res.shown[res.shown["policy"] == label]
+        assert part["clicks"].sum() == steps["clicked"].sum()
+        np.testing.assert_array_equal(part["shown"], np.bincount(shown["position"], minlength=3))
+        np.testing.assert_array_equal(
+            part["clicks"],
+            np.bincount(steps.loc[steps["clicked"], "clicked_position"], minlength=3),
+        )
+        assert part["click_share"].sum() == pytest.approx(1.0)
+    ctr = table[table["policy"] == "random"]["ctr"].to_numpy()
+    assert ctr[0] > ctr[1] > ctr[2], ctr
+    out = tmp_path / "report"
+    pd.testing.assert_frame_equal(pd.read_csv(out / "positions.csv"), table, check_dtype=False)
+    assert (out / "positions.png").is_file()
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Clicks by slate position" in md and f"{ctr[0]:.3f}" in md
+    assert "Clicks by slate position" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_single_item_evaluations_have_no_position_table(tmp_path: Path) -> None:
+    single = build_world(
+        slate_scenario(name="tiny-single", candidates={"slate_size": 1}), show_progress=False
+    )
+    res = evaluate(single.scenario, ["random"], seeds=[0], episodes=2, progress=False, out=tmp_path)
+    assert res.position_clicks() is None
+    assert not (tmp_path / "positions.csv").exists() and not (tmp_path / "positions.png").exists()
+    assert "slate position" not in (tmp_path / "report.md").read_text(encoding="utf-8")
