@@ -30,6 +30,8 @@ _EXPORTS = {
     "MlpDQNPolicy": ".dueling",
     "candidate_scores": ".scorer",
     "PlackettLuceDistribution": ".slate",
+    "SlateQ": ".slateq",
+    "SlateQPolicy": ".slateq",
     "TrainResult": ".train",
     "train": ".train",
     "resume": ".train",
