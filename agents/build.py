@@ -228,6 +228,8 @@ def _check_value_types(cls: type, kwargs: dict[str, Any]) -> None:
         AgentError: one line naming the key, the value and what was expected.
     """
     params, takes_any = _init_parameters(cls)
+    # SB3's private constructor arguments (``_init_setup_model``) are not settings.
+    params = {name: p for name, p in params.items() if not name.startswith("_")}
     for key, value in list(kwargs.items()):
         if isinstance(value, np.generic):  # numpy scalars from the Python API: plain values
             value = kwargs[key] = value.item()

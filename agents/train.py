@@ -337,8 +337,8 @@ def train(
     )
     venv.seed(agent.seed)
     # And the model: settings SB3 rejects fail before the run folder exists, too. An error names
-    # the scenario's file unless command-line hyperparameters were given.
-    model = build_agent(sc, venv, name_file=not hyperparameters)
+    # the scenario's file unless command-line hyperparameters or a policy were given.
+    model = build_agent(sc, venv, name_file=not hyperparameters and policy is None)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)

@@ -283,6 +283,8 @@ def test_refusals(slate_world, tiny_world) -> None:
         build_model("dqn", venv, hyperparameters={"choice_coef": -1})
     with pytest.raises(AgentError, match=r"choice_coef: 'x' is invalid \(expected a number\)"):
         build_model("dqn", venv, hyperparameters={"choice_coef": "x"})
+    with pytest.raises(AgentError, match="_init_setup_model: not an argument of SlateQ"):
+        build_model("dqn", venv, hyperparameters={"_init_setup_model": False})
     single = BatchedRecommendationVecEnv(tiny_world.scenario, 2, world=tiny_world)
     with pytest.raises(AgentError, match="choice_coef: not an argument of MaskedDQN"):
         build_model("dqn", single, hyperparameters={"choice_coef": 1.0})
@@ -313,6 +315,15 @@ def test_cli_trains_dqn_on_a_slate_scenario_and_evaluates_it(tmp_path, capsys) -
         "agent: {algo: dqn, n_envs: 4, validation: {every: 0}}\n"
     )
     assert main(["scenarios", "validate", "--build", str(path)]) == 0
+    capsys.readouterr()
+    # A policy given on the command line is not the file's fault: the line does not name it.
+    argv = ["train", "--scenario", str(path), "--policy", "mlp", "--out", str(tmp_path / "x")]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "lmrecsim: error: agent.policy: mlp cannot train dqn on slates (SlateQ values each "
+        "candidate with the candidate scorer; expected candidate_scorer)"
+    ]
     run = tmp_path / "run"
     argv = ["train", "--scenario", str(path), "--timesteps", "1200", "--out", str(run)]
     assert (
