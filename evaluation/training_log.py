@@ -64,10 +64,8 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _slate_propensities(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
-    """(n_envs,) probability of each (n_envs, L) slate under the model's behaviour policy (PPO's
-    distribution, or SlateQ's epsilon-greedy rule)."""
-    if isinstance(model, SlateQ):
-        return model.behaviour_probabilities(obs, slates, warm_up=_warm_up(model, len(slates)))[1]
+    """(n_envs,) probability of each (n_envs, L) slate under PPO's slate distribution (SlateQ's
+    are :meth:`~lmrecsim.agents.slateq.SlateQ.behaviour_probabilities`)."""
     policy = model.policy
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
@@ -115,7 +113,12 @@ class EpisodeLogCallback(BaseCallback):
         # (n_envs, L) slates on a slate scenario, else (n_envs,) slots.
         actions = np.asarray(self.locals["actions"]).reshape(n_envs, -1)
         slates = actions.shape[1] > 1 or "slate_items" in self.locals["infos"][0]
-        propensities = _slate_propensities(self.model, obs, actions) if slates else None
+        if isinstance(self.model, SlateQ):  # its rule: epsilon-greedy around the greedy slate
+            warm_up = _warm_up(self.model, n_envs)
+            probs, propensities = self.model.behaviour_probabilities(obs, actions, warm_up=warm_up)
+        else:
+            probs = _action_probabilities(self.model, obs)
+            propensities = _slate_propensities(self.model, obs, actions) if slates else None
         # The env's own rewards, not the scaled ones a reward-normalising wrapper trains on.
         normalizer = self.model.get_vec_normalize_env()
         rewards = np.asarray(
@@ -125,12 +128,6 @@ class EpisodeLogCallback(BaseCallback):
         dones = np.asarray(self.locals["dones"]).reshape(-1)
         if self._episode is None:
             self._episode = np.zeros(len(actions), dtype=np.int64)
-        if isinstance(self.model, SlateQ):
-            probs = self.model.behaviour_probabilities(
-                obs, actions, warm_up=_warm_up(self.model, len(actions))
-            )[0]
-        else:
-            probs = _action_probabilities(self.model, obs)
         masks = np.asarray(obs["action_mask"])
         for i, info in enumerate(infos):
             truncated = bool(info.get("TimeLimit.truncated", False))
