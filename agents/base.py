@@ -88,8 +88,14 @@ class RandomPolicy(EpisodeSeeded):
 
     def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
         """Probability of drawing the ordered (L,) ``slate`` (one unbatched observation)."""
+        return float(self.prefix_probabilities(observation, slate)[-1])
+
+    def prefix_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability of drawing ``slate``'s first 1, 2, ..., L slots in that order."""
         mask = np.asarray(observation["action_mask"]).reshape(-1) > 0
-        return sequential_slate(mask, None, self.slate_size, 1.0, slate=slate)[1]
+        return sequential_prefix_probabilities(mask, None, self.slate_size, 1.0, slate)
 
     def predict(
         self,
@@ -181,33 +187,80 @@ def sequential_slate(
     Returns:
         ``(slate, probability)``: the (L,) slate drawn (or the one given) and its probability.
     """
-    valid = np.asarray(mask, dtype=bool).reshape(-1).copy()
+    if slate is not None:
+        given = np.asarray(slate).reshape(-1).astype(np.int64)
+        return given, float(sequential_prefix_probabilities(mask, scores, size, epsilon, given)[-1])
+    valid, epsilon = _valid_slots(mask, epsilon)
     k = valid.shape[0]
-    if not valid.any():
-        valid[:] = True
-        epsilon = 1.0
     n = min(int(valid.sum()), size)
-    given = None if slate is None else np.asarray(slate).reshape(-1).astype(np.int64)
     out = np.empty(size, dtype=np.int64)
-    prob = 1.0
     for j in range(n):
-        n_rem = int(valid.sum())
-        probs = np.where(valid, epsilon / n_rem, 0.0)
-        if epsilon < 1.0:
-            assert scores is not None
-            best = int(np.argmax(np.where(valid, scores, -np.inf)))
-            probs[best] += 1.0 - epsilon
-        if given is None:
-            assert rng is not None
-            slot = int(rng.choice(k, p=probs))
-        else:
-            slot = int(given[j]) if given.shape[0] == size else -1
-            if not 0 <= slot < k:
-                return given, 0.0
-            prob *= float(probs[slot])
+        probs = _position_probabilities(valid, scores, epsilon)
+        assert rng is not None
+        slot = int(rng.choice(k, p=probs))
         out[j] = slot
         valid[slot] = False
     out[n:] = out[0]
-    if given is not None and not np.array_equal(given[n:], out[n:]):
-        return given, 0.0
-    return (out if given is None else given), prob
+    return out, 1.0
+
+
+def sequential_prefix_probabilities(
+    mask: np.ndarray, scores: np.ndarray | None, size: int, epsilon: float, slate: np.ndarray
+) -> np.ndarray:
+    """(L,) the probability that :func:`sequential_slate`'s rule puts ``slate``'s first l + 1
+    slots first, for l = 0..L-1 (the last entry is the whole slate's probability).
+
+    Positions past the valid slots repeat the first slot with probability 1 (anything else: 0);
+    a slate of another length or with a slot outside ``[0, K)`` has probability 0 from there on.
+    """
+    valid, epsilon = _valid_slots(mask, epsilon)
+    k = valid.shape[0]
+    given = np.asarray(slate).reshape(-1).astype(np.int64)
+    out = np.zeros(size, dtype=np.float64)
+    if given.shape[0] != size:
+        return out
+    n = min(int(valid.sum()), size)
+    prob = 1.0
+    for j in range(size):
+        slot = int(given[j])
+        if not 0 <= slot < k:
+            break
+        if j < n:
+            prob *= float(_position_probabilities(valid, scores, epsilon)[slot])
+            valid[slot] = False
+        elif slot != given[0]:
+            break
+        out[j] = prob
+    return out
+
+
+def _valid_slots(mask: np.ndarray, epsilon: float) -> tuple[np.ndarray, float]:
+    """A copy of ``mask`` as the valid slots, and the exploration rate: with no valid slot at
+    all, every slot and uniform exploration."""
+    valid = np.asarray(mask, dtype=bool).reshape(-1).copy()
+    if not valid.any():
+        valid[:] = True
+        epsilon = 1.0
+    return valid, epsilon
+
+
+def _position_probabilities(
+    valid: np.ndarray, scores: np.ndarray | None, epsilon: float
+) -> np.ndarray:
+    """(K,) the next position's distribution over the ``valid`` remaining slots."""
+    probs = np.where(valid, epsilon / int(valid.sum()), 0.0)
+    if epsilon < 1.0:
+        assert scores is not None
+        best = int(np.argmax(np.where(valid, scores, -np.inf)))
+        probs[best] += 1.0 - epsilon
+    return probs
+
+
+def prefix_indicators(chosen: np.ndarray, slate: np.ndarray) -> np.ndarray:
+    """(L,) a deterministic policy's prefix probabilities: 1 while ``slate``'s first l + 1 slots
+    are those of the slate it ``chosen``, 0 from the first difference on."""
+    chosen = np.asarray(chosen).reshape(-1)
+    slate = np.asarray(slate).reshape(-1)
+    if chosen.shape != slate.shape:
+        return np.zeros(slate.shape[0], dtype=np.float64)
+    return np.cumprod(chosen == slate).astype(np.float64)

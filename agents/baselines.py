@@ -33,7 +33,9 @@ from .base import (
     RandomPolicy,
     action_slate_size,
     check_slate_size,
+    prefix_indicators,
     sample_actions,
+    sequential_prefix_probabilities,
     sequential_slate,
     top_slate,
 )
@@ -121,6 +123,12 @@ class ScoringPolicy:
         """1.0 for the (L,) slate this policy recommends, 0.0 for any other."""
         chosen = top_slate(self.scores(observation), self.slate_size)
         return float(np.array_equal(np.asarray(slate).reshape(-1), chosen))
+
+    def prefix_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) 1.0 while ``slate``'s first 1, 2, ..., L slots are this policy's, then 0.0."""
+        return prefix_indicators(top_slate(self.scores(observation), self.slate_size), slate)
 
     def batch_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, K) :meth:`scores` of each row of a batched observation."""
@@ -221,9 +229,14 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
 
     def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
         """Probability of the ordered (L,) ``slate`` under the position-by-position rule."""
-        mask = _mask(observation)
-        scores = self.scores(observation)
-        return sequential_slate(mask, scores, self.slate_size, self.epsilon, slate=slate)[1]
+        return float(self.prefix_probabilities(observation, slate)[-1])
+
+    def prefix_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability of ``slate``'s first 1, 2, ..., L slots under the same rule."""
+        mask, scores = _mask(observation), self.scores(observation)
+        return sequential_prefix_probabilities(mask, scores, self.slate_size, self.epsilon, slate)
 
     def predict(
         self,
@@ -505,6 +518,27 @@ class SB3Policy:
             dist = policy.get_distribution(obs_t)
             actions = th.as_tensor(slate[None, :], device=obs_t_device(obs_t))
             return float(th.exp(dist.log_prob(actions)).cpu().numpy().reshape(-1)[0])
+
+    def prefix_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability of ``slate``'s first 1, 2, ..., L slots under the rule the model acts
+        by: 1/0 against its greedy slate, or PPO's slate distribution position by position."""
+        import torch as th
+
+        from .slate import prefix_log_probs
+
+        slate = np.asarray(slate, dtype=np.int64).reshape(-1)
+        policy = self.model.policy
+        if self.deterministic or not hasattr(policy, "get_distribution"):
+            chosen, _ = self.model.predict(
+                observation, deterministic=True, **self._mask_kwargs(observation)
+            )
+            return prefix_indicators(chosen, slate)
+        with th.no_grad():
+            dist = policy.get_distribution(self._obs_tensor(observation))
+            log_p = prefix_log_probs(dist, slate[None, :])
+        return np.exp(log_p.cpu().numpy().astype(np.float64)).reshape(-1)
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's and

@@ -21,7 +21,7 @@ Shapes: B batch, K candidates, L slate positions.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch as th
 from stable_baselines3.common.distributions import Distribution
@@ -121,27 +121,35 @@ class PlackettLuceDistribution(Distribution):
         return self._ranked(self.logits)
 
     def _positions(self, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """(B,) log-probability and (B,) chain-rule entropy of the (B, L) slates ``actions``."""
+        """(B, L) log-probability of each prefix of the (B, L) slates ``actions`` (their first
+        1, 2, ..., L slots) and (B,) their chain-rule entropy."""
         assert self.logits is not None and self.valid is not None
         slots = actions.reshape(-1, self.slate_size).long()
         floor = th.finfo(self.logits.dtype).min
         available = self.valid.clone()
         log_prob = self.logits.new_zeros(slots.shape[0])
+        prefixes = []
         entropy = self.logits.new_zeros(slots.shape[0])
         for j in range(self.slate_size):
             slot = slots[:, j : j + 1]
             log_p = th.log_softmax(self.logits.masked_fill(~available, floor), dim=-1)
             shown = available.gather(1, slot).squeeze(1)
             log_prob = log_prob + th.where(shown, log_p.gather(1, slot).squeeze(1), 0.0)
+            prefixes.append(log_prob)
             terms = th.where(available, log_p.exp() * log_p, 0.0)
             entropy = entropy - terms.sum(dim=-1)
             available = available.scatter(1, slot, False)
-        return log_prob, entropy
+        return th.stack(prefixes, dim=1), entropy
 
     def log_prob(self, actions: th.Tensor) -> th.Tensor:
         """(B,) log-probability of the (B, L) slates ``actions`` (any numeric dtype)."""
         self._slate = actions.reshape(-1, self.slate_size).long()
-        return self._positions(self._slate)[0]
+        return self._positions(self._slate)[0][:, -1]
+
+    def prefix_log_prob(self, actions: th.Tensor) -> th.Tensor:
+        """(B, L) log-probability of the first 1, 2, ..., L slots of the (B, L) slates
+        ``actions`` (the last column is :meth:`log_prob`)."""
+        return self._positions(actions.reshape(-1, self.slate_size).long())[0]
 
     def entropy(self) -> th.Tensor:
         """(B,) chain-rule entropy estimate along the last slate evaluated, sampled or (by
@@ -162,3 +170,18 @@ class PlackettLuceDistribution(Distribution):
         """(B, L) sampled slates and their (B,) log-probabilities."""
         actions = self.actions_from_params(action_logits, mask)
         return actions, self.log_prob(actions)
+
+
+def prefix_log_probs(dist: Any, actions: Any) -> th.Tensor:
+    """(B, L) log-probability of the first 1, 2, ..., L slots of the (B, L) slates ``actions``
+    under an SB3 slate distribution: the candidate scorer's Plackett-Luce one, or SB3's
+    ``MultiCategoricalDistribution`` (independent positions: cumulative sums of their
+    log-probabilities)."""
+    if isinstance(dist, PlackettLuceDistribution):
+        return dist.prefix_log_prob(th.as_tensor(actions))
+    parts = getattr(dist, "distribution", None)
+    if not isinstance(parts, (list, tuple)):
+        raise TypeError(f"{type(dist).__name__} is not a slate distribution")
+    acts = th.as_tensor(actions, device=parts[0].logits.device).long()
+    terms = th.stack([d.log_prob(acts[:, j]) for j, d in enumerate(parts)], dim=1)
+    return th.cumsum(terms, dim=1)

@@ -301,19 +301,27 @@ def random_slate(rng: np.random.Generator, mask: np.ndarray, slate_size: int) ->
     return np.concatenate([rng.permutation(valid), rest])
 
 
-def random_slate_probability(mask: np.ndarray, slate: np.ndarray) -> float:
-    """The probability that :func:`random_slate` draws the ordered ``slate`` for ``mask``."""
+def random_slate_prefix_probabilities(mask: np.ndarray, slate: np.ndarray) -> np.ndarray:
+    """(L,) the probability that :func:`random_slate` draws ``slate``'s first 1, 2, ..., L slots
+    in that order for ``mask``."""
     slate = np.asarray(slate).reshape(-1)
     size, n_valid = slate.size, int(mask.sum())
     head = min(n_valid, size)
-    if np.unique(slate).size < size or not mask[slate[:head]].all() or mask[slate[head:]].any():
-        return 0.0
+    out = np.zeros(size, dtype=np.float64)
     p = 1.0
-    for i in range(head):
-        p /= n_valid - i
-    for i in range(size - head):
-        p /= mask.size - n_valid - i
-    return p
+    for j in range(size):
+        slot = int(slate[j])
+        fresh = 0 <= slot < mask.size and slot not in slate[:j]
+        if not fresh or bool(mask[slot]) != (j < head):
+            break
+        p /= (n_valid - j) if j < head else (mask.size - n_valid - (j - head))
+        out[j] = p
+    return out
+
+
+def random_slate_probability(mask: np.ndarray, slate: np.ndarray) -> float:
+    """The probability that :func:`random_slate` draws the ordered ``slate`` for ``mask``."""
+    return float(random_slate_prefix_probabilities(mask, slate)[-1])
 
 
 class SlateQ(MaskedDQN):
@@ -434,7 +442,7 @@ class SlateQ(MaskedDQN):
 
     def behaviour_probabilities(
         self, observation: dict[str, np.ndarray], slates: np.ndarray, *, warm_up: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the exploring policy did at a batch of observations, for an episode log.
 
         Args:
@@ -443,9 +451,10 @@ class SlateQ(MaskedDQN):
             warm_up: the slates were drawn before ``learning_starts`` (random slates only).
 
         Returns:
-            (B, K) probabilities of each slot at the first position, and (B,) the probability of
+            (B, K) probabilities of each slot at the first position, (B,) the probability of
             each slate: ``(1 - eps) * [slate is the greedy one] + eps * random_slate_probability``
-            with ``eps`` the exploration rate (1 in the warm-up).
+            with ``eps`` the exploration rate (1 in the warm-up), and (B, L) the same for the
+            slates' first 1, 2, ..., L slots.
         """
         masks = np.asarray(observation["action_mask"]) > 0
         slates = np.asarray(slates).reshape(masks.shape[0], self.slate_size)
@@ -456,11 +465,12 @@ class SlateQ(MaskedDQN):
         pool = np.where(masks.any(axis=1, keepdims=True), masks, True)
         first = eps * pool / pool.sum(axis=1, keepdims=True)
         first[np.arange(first.shape[0]), greedy[:, 0]] += 1.0 - eps
-        same = (slates == greedy).all(axis=1)
-        uniform = np.array(
-            [random_slate_probability(m, a) for m, a in zip(masks, slates, strict=True)]
+        same = np.cumprod(slates == greedy, axis=1)
+        uniform = np.stack(
+            [random_slate_prefix_probabilities(m, a) for m, a in zip(masks, slates, strict=True)]
         )
-        return first, (1.0 - eps) * same + eps * uniform
+        prefix = (1.0 - eps) * same + eps * uniform
+        return first, prefix[:, -1], prefix
 
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1

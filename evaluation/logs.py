@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from .rollout import StepArrays
 
 #: Version of the step-log schema; bump on any incompatible change and keep readers strict.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Versions :func:`read_step_log` reads (older ones are upgraded to the current columns).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 # Keys of the Parquet file (key-value) metadata.
 META_VERSION = b"lmrecsim.schema_version"
@@ -65,6 +65,7 @@ COLUMNS: dict[str, str] = {
     "slate_slots": "list<int64>",
     "item_id": "string",
     "propensity": "float64",
+    "prefix_propensities": "list<float64>",
     "action_probabilities": "list<float64>",
     "clicked": "bool",
     "clicked_position": "int64",
@@ -81,6 +82,8 @@ COLUMNS: dict[str, str] = {
 
 #: Columns version 2 added: version 1 logs are read with them derived from ``action``/``clicked``.
 V2_COLUMNS = ("slate_slots", "clicked_position")
+#: The column version 3 added: the policy's probability of each prefix of the slate.
+V3_COLUMNS = ("prefix_propensities",)
 
 # Row order of a log: the order the simulator produced the steps in.
 SORT_KEYS = ["policy", "seed", "episode", "step"]
@@ -291,6 +294,11 @@ def build_step_table(
     )
     for name in ("item_id", "propensity"):
         out[name] = steps[name].to_numpy()
+    out["prefix_propensities"] = pd.Series(
+        [np.asarray(v, dtype=np.float64).tolist() for v in arrays.prefix_propensities],
+        index=out.index,
+        dtype=object,
+    )
     out["action_probabilities"] = pd.Series(
         [np.asarray(p, dtype=np.float64).tolist() for p in arrays.probabilities],
         index=out.index,
@@ -426,8 +434,12 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         table = pq.read_table(p)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
-    # A version-1 file is checked against its own columns, then given the version-2 ones.
-    expected = [c for c in COLUMNS if version_num > 1 or c not in V2_COLUMNS]
+    # An older file is checked against its own columns, then given the newer ones.
+    expected = [
+        c
+        for c in COLUMNS
+        if (version_num > 1 or c not in V2_COLUMNS) and (version_num > 2 or c not in V3_COLUMNS)
+    ]
     missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise LogError(
@@ -440,6 +452,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         raise LogError(f"{p}: truncated or corrupt Parquet file ({_one_line(exc)})") from None
     if version_num == 1:
         steps = _upgrade_v1(steps)
+    if version_num <= 2:
+        steps = _upgrade_v2(steps)
     # Arrow strings come back as python objects or the string dtype depending on pandas; normalise.
     for name, kind in COLUMNS.items():
         if kind == "string":
@@ -516,7 +530,9 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     in ``[0, K)``; the same number L of ``slate_slots`` in every row; ``clicked_position`` in
     ``[-1, L)``; ``action_probabilities`` entries and ``propensity`` (NaN allowed: a slate's may
     be unknown) in ``[0, 1]``, and without slates ``propensity`` the ``action_probabilities``
-    entry of the action; ``reward`` finite. Whole columns at a time, so a log of millions of rows
+    entry of the action; ``prefix_propensities`` (version 3) L entries in ``[0, 1]`` (NaN:
+    unknown) that do not grow, the last equal to ``propensity`` where both are known; ``reward``
+    finite. Whole columns at a time, so a log of millions of rows
     costs a fraction of reading it.
 
     Returns:
@@ -596,10 +612,10 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
         bad = (position < -1) | (position >= size)
         expected = f"-1 (no click) or a slate position in [0, {size})"
         refuse("clicked_position", bad, position, "is {}", expected)
+    propensity = cols["propensity"].to_numpy(zero_copy_only=False)
     probs = pc.list_flatten(cols["action_probabilities"]).to_numpy()
     bad = ~((probs >= 0) & (probs <= 1 + _PROB_TOL))  # NaN is bad too
     refuse("action_probabilities", bad, probs, "holds {!r}", "probabilities in [0, 1]", k)
-    propensity = cols["propensity"].to_numpy(zero_copy_only=False)
     bad = (propensity < 0) | (propensity > 1 + _PROB_TOL)  # NaN: unknown, allowed
     refuse("propensity", bad, propensity, "is {!r}", "a probability in [0, 1]")
     if size == 1:  # a single item's propensity is its slot's entry in the distribution
@@ -609,6 +625,27 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
             i = int(np.argmax(bad))
             expected = f"{float(chosen[i])!r}, the row's action_probabilities entry for its action"
             raise fail("propensity", i, f"is {float(propensity[i])!r}", expected)
+    if "prefix_propensities" in cols:
+        n = lengths("prefix_propensities")
+        expected = f"{size} entries, one per slate position, as slate_slots has"
+        refuse("prefix_propensities", n != size, n, "has {} entries", expected)
+        prefix = pc.list_flatten(cols["prefix_propensities"]).to_numpy()
+        bad = (prefix < 0) | (prefix > 1 + _PROB_TOL)  # NaN: unknown, allowed
+        refuse("prefix_propensities", bad, prefix, "holds {!r}", "probabilities in [0, 1]", size)
+        prefix = prefix.reshape(-1, size)
+        # A longer prefix is no more likely than a shorter one, and the whole slate's is the
+        # propensity where both are known (NaN: the policy did not say).
+        rising = (np.diff(prefix, axis=1) > _PROB_TOL).any(axis=1)
+        apart = np.abs(prefix[:, -1] - propensity) > _PROB_TOL
+        if rising.any() or apart.any():
+            i = int(np.argmax(rising | apart))
+            what = f"is {prefix[i].tolist()!r}"
+            expected = (
+                "probabilities that do not grow with the prefix"
+                if rising[i]
+                else f"its last entry equal to the propensity, {float(propensity[i])!r}"
+            )
+            raise fail("prefix_propensities", i, what, expected)
     # The env's rewards are finite (a registered reward's are checked); a side-by-side replay
     # sums them without replaying them, so NaN or inf would go into its returns unseen.
     reward = cols["reward"].to_numpy(zero_copy_only=False)
@@ -627,6 +664,23 @@ def _upgrade_v1(steps: pd.DataFrame) -> pd.DataFrame:
         dtype=object,
     )
     steps["clicked_position"] = np.where(steps["clicked"].to_numpy(bool), 0, -1).astype(np.int64)
+    return steps
+
+
+def _upgrade_v2(steps: pd.DataFrame) -> pd.DataFrame:
+    """A version-2 (or upgraded version-1) table with the version-3 column: a single item's
+    prefix propensity is its propensity; a slate's shorter prefixes were not recorded (NaN),
+    its whole-slate one is the propensity."""
+    steps = steps.copy()
+    sizes = [len(v) for v in steps["slate_slots"]]
+    steps["prefix_propensities"] = pd.Series(
+        [
+            np.append(np.full(size - 1, np.nan), p)
+            for size, p in zip(sizes, steps["propensity"].to_numpy(np.float64), strict=True)
+        ],
+        index=steps.index,
+        dtype=object,
+    )
     return steps[list(COLUMNS)]
 
 
@@ -660,6 +714,7 @@ class StepRecorder:
         truncated: bool,
         info: dict[str, Any],
         propensity: float | None = None,
+        prefix_propensities: np.ndarray | None = None,
     ) -> None:
         """Record one step.
 
@@ -676,6 +731,9 @@ class StepRecorder:
             info: the env's step info (``item_index``, ``item_id``, ``candidate_items``, ...).
             propensity: the policy's probability of the action; by default
                 ``probabilities[action]`` (required for a slate: the whole slate's probability).
+            prefix_propensities: (L,) the policy's probability of the slate's first 1, 2, ...,
+                L slots (the last is ``propensity``); by default unknown (NaN) but for the
+                whole slate.
         """
         probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
         from .rollout import slate_record, step_row
@@ -685,6 +743,11 @@ class StepRecorder:
             if slate_slots.size > 1:
                 raise ValueError("StepRecorder.add: a slate step needs its propensity")
             propensity = float(probs[slot])
+        if prefix_propensities is None:
+            prefix = np.full(slate_slots.size, np.nan)
+            prefix[-1] = propensity
+        else:
+            prefix = np.asarray(prefix_propensities, dtype=np.float64).reshape(-1)
         self._rows.append(
             step_row(
                 label=self.label,
@@ -708,6 +771,7 @@ class StepRecorder:
         self.arrays.probabilities.append(probs)
         self.arrays.slate_slots.append(slate_slots)
         self.arrays.slate_items.append(slate_items)
+        self.arrays.prefix_propensities.append(prefix)
 
     def frames(self, drop: Collection[tuple[int, int]] = ()) -> tuple[pd.DataFrame, StepArrays]:
         """``(steps, arrays)`` as :func:`write_step_log` takes them, without the steps of the

@@ -32,6 +32,12 @@ export (its slate layout needs per-position propensities the log does not hold).
 on slates looks at the first position: a target whose first slot the logger never puts first
 (logged ``action_probabilities``) is outside the logger's support; a slate that agrees in the
 first position can still be one the logger never shows, which the log cannot tell.
+
+RIPS and SNRIPS (slate logs, schema 3) weigh a click at position l by the prefix ratio
+``pi(S_1..l) / mu(S_1..l)`` of the slate's first l + 1 slots (``prefix_propensities`` and the
+target's ``prefix_probabilities``) and a reward without a click by the whole slate's ratio
+(:func:`_prefix_estimate`): the cascade assumption, biased where the user's choice depends on
+later positions (as this simulator's multinomial logit does), with far larger effective samples.
 """
 
 from __future__ import annotations
@@ -46,15 +52,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..agents.base import prefix_indicators
 from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
 from .rollout import call_predict, policy_slate, policy_slot
 
+#: The estimators of single-item logs (the default there).
 ESTIMATORS = ("ips", "snips", "dm", "dr")
 #: The estimators of slate logs (DM and DR need a model of the user's choice within a slate).
-SLATE_ESTIMATORS = ("ips", "snips")
+SLATE_ESTIMATORS = ("ips", "snips", "rips", "snrips")
+#: The position-wise slate estimators (they need the prefixes' propensities, log schema 3).
+PREFIX_ESTIMATORS = ("rips", "snrips")
+#: Every estimator name ``--estimator`` takes.
+ALL_ESTIMATORS = ESTIMATORS + PREFIX_ESTIMATORS
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
 MIN_ESS = 100
 _Z95 = 1.959963984540054
@@ -125,6 +137,11 @@ class Rounds:
     # logger_dist / target_dist are first-position distributions.
     slate: np.ndarray | None = None
     target_slate_prob: np.ndarray | None = None
+    # Slate logs: (n, L) the logger's and the target's probability of each prefix of the logged
+    # slate (its first 1, 2, ..., L slots; NaN where unknown), and (n,) the clicked position.
+    logged_prefix: np.ndarray | None = None
+    target_prefix: np.ndarray | None = None
+    clicked_position: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -175,9 +192,17 @@ class OPEResult:
 
 
 def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
-    """Raise a one-line LogError for an estimator a slate log cannot take (DM, DR)."""
+    """Raise a one-line LogError for an estimator a slate log cannot take (DM, DR), or a
+    position-wise one (RIPS, SNRIPS) on a single-item log."""
     size = log.scenario().candidates.slate_size
     wrong = [e for e in estimators if e not in SLATE_ESTIMATORS]
+    if size == 1 and any(e in PREFIX_ESTIMATORS for e in estimators):
+        first = next(e for e in estimators if e in PREFIX_ESTIMATORS)
+        raise LogError(
+            f"--estimator: {first!r} on a single-item log ({log.path}; expected "
+            f"{' or '.join(ESTIMATORS)}: {first} weighs the positions of a slate, and with one "
+            "item it is ips)"
+        )
     if size > 1 and wrong:
         raise LogError(
             f"--estimator: {wrong[0]!r} on a slate log ({log.path}, candidates.slate_size = "
@@ -200,19 +225,25 @@ def _target_predict(policy: Any, obs: dict[str, np.ndarray], state: Any, start: 
 
 def _target_slate(
     policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, state: Any, start: bool
-) -> tuple[np.ndarray, float, Any]:
-    """The target's first-position distribution (K,) and its probability of ``slate``."""
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The target's first-position distribution (K,) and its probability of each prefix of
+    ``slate`` (L,) (NaN but for the whole slate when the policy gives only that)."""
     probs_fn = getattr(policy, "action_probabilities", None)
+    prefix_fn = getattr(policy, "prefix_probabilities", None)
     slate_fn = getattr(policy, "slate_probability", None)
     k = obs["action_mask"].shape[0]
-    if callable(probs_fn) and callable(slate_fn):
+    if callable(probs_fn) and (callable(prefix_fn) or callable(slate_fn)):
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
-        return first, float(slate_fn(obs, slate)), state
+        if callable(prefix_fn):
+            return first, np.asarray(prefix_fn(obs, slate), dtype=np.float64).reshape(-1), state
+        prefix = np.full(slate.shape[0], np.nan)
+        prefix[-1] = float(slate_fn(obs, slate))  # type: ignore[misc]
+        return first, prefix, state
     action, state = _target_predict(policy, obs, state, start)
     chosen = policy_slate(action, "target", k, slate.shape[0])
     first = np.zeros(k, dtype=np.float64)
     first[int(chosen[0])] = 1.0
-    return first, float(np.array_equal(chosen, slate)), state
+    return first, prefix_indicators(chosen, slate), state
 
 
 # ----------------------------------------------------------------------------- rounds from a log
@@ -243,7 +274,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     n = len(rows)
     slates = log.scenario().candidates.slate_size > 1
     slate = matrix(rows["slate_slots"], np.int64) if slates and n else None
-    slate_prob = np.zeros(n, dtype=np.float64) if slates else None
+    size = log.scenario().candidates.slate_size
+    target_prefix = np.zeros((n, size), dtype=np.float64) if slates else None
     k = len(rows["candidate_item_ids"].iloc[0]) if n else 0
     p = world.project_dim
     user = np.zeros((n, p), dtype=np.float32)
@@ -280,8 +312,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         cands[pos] = obs["candidates"]
         feats[pos] = obs["candidate_features"]
         mask[pos] = obs["action_mask"].astype(bool)
-        if slate is not None and slate_prob is not None:
-            target[pos], slate_prob[pos], state["rnn"] = _target_slate(
+        if slate is not None and target_prefix is not None:
+            target[pos], target_prefix[pos], state["rnn"] = _target_slate(
                 policy, obs, slate[pos], state["rnn"], start
             )
         else:
@@ -311,7 +343,10 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         features=feats if feats is not None else np.zeros((n, k, 0), dtype=np.float32),
         cluster=cluster,
         slate=slate,
-        target_slate_prob=slate_prob,
+        target_slate_prob=None if target_prefix is None else target_prefix[:, -1],
+        logged_prefix=(matrix(rows["prefix_propensities"]) if slates and n else None),
+        target_prefix=target_prefix,
+        clicked_position=rows["clicked_position"].to_numpy(dtype=np.int64) if slates else None,
     )
 
 
@@ -417,6 +452,55 @@ def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
     return float(np.sqrt(g / (g - 1) * np.sum(totals**2)) / n)
 
 
+def _unknown_prefixes(rounds: Rounds, path: Path, label: str) -> str | None:
+    """Why RIPS cannot run on these rounds (a prefix propensity the logger or the target did
+    not give), or None."""
+    assert rounds.logged_prefix is not None and rounds.target_prefix is not None
+    for name, table, whose in (
+        ("prefix_propensities", rounds.logged_prefix, "the logger's"),
+        ("target", rounds.target_prefix, f"the target {label!r}'s"),
+    ):
+        unknown = np.isnan(table).any(axis=1)
+        if unknown.any():
+            row = int(np.argmax(unknown))
+            where = f"column {name!r}" if name != "target" else f"policy {label!r}"
+            return (
+                f"{path}: {where} gives no probability of the slate's shorter prefixes in round "
+                f"{row} (expected {whose} probability of each prefix: a log of schema 3 by a "
+                "policy with prefix_probabilities, and such a target; or --estimator ips / snips)"
+            )
+    return None
+
+
+def _prefix_estimate(rounds: Rounds, *, normalized: bool) -> tuple[float, np.ndarray, float]:
+    """RIPS (or, ``normalized``, SNRIPS) and its influence terms and effective sample size.
+
+    A click at position l is weighted by the prefix ratio ``w_l = pi(S_1..l) / mu(S_1..l)``, the
+    target's over the logger's probability of the slate's first l + 1 slots; a reward without a
+    click (nothing the user chose) by the whole slate's ratio. SNRIPS divides each position's sum
+    by the sum of its weights.
+    """
+    assert rounds.logged_prefix is not None and rounds.target_prefix is not None
+    assert rounds.clicked_position is not None
+    n, size = rounds.logged_prefix.shape
+    weights = rounds.target_prefix / rounds.logged_prefix  # (n, L)
+    where = np.where(rounds.clicked_position >= 0, rounds.clicked_position, size - 1)
+    rewards = np.zeros((n, size))
+    rewards[np.arange(n), where] = rounds.reward
+    used = weights[np.arange(n), where]
+    ess = float(used.sum() ** 2 / np.sum(used**2)) if np.sum(used**2) > 0 else 0.0
+    if not normalized:
+        v = (weights * rewards).sum(axis=1)
+        est = float(v.mean())
+        return est, v - est, ess
+    mean_w = weights.mean(axis=0)  # (L,)
+    if not (mean_w > 0).all():
+        return float("nan"), np.full(n, np.nan), ess
+    per_position = (weights * rewards).sum(axis=0) / weights.sum(axis=0)
+    psi = (weights * (rewards - per_position[None, :]) / mean_w[None, :]).sum(axis=1)
+    return float(per_position.sum()), psi, ess
+
+
 def estimate_all(
     rounds: Rounds,
     q_hat: np.ndarray,
@@ -427,7 +511,8 @@ def estimate_all(
     Args:
         rounds: the logged rounds with the target's distribution.
         q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR.
-        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``.
+        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``; on slate rounds ``rips`` and
+            ``snrips`` (:func:`_prefix_estimate`) too.
     """
     n = rounds.n
     idx = np.arange(n)
@@ -459,9 +544,11 @@ def estimate_all(
             est = float(v.mean())
             psi = v - est
             e_ess = ess
+        elif name in PREFIX_ESTIMATORS:
+            est, psi, e_ess = _prefix_estimate(rounds, normalized=name == "snrips")
         else:
             raise ValueError(
-                f"unknown estimator {name!r} (expected one of {', '.join(ESTIMATORS)})"
+                f"unknown estimator {name!r} (expected one of {', '.join(ALL_ESTIMATORS)})"
             )
         se = _cluster_se(psi, rounds.cluster)
         out.append(Estimate(name, est, est - _Z95 * se, est + _Z95 * se, e_ess))
@@ -547,10 +634,10 @@ def evaluate_off_policy(
     """
     chosen = estimators
     estimators = tuple(dict.fromkeys(estimators or ESTIMATORS))  # one row each: ips given twice
-    unknown = [e for e in estimators if e not in ESTIMATORS]
+    unknown = [e for e in estimators if e not in ALL_ESTIMATORS]
     if unknown:
         raise LogError(
-            f"--estimator: {unknown[0]!r} is unknown (expected one of: {', '.join(ESTIMATORS)})"
+            f"--estimator: {unknown[0]!r} is unknown (expected one of: {', '.join(ALL_ESTIMATORS)})"
         )
     if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 1:
         raise LogError(f"--folds: {n_folds!r} (expected an integer >= 1)")
@@ -572,19 +659,33 @@ def evaluate_off_policy(
     label, policy = resolve_policy(policy_spec, load_world(log))
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)
-    # Slate logs take IPS and SNIPS only, which need no reward model.
+    notes = []
+    if slates and any(e in PREFIX_ESTIMATORS for e in estimators):
+        problem = _unknown_prefixes(rounds, log.path, label)
+        if problem is not None and chosen:
+            raise LogError(problem)
+        if problem is not None:  # the default set: the whole-slate estimators only
+            estimators = tuple(e for e in estimators if e not in PREFIX_ESTIMATORS)
+            notes.append(f"note: no rips or snrips: {problem}")
+    # Slate logs take IPS, SNIPS, RIPS and SNRIPS only, which need no reward model.
     q_hat = (
         np.zeros((rounds.n, rounds.k))
         if slates
         else fit_reward_model(rounds, n_folds=n_folds, rng=seed)
     )
     results = estimate_all(rounds, q_hat, estimators)
-    notes = []
     if slates:
         notes.append(
-            "note: slate log: each round is weighted by the target's probability of the whole "
-            "logged slate over the logger's (standard slate IPS); the support check covers the "
-            "first position only"
+            "note: slate log: ips and snips weight each round by the target's probability of the "
+            "whole logged slate over the logger's (standard slate IPS); the support check covers "
+            "the first position only"
+        )
+    if slates and any(e in PREFIX_ESTIMATORS for e in estimators):
+        notes.append(
+            "note: rips and snrips weight a click at position l by the ratio of the slate's first "
+            "l + 1 slots only (the cascade assumption: a click depends on the items above it, not "
+            "below); this simulator's users choose among the whole slate, so they trade a bias "
+            "wherever the target changes later positions for far larger effective samples"
         )
     weighted = [e.ess for e in results if e.estimator != "dm"]
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a

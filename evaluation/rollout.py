@@ -72,6 +72,7 @@ class StepArrays:
         "probabilities",
         "slate_slots",
         "slate_items",
+        "prefix_propensities",
     )
 
     candidate_items: list[np.ndarray] = field(default_factory=list)
@@ -81,6 +82,7 @@ class StepArrays:
     probabilities: list[np.ndarray] = field(default_factory=list)
     slate_slots: list[np.ndarray] = field(default_factory=list)
     slate_items: list[np.ndarray] = field(default_factory=list)
+    prefix_propensities: list[np.ndarray] = field(default_factory=list)
 
     def stacked(self) -> dict[str, np.ndarray]:
         """The arrays stacked to (n_steps, K) or (n_steps, L) each (empty (0, 0) arrays when
@@ -213,6 +215,23 @@ def policy_propensity(policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray
     return float("nan")
 
 
+def policy_prefix_propensities(
+    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, propensity: float
+) -> np.ndarray:
+    """(L,) the policy's probability of ``slate``'s first 1, 2, ..., L slots.
+
+    ``prefix_probabilities(obs, slate)`` when the policy has it; all 1.0 for a deterministic
+    policy (propensity 1.0, as :func:`policy_propensity` takes it); otherwise unknown (NaN) but
+    for the whole slate's ``propensity``.
+    """
+    fn = getattr(policy, "prefix_probabilities", None)
+    if callable(fn):
+        return np.asarray(fn(obs, slate), dtype=np.float64).reshape(-1)
+    out = np.full(np.asarray(slate).size, 1.0 if propensity == 1.0 else np.nan)
+    out[-1] = propensity
+    return out
+
+
 def call_predict(
     policy: Any,
     obs: dict[str, np.ndarray],
@@ -327,10 +346,12 @@ def run_policy(
                     action = policy_slate(action_arr, label, k, size)
                     probs = policy_probabilities(policy, obs, int(action[0]))
                     propensity = policy_propensity(policy, obs, action)
+                    prefix = policy_prefix_propensities(policy, obs, action, propensity)
                 else:
                     action = policy_slot(action_arr, label, k)
                     probs = policy_probabilities(policy, obs, action)
                     propensity = float(probs[action])
+                    prefix = np.array([propensity])
                 mask = obs["action_mask"].copy()
                 next_obs, reward, terminated, truncated, inf = env.step(action)
                 observe = getattr(policy, "observe", None)
@@ -357,6 +378,7 @@ def run_policy(
                 arrays.probabilities.append(probs)
                 arrays.slate_slots.append(slate_slots)
                 arrays.slate_items.append(slate_items)
+                arrays.prefix_propensities.append(prefix)
                 obs = next_obs
                 episode_start = np.zeros(1, dtype=bool)
                 done = terminated or truncated

@@ -18,6 +18,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..agents.baselines import first_position_probs, obs_t_device
+from ..agents.slate import prefix_log_probs
 from ..agents.slateq import SlateQ
 from ..envs.world import World
 from ..scenarios import Scenario
@@ -63,16 +64,17 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
     return probs
 
 
-def _slate_propensities(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
-    """(n_envs,) probability of each (n_envs, L) slate under PPO's slate distribution (SlateQ's
-    are :meth:`~lmrecsim.agents.slateq.SlateQ.behaviour_probabilities`)."""
+def _slate_prefixes(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
+    """(n_envs, L) probability of the first 1, 2, ..., L slots of each (n_envs, L) slate under
+    PPO's slate distribution (the last column is the whole slate's; SlateQ's are
+    :meth:`~lmrecsim.agents.slateq.SlateQ.behaviour_probabilities`)."""
     policy = model.policy
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
         dist = policy.get_distribution(obs_t)
         actions = th.as_tensor(slates, dtype=th.long, device=obs_t_device(obs_t))
-        log_p = dist.log_prob(actions)
-    return np.exp(log_p.cpu().numpy().astype(np.float64)).reshape(-1)
+        log_p = prefix_log_probs(dist, actions)
+    return np.exp(log_p.cpu().numpy().astype(np.float64))
 
 
 class EpisodeLogCallback(BaseCallback):
@@ -115,10 +117,10 @@ class EpisodeLogCallback(BaseCallback):
         slates = actions.shape[1] > 1 or "slate_items" in self.locals["infos"][0]
         if isinstance(self.model, SlateQ):  # its rule: epsilon-greedy around the greedy slate
             warm_up = _warm_up(self.model, n_envs)
-            probs, propensities = self.model.behaviour_probabilities(obs, actions, warm_up=warm_up)
+            probs, _, prefixes = self.model.behaviour_probabilities(obs, actions, warm_up=warm_up)
         else:
             probs = _action_probabilities(self.model, obs)
-            propensities = _slate_propensities(self.model, obs, actions) if slates else None
+            prefixes = _slate_prefixes(self.model, obs, actions) if slates else None
         # The env's own rewards, not the scaled ones a reward-normalising wrapper trains on.
         normalizer = self.model.get_vec_normalize_env()
         rewards = np.asarray(
@@ -142,7 +144,8 @@ class EpisodeLogCallback(BaseCallback):
                 terminated=bool(dones[i]) and not truncated,
                 truncated=truncated,
                 info=info,
-                propensity=None if propensities is None else float(propensities[i]),
+                propensity=None if prefixes is None else float(prefixes[i, -1]),
+                prefix_propensities=None if prefixes is None else prefixes[i],
             )
         self._episode += dones.astype(np.int64)
         return True

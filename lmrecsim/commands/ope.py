@@ -8,13 +8,14 @@ from lmrecsim.commands.common import int_at_least
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from lmrecsim.evaluation.ope import ESTIMATORS
+    from lmrecsim.evaluation.ope import ALL_ESTIMATORS
 
     p = sub.add_parser(
         "ope",
         help="off-policy evaluation of a policy from a step log",
         description="Estimate the target policy's value per step from a log made by a stochastic "
-        "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates; 95% "
+        "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates and "
+        "the position-wise RIPS and SNRIPS; 95% "
         "intervals, effective sample size), compared with the ground truth from running the "
         "target on the same scenario and seeds.",
     )
@@ -23,9 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--estimator",
         action="append",
-        choices=list(ESTIMATORS),
-        help="estimator to compute, repeatable (default: all; on a slate log ips and snips, the "
-        "two it takes)",
+        choices=list(ALL_ESTIMATORS),
+        help="estimator to compute, repeatable (default: all a log takes: ips, snips, dm, dr; on a "
+        "slate log ips, snips, rips, snrips)",
     )
     p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
     p.add_argument("--out", help="write DIR/ope.csv")

@@ -208,6 +208,24 @@ def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> Non
         pl_log_prob(s, m, tuple(a)) for s, m, a in zip(scores, mask, actions.tolist(), strict=True)
     ]
     np.testing.assert_allclose(log_p.double().numpy(), want, atol=1e-5)
+    # Each prefix's log-probability is Plackett-Luce's of that prefix; the last, the slate's.
+    with th.no_grad():
+        prefix = policy.get_distribution(obs_t).prefix_log_prob(actions)
+    for row, (s, m, a) in enumerate(zip(scores, mask, actions.tolist(), strict=True)):
+        for j in range(SLATE):
+            # A prefix of the slate is the slate of its first j + 1 positions.
+            assert float(prefix[row, j]) == pytest.approx(
+                pl_log_prob(s, m, tuple(a[: j + 1])), abs=1e-5
+            )
+    np.testing.assert_allclose(prefix[:, -1].numpy(), log_p.numpy(), atol=1e-6)
+    # The evaluation's view of the model (acting stochastically) gives the same prefixes.
+    from lmrecsim.agents.baselines import SB3Policy
+
+    stochastic = SB3Policy(slate_model, "ppo", deterministic=False)
+    one = {k: v[0] for k, v in obs.items()}
+    got = stochastic.prefix_probabilities(one, actions.numpy()[0])
+    np.testing.assert_allclose(np.log(got), prefix[0].numpy(), atol=1e-5)
+    assert got[-1] == pytest.approx(stochastic.slate_probability(one, actions.numpy()[0]))
     # Sampled slates: distinct slots; valid ones wherever at least L are valid.
     slates = actions.numpy()
     for row, m in zip(slates, mask, strict=True):

@@ -25,6 +25,7 @@ from lmrecsim.agents.slateq import (
     SlateReplayBuffer,
     greedy_slates,
     random_slate,
+    random_slate_prefix_probabilities,
     random_slate_probability,
     slate_values,
 )
@@ -204,6 +205,12 @@ def test_random_slate_probability_matches_the_draws(n_valid: int) -> None:
     every = list(itertools.permutations(range(6), SLATE))
     probs = {s: random_slate_probability(mask, np.array(s)) for s in every}
     assert sum(probs.values()) == pytest.approx(1.0)
+    # A prefix's probability is the total of the slates that start with it.
+    for s in every:
+        prefix = random_slate_prefix_probabilities(mask, np.array(s))
+        for j in range(SLATE):
+            total = sum(p for t, p in probs.items() if t[: j + 1] == s[: j + 1])
+            assert prefix[j] == pytest.approx(total), (s, j)
     assert set(counts) == {s for s, p in probs.items() if p > 0}
     for slate, count in counts.items():
         p = probs[slate]
@@ -385,7 +392,14 @@ def test_episode_log_of_a_slateq_run_replays_and_feeds_ope(tmp_path, capsys) -> 
     argv = ["ope", str(run / "episodes.parquet"), "--policy", "greedy", "--out", str(out)]
     assert main(argv) == 0
     table = pd.read_csv(out / "ope.csv")
-    assert set(table["estimator"]) == {"ips", "snips"} and table["estimate"].notna().all()
+    assert list(table["estimator"]) == ["ips", "snips", "rips", "snrips"]
+    assert table["estimate"].notna().all()
+    # SlateQ logs each prefix's probability: the position-wise estimators weigh far more rounds.
+    ess = table.set_index("estimator")["ess"]
+    assert ess["rips"] > ess["ips"]
+    prefix = np.stack(log["prefix_propensities"].to_numpy())
+    np.testing.assert_array_equal(prefix[:, -1], props)
+    assert (np.diff(prefix, axis=1) <= 1e-12).all() and (prefix[:, 0] > 0).all()
 
 
 # ------------------------------------------------------------------------------ learning

@@ -197,6 +197,9 @@ def test_unknown_estimator(bandit, tmp_path: Path) -> None:
     log = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "log.parquet", seed=9, rounds=3)
     with pytest.raises(LogError, match="--estimator: 'magic'"):
         evaluate_off_policy(log, ("similar", Similar()), estimators=("magic",))
+    # The position-wise slate estimators on a single-item log: one line (with one item, ips).
+    with pytest.raises(LogError, match=r"--estimator: 'rips' on a single-item log \("):
+        evaluate_off_policy(log, ("similar", Similar()), estimators=("ips", "rips"))
 
 
 def test_overlap_warning_and_the_dm_note(tmp_path) -> None:
