@@ -28,10 +28,11 @@ model of how the user chooses among a slate's items, but with K!/(K-L)! slates i
 large unless the target is close to the logger, so its effective sample size is small then (the
 low-overlap warning says so). DM and DR need a reward model of a whole slate (the user's choice
 among its items) and are refused for slate logs in one line, as is the Open Bandit Pipeline
-export (its slate layout needs per-position propensities the log does not hold). The support check
-on slates looks at the first position: a target whose first slot the logger never puts first
-(logged ``action_probabilities``) is outside the logger's support; a slate that agrees in the
-first position can still be one the logger never shows, which the log cannot tell.
+export (its slate layout needs each item's marginal propensity at each position, which the log
+does not hold). The support check on slates looks at the first position: a target whose first
+slot the logger never puts first (logged ``action_probabilities``) is outside the logger's
+support; a slate that agrees in the first position can still be one the logger never shows,
+which the log cannot tell.
 
 RIPS and SNRIPS (slate logs, schema 3) weigh a click at position l by the prefix ratio
 ``pi(S_1..l) / mu(S_1..l)`` of the slate's first l + 1 slots (``prefix_propensities`` and the
@@ -652,7 +653,8 @@ def evaluate_off_policy(
     if slates and export_dir is not None:
         raise LogError(
             f"--export: {log.path} is a slate log (expected a single-item log: the Open Bandit "
-            "Pipeline's slate layout needs per-position propensities the log does not hold)"
+            "Pipeline's slate layout needs each item's marginal propensity at each position, which "
+            "the log does not hold)"
         )
     rows = log.for_policy(logged_policy)
     logged_label = str(rows["policy"].iloc[0])
