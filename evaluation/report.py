@@ -274,6 +274,21 @@ def _position_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
+def _table_sections(
+    result: EvaluationResult,
+) -> list[tuple[str, str, tuple[list[str], list[list[str]]]]]:
+    """The report's sections that only some evaluations have, as (title, note, table): the share
+    of the random-to-oracle gap (random and oracle evaluated) and clicks by slate position."""
+    sections = []
+    gap = _gap_rows(result)
+    if gap is not None:
+        sections.append(("Share of the random-to-oracle gap", _GAP_NOTE, gap))
+    positions = _position_rows(result)
+    if positions is not None:
+        sections.append(("Clicks by slate position", _POSITIONS_NOTE, positions))
+    return sections
+
+
 def _missing_values_note(result: EvaluationResult) -> str:
     window = result.settings["drift_window"]
     return (
@@ -350,14 +365,9 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         out += _md_table(*_comparison_rows(result))
     else:
         out += [_ONLY_REFERENCE.format(reference=md_text(result.reference))]
-    gap = _gap_rows(result)
-    if gap is not None:
-        out += ["", "## Share of the random-to-oracle gap", "", md_text(_GAP_NOTE), ""]
-        out += _md_table(*gap)
-    positions = _position_rows(result)
-    if positions is not None:
-        out += ["", "## Clicks by slate position", "", md_text(_POSITIONS_NOTE), ""]
-        out += _md_table(*positions)
+    for title, note, (header, rows) in _table_sections(result):
+        out += ["", f"## {title}", "", md_text(note), ""]
+        out += _md_table(header, rows)
     out += ["", "## Plots", ""]
     for plot in plots:
         out += [f"### {plot.title}", "", plot.caption, "", f"![{plot.title}]({plot.name}.png)", ""]
@@ -449,20 +459,8 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         ]
     else:
         parts.append(f"<p>{_ONLY_REFERENCE.format(reference=esc(result.reference))}</p>")
-    gap = _gap_rows(result)
-    if gap is not None:
-        parts += [
-            "<h2>Share of the random-to-oracle gap</h2>",
-            f"<p>{esc(_GAP_NOTE)}</p>",
-            _html_table(*gap),
-        ]
-    positions = _position_rows(result)
-    if positions is not None:
-        parts += [
-            "<h2>Clicks by slate position</h2>",
-            f"<p>{esc(_POSITIONS_NOTE)}</p>",
-            _html_table(*positions),
-        ]
+    for title, note, (header, rows) in _table_sections(result):
+        parts += [f"<h2>{esc(title)}</h2>", f"<p>{esc(note)}</p>", _html_table(header, rows)]
     parts += [
         "<h2>Plots</h2>",
     ]
