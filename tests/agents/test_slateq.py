@@ -297,6 +297,20 @@ def test_refusals(slate_world, tiny_world) -> None:
         build_model("dqn", single, hyperparameters={"choice_coef": 1.0})
 
 
+def test_same_seed_same_model_bit_for_bit(slate_world) -> None:
+    models = []
+    for _ in range(2):
+        model = _model(slate_world, seed=3, learning_starts=64)
+        model.learn(400)
+        models.append(model)
+    a, b = (dict(m.q_net.named_parameters()) for m in models)
+    assert all(th.equal(a[name], b[name]) for name in a)
+    np.testing.assert_array_equal(models[0].replay_buffer.choices, models[1].replay_buffer.choices)
+    other = _model(slate_world, seed=4, learning_starts=64)
+    other.learn(400)
+    assert not th.equal(a["choice_head.weight"], other.q_net.choice_head.weight)
+
+
 def test_dueling_and_double_q_train_and_differ(slate_world) -> None:
     obs = _obs(slate_world, n=16, seed=9)
     plain = _model(slate_world, learning_starts=32)
