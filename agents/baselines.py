@@ -121,8 +121,7 @@ class ScoringPolicy:
 
     def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
         """1.0 for the (L,) slate this policy recommends, 0.0 for any other."""
-        chosen = top_slate(self.scores(observation), self.slate_size)
-        return float(np.array_equal(np.asarray(slate).reshape(-1), chosen))
+        return float(self.prefix_probabilities(observation, slate)[-1])
 
     def prefix_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
@@ -503,21 +502,7 @@ class SB3Policy:
 
     def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
         """Probability of the ordered (L,) ``slate`` under the rule the model acts by."""
-        import torch as th
-
-        slate = np.asarray(slate, dtype=np.int64).reshape(-1)
-        policy = self.model.policy
-        if self.deterministic or not hasattr(policy, "get_distribution"):
-            chosen, _ = self.model.predict(
-                observation, deterministic=True, **self._mask_kwargs(observation)
-            )
-            return float(np.array_equal(np.asarray(chosen).reshape(-1), slate))
-        with th.no_grad():
-            obs_t = self._obs_tensor(observation)
-            # PPO's distribution: the one it samples slates from.
-            dist = policy.get_distribution(obs_t)
-            actions = th.as_tensor(slate[None, :], device=obs_t_device(obs_t))
-            return float(th.exp(dist.log_prob(actions)).cpu().numpy().reshape(-1)[0])
+        return float(self.prefix_probabilities(observation, slate)[-1])
 
     def prefix_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray

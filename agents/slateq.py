@@ -24,6 +24,7 @@ probability epsilon, as DQN's epsilon-greedy.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,6 +36,7 @@ from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
 from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 
+from .base import sequential_prefix_probabilities, sequential_slate
 from .errors import AgentError
 from .replay import DictNStepReplayBuffer
 from .scorer import (
@@ -291,39 +293,6 @@ class SlateReplayBuffer(DictNStepReplayBuffer):
         )
 
 
-def random_slate(rng: np.random.Generator, mask: np.ndarray, slate_size: int) -> np.ndarray:
-    """L distinct slots drawn uniformly: valid ones first; masked ones only when fewer than L
-    are valid (they show nothing)."""
-    valid = np.flatnonzero(mask)
-    if valid.size >= slate_size:
-        return rng.choice(valid, slate_size, replace=False)
-    rest = rng.choice(np.flatnonzero(~mask), slate_size - valid.size, replace=False)
-    return np.concatenate([rng.permutation(valid), rest])
-
-
-def random_slate_prefix_probabilities(mask: np.ndarray, slate: np.ndarray) -> np.ndarray:
-    """(L,) the probability that :func:`random_slate` draws ``slate``'s first 1, 2, ..., L slots
-    in that order for ``mask``."""
-    slate = np.asarray(slate).reshape(-1)
-    size, n_valid = slate.size, int(mask.sum())
-    head = min(n_valid, size)
-    out = np.zeros(size, dtype=np.float64)
-    p = 1.0
-    for j in range(size):
-        slot = int(slate[j])
-        fresh = 0 <= slot < mask.size and slot not in slate[:j]
-        if not fresh or bool(mask[slot]) != (j < head):
-            break
-        p /= (n_valid - j) if j < head else (mask.size - n_valid - (j - head))
-        out[j] = p
-    return out
-
-
-def random_slate_probability(mask: np.ndarray, slate: np.ndarray) -> float:
-    """The probability that :func:`random_slate` draws the ordered ``slate`` for ``mask``."""
-    return float(random_slate_prefix_probabilities(mask, slate)[-1])
-
-
 class SlateQ(MaskedDQN):
     """DQN for slate scenarios (``candidates.slate_size`` L > 1): SlateQ with the candidate
     scorer (module docstring). ``lmrecsim train --algo dqn`` on a slate scenario trains this.
@@ -418,7 +387,10 @@ class SlateQ(MaskedDQN):
 
     def _random_slates(self, masks: np.ndarray) -> np.ndarray:
         rng = self._exploration_rng()
-        return np.stack([random_slate(rng, m, self.slate_size) for m in masks]).astype(np.int64)
+        # The random baseline's rule: L distinct valid slots drawn uniformly in order (when fewer
+        # are valid, the first slot again: a position that shows nothing).
+        slates = [sequential_slate(m, None, self.slate_size, 1.0, rng=rng)[0] for m in masks]
+        return np.stack(slates).astype(np.int64)
 
     def predict(
         self,
@@ -442,7 +414,7 @@ class SlateQ(MaskedDQN):
 
     def behaviour_probabilities(
         self, observation: dict[str, np.ndarray], slates: np.ndarray, *, warm_up: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """What the exploring policy did at a batch of observations, for an episode log.
 
         Args:
@@ -451,10 +423,10 @@ class SlateQ(MaskedDQN):
             warm_up: the slates were drawn before ``learning_starts`` (random slates only).
 
         Returns:
-            (B, K) probabilities of each slot at the first position, (B,) the probability of
-            each slate: ``(1 - eps) * [slate is the greedy one] + eps * random_slate_probability``
-            with ``eps`` the exploration rate (1 in the warm-up), and (B, L) the same for the
-            slates' first 1, 2, ..., L slots.
+            (B, K) probabilities of each slot at the first position, and (B, L) the probability
+            of each slate's first 1, 2, ..., L slots: ``(1 - eps) * [the greedy slate's] + eps *
+            P(random slate's)`` with ``eps`` the exploration rate (1 in the warm-up); the last
+            column is the whole slate's propensity.
         """
         masks = np.asarray(observation["action_mask"]) > 0
         slates = np.asarray(slates).reshape(masks.shape[0], self.slate_size)
@@ -467,10 +439,12 @@ class SlateQ(MaskedDQN):
         first[np.arange(first.shape[0]), greedy[:, 0]] += 1.0 - eps
         same = np.cumprod(slates == greedy, axis=1)
         uniform = np.stack(
-            [random_slate_prefix_probabilities(m, a) for m, a in zip(masks, slates, strict=True)]
+            [
+                sequential_prefix_probabilities(m, None, self.slate_size, 1.0, a)
+                for m, a in zip(masks, slates, strict=True)
+            ]
         )
-        prefix = (1.0 - eps) * same + eps * uniform
-        return first, prefix[:, -1], prefix
+        return first, (1.0 - eps) * same + eps * uniform
 
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
@@ -484,13 +458,14 @@ class SlateQ(MaskedDQN):
 
 def is_slate_model(path: Any) -> bool:
     """Whether the SB3 model file at ``path`` acts on slates (a ``MultiDiscrete`` action
-    space); False for anything unreadable (loading it reports why)."""
-    from stable_baselines3.common.save_util import load_from_zip_file
+    space); False for anything unreadable (loading it reports why). Reads the archive's
+    ``data`` entry only, not the parameters the load then reads."""
+    from stable_baselines3.common.save_util import json_to_data
 
     try:
-        with warnings.catch_warnings():
+        with zipfile.ZipFile(path) as archive, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
+            data = json_to_data(archive.read("data").decode())
     except Exception:  # noqa: BLE001 - the real load reports the problem
         return False
     return isinstance((data or {}).get("action_space"), spaces.MultiDiscrete)

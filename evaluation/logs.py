@@ -729,8 +729,9 @@ class StepRecorder:
             terminated: the user left.
             truncated: the horizon was reached.
             info: the env's step info (``item_index``, ``item_id``, ``candidate_items``, ...).
-            propensity: the policy's probability of the action; by default
-                ``probabilities[action]`` (required for a slate: the whole slate's probability).
+            propensity: the policy's probability of the action; by default the last of
+                ``prefix_propensities``, else ``probabilities[action]`` (a slate needs one of
+                the two: the whole slate's probability).
             prefix_propensities: (L,) the policy's probability of the slate's first 1, 2, ...,
                 L slots (the last is ``propensity``); by default unknown (NaN) but for the
                 whole slate.
@@ -739,6 +740,8 @@ class StepRecorder:
         from .rollout import slate_record, step_row
 
         slot, slate_slots, slate_items = slate_record(action, info)
+        if propensity is None and prefix_propensities is not None:
+            propensity = float(np.asarray(prefix_propensities).reshape(-1)[-1])
         if propensity is None:
             if slate_slots.size > 1:
                 raise ValueError("StepRecorder.add: a slate step needs its propensity")

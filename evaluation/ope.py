@@ -58,7 +58,7 @@ from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
-from .rollout import call_predict, policy_slate, policy_slot
+from .rollout import call_predict, policy_prefix_propensities, policy_slate, policy_slot
 
 #: The estimators of single-item logs (the default there).
 ESTIMATORS = ("ips", "snips", "dm", "dr")
@@ -230,16 +230,13 @@ def _target_slate(
     """The target's first-position distribution (K,) and its probability of each prefix of
     ``slate`` (L,) (NaN but for the whole slate when the policy gives only that)."""
     probs_fn = getattr(policy, "action_probabilities", None)
-    prefix_fn = getattr(policy, "prefix_probabilities", None)
-    slate_fn = getattr(policy, "slate_probability", None)
+    says = callable(getattr(policy, "prefix_probabilities", None)) or callable(
+        getattr(policy, "slate_probability", None)
+    )
     k = obs["action_mask"].shape[0]
-    if callable(probs_fn) and (callable(prefix_fn) or callable(slate_fn)):
+    if callable(probs_fn) and says:
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
-        if callable(prefix_fn):
-            return first, np.asarray(prefix_fn(obs, slate), dtype=np.float64).reshape(-1), state
-        prefix = np.full(slate.shape[0], np.nan)
-        prefix[-1] = float(slate_fn(obs, slate))  # type: ignore[misc]
-        return first, prefix, state
+        return first, policy_prefix_propensities(policy, obs, slate), state
     action, state = _target_predict(policy, obs, state, start)
     chosen = policy_slate(action, "target", k, slate.shape[0])
     first = np.zeros(k, dtype=np.float64)

@@ -200,35 +200,26 @@ def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -
     return probs
 
 
-def policy_propensity(policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray) -> float:
-    """The policy's probability of the whole ordered (L,) ``slate``.
-
-    ``slate_probability(obs, slate)`` when the policy has it; 1.0 for a policy without
-    ``action_probabilities`` (deterministic, as for single items); NaN otherwise (a stochastic
-    policy that does not say how likely its slates are).
-    """
-    fn = getattr(policy, "slate_probability", None)
-    if callable(fn):
-        return float(fn(obs, slate))
-    if not callable(getattr(policy, "action_probabilities", None)):
-        return 1.0
-    return float("nan")
-
-
 def policy_prefix_propensities(
-    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, propensity: float
+    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray
 ) -> np.ndarray:
-    """(L,) the policy's probability of ``slate``'s first 1, 2, ..., L slots.
+    """(L,) the policy's probability of ``slate``'s first 1, 2, ..., L slots; the last is the
+    whole ordered slate's, the step's propensity.
 
-    ``prefix_probabilities(obs, slate)`` when the policy has it; all 1.0 for a deterministic
-    policy (propensity 1.0, as :func:`policy_propensity` takes it); otherwise unknown (NaN) but
-    for the whole slate's ``propensity``.
+    ``prefix_probabilities(obs, slate)`` when the policy has it; otherwise the shorter prefixes
+    are unknown (NaN) and the whole slate's is ``slate_probability(obs, slate)`` when the policy
+    has that; a policy without ``action_probabilities`` is deterministic, as for single items
+    (1.0 throughout); else NaN (a stochastic policy that does not say how likely its slates are).
     """
     fn = getattr(policy, "prefix_probabilities", None)
     if callable(fn):
         return np.asarray(fn(obs, slate), dtype=np.float64).reshape(-1)
-    out = np.full(np.asarray(slate).size, 1.0 if propensity == 1.0 else np.nan)
-    out[-1] = propensity
+    out = np.full(np.asarray(slate).size, np.nan)
+    whole = getattr(policy, "slate_probability", None)
+    if callable(whole):
+        out[-1] = float(whole(obs, slate))
+    elif not callable(getattr(policy, "action_probabilities", None)):
+        out[:] = 1.0
     return out
 
 
@@ -345,8 +336,8 @@ def run_policy(
                 if size > 1:
                     action = policy_slate(action_arr, label, k, size)
                     probs = policy_probabilities(policy, obs, int(action[0]))
-                    propensity = policy_propensity(policy, obs, action)
-                    prefix = policy_prefix_propensities(policy, obs, action, propensity)
+                    prefix = policy_prefix_propensities(policy, obs, action)
+                    propensity = float(prefix[-1])
                 else:
                     action = policy_slot(action_arr, label, k)
                     probs = policy_probabilities(policy, obs, action)

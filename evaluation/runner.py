@@ -181,6 +181,12 @@ class EvaluationResult:
             rows.append((label, gap_fraction(agent, random, oracle), lo, hi))
         return pd.DataFrame(rows, columns=["policy", "gap_closed", "low", "high"])
 
+    def _shown_items(self) -> pd.DataFrame:
+        """:attr:`shown`, built from ``steps`` and ``arrays`` on first use."""
+        if self.shown is None:
+            self.shown = shown_items(self.steps, self.arrays, self.world)
+        return self.shown
+
     def position_clicks(self) -> pd.DataFrame | None:
         """Clicks by slate position (:func:`~lmrecsim.evaluation.metrics.position_clicks`: per
         policy and position, ``shown``, ``clicks``, ``ctr`` and ``click_share``), or None on a
@@ -188,17 +194,14 @@ class EvaluationResult:
         size = self.scenario.candidates.slate_size
         if size <= 1:
             return None
-        if self.shown is None:
-            self.shown = shown_items(self.steps, self.arrays, self.world)
-        return position_clicks(self.shown, self.steps, size)
+        return position_clicks(self._shown_items(), self.steps, size)
 
     def exposure(self, label: str) -> np.ndarray:
         """(n_items,) how often each catalog item was recommended (shown) by ``label``: every item
         of a slate counts; a step (or slate position) whose slot was masked or repeated showed
         nothing and counts for no item."""
-        if self.shown is None:
-            self.shown = shown_items(self.steps, self.arrays, self.world)
-        idx = self.shown.loc[self.shown["policy"] == label, "item_index"].to_numpy(np.int64)
+        shown = self._shown_items()
+        idx = shown.loc[shown["policy"] == label, "item_index"].to_numpy(np.int64)
         return np.bincount(idx, minlength=self.world.n_items)
 
 

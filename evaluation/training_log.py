@@ -117,7 +117,7 @@ class EpisodeLogCallback(BaseCallback):
         slates = actions.shape[1] > 1 or "slate_items" in self.locals["infos"][0]
         if isinstance(self.model, SlateQ):  # its rule: epsilon-greedy around the greedy slate
             warm_up = _warm_up(self.model, n_envs)
-            probs, _, prefixes = self.model.behaviour_probabilities(obs, actions, warm_up=warm_up)
+            probs, prefixes = self.model.behaviour_probabilities(obs, actions, warm_up=warm_up)
         else:
             probs = _action_probabilities(self.model, obs)
             prefixes = _slate_prefixes(self.model, obs, actions) if slates else None
@@ -144,7 +144,6 @@ class EpisodeLogCallback(BaseCallback):
                 terminated=bool(dones[i]) and not truncated,
                 truncated=truncated,
                 info=info,
-                propensity=None if prefixes is None else float(prefixes[i, -1]),
                 prefix_propensities=None if prefixes is None else prefixes[i],
             )
         self._episode += dones.astype(np.int64)

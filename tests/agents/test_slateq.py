@@ -24,9 +24,6 @@ from lmrecsim.agents.slateq import (
     SlateQ,
     SlateReplayBuffer,
     greedy_slates,
-    random_slate,
-    random_slate_prefix_probabilities,
-    random_slate_probability,
     slate_values,
 )
 from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
@@ -193,29 +190,35 @@ def test_exploration_draws_distinct_valid_slates(slate_world) -> None:
 
 
 @pytest.mark.parametrize("n_valid", [5, 2], ids=["enough-valid", "fewer-than-L"])
-def test_random_slate_probability_matches_the_draws(n_valid: int) -> None:
-    mask = np.zeros(6, dtype=bool)
+def test_exploration_draws_follow_the_logged_probabilities(slate_world, n_valid: int) -> None:
+    # SlateQ explores (and warms up) with the random baseline's slates; what it logs as their
+    # probability (behaviour_probabilities, eps = 1) must be how often it draws them.
+    model = _model(slate_world)
+    obs = _obs(slate_world, n=1)
+    k = obs["action_mask"].shape[1]
+    mask = np.zeros(k, dtype=bool)
     mask[[1, 3, 4, 0, 5][:n_valid]] = True
-    rng = np.random.default_rng(0)
-    draws = 30_000
+    draws = 20_000
+    slates = model._random_slates(np.repeat(mask[None], draws, axis=0))
     counts: dict[tuple[int, ...], int] = {}
-    for _ in range(draws):
-        slate = tuple(random_slate(rng, mask, SLATE).tolist())
-        counts[slate] = counts.get(slate, 0) + 1
-    every = list(itertools.permutations(range(6), SLATE))
-    probs = {s: random_slate_probability(mask, np.array(s)) for s in every}
-    assert sum(probs.values()) == pytest.approx(1.0)
-    # A prefix's probability is the total of the slates that start with it.
-    for s in every:
-        prefix = random_slate_prefix_probabilities(mask, np.array(s))
-        for j in range(SLATE):
-            total = sum(p for t, p in probs.items() if t[: j + 1] == s[: j + 1])
-            assert prefix[j] == pytest.approx(total), (s, j)
-    assert set(counts) == {s for s, p in probs.items() if p > 0}
-    for slate, count in counts.items():
-        p = probs[slate]
-        # Binomial count: within 4.5 standard deviations (all slates together: p ~ 1e-4).
+    for slate in slates:
+        counts[tuple(slate.tolist())] = counts.get(tuple(slate.tolist()), 0) + 1
+    batch = {key: np.repeat(value, len(counts), axis=0) for key, value in obs.items()}
+    batch["action_mask"] = np.repeat(mask[None], len(counts), axis=0).astype(np.float32)
+    drawn = np.array(list(counts))
+    first, prefix = model.behaviour_probabilities(batch, drawn, warm_up=True)
+    probs = prefix[:, -1]
+    # Every slate drawn has a positive probability, and they are all there are.
+    assert (probs > 0).all() and probs.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(first[0], mask / mask.sum())
+    for (slate, count), p in zip(counts.items(), probs, strict=True):
+        # Binomial count: within 4.5 standard deviations.
         assert abs(count - draws * p) < 4.5 * math.sqrt(draws * p * (1 - p)) + 1, slate
+    # A prefix's probability is the total of the drawn slates that start with it.
+    for row, slate in enumerate(drawn):
+        for j in range(SLATE):
+            same = (drawn[:, : j + 1] == slate[: j + 1]).all(axis=1)
+            assert prefix[row, j] == pytest.approx(probs[same].sum()), (slate, j)
 
 
 class _RecordChoices(BaseCallback):
