@@ -97,6 +97,17 @@ class RandomPolicy(EpisodeSeeded):
         mask = np.asarray(observation["action_mask"]).reshape(-1) > 0
         return sequential_prefix_probabilities(mask, None, self.slate_size, 1.0, slate)
 
+    def position_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability that position l holds ``slate``'s slot l, each position on its own
+        (the item-position marginals)."""
+        from .positions import epsilon_rule_marginals, logged_marginals
+
+        mask = np.asarray(observation["action_mask"]).reshape(1, -1) > 0
+        marginals = epsilon_rule_marginals(mask, None, self.slate_size, 1.0)
+        return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
+
     def predict(
         self,
         observation: dict[str, np.ndarray],

@@ -40,6 +40,7 @@ from .base import (
     top_slate,
 )
 from .errors import AgentError
+from .positions import epsilon_rule_marginals, logged_marginals, position_indicators
 
 __all__ = [
     "BASELINES",
@@ -128,6 +129,12 @@ class ScoringPolicy:
     ) -> np.ndarray:
         """(L,) 1.0 while ``slate``'s first 1, 2, ..., L slots are this policy's, then 0.0."""
         return prefix_indicators(top_slate(self.scores(observation), self.slate_size), slate)
+
+    def position_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) 1.0 at each position where ``slate`` holds this policy's slot, else 0.0."""
+        return position_indicators(top_slate(self.scores(observation), self.slate_size), slate)
 
     def batch_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, K) :meth:`scores` of each row of a batched observation."""
@@ -236,6 +243,15 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         """(L,) probability of ``slate``'s first 1, 2, ..., L slots under the same rule."""
         mask, scores = _mask(observation), self.scores(observation)
         return sequential_prefix_probabilities(mask, scores, self.slate_size, self.epsilon, slate)
+
+    def position_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability that position l holds ``slate``'s slot l under the same rule (the
+        item-position marginals)."""
+        mask, scores = _mask(observation)[None], self.scores(observation)[None]
+        marginals = epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
+        return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
     def predict(
         self,
@@ -524,6 +540,28 @@ class SB3Policy:
             dist = policy.get_distribution(self._obs_tensor(observation))
             log_p = prefix_log_probs(dist, slate[None, :])
         return np.exp(log_p.cpu().numpy().astype(np.float64)).reshape(-1)
+
+    def position_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability that position l holds ``slate``'s slot l under the rule the model acts
+        by: 1/0 against its greedy slate, or the item-position marginals of PPO's slate
+        distribution."""
+        import torch as th
+
+        from .slate import position_marginals
+
+        slate = np.asarray(slate, dtype=np.int64).reshape(-1)
+        policy = self.model.policy
+        if self.deterministic or not hasattr(policy, "get_distribution"):
+            chosen, _ = self.model.predict(
+                observation, deterministic=True, **self._mask_kwargs(observation)
+            )
+            return position_indicators(chosen, slate)
+        with th.no_grad():
+            dist = policy.get_distribution(self._obs_tensor(observation))
+        marginals = position_marginals(dist, _mask(observation)[None])
+        return logged_marginals(marginals, slate[None, :])[0]
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's and

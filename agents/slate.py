@@ -185,3 +185,21 @@ def prefix_log_probs(dist: Any, actions: Any) -> th.Tensor:
     acts = th.as_tensor(actions, device=parts[0].logits.device).long()
     terms = th.stack([d.log_prob(acts[:, j]) for j, d in enumerate(parts)], dim=1)
     return th.cumsum(terms, dim=1)
+
+
+def position_marginals(dist: Any, mask: Any) -> Any:
+    """(B, L, K) float64 numpy item-position marginals of an SB3 slate distribution: the
+    Plackett-Luce ones of the candidate scorer's (:func:`~lmrecsim.agents.positions.
+    plackett_luce_marginals`, ``mask`` (B, K) its valid slots), or the positions' own
+    distributions for SB3's ``MultiCategoricalDistribution`` (independent positions)."""
+    import numpy as np
+
+    from .positions import plackett_luce_marginals
+
+    if isinstance(dist, PlackettLuceDistribution):
+        probs = dist.probs.detach().cpu().numpy().astype(np.float64)
+        return plackett_luce_marginals(probs, np.asarray(mask) > 0, dist.slate_size)
+    parts = getattr(dist, "distribution", None)
+    if not isinstance(parts, (list, tuple)):
+        raise TypeError(f"{type(dist).__name__} is not a slate distribution")
+    return np.stack([d.probs.detach().cpu().numpy() for d in parts], axis=1).astype(np.float64)

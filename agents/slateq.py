@@ -38,6 +38,7 @@ from torch import nn
 
 from .base import sequential_prefix_probabilities, sequential_slate
 from .errors import AgentError
+from .positions import epsilon_rule_marginals, logged_marginals
 from .replay import DictNStepReplayBuffer
 from .scorer import (
     MASKED_SCORE,
@@ -414,7 +415,7 @@ class SlateQ(MaskedDQN):
 
     def behaviour_probabilities(
         self, observation: dict[str, np.ndarray], slates: np.ndarray, *, warm_up: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the exploring policy did at a batch of observations, for an episode log.
 
         Args:
@@ -426,7 +427,8 @@ class SlateQ(MaskedDQN):
             (B, K) probabilities of each slot at the first position, and (B, L) the probability
             of each slate's first 1, 2, ..., L slots: ``(1 - eps) * [the greedy slate's] + eps *
             P(random slate's)`` with ``eps`` the exploration rate (1 in the warm-up); the last
-            column is the whole slate's propensity.
+            column is the whole slate's propensity; and (B, L) the probability that position l
+            holds the slate's slot l (the item-position marginals, by the same mixture).
         """
         masks = np.asarray(observation["action_mask"]) > 0
         slates = np.asarray(slates).reshape(masks.shape[0], self.slate_size)
@@ -444,7 +446,9 @@ class SlateQ(MaskedDQN):
                 for m, a in zip(masks, slates, strict=True)
             ]
         )
-        return first, (1.0 - eps) * same + eps * uniform
+        at = logged_marginals(epsilon_rule_marginals(masks, None, self.slate_size, 1.0), slates)
+        positions = (1.0 - eps) * (slates == greedy) + eps * at
+        return first, (1.0 - eps) * same + eps * uniform, positions
 
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from .rollout import StepArrays
 
 #: Version of the step-log schema; bump on any incompatible change and keep readers strict.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Versions :func:`read_step_log` reads (older ones are upgraded to the current columns).
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 # Keys of the Parquet file (key-value) metadata.
 META_VERSION = b"lmrecsim.schema_version"
@@ -66,6 +66,7 @@ COLUMNS: dict[str, str] = {
     "item_id": "string",
     "propensity": "float64",
     "prefix_propensities": "list<float64>",
+    "position_propensities": "list<float64>",
     "action_probabilities": "list<float64>",
     "clicked": "bool",
     "clicked_position": "int64",
@@ -84,6 +85,8 @@ COLUMNS: dict[str, str] = {
 V2_COLUMNS = ("slate_slots", "clicked_position")
 #: The column version 3 added: the policy's probability of each prefix of the slate.
 V3_COLUMNS = ("prefix_propensities",)
+#: The column version 4 added: the policy's probability of each position's slot at that position.
+V4_COLUMNS = ("position_propensities",)
 
 # Row order of a log: the order the simulator produced the steps in.
 SORT_KEYS = ["policy", "seed", "episode", "step"]
@@ -299,6 +302,11 @@ def build_step_table(
         index=out.index,
         dtype=object,
     )
+    out["position_propensities"] = pd.Series(
+        [np.asarray(v, dtype=np.float64).tolist() for v in arrays.position_propensities],
+        index=out.index,
+        dtype=object,
+    )
     out["action_probabilities"] = pd.Series(
         [np.asarray(p, dtype=np.float64).tolist() for p in arrays.probabilities],
         index=out.index,
@@ -438,7 +446,9 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     expected = [
         c
         for c in COLUMNS
-        if (version_num > 1 or c not in V2_COLUMNS) and (version_num > 2 or c not in V3_COLUMNS)
+        if (version_num > 1 or c not in V2_COLUMNS)
+        and (version_num > 2 or c not in V3_COLUMNS)
+        and (version_num > 3 or c not in V4_COLUMNS)
     ]
     missing = [c for c in expected if c not in table.column_names]
     if missing:
@@ -454,6 +464,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         steps = _upgrade_v1(steps)
     if version_num <= 2:
         steps = _upgrade_v2(steps)
+    if version_num <= 3:
+        steps = _upgrade_v3(steps)
     # Arrow strings come back as python objects or the string dtype depending on pandas; normalise.
     for name, kind in COLUMNS.items():
         if kind == "string":
@@ -495,6 +507,9 @@ K_COLUMNS = ("candidate_item_ids", "candidate_mask", "action_probabilities")
 NON_NEGATIVE = ("seed", "episode", "step")
 # Slack on the upper bound of a probability (float rounding of a normalised distribution).
 _PROB_TOL = 1e-9
+#: How far an item-position marginal may fall below the prefix's probability at its position: a
+#: model's marginals come from its float32 probabilities, its prefixes from float32 log-softmaxes.
+_MARGINAL_TOL = 1e-6
 
 
 def _arrow_kind(t: Any) -> str | None:
@@ -531,8 +546,10 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     ``[-1, L)``; ``action_probabilities`` entries and ``propensity`` (NaN allowed: a slate's may
     be unknown) in ``[0, 1]``, and without slates ``propensity`` the ``action_probabilities``
     entry of the action; ``prefix_propensities`` (version 3) L entries in ``[0, 1]`` (NaN:
-    unknown) that do not grow, the last equal to ``propensity`` where both are known; ``reward``
-    finite. Whole columns at a time, so a log of millions of rows
+    unknown) that do not grow, the last equal to ``propensity`` where both are known;
+    ``position_propensities`` (version 4) L entries in ``[0, 1]`` (NaN: unknown), each at least
+    the prefix's at its position and the first equal to the first prefix's where both are known
+    (within :data:`_MARGINAL_TOL`); ``reward`` finite. Whole columns at a time, so a log of millions of rows
     costs a fraction of reading it.
 
     Returns:
@@ -646,6 +663,30 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
                 else f"its last entry equal to the propensity, {float(propensity[i])!r}"
             )
             raise fail("prefix_propensities", i, what, expected)
+    if "position_propensities" in cols:
+        n = lengths("position_propensities")
+        expected = f"{size} entries, one per slate position, as slate_slots has"
+        refuse("position_propensities", n != size, n, "has {} entries", expected)
+        marginal = pc.list_flatten(cols["position_propensities"]).to_numpy()
+        bad = (marginal < 0) | (marginal > 1 + _PROB_TOL)  # NaN: unknown, allowed
+        refuse(
+            "position_propensities", bad, marginal, "holds {!r}", "probabilities in [0, 1]", size
+        )
+        marginal = marginal.reshape(-1, size)
+        if "prefix_propensities" in cols:
+            # A slot is at its position at least as often as the whole prefix up to it is drawn,
+            # and the first position's marginal is the first prefix's probability.
+            below = (marginal < prefix - _MARGINAL_TOL).any(axis=1)
+            apart = np.abs(marginal[:, 0] - prefix[:, 0]) > _MARGINAL_TOL
+            if below.any() or apart.any():
+                i = int(np.argmax(below | apart))
+                what = f"is {marginal[i].tolist()!r}"
+                expected = (
+                    f"each entry at least prefix_propensities' at its position, {prefix[i].tolist()!r}"
+                    if below[i]
+                    else f"its first entry equal to prefix_propensities' first, {float(prefix[i, 0])!r}"
+                )
+                raise fail("position_propensities", i, what, expected)
     # The env's rewards are finite (a registered reward's are checked); a side-by-side replay
     # sums them without replaying them, so NaN or inf would go into its returns unseen.
     reward = cols["reward"].to_numpy(zero_copy_only=False)
@@ -678,6 +719,18 @@ def _upgrade_v2(steps: pd.DataFrame) -> pd.DataFrame:
             np.append(np.full(size - 1, np.nan), p)
             for size, p in zip(sizes, steps["propensity"].to_numpy(np.float64), strict=True)
         ],
+        index=steps.index,
+        dtype=object,
+    )
+    return steps
+
+
+def _upgrade_v3(steps: pd.DataFrame) -> pd.DataFrame:
+    """A version-3 (or upgraded older) table with the version-4 column: the first position's
+    marginal is the first prefix's probability; the other positions' were not recorded (NaN)."""
+    steps = steps.copy()
+    steps["position_propensities"] = pd.Series(
+        [np.append(p[:1], np.full(len(p) - 1, np.nan)) for p in steps["prefix_propensities"]],
         index=steps.index,
         dtype=object,
     )
@@ -715,6 +768,7 @@ class StepRecorder:
         info: dict[str, Any],
         propensity: float | None = None,
         prefix_propensities: np.ndarray | None = None,
+        position_propensities: np.ndarray | None = None,
     ) -> None:
         """Record one step.
 
@@ -735,6 +789,9 @@ class StepRecorder:
             prefix_propensities: (L,) the policy's probability of the slate's first 1, 2, ...,
                 L slots (the last is ``propensity``); by default unknown (NaN) but for the
                 whole slate.
+            position_propensities: (L,) the policy's probability that position l holds the
+                slate's slot l (item-position marginals); by default unknown (NaN) but for the
+                first position, whose is the first prefix's.
         """
         probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
         from .rollout import slate_record, step_row
@@ -751,6 +808,11 @@ class StepRecorder:
             prefix[-1] = propensity
         else:
             prefix = np.asarray(prefix_propensities, dtype=np.float64).reshape(-1)
+        if position_propensities is None:
+            positions = np.full(slate_slots.size, np.nan)
+            positions[0] = prefix[0]
+        else:
+            positions = np.asarray(position_propensities, dtype=np.float64).reshape(-1)
         self._rows.append(
             step_row(
                 label=self.label,
@@ -775,6 +837,7 @@ class StepRecorder:
         self.arrays.slate_slots.append(slate_slots)
         self.arrays.slate_items.append(slate_items)
         self.arrays.prefix_propensities.append(prefix)
+        self.arrays.position_propensities.append(positions)
 
     def frames(self, drop: Collection[tuple[int, int]] = ()) -> tuple[pd.DataFrame, StepArrays]:
         """``(steps, arrays)`` as :func:`write_step_log` takes them, without the steps of the

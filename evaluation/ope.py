@@ -27,9 +27,7 @@ predicts: its slate is the logged one or not). That is the standard slate IPS: u
 model of how the user chooses among a slate's items, but with K!/(K-L)! slates its weights are
 large unless the target is close to the logger, so its effective sample size is small then (the
 low-overlap warning says so). DM and DR need a reward model of a whole slate (the user's choice
-among its items) and are refused for slate logs in one line, as is the Open Bandit Pipeline
-export (its slate layout needs each item's marginal propensity at each position, which the log
-does not hold). The support check on slates looks at the first position: a target whose first
+among its items) and are refused for slate logs in one line. The support check on slates looks at the first position: a target whose first
 slot the logger never puts first (logged ``action_probabilities``) is outside the logger's
 support; a slate that agrees in the first position can still be one the logger never shows,
 which the log cannot tell.
@@ -37,8 +35,16 @@ which the log cannot tell.
 RIPS and SNRIPS (slate logs, schema 3) weigh a click at position l by the prefix ratio
 ``pi(S_1..l) / mu(S_1..l)`` of the slate's first l + 1 slots (``prefix_propensities`` and the
 target's ``prefix_probabilities``) and a reward without a click by the whole slate's ratio
-(:func:`_prefix_estimate`): the cascade assumption, biased where the user's choice depends on
+(:func:`_positionwise_estimate`): the cascade assumption, biased where the user's choice depends on
 later positions (as this simulator's multinomial logit does), with far larger effective samples.
+
+IIPS and SNIIPS (slate logs, schema 4) weigh a click at position l by the ratio of the
+item-position marginals ``pi(S_l at l) / mu(S_l at l)`` (``position_propensities`` and the
+target's ``position_probabilities``; :mod:`lmrecsim.agents.positions`) and a reward without a
+click by the last position's: the independence assumption (each position's reward depends on its
+own item only), the most biased here and with the largest effective samples. The Open Bandit
+Pipeline export of a slate log (:func:`export_slate_bandit_feedback`) carries all three
+propensities, the logger's and the target's.
 """
 
 from __future__ import annotations
@@ -54,20 +60,29 @@ import numpy as np
 import pandas as pd
 
 from ..agents.base import prefix_indicators
+from ..agents.positions import position_indicators
 from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
-from .rollout import call_predict, policy_prefix_propensities, policy_slate, policy_slot
+from .rollout import (
+    call_predict,
+    policy_position_propensities,
+    policy_prefix_propensities,
+    policy_slate,
+    policy_slot,
+)
 
 #: The estimators of single-item logs (the default there).
 ESTIMATORS = ("ips", "snips", "dm", "dr")
 #: The estimators of slate logs (DM and DR need a model of the user's choice within a slate).
-SLATE_ESTIMATORS = ("ips", "snips", "rips", "snrips")
-#: The position-wise slate estimators (they need the prefixes' propensities, log schema 3).
+SLATE_ESTIMATORS = ("ips", "snips", "iips", "sniips", "rips", "snrips")
+#: The independent-item slate estimators (they need the item-position marginals, log schema 4).
+POSITION_ESTIMATORS = ("iips", "sniips")
+#: The cascade slate estimators (they need the prefixes' propensities, log schema 3).
 PREFIX_ESTIMATORS = ("rips", "snrips")
 #: Every estimator name ``--estimator`` takes.
-ALL_ESTIMATORS = ESTIMATORS + PREFIX_ESTIMATORS
+ALL_ESTIMATORS = ESTIMATORS + POSITION_ESTIMATORS + PREFIX_ESTIMATORS
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
 MIN_ESS = 100
 _Z95 = 1.959963984540054
@@ -143,6 +158,10 @@ class Rounds:
     logged_prefix: np.ndarray | None = None
     target_prefix: np.ndarray | None = None
     clicked_position: np.ndarray | None = None
+    # Slate logs: (n, L) the logger's and the target's probability that position l holds the
+    # logged slate's slot l (item-position marginals; NaN where unknown).
+    logged_position: np.ndarray | None = None
+    target_position: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -194,11 +213,12 @@ class OPEResult:
 
 def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
     """Raise a one-line LogError for an estimator a slate log cannot take (DM, DR), or a
-    position-wise one (RIPS, SNRIPS) on a single-item log."""
+    position-wise one (IIPS, SNIIPS, RIPS, SNRIPS) on a single-item log."""
     size = log.scenario().candidates.slate_size
     wrong = [e for e in estimators if e not in SLATE_ESTIMATORS]
-    if size == 1 and any(e in PREFIX_ESTIMATORS for e in estimators):
-        first = next(e for e in estimators if e in PREFIX_ESTIMATORS)
+    positionwise = POSITION_ESTIMATORS + PREFIX_ESTIMATORS
+    if size == 1 and any(e in positionwise for e in estimators):
+        first = next(e for e in estimators if e in positionwise)
         raise LogError(
             f"--estimator: {first!r} on a single-item log ({log.path}; expected "
             f"{' or '.join(ESTIMATORS)}: {first} weighs the positions of a slate, and with one "
@@ -226,9 +246,10 @@ def _target_predict(policy: Any, obs: dict[str, np.ndarray], state: Any, start: 
 
 def _target_slate(
     policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, state: Any, start: bool
-) -> tuple[np.ndarray, np.ndarray, Any]:
-    """The target's first-position distribution (K,) and its probability of each prefix of
-    ``slate`` (L,) (NaN but for the whole slate when the policy gives only that)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    """The target's first-position distribution (K,), its probability of each prefix of
+    ``slate`` (L,) (NaN but for the whole slate when the policy gives only that) and its
+    probability that position l holds ``slate``'s slot l (L,) (NaN where unknown)."""
     probs_fn = getattr(policy, "action_probabilities", None)
     says = callable(getattr(policy, "prefix_probabilities", None)) or callable(
         getattr(policy, "slate_probability", None)
@@ -236,12 +257,13 @@ def _target_slate(
     k = obs["action_mask"].shape[0]
     if callable(probs_fn) and says:
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
-        return first, policy_prefix_propensities(policy, obs, slate), state
+        prefix = policy_prefix_propensities(policy, obs, slate)
+        return first, prefix, policy_position_propensities(policy, obs, slate, prefix), state
     action, state = _target_predict(policy, obs, state, start)
     chosen = policy_slate(action, "target", k, slate.shape[0])
     first = np.zeros(k, dtype=np.float64)
     first[int(chosen[0])] = 1.0
-    return first, prefix_indicators(chosen, slate), state
+    return first, prefix_indicators(chosen, slate), position_indicators(chosen, slate), state
 
 
 # ----------------------------------------------------------------------------- rounds from a log
@@ -274,6 +296,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     slate = matrix(rows["slate_slots"], np.int64) if slates and n else None
     size = log.scenario().candidates.slate_size
     target_prefix = np.zeros((n, size), dtype=np.float64) if slates else None
+    target_position = np.zeros((n, size), dtype=np.float64) if slates else None
     k = len(rows["candidate_item_ids"].iloc[0]) if n else 0
     p = world.project_dim
     user = np.zeros((n, p), dtype=np.float32)
@@ -310,8 +333,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         cands[pos] = obs["candidates"]
         feats[pos] = obs["candidate_features"]
         mask[pos] = obs["action_mask"].astype(bool)
-        if slate is not None and target_prefix is not None:
-            target[pos], target_prefix[pos], state["rnn"] = _target_slate(
+        if slate is not None and target_prefix is not None and target_position is not None:
+            target[pos], target_prefix[pos], target_position[pos], state["rnn"] = _target_slate(
                 policy, obs, slate[pos], state["rnn"], start
             )
         else:
@@ -345,6 +368,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         logged_prefix=(matrix(rows["prefix_propensities"]) if slates and n else None),
         target_prefix=target_prefix,
         clicked_position=rows["clicked_position"].to_numpy(dtype=np.int64) if slates else None,
+        logged_position=(matrix(rows["position_propensities"]) if slates and n else None),
+        target_position=target_position,
     )
 
 
@@ -450,38 +475,48 @@ def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
     return float(np.sqrt(g / (g - 1) * np.sum(totals**2)) / n)
 
 
-def _unknown_prefixes(rounds: Rounds, path: Path, label: str) -> str | None:
-    """Why RIPS cannot run on these rounds (a prefix propensity the logger or the target did
-    not give), or None."""
-    assert rounds.logged_prefix is not None and rounds.target_prefix is not None
-    for name, table, whose in (
-        ("prefix_propensities", rounds.logged_prefix, "the logger's"),
-        ("target", rounds.target_prefix, f"the target {label!r}'s"),
+def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str) -> str | None:
+    """Why ``estimator`` (a position-wise one) cannot run on these rounds: a propensity the
+    logger or the target did not give (``iips``/``sniips``: of each position's slot;
+    ``rips``/``snrips``: of each prefix); None when all are known."""
+    if estimator in POSITION_ESTIMATORS:
+        column, logged, target = (
+            "position_propensities",
+            rounds.logged_position,
+            rounds.target_position,
+        )
+        what, method, schema = "of the slot at each later position", "position_probabilities", 4
+    else:
+        column, logged, target = "prefix_propensities", rounds.logged_prefix, rounds.target_prefix
+        what, method, schema = "of the slate's shorter prefixes", "prefix_probabilities", 3
+    assert logged is not None and target is not None
+    for table, where, whose in (
+        (logged, f"column {column!r}", "the logger's"),
+        (target, f"policy {label!r}", f"the target {label!r}'s"),
     ):
         unknown = np.isnan(table).any(axis=1)
         if unknown.any():
             row = int(np.argmax(unknown))
-            where = f"column {name!r}" if name != "target" else f"policy {label!r}"
             return (
-                f"{path}: {where} gives no probability of the slate's shorter prefixes in round "
-                f"{row} (expected {whose} probability of each prefix: a log of schema 3 by a "
-                "policy with prefix_probabilities, and such a target; or --estimator ips / snips)"
+                f"{path}: {where} gives no probability {what} in round {row} (expected {whose} "
+                f"probability {what}: a log of schema {schema} by a policy with {method}, and "
+                "such a target; or --estimator ips / snips)"
             )
     return None
 
 
-def _prefix_estimate(rounds: Rounds, *, normalized: bool) -> tuple[float, np.ndarray, float]:
-    """RIPS (or, ``normalized``, SNRIPS) and its influence terms and effective sample size.
+def _positionwise_estimate(
+    rounds: Rounds, weights: np.ndarray, *, normalized: bool
+) -> tuple[float, np.ndarray, float]:
+    """A position-wise slate estimate, its influence terms and effective sample size.
 
-    A click at position l is weighted by the prefix ratio ``w_l = pi(S_1..l) / mu(S_1..l)``, the
-    target's over the logger's probability of the slate's first l + 1 slots; a reward without a
-    click (nothing the user chose) by the whole slate's ratio. SNRIPS divides each position's sum
-    by the sum of its weights.
+    A click at position l is weighted by ``weights[:, l]`` and a reward without a click (nothing
+    the user chose) by the last position's weight. RIPS takes the prefix ratios (the last is the
+    whole slate's), IIPS the item-position marginals' ratios; the normalized forms (SNRIPS,
+    SNIIPS) divide each position's sum by the sum of its weights.
     """
-    assert rounds.logged_prefix is not None and rounds.target_prefix is not None
     assert rounds.clicked_position is not None
-    n, size = rounds.logged_prefix.shape
-    weights = rounds.target_prefix / rounds.logged_prefix  # (n, L)
+    n, size = weights.shape
     where = np.where(rounds.clicked_position >= 0, rounds.clicked_position, size - 1)
     rewards = np.zeros((n, size))
     rewards[np.arange(n), where] = rounds.reward
@@ -499,6 +534,16 @@ def _prefix_estimate(rounds: Rounds, *, normalized: bool) -> tuple[float, np.nda
     return float(per_position.sum()), psi, ess
 
 
+def position_weights(rounds: Rounds, estimator: str) -> np.ndarray:
+    """(n, L) the importance weights of a position-wise estimator: the target's over the
+    logger's item-position marginals (IIPS, SNIIPS) or prefix probabilities (RIPS, SNRIPS)."""
+    if estimator in POSITION_ESTIMATORS:
+        assert rounds.target_position is not None and rounds.logged_position is not None
+        return rounds.target_position / rounds.logged_position
+    assert rounds.target_prefix is not None and rounds.logged_prefix is not None
+    return rounds.target_prefix / rounds.logged_prefix
+
+
 def estimate_all(
     rounds: Rounds,
     q_hat: np.ndarray,
@@ -509,8 +554,8 @@ def estimate_all(
     Args:
         rounds: the logged rounds with the target's distribution.
         q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR.
-        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``; on slate rounds ``rips`` and
-            ``snrips`` (:func:`_prefix_estimate`) too.
+        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``; on slate rounds ``iips``,
+            ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
     """
     n = rounds.n
     idx = np.arange(n)
@@ -542,8 +587,10 @@ def estimate_all(
             est = float(v.mean())
             psi = v - est
             e_ess = ess
-        elif name in PREFIX_ESTIMATORS:
-            est, psi, e_ess = _prefix_estimate(rounds, normalized=name == "snrips")
+        elif name in POSITION_ESTIMATORS + PREFIX_ESTIMATORS:
+            est, psi, e_ess = _positionwise_estimate(
+                rounds, position_weights(rounds, name), normalized=name.startswith("sn")
+            )
         else:
             raise ValueError(
                 f"unknown estimator {name!r} (expected one of {', '.join(ALL_ESTIMATORS)})"
@@ -602,6 +649,51 @@ def export_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds, q_hat: 
     return dest
 
 
+def export_slate_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds) -> Path:
+    """Write slate rounds as Open Bandit Pipeline-style slate bandit feedback (``.npz``).
+
+    One entry per (round, position), rounds in order and positions 0..L-1 within each, as OBP's
+    slate estimators (``SlateStandardIPS``, ``SlateIndependentIPS``,
+    ``SlateRewardInteractionIPS``) read them. Keys: ``n_rounds``, ``n_unique_action`` (K, the
+    candidate slots), ``len_list`` (L); per entry (n * L,): ``slate_id``, ``position``,
+    ``action`` (the slot), ``reward`` (the round's reward at its clicked position; a reward
+    without a click at the last position), ``pscore`` (the logger's probability of the whole
+    slate), ``pscore_item_position`` (of the slot at that position), ``pscore_cascade`` (of the
+    slate's prefix up to that position), and the target's ``evaluation_policy_pscore``,
+    ``evaluation_policy_pscore_item_position``, ``evaluation_policy_pscore_cascade``;
+    ``context`` (n, p) the user vectors.
+    """
+    assert rounds.slate is not None and rounds.clicked_position is not None
+    assert rounds.logged_prefix is not None and rounds.target_prefix is not None
+    assert rounds.logged_position is not None and rounds.target_position is not None
+    n, size = rounds.slate.shape
+    where = np.where(rounds.clicked_position >= 0, rounds.clicked_position, size - 1)
+    reward = np.zeros((n, size))
+    reward[np.arange(n), where] = rounds.reward
+    whole = np.repeat(rounds.pscore[:, None], size, axis=1)
+    target_whole = np.repeat(rounds.target_prefix[:, -1:], size, axis=1)
+    dest = Path(path)
+    with atomic_file(dest) as fh:
+        np.savez(
+            fh,
+            n_rounds=np.int64(n),
+            n_unique_action=np.int64(rounds.k),
+            len_list=np.int64(size),
+            slate_id=np.repeat(np.arange(n, dtype=np.int64), size),
+            position=np.tile(np.arange(size, dtype=np.int64), n),
+            action=rounds.slate.reshape(-1),
+            reward=reward.reshape(-1),
+            pscore=whole.reshape(-1),
+            pscore_item_position=rounds.logged_position.reshape(-1),
+            pscore_cascade=rounds.logged_prefix.reshape(-1),
+            evaluation_policy_pscore=target_whole.reshape(-1),
+            evaluation_policy_pscore_item_position=rounds.target_position.reshape(-1),
+            evaluation_policy_pscore_cascade=rounds.target_prefix.reshape(-1),
+            context=rounds.user.astype(np.float64),
+        )
+    return dest
+
+
 def evaluate_off_policy(
     log_path: str | os.PathLike[str],
     policy_spec: Any,
@@ -647,25 +739,26 @@ def evaluate_off_policy(
     if slates and not chosen:
         estimators = SLATE_ESTIMATORS
     refuse_slate_estimators(log, estimators)
-    if slates and export_dir is not None:
-        raise LogError(
-            f"--export: {log.path} is a slate log (expected a single-item log: the Open Bandit "
-            "Pipeline's slate layout needs each item's marginal propensity at each position, which "
-            "the log does not hold)"
-        )
     rows = log.for_policy(logged_policy)
     logged_label = str(rows["policy"].iloc[0])
     label, policy = resolve_policy(policy_spec, load_world(log))
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)
     notes = []
-    if slates and any(e in PREFIX_ESTIMATORS for e in estimators):
-        problem = _unknown_prefixes(rounds, log.path, label)
+    for family in (POSITION_ESTIMATORS, PREFIX_ESTIMATORS) if slates else ():
+        asked = [e for e in estimators if e in family]
+        problem = _unknown_propensities(rounds, log.path, label, asked[0]) if asked else None
         if problem is not None and chosen:
             raise LogError(problem)
-        if problem is not None:  # the default set: the whole-slate estimators only
-            estimators = tuple(e for e in estimators if e not in PREFIX_ESTIMATORS)
-            notes.append(f"note: no rips or snrips: {problem}")
+        if problem is not None:  # the default set: leave the family out, with a note
+            estimators = tuple(e for e in estimators if e not in family)
+            notes.append(f"note: no {' or '.join(family)}: {problem}")
+    if slates and export_dir is not None:
+        problem = _unknown_propensities(rounds, log.path, label, "iips") or _unknown_propensities(
+            rounds, log.path, label, "rips"
+        )
+        if problem is not None:
+            raise LogError(f"--export: {problem}")
     # Slate logs take IPS, SNIPS, RIPS and SNRIPS only, which need no reward model.
     q_hat = (
         np.zeros((rounds.n, rounds.k))
@@ -678,6 +771,13 @@ def evaluate_off_policy(
             "note: slate log: ips and snips weight each round by the target's probability of the "
             "whole logged slate over the logger's (standard slate IPS); the support check covers "
             "the first position only"
+        )
+    if slates and any(e in POSITION_ESTIMATORS for e in estimators):
+        notes.append(
+            "note: iips and sniips weight a click at position l by the ratio of the probabilities "
+            "that position l holds its logged item (the item-position marginals), as if each "
+            "position's reward depended on its own item only; this simulator's users choose among "
+            "the whole slate, so they trade the most bias for the largest effective samples"
         )
     if slates and any(e in PREFIX_ESTIMATORS for e in estimators):
         notes.append(
@@ -748,7 +848,10 @@ def evaluate_off_policy(
         atomic_write(dest, result.table().to_csv(index=False))
         result.files.append(dest)
     if export_dir is not None:
+        dest = Path(export_dir) / "bandit_feedback.npz"
         result.files.append(
-            export_bandit_feedback(Path(export_dir) / "bandit_feedback.npz", rounds, q_hat)
+            export_slate_bandit_feedback(dest, rounds)
+            if slates
+            else export_bandit_feedback(dest, rounds, q_hat)
         )
     return result

@@ -73,6 +73,7 @@ class StepArrays:
         "slate_slots",
         "slate_items",
         "prefix_propensities",
+        "position_propensities",
     )
 
     candidate_items: list[np.ndarray] = field(default_factory=list)
@@ -83,6 +84,7 @@ class StepArrays:
     slate_slots: list[np.ndarray] = field(default_factory=list)
     slate_items: list[np.ndarray] = field(default_factory=list)
     prefix_propensities: list[np.ndarray] = field(default_factory=list)
+    position_propensities: list[np.ndarray] = field(default_factory=list)
 
     def stacked(self) -> dict[str, np.ndarray]:
         """The arrays stacked to (n_steps, K) or (n_steps, L) each (empty (0, 0) arrays when
@@ -223,6 +225,27 @@ def policy_prefix_propensities(
     return out
 
 
+def policy_position_propensities(
+    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, prefix: np.ndarray
+) -> np.ndarray:
+    """(L,) the policy's probability that position l holds ``slate``'s slot l, each position on
+    its own (the item-position marginals).
+
+    ``position_probabilities(obs, slate)`` when the policy has it. Otherwise the first position's
+    is the first prefix's (``prefix``, from :func:`policy_prefix_propensities`), the others are
+    unknown (NaN), and a policy without ``action_probabilities`` is deterministic (1.0
+    throughout), as for prefixes.
+    """
+    fn = getattr(policy, "position_probabilities", None)
+    if callable(fn):
+        return np.asarray(fn(obs, slate), dtype=np.float64).reshape(-1)
+    out = np.full(np.asarray(slate).size, np.nan)
+    out[0] = prefix[0]
+    if not callable(getattr(policy, "action_probabilities", None)):
+        out[:] = 1.0
+    return out
+
+
 def call_predict(
     policy: Any,
     obs: dict[str, np.ndarray],
@@ -337,12 +360,13 @@ def run_policy(
                     action = policy_slate(action_arr, label, k, size)
                     probs = policy_probabilities(policy, obs, int(action[0]))
                     prefix = policy_prefix_propensities(policy, obs, action)
+                    positions = policy_position_propensities(policy, obs, action, prefix)
                     propensity = float(prefix[-1])
                 else:
                     action = policy_slot(action_arr, label, k)
                     probs = policy_probabilities(policy, obs, action)
                     propensity = float(probs[action])
-                    prefix = np.array([propensity])
+                    prefix = positions = np.array([propensity])
                 mask = obs["action_mask"].copy()
                 next_obs, reward, terminated, truncated, inf = env.step(action)
                 observe = getattr(policy, "observe", None)
@@ -370,6 +394,7 @@ def run_policy(
                 arrays.slate_slots.append(slate_slots)
                 arrays.slate_items.append(slate_items)
                 arrays.prefix_propensities.append(prefix)
+                arrays.position_propensities.append(positions)
                 obs = next_obs
                 episode_start = np.zeros(1, dtype=bool)
                 done = terminated or truncated

@@ -18,7 +18,8 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..agents.baselines import first_position_probs, obs_t_device
-from ..agents.slate import prefix_log_probs
+from ..agents.positions import logged_marginals
+from ..agents.slate import position_marginals, prefix_log_probs
 from ..agents.slateq import SlateQ
 from ..envs.world import World
 from ..scenarios import Scenario
@@ -64,17 +65,21 @@ def _action_probabilities(model, obs: dict[str, np.ndarray]) -> np.ndarray:
     return probs
 
 
-def _slate_prefixes(model, obs: dict[str, np.ndarray], slates: np.ndarray) -> np.ndarray:
-    """(n_envs, L) probability of the first 1, 2, ..., L slots of each (n_envs, L) slate under
-    PPO's slate distribution (the last column is the whole slate's; SlateQ's are
-    :meth:`~lmrecsim.agents.slateq.SlateQ.behaviour_probabilities`)."""
+def _slate_propensities(
+    model, obs: dict[str, np.ndarray], slates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Under PPO's slate distribution, for each of the (n_envs, L) slates: (n_envs, L) the
+    probability of its first 1, 2, ..., L slots (the last column is the whole slate's) and
+    (n_envs, L) the probability that position l holds its slot l (the item-position marginals).
+    SlateQ's are :meth:`~lmrecsim.agents.slateq.SlateQ.behaviour_probabilities`."""
     policy = model.policy
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
         dist = policy.get_distribution(obs_t)
         actions = th.as_tensor(slates, dtype=th.long, device=obs_t_device(obs_t))
         log_p = prefix_log_probs(dist, actions)
-    return np.exp(log_p.cpu().numpy().astype(np.float64))
+    marginals = position_marginals(dist, np.asarray(obs["action_mask"]) > 0)
+    return np.exp(log_p.cpu().numpy().astype(np.float64)), logged_marginals(marginals, slates)
 
 
 class EpisodeLogCallback(BaseCallback):
@@ -117,10 +122,14 @@ class EpisodeLogCallback(BaseCallback):
         slates = actions.shape[1] > 1 or "slate_items" in self.locals["infos"][0]
         if isinstance(self.model, SlateQ):  # its rule: epsilon-greedy around the greedy slate
             warm_up = _warm_up(self.model, n_envs)
-            probs, prefixes = self.model.behaviour_probabilities(obs, actions, warm_up=warm_up)
+            probs, prefixes, positions = self.model.behaviour_probabilities(
+                obs, actions, warm_up=warm_up
+            )
         else:
             probs = _action_probabilities(self.model, obs)
-            prefixes = _slate_prefixes(self.model, obs, actions) if slates else None
+            prefixes, positions = (
+                _slate_propensities(self.model, obs, actions) if slates else (None, None)
+            )
         # The env's own rewards, not the scaled ones a reward-normalising wrapper trains on.
         normalizer = self.model.get_vec_normalize_env()
         rewards = np.asarray(
@@ -145,6 +154,7 @@ class EpisodeLogCallback(BaseCallback):
                 truncated=truncated,
                 info=info,
                 prefix_propensities=None if prefixes is None else prefixes[i],
+                position_propensities=None if positions is None else positions[i],
             )
         self._episode += dones.astype(np.int64)
         return True

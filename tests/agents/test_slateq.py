@@ -206,7 +206,7 @@ def test_exploration_draws_follow_the_logged_probabilities(slate_world, n_valid:
     batch = {key: np.repeat(value, len(counts), axis=0) for key, value in obs.items()}
     batch["action_mask"] = np.repeat(mask[None], len(counts), axis=0).astype(np.float32)
     drawn = np.array(list(counts))
-    first, prefix = model.behaviour_probabilities(batch, drawn, warm_up=True)
+    first, prefix, positions = model.behaviour_probabilities(batch, drawn, warm_up=True)
     probs = prefix[:, -1]
     # Every slate drawn has a positive probability, and they are all there are.
     assert (probs > 0).all() and probs.sum() == pytest.approx(1.0)
@@ -219,6 +219,9 @@ def test_exploration_draws_follow_the_logged_probabilities(slate_world, n_valid:
         for j in range(SLATE):
             same = (drawn[:, : j + 1] == slate[: j + 1]).all(axis=1)
             assert prefix[row, j] == pytest.approx(probs[same].sum()), (slate, j)
+            # ... and its item-position marginal that of the slates with its slot there.
+            there = drawn[:, j] == slate[j]
+            assert positions[row, j] == pytest.approx(probs[there].sum()), (slate, j)
 
 
 class _RecordChoices(BaseCallback):
@@ -409,14 +412,18 @@ def test_episode_log_of_a_slateq_run_replays_and_feeds_ope(tmp_path, capsys) -> 
     argv = ["ope", str(run / "episodes.parquet"), "--policy", "greedy", "--out", str(out)]
     assert main(argv) == 0
     table = pd.read_csv(out / "ope.csv")
-    assert list(table["estimator"]) == ["ips", "snips", "rips", "snrips"]
+    assert list(table["estimator"]) == ["ips", "snips", "iips", "sniips", "rips", "snrips"]
     assert table["estimate"].notna().all()
-    # SlateQ logs each prefix's probability: the position-wise estimators weigh far more rounds.
+    # SlateQ logs each prefix's and each position's probability: the position-wise estimators
+    # weigh far more rounds (measured: ESS 2.1 whole slates, 3.0 prefixes, 19.8 positions).
     ess = table.set_index("estimator")["ess"]
-    assert ess["rips"] > ess["ips"]
+    assert ess["iips"] > ess["rips"] > ess["ips"]
     prefix = np.stack(log["prefix_propensities"].to_numpy())
     np.testing.assert_array_equal(prefix[:, -1], props)
     assert (np.diff(prefix, axis=1) <= 1e-12).all() and (prefix[:, 0] > 0).all()
+    positions = np.stack(log["position_propensities"].to_numpy())
+    np.testing.assert_allclose(positions[:, 0], prefix[:, 0])
+    assert (positions >= prefix - 1e-12).all() and (positions <= 1).all()
 
 
 # ------------------------------------------------------------------------------ learning

@@ -310,7 +310,7 @@ def test_a_policy_without_probabilities_logs_propensity_one(world) -> None:
 def test_slate_log_round_trips(world, slate_log) -> None:
     steps, arrays, path = slate_log
     log = read_step_log(path)
-    assert log.schema_version == SCHEMA_VERSION == 3
+    assert log.schema_version == SCHEMA_VERSION == 4
     assert list(log.steps.columns) == list(COLUMNS)
     got = log.steps
     np.testing.assert_array_equal(
@@ -339,6 +339,12 @@ def test_slate_log_round_trips(world, slate_log) -> None:
     np.testing.assert_allclose(prefix[:, 1], 1.0 / (n_valid * (n_valid - 1)))
     np.testing.assert_array_equal(prefix[:, 2], random["propensity"])
     assert (matrix(got.loc[got["policy"] == "greedy", "prefix_propensities"]) == 1.0).all()
+    # Each position's slot is at its position with probability 1/n for random (any valid slot,
+    # at any position), 1 for greedy.
+    np.testing.assert_allclose(
+        matrix(random["position_propensities"]), np.repeat(1.0 / n_valid[:, None], 3, axis=1)
+    )
+    assert (matrix(got.loc[got["policy"] == "greedy", "position_propensities"]) == 1.0).all()
     # The first position's probabilities.
     np.testing.assert_allclose(matrix(random["action_probabilities"]).sum(axis=1), 1.0)
 
@@ -350,7 +356,8 @@ def _write_v1(path: Path, table: pd.DataFrame, scenario: Any) -> None:
     from lmrecsim.evaluation.logs import META_SCENARIO_HASH, META_SCENARIO_YAML, _arrow_schema
     from lmrecsim.scenarios import scenario_hash, scenario_to_yaml
 
-    v1 = [c for c in COLUMNS if c not in ("slate_slots", "clicked_position", "prefix_propensities")]
+    later = ("slate_slots", "clicked_position", "prefix_propensities", "position_propensities")
+    v1 = [c for c in COLUMNS if c not in later]
     schema = pa.schema([_arrow_schema().field(c) for c in v1])
     arrow = pa.Table.from_pandas(table[v1], schema=schema, preserve_index=False)
     meta = {
@@ -380,15 +387,19 @@ def test_version_1_logs_are_read_and_replay(tmp_path: Path) -> None:
     # the prefix propensity of a single item.
     assert table["clicked_position"].tolist() == log.steps["clicked_position"].tolist()
     assert [list(p) for p in log.steps["prefix_propensities"]] == [[p] for p in steps["propensity"]]
+    # ... and version 4 as its position propensity.
+    assert [list(p) for p in log.steps["position_propensities"]] == [
+        [p] for p in steps["propensity"]
+    ]
     # An unknown version is still refused.
     import pyarrow.parquet as pq
 
     raw = pq.read_table(path)
     meta = dict(raw.schema.metadata)
-    meta[META_VERSION] = b"4"
-    pq.write_table(raw.replace_schema_metadata(meta), tmp_path / "v4.parquet")
-    with pytest.raises(LogError, match=r"schema_version is '4' \(expected 1 or 2 or 3"):
-        read_step_log(tmp_path / "v4.parquet")
+    meta[META_VERSION] = b"5"
+    pq.write_table(raw.replace_schema_metadata(meta), tmp_path / "v5.parquet")
+    with pytest.raises(LogError, match=r"schema_version is '5' \(expected 1 or 2 or 3 or 4"):
+        read_step_log(tmp_path / "v5.parquet")
     # A version-1 file without one of its own columns names that column, not a version-2 one.
     v1 = pq.read_table(path)
     pq.write_table(v1.drop(["clicked"]), tmp_path / "v1_no_clicked.parquet")
@@ -435,7 +446,8 @@ def test_ope_of_a_slate_log_weights_whole_slates_and_refuses_what_needs_a_slate_
     _, _, path = slate_log
     result = evaluate_off_policy(path, "greedy", logged_policy="random", with_ground_truth=False)
     table = result.table().set_index("estimator")
-    assert list(table.index) == ["ips", "snips", "rips", "snrips"]  # the default on slates
+    # the default on slates
+    assert list(table.index) == ["ips", "snips", "iips", "sniips", "rips", "snrips"]
     # A uniform logger shows greedy's ordered slate of 3 among 10 candidates with probability
     # 1/720 at most, so few rounds weigh anything (here none: IPS is 0 and SNIPS, 0/0, is NaN)
     # and the warning must say so.
@@ -443,13 +455,12 @@ def test_ope_of_a_slate_log_weights_whole_slates_and_refuses_what_needs_a_slate_
     assert table.loc[["ips", "snips"], "ess"].max() < 100
     assert any("low overlap" in note for note in result.notes)
     assert any("slate log" in note for note in result.notes)
-    for kwargs in ({"estimators": ("dr",)}, {"export_dir": tmp_path / "obp"}):
-        with pytest.raises(LogError) as err:
-            evaluate_off_policy(
-                path, "greedy", logged_policy="random", with_ground_truth=False, **kwargs
-            )
-        message = str(err.value)
-        assert "\n" not in message and str(path) in message and "slate log" in message
+    with pytest.raises(LogError) as err:
+        evaluate_off_policy(
+            path, "greedy", logged_policy="random", with_ground_truth=False, estimators=("dr",)
+        )
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "slate log" in message
 
 
 @pytest.mark.slow  # 12 x 150 one-step episodes logged, re-simulated and run by the target: ~15 s
@@ -480,11 +491,14 @@ def test_slate_estimators_cover_the_truth_on_a_slate_bandit(tmp_path) -> None:
     # The logger shows greedy's slate with probability (0.5 + 0.5/5)(0.5 + 0.5/4) = 0.375 at
     # most, so about a third of the rounds carry weight.
     assert (res["ess"] > rounds / 6).all()
-    # RIPS and SNRIPS weigh a click at the first position by the first slot's ratio alone.
-    # Measured (these 12 logs): mean ESS 61 against 54 for the whole-slate weights; estimates
-    # 0.492 and 0.513 against a truth of 0.497 (IPS 0.474, SNIPS 0.500).
+    # RIPS and SNRIPS weigh a click at the first position by the first slot's ratio alone,
+    # IIPS and SNIIPS a click at any position by that position's slot's ratio alone.
+    # Measured (these 12 logs): mean ESS 68 (IIPS) and 61 (RIPS) against 54 for the whole-slate
+    # weights; estimates 0.499 / 0.517 (IIPS / SNIIPS) and 0.492 / 0.513 (RIPS / SNRIPS)
+    # against a truth of 0.497 (IPS 0.474, SNIPS 0.500).
     ess = res.groupby("estimator")["ess"].mean()
-    assert ess["rips"] > ess["ips"] and ess["snrips"] == ess["rips"]
+    assert ess["iips"] > ess["rips"] > ess["ips"] and ess["snrips"] == ess["rips"]
+    assert ess["sniips"] == ess["iips"]
 
 
 # ---------------------------------------------------------------------------------- training log
@@ -523,6 +537,7 @@ def test_training_log_records_slates_with_their_propensities(world, tmp_path) ->
     # logged distribution is the first position's.
     expected = np.full(len(rows), np.nan)
     prefix = np.full((len(rows), 3), np.nan)
+    positions = np.full((len(rows), 3), np.nan)
     first = np.full((len(rows), w.scenario.candidates.k), np.nan)
 
     def visit(pos: int, env: Any, obs: dict[str, np.ndarray]) -> None:
@@ -533,11 +548,14 @@ def test_training_log_records_slates_with_their_propensities(world, tmp_path) ->
         slate = np.asarray(rows.at[pos, "slate_slots"])
         expected[pos] = float(np.prod([p[s] for p, s in zip(probs, slate, strict=True)]))
         prefix[pos] = np.cumprod([p[s] for p, s in zip(probs, slate, strict=True)])
+        # Independent positions: each position's marginal is its own probability of its slot.
+        positions[pos] = [p[s] for p, s in zip(probs, slate, strict=True)]
         first[pos] = probs[0]
 
     assert resimulate(load_world(log), rows, visit=visit) is None
     np.testing.assert_allclose(rows["propensity"], expected, rtol=1e-5)
     np.testing.assert_allclose(matrix(rows["prefix_propensities"]), prefix, rtol=1e-5)
+    np.testing.assert_allclose(matrix(rows["position_propensities"]), positions, rtol=1e-5)
     np.testing.assert_allclose(matrix(rows["action_probabilities"]), first, rtol=1e-5)
     assert replay(path, tmp_path / "replay").reproduced
 
@@ -659,16 +677,134 @@ def test_rips_needs_the_prefixes(slate_log, tmp_path) -> None:
     meta = dict(table.schema.metadata)
     meta[META_VERSION] = b"2"
     old = tmp_path / "v2.parquet"
-    pq.write_table(table.drop(["prefix_propensities"]).replace_schema_metadata(meta), old)
+    later = ["prefix_propensities", "position_propensities"]
+    pq.write_table(table.drop(later).replace_schema_metadata(meta), old)
     log = read_step_log(old)
     assert np.isnan(matrix(log.steps["prefix_propensities"])[:, :2]).all()
     np.testing.assert_array_equal(
         matrix(log.steps["prefix_propensities"])[:, 2], log.steps["propensity"]
     )
+    assert np.isnan(matrix(log.steps["position_propensities"])).all()
     result = evaluate_off_policy(old, "greedy", logged_policy="random", with_ground_truth=False)
     assert list(result.table()["estimator"]) == ["ips", "snips"]
     assert any("no rips or snrips" in note for note in result.notes)
+    assert any("no iips or sniips" in note for note in result.notes)
     with pytest.raises(LogError, match="gives no probability of the slate's shorter prefixes"):
         evaluate_off_policy(
             old, "greedy", logged_policy="random", estimators=("rips",), with_ground_truth=False
         )
+
+
+def test_iips_needs_the_item_position_marginals(slate_log, tmp_path) -> None:
+    # A schema-3 log has the prefixes but not the other positions' marginals: by default every
+    # estimator but iips and sniips, with a note; asked for, one line naming the round.
+    import pyarrow.parquet as pq
+
+    _, _, path = slate_log
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    meta[META_VERSION] = b"3"
+    old = tmp_path / "v3.parquet"
+    pq.write_table(table.drop(["position_propensities"]).replace_schema_metadata(meta), old)
+    log = read_step_log(old)
+    positions = matrix(log.steps["position_propensities"])
+    # The first position's marginal is the first prefix's probability; the others are unknown.
+    np.testing.assert_array_equal(positions[:, 0], matrix(log.steps["prefix_propensities"])[:, 0])
+    assert np.isnan(positions[:, 1:]).all()
+    result = evaluate_off_policy(old, "greedy", logged_policy="random", with_ground_truth=False)
+    assert list(result.table()["estimator"]) == ["ips", "snips", "rips", "snrips"]
+    assert any("no iips or sniips" in note for note in result.notes)
+    for estimators, export in ((("iips",), None), (("ips",), tmp_path / "obp")):
+        with pytest.raises(LogError) as err:
+            evaluate_off_policy(
+                old,
+                "greedy",
+                logged_policy="random",
+                estimators=estimators,
+                export_dir=export,
+                with_ground_truth=False,
+            )
+        message = str(err.value)
+        assert "\n" not in message and str(old) in message
+        assert "column 'position_propensities' gives no probability of the slot at each later " in (
+            message
+        )
+    assert not (tmp_path / "obp" / "bandit_feedback.npz").exists()
+
+
+def test_iips_and_sniips_by_hand() -> None:
+    from lmrecsim.evaluation.ope import Rounds, estimate_all
+
+    # Three rounds of slates of two: a click at position 1, at position 0, none (reward 0.5
+    # anyway: a reward without a click goes to the last position).
+    logged = np.array([[0.5, 0.4], [0.25, 0.5], [0.2, 0.8]])
+    target = np.array([[1.0, 0.2], [0.5, 0.5], [0.0, 1.0]])
+    clicked = np.array([1, 0, -1])
+    reward = np.array([1.0, 1.0, 0.5])
+    n, k = 3, 3
+    rounds = Rounds(
+        reward=reward,
+        action=np.zeros(n, dtype=np.int64),
+        pscore=np.full(n, 0.1),
+        logger_dist=np.full((n, k), 1 / k),
+        target_dist=np.full((n, k), 1 / k),
+        mask=np.ones((n, k), dtype=bool),
+        user=np.zeros((n, 1), dtype=np.float32),
+        candidates=np.zeros((n, k, 1), dtype=np.float32),
+        features=np.zeros((n, k, 0), dtype=np.float32),
+        cluster=np.arange(n),
+        slate=np.zeros((n, 2), dtype=np.int64),
+        target_slate_prob=np.full(n, 0.05),
+        clicked_position=clicked,
+        logged_position=logged,
+        target_position=target,
+    )
+    w = target / logged
+    terms = np.array([w[0, 1], w[1, 0], 0.5 * w[2, 1]])
+    by_position = [w[1, 0] / w[:, 0].sum(), (w[0, 1] + 0.5 * w[2, 1]) / w[:, 1].sum()]
+    used = np.array([w[0, 1], w[1, 0], w[2, 1]])
+    got = {e.estimator: e for e in estimate_all(rounds, np.zeros((n, k)), ("iips", "sniips"))}
+    assert got["iips"].estimate == pytest.approx(terms.mean())
+    assert got["sniips"].estimate == pytest.approx(sum(by_position))
+    assert got["iips"].ess == pytest.approx(used.sum() ** 2 / (used**2).sum())
+
+
+def test_a_slate_log_exports_in_the_open_bandit_pipelines_slate_layout(slate_log, tmp_path) -> None:
+    _, _, path = slate_log
+    result = evaluate_off_policy(
+        path, "egreedy", logged_policy="random", with_ground_truth=False, export_dir=tmp_path
+    )
+    assert tmp_path / "bandit_feedback.npz" in result.files
+    data = np.load(tmp_path / "bandit_feedback.npz")
+    log = read_step_log(path)
+    rows = log.steps[log.steps["policy"] == "random"].reset_index(drop=True)
+    n, size = len(rows), 3
+    assert int(data["n_rounds"]) == n == result.n_rounds and int(data["len_list"]) == size
+    assert int(data["n_unique_action"]) == len(rows["candidate_item_ids"].iloc[0])
+    np.testing.assert_array_equal(data["slate_id"], np.repeat(np.arange(n), size))
+    np.testing.assert_array_equal(data["position"], np.tile(np.arange(size), n))
+    np.testing.assert_array_equal(data["action"], matrix(rows["slate_slots"], np.int64).ravel())
+    np.testing.assert_array_equal(data["pscore"], np.repeat(rows["propensity"], size))
+    np.testing.assert_array_equal(
+        data["pscore_cascade"], matrix(rows["prefix_propensities"]).ravel()
+    )
+    np.testing.assert_array_equal(
+        data["pscore_item_position"], matrix(rows["position_propensities"]).ravel()
+    )
+    # Each round's reward sits at its clicked position (a reward without a click: the last).
+    reward = data["reward"].reshape(n, size)
+    np.testing.assert_array_equal(reward.sum(axis=1), rows["reward"])
+    clicked = rows["clicked_position"].to_numpy()
+    at = np.where(clicked >= 0, clicked, size - 1)
+    np.testing.assert_array_equal(reward[np.arange(n), at], rows["reward"])
+    # The target's propensities, and the estimates OBP's slate estimators would compute from
+    # these arrays: sum over positions of weight x reward, averaged over the slates.
+    table = result.table().set_index("estimator")
+    for name, logged_key, target_key in (
+        ("ips", "pscore", "evaluation_policy_pscore"),
+        ("iips", "pscore_item_position", "evaluation_policy_pscore_item_position"),
+        ("rips", "pscore_cascade", "evaluation_policy_pscore_cascade"),
+    ):
+        weighted = data[target_key] / data[logged_key] * data["reward"]
+        assert weighted.sum() / n == pytest.approx(table.at[name, "estimate"], rel=1e-12), name
+    assert data["context"].shape[0] == n

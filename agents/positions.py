@@ -1,0 +1,199 @@
+"""Item-position marginals of slate policies: the probability of each slot at each position.
+
+A slate policy that draws its slate position by position, without replacement, puts slot s at
+position l with probability ``sum_U P(U) * q(s | U)``, summed over the sets U of l slots the
+first l positions can hold, where ``P(U)`` is the probability that they hold exactly U (in any
+order) and ``q(s | U)`` the rule's distribution of the next slot given U. Both the Plackett-Luce
+distribution (PPO's candidate scorer) and the epsilon-greedy sequential rule (random, egreedy,
+SlateQ's exploration) depend on the slots already taken only through their set, so the sum runs
+over the lattice of subsets of size < L rather than over the K!/(K-L)! ordered prefixes: 211 sets
+for K = 20 and L = 3. These marginals are the propensities of the independent-item estimators of
+slate off-policy evaluation (IIPS; the Open Bandit Pipeline's ``pscore_item_position``).
+
+Positions after the valid slots run out follow the policy's own rule for them (the sequential
+rule repeats the first slot, Plackett-Luce fills in the masked slots in increasing order); those
+positions show nothing.
+
+Shapes: B batch, K candidate slots, L slate positions, S subsets of one size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+from scipy import sparse
+
+#: The most (set, next slot) pairs a marginal computation walks; beyond it (K and L far larger
+#: than a slate scenario's) the marginals are not computed (:class:`TooManySlates`).
+MAX_TRANSITIONS = 2_000_000
+
+
+class TooManySlates(ValueError):
+    """The subset lattice of K slots and L positions is too large to sum over."""
+
+
+@lru_cache(maxsize=16)
+def _lattice(
+    k: int, size: int
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, sparse.csr_matrix | None], ...]:
+    """Per position j < L: the sets of j slots (S_j, K) bool, and for each (set, slot not in it)
+    transition its set index, slot and the (T, S_{j+1}) 0/1 matrix summing the transitions into
+    the sets of j + 1 slots (None at the last position)."""
+    total = 0
+    for j in range(size):
+        n_sets = 1
+        for i in range(j):
+            n_sets = n_sets * (k - i) // (i + 1)
+        total += n_sets * (k - j)
+    if total > MAX_TRANSITIONS:
+        raise TooManySlates(
+            f"{total:,} (set, slot) pairs for {k} candidates and slates of {size} (expected at "
+            f"most {MAX_TRANSITIONS:,})"
+        )
+    levels = []
+    sets = [()]
+    for j in range(size):
+        taken = np.zeros((len(sets), k), dtype=bool)
+        for i, s in enumerate(sets):
+            taken[i, list(s)] = True
+        if j + 1 == size:
+            levels.append((taken, np.zeros(0, np.int64), np.zeros(0, np.int64), None))
+            break
+        nxt = list(combinations(range(k), j + 1))
+        index = {s: i for i, s in enumerate(nxt)}
+        parent, slot, child = [], [], []
+        for i, s in enumerate(sets):
+            for t in range(k):
+                if t not in s:
+                    parent.append(i)
+                    slot.append(t)
+                    child.append(index[tuple(sorted((*s, t)))])
+        n_t = len(parent)
+        into = sparse.csr_matrix(
+            (np.ones(n_t), (np.arange(n_t), np.asarray(child))), shape=(n_t, len(nxt))
+        )
+        levels.append((taken, np.asarray(parent), np.asarray(slot), into))
+        sets = nxt
+    return tuple(levels)
+
+
+def sequential_marginals(
+    next_probs: Callable[[np.ndarray], np.ndarray], batch: int, k: int, size: int
+) -> np.ndarray:
+    """(B, L, K) probability that a position-by-position rule puts each slot at each position.
+
+    Args:
+        next_probs: ``next_probs(taken)`` for ``taken`` (S, K) bool, the sets of slots already in
+            the slate, gives (B, S, K) the distribution of the next slot after each set (rows sum
+            to 1, or to 0 when nothing is left to draw).
+        batch: B; k: K; size: L.
+
+    Raises:
+        TooManySlates: K and L give more than :data:`MAX_TRANSITIONS` transitions.
+    """
+    out = np.zeros((batch, size, k))
+    p_sets = np.ones((batch, 1))
+    for j, (taken, parent, slot, into) in enumerate(_lattice(k, size)):
+        q = next_probs(taken)
+        out[:, j] = np.einsum("bs,bsk->bk", p_sets, q)
+        if into is not None:
+            flow = p_sets[:, parent] * q[:, parent, slot]  # (B, T)
+            p_sets = np.asarray((into.T @ flow.T).T)
+    return out
+
+
+def epsilon_rule_marginals(
+    mask: np.ndarray, scores: np.ndarray | None, size: int, epsilon: float | np.ndarray
+) -> np.ndarray:
+    """(B, L, K) item-position marginals of :func:`~lmrecsim.agents.base.sequential_slate`'s rule.
+
+    Each position explores with probability ``epsilon`` (uniformly among the valid slots not yet
+    taken) and otherwise takes the best remaining slot by ``scores`` (ties: lowest slot); a row
+    with no valid slot counts every slot as valid and explores. Positions after the valid slots
+    run out repeat the first slot.
+
+    Args:
+        mask: (B, K) valid slots; scores: (B, K), or None when ``epsilon`` is 1.
+        size: L; epsilon: in [0, 1], one for all rows or (B,).
+    """
+    valid = np.asarray(mask, dtype=bool).copy()
+    b, k = valid.shape
+    eps = np.broadcast_to(np.asarray(epsilon, dtype=np.float64), (b,)).copy()
+    none = ~valid.any(axis=1)
+    valid[none] = True
+    eps[none] = 1.0
+    greedy = bool((eps < 1.0).any())
+    if greedy and scores is None:
+        raise ValueError("epsilon_rule_marginals: scores are needed when epsilon is below 1")
+    s = None if scores is None else np.asarray(scores, dtype=np.float64)
+
+    def next_probs(taken: np.ndarray) -> np.ndarray:
+        left = valid[:, None, :] & ~taken[None]  # (B, S, K)
+        count = left.sum(axis=2, keepdims=True)
+        q = eps[:, None, None] * left / np.maximum(count, 1)
+        if greedy:
+            assert s is not None
+            best = np.argmax(np.where(left, s[:, None, :], -np.inf), axis=2)  # (B, S)
+            pick = np.zeros_like(q)
+            np.put_along_axis(pick, best[..., None], 1.0, axis=2)
+            q += (1.0 - eps)[:, None, None] * pick * (count > 0)
+        return q
+
+    out = sequential_marginals(next_probs, b, k, size)
+    n_valid = valid.sum(axis=1)
+    for j in range(1, size):
+        past = n_valid <= j
+        out[past, j] = out[past, 0]
+    return out
+
+
+def plackett_luce_marginals(probs: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    """(B, L, K) item-position marginals of a Plackett-Luce slate distribution.
+
+    Position 1 takes valid slot i with probability ``probs[i]``, each later position a remaining
+    valid slot with probability proportional to its ``probs`` (:class:`~lmrecsim.agents.slate.
+    PlackettLuceDistribution`). When fewer than L slots are valid, the remaining positions hold
+    the masked slots in increasing slot order (a row with no valid slot: slots 0..L-1).
+
+    Args:
+        probs: (B, K) first-position probabilities; mask: (B, K) valid slots.
+        size: L.
+    """
+    valid = np.asarray(mask, dtype=bool)
+    p = np.where(valid, np.asarray(probs, dtype=np.float64), 0.0)
+    b, k = p.shape
+
+    def next_probs(taken: np.ndarray) -> np.ndarray:
+        w = np.where(taken[None], 0.0, p[:, None, :])  # (B, S, K)
+        total = w.sum(axis=2, keepdims=True)
+        return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+    out = sequential_marginals(next_probs, b, k, size)
+    n_valid = valid.sum(axis=1)
+    for r in np.flatnonzero(n_valid < size):
+        rest = np.flatnonzero(~valid[r])
+        for j in range(int(n_valid[r]), size):
+            out[r, j] = 0.0
+            out[r, j, rest[j - n_valid[r]]] = 1.0
+    return out
+
+
+def logged_marginals(marginals: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """(B, L) the marginal of each slate's own slot at each position: ``marginals[b, l,
+    slates[b, l]]`` from (B, L, K) marginals and (B, L) slates."""
+    m = np.asarray(marginals)
+    s = np.asarray(slates, dtype=np.int64).reshape(m.shape[0], m.shape[1])
+    return np.take_along_axis(m, s[..., None], axis=2)[..., 0]
+
+
+def position_indicators(chosen: np.ndarray, slate: np.ndarray) -> np.ndarray:
+    """(L,) a deterministic policy's item-position marginals of ``slate``: 1 at each position
+    where the slate it ``chosen`` holds the same slot, else 0."""
+    chosen = np.asarray(chosen).reshape(-1)
+    slate = np.asarray(slate).reshape(-1)
+    if chosen.shape != slate.shape:
+        return np.zeros(slate.shape[0], dtype=np.float64)
+    return (chosen == slate).astype(np.float64)

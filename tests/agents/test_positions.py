@@ -1,0 +1,118 @@
+"""Item-position marginals of slate policies, against enumerating every slate."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch as th
+
+from lmrecsim.agents.base import sequential_prefix_probabilities
+from lmrecsim.agents.positions import (
+    TooManySlates,
+    epsilon_rule_marginals,
+    logged_marginals,
+    plackett_luce_marginals,
+    position_indicators,
+    sequential_marginals,
+)
+from lmrecsim.agents.slate import PlackettLuceDistribution
+
+K, L = 6, 3
+
+# Rows: many valid slots, exactly L, fewer than L, one, none.
+MASKS = np.array(
+    [
+        [1, 1, 0, 1, 1, 1],
+        [0, 1, 0, 1, 1, 0],
+        [1, 0, 0, 0, 1, 0],
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0],
+    ],
+    dtype=bool,
+)
+
+
+def _scores(seed: int = 0) -> np.ndarray:
+    scores = np.random.default_rng(seed).standard_normal(MASKS.shape)
+    scores[0, 3] = scores[0, 4]  # a tie: the lower slot goes first
+    return scores
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 0.3, 0.0])
+def test_epsilon_rule_marginals_are_the_slates_probabilities_summed(epsilon: float) -> None:
+    scores = _scores()
+    got = epsilon_rule_marginals(MASKS, scores, L, epsilon)
+    for row, (mask, s) in enumerate(zip(MASKS, scores, strict=True)):
+        want = np.zeros((L, K))
+        for slate in itertools.product(range(K), repeat=L):
+            p = sequential_prefix_probabilities(mask, s, L, epsilon, np.array(slate))[-1]
+            for j, slot in enumerate(slate):
+                want[j, slot] += p
+        np.testing.assert_allclose(got[row], want, atol=1e-12, err_msg=f"row {row}")
+    # Each position holds exactly one slot.
+    np.testing.assert_allclose(got.sum(axis=2), 1.0)
+
+
+def _pl_slates(mask: np.ndarray) -> list[tuple[int, ...]]:
+    """Every slate the Plackett-Luce distribution draws: valid slots in any order, then the
+    masked ones in increasing order once the valid ones run out."""
+    valid = np.flatnonzero(mask).tolist()
+    rest = np.flatnonzero(~mask).tolist()
+    n = min(len(valid), L)
+    if not valid:
+        return [tuple(range(L))]
+    return [p + tuple(rest[: L - n]) for p in itertools.permutations(valid, n)]
+
+
+def test_plackett_luce_marginals_are_the_slates_probabilities_summed() -> None:
+    logits = th.tensor(_scores(1), dtype=th.float64)
+    dist = PlackettLuceDistribution(K, L).proba_distribution(logits, th.tensor(MASKS))
+    got = plackett_luce_marginals(dist.probs.numpy(), MASKS, L)
+    for row, mask in enumerate(MASKS):
+        slates = _pl_slates(mask)
+        # The row's distribution once per slate, to score them all in one call.
+        one = PlackettLuceDistribution(K, L).proba_distribution(
+            logits[row : row + 1].repeat(len(slates), 1),
+            th.tensor(mask[None]).repeat(len(slates), 1),
+        )
+        probs = np.exp(one.log_prob(th.tensor(slates)).numpy())
+        assert probs.sum() == pytest.approx(1.0)
+        want = np.zeros((L, K))
+        for slate, p in zip(slates, probs, strict=True):
+            for j, slot in enumerate(slate):
+                want[j, slot] += p
+        np.testing.assert_allclose(got[row], want, atol=1e-12, err_msg=f"row {row}")
+    np.testing.assert_allclose(got.sum(axis=2), 1.0)
+
+
+def test_plackett_luce_marginals_match_the_draws() -> None:
+    # Gumbel-top-L draws of the distribution itself: each cell within 4.5 binomial sds.
+    logits = th.tensor(_scores(2)[:1], dtype=th.float64)
+    mask = th.tensor(MASKS[:1])
+    n = 20_000
+    dist = PlackettLuceDistribution(K, L).proba_distribution(logits.repeat(n, 1), mask.repeat(n, 1))
+    th.manual_seed(0)
+    draws = dist.sample().numpy()
+    got = plackett_luce_marginals(dist.probs.numpy()[:1], MASKS[:1], L)[0]
+    for j in range(L):
+        freq = np.bincount(draws[:, j], minlength=K) / n
+        sd = np.sqrt(got[j] * (1 - got[j]) / n)
+        assert (np.abs(freq - got[j]) <= 4.5 * sd + 1e-12).all(), (j, freq, got[j])
+
+
+def test_logged_marginals_and_indicators() -> None:
+    marginals = np.arange(2 * L * K, dtype=np.float64).reshape(2, L, K)
+    slates = np.array([[0, 5, 2], [3, 3, 1]])
+    np.testing.assert_array_equal(logged_marginals(marginals, slates), [[0, 11, 14], [21, 27, 31]])
+    # A deterministic policy's: 1 where the logged slate has its slot, position by position.
+    np.testing.assert_array_equal(position_indicators([4, 1, 2], [4, 2, 2]), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(position_indicators([4, 1], [4, 1, 2]), [0.0, 0.0, 0.0])
+
+
+def test_a_lattice_too_large_is_refused_in_one_line() -> None:
+    with pytest.raises(TooManySlates) as err:
+        sequential_marginals(lambda taken: np.zeros((1, len(taken), 200)), 1, 200, 5)
+    message = str(err.value)
+    assert "\n" not in message and "200 candidates and slates of 5" in message
