@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 
 #: The most (set, next slot) pairs a marginal computation walks; beyond it (K and L far larger
-#: than a slate scenario's) the marginals are not computed (:class:`TooManySlates`).
+#: than the shipped slate scenarios') the later positions' marginals are not computed (NaN).
 MAX_TRANSITIONS = 2_000_000
 
 
@@ -91,12 +91,19 @@ def sequential_marginals(
             to 1, or to 0 when nothing is left to draw).
         batch: B; k: K; size: L.
 
-    Raises:
-        TooManySlates: K and L give more than :data:`MAX_TRANSITIONS` transitions.
+    When K and L give more than :data:`MAX_TRANSITIONS` transitions, only the first position's
+    marginals are computed (the next slot's distribution after nothing) and the later positions'
+    are NaN: unknown.
     """
     out = np.zeros((batch, size, k))
+    try:
+        lattice = _lattice(k, size)
+    except TooManySlates:
+        out[:, 0] = next_probs(np.zeros((1, k), dtype=bool))[:, 0]
+        out[:, 1:] = np.nan
+        return out
     p_sets = np.ones((batch, 1))
-    for j, (taken, parent, slot, into) in enumerate(_lattice(k, size)):
+    for j, (taken, parent, slot, into) in enumerate(lattice):
         q = next_probs(taken)
         out[:, j] = np.einsum("bs,bsk->bk", p_sets, q)
         if into is not None:

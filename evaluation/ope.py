@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from ..agents.base import prefix_indicators
-from ..agents.positions import position_indicators
+from ..agents.positions import MAX_TRANSITIONS, position_indicators
 from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from .logs import LogError, StepLog, matrix, read_step_log
@@ -485,7 +485,8 @@ def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str
             rounds.logged_position,
             rounds.target_position,
         )
-        what, method, schema = "of the slot at each later position", "position_probabilities", 4
+        what, schema = "of the slot at each later position", 4
+        method = f"position_probabilities (within {MAX_TRANSITIONS:,} (set, slot) pairs)"
     else:
         column, logged, target = "prefix_propensities", rounds.logged_prefix, rounds.target_prefix
         what, method, schema = "of the slate's shorter prefixes", "prefix_probabilities", 3

@@ -26,11 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         choices=list(ALL_ESTIMATORS),
         help="estimator to compute, repeatable (default: all a log takes: ips, snips, dm, dr; on a "
-        "slate log ips, snips, rips, snrips)",
+        "slate log ips, snips, iips, sniips, rips, snrips)",
     )
     p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
     p.add_argument("--out", help="write DIR/ope.csv")
-    p.add_argument("--export", help="write DIR/bandit_feedback.npz (Open Bandit Pipeline layout)")
+    p.add_argument(
+        "--export",
+        help="write DIR/bandit_feedback.npz (Open Bandit Pipeline layout; its slate layout for a "
+        "slate log)",
+    )
     p.add_argument("--no-ground-truth", action="store_true", help="skip running the target policy")
     p.add_argument(
         "--folds",

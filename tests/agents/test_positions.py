@@ -11,11 +11,11 @@ import torch as th
 from lmrecsim.agents.base import sequential_prefix_probabilities
 from lmrecsim.agents.positions import (
     TooManySlates,
+    _lattice,
     epsilon_rule_marginals,
     logged_marginals,
     plackett_luce_marginals,
     position_indicators,
-    sequential_marginals,
 )
 from lmrecsim.agents.slate import PlackettLuceDistribution
 
@@ -111,8 +111,12 @@ def test_logged_marginals_and_indicators() -> None:
     np.testing.assert_array_equal(position_indicators([4, 1], [4, 1, 2]), [0.0, 0.0, 0.0])
 
 
-def test_a_lattice_too_large_is_refused_in_one_line() -> None:
-    with pytest.raises(TooManySlates) as err:
-        sequential_marginals(lambda taken: np.zeros((1, len(taken), 200)), 1, 200, 5)
-    message = str(err.value)
-    assert "\n" not in message and "200 candidates and slates of 5" in message
+def test_past_the_lattice_budget_only_the_first_position_is_known() -> None:
+    # 200 candidates and slates of 5: about 13 billion (set, slot) pairs.
+    with pytest.raises(TooManySlates, match="200 candidates and slates of 5"):
+        _lattice(200, 5)
+    mask = np.ones((2, 200), dtype=bool)
+    mask[1, 150:] = False
+    got = epsilon_rule_marginals(mask, None, 5, 1.0)
+    np.testing.assert_allclose(got[:, 0], mask / mask.sum(axis=1, keepdims=True))
+    assert np.isnan(got[:, 1:]).all()

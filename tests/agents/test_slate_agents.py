@@ -226,6 +226,19 @@ def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> Non
     got = stochastic.prefix_probabilities(one, actions.numpy()[0])
     np.testing.assert_allclose(np.log(got), prefix[0].numpy(), atol=1e-5)
     assert got[-1] == pytest.approx(stochastic.slate_probability(one, actions.numpy()[0]))
+    # Its item-position marginals: each position's slot summed over every slate Plackett-Luce
+    # draws with that slot there (the valid slots in any order, then the masked ones).
+    positions = stochastic.position_probabilities(one, actions.numpy()[0])
+    valid = np.flatnonzero(mask[0]).tolist()
+    rest = np.flatnonzero(~mask[0]).tolist()
+    n = min(len(valid), SLATE)
+    want = np.zeros(SLATE)
+    for slate in itertools.permutations(valid, n):
+        full = (*slate, *rest[: SLATE - n])
+        p = np.exp(pl_log_prob(scores[0], mask[0], full))
+        want += p * (np.array(full) == actions.numpy()[0])
+    np.testing.assert_allclose(positions, want, atol=1e-5)
+    assert positions[0] == pytest.approx(got[0], abs=1e-6)
     # Sampled slates: distinct slots; valid ones wherever at least L are valid.
     slates = actions.numpy()
     for row, m in zip(slates, mask, strict=True):

@@ -560,6 +560,54 @@ def test_training_log_records_slates_with_their_propensities(world, tmp_path) ->
     assert replay(path, tmp_path / "replay").reproduced
 
 
+def test_a_candidate_scorer_training_log_records_plackett_luce_marginals(tmp_path) -> None:
+    # PPO's candidate scorer draws Plackett-Luce slates (learning rate 1e-10: the parameters stay
+    # put, so the propensities can be recomputed after): each logged position's propensity is the
+    # probability that a slate has that slot there, by enumerating every slate it can draw.
+    import torch as th
+
+    from lmrecsim.agents.build import build_model
+    from lmrecsim.agents.slate import PlackettLuceDistribution
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+    from lmrecsim.evaluation.replay import load_world, resimulate
+    from lmrecsim.evaluation.training_log import EpisodeLogCallback
+
+    sc = slate_scenario(name="tiny-slate-pl", episode={"horizon": 4})
+    w = build_world(sc, show_progress=False)
+    venv = BatchedRecommendationVecEnv(sc, 2, world=w, full_info=True)
+    model = build_model(
+        "ppo",
+        venv,
+        seed=0,
+        hyperparameters={"n_steps": 16, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-10},
+    )
+    path = tmp_path / "episodes.parquet"
+    model.learn(32, callback=EpisodeLogCallback(path, scenario=sc, world=w, seed=0, label="pl"))
+    rows = read_step_log(path).steps
+    assert len(rows) > 0
+    want = np.full((len(rows), 3), np.nan)
+
+    def visit(pos: int, env: Any, obs: dict[str, np.ndarray]) -> None:
+        obs_t, _ = model.policy.obs_to_tensor(obs)
+        with th.no_grad():
+            dist = model.policy.get_distribution(obs_t)
+        assert isinstance(dist, PlackettLuceDistribution)
+        mask = obs["action_mask"] > 0
+        valid = np.flatnonzero(mask).tolist()
+        n = min(len(valid), 3)
+        slate = np.asarray(rows.at[pos, "slate_slots"])
+        slates = [
+            (*s, *np.flatnonzero(~mask)[: 3 - n].tolist()) for s in itertools.permutations(valid, n)
+        ]
+        with th.no_grad():
+            probs = [float(dist.log_prob(th.tensor([s])).exp()) for s in slates]
+        pairs = list(zip(slates, probs, strict=True))
+        want[pos] = [sum(p for s, p in pairs if s[j] == slate[j]) for j in range(3)]
+
+    assert resimulate(load_world(read_step_log(path)), rows, visit=visit) is None
+    np.testing.assert_allclose(matrix(rows["position_propensities"]), want, atol=1e-6)
+
+
 def test_a_baseline_subclass_that_skips_init_still_recommends_single_items() -> None:
     # Written against the single-item API, before baselines took slate_size.
     from lmrecsim.agents.baselines import GreedyPolicy
@@ -808,3 +856,46 @@ def test_a_slate_log_exports_in_the_open_bandit_pipelines_slate_layout(slate_log
         weighted = data[target_key] / data[logged_key] * data["reward"]
         assert weighted.sum() / n == pytest.approx(table.at[name, "estimate"], rel=1e-12), name
     assert data["context"].shape[0] == n
+
+
+@pytest.mark.parametrize(
+    ("column", "change", "expected"),
+    [
+        ("prefix_propensities", "rise", "probabilities that do not grow with the prefix"),
+        ("prefix_propensities", "last", "its last entry equal to the propensity"),
+        ("position_propensities", "range", "probabilities in [0, 1]"),
+        ("position_propensities", "length", "3 entries, one per slate position"),
+        ("position_propensities", "below", "each entry at least prefix_propensities'"),
+        ("position_propensities", "first", "its first entry equal to prefix_propensities' first"),
+    ],
+)
+def test_inconsistent_slate_propensities_are_one_line_naming_the_row(
+    slate_log, tmp_path, column: str, change: str, expected: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, _, path = slate_log
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    row = int(np.flatnonzero(frame["policy"].to_numpy() == "random")[3])
+    prefix = [float(v) for v in frame.at[row, "prefix_propensities"]]
+    positions = [float(v) for v in frame.at[row, "position_propensities"]]
+    new = {
+        "rise": [prefix[0], prefix[0] * 2, prefix[2]],
+        "last": [prefix[0], prefix[1], prefix[2] / 2],
+        "range": [positions[0], 1.5, positions[2]],
+        "length": positions[:2],
+        "below": [positions[0], prefix[1] / 2, positions[2]],
+        "first": [positions[0] * 1.5, *positions[1:]],
+    }[change]
+    frame.at[row, column] = new
+    out = pa.Table.from_pandas(frame, schema=table.schema.remove_metadata(), preserve_index=False)
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(out.replace_schema_metadata(table.schema.metadata), bad)
+    with pytest.raises(LogError) as err:
+        read_step_log(bad)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{bad}: column {column!r}") and f"in row {row}" in message
+    assert expected in message, message
