@@ -520,6 +520,20 @@ class SB3Policy:
         """Probability of the ordered (L,) ``slate`` under the rule the model acts by."""
         return float(self.prefix_probabilities(observation, slate)[-1])
 
+    def _slate_rule(self, observation: dict[str, np.ndarray]) -> tuple[np.ndarray | None, Any]:
+        """What the model's slates are drawn from: ``(greedy slate, None)`` when it acts
+        greedily (or has no distribution: DQN), else ``(None, its slate distribution)``."""
+        import torch as th
+
+        policy = self.model.policy
+        if self.deterministic or not hasattr(policy, "get_distribution"):
+            chosen, _ = self.model.predict(
+                observation, deterministic=True, **self._mask_kwargs(observation)
+            )
+            return np.asarray(chosen), None
+        with th.no_grad():
+            return None, policy.get_distribution(self._obs_tensor(observation))
+
     def prefix_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:
@@ -530,14 +544,10 @@ class SB3Policy:
         from .slate import prefix_log_probs
 
         slate = np.asarray(slate, dtype=np.int64).reshape(-1)
-        policy = self.model.policy
-        if self.deterministic or not hasattr(policy, "get_distribution"):
-            chosen, _ = self.model.predict(
-                observation, deterministic=True, **self._mask_kwargs(observation)
-            )
+        chosen, dist = self._slate_rule(observation)
+        if chosen is not None:
             return prefix_indicators(chosen, slate)
         with th.no_grad():
-            dist = policy.get_distribution(self._obs_tensor(observation))
             log_p = prefix_log_probs(dist, slate[None, :])
         return np.exp(log_p.cpu().numpy().astype(np.float64)).reshape(-1)
 
@@ -547,19 +557,12 @@ class SB3Policy:
         """(L,) probability that position l holds ``slate``'s slot l under the rule the model acts
         by: 1/0 against its greedy slate, or the item-position marginals of PPO's slate
         distribution."""
-        import torch as th
-
         from .slate import position_marginals
 
         slate = np.asarray(slate, dtype=np.int64).reshape(-1)
-        policy = self.model.policy
-        if self.deterministic or not hasattr(policy, "get_distribution"):
-            chosen, _ = self.model.predict(
-                observation, deterministic=True, **self._mask_kwargs(observation)
-            )
+        chosen, dist = self._slate_rule(observation)
+        if chosen is not None:
             return position_indicators(chosen, slate)
-        with th.no_grad():
-            dist = policy.get_distribution(self._obs_tensor(observation))
         marginals = position_marginals(dist, _mask(observation)[None])
         return logged_marginals(marginals, slate[None, :])[0]
 

@@ -642,14 +642,24 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
             i = int(np.argmax(bad))
             expected = f"{float(chosen[i])!r}, the row's action_probabilities entry for its action"
             raise fail("propensity", i, f"is {float(propensity[i])!r}", expected)
+
+    def per_position(name: str) -> np.ndarray:
+        """(rows, L) a column of L probabilities per row, each in [0, 1] or NaN (unknown)."""
+        n = lengths(name)
+        refuse(
+            name,
+            n != size,
+            n,
+            "has {} entries",
+            f"{size} entries, one per slate position, as slate_slots has",
+        )
+        values = pc.list_flatten(cols[name]).to_numpy()
+        bad = (values < 0) | (values > 1 + _PROB_TOL)  # NaN: unknown, allowed
+        refuse(name, bad, values, "holds {!r}", "probabilities in [0, 1]", size)
+        return values.reshape(-1, size)
+
     if "prefix_propensities" in cols:
-        n = lengths("prefix_propensities")
-        expected = f"{size} entries, one per slate position, as slate_slots has"
-        refuse("prefix_propensities", n != size, n, "has {} entries", expected)
-        prefix = pc.list_flatten(cols["prefix_propensities"]).to_numpy()
-        bad = (prefix < 0) | (prefix > 1 + _PROB_TOL)  # NaN: unknown, allowed
-        refuse("prefix_propensities", bad, prefix, "holds {!r}", "probabilities in [0, 1]", size)
-        prefix = prefix.reshape(-1, size)
+        prefix = per_position("prefix_propensities")
         # A longer prefix is no more likely than a shorter one, and the whole slate's is the
         # propensity where both are known (NaN: the policy did not say).
         rising = (np.diff(prefix, axis=1) > _PROB_TOL).any(axis=1)
@@ -664,15 +674,7 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
             )
             raise fail("prefix_propensities", i, what, expected)
     if "position_propensities" in cols:
-        n = lengths("position_propensities")
-        expected = f"{size} entries, one per slate position, as slate_slots has"
-        refuse("position_propensities", n != size, n, "has {} entries", expected)
-        marginal = pc.list_flatten(cols["position_propensities"]).to_numpy()
-        bad = (marginal < 0) | (marginal > 1 + _PROB_TOL)  # NaN: unknown, allowed
-        refuse(
-            "position_propensities", bad, marginal, "holds {!r}", "probabilities in [0, 1]", size
-        )
-        marginal = marginal.reshape(-1, size)
+        marginal = per_position("position_propensities")
         if "prefix_propensities" in cols:
             # A slot is at its position at least as often as the whole prefix up to it is drawn,
             # and the first position's marginal is the first prefix's probability.

@@ -671,20 +671,16 @@ def test_single_item_evaluations_have_no_position_table(tmp_path: Path) -> None:
     assert "slate position" not in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
-def test_rips_and_snrips_by_hand() -> None:
-    from lmrecsim.evaluation.ope import Rounds, estimate_all
+def _hand_rounds(reward: np.ndarray, clicked: np.ndarray, **slate: np.ndarray) -> Any:
+    """Slate rounds of two positions and three candidates by hand: only the rewards, clicks and
+    the given per-position propensities (``logged_prefix``, ``target_position``, ...) matter."""
+    from lmrecsim.evaluation.ope import Rounds
 
-    # Four rounds of slates of two: clicks at position 0, 1, none (reward 0.5 anyway: a reward
-    # without a click is weighted by the whole slate), and 0.
-    logged = np.array([[0.5, 0.25], [0.5, 0.1], [0.2, 0.1], [0.4, 0.2]])
-    target = np.array([[1.0, 0.5], [0.5, 0.5], [1.0, 0.0], [0.0, 0.0]])
-    clicked = np.array([0, 1, -1, 0])
-    reward = np.array([1.0, 1.0, 0.5, 1.0])
-    n, k = 4, 3
-    rounds = Rounds(
+    n, k = len(reward), 3
+    return Rounds(
         reward=reward,
         action=np.zeros(n, dtype=np.int64),
-        pscore=logged[:, -1],
+        pscore=np.full(n, 0.1),
         logger_dist=np.full((n, k), 1 / k),
         target_dist=np.full((n, k), 1 / k),
         mask=np.ones((n, k), dtype=bool),
@@ -693,11 +689,24 @@ def test_rips_and_snrips_by_hand() -> None:
         features=np.zeros((n, k, 0), dtype=np.float32),
         cluster=np.arange(n),
         slate=np.zeros((n, 2), dtype=np.int64),
-        target_slate_prob=target[:, -1],
-        logged_prefix=logged,
-        target_prefix=target,
+        target_slate_prob=np.full(n, 0.05),
         clicked_position=clicked,
+        **slate,
     )
+
+
+def test_rips_and_snrips_by_hand() -> None:
+    from lmrecsim.evaluation.ope import estimate_all
+
+    # Four rounds of slates of two: clicks at position 0, 1, none (reward 0.5 anyway: a reward
+    # without a click is weighted by the whole slate), and 0.
+    logged = np.array([[0.5, 0.25], [0.5, 0.1], [0.2, 0.1], [0.4, 0.2]])
+    target = np.array([[1.0, 0.5], [0.5, 0.5], [1.0, 0.0], [0.0, 0.0]])
+    clicked = np.array([0, 1, -1, 0])
+    reward = np.array([1.0, 1.0, 0.5, 1.0])
+    n, k = 4, 3
+    rounds = _hand_rounds(reward, clicked, logged_prefix=logged, target_prefix=target)
+    rounds.pscore, rounds.target_slate_prob = logged[:, -1], target[:, -1]
     w = target / logged
     # Per round: w[0, 0] * 1, w[1, 1] * 1, w[2, 1] * 0.5, w[3, 0] * 1.
     terms = np.array([w[0, 0], w[1, 1], 0.5 * w[2, 1], w[3, 0]])
@@ -715,18 +724,21 @@ def test_rips_and_snrips_by_hand() -> None:
     assert ips.estimate == pytest.approx(np.mean(w[:, 1] * reward))
 
 
+def _older_log(path: Path, version: int, dest: Path) -> Path:
+    """``path`` rewritten as a log of schema ``version``, without the columns added after it."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, META_VERSION: str(version).encode()}
+    later = {2: ["prefix_propensities", "position_propensities"], 3: ["position_propensities"]}
+    pq.write_table(table.drop(later[version]).replace_schema_metadata(meta), dest)
+    return dest
+
+
 def test_rips_needs_the_prefixes(slate_log, tmp_path) -> None:
     # A schema-2 log (no shorter prefixes) or a target without prefix_probabilities: by default
     # the whole-slate estimators only, with a note; asked for, one line.
-    import pyarrow.parquet as pq
-
-    _, _, path = slate_log
-    table = pq.read_table(path)
-    meta = dict(table.schema.metadata)
-    meta[META_VERSION] = b"2"
-    old = tmp_path / "v2.parquet"
-    later = ["prefix_propensities", "position_propensities"]
-    pq.write_table(table.drop(later).replace_schema_metadata(meta), old)
+    old = _older_log(slate_log[2], 2, tmp_path / "v2.parquet")
     log = read_step_log(old)
     assert np.isnan(matrix(log.steps["prefix_propensities"])[:, :2]).all()
     np.testing.assert_array_equal(
@@ -746,14 +758,7 @@ def test_rips_needs_the_prefixes(slate_log, tmp_path) -> None:
 def test_iips_needs_the_item_position_marginals(slate_log, tmp_path) -> None:
     # A schema-3 log has the prefixes but not the other positions' marginals: by default every
     # estimator but iips and sniips, with a note; asked for, one line naming the round.
-    import pyarrow.parquet as pq
-
-    _, _, path = slate_log
-    table = pq.read_table(path)
-    meta = dict(table.schema.metadata)
-    meta[META_VERSION] = b"3"
-    old = tmp_path / "v3.parquet"
-    pq.write_table(table.drop(["position_propensities"]).replace_schema_metadata(meta), old)
+    old = _older_log(slate_log[2], 3, tmp_path / "v3.parquet")
     log = read_step_log(old)
     positions = matrix(log.steps["position_propensities"])
     # The first position's marginal is the first prefix's probability; the others are unknown.
@@ -781,7 +786,7 @@ def test_iips_needs_the_item_position_marginals(slate_log, tmp_path) -> None:
 
 
 def test_iips_and_sniips_by_hand() -> None:
-    from lmrecsim.evaluation.ope import Rounds, estimate_all
+    from lmrecsim.evaluation.ope import estimate_all
 
     # Three rounds of slates of two: a click at position 1, at position 0, none (reward 0.5
     # anyway: a reward without a click goes to the last position).
@@ -790,23 +795,7 @@ def test_iips_and_sniips_by_hand() -> None:
     clicked = np.array([1, 0, -1])
     reward = np.array([1.0, 1.0, 0.5])
     n, k = 3, 3
-    rounds = Rounds(
-        reward=reward,
-        action=np.zeros(n, dtype=np.int64),
-        pscore=np.full(n, 0.1),
-        logger_dist=np.full((n, k), 1 / k),
-        target_dist=np.full((n, k), 1 / k),
-        mask=np.ones((n, k), dtype=bool),
-        user=np.zeros((n, 1), dtype=np.float32),
-        candidates=np.zeros((n, k, 1), dtype=np.float32),
-        features=np.zeros((n, k, 0), dtype=np.float32),
-        cluster=np.arange(n),
-        slate=np.zeros((n, 2), dtype=np.int64),
-        target_slate_prob=np.full(n, 0.05),
-        clicked_position=clicked,
-        logged_position=logged,
-        target_position=target,
-    )
+    rounds = _hand_rounds(reward, clicked, logged_position=logged, target_position=target)
     w = target / logged
     terms = np.array([w[0, 1], w[1, 0], 0.5 * w[2, 1]])
     by_position = [w[1, 0] / w[:, 0].sum(), (w[0, 1] + 0.5 * w[2, 1]) / w[:, 1].sum()]
