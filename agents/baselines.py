@@ -696,14 +696,24 @@ def split_spec(spec: str) -> tuple[str | None, str]:
     """``(label, body)`` of a policy spec ``[LABEL=]SPEC`` (label None when not given).
 
     Raises:
-        AgentError: an empty label (``=greedy``).
+        AgentError: an empty label (``=greedy``) or spec (``mine=``), or a control character
+            (a newline would split the label over lines of the reports and tables).
     """
+    if any(not ch.isprintable() for ch in spec):
+        bad = next(ch for ch in spec if not ch.isprintable())
+        raise AgentError(
+            f"--policy {spec!r}: holds the control character {bad!r} (expected printable text)"
+        )
     text = spec.strip()
     eq, colon = text.find("="), text.find(":")
-    if eq > 0 and (colon < 0 or eq < colon):
+    if eq >= 0 and (colon < 0 or eq < colon):
         label, body = text[:eq].strip(), text[eq + 1 :].strip()
         if not label:
             raise AgentError(f"--policy {spec!r}: empty label (expected LABEL=SPEC)")
+        if not body:
+            raise AgentError(
+                f"--policy {spec!r}: nothing after {label + '='!r} (expected LABEL=SPEC)"
+            )
         return label, body
     return None, text
 
@@ -726,12 +736,25 @@ def model_spec_path(spec: str) -> str | None:
 def _run_model_algo(path: str) -> str | None:
     """The algorithm of a run folder, or of a model file in one, written without ``ALGO:``: the
     ``algo`` its ``train.json`` records, or None (not a path, or no run to say)."""
-    from .build import trained_algo
+    from .build import run_folder
+    from .train import run_record  # train imports this module
 
     if not path or not Path(path).exists():
         return None
-    algo = trained_algo(path)
-    return algo if algo in MODEL_PREFIXES else None
+    folder = run_folder(path)
+    try:
+        data = run_record(folder)
+    except ValueError as exc:  # a run whose train.json cannot be read: say so, not "unknown"
+        raise AgentError(f"--policy {path!r}: {exc}") from None
+    if data is None:
+        return None
+    algo = data.get("algo")
+    if algo not in MODEL_PREFIXES:
+        raise AgentError(
+            f"--policy {path!r}: {folder / 'train.json'}: 'algo' is {algo!r} (expected one of "
+            f"{', '.join(MODEL_PREFIXES)}, or ALGO:PATH)"
+        )
+    return algo
 
 
 def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
@@ -777,6 +800,11 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
             prefix,
             run_dir=run_folder(path.strip()),
             model_path=model_file(path.strip()),
+        )
+    if Path(body).is_dir():  # a folder, but not a run's (no train.json) nor a model's
+        raise AgentError(
+            f"--policy {spec!r}: {body} holds no run of lmrecsim train (no train.json; expected "
+            f"its folder, a model.zip, or {'|'.join(MODEL_PREFIXES)}:PATH)"
         )
     raise AgentError(
         f"--policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "

@@ -698,6 +698,9 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
                 f"expected {trained}:{path})"
             ) from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if first.startswith("Weights only load failed"):
+            # torch's advice (load with weights_only=False) would run code from the file.
+            first = "its policy.pth is not a readable PyTorch state (corrupt or not saved by SB3)"
         if isinstance(exc, KeyError):  # a part of the archive (or of its data) is not there
             key = str(exc.args[0]) if exc.args else ""
             # SB3 raises KeyError with a sentence too (a data file without the spaces).

@@ -108,4 +108,8 @@ def list_runs(*roots: str | os.PathLike[str]) -> pd.DataFrame:
             raise AgentError(f"'{path}' is a file (expected a folder of training runs)")
         folders.update(p.parent for p in path.rglob("train.json") if p.is_file())
     rows = [_row(folder) for folder in sorted(folders)]
-    return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    # Counts stay integers (a missing one is <NA>, not a float column of 256.0 and NaN).
+    for name in ("seed", "timesteps", "budget", "resumed_from", "best_timesteps"):
+        table[name] = table[name].astype("Int64")
+    return table

@@ -46,7 +46,7 @@ from lmrecsim.agents.train import resolve_run, reuse_run, stopped_run, train
 from lmrecsim.agents.train import resume as resume_run
 from lmrecsim.agents.validation import check_validation_seeds
 from lmrecsim.atomic import atomic_write
-from lmrecsim.commands.common import int_at_least, prepare_output
+from lmrecsim.commands.common import OneLineArgumentParser, int_at_least, prepare_output
 from lmrecsim.envs.vec_env import sub_env_seeds
 from lmrecsim.evaluation.bootstrap import gap_ci, gap_fraction
 from lmrecsim.evaluation.runner import evaluate
@@ -574,7 +574,7 @@ def write_results(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
+    ap = OneLineArgumentParser(
         prog="benchmarks/learning.py", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     ap.add_argument(

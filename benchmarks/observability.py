@@ -17,7 +17,6 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -162,9 +161,9 @@ def measure(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the learnability ceiling of each scenario; ``argv`` as on the command line."""
-    from lmrecsim.commands.common import int_at_least
+    from lmrecsim.commands.common import OneLineArgumentParser, int_at_least
 
-    ap = argparse.ArgumentParser(
+    ap = OneLineArgumentParser(
         prog="benchmarks/observability.py",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )

@@ -470,6 +470,17 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     for name, kind in COLUMNS.items():
         if kind == "string":
             steps[name] = steps[name].astype(str)
+    # A step logged twice (logs concatenated, a table edited) cannot be replayed: say which.
+    repeated = steps.duplicated(SORT_KEYS).to_numpy()
+    if repeated.any():
+        row = int(np.argmax(repeated))
+        key = steps.loc[row, SORT_KEYS]
+        first = int(np.argmax(steps[SORT_KEYS].eq(key).all(axis=1).to_numpy()))
+        raise LogError(
+            f"{p}: rows {first} and {row} are both step {int(key['step'])} of episode "
+            f"{int(key['episode'])} of seed {int(key['seed'])} of policy {str(key['policy'])!r} "
+            "(expected each step once)"
+        )
     # Rows of another scenario (logs concatenated) would be replayed, and compared side by
     # side, in the stored scenario's world.
     foreign = (steps["scenario_hash"] != text[META_SCENARIO_HASH]).to_numpy()
@@ -477,8 +488,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         row = int(np.argmax(foreign))
         raise LogError(
             f"{p}: column 'scenario_hash' is {steps['scenario_hash'].iloc[row][:12]!r} in row "
-            f"{row} (expected {text[META_SCENARIO_HASH][:12]!r}, the stored scenario's: a log "
-            "holds the steps of one scenario)"
+            f"{row} (expected {text[META_SCENARIO_HASH][:12]!r}, the stored scenario's in the file "
+            f"metadata {META_SCENARIO_HASH.decode()}: a log holds the steps of one scenario)"
         )
     return StepLog(
         path=p,

@@ -189,12 +189,20 @@ class OPEResult:
         """Columns: estimator, estimate, ci_low, ci_high, ess, ground_truth, relative_error."""
         return pd.DataFrame([asdict(e) for e in self.estimates])
 
-    def summary(self) -> str:
+    @property
+    def warnings(self) -> list[str]:
+        """The notes that are warnings (low overlap, a single episode), without ``warning:``."""
+        return [n.removeprefix("warning: ") for n in self.notes if n.startswith("warning: ")]
+
+    def summary(self, *, with_warnings: bool = True) -> str:
+        """The estimates as text, one line each after the notes (``with_warnings=False``: the
+        notes that are :attr:`warnings` left out, for a caller that reports them itself)."""
+        notes = [n for n in self.notes if with_warnings or not n.startswith("warning: ")]
         lines = [
             f"off-policy estimate of {self.policy!r} per step from {self.n_rounds} rounds "
             f"({self.n_episodes} episodes) logged by {self.logged_policy!r}",
             self.support.describe(),
-            *self.notes,
+            *notes,
         ]
         for e in self.estimates:
             ci = "95% CI" if e.estimator != "dm" else "model CI"  # see the note on DM

@@ -375,10 +375,13 @@ def scenario_warnings(infos: Sequence[PolicyInfo], scenario: Scenario) -> list[s
         # None for an unreadable train.json: seed_warnings reports it.
         trained_on = None if info.run_dir is None else trained_scenario(info.run_dir)
         if trained_on is not None and trained_on != scenario.name:
+            assert info.run_dir is not None
+            own = info.run_dir / "scenario.yaml"
+            suggest = f"{own}, or a scenario of that name" if own.is_file() else repr(trained_on)
             out.append(
                 f"{info.label} was trained on scenario {trained_on!r} ({info.run_dir}/train.json) "
-                f"and is evaluated on {scenario.name!r} (expected --scenario "
-                f"{info.run_dir}/scenario.yaml, or a scenario of that name, unless on purpose)"
+                f"and is evaluated on {scenario.name!r} (expected --scenario {suggest}, unless on "
+                "purpose)"
             )
     return out
 

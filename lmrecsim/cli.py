@@ -22,7 +22,9 @@ COMMANDS = ["train", "evaluate", "replay", "ope", "demo", "scenarios", "runs", "
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from lmrecsim.commands.common import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(
         prog="lmrecsim",
         description="Reinforcement-learning recommendation simulator with language-model-encoded users.",
     )

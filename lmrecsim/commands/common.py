@@ -52,9 +52,14 @@ def parse_int(text: str) -> int:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]``."""
+    """``"0,1,2"`` -> ``[0, 1, 2]``; an empty entry (``"1,,2"``, a trailing comma) is refused."""
+    parts = text.split(",")
+    if len(parts) > 1 and any(not part.strip() for part in parts):
+        raise AgentError(
+            f"--seeds: {text!r} has an empty entry (expected comma-separated integers)"
+        )
     try:
-        seeds = [parse_int(part) for part in text.split(",") if part.strip()]
+        seeds = [parse_int(part) for part in parts if part.strip()]
     except ValueError:
         digits = "" if text.isascii() else f" {ASCII_DIGITS}"
         raise AgentError(
@@ -74,6 +79,14 @@ def parse_seeds(text: str) -> list[int]:
             f"<= {MAX_EVALUATION_SEED}: step logs store seeds as 64-bit integers)"
         )
     return seeds
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose refusals are one line on stderr (``PROG: error: MESSAGE``,
+    exit code 2), like every other error of the command line; ``--help`` shows the usage."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def prepare_output(path: str | None, flag: str, *, folder: bool = True) -> list[Path]:

@@ -58,7 +58,8 @@ def scenario_of_runs(specs: list[str]) -> str:
     default scenario when no policy is a saved model with a run folder.
 
     Raises:
-        UsageError: the runs trained on scenarios of different names (one line naming them).
+        UsageError: the runs trained on scenarios of different names, or a run without its
+            ``scenario.yaml`` (one line naming them).
     """
     from lmrecsim.agents.baselines import model_spec_path
     from lmrecsim.agents.build import run_folder, trained_scenario
@@ -71,7 +72,13 @@ def scenario_of_runs(specs: list[str]) -> str:
             continue
         folder = run_folder(path)
         name = trained_scenario(folder)  # None for an unreadable train.json: evaluate reports it
-        if name is not None and (folder / "scenario.yaml").is_file():
+        if name is not None and not (folder / "scenario.yaml").is_file():
+            # Evaluating on the default scenario instead would score other users, unannounced.
+            raise UsageError(
+                f"{folder / 'scenario.yaml'}: missing (the resolved scenario of the run, which "
+                f"trained on {name!r}; expected the file, or --scenario NAME or FILE)"
+            )
+        if name is not None:
             runs.setdefault(name, folder)
     if len(runs) > 1:
         found = ", ".join(f"{name!r} in {folder}" for name, folder in runs.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from lmrecsim.commands.common import int_at_least
 
@@ -59,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
         with_ground_truth=not args.no_ground_truth,
         n_folds=args.folds,
     )
-    print(result.summary())
+    print(result.summary(with_warnings=False))
+    for warning in result.warnings:  # on stderr, as every command's warnings
+        print(f"lmrecsim: warning: {warning}", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +34,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     shown = table.drop(columns=["next"]).copy()
     shown["best_return"] = shown["best_return"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    print(shown.fillna("").to_string(index=False))
+    print(shown.astype(object).where(shown.notna(), "").to_string(index=False))
     todo = table[table["next"].fillna("") != ""]
     for r in todo.itertuples():
-        print(f"{r.run}: {r.status}; {r.next}")
+        if r.status == "unreadable":  # its train.json: a warning, on stderr
+            print(f"lmrecsim: warning: {r.next}", file=sys.stderr)
+        else:
+            print(f"{r.run}: {r.status}; {r.next}")
     return 0

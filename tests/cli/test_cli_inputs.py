@@ -109,7 +109,8 @@ def test_numeric_options_out_of_range_are_refused_by_name(
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]  # one line, without argparse's usage block
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
@@ -156,6 +157,19 @@ def test_evaluation_seeds_too_large_for_the_step_log_are_one_line(tmp_path, monk
     assert err == [
         f"lmrecsim: error: --seeds: {2**63} is invalid (expected comma-separated integers "
         f"<= {2**63 - 1}: step logs store seeds as 64-bit integers)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seeds", ["1,,2", "1,", ",1"])
+def test_evaluation_seeds_with_an_empty_entry_are_one_line(tmp_path, monkeypatch, capsys, seeds):
+    # "1,,2" used to run seeds 1 and 2, as if the empty entry were not there.
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", "--policy", "random", f"--seeds={seeds}", "--episodes", "1", "--out", "x"]
+    assert main([*argv, "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"lmrecsim: error: --seeds: {seeds!r} has an empty entry (expected comma-separated "
+        "integers)"
     ]
     assert list(tmp_path.iterdir()) == []
 

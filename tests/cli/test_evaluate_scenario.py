@@ -93,7 +93,8 @@ def test_a_run_folder_is_a_policy_spec_of_its_own_algorithm(runs, tmp_path, caps
     empty = tmp_path / "not_a_run"
     empty.mkdir()
     code, _, err = _evaluate(capsys, "--policy", str(empty), "--out", str(tmp_path / "b"))
-    assert code == 2 and "unknown policy" in err and err.count("\n") == 0
+    assert code == 2 and err.count("\n") == 0
+    assert f"{empty} holds no run of lmrecsim train (no train.json" in err
 
 
 def test_policy_spec_parts() -> None:
@@ -102,5 +103,65 @@ def test_policy_spec_parts() -> None:
     assert model_spec_path("mine=dqn:runs/x/best_model.zip") == "runs/x/best_model.zip"
     assert model_spec_path("greedy") is None and model_spec_path("ppo:") is None
     assert model_spec_path("=ppo:runs/a") is None  # not a model spec: make_policy refuses it
-    with pytest.raises(AgentError, match="unknown policy"):
+    with pytest.raises(AgentError, match="empty label"):
         make_policy("=ppo:runs/a", None)
+    with pytest.raises(AgentError, match="nothing after 'mine='"):
+        make_policy("mine=", None)
+    # A newline would split the label over the lines of the reports' tables.
+    with pytest.raises(AgentError, match="control character"):
+        make_policy("a\nb=greedy", None)
+
+
+def _copy_run(runs, tmp_path, name: str):
+    import shutil
+
+    return shutil.copytree(runs / "cold_start", tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "train.json: unreadable (JSONDecodeError; expected JSON)"),
+        ("[1, 2]", "train.json: expected a JSON object"),
+        ('{"algo": "sac"}', "train.json: 'algo' is 'sac' (expected one of ppo, dqn, maskable_ppo"),
+    ],
+)
+def test_a_run_folder_with_a_broken_train_json_is_named(runs, tmp_path, capsys, text, message):
+    # Used to say "unknown policy", naming neither the file nor what was wrong with it.
+    run = _copy_run(runs, tmp_path, "broken")
+    (run / "train.json").write_text(text)
+    code, _, err = _evaluate(capsys, "--policy", str(run), "--out", str(tmp_path / "a"))
+    assert code == 2 and err.count("\n") == 0 and message in err, err
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_run_folder_without_its_scenario_is_refused(runs, tmp_path, capsys):
+    # Used to be evaluated on the default scenario (other users than the run's), without a word.
+    run = _copy_run(runs, tmp_path, "no_scenario")
+    (run / "scenario.yaml").unlink()
+    code, _, err = _evaluate(capsys, "--policy", str(run), "--out", str(tmp_path / "a"))
+    assert code == 2 and err.count("\n") == 0
+    assert err.startswith(f"lmrecsim: error: {run / 'scenario.yaml'}: missing")
+    assert "trained on 'cold_start'" in err
+    # Given a scenario, it runs; the warning names the scenario, not the missing file.
+    code, _, err = _evaluate(
+        capsys, "--scenario", "default", "--policy", str(run), "--out", str(tmp_path / "b")
+    )
+    assert code == 0 and "expected --scenario 'cold_start'" in err and "scenario.yaml" not in err
+
+
+def test_a_corrupt_policy_file_is_not_advised_to_load_unsafely(runs, tmp_path, capsys):
+    # torch's own message advises weights_only=False, which would run code from the file.
+    import zipfile
+
+    bad = tmp_path / "bad.zip"
+    with (
+        zipfile.ZipFile(runs / "cold_start" / "model.zip") as src,
+        zipfile.ZipFile(bad, "w") as dst,
+    ):
+        for item in src.infolist():
+            data = b"garbage" if item.filename == "policy.pth" else src.read(item.filename)
+            dst.writestr(item, data)
+    code, _, err = _evaluate(capsys, "--policy", f"ppo:{bad}", "--out", str(tmp_path / "a"))
+    assert code == 2 and err.count("\n") == 0
+    assert "its policy.pth is not a readable PyTorch state" in err and "weights_only" not in err

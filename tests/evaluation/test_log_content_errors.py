@@ -123,6 +123,8 @@ CASES = {
     "nan_reward": (_set("reward", 2, float("nan")), None, True),
     "row_of_another_scenario": (_set("scenario_hash", 1, "0" * 64), None, True),
     "propensity_not_the_actions": (_set("propensity", 0, 0.5), None, True),
+    # A replay used to report a divergence (exit code 1) at the repeated step.
+    "step_twice": (_set("step", 1, 0), None, True),
     "deeply_nested_yaml": (None, {META_SCENARIO_YAML: b"[" * 3000 + b"]" * 3000}, True),
 }
 
@@ -161,11 +163,16 @@ EXPECTED = {
     "nan_reward": ("column 'reward' is nan in row 2", "expected a finite number"),
     "row_of_another_scenario": (
         "column 'scenario_hash' is '000000000000' in row 1",
-        "the stored scenario's: a log holds the steps of one scenario",
+        "the stored scenario's in the file metadata lmrecsim.scenario_hash: a log holds the steps "
+        "of one scenario",
     ),
     "propensity_not_the_actions": (
         "column 'propensity' is 0.5 in row 0",
         "the row's action_probabilities entry for its action",
+    ),
+    "step_twice": (
+        "rows 0 and 1 are both step 0 of episode 0 of seed 2 of policy 'random'",
+        "expected each step once",
     ),
     "deeply_nested_yaml": (
         "lmrecsim.scenario_yaml is not valid YAML (collections nested too deeply",
@@ -246,3 +253,12 @@ def test_a_column_given_twice_is_named(
     assert capsys.readouterr().err == (
         f"lmrecsim: error: {bad}: column 'reward' appears twice (expected each column once)\n"
     )
+
+
+def test_ope_warnings_are_lmrecsim_warnings_on_stderr(log_path: Path, capsys) -> None:
+    # Six rounds of a uniform logger: a low overlap, said as every command's warnings are.
+    assert main(["ope", str(log_path), "--policy", "greedy", "--no-ground-truth"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in out and "  ips" in out
+    assert err.startswith("lmrecsim: warning: low overlap (effective sample size")
+    assert all(line.startswith("lmrecsim: warning: ") for line in err.strip().splitlines())
