@@ -801,7 +801,7 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
             run_dir=run_folder(path.strip()),
             model_path=model_file(path.strip()),
         )
-    if Path(body).is_dir():  # a folder, but not a run's (no train.json) nor a model's
+    if body and Path(body).is_dir():  # a folder, but not a run's (no train.json)
         raise AgentError(
             f"--policy {spec!r}: {body} holds no run of lmrecsim train (no train.json; expected "
             f"its folder, a model.zip, or {'|'.join(MODEL_PREFIXES)}:PATH)"

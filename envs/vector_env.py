@@ -20,6 +20,7 @@ from ..scenarios import Scenario, load_scenario
 from . import rng as crng
 from .env import RecommendationEnv, action_space, check_render_mode, observation_space
 from .simulator import UserBatch, check_count
+from .vec_env import check_seed
 from .world import World, build_world
 
 _AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
@@ -89,12 +90,24 @@ class RecommendationVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
     ) -> None:
         check_count(num_envs, "num_envs")
-        mode = AutoresetMode(autoreset_mode)
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            mode = None
         if mode not in _AUTORESET_MODES:
-            raise ValueError(f"autoreset_mode: {mode.value!r} (expected NextStep or SameStep)")
+            raise ValueError(
+                f"autoreset_mode: {autoreset_mode!r} (expected AutoresetMode.NEXT_STEP or "
+                "SAME_STEP, or 'NextStep' or 'SameStep')"
+            )
         check_render_mode(render_mode, list(_RENDER_MODES))
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps: {max_episode_steps} (expected None or >= 1)")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool)
+            or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
+            raise ValueError(
+                f"max_episode_steps: {max_episode_steps!r} (expected None or an integer >= 1)"
+            )
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world
@@ -208,12 +221,19 @@ class RecommendationVectorEnv(VectorEnv):
         """Reset all sub-envs (or those in ``options["reset_mask"]``); int seeds are ``seed + i``."""
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+            first = check_seed(seed)
+            assert first is not None
+            seeds = [first + i for i in range(self.num_envs)]
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = [check_seed(s) for s in seed]
             if len(seeds) != self.num_envs:
                 raise ValueError(f"reset: {len(seeds)} seeds (expected num_envs={self.num_envs})")
+        else:
+            raise ValueError(
+                f"reset: seed {seed!r} (expected None, an integer >= 0, or a list of "
+                f"{self.num_envs} such seeds)"
+            )
         mask = np.ones(self.num_envs, dtype=bool)
         if options is not None and "reset_mask" in options:
             mask = self._reset_mask(options["reset_mask"])

@@ -731,6 +731,14 @@ def evaluate_off_policy(
             every episode, without cross-fitting; more folds than episodes means one per episode.
         seed: seed of the fold assignment.
     """
+    if isinstance(estimators, str) or (estimators is not None and not list(estimators)):
+        # A plain string would be read letter by letter ('i' is unknown), [] as "all".
+        raise LogError(
+            f"estimators: {estimators!r} (expected None for the log's defaults, or a non-empty "
+            f"list of names among {', '.join(ALL_ESTIMATORS)})"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise LogError(f"seed: {seed!r} (expected an integer >= 0, the folds' seed)")
     chosen = estimators
     estimators = tuple(dict.fromkeys(estimators or ESTIMATORS))  # one row each: ips given twice
     unknown = [e for e in estimators if e not in ALL_ESTIMATORS]
@@ -799,7 +807,9 @@ def evaluate_off_policy(
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a
     # deterministic target an ESS of n/K, which is as good as that logger gets and well served
     # by the interval; what breaks the normal interval is a handful of effective rounds.
-    if rounds.n and weighted and weighted[0] < MIN_ESS:
+    # (A deterministic target on a deterministic logger's own rounds: ESS n, give or take the
+    # float rounding of (sum w)^2 / sum w^2.)
+    if rounds.n and weighted and weighted[0] < MIN_ESS * (1 - 1e-9):
         notes.append(
             f"warning: low overlap (effective sample size {weighted[0]:.1f} of {rounds.n} rounds, "
             f"under {MIN_ESS}); the weighted estimates and their normal intervals are unreliable"

@@ -27,6 +27,7 @@ from ..atomic import atomic_write, output_folder_problem, staged_folder
 from ..envs.env import RecommendationEnv
 from ..envs.simulator import check_slates
 from ..envs.world import World
+from .errors import EvaluationError
 from .logs import LogError, StepLog, read_step_log
 from .rollout import step_feedback
 
@@ -131,9 +132,17 @@ def resolve_policy(spec: Any, world: World) -> tuple[str, Any]:
         label, policy = make_policy(spec, world)
         refuse_shadowed_baseline(spec, label)  # "random - random: +11" said replay and ope
         return label, policy
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
-        return spec[0], spec[1]
-    return type(spec).__name__, spec
+    label, policy = (
+        (spec[0], spec[1])
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)
+        else (type(spec).__name__, spec)
+    )
+    if not callable(getattr(policy, "predict", None)):  # it would fail at the first step
+        raise EvaluationError(
+            f"policy: {spec!r} is invalid (expected a spec string, a policy with the SB3 predict "
+            "method, or a (label, policy) pair of one)"
+        )
+    return label, policy
 
 
 def load_world(log: StepLog) -> World:
@@ -508,6 +517,10 @@ def replay_with_policy(
         n_resamples: bootstrap resamples for the interval.
     """
     from .bootstrap import paired_difference_ci
+    from .runner import _is_integer
+
+    if not _is_integer(n_resamples) or n_resamples < 1:
+        raise EvaluationError(f"n_resamples: {n_resamples!r} (expected an integer >= 1)")
     from .rollout import run_policy
     from .runner import sample_warnings
 

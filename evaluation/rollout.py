@@ -184,14 +184,6 @@ def slate_record(action: Any, info: dict[str, Any]) -> tuple[int, np.ndarray, np
     return slot, np.array([slot], dtype=np.int64), np.array([item], dtype=np.int64)
 
 
-def policy_scores(policy: Any, obs: dict[str, np.ndarray]) -> np.ndarray | None:
-    """The policy's per-candidate scores (K,) when it exposes them, else None."""
-    fn = getattr(policy, "scores", None)
-    if callable(fn):
-        return np.asarray(fn(obs), dtype=np.float64)
-    return None
-
-
 def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -> np.ndarray:
     """The policy's action probabilities (K,); a one-hot on ``action`` for deterministic policies."""
     fn = getattr(policy, "action_probabilities", None)
@@ -244,6 +236,33 @@ def policy_position_propensities(
     if not callable(getattr(policy, "action_probabilities", None)):
         out[:] = 1.0
     return out
+
+
+def checked_outputs(
+    label: str, k: int, probs: np.ndarray, scores: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A policy's ``action_probabilities`` (K,) and ``scores`` (K,) or None, checked; anything
+    else is a one-line :class:`EvaluationError` naming the policy and the method (it used to
+    surface later as numpy's shape errors or a ranking metric's NaN complaint)."""
+
+    def refuse(method: str, what: str, expected: str) -> EvaluationError:
+        return EvaluationError(f"policy {label!r}: {method} returned {what} (expected {expected})")
+
+    if probs.shape != (k,):
+        raise refuse("action_probabilities", f"shape {probs.shape}", f"({k},), one per slot")
+    if not (np.isfinite(probs).all() and (probs >= 0).all() and abs(probs.sum() - 1.0) < 1e-6):
+        shown = np.array2string(probs, precision=3, threshold=8)
+        raise refuse("action_probabilities", shown, f"{k} probabilities >= 0 summing to 1")
+    if scores is None:
+        return probs, None
+    try:
+        values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise refuse("scores", repr(scores)[:60], f"{k} numbers, one per slot") from None
+    if values.shape != (k,) or np.isnan(values).any():
+        what = f"shape {values.shape}" if values.shape != (k,) else "NaN"
+        raise refuse("scores", what, f"{k} numbers (-inf for masked slots), one per slot")
+    return probs, values
 
 
 def call_predict(
@@ -345,7 +364,8 @@ def run_policy(
             while not done:
                 if before_step is not None:
                     before_step(env, obs)
-                scores = policy_scores(policy, obs)
+                fn = getattr(policy, "scores", None)
+                scores = fn(obs) if callable(fn) else None
                 action_arr, state = call_predict(
                     policy,
                     obs,
@@ -359,12 +379,14 @@ def run_policy(
                 if size > 1:
                     action = policy_slate(action_arr, label, k, size)
                     probs = policy_probabilities(policy, obs, int(action[0]))
+                    probs, scores = checked_outputs(label, k, probs, scores)
                     prefix = policy_prefix_propensities(policy, obs, action)
                     positions = policy_position_propensities(policy, obs, action, prefix)
                     propensity = float(prefix[-1])
                 else:
                     action = policy_slot(action_arr, label, k)
                     probs = policy_probabilities(policy, obs, action)
+                    probs, scores = checked_outputs(label, k, probs, scores)
                     propensity = float(probs[action])
                     prefix = positions = np.array([propensity])
                 mask = obs["action_mask"].copy()

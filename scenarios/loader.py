@@ -419,6 +419,10 @@ def scenario_from_dict(
 
     ``source`` names the mapping in error messages (a dict has no file name).
     """
+    if not isinstance(data, Mapping):  # dict(["x"]) says "dictionary update sequence element"
+        raise ScenarioError(
+            f"{source}: a {type(data).__name__} (expected a mapping of scenario keys)"
+        )
     data = _plain(dict(data))
     # Named "custom" unless named: a dict that extends "default" is not the default scenario.
     data.setdefault("name", "custom")

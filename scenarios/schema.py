@@ -793,6 +793,15 @@ class Scenario(_Strict):
     _base_dir: str | None = PrivateAttr(None)
     _source: str | None = PrivateAttr(None)
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        """The name is printable text (a newline would split the one-line messages, reports and
+        log columns that carry it)."""
+        if not value.isprintable():
+            raise ValueError("expected printable text, without newlines or control characters")
+        return value
+
     @model_validator(mode="after")
     def _slates_need_ppo_or_dqn(self) -> Scenario:
         """Slates (candidates.slate_size > 1) are trained by PPO or DQN (SlateQ): MaskablePPO
