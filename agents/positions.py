@@ -133,7 +133,12 @@ def epsilon_rule_marginals(
     valid[none] = True
     eps[none] = 1.0
     greedy = bool((eps < 1.0).any())
-    if greedy and scores is None:
+    if not greedy:
+        # Uniform draws without replacement: every valid slot is equally likely at every
+        # position (and a position past the valid slots repeats the first, as likely).
+        uniform = valid / valid.sum(axis=1, keepdims=True)
+        return np.repeat(uniform[:, None, :], size, axis=1)
+    if scores is None:
         raise ValueError("epsilon_rule_marginals: scores are needed when epsilon is below 1")
     s = None if scores is None else np.asarray(scores, dtype=np.float64)
 

@@ -117,6 +117,11 @@ def test_past_the_lattice_budget_only_the_first_position_is_known() -> None:
         _lattice(200, 5)
     mask = np.ones((2, 200), dtype=bool)
     mask[1, 150:] = False
-    got = epsilon_rule_marginals(mask, None, 5, 1.0)
-    np.testing.assert_allclose(got[:, 0], mask / mask.sum(axis=1, keepdims=True))
+    probs = np.random.default_rng(3).random((2, 200)) * mask
+    probs /= probs.sum(axis=1, keepdims=True)
+    got = plackett_luce_marginals(probs, mask, 5)
+    np.testing.assert_allclose(got[:, 0], probs)
     assert np.isnan(got[:, 1:]).all()
+    # Uniform draws need no lattice: every valid slot is as likely at every position.
+    uniform = epsilon_rule_marginals(mask, None, 5, 1.0)
+    np.testing.assert_allclose(uniform, np.repeat(mask[:, None] / mask.sum(1)[:, None, None], 5, 1))
