@@ -504,17 +504,24 @@ def test_slate_estimators_cover_the_truth_on_a_slate_bandit(tmp_path) -> None:
 # ---------------------------------------------------------------------------------- training log
 
 
+def _slate_training_env(name: str, *, horizon: int) -> tuple[Any, World, Any]:
+    """A tiny slate scenario, its world and a 2-user batched training env with full infos (what
+    an episode-log callback reads)."""
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+
+    sc = slate_scenario(name=name, episode={"horizon": horizon})
+    w = build_world(sc, show_progress=False)
+    return sc, w, BatchedRecommendationVecEnv(sc, 2, world=w, full_info=True)
+
+
 def test_training_log_records_slates_with_their_propensities(world, tmp_path) -> None:
     import torch as th
     from stable_baselines3 import PPO
 
-    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
     from lmrecsim.evaluation.replay import load_world, resimulate
     from lmrecsim.evaluation.training_log import EpisodeLogCallback
 
-    sc = slate_scenario(name="tiny-slate-train", episode={"horizon": 5})
-    w = build_world(sc, show_progress=False)
-    venv = BatchedRecommendationVecEnv(sc, 2, world=w, full_info=True)
+    sc, w, venv = _slate_training_env("tiny-slate-train", horizon=5)
     # learning_rate 0: the policy never changes, so its propensities can be recomputed after.
     model = PPO(
         "MultiInputPolicy",
@@ -568,13 +575,10 @@ def test_a_candidate_scorer_training_log_records_plackett_luce_marginals(tmp_pat
 
     from lmrecsim.agents.build import build_model
     from lmrecsim.agents.slate import PlackettLuceDistribution
-    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
     from lmrecsim.evaluation.replay import load_world, resimulate
     from lmrecsim.evaluation.training_log import EpisodeLogCallback
 
-    sc = slate_scenario(name="tiny-slate-pl", episode={"horizon": 4})
-    w = build_world(sc, show_progress=False)
-    venv = BatchedRecommendationVecEnv(sc, 2, world=w, full_info=True)
+    sc, w, venv = _slate_training_env("tiny-slate-pl", horizon=4)
     model = build_model(
         "ppo",
         venv,
