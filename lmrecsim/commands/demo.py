@@ -18,17 +18,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "with the model, the evaluation report OUT/report/report.html (PPO against random, "
         "greedy and the oracle on held-out evaluation seeds, with plots) and OUT/summary.txt.",
     )
-    p.add_argument("--scenario", default="default", help="shipped scenario name or YAML path")
     p.add_argument(
-        "--timesteps", type=int_at_least(1), default=100_000, help="training budget (steps)"
+        "--scenario",
+        default="default",
+        help="shipped scenario name or YAML path (default: default)",
+    )
+    p.add_argument(
+        "--timesteps",
+        type=int_at_least(1),
+        default=100_000,
+        help="training budget (steps; default 100000)",
     )
     p.add_argument(
         "--episodes",
         type=int_at_least(1, MAX_EVALUATION_EPISODES),
         default=20,
-        help="evaluation episodes per seed",
+        help="evaluation episodes per seed (default 20)",
     )
-    p.add_argument("--out", default="runs/demo", help="run folder")
+    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 

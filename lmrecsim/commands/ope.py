@@ -41,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--folds",
         type=int_at_least(1),
         default=2,
-        help="cross-fitting folds of the reward model (1: one model fitted on every episode, no "
-        "cross-fitting; at most one fold per episode)",
+        help="cross-fitting folds of the reward model (default 2; 1: one model fitted on every "
+        "episode, no cross-fitting; more folds than episodes: one fold per episode)",
     )
     p.set_defaults(func=run)
 

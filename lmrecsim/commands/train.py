@@ -35,13 +35,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="SB3 hyperparameter over agent.hyperparameters (YAML value; a mapping such as "
         "policy_kwargs merges key by key, null drops the scenario's), repeatable",
     )
-    p.add_argument("--checkpoint-freq", type=int_at_least(1), help="steps between checkpoints")
+    p.add_argument(
+        "--checkpoint-freq",
+        type=int_at_least(1),
+        help="environment steps between checkpoints, counted in steps of all --n-envs together "
+        "(so rounded down to a multiple of the env count; default: a tenth of the budget)",
+    )
     p.add_argument(
         "--validate-every",
         type=int_at_least(0),
         metavar="STEPS",
-        help="override agent.validation.every: every STEPS steps and at the end, validate on "
-        "held-out users and keep the best model as DIR/best_model.zip (0: no validation)",
+        help="override agent.validation.every: validate on held-out users at the first rollout "
+        "start after every STEPS steps (SB3 updates the model between rollouts) and at the end, "
+        "and keep the best model as DIR/best_model.zip (0: no validation)",
     )
     p.add_argument(
         "--torch-threads",
@@ -52,8 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--log-episodes",
         action="store_true",
-        help="also write DIR/episodes.parquet: every training step with the behaviour policy's "
-        "propensities (see docs/logs.md)",
+        help="also write DIR/episodes.parquet: every step of the training episodes that "
+        "complete, with the behaviour policy's propensities (see docs/logs.md)",
     )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument(
@@ -85,7 +91,9 @@ def _resume(args: argparse.Namespace) -> int:
     from lmrecsim.errors import UsageError
 
     for attr, flag in _FIXED_BY_RUN.items():
-        if getattr(args, attr) not in (None, False, []):
+        value = getattr(args, attr)
+        # Identity, not ``in``: 0 == False, and --seed 0 or --validate-every 0 must be refused too.
+        if value is not None and value is not False and value != []:
             raise UsageError(
                 f"{flag}: cannot be given with --resume (the run in '{args.out}' continues with "
                 "its own scenario.yaml; train into a new --out to change it)"

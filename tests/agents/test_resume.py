@@ -197,6 +197,10 @@ def test_the_command_resumes_and_refuses_options_that_change_the_run(tmp_path, c
     assert code != 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--algo: cannot be given with --resume" in err
+    # Zero is a value, not an absent option (0 == False in Python).
+    for flag in ("--seed", "--validate-every"):
+        assert main(["train", "--resume", "--out", str(out), flag, "0", "--no-progress"]) != 0
+        assert f"{flag}: cannot be given with --resume" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["resumed_from"] == 256 and printed["timesteps"] >= 1024
