@@ -132,26 +132,23 @@ def epsilon_rule_marginals(
     none = ~valid.any(axis=1)
     valid[none] = True
     eps[none] = 1.0
-    greedy = bool((eps < 1.0).any())
-    if not greedy:
+    if not (eps < 1.0).any():
         # Uniform draws without replacement: every valid slot is equally likely at every
         # position (and a position past the valid slots repeats the first, as likely).
         uniform = valid / valid.sum(axis=1, keepdims=True)
         return np.repeat(uniform[:, None, :], size, axis=1)
     if scores is None:
         raise ValueError("epsilon_rule_marginals: scores are needed when epsilon is below 1")
-    s = None if scores is None else np.asarray(scores, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
 
     def next_probs(taken: np.ndarray) -> np.ndarray:
         left = valid[:, None, :] & ~taken[None]  # (B, S, K)
         count = left.sum(axis=2, keepdims=True)
         q = eps[:, None, None] * left / np.maximum(count, 1)
-        if greedy:
-            assert s is not None
-            best = np.argmax(np.where(left, s[:, None, :], -np.inf), axis=2)  # (B, S)
-            pick = np.zeros_like(q)
-            np.put_along_axis(pick, best[..., None], 1.0, axis=2)
-            q += (1.0 - eps)[:, None, None] * pick * (count > 0)
+        best = np.argmax(np.where(left, s[:, None, :], -np.inf), axis=2)  # (B, S)
+        pick = np.zeros_like(q)
+        np.put_along_axis(pick, best[..., None], 1.0, axis=2)
+        q += (1.0 - eps)[:, None, None] * pick * (count > 0)
         return q
 
     out = sequential_marginals(next_probs, b, k, size)

@@ -737,7 +737,9 @@ def evaluate_off_policy(
             f"estimators: {estimators!r} (expected None for the log's defaults, or a non-empty "
             f"list of names among {', '.join(ALL_ESTIMATORS)})"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    from .runner import _is_integer
+
+    if not _is_integer(seed) or seed < 0:
         raise LogError(f"seed: {seed!r} (expected an integer >= 0, the folds' seed)")
     chosen = estimators
     estimators = tuple(dict.fromkeys(estimators or ESTIMATORS))  # one row each: ips given twice

@@ -517,12 +517,11 @@ def replay_with_policy(
         n_resamples: bootstrap resamples for the interval.
     """
     from .bootstrap import paired_difference_ci
-    from .runner import _is_integer
+    from .rollout import run_policy
+    from .runner import _is_integer, sample_warnings
 
     if not _is_integer(n_resamples) or n_resamples < 1:
         raise EvaluationError(f"n_resamples: {n_resamples!r} (expected an integer >= 1)")
-    from .rollout import run_policy
-    from .runner import sample_warnings
 
     check_out(out_dir)
     log = read_step_log(log_path)
