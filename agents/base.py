@@ -108,6 +108,16 @@ class RandomPolicy(EpisodeSeeded):
         marginals = epsilon_rule_marginals(mask, None, self.slate_size, 1.0)
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
+    def conditional_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L, K) each position's distribution of slots given that the earlier positions hold
+        ``slate``'s (:func:`~lmrecsim.agents.conditionals.sequential_conditionals`)."""
+        from .conditionals import sequential_conditionals
+
+        mask = np.asarray(observation["action_mask"]).reshape(-1) > 0
+        return sequential_conditionals(mask, None, self.slate_size, 1.0, slate)
+
     def predict(
         self,
         observation: dict[str, np.ndarray],

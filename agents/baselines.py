@@ -39,6 +39,11 @@ from .base import (
     sequential_slate,
     top_slate,
 )
+from .conditionals import (
+    plackett_luce_conditionals,
+    sequential_conditionals,
+    slate_indicators,
+)
 from .errors import AgentError
 from .positions import epsilon_rule_marginals, logged_marginals, position_indicators
 
@@ -135,6 +140,14 @@ class ScoringPolicy:
     ) -> np.ndarray:
         """(L,) 1.0 at each position where ``slate`` holds this policy's slot, else 0.0."""
         return position_indicators(top_slate(self.scores(observation), self.slate_size), slate)
+
+    def conditional_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L, K) row l one-hot on this policy's slot at position l, whatever ``slate`` holds
+        above it (a deterministic policy's table; see :mod:`lmrecsim.agents.conditionals`)."""
+        scores = self.scores(observation)
+        return slate_indicators(top_slate(scores, self.slate_size), scores.shape[0])
 
     def batch_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, K) :meth:`scores` of each row of a batched observation."""
@@ -252,6 +265,15 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         mask, scores = _mask(observation)[None], self.scores(observation)[None]
         marginals = epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
+
+    def conditional_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L, K) each position's distribution of slots under the same rule, given that the
+        earlier positions hold ``slate``'s (:func:`~lmrecsim.agents.conditionals.
+        sequential_conditionals`)."""
+        mask, scores = _mask(observation), self.scores(observation)
+        return sequential_conditionals(mask, scores, self.slate_size, self.epsilon, slate)
 
     def predict(
         self,
@@ -565,6 +587,30 @@ class SB3Policy:
             return position_indicators(chosen, slate)
         marginals = position_marginals(dist, _mask(observation)[None])
         return logged_marginals(marginals, slate[None, :])[0]
+
+    def conditional_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L, K) each position's distribution of slots under the rule the model acts by, given
+        that the earlier positions hold ``slate``'s: one-hot on its greedy slate's slots, PPO's
+        Plackett-Luce choice among the valid slots not yet taken, or the positions' own
+        distributions for SB3's ``MultiCategorical`` (independent positions)."""
+        from .slate import PlackettLuceDistribution
+
+        slate = np.asarray(slate, dtype=np.int64).reshape(-1)
+        k = np.asarray(observation["action_mask"]).shape[-1]
+        chosen, dist = self._slate_rule(observation)
+        if chosen is not None:
+            return slate_indicators(chosen, k)
+        if isinstance(dist, PlackettLuceDistribution):
+            assert dist.logits is not None and dist.valid is not None
+            logits = dist.logits.detach().cpu().numpy().astype(np.float64)[0]
+            valid = dist.valid.detach().cpu().numpy()[0]
+            return plackett_luce_conditionals(logits, valid, slate)
+        parts = dist.distribution
+        return np.stack(
+            [d.probs.detach().cpu().numpy().astype(np.float64)[0] for d in parts[: slate.size]]
+        )
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's and

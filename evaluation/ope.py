@@ -26,11 +26,10 @@ propensity is the logger's probability of that whole slate, so IPS and SNIPS wei
 predicts: its slate is the logged one or not). That is the standard slate IPS: unbiased with no
 model of how the user chooses among a slate's items, but with K!/(K-L)! slates its weights are
 large unless the target is close to the logger, so its effective sample size is small then (the
-low-overlap warning says so). DM and DR need a reward model of a whole slate (the user's choice
-among its items) and are refused for slate logs in one line. The support check on slates looks at the first position: a target whose first
-slot the logger never puts first (logged ``action_probabilities``) is outside the logger's
-support; a slate that agrees in the first position can still be one the logger never shows,
-which the log cannot tell.
+low-overlap warning says so). The support check on slates looks at the first position: a target
+whose first slot the logger never puts first (logged ``action_probabilities``) is outside the
+logger's support; a slate that agrees in the first position can still be one the logger never
+shows, which the log cannot tell.
 
 RIPS and SNRIPS (slate logs, schema 3) weigh a click at position l by the prefix ratio
 ``pi(S_1..l) / mu(S_1..l)`` of the slate's first l + 1 slots (``prefix_propensities`` and the
@@ -45,6 +44,16 @@ click by the last position's: the independence assumption (each position's rewar
 own item only), the most biased here and with the largest effective samples. The Open Bandit
 Pipeline export of a slate log (:func:`export_slate_bandit_feedback`) carries all three
 propensities, the logger's and the target's.
+
+DM and DR on slate logs use a Q-model of the reward from each position on
+(:func:`fit_slate_q_model`: ridge regressions fitted from the last position up by fitted-Q
+evaluation, cross-fitted by episode) and the target's distribution of each position's slot given
+the logged slots above it (``target_conditional``, the policies' ``conditional_probabilities``;
+:mod:`lmrecsim.agents.conditionals`). DM is ``mean_i sum_a pi(a | x_i) Q_0(x_i, a)``; DR is the
+cascade doubly robust estimator (Kiyohara et al., WSDM 2022), RIPS's prefix weights with the
+Q-model as control variate (:func:`_cascade_terms`): unbiased under the cascade assumption when
+the propensities are right, whatever the model, and with a smaller variance than RIPS where the
+model is good.
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ import numpy as np
 import pandas as pd
 
 from ..agents.base import prefix_indicators
+from ..agents.conditionals import slate_indicators
 from ..agents.positions import MAX_TRANSITIONS, position_indicators
 from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
@@ -67,6 +77,7 @@ from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
 from .rollout import (
     call_predict,
+    policy_conditional_propensities,
     policy_position_propensities,
     policy_prefix_propensities,
     policy_slate,
@@ -75,8 +86,8 @@ from .rollout import (
 
 #: The estimators of single-item logs (the default there).
 ESTIMATORS = ("ips", "snips", "dm", "dr")
-#: The estimators of slate logs (DM and DR need a model of the user's choice within a slate).
-SLATE_ESTIMATORS = ("ips", "snips", "iips", "sniips", "rips", "snrips")
+#: The estimators of slate logs (the default there; DR is then Cascade-DR).
+SLATE_ESTIMATORS = ("ips", "snips", "iips", "sniips", "rips", "snrips", "dm", "dr")
 #: The independent-item slate estimators (they need the item-position marginals, log schema 4).
 POSITION_ESTIMATORS = ("iips", "sniips")
 #: The cascade slate estimators (they need the prefixes' propensities, log schema 3).
@@ -162,6 +173,9 @@ class Rounds:
     # logged slate's slot l (item-position marginals; NaN where unknown).
     logged_position: np.ndarray | None = None
     target_position: np.ndarray | None = None
+    # Slate logs: (n, L, K) the target's distribution of each position's slot given that the
+    # earlier positions hold the logged slate's slots (NaN where unknown); Cascade-DR and DM.
+    target_conditional: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -220,10 +234,9 @@ class OPEResult:
 
 
 def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
-    """Raise a one-line LogError for an estimator a slate log cannot take (DM, DR), or a
-    position-wise one (IIPS, SNIIPS, RIPS, SNRIPS) on a single-item log."""
+    """Raise a one-line LogError for a position-wise estimator (IIPS, SNIIPS, RIPS, SNRIPS) on a
+    single-item log."""
     size = log.scenario().candidates.slate_size
-    wrong = [e for e in estimators if e not in SLATE_ESTIMATORS]
     positionwise = POSITION_ESTIMATORS + PREFIX_ESTIMATORS
     if size == 1 and any(e in positionwise for e in estimators):
         first = next(e for e in estimators if e in positionwise)
@@ -231,12 +244,6 @@ def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
             f"--estimator: {first!r} on a single-item log ({log.path}; expected "
             f"{' or '.join(ESTIMATORS)}: {first} weighs the positions of a slate, and with one "
             "item it is ips)"
-        )
-    if size > 1 and wrong:
-        raise LogError(
-            f"--estimator: {wrong[0]!r} on a slate log ({log.path}, candidates.slate_size = "
-            f"{size}; expected {' or '.join(SLATE_ESTIMATORS)}: a slate's reward model would need "
-            "the user's choice among its items)"
         )
 
 
@@ -254,10 +261,12 @@ def _target_predict(policy: Any, obs: dict[str, np.ndarray], state: Any, start: 
 
 def _target_slate(
     policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, state: Any, start: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
     """The target's first-position distribution (K,), its probability of each prefix of
-    ``slate`` (L,) (NaN but for the whole slate when the policy gives only that) and its
-    probability that position l holds ``slate``'s slot l (L,) (NaN where unknown)."""
+    ``slate`` (L,) (NaN but for the whole slate when the policy gives only that), its
+    probability that position l holds ``slate``'s slot l (L,) (NaN where unknown) and its
+    distribution of each position's slot given that the earlier ones hold ``slate``'s (L, K)
+    (:func:`~lmrecsim.evaluation.rollout.policy_conditional_propensities`; NaN where unknown)."""
     probs_fn = getattr(policy, "action_probabilities", None)
     says = callable(getattr(policy, "prefix_probabilities", None)) or callable(
         getattr(policy, "slate_probability", None)
@@ -266,12 +275,19 @@ def _target_slate(
     if callable(probs_fn) and says:
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
         prefix = policy_prefix_propensities(policy, obs, slate)
-        return first, prefix, policy_position_propensities(policy, obs, slate, prefix), state
+        position = policy_position_propensities(policy, obs, slate, prefix)
+        return first, prefix, position, policy_conditional_propensities(policy, obs, slate), state
     action, state = _target_predict(policy, obs, state, start)
     chosen = policy_slate(action, "target", k, slate.shape[0])
     first = np.zeros(k, dtype=np.float64)
     first[int(chosen[0])] = 1.0
-    return first, prefix_indicators(chosen, slate), position_indicators(chosen, slate), state
+    return (
+        first,
+        prefix_indicators(chosen, slate),
+        position_indicators(chosen, slate),
+        slate_indicators(chosen, k),
+        state,
+    )
 
 
 # ----------------------------------------------------------------------------- rounds from a log
@@ -305,6 +321,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     size = log.scenario().candidates.slate_size
     target_prefix = np.zeros((n, size), dtype=np.float64) if slates else None
     target_position = np.zeros((n, size), dtype=np.float64) if slates else None
+    target_conditional: np.ndarray | None = None
     k = len(rows["candidate_item_ids"].iloc[0]) if n else 0
     p = world.project_dim
     user = np.zeros((n, p), dtype=np.float32)
@@ -318,7 +335,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     state: dict[str, Any] = {"bound": False, "rnn": None}
 
     def visit(pos: int, env: Any, obs: dict[str, np.ndarray]) -> None:
-        nonlocal feats
+        nonlocal feats, target_conditional
         if not state["bound"]:
             binder = getattr(policy, "bind", None)
             if callable(binder):
@@ -342,9 +359,15 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         feats[pos] = obs["candidate_features"]
         mask[pos] = obs["action_mask"].astype(bool)
         if slate is not None and target_prefix is not None and target_position is not None:
-            target[pos], target_prefix[pos], target_position[pos], state["rnn"] = _target_slate(
-                policy, obs, slate[pos], state["rnn"], start
-            )
+            if target_conditional is None:
+                target_conditional = np.zeros((n, size, k), dtype=np.float64)
+            (
+                target[pos],
+                target_prefix[pos],
+                target_position[pos],
+                target_conditional[pos],
+                state["rnn"],
+            ) = _target_slate(policy, obs, slate[pos], state["rnn"], start)
         else:
             target[pos], state["rnn"] = _target_distribution(policy, obs, state["rnn"], start)
 
@@ -378,6 +401,9 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         clicked_position=rows["clicked_position"].to_numpy(dtype=np.int64) if slates else None,
         logged_position=(matrix(rows["position_propensities"]) if slates and n else None),
         target_position=target_position,
+        target_conditional=(
+            np.zeros((n, size, k)) if slates and target_conditional is None else target_conditional
+        ),
     )
 
 
@@ -472,6 +498,139 @@ def fit_reward_model(
     return out
 
 
+def _position_rewards(rounds: Rounds) -> np.ndarray:
+    """(n, L) each round's reward at its clicked position, or at the last position when nothing
+    was clicked (what the user did without choosing an item), 0 elsewhere."""
+    assert rounds.clicked_position is not None and rounds.slate is not None
+    n, size = rounds.slate.shape
+    where = np.where(rounds.clicked_position >= 0, rounds.clicked_position, size - 1)
+    rewards = np.zeros((n, size))
+    rewards[np.arange(n), where] = rounds.reward
+    return rewards
+
+
+def _slate_shown(rounds: Rounds) -> np.ndarray:
+    """(n, L) whether each position of the logged slate showed its item: a valid slot not
+    already taken by an earlier position."""
+    assert rounds.slate is not None
+    n, size = rounds.slate.shape
+    rows = np.arange(n)[:, None]
+    shown = rounds.mask[rows, rounds.slate].copy()
+    for j in range(1, size):
+        shown[:, j] &= ~(rounds.slate[:, :j] == rounds.slate[:, j : j + 1]).any(axis=1)
+    return shown
+
+
+def _slot_features(rounds: Rounds, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Features of (round, slot) pairs for the slate Q-model: ``[user . candidate, features]``,
+    (m, 1 + f)."""
+    u = rounds.user[rows].astype(np.float64)
+    c = rounds.candidates[rows, slots].astype(np.float64)
+    f = rounds.features[rows, slots].astype(np.float64)
+    return np.concatenate([np.einsum("md,md->m", u, c)[:, None], f], axis=1)
+
+
+def _slate_q_features(
+    rounds: Rounds, rows: np.ndarray, slots: np.ndarray, position: int, prefix: np.ndarray
+) -> np.ndarray:
+    """Features of a Q-model input: slot ``slots`` at ``position`` of round ``rows``, the logged
+    slate's slots above it: ``[shown * pair features, shown, prefix mean, prefix share]``, where
+    shown says the slot adds an item (valid, not taken above) and the prefix mean is
+    ``prefix[rows]`` ((n, L, D + 1) per round and position: the mean pair features of the items
+    shown above, and their number over L)."""
+    assert rounds.slate is not None
+    shown = rounds.mask[rows, slots].copy()
+    if position:
+        shown &= ~(rounds.slate[rows, :position] == slots[:, None]).any(axis=1)
+    pair = _slot_features(rounds, rows, slots) * shown[:, None]
+    return np.concatenate([pair, shown[:, None].astype(np.float64), prefix[rows, position]], axis=1)
+
+
+def fit_slate_q_model(
+    rounds: Rounds,
+    *,
+    n_folds: int = 2,
+    rng: np.random.Generator | int | None = 0,
+    lambdas: Sequence[float] = tuple(np.logspace(-1, 4, 11)),
+) -> np.ndarray:
+    """Cross-fitted Q-model of a slate log for the cascade doubly robust estimator, (n, L, K).
+
+    Entry ``[i, l, a]`` estimates the reward from position l on (the round's reward if it lands
+    at l or below: a click there or further down, or no click) when positions 0..l-1 hold round
+    i's logged slots, position l holds slot a, and the target fills the positions below:
+    ``Q_l(x_i, S_<l, a)``. Fitted by fitted-Q evaluation from the last position up: position l's
+    ridge regression (:func:`_ridge_fit`, one per position) is fitted on the logged slots with
+    the target ``r_l + sum_a pi(a | x, S_<=l) Q_{l+1}(x, S_<=l, a)``, the second term from position
+    l + 1's model and the target's conditional distributions (``rounds.target_conditional``).
+    Features: :func:`_slate_q_features`. Episodes are split into ``n_folds`` folds as in
+    :func:`fit_reward_model`; each fold's entries come from models fitted on the other folds.
+    Predictions are clipped to the range of their position's training targets.
+    """
+    assert rounds.slate is not None and rounds.target_conditional is not None
+    n, size = rounds.slate.shape
+    k = rounds.k
+    out = np.zeros((n, size, k), dtype=np.float64)
+    if n == 0:
+        return out
+    rewards = _position_rewards(rounds)
+    shown = _slate_shown(rounds)
+    # Per round and position: the mean pair features of the items shown above, and their share.
+    all_rows = np.arange(n)
+    logged = (
+        np.stack(
+            [_slot_features(rounds, all_rows, rounds.slate[:, j]) for j in range(size)], axis=1
+        )
+        * shown[:, :, None]
+    )
+    above = np.concatenate([np.zeros_like(logged[:, :1]), np.cumsum(logged, axis=1)[:, :-1]], 1)
+    count = np.concatenate([np.zeros((n, 1)), np.cumsum(shown, axis=1)[:, :-1]], axis=1)
+    prefix = np.concatenate(
+        [above / np.maximum(count, 1.0)[:, :, None], (count / size)[:, :, None]], axis=2
+    )
+    gen = np.random.default_rng(rng)
+    n_clusters = int(rounds.cluster.max()) + 1
+    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
+    fold = folds_of_cluster[rounds.cluster]
+    grid_rows = np.repeat(all_rows, k)
+    grid_slots = np.tile(np.arange(k), n)
+    cond = rounds.target_conditional
+    for f in np.unique(fold):
+        train = np.flatnonzero(fold != f)
+        test = np.flatnonzero(fold == f)
+        if train.size == 0:  # one fold only: fit on everything (no cross-fitting possible)
+            train = test
+        following = np.zeros(n)  # sum_a pi(a | S_<=l) Q_{l+1}(S_<=l, a), per round
+        for pos in range(size - 1, -1, -1):
+            y = rewards[train, pos] + following[train]
+            x = _slate_q_features(rounds, train, rounds.slate[train, pos], pos, prefix)
+            xt = _slate_q_features(rounds, grid_rows, grid_slots, pos, prefix)
+            # One BLAS thread, as in fit_reward_model: the estimates must not move with it.
+            with one_blas_thread():
+                mean, scale, coef, icpt = _ridge_fit(x, y, lambdas)
+                pred = ((xt - mean) / scale) @ coef + icpt
+            q = np.clip(pred, y.min(), y.max()).reshape(n, k)
+            out[test, pos] = q[test]
+            following = np.sum(cond[:, pos] * q, axis=1)
+    return out
+
+
+def _cascade_terms(rounds: Rounds, slate_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) per-round terms of slate DM and of Cascade-DR.
+
+    DM: ``sum_a pi(a | x) Q_0(x, a)``. Cascade-DR: ``sum_l [w_<=l (r_l - Q_l(x, S_<=l)) +
+    w_<l sum_a pi(a | x, S_<l) Q_l(x, S_<l, a)]``, with ``w_<=l`` the prefix weights of RIPS
+    (``w_<0`` = 1) and ``r_l`` the reward at position l (:func:`_position_rewards`).
+    """
+    assert rounds.slate is not None and rounds.target_conditional is not None
+    n, size = rounds.slate.shape
+    expected = np.sum(rounds.target_conditional * slate_q, axis=2)  # (n, L)
+    logged_q = np.take_along_axis(slate_q, rounds.slate[:, :, None], axis=2)[:, :, 0]
+    w = position_weights(rounds, "rips")
+    w_before = np.concatenate([np.ones((n, 1)), w[:, :-1]], axis=1)
+    dr = np.sum(w * (_position_rewards(rounds) - logged_q) + w_before * expected, axis=1)
+    return expected[:, 0], dr
+
+
 # --------------------------------------------------------------------------------- estimators
 def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
     """Cluster-robust standard error of a mean whose centred influence terms are ``psi`` (n,)."""
@@ -484,9 +643,23 @@ def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
 
 
 def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str) -> str | None:
-    """Why ``estimator`` (a position-wise one) cannot run on these rounds: a propensity the
-    logger or the target did not give (``iips``/``sniips``: of each position's slot;
-    ``rips``/``snrips``: of each prefix); None when all are known."""
+    """Why ``estimator`` (a position-wise one, or DM / DR on slates) cannot run on these rounds:
+    a propensity the logger or the target did not give (``iips``/``sniips``: of each position's
+    slot; ``rips``/``snrips``: of each prefix; ``dm``: the target's distribution of each
+    position's slot given the slots above; ``dr``: that and the prefixes'); None when all are
+    known."""
+    if estimator in ("dm", "dr"):
+        assert rounds.target_conditional is not None
+        unknown = np.isnan(rounds.target_conditional).any(axis=(1, 2))
+        if unknown.any():
+            row = int(np.argmax(unknown))
+            return (
+                f"{path}: policy {label!r} gives no distribution of a position's slot given the "
+                f"slots above it in round {row} (expected the target's conditional_probabilities"
+                "(obs, slate), as every built-in policy has, or a target without "
+                "action_probabilities (deterministic); or --estimator ips / rips)"
+            )
+        return None if estimator == "dm" else _unknown_propensities(rounds, path, label, "rips")
     if estimator in POSITION_ESTIMATORS:
         column, logged, target = (
             "position_propensities",
@@ -527,8 +700,7 @@ def _positionwise_estimate(
     assert rounds.clicked_position is not None
     n, size = weights.shape
     where = np.where(rounds.clicked_position >= 0, rounds.clicked_position, size - 1)
-    rewards = np.zeros((n, size))
-    rewards[np.arange(n), where] = rounds.reward
+    rewards = _position_rewards(rounds)
     used = weights[np.arange(n), where]
     ess = float(used.sum() ** 2 / np.sum(used**2)) if np.sum(used**2) > 0 else 0.0
     if not normalized:
@@ -557,14 +729,18 @@ def estimate_all(
     rounds: Rounds,
     q_hat: np.ndarray,
     estimators: Sequence[str] = ESTIMATORS,
+    *,
+    slate_q: np.ndarray | None = None,
 ) -> list[Estimate]:
     """Per-step value estimates of the target with 95% intervals and effective sample size.
 
     Args:
         rounds: the logged rounds with the target's distribution.
-        q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR.
+        q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR on single-item rounds.
         estimators: any of ``ips``, ``snips``, ``dm``, ``dr``; on slate rounds ``iips``,
             ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
+        slate_q: (n, L, K) the slate Q-model (:func:`fit_slate_q_model`), which DM and DR use on
+            slate rounds (DR is then Cascade-DR, :func:`_cascade_terms`).
     """
     n = rounds.n
     idx = np.arange(n)
@@ -574,7 +750,18 @@ def estimate_all(
         w = rounds.target_dist[idx, rounds.action] / rounds.pscore
     r = rounds.reward
     ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
-    dm_terms = np.sum(rounds.target_dist * q_hat, axis=1)
+    if rounds.slate is not None and any(e in ("dm", "dr") for e in estimators):
+        if slate_q is None:
+            raise ValueError("dm and dr on slate rounds need slate_q (fit_slate_q_model)")
+        dm_terms, dr_terms = _cascade_terms(rounds, slate_q)
+        # Cascade-DR's weights are RIPS's: its effective sample size is theirs.
+        dr_ess = _positionwise_estimate(rounds, position_weights(rounds, "rips"), normalized=False)[
+            2
+        ]
+    else:
+        dm_terms = np.sum(rounds.target_dist * q_hat, axis=1)
+        dr_terms = dm_terms + w * (r - q_hat[idx, rounds.action])
+        dr_ess = ess
     out = []
     for name in estimators:
         if name == "ips":
@@ -592,10 +779,9 @@ def estimate_all(
             psi = dm_terms - est
             e_ess = float(n)
         elif name == "dr":
-            v = dm_terms + w * (r - q_hat[idx, rounds.action])
-            est = float(v.mean())
-            psi = v - est
-            e_ess = ess
+            est = float(dr_terms.mean())
+            psi = dr_terms - est
+            e_ess = dr_ess
         elif name in POSITION_ESTIMATORS + PREFIX_ESTIMATORS:
             est, psi, e_ess = _positionwise_estimate(
                 rounds, position_weights(rounds, name), normalized=name.startswith("sn")
@@ -658,7 +844,9 @@ def export_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds, q_hat: 
     return dest
 
 
-def export_slate_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds) -> Path:
+def export_slate_bandit_feedback(
+    path: str | os.PathLike[str], rounds: Rounds, slate_q: np.ndarray | None = None
+) -> Path:
     """Write slate rounds as Open Bandit Pipeline-style slate bandit feedback (``.npz``).
 
     One entry per (round, position), rounds in order and positions 0..L-1 within each, as OBP's
@@ -670,7 +858,11 @@ def export_slate_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds) -
     slate), ``pscore_item_position`` (of the slot at that position), ``pscore_cascade`` (of the
     slate's prefix up to that position), and the target's ``evaluation_policy_pscore``,
     ``evaluation_policy_pscore_item_position``, ``evaluation_policy_pscore_cascade``;
-    ``context`` (n, p) the user vectors.
+    ``context`` (n, p) the user vectors. With ``slate_q`` (:func:`fit_slate_q_model`), also what
+    OBP's ``SlateCascadeDoublyRobust`` takes: ``q_hat`` (n * L * K,) the Q-model of every slot at
+    every position and ``evaluation_policy_action_dist`` (n * L * K,) the target's distribution of
+    each position's slot given the logged slots above it, entries in (round, position, slot)
+    order.
     """
     assert rounds.slate is not None and rounds.clicked_position is not None
     assert rounds.logged_prefix is not None and rounds.target_prefix is not None
@@ -681,10 +873,18 @@ def export_slate_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds) -
     reward[np.arange(n), where] = rounds.reward
     whole = np.repeat(rounds.pscore[:, None], size, axis=1)
     target_whole = np.repeat(rounds.target_prefix[:, -1:], size, axis=1)
+    extra: dict[str, np.ndarray] = {}
+    if slate_q is not None:
+        assert rounds.target_conditional is not None
+        extra = {
+            "q_hat": slate_q.reshape(-1),
+            "evaluation_policy_action_dist": rounds.target_conditional.reshape(-1),
+        }
     dest = Path(path)
     with atomic_file(dest) as fh:
         np.savez(
             fh,
+            **extra,
             n_rounds=np.int64(n),
             n_unique_action=np.int64(rounds.k),
             len_list=np.int64(size),
@@ -764,7 +964,7 @@ def evaluate_off_policy(
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)
     notes = []
-    for family in (POSITION_ESTIMATORS, PREFIX_ESTIMATORS) if slates else ():
+    for family in (POSITION_ESTIMATORS, PREFIX_ESTIMATORS, ("dm",), ("dr",)) if slates else ():
         asked = [e for e in estimators if e in family]
         problem = _unknown_propensities(rounds, log.path, label, asked[0]) if asked else None
         if problem is not None and chosen:
@@ -778,13 +978,18 @@ def evaluate_off_policy(
         )
         if problem is not None:
             raise LogError(f"--export: {problem}")
-    # Slate logs take IPS, SNIPS, RIPS and SNRIPS only, which need no reward model.
+    # Slate logs: DM and DR use the slate Q-model (Cascade-DR); the others need no model.
+    modelled = any(e in ("dm", "dr") for e in estimators)
+    slate_q = fit_slate_q_model(rounds, n_folds=n_folds, rng=seed) if slates and modelled else None
+    exportable = _unknown_propensities(rounds, log.path, label, "dm") is None if slates else False
+    if export_dir is not None and slate_q is None and exportable:
+        slate_q = fit_slate_q_model(rounds, n_folds=n_folds, rng=seed)
     q_hat = (
         np.zeros((rounds.n, rounds.k))
         if slates
         else fit_reward_model(rounds, n_folds=n_folds, rng=seed)
     )
-    results = estimate_all(rounds, q_hat, estimators)
+    results = estimate_all(rounds, q_hat, estimators, slate_q=slate_q)
     if slates:
         notes.append(
             "note: slate log: ips and snips weight each round by the target's probability of the "
@@ -820,6 +1025,14 @@ def evaluate_off_policy(
         notes.append(
             "warning: the log holds 1 episode, so there are no intervals (nan): the standard "
             "errors are cluster-robust by episode (expected at least 2 episodes)"
+        )
+    if slates and modelled:
+        notes.append(
+            "note: dm and dr on a slate log use a Q-model of the reward from each position on, "
+            "fitted position by position from the last (fitted-Q evaluation with the target's "
+            "distribution of each position given the slots above); dr is Cascade-DR: rips's "
+            "weights with that model as control variate, so it keeps rips's cascade assumption "
+            "and its bias, with a smaller variance where the model is good"
         )
     if "dm" in estimators:
         notes.append(
@@ -871,7 +1084,7 @@ def evaluate_off_policy(
     if export_dir is not None:
         dest = Path(export_dir) / "bandit_feedback.npz"
         result.files.append(
-            export_slate_bandit_feedback(dest, rounds)
+            export_slate_bandit_feedback(dest, rounds, slate_q)
             if slates
             else export_bandit_feedback(dest, rounds, q_hat)
         )

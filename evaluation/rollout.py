@@ -217,6 +217,23 @@ def policy_prefix_propensities(
     return out
 
 
+def policy_conditional_propensities(
+    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray
+) -> np.ndarray:
+    """(L, K) the policy's distribution of each position's slot given that the earlier positions
+    hold ``slate``'s (:mod:`lmrecsim.agents.conditionals`).
+
+    ``conditional_probabilities(obs, slate)`` when the policy has it; otherwise unknown (NaN). A
+    policy without ``action_probabilities`` is deterministic, and its table is built from the
+    slate it predicts (by the caller, which has that slate).
+    """
+    fn = getattr(policy, "conditional_probabilities", None)
+    slate = np.asarray(slate).reshape(-1)
+    if callable(fn):
+        return np.asarray(fn(obs, slate), dtype=np.float64).reshape(slate.size, -1)
+    return np.full((slate.size, np.asarray(obs["action_mask"]).shape[-1]), np.nan)
+
+
 def policy_position_propensities(
     policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, prefix: np.ndarray
 ) -> np.ndarray:

@@ -15,10 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ope",
         help="off-policy evaluation of a policy from a step log",
         description="Estimate the target policy's value per step from a log made by a stochastic "
-        "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates and "
-        "the position-wise RIPS and SNRIPS; 95% "
-        "intervals, effective sample size), compared with the ground truth from running the "
-        "target on the same scenario and seeds.",
+        "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates, "
+        "the position-wise IIPS, SNIIPS, RIPS and SNRIPS, and DM and Cascade-DR over a Q-model "
+        "fitted position by position; 95% intervals, effective sample size), compared with the "
+        "ground truth from running the target on the same scenario and seeds.",
     )
     p.add_argument("log", help="step log (episodes.parquet)")
     p.add_argument("--policy", required=True, help="target policy spec (baseline, ppo:PATH, ...)")
@@ -27,21 +27,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         choices=list(ALL_ESTIMATORS),
         help="estimator to compute, repeatable (default: all a log takes: ips, snips, dm, dr; on a "
-        "slate log ips, snips, iips, sniips, rips, snrips)",
+        "slate log ips, snips, iips, sniips, rips, snrips, dm, dr, where dr is Cascade-DR)",
     )
     p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
     p.add_argument("--out", help="write DIR/ope.csv")
     p.add_argument(
         "--export",
         help="write DIR/bandit_feedback.npz (Open Bandit Pipeline layout; its slate layout for a "
-        "slate log)",
+        "slate log, with the Q-model and the target's per-position distributions that its "
+        "SlateCascadeDoublyRobust reads when the target gives them)",
     )
     p.add_argument("--no-ground-truth", action="store_true", help="skip running the target policy")
     p.add_argument(
         "--folds",
         type=int_at_least(1),
         default=2,
-        help="cross-fitting folds of the reward model (default 2; 1: one model fitted on every "
+        help="cross-fitting folds of the reward model, or on a slate log of its Q-model (default "
+        "2; 1: one model fitted on every "
         "episode, no cross-fitting; more folds than episodes: one fold per episode)",
     )
     p.set_defaults(func=run)

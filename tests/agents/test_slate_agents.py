@@ -239,6 +239,17 @@ def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> Non
         want += p * (np.array(full) == actions.numpy()[0])
     np.testing.assert_allclose(positions, want, atol=1e-5)
     assert positions[0] == pytest.approx(got[0], abs=1e-6)
+    # Its table for Cascade-DR: each row a distribution, chaining to the prefixes along the
+    # slate; acting greedily, one-hot on its own slate.
+    table = stochastic.conditional_probabilities(one, actions.numpy()[0])
+    np.testing.assert_allclose(table.sum(axis=1), 1.0, atol=1e-9)
+    chain = np.cumprod(table[np.arange(SLATE), actions.numpy()[0]])
+    np.testing.assert_allclose(chain, got, rtol=1e-5)
+    greedy = SB3Policy(slate_model, "ppo", deterministic=True)
+    own, _ = slate_model.predict(one, deterministic=True)
+    np.testing.assert_array_equal(
+        greedy.conditional_probabilities(one, actions.numpy()[0]).argmax(axis=1), own
+    )
     # Sampled slates: distinct slots; valid ones wherever at least L are valid.
     slates = actions.numpy()
     for row, m in zip(slates, mask, strict=True):
