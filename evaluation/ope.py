@@ -920,14 +920,17 @@ def evaluate_off_policy(
     Args:
         log_path: a step log made by a stochastic logging policy.
         policy_spec: ``make_policy`` spec, ``(label, policy)`` pair or policy object.
-        estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute (default: all; on a
-            slate log ``ips`` and ``snips``, the only ones it takes).
+        estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute (default: all). On a
+            slate log also ``iips``, ``sniips``, ``rips`` and ``snrips``, and ``dm`` and ``dr``
+            are slate DM and Cascade-DR (default there: all eight, less those the log or the
+            target cannot give, with a note).
         logged_policy: the logging policy's label (when the log holds several).
         out_dir: also write ``out_dir/ope.csv``.
         export_dir: also write ``export_dir/bandit_feedback.npz``.
         with_ground_truth: run the target on the same scenario, seeds and episodes for the truth.
-        n_folds: cross-fitting folds of the reward model (episodes are split at random; each
-            fold's rewards are predicted by a model fitted on the others). 1 fits one model on
+        n_folds: cross-fitting folds of the reward model, or of a slate log's Q-model (episodes
+            are split at random; each fold's rewards are predicted by a model fitted on the
+            others). 1 fits one model on
             every episode, without cross-fitting; more folds than episodes means one per episode.
         seed: seed of the fold assignment.
     """
