@@ -20,6 +20,17 @@ The estimand is the target's expected reward per step on the logged contexts. Fo
 episodes (a contextual bandit) that is the target's value; for longer episodes the target would
 also change which states occur, which these per-step estimators do not model (the result says so).
 
+PDIS and WPDIS (any log, asked for by name) estimate the target's expected return per episode
+instead, which includes that: per-decision importance sampling (Precup et al., 2000) along each
+logged episode, the reward of step t weighted by ``rho_t = prod_{s <= t} w_s``, the ratio of the
+target's to the logger's probability of the episode's actions so far (for slates, of the whole
+slates). PDIS is ``mean_e sum_t rho_et r_et``, unbiased when the propensities are right; WPDIS
+divides each step's weighted rewards by the mean weight at that step (consistent, less variable).
+An episode that ended keeps its last weight in the later steps' normalisers (it ended the same
+way under the target's actions). Their terms are whole episodes, which are independent; their
+effective sample size is that of the whole episodes' weights, which shrinks with the session
+length.
+
 Slates (``candidates.slate_size`` L above 1). The logged action is the ordered slate S_i and its
 propensity is the logger's probability of that whole slate, so IPS and SNIPS weight a round by
 ``w_i = pi(S_i | x_i) / p_i`` (the target's ``slate_probability``, or 1/0 for a policy that only
@@ -92,10 +103,16 @@ SLATE_ESTIMATORS = ("ips", "snips", "iips", "sniips", "rips", "snrips", "dm", "d
 POSITION_ESTIMATORS = ("iips", "sniips")
 #: The cascade slate estimators (they need the prefixes' propensities, log schema 3).
 PREFIX_ESTIMATORS = ("rips", "snrips")
+#: The estimators of the target's return per episode (per-decision importance sampling along
+#: each logged episode); asked for by name, not in the defaults.
+EPISODE_ESTIMATORS = ("pdis", "wpdis")
 #: Every estimator name ``--estimator`` takes.
-ALL_ESTIMATORS = ESTIMATORS + POSITION_ESTIMATORS + PREFIX_ESTIMATORS
+ALL_ESTIMATORS = ESTIMATORS + POSITION_ESTIMATORS + PREFIX_ESTIMATORS + EPISODE_ESTIMATORS
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
 MIN_ESS = 100
+#: Effective number of whole episodes under which pdis and wpdis get a low-overlap warning (their
+#: terms are independent episodes, not the steps of a few).
+MIN_EPISODE_ESS = 30
 _Z95 = 1.959963984540054
 # Probability mass below this is treated as zero when checking support.
 _SUPPORT_TOL = 1e-12
@@ -112,6 +129,9 @@ class Estimate:
     ess: float
     ground_truth: float = float("nan")
     relative_error: float = float("nan")
+    #: What the estimate is of: ``step`` (expected reward per step on the logged states) or
+    #: ``episode`` (the target's expected return per episode: pdis, wpdis).
+    unit: str = "step"
 
 
 @dataclass(frozen=True)
@@ -176,6 +196,10 @@ class Rounds:
     # Slate logs: (n, L, K) the target's distribution of each position's slot given that the
     # earlier positions hold the logged slate's slots (NaN where unknown); Cascade-DR and DM.
     target_conditional: np.ndarray | None = None
+    # (n,) each round's step within its episode, and whether the episode ended there
+    # (terminated or truncated): the episode estimators follow whole episodes in order.
+    step: np.ndarray | None = None
+    ended: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -200,7 +224,7 @@ class OPEResult:
     files: list[Path] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
-        """Columns: estimator, estimate, ci_low, ci_high, ess, ground_truth, relative_error."""
+        """Columns: estimator, estimate, ci_low, ci_high, ess, ground_truth, relative_error, unit."""
         return pd.DataFrame([asdict(e) for e in self.estimates])
 
     @property
@@ -212,8 +236,16 @@ class OPEResult:
         """The estimates as text, one line each after the notes (``with_warnings=False``: the
         notes that are :attr:`warnings` left out, for a caller that reports them itself)."""
         notes = [n for n in self.notes if with_warnings or not n.startswith("warning: ")]
+        units = {e.unit for e in self.estimates}
+        what = (
+            "return per episode"
+            if units == {"episode"}
+            else "per step (and its return per episode, where marked)"
+            if "episode" in units
+            else "per step"
+        )
         lines = [
-            f"off-policy estimate of {self.policy!r} per step from {self.n_rounds} rounds "
+            f"off-policy estimate of {self.policy!r} {what} from {self.n_rounds} rounds "
             f"({self.n_episodes} episodes) logged by {self.logged_policy!r}",
             self.support.describe(),
             *notes,
@@ -228,6 +260,8 @@ class OPEResult:
                 line += f"  truth {e.ground_truth:.4f}"
                 if not math.isnan(e.relative_error):
                     line += f"  rel. error {e.relative_error:+.1%}"
+            if e.unit == "episode":
+                line += "  (return per episode)"
             lines.append(line)
         lines.extend(f"wrote {p}" for p in self.files)
         return "\n".join(lines)
@@ -404,6 +438,8 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         target_conditional=(
             np.zeros((n, size, k)) if slates and target_conditional is None else target_conditional
         ),
+        step=steps.astype(np.int64),
+        ended=(rows["terminated"].to_numpy(dtype=bool) | rows["truncated"].to_numpy(dtype=bool)),
     )
 
 
@@ -725,6 +761,88 @@ def position_weights(rounds: Rounds, estimator: str) -> np.ndarray:
     return rounds.target_prefix / rounds.logged_prefix
 
 
+def _episode_layout(rounds: Rounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rounds as episodes: ``(order, episode, step)`` with ``order`` the rounds sorted by
+    episode then step, and for each sorted round its episode's row (0..m-1) and its position in
+    the episode (0, 1, ...). Raises ValueError naming a round where an episode skips or repeats a
+    step, or does not start at step 0."""
+    assert rounds.step is not None
+    order = np.lexsort((rounds.step, rounds.cluster))
+    cluster = rounds.cluster[order]
+    starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]])
+    lengths = np.diff(np.r_[starts, cluster.shape[0]])
+    episode = np.repeat(np.arange(starts.shape[0]), lengths)
+    position = np.arange(cluster.shape[0]) - np.repeat(starts, lengths)
+    whole = "(pdis and wpdis follow whole episodes from step 0, each step once, to the end)"
+    bad = np.flatnonzero(rounds.step[order] != position)
+    if bad.size:
+        row = int(order[bad[0]])
+        raise ValueError(
+            f"round {row} is step {int(rounds.step[row])} of its episode, where step "
+            f"{int(position[bad[0]])} was expected {whole}"
+        )
+    if rounds.ended is not None:
+        last = np.r_[starts[1:] - 1, cluster.shape[0] - 1]
+        is_last = np.zeros(cluster.shape[0], dtype=bool)
+        is_last[last] = True
+        wrong = np.flatnonzero(rounds.ended[order] != is_last)
+        if wrong.size:
+            row = int(order[wrong[0]])
+            state = (
+                "ends its episode but is neither terminated nor truncated"
+                if is_last[wrong[0]]
+                else "is terminated or truncated but its episode goes on"
+            )
+            raise ValueError(f"round {row} (step {int(rounds.step[row])}) {state} {whole}")
+    return order, episode, position
+
+
+def episode_weights(rounds: Rounds, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-decision weights and rewards by episode, both (m episodes, T longest episode).
+
+    Entry ``[e, t]`` of the weights is the product of episode e's per-step ratios ``w`` up to
+    step t, the target's over the logger's probability of the episode's first t + 1 actions;
+    past an episode's end it keeps its last value (the user left: nothing further happens under
+    either policy). The rewards are 0 there.
+    """
+    order, episode, position = _episode_layout(rounds)
+    m = int(episode.max()) + 1 if episode.size else 0
+    t = int(position.max()) + 1 if position.size else 0
+    ratios = np.ones((m, t))
+    rewards = np.zeros((m, t))
+    ratios[episode, position] = w[order]
+    rewards[episode, position] = rounds.reward[order]
+    return np.cumprod(ratios, axis=1), rewards
+
+
+def _episode_estimate(
+    rounds: Rounds, w: np.ndarray, *, normalized: bool
+) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Per-decision importance sampling of the target's return per episode.
+
+    PDIS is ``mean_e sum_t rho_et r_et``; WPDIS divides each step's weighted rewards by the mean
+    weight at that step, ``sum_t (sum_e rho_et r_et) / (sum_e rho_et)`` (NaN when no episode
+    keeps a weight to some step). Returns the estimate, its influence terms and their clusters
+    (one per episode, which are independent) and the effective sample size of the whole
+    episodes' weights.
+    """
+    rho, rewards = episode_weights(rounds, w)
+    m = rho.shape[0]
+    episodes = np.arange(m)
+    final = rho[:, -1] if rho.size else np.zeros(0)
+    ess = float(final.sum() ** 2 / np.sum(final**2)) if np.sum(final**2) > 0 else 0.0
+    if not normalized:
+        g = (rho * rewards).sum(axis=1)
+        est = float(g.mean()) if m else float("nan")
+        return est, g - est, episodes, ess
+    mean_w = rho.mean(axis=0)
+    if not (mean_w > 0).all():
+        return float("nan"), np.full(m, np.nan), episodes, ess
+    per_step = (rho * rewards).mean(axis=0) / mean_w
+    psi = (rho * (rewards - per_step[None, :]) / mean_w[None, :]).sum(axis=1)
+    return float(per_step.sum()), psi, episodes, ess
+
+
 def estimate_all(
     rounds: Rounds,
     q_hat: np.ndarray,
@@ -737,7 +855,8 @@ def estimate_all(
     Args:
         rounds: the logged rounds with the target's distribution.
         q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR on single-item rounds.
-        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``; on slate rounds ``iips``,
+        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``, ``pdis`` and ``wpdis``
+            (:func:`_episode_estimate`, the return per episode); on slate rounds ``iips``,
             ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
         slate_q: (n, L, K) the slate Q-model (:func:`fit_slate_q_model`), which DM and DR use on
             slate rounds (DR is then Cascade-DR, :func:`_cascade_terms`).
@@ -786,6 +905,11 @@ def estimate_all(
             est, psi, e_ess = _positionwise_estimate(
                 rounds, position_weights(rounds, name), normalized=name.startswith("sn")
             )
+        elif name in EPISODE_ESTIMATORS:
+            est, psi, episodes, e_ess = _episode_estimate(rounds, w, normalized=name == "wpdis")
+            se = _cluster_se(psi, episodes)
+            out.append(Estimate(name, est, est - _Z95 * se, est + _Z95 * se, e_ess, unit="episode"))
+            continue
         else:
             raise ValueError(
                 f"unknown estimator {name!r} (expected one of {', '.join(ALL_ESTIMATORS)})"
@@ -799,6 +923,14 @@ def ground_truth(
     log: StepLog, policy: Any, label: str, *, logged_policy: str | None = None
 ) -> float:
     """The target's actual mean reward per step on the logged scenario, seeds and episodes."""
+    return ground_truths(log, policy, label, logged_policy=logged_policy)[0]
+
+
+def ground_truths(
+    log: StepLog, policy: Any, label: str, *, logged_policy: str | None = None
+) -> tuple[float, float]:
+    """The target's actual mean reward per step and mean return per episode on the logged
+    scenario, seeds and episodes (one run of the target)."""
     from .rollout import run_policy
 
     rows = log.for_policy(logged_policy)
@@ -816,7 +948,8 @@ def ground_truth(
         deterministic=not stochastic,
     )
     steps = steps.merge(pairs, on=["seed", "episode"], how="inner")
-    return float(steps["reward"].mean())
+    returns = steps.groupby(["seed", "episode"])["reward"].sum()
+    return float(steps["reward"].mean()), float(returns.mean())
 
 
 def export_bandit_feedback(path: str | os.PathLike[str], rounds: Rounds, q_hat: np.ndarray) -> Path:
@@ -923,7 +1056,8 @@ def evaluate_off_policy(
         estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute (default: all). On a
             slate log also ``iips``, ``sniips``, ``rips`` and ``snrips``, and ``dm`` and ``dr``
             are slate DM and Cascade-DR (default there: all eight, less those the log or the
-            target cannot give, with a note).
+            target cannot give, with a note). On any log ``pdis`` and ``wpdis``, by name only:
+            the return per episode (their :class:`Estimate` has ``unit="episode"``).
         logged_policy: the logging policy's label (when the log holds several).
         out_dir: also write ``out_dir/ope.csv``.
         export_dir: also write ``export_dir/bandit_feedback.npz``.
@@ -1013,7 +1147,7 @@ def evaluate_off_policy(
             "below); this simulator's users choose among the whole slate, so they trade a bias "
             "wherever the target changes later positions for far larger effective samples"
         )
-    weighted = [e.ess for e in results if e.estimator != "dm"]
+    weighted = [e.ess for e in results if e.estimator != "dm" and e.unit == "step"]
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a
     # deterministic target an ESS of n/K, which is as good as that logger gets and well served
     # by the interval; what breaks the normal interval is a handful of effective rounds.
@@ -1023,6 +1157,14 @@ def evaluate_off_policy(
         notes.append(
             f"warning: low overlap (effective sample size {weighted[0]:.1f} of {rounds.n} rounds, "
             f"under {MIN_ESS}); the weighted estimates and their normal intervals are unreliable"
+        )
+    per_episode = [e.ess for e in results if e.unit == "episode"]
+    n_episodes = int(rounds.cluster.max()) + 1 if rounds.n else 0
+    if rounds.n and per_episode and per_episode[0] < MIN_EPISODE_ESS * (1 - 1e-9):
+        notes.append(
+            f"warning: low overlap along the episodes (effective sample size {per_episode[0]:.1f} "
+            f"of {n_episodes} episodes, under {MIN_EPISODE_ESS}); pdis and wpdis and their normal "
+            "intervals are unreliable"
         )
     if rounds.n and int(rounds.cluster.max()) < 1:
         notes.append(
@@ -1043,10 +1185,20 @@ def evaluate_off_policy(
             "model's own error: where the model is wrong, DM is biased and its interval too narrow "
             "(DR's stays valid when the propensities are right)"
         )
-    if log.scenario().episode.horizon > 1:
+    episodic = [e for e in estimators if e in EPISODE_ESTIMATORS]
+    if episodic:
+        notes.append(
+            f"note: {' and '.join(episodic)} estimate the target's return per episode (the sum of "
+            "its rewards over a session, not a mean per step): each step's reward is weighted by "
+            "the ratio of the target's to the logger's probability of the episode's actions up "
+            "to that step, so they include how the target changes later states, and their "
+            "variance grows with the session length (ESS: of the whole episodes' weights)"
+        )
+    if log.scenario().episode.horizon > 1 and len(episodic) < len(estimators):
         note = (
             "note: episodes have several steps; these are per-step estimates on the logged states, "
-            "which ignore how the target would change later states (exact for one-step episodes)"
+            "which ignore how the target would change later states (exact for one-step episodes"
+            "; --estimator pdis / wpdis estimate its return per episode, which includes that)"
         )
         if with_ground_truth:  # the rest is about the truth column, absent otherwise
             note += (
@@ -1056,7 +1208,7 @@ def evaluate_off_policy(
             )
         notes.append(note)
     if with_ground_truth:
-        truth = ground_truth(log, policy, label, logged_policy=logged_label)
+        per_step, per_episode = ground_truths(log, policy, label, logged_policy=logged_label)
         results = [
             Estimate(
                 e.estimator,
@@ -1066,8 +1218,9 @@ def evaluate_off_policy(
                 e.ess,
                 truth,
                 (e.estimate - truth) / abs(truth) if truth != 0 else float("nan"),
+                e.unit,
             )
-            for e in results
+            for e, truth in ((e, per_episode if e.unit == "episode" else per_step) for e in results)
         ]
     result = OPEResult(
         policy=label,

@@ -17,8 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Estimate the target policy's value per step from a log made by a stochastic "
         "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates, "
         "the position-wise IIPS, SNIIPS, RIPS and SNRIPS, and DM and Cascade-DR over a Q-model "
-        "fitted position by position; 95% intervals, effective sample size), compared with the "
-        "ground truth from running the target on the same scenario and seeds.",
+        "fitted position by position; on any log PDIS and WPDIS for its return per episode; "
+        "95% intervals, effective sample size), compared with the ground truth from running the "
+        "target on the same scenario and seeds.",
     )
     p.add_argument("log", help="step log (episodes.parquet)")
     p.add_argument("--policy", required=True, help="target policy spec (baseline, ppo:PATH, ...)")
@@ -27,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         choices=list(ALL_ESTIMATORS),
         help="estimator to compute, repeatable (default: all a log takes: ips, snips, dm, dr; on a "
-        "slate log ips, snips, iips, sniips, rips, snrips, dm, dr, where dr is Cascade-DR)",
+        "slate log ips, snips, iips, sniips, rips, snrips, dm, dr, where dr is Cascade-DR; "
+        "pdis and wpdis, asked for by name, estimate the return per episode)",
     )
     p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
     p.add_argument("--out", help="write DIR/ope.csv")

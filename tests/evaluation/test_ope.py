@@ -177,8 +177,10 @@ def test_csv_and_obp_export(bandit, tmp_path: Path) -> None:
         "ess",
         "ground_truth",
         "relative_error",
+        "unit",
     ]
     assert list(table["estimator"]) == ["ips", "snips", "dm", "dr"]
+    assert set(table["unit"]) == {"step"}
     assert result.n_rounds == 30
     data = np.load(tmp_path / "obp" / "bandit_feedback.npz")
     assert data["action_dist"].shape == (30, 5, 1)

@@ -1,0 +1,163 @@
+"""Off-policy estimates of the target's return per episode: per-decision importance sampling
+(PDIS) and its weighted form (WPDIS) along the logged episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmrecsim.agents.base import RandomPolicy
+from lmrecsim.envs.world import build_world
+from lmrecsim.evaluation.logs import LogError, read_step_log
+from lmrecsim.evaluation.ope import Rounds, estimate_all, evaluate_off_policy
+from lmrecsim.scenarios import scenario_from_dict
+
+from .test_ope import SoftLogger, _log, _max_misses
+
+
+def _rounds(cluster: list[int], step: list[int], w: list[float], reward: list[float]) -> Rounds:
+    """Single-item rounds of two slots whose importance weights are ``w`` (the target's
+    probability of the logged slot 0 over a propensity of 0.5)."""
+    n, k = len(cluster), 2
+    target = np.zeros((n, k))
+    target[:, 0] = 0.5 * np.asarray(w)
+    target[:, 1] = 1.0 - target[:, 0]
+    return Rounds(
+        reward=np.asarray(reward, dtype=np.float64),
+        action=np.zeros(n, dtype=np.int64),
+        pscore=np.full(n, 0.5),
+        logger_dist=np.full((n, k), 0.5),
+        target_dist=target,
+        mask=np.ones((n, k), dtype=bool),
+        user=np.zeros((n, 1), dtype=np.float32),
+        candidates=np.zeros((n, k, 1), dtype=np.float32),
+        features=np.zeros((n, k, 0), dtype=np.float32),
+        cluster=np.asarray(cluster, dtype=np.int64),
+        step=np.asarray(step, dtype=np.int64),
+    )
+
+
+def test_pdis_and_wpdis_by_hand() -> None:
+    # Episode 0: two steps, weights 1.6 then 0.5, rewards 1 and 1; episode 1: one step (the user
+    # left), weight 0.4, reward 2. Rounds out of order: the estimators sort them.
+    rounds = _rounds([1, 0, 0], [0, 1, 0], [0.4, 0.5, 1.6], [2.0, 1.0, 1.0])
+    got = {e.estimator: e for e in estimate_all(rounds, np.zeros((3, 2)), ("pdis", "wpdis"))}
+    # Cumulative weights: episode 0 [1.6, 0.8], episode 1 [0.4, 0.4 carried past its end].
+    assert got["pdis"].estimate == pytest.approx(((1.6 + 0.8) + 0.4 * 2) / 2)
+    step0 = (1.6 * 1 + 0.4 * 2) / (1.6 + 0.4)
+    step1 = (0.8 * 1) / (0.8 + 0.4)
+    assert got["wpdis"].estimate == pytest.approx(step0 + step1)
+    # ESS of the whole episodes' weights (0.8 and 0.4).
+    assert got["pdis"].ess == pytest.approx(1.2**2 / (0.8**2 + 0.4**2))
+    assert {e.unit for e in got.values()} == {"episode"}
+    # Two independent episodes: the interval is the normal one over their two terms.
+    g = np.array([1.6 + 0.8, 0.8])
+    se = np.sqrt(2 / 1 * np.sum((g - g.mean()) ** 2)) / 2
+    assert got["pdis"].ci_high - got["pdis"].ci_low == pytest.approx(2 * 1.959963984540054 * se)
+
+
+def test_rounds_that_are_not_whole_episodes_are_named() -> None:
+    rounds = _rounds([0, 0, 1], [0, 2, 0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="round 1 is step 2 of its episode, where step 1"):
+        estimate_all(rounds, np.zeros((3, 2)), ("pdis",))
+    rounds = _rounds([0, 0, 1], [0, 1, 0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    rounds.ended = np.array([False, False, True])
+    with pytest.raises(ValueError, match=r"round 1 \(step 1\) ends its episode but is neither"):
+        estimate_all(rounds, np.zeros((3, 2)), ("wpdis",))
+    rounds.ended = np.array([True, True, True])
+    with pytest.raises(ValueError, match=r"round 0 \(step 0\) is terminated or truncated but"):
+        estimate_all(rounds, np.zeros((3, 2)), ("pdis",))
+
+
+@pytest.fixture(scope="module")
+def short():
+    """Sessions of at most three steps among five candidates."""
+    scenario = scenario_from_dict(
+        {"extends": "default", "name": "short", "episode": {"horizon": 3}, "candidates": {"k": 5}}
+    )
+    return scenario, build_world(scenario)
+
+
+def test_with_one_step_episodes_pdis_is_ips_and_wpdis_is_snips(tmp_path: Path) -> None:
+    scenario = scenario_from_dict(
+        {"extends": "default", "name": "bandit", "episode": {"horizon": 1}, "candidates": {"k": 5}}
+    )
+    bandit = (scenario, build_world(scenario))
+    log = _log(bandit, SoftLogger(0.6, seed=3), tmp_path / "log.parquet", seed=11, rounds=60)
+    result = evaluate_off_policy(
+        log,
+        ("uniform", RandomPolicy(0)),
+        estimators=("ips", "snips", "pdis", "wpdis"),
+        with_ground_truth=True,
+    )
+    table = result.table().set_index("estimator")
+    for episodic, step in (("pdis", "ips"), ("wpdis", "snips")):
+        assert table.at[episodic, "estimate"] == pytest.approx(table.at[step, "estimate"])
+        assert table.at[episodic, "ci_low"] == pytest.approx(table.at[step, "ci_low"])
+        # One step per episode: the return per episode is the reward per step.
+        assert table.at[episodic, "ground_truth"] == pytest.approx(table.at[step, "ground_truth"])
+    assert list(table["unit"]) == ["step", "step", "episode", "episode"]
+    assert "(return per episode)" in result.summary()
+
+
+def test_the_logger_evaluated_on_its_own_log_is_its_mean_return(short, tmp_path: Path) -> None:
+    log = _log(short, SoftLogger(0.6, seed=3), tmp_path / "log.parquet", seed=11, rounds=40)
+    same = ("same", SoftLogger(0.6, seed=99))  # its probabilities are the logged ones
+    result = evaluate_off_policy(log, same, estimators=("pdis", "wpdis"), with_ground_truth=False)
+    steps = read_step_log(log).steps
+    mean_return = steps.groupby(["seed", "episode"])["reward"].sum().mean()
+    for e in result.estimates:
+        assert e.estimate == pytest.approx(mean_return) and e.ess == pytest.approx(40)
+    assert result.summary().splitlines()[0].startswith("off-policy estimate of 'same' return per")
+    assert not any("low overlap" in n for n in result.notes)
+    assert any("return per episode" in n for n in result.notes)
+
+
+def test_a_log_without_an_episodes_end_is_refused_by_the_replay(short, tmp_path: Path) -> None:
+    # The last step of an episode cut off: the replay, which recovers the contexts, finds it (so
+    # the episode estimators only ever see whole episodes).
+    import pyarrow.parquet as pq
+
+    log = _log(short, SoftLogger(0.6, seed=3), tmp_path / "log.parquet", seed=11, rounds=10)
+    table = pq.read_table(log)
+    ended = table.column("terminated").to_numpy() | table.column("truncated").to_numpy()
+    keep = np.ones(len(ended), dtype=bool)
+    keep[int(np.flatnonzero(ended & (table.column("step").to_numpy() > 0))[0])] = False
+    cut = tmp_path / "cut.parquet"
+    pq.write_table(table.filter(keep), cut)
+    with pytest.raises(LogError) as err:
+        evaluate_off_policy(
+            cut, ("uniform", RandomPolicy(0)), estimators=("pdis",), with_ground_truth=False
+        )
+    message = str(err.value)
+    assert "\n" not in message and str(cut) in message and "the log ends before it" in message
+
+
+@pytest.mark.slow  # 16 x 100 sessions of up to 3 steps, logged, re-simulated and run: ~30 s
+def test_pdis_and_wpdis_cover_the_targets_return(short, tmp_path: Path) -> None:
+    reps, episodes, rows = 16, 100, []
+    for rep in range(reps):
+        log = _log(
+            short,
+            SoftLogger(0.7, seed=rep),
+            tmp_path / f"log{rep}.parquet",
+            seed=300 + rep,
+            rounds=episodes,
+        )
+        result = evaluate_off_policy(
+            log, ("uniform", RandomPolicy(rep)), estimators=("ips", "pdis", "wpdis")
+        )
+        rows.append(result.table().assign(rep=rep))
+    res = pd.concat(rows, ignore_index=True)
+    episodic = res[res["unit"] == "episode"]
+    truth = episodic.groupby("rep")["ground_truth"].first().mean()
+    limit = _max_misses(reps, 0.05)
+    for name, group in episodic.groupby("estimator"):
+        misses = int(((group["ci_low"] > truth) | (truth > group["ci_high"])).sum())
+        assert misses <= limit, f"{name}: {misses} of {reps} intervals miss {truth:.3f}"
+    # Unbiased: PDIS's mean over the logs is within three of its standard errors of the truth.
+    pdis = episodic[episodic["estimator"] == "pdis"]["estimate"]
+    assert abs(pdis.mean() - truth) < 3 * pdis.std() / np.sqrt(reps)
