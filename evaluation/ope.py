@@ -29,7 +29,10 @@ divides each step's weighted rewards by the mean weight at that step (consistent
 An episode that ended keeps its last weight in the later steps' normalisers (it ended the same
 way under the target's actions). Their terms are whole episodes, which are independent; their
 effective sample size is that of the whole episodes' weights, which shrinks with the session
-length.
+length. FQE and PDDR (single-item logs) add a value model of the target's return from each step
+on (:func:`fit_value_model`, fitted-Q evaluation): FQE is its mean value of the sessions' first
+states; PDDR, the per-decision doubly robust estimate (Jiang and Li, 2016), is PDIS with the
+model as control variate (:func:`_episode_model_terms`).
 
 Slates (``candidates.slate_size`` L above 1). The logged action is the ordered slate S_i and its
 propensity is the logger's probability of that whole slate, so IPS and SNIPS weight a round by
@@ -103,9 +106,12 @@ SLATE_ESTIMATORS = ("ips", "snips", "iips", "sniips", "rips", "snrips", "dm", "d
 POSITION_ESTIMATORS = ("iips", "sniips")
 #: The cascade slate estimators (they need the prefixes' propensities, log schema 3).
 PREFIX_ESTIMATORS = ("rips", "snrips")
+#: The model-based estimators of the target's return per episode (fitted-Q evaluation, and the
+#: per-decision doubly robust estimate with it); single-item logs.
+RETURN_MODEL_ESTIMATORS = ("fqe", "pddr")
 #: The estimators of the target's return per episode (per-decision importance sampling along
-#: each logged episode); asked for by name, not in the defaults.
-EPISODE_ESTIMATORS = ("pdis", "wpdis")
+#: each logged episode, and the model-based ones); asked for by name, not in the defaults.
+EPISODE_ESTIMATORS = ("pdis", "wpdis", *RETURN_MODEL_ESTIMATORS)
 #: Every estimator name ``--estimator`` takes.
 ALL_ESTIMATORS = ESTIMATORS + POSITION_ESTIMATORS + PREFIX_ESTIMATORS + EPISODE_ESTIMATORS
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
@@ -251,7 +257,7 @@ class OPEResult:
             *notes,
         ]
         for e in self.estimates:
-            ci = "95% CI" if e.estimator != "dm" else "model CI"  # see the note on DM
+            ci = "model CI" if e.estimator in ("dm", "fqe") else "95% CI"  # see the DM note
             line = (
                 f"  {e.estimator:<6} {e.estimate:.4f}  {ci} [{e.ci_low:.4f}, {e.ci_high:.4f}]  "
                 f"ESS {e.ess:.1f}"
@@ -269,9 +275,16 @@ class OPEResult:
 
 def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
     """Raise a one-line LogError for a position-wise estimator (IIPS, SNIIPS, RIPS, SNRIPS) on a
-    single-item log."""
+    single-item log, or for FQE or PDDR on a slate log."""
     size = log.scenario().candidates.slate_size
     positionwise = POSITION_ESTIMATORS + PREFIX_ESTIMATORS
+    modelled = [e for e in estimators if e in RETURN_MODEL_ESTIMATORS]
+    if size > 1 and modelled:
+        raise LogError(
+            f"--estimator: {modelled[0]!r} on a slate log ({log.path}, candidates.slate_size = "
+            f"{size}; expected pdis or wpdis for the return per episode there: the value model "
+            "of fqe and pddr scores single items)"
+        )
     if size == 1 and any(e in positionwise for e in estimators):
         first = next(e for e in estimators if e in positionwise)
         raise LogError(
@@ -469,28 +482,46 @@ def _ridge_fit(
 
     Returns ``(mean, scale, coef, intercept)`` so that ``pred = ((x - mean) / scale) @ coef + intercept``.
     """
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = (x - mean) / scale
-    y_mean = float(y.mean())
-    yc = y - y_mean
-    u, s, vt = np.linalg.svd(z, full_matrices=False)
-    uty = u.T @ yc
-    n = max(len(y), 1)
-    best: tuple[float, np.ndarray] | None = None
-    for lam in lambdas:
-        shrink = s**2 / (s**2 + lam)
-        fitted = u @ (shrink * uty)
-        # Leverage includes the intercept's 1/n.
-        lev = (u**2) @ shrink + 1.0 / n
-        loo = (yc - fitted) / np.clip(1.0 - lev, 1e-6, None)
-        err = float(np.mean(loo**2))
-        if best is None or err < best[0]:
-            coef = vt.T @ (s / (s**2 + lam) * uty)
-            best = (err, coef)
-    assert best is not None
-    return mean, scale, best[1], y_mean
+    design = _RidgeDesign(x)
+    coef, y_mean = design.solve(y, lambdas)
+    return design.mean, design.scale, coef, y_mean
+
+
+class _RidgeDesign:
+    """The standardised design of a ridge regression and its SVD, for fitting several targets
+    on the same inputs (fitted-Q evaluation refits one design many times)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale == 0] = 1.0
+        self.scale = scale
+        z = (x - self.mean) / scale
+        self.u, self.s, self.vt = np.linalg.svd(z, full_matrices=False)
+
+    def solve(self, y: np.ndarray, lambdas: Sequence[float]) -> tuple[np.ndarray, float]:
+        """``(coef, intercept)`` for target ``y``, the penalty chosen by leave-one-out error."""
+        u, s, vt = self.u, self.s, self.vt
+        y_mean = float(y.mean())
+        yc = y - y_mean
+        uty = u.T @ yc
+        n = max(len(y), 1)
+        best: tuple[float, np.ndarray] | None = None
+        for lam in lambdas:
+            shrink = s**2 / (s**2 + lam)
+            fitted = u @ (shrink * uty)
+            # Leverage includes the intercept's 1/n.
+            lev = (u**2) @ shrink + 1.0 / n
+            loo = (yc - fitted) / np.clip(1.0 - lev, 1e-6, None)
+            err = float(np.mean(loo**2))
+            if best is None or err < best[0]:
+                coef = vt.T @ (s / (s**2 + lam) * uty)
+                best = (err, coef)
+        assert best is not None
+        return best[1], y_mean
+
+    def predict(self, x: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ coef + intercept
 
 
 def fit_reward_model(
@@ -843,12 +874,111 @@ def _episode_estimate(
     return float(per_step.sum()), psi, episodes, ess
 
 
+def fit_value_model(
+    rounds: Rounds,
+    *,
+    n_folds: int = 2,
+    rng: np.random.Generator | int | None = 0,
+    lambdas: Sequence[float] = tuple(np.logspace(-1, 4, 11)),
+    chunk: int = 4096,
+    max_iter: int = 500,
+    tol: float = 1e-8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-fitted fitted-Q evaluation of the target's return from each logged step on.
+
+    ``Q(x, a)`` estimates the rewards from step t to the end of the episode when the user's state
+    is x, slot a is recommended now and the target acts afterwards; ``V(x) = sum_a pi(a | x)
+    Q(x, a)``. One ridge regression on ``[phi, s, phi * s]``, with phi the pair features
+    ``[user, candidate, user*candidate, features]`` and s the episode's steps left over the longest
+    episode's length, is refitted on the targets ``r_t + V(x_{t+1})`` (``r_t`` at an episode's
+    last step) with V from the previous fit, until V moves by less than ``tol`` (relative to its
+    size) or ``max_iter`` fits: the fixed point of fitted-Q evaluation. The penalty is chosen by
+    leave-one-out error at every fit. Folds by episode as in :func:`fit_reward_model`; each
+    fold's values come from the model fitted on the others. Predictions are clipped to the range
+    of the last targets.
+
+    Returns:
+        ``(q_logged, v)``, both (n,): ``Q(x_i, a_i)`` of each round's logged slot and
+        ``V(x_i)``.
+    """
+    n, k = rounds.n, rounds.k
+    q_logged, v_out = np.zeros(n), np.zeros(n)
+    if n == 0:
+        return q_logged, v_out
+    order, episode, position = _episode_layout(rounds)
+    horizon = int(position.max()) + 1  # the longest episode
+    # Each round's next round in its episode (-1 after its last step), in the rounds' order.
+    nxt_sorted = np.r_[order[1:], -1]
+    nxt_sorted[np.r_[episode[1:] != episode[:-1], True]] = -1
+    nxt = np.empty(n, dtype=np.int64)
+    nxt[order] = nxt_sorted
+    length = np.bincount(episode)[episode]
+    left = np.empty(n)
+    left[order] = (length - position) / horizon
+
+    def features(rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        pair = pair_features(rounds, rows, slots)
+        steps = left[rows, None]
+        return np.concatenate([pair, steps, pair * steps], axis=1)
+
+    logged = features(np.arange(n), rounds.action)
+    # The target's mean features per round: V is linear in them, since its weights sum to 1.
+    expected = np.zeros_like(logged)
+    for lo in range(0, n, chunk):
+        rows = np.arange(lo, min(lo + chunk, n))
+        grid = features(np.repeat(rows, k), np.tile(np.arange(k), rows.size))
+        dist = rounds.target_dist[rows].reshape(-1, 1)
+        expected[rows] = (grid * dist).reshape(rows.size, k, -1).sum(axis=1)
+    gen = np.random.default_rng(rng)
+    n_clusters = int(rounds.cluster.max()) + 1
+    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
+    fold = folds_of_cluster[rounds.cluster]
+    for f in np.unique(fold):
+        train = np.flatnonzero(fold != f)
+        test = np.flatnonzero(fold == f)
+        if train.size == 0:  # one fold only: fit on everything (no cross-fitting possible)
+            train = test
+        has_next = nxt[train] >= 0
+        with one_blas_thread():  # the estimates must not move with the thread count
+            design = _RidgeDesign(logged[train])
+            v = np.zeros(n)
+            for _ in range(max_iter):
+                y = rounds.reward[train] + np.where(has_next, v[np.maximum(nxt[train], 0)], 0.0)
+                coef, icpt = design.solve(y, lambdas)
+                low, high = float(y.min()), float(y.max())
+                v_new = np.clip(design.predict(expected, coef, icpt), low, high)
+                change = float(np.max(np.abs(v_new - v)))
+                v = v_new
+                if change <= tol * max(1.0, float(np.max(np.abs(v)))):
+                    break
+            q = np.clip(design.predict(logged[test], coef, icpt), low, high)
+        q_logged[test] = q
+        v_out[test] = v[test]
+    return q_logged, v_out
+
+
+def _episode_model_terms(
+    rounds: Rounds, w: np.ndarray, q_logged: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(m,) per-episode terms of FQE, ``V(x_0)``, and of the per-decision doubly robust estimate,
+    ``sum_t [rho_t (r_t - Q(x_t, a_t)) + rho_{t-1} V(x_t)]`` (``rho_{-1}`` = 1)."""
+    order, episode, position = _episode_layout(rounds)
+    rho, rewards = episode_weights(rounds, w)
+    q_m, v_m = np.zeros_like(rho), np.zeros_like(rho)
+    q_m[episode, position] = q_logged[order]
+    v_m[episode, position] = v[order]
+    rho_before = np.concatenate([np.ones((rho.shape[0], 1)), rho[:, :-1]], axis=1)
+    dr = (rho * (rewards - q_m) + rho_before * v_m).sum(axis=1)
+    return v_m[:, 0], dr
+
+
 def estimate_all(
     rounds: Rounds,
     q_hat: np.ndarray,
     estimators: Sequence[str] = ESTIMATORS,
     *,
     slate_q: np.ndarray | None = None,
+    value_model: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Estimate]:
     """Per-step value estimates of the target with 95% intervals and effective sample size.
 
@@ -860,6 +990,8 @@ def estimate_all(
             ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
         slate_q: (n, L, K) the slate Q-model (:func:`fit_slate_q_model`), which DM and DR use on
             slate rounds (DR is then Cascade-DR, :func:`_cascade_terms`).
+        value_model: ``(q_logged, v)`` of :func:`fit_value_model`, which ``fqe`` and ``pddr``
+            use (:func:`_episode_model_terms`).
     """
     n = rounds.n
     idx = np.arange(n)
@@ -905,6 +1037,20 @@ def estimate_all(
             est, psi, e_ess = _positionwise_estimate(
                 rounds, position_weights(rounds, name), normalized=name.startswith("sn")
             )
+        elif name in RETURN_MODEL_ESTIMATORS:
+            if value_model is None:
+                raise ValueError("fqe and pddr need value_model (fit_value_model)")
+            terms = _episode_model_terms(rounds, w, *value_model)[name == "pddr"]
+            est = float(terms.mean()) if terms.size else float("nan")
+            episodes = np.arange(terms.size)
+            se = _cluster_se(terms - est, episodes)
+            e_ess = (
+                _episode_estimate(rounds, w, normalized=False)[3] if name == "pddr" else terms.size
+            )
+            out.append(
+                Estimate(name, est, est - _Z95 * se, est + _Z95 * se, float(e_ess), unit="episode")
+            )
+            continue
         elif name in EPISODE_ESTIMATORS:
             est, psi, episodes, e_ess = _episode_estimate(rounds, w, normalized=name == "wpdis")
             se = _cluster_se(psi, episodes)
@@ -1056,8 +1202,9 @@ def evaluate_off_policy(
         estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute (default: all). On a
             slate log also ``iips``, ``sniips``, ``rips`` and ``snrips``, and ``dm`` and ``dr``
             are slate DM and Cascade-DR (default there: all eight, less those the log or the
-            target cannot give, with a note). On any log ``pdis`` and ``wpdis``, by name only:
-            the return per episode (their :class:`Estimate` has ``unit="episode"``).
+            target cannot give, with a note). On any log ``pdis`` and ``wpdis``, and on
+            single-item logs ``fqe`` and ``pddr``, by name only: the return per episode (their
+            :class:`Estimate` has ``unit="episode"``).
         logged_policy: the logging policy's label (when the log holds several).
         out_dir: also write ``out_dir/ope.csv``.
         export_dir: also write ``export_dir/bandit_feedback.npz``.
@@ -1126,7 +1273,12 @@ def evaluate_off_policy(
         if slates
         else fit_reward_model(rounds, n_folds=n_folds, rng=seed)
     )
-    results = estimate_all(rounds, q_hat, estimators, slate_q=slate_q)
+    value_model = (
+        fit_value_model(rounds, n_folds=n_folds, rng=seed)
+        if any(e in RETURN_MODEL_ESTIMATORS for e in estimators)
+        else None
+    )
+    results = estimate_all(rounds, q_hat, estimators, slate_q=slate_q, value_model=value_model)
     if slates:
         notes.append(
             "note: slate log: ips and snips weight each round by the target's probability of the "
@@ -1148,6 +1300,15 @@ def evaluate_off_policy(
             "wherever the target changes later positions for far larger effective samples"
         )
     weighted = [e.ess for e in results if e.estimator != "dm" and e.unit == "step"]
+    if value_model is not None:
+        notes.append(
+            "note: fqe is the value model's own estimate of the return per episode (fitted-Q "
+            "evaluation of the target, one ridge regression refitted step by step from the end, "
+            "cross-fitted by episode): like DM, its model CI leaves out the model's error; pddr "
+            "is the per-decision doubly robust estimate, pdis with that model as control variate: "
+            "right when the propensities are, whatever the model, and less variable where the "
+            "model is good"
+        )
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a
     # deterministic target an ESS of n/K, which is as good as that logger gets and well served
     # by the interval; what breaks the normal interval is a handful of effective rounds.
@@ -1158,13 +1319,13 @@ def evaluate_off_policy(
             f"warning: low overlap (effective sample size {weighted[0]:.1f} of {rounds.n} rounds, "
             f"under {MIN_ESS}); the weighted estimates and their normal intervals are unreliable"
         )
-    per_episode = [e.ess for e in results if e.unit == "episode"]
+    per_episode = [e.ess for e in results if e.unit == "episode" and e.estimator != "fqe"]
     n_episodes = int(rounds.cluster.max()) + 1 if rounds.n else 0
     if rounds.n and per_episode and per_episode[0] < MIN_EPISODE_ESS * (1 - 1e-9):
         notes.append(
             f"warning: low overlap along the episodes (effective sample size {per_episode[0]:.1f} "
-            f"of {n_episodes} episodes, under {MIN_EPISODE_ESS}); pdis and wpdis and their normal "
-            "intervals are unreliable"
+            f"of {n_episodes} episodes, under {MIN_EPISODE_ESS}); the weighted estimates of the "
+            "return per episode and their normal intervals are unreliable"
         )
     if rounds.n and int(rounds.cluster.max()) < 1:
         notes.append(

@@ -412,7 +412,16 @@ def test_episode_log_of_a_slateq_run_replays_and_feeds_ope(tmp_path, capsys) -> 
     argv = ["ope", str(run / "episodes.parquet"), "--policy", "greedy", "--out", str(out)]
     assert main(argv) == 0
     table = pd.read_csv(out / "ope.csv")
-    assert list(table["estimator"]) == ["ips", "snips", "iips", "sniips", "rips", "snrips"]
+    assert list(table["estimator"]) == [
+        "ips",
+        "snips",
+        "iips",
+        "sniips",
+        "rips",
+        "snrips",
+        "dm",
+        "dr",
+    ]
     assert table["estimate"].notna().all()
     # SlateQ logs each prefix's and each position's probability: the position-wise estimators
     # weigh far more rounds (measured: ESS 2.1 whole slates, 3.0 prefixes, 19.8 positions).

@@ -72,6 +72,49 @@ def test_rounds_that_are_not_whole_episodes_are_named() -> None:
         estimate_all(rounds, np.zeros((3, 2)), ("pdis",))
 
 
+def test_pddr_and_fqe_by_hand() -> None:
+    # The rounds of the PDIS test, with a value model given by hand.
+    rounds = _rounds([1, 0, 0], [0, 1, 0], [0.4, 0.5, 1.6], [2.0, 1.0, 1.0])
+    q = np.array([1.5, 0.7, 1.2])  # Q(x, a) of each round's logged slot, in the rounds' order
+    v = np.array([1.0, 0.9, 1.8])  # V(x) of each round
+    got = {
+        e.estimator: e
+        for e in estimate_all(rounds, np.zeros((3, 2)), ("fqe", "pddr", "pdis"), value_model=(q, v))
+    }
+    # Episode 0: steps with weights 1.6, then 0.8 (cumulative); episode 1: one step, 0.4.
+    e0 = 1.6 * (1 - 1.2) + 1.8 + 0.8 * (1 - 0.7) + 1.6 * 0.9
+    e1 = 0.4 * (2 - 1.5) + 1.0
+    assert got["pddr"].estimate == pytest.approx((e0 + e1) / 2)
+    assert got["fqe"].estimate == pytest.approx((1.8 + 1.0) / 2)  # V at each episode's start
+    assert got["fqe"].ess == 2 and got["pddr"].ess == got["pdis"].ess
+    # Without a model, PDDR is PDIS.
+    zero = (np.zeros(3), np.zeros(3))
+    both = estimate_all(rounds, np.zeros((3, 2)), ("pddr", "pdis"), value_model=zero)
+    assert both[0].estimate == pytest.approx(both[1].estimate)
+    with pytest.raises(ValueError, match="value_model"):
+        estimate_all(rounds, np.zeros((3, 2)), ("pddr",))
+
+
+def test_fitted_q_evaluation_counts_the_steps_left() -> None:
+    # A reward of 1 at every step and sessions of 1 to 4 steps: the return from step t on is the
+    # steps left, which the model sees (as a share of the longest session), so it must find it
+    # through its step-by-step refits, whatever the weights.
+    from lmrecsim.evaluation.ope import fit_value_model
+
+    gen = np.random.default_rng(3)
+    lengths = gen.integers(1, 5, size=120)
+    cluster = np.repeat(np.arange(lengths.size), lengths)
+    step = np.concatenate([np.arange(n) for n in lengths])
+    n = cluster.size
+    rounds = _rounds(cluster.tolist(), step.tolist(), gen.uniform(0.5, 1.5, n).tolist(), [1.0] * n)
+    rounds.user = gen.normal(size=(n, 2)).astype(np.float32)
+    rounds.candidates = gen.normal(size=(n, 2, 2)).astype(np.float32)
+    q, v = fit_value_model(rounds, n_folds=2, rng=0)
+    left = lengths[cluster] - step
+    np.testing.assert_allclose(q, left, atol=0.05)
+    np.testing.assert_allclose(v, left, atol=0.05)
+
+
 @pytest.fixture(scope="module")
 def short():
     """Sessions of at most three steps among five candidates."""
@@ -116,6 +159,21 @@ def test_the_logger_evaluated_on_its_own_log_is_its_mean_return(short, tmp_path:
     assert any("return per episode" in n for n in result.notes)
 
 
+def test_fqe_and_pddr_on_a_slate_log_are_one_line(tmp_path: Path) -> None:
+    from .test_slates_eval import slate_scenario
+
+    sc = slate_scenario(name="slate-short", episode={"horizon": 2})
+    world = build_world(sc, show_progress=False)
+    log = _log((sc, world), RandomPolicy(0, slate_size=3), tmp_path / "s.parquet", seed=1, rounds=3)
+    with pytest.raises(LogError) as err:
+        evaluate_off_policy(log, "greedy", estimators=("pddr",), with_ground_truth=False)
+    message = str(err.value)
+    assert "\n" not in message and "'pddr' on a slate log" in message and str(log) in message
+    # PDIS takes whole slates there.
+    result = evaluate_off_policy(log, "random", estimators=("pdis",), with_ground_truth=False)
+    assert result.estimates[0].unit == "episode"
+
+
 def test_a_log_without_an_episodes_end_is_refused_by_the_replay(short, tmp_path: Path) -> None:
     # The last step of an episode cut off: the replay, which recovers the contexts, finds it (so
     # the episode estimators only ever see whole episodes).
@@ -136,8 +194,8 @@ def test_a_log_without_an_episodes_end_is_refused_by_the_replay(short, tmp_path:
     assert "\n" not in message and str(cut) in message and "the log ends before it" in message
 
 
-@pytest.mark.slow  # 16 x 100 sessions of up to 3 steps, logged, re-simulated and run: ~30 s
-def test_pdis_and_wpdis_cover_the_targets_return(short, tmp_path: Path) -> None:
+@pytest.mark.slow  # 16 x 100 sessions of up to 3 steps, logged, re-simulated and run: ~15 s
+def test_pdis_wpdis_and_pddr_cover_the_targets_return(short, tmp_path: Path) -> None:
     reps, episodes, rows = 16, 100, []
     for rep in range(reps):
         log = _log(
@@ -148,7 +206,7 @@ def test_pdis_and_wpdis_cover_the_targets_return(short, tmp_path: Path) -> None:
             rounds=episodes,
         )
         result = evaluate_off_policy(
-            log, ("uniform", RandomPolicy(rep)), estimators=("ips", "pdis", "wpdis")
+            log, ("uniform", RandomPolicy(rep)), estimators=("ips", "pdis", "wpdis", "pddr")
         )
         rows.append(result.table().assign(rep=rep))
     res = pd.concat(rows, ignore_index=True)
