@@ -77,7 +77,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -874,51 +874,59 @@ def _episode_estimate(
     return float(per_step.sum()), psi, episodes, ess
 
 
+class ValueModel(NamedTuple):
+    """Fitted-Q evaluation of a target on a log (:func:`fit_value_model`), per round (n,)."""
+
+    #: ``Q(x_i, a_i)``: the return from round i's step on, its logged slot first.
+    q_logged: np.ndarray
+    #: ``V(x_i) = sum_a pi(a | x_i) Q(x_i, a)``.
+    v: np.ndarray
+
+
 def fit_value_model(
     rounds: Rounds,
     *,
+    horizon: int | None = None,
     n_folds: int = 2,
     rng: np.random.Generator | int | None = 0,
     lambdas: Sequence[float] = tuple(np.logspace(-1, 4, 11)),
     chunk: int = 4096,
     max_iter: int = 500,
     tol: float = 1e-8,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> ValueModel:
     """Cross-fitted fitted-Q evaluation of the target's return from each logged step on.
 
     ``Q(x, a)`` estimates the rewards from step t to the end of the episode when the user's state
     is x, slot a is recommended now and the target acts afterwards; ``V(x) = sum_a pi(a | x)
     Q(x, a)``. One ridge regression on ``[phi, s, phi * s]``, with phi the pair features
-    ``[user, candidate, user*candidate, features]`` and s the episode's steps left over the longest
-    episode's length, is refitted on the targets ``r_t + V(x_{t+1})`` (``r_t`` at an episode's
-    last step) with V from the previous fit, until V moves by less than ``tol`` (relative to its
-    size) or ``max_iter`` fits: the fixed point of fitted-Q evaluation. The penalty is chosen by
-    leave-one-out error at every fit. Folds by episode as in :func:`fit_reward_model`; each
-    fold's values come from the model fitted on the others. Predictions are clipped to the range
-    of the last targets.
+    ``[user, candidate, user*candidate, features]`` and s the share of the horizon still ahead,
+    ``(H - t) / H``, is refitted on the targets ``r_t + V(x_{t+1})`` (``r_t`` at an episode's last
+    step) with V from the previous fit, until V moves by less than ``tol`` (relative to its size)
+    or ``max_iter`` fits: the fixed point of fitted-Q evaluation. The penalty is chosen by
+    leave-one-out error at every fit. Values are clipped to what a session can still earn,
+    ``[min(r, 0), max(r, 0)] * (H - t)`` over the logged rewards r. Folds by episode as in
+    :func:`fit_reward_model`; each fold's values come from the model fitted on the others.
 
-    Returns:
-        ``(q_logged, v)``, both (n,): ``Q(x_i, a_i)`` of each round's logged slot and
-        ``V(x_i)``.
+    Args:
+        horizon: H, the scenario's episode horizon (default: the longest logged episode).
     """
     n, k = rounds.n, rounds.k
-    q_logged, v_out = np.zeros(n), np.zeros(n)
     if n == 0:
-        return q_logged, v_out
+        return ValueModel(np.zeros(0), np.zeros(0))
     order, episode, position = _episode_layout(rounds)
-    horizon = int(position.max()) + 1  # the longest episode
+    h = max(int(horizon or 0), int(position.max()) + 1)
     # Each round's next round in its episode (-1 after its last step), in the rounds' order.
     nxt_sorted = np.r_[order[1:], -1]
     nxt_sorted[np.r_[episode[1:] != episode[:-1], True]] = -1
     nxt = np.empty(n, dtype=np.int64)
     nxt[order] = nxt_sorted
-    length = np.bincount(episode)[episode]
-    left = np.empty(n)
-    left[order] = (length - position) / horizon
+    ahead = (h - rounds.step) / h
+    low = min(float(rounds.reward.min()), 0.0) * (h - rounds.step)
+    high = max(float(rounds.reward.max()), 0.0) * (h - rounds.step)
 
     def features(rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
         pair = pair_features(rounds, rows, slots)
-        steps = left[rows, None]
+        steps = ahead[rows, None]
         return np.concatenate([pair, steps, pair * steps], axis=1)
 
     logged = features(np.arange(n), rounds.action)
@@ -933,6 +941,7 @@ def fit_value_model(
     n_clusters = int(rounds.cluster.max()) + 1
     folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
     fold = folds_of_cluster[rounds.cluster]
+    q_logged, v_out = np.zeros(n), np.zeros(n)
     for f in np.unique(fold):
         train = np.flatnonzero(fold != f)
         test = np.flatnonzero(fold == f)
@@ -945,16 +954,15 @@ def fit_value_model(
             for _ in range(max_iter):
                 y = rounds.reward[train] + np.where(has_next, v[np.maximum(nxt[train], 0)], 0.0)
                 coef, icpt = design.solve(y, lambdas)
-                low, high = float(y.min()), float(y.max())
                 v_new = np.clip(design.predict(expected, coef, icpt), low, high)
                 change = float(np.max(np.abs(v_new - v)))
                 v = v_new
                 if change <= tol * max(1.0, float(np.max(np.abs(v)))):
                     break
-            q = np.clip(design.predict(logged[test], coef, icpt), low, high)
+            q = np.clip(design.predict(logged[test], coef, icpt), low[test], high[test])
         q_logged[test] = q
         v_out[test] = v[test]
-    return q_logged, v_out
+    return ValueModel(q_logged, v_out)
 
 
 def _episode_model_terms(
@@ -978,7 +986,7 @@ def estimate_all(
     estimators: Sequence[str] = ESTIMATORS,
     *,
     slate_q: np.ndarray | None = None,
-    value_model: tuple[np.ndarray, np.ndarray] | None = None,
+    value_model: ValueModel | None = None,
 ) -> list[Estimate]:
     """Per-step value estimates of the target with 95% intervals and effective sample size.
 
@@ -990,8 +998,8 @@ def estimate_all(
             ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
         slate_q: (n, L, K) the slate Q-model (:func:`fit_slate_q_model`), which DM and DR use on
             slate rounds (DR is then Cascade-DR, :func:`_cascade_terms`).
-        value_model: ``(q_logged, v)`` of :func:`fit_value_model`, which ``fqe`` and ``pddr``
-            use (:func:`_episode_model_terms`).
+        value_model: :func:`fit_value_model`'s, which ``fqe`` and ``pddr`` use
+            (:func:`_episode_model_terms`).
     """
     n = rounds.n
     idx = np.arange(n)
@@ -1040,7 +1048,9 @@ def estimate_all(
         elif name in RETURN_MODEL_ESTIMATORS:
             if value_model is None:
                 raise ValueError("fqe and pddr need value_model (fit_value_model)")
-            terms = _episode_model_terms(rounds, w, *value_model)[name == "pddr"]
+            terms = _episode_model_terms(rounds, w, value_model.q_logged, value_model.v)[
+                name == "pddr"
+            ]
             est = float(terms.mean()) if terms.size else float("nan")
             episodes = np.arange(terms.size)
             se = _cluster_se(terms - est, episodes)
@@ -1274,7 +1284,7 @@ def evaluate_off_policy(
         else fit_reward_model(rounds, n_folds=n_folds, rng=seed)
     )
     value_model = (
-        fit_value_model(rounds, n_folds=n_folds, rng=seed)
+        fit_value_model(rounds, horizon=log.scenario().episode.horizon, n_folds=n_folds, rng=seed)
         if any(e in RETURN_MODEL_ESTIMATORS for e in estimators)
         else None
     )
@@ -1304,10 +1314,13 @@ def evaluate_off_policy(
         notes.append(
             "note: fqe is the value model's own estimate of the return per episode (fitted-Q "
             "evaluation of the target, one ridge regression refitted step by step from the end, "
-            "cross-fitted by episode): like DM, its model CI leaves out the model's error; pddr "
-            "is the per-decision doubly robust estimate, pdis with that model as control variate: "
-            "right when the propensities are, whatever the model, and less variable where the "
-            "model is good"
+            "cross-fitted by episode): like DM, its model CI leaves out the model's error, "
+            "which is large where the target acts unlike the logger (the model extrapolates "
+            "there; the episodes' ESS says how much the log shows of the target's sessions); "
+            "pddr is the per-decision doubly robust estimate, pdis with that model as control "
+            "variate: right when the propensities are, whatever the model, and less variable "
+            "where the model is good, but where the weights vanish along a session it is the "
+            "model's"
         )
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a
     # deterministic target an ESS of n/K, which is as good as that logger gets and well served

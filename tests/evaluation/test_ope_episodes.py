@@ -73,13 +73,16 @@ def test_rounds_that_are_not_whole_episodes_are_named() -> None:
 
 
 def test_pddr_and_fqe_by_hand() -> None:
+    from lmrecsim.evaluation.ope import ValueModel
+
     # The rounds of the PDIS test, with a value model given by hand.
     rounds = _rounds([1, 0, 0], [0, 1, 0], [0.4, 0.5, 1.6], [2.0, 1.0, 1.0])
     q = np.array([1.5, 0.7, 1.2])  # Q(x, a) of each round's logged slot, in the rounds' order
     v = np.array([1.0, 0.9, 1.8])  # V(x) of each round
+    model = ValueModel(q, v)
     got = {
         e.estimator: e
-        for e in estimate_all(rounds, np.zeros((3, 2)), ("fqe", "pddr", "pdis"), value_model=(q, v))
+        for e in estimate_all(rounds, np.zeros((3, 2)), ("fqe", "pddr", "pdis"), value_model=model)
     }
     # Episode 0: steps with weights 1.6, then 0.8 (cumulative); episode 1: one step, 0.4.
     e0 = 1.6 * (1 - 1.2) + 1.8 + 0.8 * (1 - 0.7) + 1.6 * 0.9
@@ -88,7 +91,7 @@ def test_pddr_and_fqe_by_hand() -> None:
     assert got["fqe"].estimate == pytest.approx((1.8 + 1.0) / 2)  # V at each episode's start
     assert got["fqe"].ess == 2 and got["pddr"].ess == got["pdis"].ess
     # Without a model, PDDR is PDIS.
-    zero = (np.zeros(3), np.zeros(3))
+    zero = ValueModel(np.zeros(3), np.zeros(3))
     both = estimate_all(rounds, np.zeros((3, 2)), ("pddr", "pdis"), value_model=zero)
     assert both[0].estimate == pytest.approx(both[1].estimate)
     with pytest.raises(ValueError, match="value_model"):
@@ -96,23 +99,24 @@ def test_pddr_and_fqe_by_hand() -> None:
 
 
 def test_fitted_q_evaluation_counts_the_steps_left() -> None:
-    # A reward of 1 at every step and sessions of 1 to 4 steps: the return from step t on is the
-    # steps left, which the model sees (as a share of the longest session), so it must find it
-    # through its step-by-step refits, whatever the weights.
+    # A reward of 1 at every step of sessions that all last the horizon (4 steps): the return
+    # from step t on is 4 - t, which the model sees (as the share of the horizon ahead), so it
+    # must find it through its refits, whatever the weights and the other features.
     from lmrecsim.evaluation.ope import fit_value_model
 
     gen = np.random.default_rng(3)
-    lengths = gen.integers(1, 5, size=120)
-    cluster = np.repeat(np.arange(lengths.size), lengths)
-    step = np.concatenate([np.arange(n) for n in lengths])
+    m, h = 120, 4
+    cluster = np.repeat(np.arange(m), h)
+    step = np.tile(np.arange(h), m)
     n = cluster.size
     rounds = _rounds(cluster.tolist(), step.tolist(), gen.uniform(0.5, 1.5, n).tolist(), [1.0] * n)
     rounds.user = gen.normal(size=(n, 2)).astype(np.float32)
     rounds.candidates = gen.normal(size=(n, 2, 2)).astype(np.float32)
-    q, v = fit_value_model(rounds, n_folds=2, rng=0)
-    left = lengths[cluster] - step
-    np.testing.assert_allclose(q, left, atol=0.05)
-    np.testing.assert_allclose(v, left, atol=0.05)
+    model = fit_value_model(rounds, horizon=h, n_folds=2, rng=0)
+    np.testing.assert_allclose(model.q_logged, h - step, atol=0.02)
+    np.testing.assert_allclose(model.v, h - step, atol=0.02)
+    # Values never exceed what a session can still earn: here every session earns all of it.
+    assert (model.v <= h - step).all()
 
 
 @pytest.fixture(scope="module")
