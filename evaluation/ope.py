@@ -524,6 +524,24 @@ class _RidgeDesign:
         return ((x - self.mean) / self.scale) @ coef + intercept
 
 
+def _episode_folds(
+    rounds: Rounds, n_folds: int, rng: np.random.Generator | int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-fitting splits ``(train, test)`` of the rounds: episodes are dealt at random into
+    ``n_folds`` folds (at most one per episode), and each fold is tested on a model trained on
+    the others; with one fold, trained and tested on every round (no cross-fitting)."""
+    gen = np.random.default_rng(rng)
+    n_clusters = int(rounds.cluster.max()) + 1
+    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
+    fold = folds_of_cluster[rounds.cluster]
+    splits = []
+    for f in np.unique(fold):
+        train = np.flatnonzero(fold != f)
+        test = np.flatnonzero(fold == f)
+        splits.append((test if train.size == 0 else train, test))
+    return splits
+
+
 def fit_reward_model(
     rounds: Rounds,
     *,
@@ -541,17 +559,9 @@ def fit_reward_model(
     out = np.zeros((n, k), dtype=np.float64)
     if n == 0:
         return out
-    gen = np.random.default_rng(rng)
-    n_clusters = int(rounds.cluster.max()) + 1
-    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
-    fold = folds_of_cluster[rounds.cluster]
     all_rows = np.repeat(np.arange(n), k)
     all_slots = np.tile(np.arange(k), n)
-    for f in np.unique(fold):
-        train = np.flatnonzero(fold != f)
-        test = np.flatnonzero(fold == f)
-        if train.size == 0:  # one fold only: fit on everything (no cross-fitting possible)
-            train = test
+    for train, test in _episode_folds(rounds, n_folds, rng):
         x = pair_features(rounds, train, rounds.action[train])
         y = rounds.reward[train]
         sel = np.isin(all_rows, test)
@@ -654,18 +664,10 @@ def fit_slate_q_model(
     prefix = np.concatenate(
         [above / np.maximum(count, 1.0)[:, :, None], (count / size)[:, :, None]], axis=2
     )
-    gen = np.random.default_rng(rng)
-    n_clusters = int(rounds.cluster.max()) + 1
-    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
-    fold = folds_of_cluster[rounds.cluster]
     grid_rows = np.repeat(all_rows, k)
     grid_slots = np.tile(np.arange(k), n)
     cond = rounds.target_conditional
-    for f in np.unique(fold):
-        train = np.flatnonzero(fold != f)
-        test = np.flatnonzero(fold == f)
-        if train.size == 0:  # one fold only: fit on everything (no cross-fitting possible)
-            train = test
+    for train, test in _episode_folds(rounds, n_folds, rng):
         following = np.zeros(n)  # sum_a pi(a | S_<=l) Q_{l+1}(S_<=l, a), per round
         for pos in range(size - 1, -1, -1):
             y = rewards[train, pos] + following[train]
@@ -937,16 +939,8 @@ def fit_value_model(
         grid = features(np.repeat(rows, k), np.tile(np.arange(k), rows.size))
         dist = rounds.target_dist[rows].reshape(-1, 1)
         expected[rows] = (grid * dist).reshape(rows.size, k, -1).sum(axis=1)
-    gen = np.random.default_rng(rng)
-    n_clusters = int(rounds.cluster.max()) + 1
-    folds_of_cluster = gen.permutation(n_clusters) % max(min(n_folds, n_clusters), 1)
-    fold = folds_of_cluster[rounds.cluster]
     q_logged, v_out = np.zeros(n), np.zeros(n)
-    for f in np.unique(fold):
-        train = np.flatnonzero(fold != f)
-        test = np.flatnonzero(fold == f)
-        if train.size == 0:  # one fold only: fit on everything (no cross-fitting possible)
-            train = test
+    for train, test in _episode_folds(rounds, n_folds, rng):
         has_next = nxt[train] >= 0
         with one_blas_thread():  # the estimates must not move with the thread count
             design = _RidgeDesign(logged[train])
