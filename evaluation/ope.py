@@ -1236,8 +1236,9 @@ def evaluate_off_policy(
         raise LogError(
             f"--estimator: {unknown[0]!r} is unknown (expected one of: {', '.join(ALL_ESTIMATORS)})"
         )
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 1:
+    if not _is_integer(n_folds) or n_folds < 1:
         raise LogError(f"--folds: {n_folds!r} (expected an integer >= 1)")
+    n_folds = int(n_folds)
     for name, folder in (("out_dir", out_dir), ("export_dir", export_dir)):
         if folder is not None:
             check_out(folder, name)

@@ -261,3 +261,15 @@ def test_a_log_of_one_episode_says_why_its_intervals_are_nan(bandit, tmp_path: P
     two = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "two.parquet", seed=9, rounds=2)
     result = evaluate_off_policy(two, ("similar", Similar()), with_ground_truth=False)
     assert not any("no intervals" in n for n in result.notes)
+
+
+def test_folds_take_numpy_integers_and_refuse_bools(bandit, tmp_path: Path) -> None:
+    log = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "log.parquet", seed=9, rounds=12)
+    target = ("similar", Similar())
+    kwargs = {"estimators": ("dm",), "with_ground_truth": False}
+    plain = evaluate_off_policy(log, target, n_folds=3, **kwargs).estimates[0].estimate
+    numpy = evaluate_off_policy(log, target, n_folds=np.int64(3), **kwargs).estimates[0].estimate
+    assert numpy == plain
+    for bad in (True, 2.0, 0):
+        with pytest.raises(LogError, match=r"--folds: .* \(expected an integer >= 1\)"):
+            evaluate_off_policy(log, target, n_folds=bad, **kwargs)
