@@ -800,6 +800,9 @@ def _episode_layout(rounds: Rounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     the episode (0, 1, ...). Raises ValueError naming a round where an episode skips or repeats a
     step, or does not start at step 0."""
     assert rounds.step is not None
+    if rounds.n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     order = np.lexsort((rounds.step, rounds.cluster))
     cluster = rounds.cluster[order]
     starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]])
@@ -862,6 +865,8 @@ def _episode_estimate(
     rho, rewards = episode_weights(rounds, w)
     m = rho.shape[0]
     episodes = np.arange(m)
+    if rho.size == 0:
+        return float("nan"), np.zeros(0), episodes, 0.0
     final = rho[:, -1] if rho.size else np.zeros(0)
     ess = float(final.sum() ** 2 / np.sum(final**2)) if np.sum(final**2) > 0 else 0.0
     if not normalized:
@@ -966,6 +971,8 @@ def _episode_model_terms(
     ``sum_t [rho_t (r_t - Q(x_t, a_t)) + rho_{t-1} V(x_t)]`` (``rho_{-1}`` = 1)."""
     order, episode, position = _episode_layout(rounds)
     rho, rewards = episode_weights(rounds, w)
+    if rho.size == 0:
+        return np.zeros(0), np.zeros(0)
     q_m, v_m = np.zeros_like(rho), np.zeros_like(rho)
     q_m[episode, position] = q_logged[order]
     v_m[episode, position] = v[order]

@@ -59,6 +59,18 @@ def test_pdis_and_wpdis_by_hand() -> None:
     assert got["pdis"].ci_high - got["pdis"].ci_low == pytest.approx(2 * 1.959963984540054 * se)
 
 
+def test_no_rounds_give_nan_not_an_error() -> None:
+    from lmrecsim.evaluation.ope import fit_value_model
+
+    rounds = _rounds([], [], [], [])
+    rounds.ended = np.zeros(0, dtype=bool)
+    model = fit_value_model(rounds)
+    got = estimate_all(
+        rounds, np.zeros((0, 2)), ("pdis", "wpdis", "fqe", "pddr"), value_model=model
+    )
+    assert all(np.isnan(e.estimate) and e.ess == 0 for e in got)
+
+
 def test_rounds_that_are_not_whole_episodes_are_named() -> None:
     rounds = _rounds([0, 0, 1], [0, 2, 0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="round 1 is step 2 of its episode, where step 1"):
