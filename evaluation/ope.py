@@ -116,8 +116,8 @@ EPISODE_ESTIMATORS = ("pdis", "wpdis", *RETURN_MODEL_ESTIMATORS)
 ALL_ESTIMATORS = ESTIMATORS + POSITION_ESTIMATORS + PREFIX_ESTIMATORS + EPISODE_ESTIMATORS
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
 MIN_ESS = 100
-#: Effective number of whole episodes under which pdis and wpdis get a low-overlap warning (their
-#: terms are independent episodes, not the steps of a few).
+#: Effective number of whole episodes under which the weighted estimates of the return per
+#: episode (pdis, wpdis, pddr) get a low-overlap warning (their terms are independent episodes).
 MIN_EPISODE_ESS = 30
 _Z95 = 1.959963984540054
 # Probability mass below this is treated as zero when checking support.
@@ -136,7 +136,7 @@ class Estimate:
     ground_truth: float = float("nan")
     relative_error: float = float("nan")
     #: What the estimate is of: ``step`` (expected reward per step on the logged states) or
-    #: ``episode`` (the target's expected return per episode: pdis, wpdis).
+    #: ``episode`` (the target's expected return per episode: pdis, wpdis, fqe, pddr).
     unit: str = "step"
 
 
