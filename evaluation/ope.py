@@ -29,10 +29,11 @@ divides each step's weighted rewards by the mean weight at that step (consistent
 An episode that ended keeps its last weight in the later steps' normalisers (it ended the same
 way under the target's actions). Their terms are whole episodes, which are independent; their
 effective sample size is that of the whole episodes' weights, which shrinks with the session
-length. FQE and PDDR (single-item logs) add a value model of the target's return from each step
-on (:func:`fit_value_model`, fitted-Q evaluation): FQE is its mean value of the sessions' first
-states; PDDR, the per-decision doubly robust estimate (Jiang and Li, 2016), is PDIS with the
-model as control variate (:func:`_episode_model_terms`).
+length. FQE, PDDR and WDR (single-item logs) add a value model of the target's return from each
+step on (:func:`fit_value_model`, fitted-Q evaluation): FQE is its mean value of the sessions'
+first states; PDDR, the per-decision doubly robust estimate (Jiang and Li, 2016), is PDIS with
+the model as control variate, and WDR (Thomas and Brunskill, 2016) the same weighted as WPDIS
+is (:func:`_episode_model_estimate`).
 
 Slates (``candidates.slate_size`` L above 1). The logged action is the ordered slate S_i and its
 propensity is the logger's probability of that whole slate, so IPS and SNIPS weight a round by
@@ -107,8 +108,8 @@ POSITION_ESTIMATORS = ("iips", "sniips")
 #: The cascade slate estimators (they need the prefixes' propensities, log schema 3).
 PREFIX_ESTIMATORS = ("rips", "snrips")
 #: The model-based estimators of the target's return per episode (fitted-Q evaluation, and the
-#: per-decision doubly robust estimate with it); single-item logs.
-RETURN_MODEL_ESTIMATORS = ("fqe", "pddr")
+#: per-decision and weighted doubly robust estimates with it); single-item logs.
+RETURN_MODEL_ESTIMATORS = ("fqe", "pddr", "wdr")
 #: The estimators of the target's return per episode (per-decision importance sampling along
 #: each logged episode, and the model-based ones); asked for by name, not in the defaults.
 EPISODE_ESTIMATORS = ("pdis", "wpdis", *RETURN_MODEL_ESTIMATORS)
@@ -117,7 +118,7 @@ ALL_ESTIMATORS = ESTIMATORS + POSITION_ESTIMATORS + PREFIX_ESTIMATORS + EPISODE_
 #: Effective sample size under which the weighted estimates get a low-overlap warning.
 MIN_ESS = 100
 #: Effective number of whole episodes under which the weighted estimates of the return per
-#: episode (pdis, wpdis, pddr) get a low-overlap warning (their terms are independent episodes).
+#: episode (pdis, wpdis, pddr, wdr) get a low-overlap warning (their terms are independent episodes).
 MIN_EPISODE_ESS = 30
 _Z95 = 1.959963984540054
 # Probability mass below this is treated as zero when checking support.
@@ -136,7 +137,8 @@ class Estimate:
     ground_truth: float = float("nan")
     relative_error: float = float("nan")
     #: What the estimate is of: ``step`` (expected reward per step on the logged states) or
-    #: ``episode`` (the target's expected return per episode: pdis, wpdis, fqe, pddr).
+    #: ``episode`` (the target's expected return per episode: pdis, wpdis, fqe, pddr,
+    #: wdr).
     unit: str = "step"
 
 
@@ -283,7 +285,7 @@ def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
         raise LogError(
             f"--estimator: {modelled[0]!r} on a slate log ({log.path}, candidates.slate_size = "
             f"{size}; expected pdis or wpdis for the return per episode there: the value model "
-            "of fqe and pddr scores single items)"
+            "of fqe, pddr and wdr scores single items)"
         )
     if size == 1 and any(e in positionwise for e in estimators):
         first = next(e for e in estimators if e in positionwise)
@@ -964,21 +966,44 @@ def fit_value_model(
     return ValueModel(q_logged, v_out)
 
 
-def _episode_model_terms(
-    rounds: Rounds, w: np.ndarray, q_logged: np.ndarray, v: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(m,) per-episode terms of FQE, ``V(x_0)``, and of the per-decision doubly robust estimate,
-    ``sum_t [rho_t (r_t - Q(x_t, a_t)) + rho_{t-1} V(x_t)]`` (``rho_{-1}`` = 1)."""
+def _episode_model_estimate(
+    rounds: Rounds, w: np.ndarray, model: ValueModel, name: str
+) -> tuple[float, np.ndarray]:
+    """FQE, PDDR or WDR of the return per episode with the value ``model``: the estimate and its
+    influence terms, one per episode (m,).
+
+    * FQE: ``mean_e V(x_e0)``.
+    * PDDR (per-decision doubly robust): ``mean_e sum_t [rho_t (r_t - Q(x_t, a_t)) + rho_{t-1}
+      V(x_t)]`` with ``rho_{-1}`` = 1.
+    * WDR (weighted doubly robust, Thomas and Brunskill 2016): the same with each step's two
+      weighted sums divided by the mean of their weights, as WPDIS does.
+
+    Past an episode's end the rewards and values are 0 and the weights keep their last value.
+    """
     order, episode, position = _episode_layout(rounds)
     rho, rewards = episode_weights(rounds, w)
     if rho.size == 0:
-        return np.zeros(0), np.zeros(0)
+        return float("nan"), np.zeros(0)
     q_m, v_m = np.zeros_like(rho), np.zeros_like(rho)
-    q_m[episode, position] = q_logged[order]
-    v_m[episode, position] = v[order]
+    q_m[episode, position] = model.q_logged[order]
+    v_m[episode, position] = model.v[order]
     rho_before = np.concatenate([np.ones((rho.shape[0], 1)), rho[:, :-1]], axis=1)
-    dr = (rho * (rewards - q_m) + rho_before * v_m).sum(axis=1)
-    return v_m[:, 0], dr
+    if name == "fqe":
+        terms = v_m[:, 0]
+    elif name == "pddr":
+        terms = (rho * (rewards - q_m) + rho_before * v_m).sum(axis=1)
+    else:
+        mean_w, mean_before = rho.mean(axis=0), rho_before.mean(axis=0)
+        if not ((mean_w > 0).all() and (mean_before > 0).all()):
+            return float("nan"), np.full(rho.shape[0], np.nan)
+        corrected = (rho * (rewards - q_m)).mean(axis=0) / mean_w
+        baseline = (rho_before * v_m).mean(axis=0) / mean_before
+        psi = (rho * (rewards - q_m - corrected) / mean_w).sum(axis=1) + (
+            rho_before * (v_m - baseline) / mean_before
+        ).sum(axis=1)
+        return float(corrected.sum() + baseline.sum()), psi
+    est = float(terms.mean())
+    return est, terms - est
 
 
 def estimate_all(
@@ -999,8 +1024,8 @@ def estimate_all(
             ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
         slate_q: (n, L, K) the slate Q-model (:func:`fit_slate_q_model`), which DM and DR use on
             slate rounds (DR is then Cascade-DR, :func:`_cascade_terms`).
-        value_model: :func:`fit_value_model`'s, which ``fqe`` and ``pddr`` use
-            (:func:`_episode_model_terms`).
+        value_model: :func:`fit_value_model`'s, which ``fqe``, ``pddr`` and ``wdr`` use
+            (:func:`_episode_model_estimate`).
     """
     n = rounds.n
     idx = np.arange(n)
@@ -1048,16 +1073,10 @@ def estimate_all(
             )
         elif name in RETURN_MODEL_ESTIMATORS:
             if value_model is None:
-                raise ValueError("fqe and pddr need value_model (fit_value_model)")
-            terms = _episode_model_terms(rounds, w, value_model.q_logged, value_model.v)[
-                name == "pddr"
-            ]
-            est = float(terms.mean()) if terms.size else float("nan")
-            episodes = np.arange(terms.size)
-            se = _cluster_se(terms - est, episodes)
-            e_ess = (
-                _episode_estimate(rounds, w, normalized=False)[3] if name == "pddr" else terms.size
-            )
+                raise ValueError("fqe, pddr and wdr need value_model (fit_value_model)")
+            est, psi = _episode_model_estimate(rounds, w, value_model, name)
+            se = _cluster_se(psi, np.arange(psi.size))
+            e_ess = _episode_estimate(rounds, w, normalized=False)[3] if name != "fqe" else psi.size
             out.append(
                 Estimate(name, est, est - _Z95 * se, est + _Z95 * se, float(e_ess), unit="episode")
             )
@@ -1214,7 +1233,7 @@ def evaluate_off_policy(
             slate log also ``iips``, ``sniips``, ``rips`` and ``snrips``, and ``dm`` and ``dr``
             are slate DM and Cascade-DR (default there: all eight, less those the log or the
             target cannot give, with a note). On any log ``pdis`` and ``wpdis``, and on
-            single-item logs ``fqe`` and ``pddr``, by name only: the return per episode (their
+            single-item logs ``fqe``, ``pddr`` and ``wdr``, by name only: the return per episode (their
             :class:`Estimate` has ``unit="episode"``).
         logged_policy: the logging policy's label (when the log holds several).
         out_dir: also write ``out_dir/ope.csv``.
@@ -1322,7 +1341,7 @@ def evaluate_off_policy(
             "pddr is the per-decision doubly robust estimate, pdis with that model as control "
             "variate: right when the propensities are, whatever the model, and less variable "
             "where the model is good, but where the weights vanish along a session it is the "
-            "model's"
+            "model's; wdr is pddr weighted as wpdis is (consistent, less variable)"
         )
     # An absolute floor, not a share of the rounds: a uniform logger over K slots gives a
     # deterministic target an ESS of n/K, which is as good as that logger gets and well served

@@ -17,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Estimate the target policy's value per step from a log made by a stochastic "
         "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates, "
         "the position-wise IIPS, SNIIPS, RIPS and SNRIPS, and DM and Cascade-DR over a Q-model "
-        "fitted position by position; PDIS and WPDIS (any log), FQE and per-decision DR "
-        "(single-item logs) for its return per episode; "
+        "fitted position by position; PDIS and WPDIS (any log), FQE, per-decision and weighted "
+        "DR (single-item logs) for its return per episode; "
         "95% intervals, effective sample size), compared with the ground truth from running the "
         "target on the same scenario and seeds.",
     )
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=list(ALL_ESTIMATORS),
         help="estimator to compute, repeatable (default: all a log takes: ips, snips, dm, dr; on a "
         "slate log ips, snips, iips, sniips, rips, snrips, dm, dr, where dr is Cascade-DR; "
-        "pdis, wpdis, fqe and pddr, asked for by name, estimate the return per episode)",
+        "pdis, wpdis, fqe, pddr and wdr, asked for by name, estimate the return per episode)",
     )
     p.add_argument("--logged-policy", help="the logging policy's label (logs of several)")
     p.add_argument("--out", help="write DIR/ope.csv")
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int_at_least(1),
         default=2,
         help="cross-fitting folds of the models (dm and dr's reward model, the slate Q-model, "
-        "fqe and pddr's value model; default 2; 1: one model fitted on every episode, no "
+        "the value model of fqe, pddr and wdr; default 2; 1: one model fitted on every episode, no "
         "cross-fitting; more folds than episodes: one fold per episode)",
     )
     p.set_defaults(func=run)

@@ -102,10 +102,19 @@ def test_pddr_and_fqe_by_hand() -> None:
     assert got["pddr"].estimate == pytest.approx((e0 + e1) / 2)
     assert got["fqe"].estimate == pytest.approx((1.8 + 1.0) / 2)  # V at each episode's start
     assert got["fqe"].ess == 2 and got["pddr"].ess == got["pdis"].ess
-    # Without a model, PDDR is PDIS.
+    # WDR: each step's corrections and values divided by the mean of their weights (episode 1
+    # has ended by step 1: reward, Q and V 0 there, its weight carried).
+    wdr = next(e for e in estimate_all(rounds, np.zeros((3, 2)), ("wdr",), value_model=model))
+    step0 = (1.6 * (1 - 1.2) + 0.4 * (2 - 1.5)) / (1.6 + 0.4) + (1.8 + 1.0) / 2
+    step1 = (0.8 * (1 - 0.7)) / (0.8 + 0.4) + (1.6 * 0.9) / (1.6 + 0.4)
+    assert wdr.estimate == pytest.approx(step0 + step1)
+    # Without a model, PDDR is PDIS and WDR is WPDIS.
     zero = ValueModel(np.zeros(3), np.zeros(3))
-    both = estimate_all(rounds, np.zeros((3, 2)), ("pddr", "pdis"), value_model=zero)
+    both = estimate_all(
+        rounds, np.zeros((3, 2)), ("pddr", "pdis", "wdr", "wpdis"), value_model=zero
+    )
     assert both[0].estimate == pytest.approx(both[1].estimate)
+    assert both[2].estimate == pytest.approx(both[3].estimate)
     with pytest.raises(ValueError, match="value_model"):
         estimate_all(rounds, np.zeros((3, 2)), ("pddr",))
 
@@ -211,7 +220,9 @@ def test_a_log_without_an_episodes_end_is_refused_by_the_replay(short, tmp_path:
 
 
 @pytest.mark.slow  # 16 x 100 sessions of up to 3 steps, logged, re-simulated and run: ~15 s
-def test_pdis_wpdis_and_pddr_cover_the_targets_return(short, tmp_path: Path) -> None:
+def test_the_weighted_and_doubly_robust_estimates_cover_the_targets_return(
+    short, tmp_path: Path
+) -> None:
     reps, episodes, rows = 16, 100, []
     for rep in range(reps):
         log = _log(
@@ -222,7 +233,7 @@ def test_pdis_wpdis_and_pddr_cover_the_targets_return(short, tmp_path: Path) -> 
             rounds=episodes,
         )
         result = evaluate_off_policy(
-            log, ("uniform", RandomPolicy(rep)), estimators=("ips", "pdis", "wpdis", "pddr")
+            log, ("uniform", RandomPolicy(rep)), estimators=("ips", "pdis", "wpdis", "pddr", "wdr")
         )
         rows.append(result.table().assign(rep=rep))
     res = pd.concat(rows, ignore_index=True)
