@@ -1,0 +1,165 @@
+"""How well do the off-policy estimators recover a target's value? Many logs, one known truth.
+
+Each run logs ``--logs`` independent logs with a stochastic logging policy, evaluates a target on
+each with ``lmrecsim.evaluation.ope.evaluate_off_policy`` (ground truth included: the target run
+on the same users), and prints per estimator the mean estimate, its spread over the logs, bias,
+RMSE, how many 95% intervals missed the pooled truth, and the mean effective sample size. The
+figures of docs/logs.md come from these commands:
+
+    python -m benchmarks.ope_estimators slates --k 5 --slate 2 --logger egreedy
+    python -m benchmarks.ope_estimators slates --k 8 --slate 3 --logger uniform
+    python -m benchmarks.ope_estimators episodes --horizon 3
+    python -m benchmarks.ope_estimators episodes --horizon 10
+
+``slates``: one-step episodes (a slate bandit, where every per-step estimator's truth is exact)
+on the default scenario with a small catalog, slates of ``--slate`` among ``--k`` candidates, an
+epsilon-greedy (epsilon 0.5) or uniform logger, and the greedy target; all eight slate
+estimators. ``episodes``: sessions of at most ``--horizon`` steps among 5 candidates, a logger
+that is epsilon-greedy (epsilon 0.7) on the popularity feature, and a uniform target; the
+per-step IPS and SNIPS and the five estimators of the return per episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class PopularityLogger:
+    """Epsilon-greedy on the candidates' popularity feature (feature 0), with its probabilities."""
+
+    def __init__(self, epsilon: float, seed: int) -> None:
+        self.epsilon = epsilon
+        self.rng = np.random.default_rng(seed)
+
+    def action_probabilities(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        mask = obs["action_mask"].astype(bool)
+        probs = np.where(mask, self.epsilon / mask.sum(), 0.0)
+        scores = np.where(mask, obs["candidate_features"][:, 0], -np.inf)
+        probs[int(np.argmax(scores))] += 1.0 - self.epsilon
+        return probs
+
+    def predict(
+        self, obs: dict[str, np.ndarray], state: Any = None, episode_start: Any = None, **_: Any
+    ) -> tuple[np.ndarray, Any]:
+        p = self.action_probabilities(obs)
+        return np.asarray(self.rng.choice(p.shape[0], p=p)), state
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Per estimator (and unit): mean, spread, bias, RMSE, misses of the pooled truth, mean ESS."""
+    rows = []
+    for (unit, name), group in results.groupby(["unit", "estimator"], sort=False):
+        truth = float(group.groupby("log")["ground_truth"].first().mean())
+        est = group["estimate"]
+        missed = int(((group["ci_low"] > truth) | (truth > group["ci_high"])).sum())
+        bias = float(est.mean()) - truth
+        rows.append(
+            {
+                "unit": unit,
+                "estimator": name,
+                "truth": truth,
+                "mean": float(est.mean()),
+                "spread": float(est.std()),
+                "bias": bias,
+                "rmse": float(np.sqrt(bias**2 + est.var())),
+                "missed": f"{missed}/{len(group)}",
+                "ess": float(group["ess"].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run(kind: str, args: argparse.Namespace) -> pd.DataFrame:
+    from lmrecsim.agents.base import RandomPolicy
+    from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy
+    from lmrecsim.envs.world import build_world
+    from lmrecsim.evaluation.logs import write_step_log
+    from lmrecsim.evaluation.ope import evaluate_off_policy
+    from lmrecsim.evaluation.rollout import run_policy
+    from lmrecsim.scenarios import load_scenario, scenario_from_dict
+    from lmrecsim.scenarios.loader import deep_merge, scenario_to_dict
+
+    base = scenario_to_dict(load_scenario("default"))
+    if kind == "slates":
+        override = {
+            "name": "ope-slates",
+            "catalog": {"n_items": 200},
+            "candidates": {"k": args.k, "slate_size": args.slate},
+            "episode": {"horizon": 1},
+            "users": {"patience": {"skip_cost": 0.03}},
+            "encoder": {"project_dim": 16},
+        }
+        estimators: Sequence[str] | None = None  # the slate default: all eight
+    else:
+        override = {"name": "ope-episodes", "episode": {"horizon": args.horizon}}
+        override["candidates"] = {"k": 5}
+        estimators = ("ips", "snips", "pdis", "wpdis", "fqe", "pddr", "wdr")
+    scenario = scenario_from_dict(deep_merge(base, override))
+    world = build_world(scenario, show_progress=False)
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.logs):
+            if kind == "slates":
+                logger: Any = (
+                    RandomPolicy(seed=rep, slate_size=args.slate)
+                    if args.logger == "uniform"
+                    else EpsilonGreedyPolicy(epsilon=0.5, seed=rep, slate_size=args.slate)
+                )
+                target: Any = ("greedy", GreedyPolicy(slate_size=args.slate))
+                seed = 200 + rep
+            else:
+                logger = PopularityLogger(0.7, seed=rep)
+                target = ("uniform", RandomPolicy(rep))
+                seed = 300 + rep
+            steps, arrays = run_policy(
+                world,
+                logger,
+                label="logger",
+                seeds=[seed],
+                episodes=args.episodes,
+                deterministic=False,
+            )
+            path = Path(tmp) / f"log{rep}.parquet"
+            write_step_log(path, steps, arrays, scenario=scenario, world=world)
+            result = evaluate_off_policy(path, target, estimators=estimators)
+            tables.append(result.table().assign(log=rep))
+    return summarise(pd.concat(tables, ignore_index=True))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="kind", required=True)
+    slates = sub.add_parser("slates", help="one-step slate bandits, the greedy target")
+    slates.add_argument("--k", type=int, default=5, help="candidates (default 5)")
+    slates.add_argument("--slate", type=int, default=2, help="slate size (default 2)")
+    slates.add_argument("--logger", choices=["egreedy", "uniform"], default="egreedy")
+    slates.add_argument("--episodes", type=int, default=400, help="rounds per log (default 400)")
+    episodes = sub.add_parser("episodes", help="short sessions, a uniform target")
+    episodes.add_argument("--horizon", type=int, default=3, help="session length (default 3)")
+    episodes.add_argument("--episodes", type=int, default=100, help="per log (default 100)")
+    for p in (slates, episodes):
+        p.add_argument("--logs", type=int, default=20, help="independent logs (default 20)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    table = run(args.kind, args)
+    setting = " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "kind")
+    print(f"python -m benchmarks.ope_estimators {args.kind} {setting}")
+    print(f"({time.perf_counter() - start:.0f} s)")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
