@@ -112,9 +112,7 @@ class RandomPolicy(EpisodeSeeded):
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:
         """(L, K) each position's distribution of slots given that the earlier positions hold
-        ``slate``'s (:func:`~lmrecsim.agents.conditionals.sequential_conditionals`)."""
-        from .conditionals import sequential_conditionals
-
+        ``slate``'s (:func:`sequential_conditionals`)."""
         mask = np.asarray(observation["action_mask"]).reshape(-1) > 0
         return sequential_conditionals(mask, None, self.slate_size, 1.0, slate)
 
@@ -252,6 +250,41 @@ def sequential_prefix_probabilities(
         elif slot != given[0]:
             break
         out[j] = prob
+    return out
+
+
+def sequential_conditionals(
+    mask: np.ndarray, scores: np.ndarray | None, size: int, epsilon: float, slate: np.ndarray
+) -> np.ndarray:
+    """(L, K) :func:`sequential_slate`'s rule's distribution of each position's slot, given that
+    the earlier positions hold ``slate``'s slots (what the cascade doubly robust estimator needs;
+    :mod:`lmrecsim.agents.conditionals`).
+
+    Row j is the rule's next-position distribution over the valid slots ``slate[:j]`` has not
+    taken; past the valid slots the rule repeats the first slot (one-hot on ``slate[0]``). The
+    product of row l's entry at ``slate[l]`` over l <= j is :func:`sequential_prefix_probabilities`'
+    entry j.
+
+    Args:
+        mask: (K,) bool valid slots.
+        scores: (K,) scores of the exploit step, or None when ``epsilon`` is 1.
+        size: L.
+        epsilon: exploration probability in [0, 1].
+        slate: (L,) the logged slots (out-of-range slots take nothing away).
+    """
+    valid, epsilon = _valid_slots(mask, epsilon)
+    k = valid.shape[0]
+    given = np.asarray(slate).reshape(-1).astype(np.int64)
+    n = min(int(valid.sum()), size)
+    out = np.zeros((size, k), dtype=np.float64)
+    for j in range(size):
+        if j >= n:
+            if 0 <= given[0] < k:
+                out[j, given[0]] = 1.0
+            continue
+        out[j] = _position_probabilities(valid, scores, epsilon)
+        if j < given.shape[0] and 0 <= given[j] < k:
+            valid[given[j]] = False
     return out
 
 

@@ -35,15 +35,12 @@ from .base import (
     check_slate_size,
     prefix_indicators,
     sample_actions,
+    sequential_conditionals,
     sequential_prefix_probabilities,
     sequential_slate,
     top_slate,
 )
-from .conditionals import (
-    plackett_luce_conditionals,
-    sequential_conditionals,
-    slate_indicators,
-)
+from .conditionals import plackett_luce_conditionals, slate_indicators
 from .errors import AgentError
 from .positions import epsilon_rule_marginals, logged_marginals, position_indicators
 
@@ -270,7 +267,7 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:
         """(L, K) each position's distribution of slots under the same rule, given that the
-        earlier positions hold ``slate``'s (:func:`~lmrecsim.agents.conditionals.
+        earlier positions hold ``slate``'s (:func:`~lmrecsim.agents.base.
         sequential_conditionals`)."""
         mask, scores = _mask(observation), self.scores(observation)
         return sequential_conditionals(mask, scores, self.slate_size, self.epsilon, slate)
@@ -595,7 +592,7 @@ class SB3Policy:
         that the earlier positions hold ``slate``'s: one-hot on its greedy slate's slots, PPO's
         Plackett-Luce choice among the valid slots not yet taken, or the positions' own
         distributions for SB3's ``MultiCategorical`` (independent positions)."""
-        from .slate import PlackettLuceDistribution
+        from .slate import PlackettLuceDistribution, position_marginals
 
         slate = np.asarray(slate, dtype=np.int64).reshape(-1)
         k = np.asarray(observation["action_mask"]).shape[-1]
@@ -607,10 +604,9 @@ class SB3Policy:
             logits = dist.logits.detach().cpu().numpy().astype(np.float64)[0]
             valid = dist.valid.detach().cpu().numpy()[0]
             return plackett_luce_conditionals(logits, valid, slate)
-        parts = dist.distribution
-        return np.stack(
-            [d.probs.detach().cpu().numpy().astype(np.float64)[0] for d in parts[: slate.size]]
-        )
+        # Independent positions: each position's distribution whatever the others hold, which
+        # is its marginal.
+        return position_marginals(dist, _mask(observation)[None])[0]
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's and

@@ -6,7 +6,8 @@ the slot it would put at position l had positions 0..l-1 held S's slots: ``pi(a 
 (L, K) table per round. Every built-in policy gives it (``conditional_probabilities(obs,
 slate)``), exactly under the rule its slates are drawn by:
 
-* the position-by-position epsilon rule (random, epsilon-greedy): :func:`sequential_conditionals`;
+* the position-by-position epsilon rule (random, epsilon-greedy):
+  :func:`~lmrecsim.agents.base.sequential_conditionals`, beside the rule's prefix probabilities;
 * PPO's Plackett-Luce candidate scorer: :func:`plackett_luce_conditionals`;
 * SB3's ``MultiCategorical`` (the ``mlp`` policy): each position's own distribution;
 * a deterministic policy: :func:`slate_indicators` of its own slate. Only prefixes it takes itself
@@ -22,49 +23,6 @@ Shapes: K candidate slots, L positions.
 from __future__ import annotations
 
 import numpy as np
-
-
-def sequential_conditionals(
-    mask: np.ndarray, scores: np.ndarray | None, size: int, epsilon: float, slate: np.ndarray
-) -> np.ndarray:
-    """(L, K) the position-by-position epsilon rule's distribution of each position's slot, given
-    that the earlier positions hold ``slate``'s slots.
-
-    The rule of :func:`~lmrecsim.agents.base.sequential_slate`: explore with probability
-    ``epsilon`` uniformly among the valid slots not yet taken, else take the best of them by
-    ``scores`` (ties: lowest slot); with no valid slot at all, every slot is valid and the rule
-    uniform. Past the valid slots the rule repeats the first slot (one-hot on ``slate[0]``).
-    The product of row l's entry at ``slate[l]`` over l <= j is
-    :func:`~lmrecsim.agents.base.sequential_prefix_probabilities`' entry j.
-
-    Args:
-        mask: (K,) bool valid slots.
-        scores: (K,) scores of the exploit step, or None when ``epsilon`` is 1.
-        size: L.
-        epsilon: exploration probability in [0, 1].
-        slate: (L,) the logged slots (out-of-range slots take nothing away).
-    """
-    valid = np.asarray(mask, dtype=bool).reshape(-1).copy()
-    if not valid.any():
-        valid[:] = True
-        epsilon = 1.0
-    k = valid.shape[0]
-    given = np.asarray(slate).reshape(-1).astype(np.int64)
-    n = min(int(valid.sum()), size)
-    out = np.zeros((size, k), dtype=np.float64)
-    s = None if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
-    for j in range(size):
-        if j >= n or not valid.any():
-            if 0 <= given[0] < k:
-                out[j, given[0]] = 1.0
-            continue
-        out[j] = np.where(valid, epsilon / int(valid.sum()), 0.0)
-        if epsilon < 1.0:
-            assert s is not None
-            out[j, int(np.argmax(np.where(valid, s, -np.inf)))] += 1.0 - epsilon
-        if j < given.shape[0] and 0 <= given[j] < k:
-            valid[given[j]] = False
-    return out
 
 
 def plackett_luce_conditionals(

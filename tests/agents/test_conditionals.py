@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch as th
 
-from lmrecsim.agents.base import RandomPolicy, sequential_prefix_probabilities
-from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy
-from lmrecsim.agents.conditionals import (
-    plackett_luce_conditionals,
+from lmrecsim.agents.base import (
+    RandomPolicy,
     sequential_conditionals,
-    slate_indicators,
+    sequential_prefix_probabilities,
 )
+from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy
+from lmrecsim.agents.conditionals import plackett_luce_conditionals, slate_indicators
 from lmrecsim.agents.slate import PlackettLuceDistribution
 
 from .test_positions import MASKS, _pl_slates, _scores

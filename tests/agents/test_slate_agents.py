@@ -351,8 +351,20 @@ def test_mlp_policy_trains_on_slates(slate_world) -> None:
         "ppo", venv, policy="mlp", seed=0, hyperparameters={"n_steps": 32, "batch_size": 64}
     )
     model.learn(256)
-    slates, _ = model.predict(venv.reset(), deterministic=False)
+    obs = venv.reset()
+    slates, _ = model.predict(obs, deterministic=False)
     assert slates.shape == (4, SLATE) and ((0 <= slates) & (slates < 10)).all()
+    # Its table for Cascade-DR: each position's own distribution, whatever the others hold, so
+    # the rows chain to its prefix probabilities.
+    from lmrecsim.agents.baselines import SB3Policy
+
+    stochastic = SB3Policy(model, "ppo", deterministic=False)
+    one = {k: v[0] for k, v in obs.items()}
+    table = stochastic.conditional_probabilities(one, slates[0])
+    assert table.shape == (SLATE, 10)
+    np.testing.assert_allclose(table.sum(axis=1), 1.0, atol=1e-6)
+    chain = np.cumprod(table[np.arange(SLATE), slates[0]])
+    np.testing.assert_allclose(chain, stochastic.prefix_probabilities(one, slates[0]), rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------ learning
