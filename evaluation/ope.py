@@ -33,7 +33,7 @@ length. FQE, PDDR and WDR (single-item logs) add a value model of the target's r
 step on (:func:`fit_value_model`, fitted-Q evaluation): FQE is its mean value of the sessions'
 first states; PDDR, the per-decision doubly robust estimate (Jiang and Li, 2016), is PDIS with
 the model as control variate, and WDR (Thomas and Brunskill, 2016) the same weighted as WPDIS
-is (:func:`_episode_model_estimate`).
+is (:func:`_episode_estimate`).
 
 Slates (``candidates.slate_size`` L above 1). The logged action is the ordered slate S_i and its
 propensity is the logger's probability of that whole slate, so IPS and SNIPS weight a round by
@@ -88,6 +88,7 @@ from ..agents.conditionals import slate_indicators
 from ..agents.positions import MAX_TRANSITIONS, position_indicators
 from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
+from ..envs.simulator import slate_shown
 from .logs import LogError, StepLog, matrix, read_step_log
 from .replay import check_out, load_world, resimulate, resolve_policy
 from .rollout import (
@@ -477,21 +478,10 @@ def pair_features(rounds: Rounds, rows: np.ndarray, slots: np.ndarray) -> np.nda
     return np.concatenate([u, c, u * c, f], axis=1)
 
 
-def _ridge_fit(
-    x: np.ndarray, y: np.ndarray, lambdas: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Standardised ridge with the penalty chosen by exact leave-one-out error.
-
-    Returns ``(mean, scale, coef, intercept)`` so that ``pred = ((x - mean) / scale) @ coef + intercept``.
-    """
-    design = _RidgeDesign(x)
-    coef, y_mean = design.solve(y, lambdas)
-    return design.mean, design.scale, coef, y_mean
-
-
 class _RidgeDesign:
-    """The standardised design of a ridge regression and its SVD, for fitting several targets
-    on the same inputs (fitted-Q evaluation refits one design many times)."""
+    """Standardised ridge regression on the inputs ``x``, the penalty chosen by exact
+    leave-one-out error for each target: the design's SVD is computed once, so fitted-Q
+    evaluation refits many targets on it. ``pred = ((x - mean) / scale) @ coef + intercept``."""
 
     def __init__(self, x: np.ndarray) -> None:
         self.mean = x.mean(axis=0)
@@ -571,8 +561,8 @@ def fit_reward_model(
         # One BLAS thread: the SVD and products split their sums by thread count, and DM's
         # estimate moved in its last digits with OMP_NUM_THREADS (see lmrecsim.envs.blas).
         with one_blas_thread():
-            mean, scale, coef, icpt = _ridge_fit(x, y, lambdas)
-            pred = ((xt - mean) / scale) @ coef + icpt
+            design = _RidgeDesign(x)
+            pred = design.predict(xt, *design.solve(y, lambdas))
         out[all_rows[sel], all_slots[sel]] = np.clip(pred, y.min(), y.max())
     return out
 
@@ -586,18 +576,6 @@ def _position_rewards(rounds: Rounds) -> np.ndarray:
     rewards = np.zeros((n, size))
     rewards[np.arange(n), where] = rounds.reward
     return rewards
-
-
-def _slate_shown(rounds: Rounds) -> np.ndarray:
-    """(n, L) whether each position of the logged slate showed its item: a valid slot not
-    already taken by an earlier position."""
-    assert rounds.slate is not None
-    n, size = rounds.slate.shape
-    rows = np.arange(n)[:, None]
-    shown = rounds.mask[rows, rounds.slate].copy()
-    for j in range(1, size):
-        shown[:, j] &= ~(rounds.slate[:, :j] == rounds.slate[:, j : j + 1]).any(axis=1)
-    return shown
 
 
 def _slot_features(rounds: Rounds, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
@@ -618,9 +596,8 @@ def _slate_q_features(
     ``prefix[rows]`` ((n, L, D + 1) per round and position: the mean pair features of the items
     shown above, and their number over L)."""
     assert rounds.slate is not None
-    shown = rounds.mask[rows, slots].copy()
-    if position:
-        shown &= ~(rounds.slate[rows, :position] == slots[:, None]).any(axis=1)
+    above = rounds.slate[rows, :position]
+    shown = slate_shown(np.concatenate([above, slots[:, None]], axis=1), rounds.mask[rows])[:, -1]
     pair = _slot_features(rounds, rows, slots) * shown[:, None]
     return np.concatenate([pair, shown[:, None].astype(np.float64), prefix[rows, position]], axis=1)
 
@@ -638,7 +615,7 @@ def fit_slate_q_model(
     at l or below: a click there or further down, or no click) when positions 0..l-1 hold round
     i's logged slots, position l holds slot a, and the target fills the positions below:
     ``Q_l(x_i, S_<l, a)``. Fitted by fitted-Q evaluation from the last position up: position l's
-    ridge regression (:func:`_ridge_fit`, one per position) is fitted on the logged slots with
+    ridge regression (:class:`_RidgeDesign`, one per position) is fitted on the logged slots with
     the target ``r_l + sum_a pi(a | x, S_<=l) Q_{l+1}(x, S_<=l, a)``, the second term from position
     l + 1's model and the target's conditional distributions (``rounds.target_conditional``).
     Features: :func:`_slate_q_features`. Episodes are split into ``n_folds`` folds as in
@@ -652,7 +629,7 @@ def fit_slate_q_model(
     if n == 0:
         return out
     rewards = _position_rewards(rounds)
-    shown = _slate_shown(rounds)
+    shown = slate_shown(rounds.slate, rounds.mask)
     # Per round and position: the mean pair features of the items shown above, and their share.
     all_rows = np.arange(n)
     logged = (
@@ -677,8 +654,8 @@ def fit_slate_q_model(
             xt = _slate_q_features(rounds, grid_rows, grid_slots, pos, prefix)
             # One BLAS thread, as in fit_reward_model: the estimates must not move with it.
             with one_blas_thread():
-                mean, scale, coef, icpt = _ridge_fit(x, y, lambdas)
-                pred = ((xt - mean) / scale) @ coef + icpt
+                design = _RidgeDesign(x)
+                pred = design.predict(xt, *design.solve(y, lambdas))
             q = np.clip(pred, y.min(), y.max()).reshape(n, k)
             out[test, pos] = q[test]
             following = np.sum(cond[:, pos] * q, axis=1)
@@ -703,6 +680,12 @@ def _cascade_terms(rounds: Rounds, slate_q: np.ndarray) -> tuple[np.ndarray, np.
 
 
 # --------------------------------------------------------------------------------- estimators
+def _kish_ess(weights: np.ndarray) -> float:
+    """Kish's effective sample size of ``weights``, ``(sum w)^2 / sum w^2`` (0 when all are 0)."""
+    square = np.sum(weights**2)
+    return float(weights.sum() ** 2 / square) if square > 0 else 0.0
+
+
 def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
     """Cluster-robust standard error of a mean whose centred influence terms are ``psi`` (n,)."""
     n = psi.shape[0]
@@ -773,7 +756,7 @@ def _positionwise_estimate(
     where = np.where(rounds.clicked_position >= 0, rounds.clicked_position, size - 1)
     rewards = _position_rewards(rounds)
     used = weights[np.arange(n), where]
-    ess = float(used.sum() ** 2 / np.sum(used**2)) if np.sum(used**2) > 0 else 0.0
+    ess = _kish_ess(used)
     if not normalized:
         v = (weights * rewards).sum(axis=1)
         est = float(v.mean())
@@ -811,7 +794,10 @@ def _episode_layout(rounds: Rounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     lengths = np.diff(np.r_[starts, cluster.shape[0]])
     episode = np.repeat(np.arange(starts.shape[0]), lengths)
     position = np.arange(cluster.shape[0]) - np.repeat(starts, lengths)
-    whole = "(pdis and wpdis follow whole episodes from step 0, each step once, to the end)"
+    whole = (
+        "(the estimates of the return per episode follow whole episodes from step 0, each step "
+        "once, to the end)"
+    )
     bad = np.flatnonzero(rounds.step[order] != position)
     if bad.size:
         row = int(order[bad[0]])
@@ -835,15 +821,20 @@ def _episode_layout(rounds: Rounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return order, episode, position
 
 
-def episode_weights(rounds: Rounds, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def episode_weights(
+    rounds: Rounds,
+    w: np.ndarray,
+    layout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-decision weights and rewards by episode, both (m episodes, T longest episode).
 
     Entry ``[e, t]`` of the weights is the product of episode e's per-step ratios ``w`` up to
     step t, the target's over the logger's probability of the episode's first t + 1 actions;
     past an episode's end it keeps its last value (the user left: nothing further happens under
-    either policy). The rewards are 0 there.
+    either policy). The rewards are 0 there. ``layout``: the rounds' :func:`_episode_layout`,
+    when the caller has it.
     """
-    order, episode, position = _episode_layout(rounds)
+    order, episode, position = _episode_layout(rounds) if layout is None else layout
     m = int(episode.max()) + 1 if episode.size else 0
     t = int(position.max()) + 1 if position.size else 0
     ratios = np.ones((m, t))
@@ -851,36 +842,6 @@ def episode_weights(rounds: Rounds, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ratios[episode, position] = w[order]
     rewards[episode, position] = rounds.reward[order]
     return np.cumprod(ratios, axis=1), rewards
-
-
-def _episode_estimate(
-    rounds: Rounds, w: np.ndarray, *, normalized: bool
-) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """Per-decision importance sampling of the target's return per episode.
-
-    PDIS is ``mean_e sum_t rho_et r_et``; WPDIS divides each step's weighted rewards by the mean
-    weight at that step, ``sum_t (sum_e rho_et r_et) / (sum_e rho_et)`` (NaN when no episode
-    keeps a weight to some step). Returns the estimate, its influence terms and their clusters
-    (one per episode, which are independent) and the effective sample size of the whole
-    episodes' weights.
-    """
-    rho, rewards = episode_weights(rounds, w)
-    m = rho.shape[0]
-    episodes = np.arange(m)
-    if rho.size == 0:
-        return float("nan"), np.zeros(0), episodes, 0.0
-    final = rho[:, -1] if rho.size else np.zeros(0)
-    ess = float(final.sum() ** 2 / np.sum(final**2)) if np.sum(final**2) > 0 else 0.0
-    if not normalized:
-        g = (rho * rewards).sum(axis=1)
-        est = float(g.mean()) if m else float("nan")
-        return est, g - est, episodes, ess
-    mean_w = rho.mean(axis=0)
-    if not (mean_w > 0).all():
-        return float("nan"), np.full(m, np.nan), episodes, ess
-    per_step = (rho * rewards).mean(axis=0) / mean_w
-    psi = (rho * (rewards - per_step[None, :]) / mean_w[None, :]).sum(axis=1)
-    return float(per_step.sum()), psi, episodes, ess
 
 
 class ValueModel(NamedTuple):
@@ -966,44 +927,53 @@ def fit_value_model(
     return ValueModel(q_logged, v_out)
 
 
-def _episode_model_estimate(
-    rounds: Rounds, w: np.ndarray, model: ValueModel, name: str
-) -> tuple[float, np.ndarray]:
-    """FQE, PDDR or WDR of the return per episode with the value ``model``: the estimate and its
-    influence terms, one per episode (m,).
+def _episode_estimate(
+    rounds: Rounds, w: np.ndarray, name: str, model: ValueModel | None = None
+) -> tuple[float, np.ndarray, float]:
+    """An estimate of the target's return per episode, its influence terms (one per episode:
+    episodes are independent) and its effective sample size.
 
-    * FQE: ``mean_e V(x_e0)``.
-    * PDDR (per-decision doubly robust): ``mean_e sum_t [rho_t (r_t - Q(x_t, a_t)) + rho_{t-1}
-      V(x_t)]`` with ``rho_{-1}`` = 1.
+    * PDDR (per-decision doubly robust, Jiang and Li 2016): ``mean_e sum_t [rho_t (r_t -
+      Q(x_t, a_t)) + rho_{t-1} V(x_t)]`` with ``rho_{-1}`` = 1 and the value ``model``.
     * WDR (weighted doubly robust, Thomas and Brunskill 2016): the same with each step's two
-      weighted sums divided by the mean of their weights, as WPDIS does.
+      weighted sums divided by the mean of their weights (NaN when no episode keeps a weight to
+      some step).
+    * PDIS and WPDIS are PDDR and WDR without a model (Q = V = 0): ``mean_e sum_t rho_et r_et``,
+      and ``sum_t (sum_e rho_et r_et) / (sum_e rho_et)``.
+    * FQE: ``mean_e V(x_e0)``, with the episodes' number as its sample size.
 
-    Past an episode's end the rewards and values are 0 and the weights keep their last value.
+    The effective sample size of the weighted ones is that of the whole episodes' weights. Past
+    an episode's end the rewards and values are 0 and the weights keep their last value.
     """
-    order, episode, position = _episode_layout(rounds)
-    rho, rewards = episode_weights(rounds, w)
+    layout = _episode_layout(rounds)
+    order, episode, position = layout
+    rho, rewards = episode_weights(rounds, w, layout)
+    m = rho.shape[0]
     if rho.size == 0:
-        return float("nan"), np.zeros(0)
+        return float("nan"), np.zeros(0), 0.0
     q_m, v_m = np.zeros_like(rho), np.zeros_like(rho)
-    q_m[episode, position] = model.q_logged[order]
-    v_m[episode, position] = model.v[order]
-    rho_before = np.concatenate([np.ones((rho.shape[0], 1)), rho[:, :-1]], axis=1)
+    if model is not None:
+        q_m[episode, position] = model.q_logged[order]
+        v_m[episode, position] = model.v[order]
     if name == "fqe":
         terms = v_m[:, 0]
-    elif name == "pddr":
+        est = float(terms.mean())
+        return est, terms - est, float(m)
+    ess = _kish_ess(rho[:, -1])
+    rho_before = np.concatenate([np.ones((m, 1)), rho[:, :-1]], axis=1)
+    if name in ("pdis", "pddr"):
         terms = (rho * (rewards - q_m) + rho_before * v_m).sum(axis=1)
-    else:
-        mean_w, mean_before = rho.mean(axis=0), rho_before.mean(axis=0)
-        if not ((mean_w > 0).all() and (mean_before > 0).all()):
-            return float("nan"), np.full(rho.shape[0], np.nan)
-        corrected = (rho * (rewards - q_m)).mean(axis=0) / mean_w
-        baseline = (rho_before * v_m).mean(axis=0) / mean_before
-        psi = (rho * (rewards - q_m - corrected) / mean_w).sum(axis=1) + (
-            rho_before * (v_m - baseline) / mean_before
-        ).sum(axis=1)
-        return float(corrected.sum() + baseline.sum()), psi
-    est = float(terms.mean())
-    return est, terms - est
+        est = float(terms.mean())
+        return est, terms - est, ess
+    mean_w, mean_before = rho.mean(axis=0), rho_before.mean(axis=0)
+    if not ((mean_w > 0).all() and (mean_before > 0).all()):
+        return float("nan"), np.full(m, np.nan), ess
+    corrected = (rho * (rewards - q_m)).mean(axis=0) / mean_w
+    baseline = (rho_before * v_m).mean(axis=0) / mean_before
+    psi = (rho * (rewards - q_m - corrected) / mean_w).sum(axis=1) + (
+        rho_before * (v_m - baseline) / mean_before
+    ).sum(axis=1)
+    return float(corrected.sum() + baseline.sum()), psi, ess
 
 
 def estimate_all(
@@ -1019,13 +989,13 @@ def estimate_all(
     Args:
         rounds: the logged rounds with the target's distribution.
         q_hat: (n, K) estimated rewards (cross-fitted), used by DM and DR on single-item rounds.
-        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``, ``pdis`` and ``wpdis``
-            (:func:`_episode_estimate`, the return per episode); on slate rounds ``iips``,
+        estimators: any of ``ips``, ``snips``, ``dm``, ``dr``, and ``pdis``, ``wpdis``, ``fqe``,
+            ``pddr`` and ``wdr`` (:func:`_episode_estimate`, the return per episode); on slate
+            rounds ``iips``,
             ``sniips``, ``rips`` and ``snrips`` (:func:`_positionwise_estimate`) too.
         slate_q: (n, L, K) the slate Q-model (:func:`fit_slate_q_model`), which DM and DR use on
             slate rounds (DR is then Cascade-DR, :func:`_cascade_terms`).
-        value_model: :func:`fit_value_model`'s, which ``fqe``, ``pddr`` and ``wdr`` use
-            (:func:`_episode_model_estimate`).
+        value_model: :func:`fit_value_model`'s, which ``fqe``, ``pddr`` and ``wdr`` use.
     """
     n = rounds.n
     idx = np.arange(n)
@@ -1034,7 +1004,7 @@ def estimate_all(
     else:
         w = rounds.target_dist[idx, rounds.action] / rounds.pscore
     r = rounds.reward
-    ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
+    ess = _kish_ess(w)
     if rounds.slate is not None and any(e in ("dm", "dr") for e in estimators):
         if slate_q is None:
             raise ValueError("dm and dr on slate rounds need slate_q (fit_slate_q_model)")
@@ -1071,19 +1041,12 @@ def estimate_all(
             est, psi, e_ess = _positionwise_estimate(
                 rounds, position_weights(rounds, name), normalized=name.startswith("sn")
             )
-        elif name in RETURN_MODEL_ESTIMATORS:
-            if value_model is None:
-                raise ValueError("fqe, pddr and wdr need value_model (fit_value_model)")
-            est, psi = _episode_model_estimate(rounds, w, value_model, name)
-            se = _cluster_se(psi, np.arange(psi.size))
-            e_ess = _episode_estimate(rounds, w, normalized=False)[3] if name != "fqe" else psi.size
-            out.append(
-                Estimate(name, est, est - _Z95 * se, est + _Z95 * se, float(e_ess), unit="episode")
-            )
-            continue
         elif name in EPISODE_ESTIMATORS:
-            est, psi, episodes, e_ess = _episode_estimate(rounds, w, normalized=name == "wpdis")
-            se = _cluster_se(psi, episodes)
+            model = value_model if name in RETURN_MODEL_ESTIMATORS else None
+            if name in RETURN_MODEL_ESTIMATORS and model is None:
+                raise ValueError("fqe, pddr and wdr need value_model (fit_value_model)")
+            est, psi, e_ess = _episode_estimate(rounds, w, name, model)
+            se = _cluster_se(psi, np.arange(psi.size))  # one term per independent episode
             out.append(Estimate(name, est, est - _Z95 * se, est + _Z95 * se, e_ess, unit="episode"))
             continue
         else:
@@ -1294,11 +1257,18 @@ def evaluate_off_policy(
         if problem is not None:
             raise LogError(f"--export: {problem}")
     # Slate logs: DM and DR use the slate Q-model (Cascade-DR); the others need no model.
+    # The export carries the Q-model too, whenever the target gives the tables it needs.
     modelled = any(e in ("dm", "dr") for e in estimators)
-    slate_q = fit_slate_q_model(rounds, n_folds=n_folds, rng=seed) if slates and modelled else None
-    exportable = _unknown_propensities(rounds, log.path, label, "dm") is None if slates else False
-    if export_dir is not None and slate_q is None and exportable:
-        slate_q = fit_slate_q_model(rounds, n_folds=n_folds, rng=seed)
+    exported = (
+        slates
+        and export_dir is not None
+        and _unknown_propensities(rounds, log.path, label, "dm") is None
+    )
+    slate_q = (
+        fit_slate_q_model(rounds, n_folds=n_folds, rng=seed)
+        if slates and (modelled or exported)
+        else None
+    )
     q_hat = (
         np.zeros((rounds.n, rounds.k))
         if slates
@@ -1384,10 +1354,10 @@ def evaluate_off_policy(
     if episodic:
         notes.append(
             f"note: {' and '.join(episodic)} estimate the target's return per episode (the sum of "
-            "its rewards over a session, not a mean per step): each step's reward is weighted by "
-            "the ratio of the target's to the logger's probability of the episode's actions up "
-            "to that step, so they include how the target changes later states, and their "
-            "variance grows with the session length (ESS: of the whole episodes' weights)"
+            "its rewards over a session, not a mean per step), so they include how the target "
+            "changes later states; but fqe, each step's reward is weighted by the ratio of the "
+            "target's to the logger's probability of the episode's actions up to that step, so "
+            "their variance grows with the session length (ESS: of the whole episodes' weights)"
         )
     if log.scenario().episode.horizon > 1 and len(episodic) < len(estimators):
         note = (
