@@ -42,7 +42,12 @@ from .base import (
 )
 from .conditionals import plackett_luce_conditionals, slate_indicators
 from .errors import AgentError
-from .positions import epsilon_rule_marginals, logged_marginals, position_indicators
+from .positions import (
+    epsilon_rule_marginals,
+    logged_marginals,
+    plackett_luce_marginals,
+    position_indicators,
+)
 
 __all__ = [
     "BASELINES",
@@ -53,11 +58,12 @@ __all__ = [
     "PopularPolicy",
     "RandomPolicy",
     "SB3Policy",
+    "SoftmaxPolicy",
     "make_policy",
 ]
 
 #: Baseline names accepted by :func:`make_policy`.
-BASELINES = ("random", "popular", "greedy", "linucb", "egreedy", "oracle")
+BASELINES = ("random", "popular", "greedy", "linucb", "egreedy", "softmax", "oracle")
 #: Saved-model prefixes accepted by :func:`make_policy` (``PREFIX:PATH``).
 MODEL_PREFIXES = ("ppo", "dqn", "maskable_ppo")
 
@@ -285,6 +291,130 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         if self.slate_size > 1:
             mask, scores = _mask(observation), self.scores(observation)
             slate, _ = sequential_slate(mask, scores, self.slate_size, self.epsilon, rng=self.rng)
+            return slate, state
+        return sample_actions(self.rng, self.action_probabilities(observation)), state
+
+
+class SoftmaxPolicy(EpisodeSeeded):
+    """Boltzmann exploration over greedy's scores: slot i with probability proportional to
+    ``exp(score_i / temperature)`` among the valid candidates.
+
+    A logging policy for off-policy evaluation whose propensities are all positive and vary
+    smoothly with the scores (the usual logger of the OPE literature), where ``egreedy`` puts
+    almost all of its mass on one slot. Small temperatures approach greedy, large ones random;
+    greedy's scores are cosines in [-1, 1], so 0.05-0.2 is the useful range. With no valid slot
+    at all every slot counts as valid, with equal weight (the other baselines' rule). The policy
+    is stochastic by definition, so ``predict`` samples even when ``deterministic`` is True.
+
+    With ``slate_size`` L > 1 the slate is a Plackett-Luce draw, the kind PPO's candidate scorer
+    makes: position by position a valid slot not yet in the slate, with probability proportional
+    to its weight. When fewer than L slots are valid, the remaining positions repeat the first
+    slot (a repeat shows nothing), as for the other baselines.
+
+    Args:
+        temperature: the softmax temperature, a finite number > 0.
+        seed: seed of the policy's own generator.
+        slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
+    """
+
+    privileged = False
+    slate_size: int = 1
+
+    def __init__(self, temperature: float = 0.1, seed: int | None = 0, slate_size: int = 1) -> None:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not np.isfinite(temperature)
+            or temperature <= 0
+        ):
+            raise AgentError(f"softmax: temperature {temperature!r} (expected a finite number > 0)")
+        super().__init__(seed)
+        self.temperature = float(temperature)
+        self.slate_size = check_slate_size(slate_size, "softmax")
+        self._greedy = GreedyPolicy()
+
+    def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(K,) the greedy scores the softmax weighs (``-inf`` at masked slots)."""
+        return self._greedy.scores(observation)
+
+    def _logits(self, observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(K,) logits (score / temperature) and (K,) valid slots; with no valid slot, every
+        slot and logits 0."""
+        s = self.scores(observation)
+        valid = np.isfinite(s)
+        if not valid.any():
+            return np.zeros(s.shape[0]), np.ones(s.shape[0], dtype=bool)
+        return np.where(valid, s, 0.0) / self.temperature, valid
+
+    def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(K,) probability of each slot (for slates: of the first position's slot)."""
+        logits, valid = self._logits(observation)
+        w = np.where(valid, np.exp(logits - logits[valid].max()), 0.0)
+        return w / w.sum()
+
+    def conditional_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L, K) each position's distribution of slots given that the earlier positions hold
+        ``slate``'s: the softmax over the valid slots not yet taken
+        (:func:`~lmrecsim.agents.conditionals.plackett_luce_conditionals`), and past the valid
+        slots one-hot on ``slate``'s first slot (the repeat)."""
+        logits, valid = self._logits(observation)
+        given = np.asarray(slate).reshape(-1).astype(np.int64)
+        table = plackett_luce_conditionals(logits, valid, given)
+        n = int(valid.sum())
+        if n < table.shape[0]:
+            table[n:] = 0.0
+            if 0 <= given[0] < table.shape[1]:
+                table[n:, given[0]] = 1.0
+        return table
+
+    def prefix_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability of drawing ``slate``'s first 1, 2, ..., L slots in that order (a
+        slot outside ``[0, K)`` or a slate of another length: 0 from there on)."""
+        given = np.asarray(slate).reshape(-1).astype(np.int64)
+        if given.shape[0] != self.slate_size:
+            return np.zeros(self.slate_size, dtype=np.float64)
+        table = self.conditional_probabilities(observation, given)
+        k = table.shape[1]
+        inside = (given >= 0) & (given < k)
+        picked = table[np.arange(given.shape[0]), np.clip(given, 0, k - 1)]
+        return np.cumprod(np.where(inside, picked, 0.0))
+
+    def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
+        """Probability of the ordered (L,) ``slate`` under the Plackett-Luce draw."""
+        return float(self.prefix_probabilities(observation, slate)[-1])
+
+    def position_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability that position l holds ``slate``'s slot l (the item-position
+        marginals, :func:`~lmrecsim.agents.positions.plackett_luce_marginals`; past the valid
+        slots, the first position's)."""
+        _, valid = self._logits(observation)
+        probs = self.action_probabilities(observation)[None]
+        marginals = plackett_luce_marginals(probs, valid[None], self.slate_size)
+        marginals[0, int(valid.sum()) :] = marginals[0, 0]
+        return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
+
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        if batch_size(observation) is not None:  # row by row, in order, from the one generator
+            rows = [self.predict(row)[0] for row in observation_rows(observation)]
+            return np.stack(rows).astype(np.int64), state
+        if self.slate_size > 1:
+            # The top L of the logits plus Gumbel noise is exactly a Plackett-Luce draw.
+            logits, valid = self._logits(observation)
+            key = np.where(valid, logits + self.rng.gumbel(size=logits.shape[0]), -np.inf)
+            slate = np.argsort(-key, kind="stable")[: self.slate_size].astype(np.int64)
+            slate[int(valid.sum()) :] = slate[0]
             return slate, state
         return sample_actions(self.rng, self.action_probabilities(observation)), state
 
@@ -692,7 +822,14 @@ def first_position_probs(dist: Any) -> Any:
     return inner.probs
 
 
-def _baseline(name: str, seed: int, slate_size: int = 1) -> Any:
+#: Baselines that take a parameter, ``NAME:VALUE`` (``egreedy:0.3``, ``softmax:0.05``): its
+#: meaning and the value a bare ``NAME`` uses.
+PARAMETERS = {"egreedy": ("epsilon", 0.1), "softmax": ("temperature", 0.1)}
+
+
+def _baseline(name: str, seed: int, slate_size: int = 1, value: float | None = None) -> Any:
+    if name in PARAMETERS and value is None:
+        value = PARAMETERS[name][1]
     if name == "random":
         return RandomPolicy(seed=seed, slate_size=slate_size)
     if name == "popular":
@@ -702,8 +839,34 @@ def _baseline(name: str, seed: int, slate_size: int = 1) -> Any:
     if name == "linucb":
         return LinUCBPolicy(slate_size=slate_size)
     if name == "egreedy":
-        return EpsilonGreedyPolicy(seed=seed, slate_size=slate_size)
+        return EpsilonGreedyPolicy(value, seed=seed, slate_size=slate_size)  # type: ignore[arg-type]
+    if name == "softmax":
+        return SoftmaxPolicy(value, seed=seed, slate_size=slate_size)  # type: ignore[arg-type]
     return OraclePolicy(slate_size=slate_size)
+
+
+def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> Any | None:
+    """The baseline of a ``NAME:VALUE`` spec (``egreedy:0.3``), or None when ``body`` is not one.
+
+    Raises:
+        AgentError: a value that is not a number, or out of the baseline's range (one line).
+    """
+    name, sep, text = body.partition(":")
+    name = name.strip()
+    if not sep or name not in PARAMETERS:
+        return None
+    meaning = PARAMETERS[name][0]
+    try:
+        value = float(text)
+    except ValueError:
+        raise AgentError(
+            f"--policy {spec!r}: {text.strip()!r} is not a number (expected {name}:"
+            f"{meaning.upper()}, such as {name}:{PARAMETERS[name][1]})"
+        ) from None
+    try:
+        return _baseline(name, seed, slate_size, value)
+    except AgentError as exc:
+        raise AgentError(f"--policy {spec!r}: {exc}") from None
 
 
 def scenario_slate_size(world: Any) -> int:
@@ -803,7 +966,8 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     """Parse a policy spec into ``(label, policy)``.
 
     ``SPEC`` is a baseline name (``random``, ``popular``, ``greedy``, ``linucb``, ``egreedy``,
-    ``oracle``) or ``ppo:PATH`` / ``dqn:PATH`` / ``maskable_ppo:PATH`` to a saved model (a
+    ``softmax``, ``oracle``), ``egreedy:EPSILON`` or ``softmax:TEMPERATURE`` (:data:`PARAMETERS`;
+    bare names use 0.1), or ``ppo:PATH`` / ``dqn:PATH`` / ``maskable_ppo:PATH`` to a saved model (a
     ``model.zip`` or its run folder), optionally labelled ``LABEL=SPEC``. A bare ``PATH`` to a run
     folder of ``lmrecsim train`` (or to a model in it: ``best_model.zip``, a checkpoint) is read
     with the algorithm its ``train.json`` records. Without a label, the label
@@ -826,6 +990,9 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     label, body = split_spec(spec)
     if body in BASELINES:
         return (label or body), _baseline(body, seed, scenario_slate_size(world))
+    tuned = _parametric_baseline(spec, body, seed, scenario_slate_size(world))
+    if tuned is not None:
+        return (label or body), tuned
     prefix, sep, path = body.partition(":")
     run_algo = None if sep and prefix in MODEL_PREFIXES else _run_model_algo(body)
     if run_algo is not None:  # a run folder (or a model in one): its train.json names the algo
