@@ -205,7 +205,61 @@ class GreedyPolicy(ScoringPolicy):
         return _masked(cosine_scores(observation) + 1e-6 * pop, _mask(observation))
 
 
-class EpsilonGreedyPolicy(EpisodeSeeded):
+class GreedyExplorer(EpisodeSeeded):
+    """A stochastic policy built on greedy's scores (``egreedy``, ``softmax``): its own
+    generator, greedy's ranking and the SB3 ``predict`` protocol; subclasses say how a slot or a
+    slate is drawn (:meth:`draw`) and give its probabilities (``action_probabilities``,
+    ``prefix_probabilities``, ``position_probabilities``, ``conditional_probabilities``). Being
+    stochastic by definition, ``predict`` samples even when ``deterministic`` is True.
+
+    Args:
+        seed: seed of the policy's own generator.
+        slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
+        name: the policy's name in error messages.
+    """
+
+    privileged = False
+    # A class default too: subclasses written before slates existed may not call __init__.
+    slate_size: int = 1
+
+    def __init__(self, seed: int | None, slate_size: int, name: str) -> None:
+        super().__init__(seed)
+        self.slate_size = check_slate_size(slate_size, name)
+        self._greedy = GreedyPolicy()
+
+    def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(K,) the greedy scores (the ranking this policy explores around; ``-inf`` masked)."""
+        return self._greedy.scores(observation)
+
+    def prefix_probabilities(
+        self, observation: dict[str, np.ndarray], slate: np.ndarray
+    ) -> np.ndarray:
+        """(L,) probability of ``slate``'s first 1, 2, ..., L slots under this policy."""
+        raise NotImplementedError
+
+    def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
+        """Probability of the ordered (L,) ``slate`` (the last prefix probability)."""
+        return float(self.prefix_probabilities(observation, slate)[-1])
+
+    def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """One slot (a scalar array) or, with ``slate_size`` > 1, an (L,) slate for a single
+        observation, from the policy's generator."""
+        raise NotImplementedError
+
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        if batch_size(observation) is not None:  # row by row, in order, from the one generator
+            rows = [self.draw(row) for row in observation_rows(observation)]
+            return np.stack(rows).astype(np.int64), state
+        return self.draw(observation), state
+
+
+class EpsilonGreedyPolicy(GreedyExplorer):
     """With probability ``epsilon`` a uniformly random valid candidate, else the greedy one.
 
     ``action_probabilities`` are the true probabilities of this rule:
@@ -223,21 +277,11 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
     """
 
-    privileged = False
-    # A class default too: subclasses written before slates existed may not call __init__.
-    slate_size: int = 1
-
     def __init__(self, epsilon: float = 0.1, seed: int | None = 0, slate_size: int = 1) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise AgentError(f"egreedy: epsilon must lie in [0, 1], got {epsilon}")
-        super().__init__(seed)
+        super().__init__(seed, slate_size, "egreedy")
         self.epsilon = float(epsilon)
-        self.slate_size = check_slate_size(slate_size, "egreedy")
-        self._greedy = GreedyPolicy()
-
-    def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        """(K,) the greedy scores (the ranking this policy exploits)."""
-        return self._greedy.scores(observation)
 
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(K,) probability of each slot."""
@@ -248,10 +292,6 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         probs = np.where(mask, self.epsilon / n_valid, 0.0)
         probs[int(np.argmax(self.scores(observation)))] += 1.0 - self.epsilon
         return probs
-
-    def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
-        """Probability of the ordered (L,) ``slate`` under the position-by-position rule."""
-        return float(self.prefix_probabilities(observation, slate)[-1])
 
     def prefix_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
@@ -278,24 +318,14 @@ class EpsilonGreedyPolicy(EpisodeSeeded):
         mask, scores = _mask(observation), self.scores(observation)
         return sequential_conditionals(mask, scores, self.slate_size, self.epsilon, slate)
 
-    def predict(
-        self,
-        observation: dict[str, np.ndarray],
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, Any]:
-        if batch_size(observation) is not None:  # row by row, in order, from the one generator
-            rows = [self.predict(row)[0] for row in observation_rows(observation)]
-            return np.stack(rows).astype(np.int64), state
+    def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self.slate_size > 1:
             mask, scores = _mask(observation), self.scores(observation)
-            slate, _ = sequential_slate(mask, scores, self.slate_size, self.epsilon, rng=self.rng)
-            return slate, state
-        return sample_actions(self.rng, self.action_probabilities(observation)), state
+            return sequential_slate(mask, scores, self.slate_size, self.epsilon, rng=self.rng)[0]
+        return sample_actions(self.rng, self.action_probabilities(observation))
 
 
-class SoftmaxPolicy(EpisodeSeeded):
+class SoftmaxPolicy(GreedyExplorer):
     """Boltzmann exploration over greedy's scores: slot i with probability proportional to
     ``exp(score_i / temperature)`` among the valid candidates.
 
@@ -303,8 +333,7 @@ class SoftmaxPolicy(EpisodeSeeded):
     smoothly with the scores (the usual logger of the OPE literature), where ``egreedy`` puts
     almost all of its mass on one slot. Small temperatures approach greedy, large ones random;
     greedy's scores are cosines in [-1, 1], so 0.05-0.2 is the useful range. With no valid slot
-    at all every slot counts as valid, with equal weight (the other baselines' rule). The policy
-    is stochastic by definition, so ``predict`` samples even when ``deterministic`` is True.
+    at all every slot counts as valid, with equal weight (the other baselines' rule).
 
     With ``slate_size`` L > 1 the slate is a Plackett-Luce draw, the kind PPO's candidate scorer
     makes: position by position a valid slot not yet in the slate, with probability proportional
@@ -317,9 +346,6 @@ class SoftmaxPolicy(EpisodeSeeded):
         slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
     """
 
-    privileged = False
-    slate_size: int = 1
-
     def __init__(self, temperature: float = 0.1, seed: int | None = 0, slate_size: int = 1) -> None:
         if (
             isinstance(temperature, bool)
@@ -328,14 +354,8 @@ class SoftmaxPolicy(EpisodeSeeded):
             or temperature <= 0
         ):
             raise AgentError(f"softmax: temperature {temperature!r} (expected a finite number > 0)")
-        super().__init__(seed)
+        super().__init__(seed, slate_size, "softmax")
         self.temperature = float(temperature)
-        self.slate_size = check_slate_size(slate_size, "softmax")
-        self._greedy = GreedyPolicy()
-
-    def scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        """(K,) the greedy scores the softmax weighs (``-inf`` at masked slots)."""
-        return self._greedy.scores(observation)
 
     def _logits(self, observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(K,) logits (score / temperature) and (K,) valid slots; with no valid slot, every
@@ -383,10 +403,6 @@ class SoftmaxPolicy(EpisodeSeeded):
         picked = table[np.arange(given.shape[0]), np.clip(given, 0, k - 1)]
         return np.cumprod(np.where(inside, picked, 0.0))
 
-    def slate_probability(self, observation: dict[str, np.ndarray], slate: np.ndarray) -> float:
-        """Probability of the ordered (L,) ``slate`` under the Plackett-Luce draw."""
-        return float(self.prefix_probabilities(observation, slate)[-1])
-
     def position_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:
@@ -399,24 +415,15 @@ class SoftmaxPolicy(EpisodeSeeded):
         marginals[0, int(valid.sum()) :] = marginals[0, 0]
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
-    def predict(
-        self,
-        observation: dict[str, np.ndarray],
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, Any]:
-        if batch_size(observation) is not None:  # row by row, in order, from the one generator
-            rows = [self.predict(row)[0] for row in observation_rows(observation)]
-            return np.stack(rows).astype(np.int64), state
+    def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self.slate_size > 1:
             # The top L of the logits plus Gumbel noise is exactly a Plackett-Luce draw.
             logits, valid = self._logits(observation)
             key = np.where(valid, logits + self.rng.gumbel(size=logits.shape[0]), -np.inf)
             slate = np.argsort(-key, kind="stable")[: self.slate_size].astype(np.int64)
             slate[int(valid.sum()) :] = slate[0]
-            return slate, state
-        return sample_actions(self.rng, self.action_probabilities(observation)), state
+            return slate
+        return sample_actions(self.rng, self.action_probabilities(observation))
 
 
 class LinUCBPolicy(ScoringPolicy):
