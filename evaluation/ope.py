@@ -90,7 +90,7 @@ from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from ..envs.simulator import slate_shown
 from .logs import LogError, StepLog, matrix, read_step_log
-from .replay import check_out, load_world, resimulate, resolve_policy
+from .replay import check_out, load_world, resimulate, resolve_policy, trained_elsewhere
 from .rollout import (
     call_predict,
     policy_conditional_propensities,
@@ -1228,9 +1228,12 @@ def evaluate_off_policy(
     if not _is_integer(n_folds) or n_folds < 1:
         raise LogError(f"--folds: {n_folds!r} (expected an integer >= 1)")
     n_folds = int(n_folds)
-    for name, folder in (("out_dir", out_dir), ("export_dir", export_dir)):
+    for name, folder, file in (
+        ("out_dir", out_dir, "ope.csv"),
+        ("export_dir", export_dir, "bandit_feedback.npz"),
+    ):
         if folder is not None:
-            check_out(folder, name)
+            check_out(folder, name, (file,))
     log = read_step_log(log_path)
     slates = log.scenario().candidates.slate_size > 1
     if slates and not chosen:
@@ -1241,7 +1244,7 @@ def evaluate_off_policy(
     label, policy = resolve_policy(policy_spec, load_world(log))
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)
-    notes = []
+    notes = [f"warning: {line}" for line in trained_elsewhere(label, policy, log)]
     for family in (POSITION_ESTIMATORS, PREFIX_ESTIMATORS, ("dm",), ("dr",)) if slates else ():
         asked = [e for e in estimators if e in family]
         problem = _unknown_propensities(rounds, log.path, label, asked[0]) if asked else None
@@ -1396,17 +1399,22 @@ def evaluate_off_policy(
         support=support,
         notes=notes,
     )
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        dest = out / "ope.csv"
-        atomic_write(dest, result.table().to_csv(index=False))
-        result.files.append(dest)
-    if export_dir is not None:
-        dest = Path(export_dir) / "bandit_feedback.npz"
-        result.files.append(
-            export_slate_bandit_feedback(dest, rounds, slate_q)
-            if slates
-            else export_bandit_feedback(dest, rounds, q_hat)
-        )
+    try:  # both files or neither: a failed export takes the table it followed with it
+        if out_dir is not None:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            dest = out / "ope.csv"
+            atomic_write(dest, result.table().to_csv(index=False))
+            result.files.append(dest)
+        if export_dir is not None:
+            dest = Path(export_dir) / "bandit_feedback.npz"
+            result.files.append(
+                export_slate_bandit_feedback(dest, rounds, slate_q)
+                if slates
+                else export_bandit_feedback(dest, rounds, q_hat)
+            )
+    except BaseException:
+        for written in result.files:
+            written.unlink(missing_ok=True)
+        raise
     return result

@@ -145,6 +145,19 @@ def resolve_policy(spec: Any, world: World) -> tuple[str, Any]:
     return label, policy
 
 
+def trained_elsewhere(label: str, policy: Any, log: StepLog) -> list[str]:
+    """A warning line when ``policy`` is a saved model whose run trained on a scenario of another
+    name than the log's (as ``lmrecsim evaluate`` warns for its ``--scenario``): its figures then
+    describe users it was not trained for. Empty otherwise."""
+    from ..agents.baselines import SB3Policy
+    from .runner import PolicyInfo, scenario_warnings
+
+    if not isinstance(policy, SB3Policy) or policy.run_dir is None:
+        return []
+    info = PolicyInfo(label, label, False, policy.run_dir)
+    return scenario_warnings([info], log.scenario(), log=log.path)
+
+
 def load_world(log: StepLog) -> World:
     """The world of a log's scenario (memoised per process)."""
     from ..envs.world import build_world
@@ -334,11 +347,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def check_out(out_dir: str | os.PathLike[str], name: str = "out_dir") -> None:
-    """Refuse an output folder that cannot be one (a file in the way) before any work (LogError)."""
+def check_out(
+    out_dir: str | os.PathLike[str], name: str = "out_dir", files: tuple[str, ...] = ()
+) -> None:
+    """Refuse, before any work (LogError), an output folder that cannot be one (a file in the
+    way) or where a folder stands in the way of one of the ``files`` the command writes there."""
     problem = output_folder_problem(out_dir)
     if problem is not None:
         raise LogError(f"{name}: {problem}")
+    for file in files:
+        if (Path(out_dir) / file).is_dir():
+            raise LogError(
+                f"{name}: '{Path(out_dir) / file}' is a folder (expected the {file} this command "
+                "writes, or nothing)"
+            )
 
 
 def replay(
@@ -363,7 +385,7 @@ def replay(
     Raises:
         LogError: the log cannot be read, holds no steps, or does not hold ``logged_policy``.
     """
-    check_out(out_dir)
+    check_out(out_dir, files=("replay.json",))
     log = read_step_log(log_path)
     log.require_steps()
     labels = log.policies if logged_policy is None else [logged_policy]
@@ -565,7 +587,7 @@ def replay_with_policy(
         policy=label,
         logged_policy=logged_label,
         return_difference=(float(diff[0]), float(diff[1]), float(diff[2])),
-        warnings=sample_warnings(len(returns)),
+        warnings=trained_elsewhere(label, policy, log) + sample_warnings(len(returns)),
     )
     lines = [
         f"scenario {log.scenario().name} ({log.scenario_hash[:12]}), log {result.log_path}",

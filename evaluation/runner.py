@@ -363,11 +363,14 @@ def _overlap(used: Sequence[int] | None, seeds: Sequence[int]) -> tuple[str, int
     return f"{min(used)}-{max(used)}", len(overlap), shown
 
 
-def scenario_warnings(infos: Sequence[PolicyInfo], scenario: Scenario) -> list[str]:
+def scenario_warnings(
+    infos: Sequence[PolicyInfo], scenario: Scenario, *, log: str | os.PathLike[str] | None = None
+) -> list[str]:
     """A line for each trained policy whose run (its ``train.json``) trained on a scenario of
     another name than the evaluated one: its figures then describe users it was not trained for,
     which is worth doing on purpose (a default model on cold_start) and a slip otherwise (a
-    forgotten ``--scenario``)."""
+    forgotten ``--scenario``). With ``log``, the scenario is that step log's (``replay``,
+    ``ope``), which the command cannot change."""
     from ..agents.build import trained_scenario
 
     out = []
@@ -376,12 +379,20 @@ def scenario_warnings(infos: Sequence[PolicyInfo], scenario: Scenario) -> list[s
         trained_on = None if info.run_dir is None else trained_scenario(info.run_dir)
         if trained_on is not None and trained_on != scenario.name:
             assert info.run_dir is not None
+            trained = (
+                f"{info.label} was trained on scenario {trained_on!r} ({info.run_dir}/train.json)"
+            )
+            if log is not None:
+                out.append(
+                    f"{trained} and runs on the scenario of {log}, {scenario.name!r} (expected a "
+                    "model trained on that scenario, unless on purpose)"
+                )
+                continue
             own = info.run_dir / "scenario.yaml"
             suggest = f"{own}, or a scenario of that name" if own.is_file() else repr(trained_on)
             out.append(
-                f"{info.label} was trained on scenario {trained_on!r} ({info.run_dir}/train.json) "
-                f"and is evaluated on {scenario.name!r} (expected --scenario {suggest}, unless on "
-                "purpose)"
+                f"{trained} and is evaluated on {scenario.name!r} (expected --scenario {suggest}, "
+                "unless on purpose)"
             )
     return out
 

@@ -85,6 +85,10 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     On an error inside the block the temp file is removed and ``path`` is left as it was.
     """
     dest = Path(path)
+    if dest.is_dir():  # the rename would fail after the write, naming the temp file
+        raise IsADirectoryError(
+            errno.EISDIR, "a folder is in the way (expected a file or nothing)", str(dest)
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:

@@ -110,3 +110,13 @@ def test_signals_deferred_holds_ctrl_c_until_the_block_has_ended(tmp_path, ctrl_
             atomic_write(tmp_path / "train.json", "stopped\n")
     assert (tmp_path / "train.json").read_text() == "stopped\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_folder_where_the_file_goes_is_one_error_naming_the_file(tmp_path):
+    # The rename used to fail after the write, naming the hidden temp file.
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        atomic_write(tmp_path / "out.csv", "a,b\n")
+    assert err.value.filename == str(tmp_path / "out.csv")
+    assert err.value.strerror == "a folder is in the way (expected a file or nothing)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]

@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         return [cb]
 
     result = train(
-        args.scenario or "default",
+        "default" if args.scenario is None else args.scenario,  # --scenario '' is refused
         out=args.out,
         algo=args.algo,
         policy=args.policy,

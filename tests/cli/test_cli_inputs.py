@@ -233,6 +233,22 @@ def test_an_empty_scenario_name_is_an_unknown_scenario(capsys, action, name):
     ]
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate", "demo"])
+def test_an_empty_scenario_option_is_an_unknown_scenario(tmp_path, monkeypatch, capsys, command):
+    # train used to take --scenario '' (an unset shell variable) for the default scenario and
+    # train it for minutes.
+    from lmrecsim.scenarios.loader import shipped_scenario_names
+
+    monkeypatch.chdir(tmp_path)
+    argv = [command, "--scenario", "", "--out", "x", "--no-progress"]
+    assert main(argv + (["--policy", "random"] if command == "evaluate" else [])) == 2
+    names = ", ".join(shipped_scenario_names())
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"lmrecsim: error: '': unknown scenario (expected a file path or one of: {names})"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", ["evaluate", "demo"])
 @pytest.mark.parametrize("episodes", ["1000001", "99999999999999999999999999"])
 def test_episodes_above_the_bound_are_refused_by_name(

@@ -273,3 +273,31 @@ def test_folds_take_numpy_integers_and_refuse_bools(bandit, tmp_path: Path) -> N
     for bad in (True, 2.0, 0):
         with pytest.raises(LogError, match=r"--folds: .* \(expected an integer >= 1\)"):
             evaluate_off_policy(log, target, n_folds=bad, **kwargs)
+
+
+def test_ope_writes_its_table_and_export_together_or_not_at_all(
+    bandit, tmp_path: Path, monkeypatch
+) -> None:
+    import lmrecsim.evaluation.ope as ope_module
+
+    log = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "log.parquet", seed=9, rounds=12)
+    # A folder where a file goes is refused before any work, naming the file.
+    (tmp_path / "blocked" / "bandit_feedback.npz").mkdir(parents=True)
+    with pytest.raises(LogError) as err:
+        evaluate_off_policy(log, "greedy", out_dir=tmp_path / "o1", export_dir=tmp_path / "blocked")
+    assert str(err.value) == (
+        f"export_dir: '{tmp_path / 'blocked' / 'bandit_feedback.npz'}' is a folder (expected "
+        "the bandit_feedback.npz this command writes, or nothing)"
+    )
+    assert not (tmp_path / "o1").exists()
+
+    # An export that fails while writing takes the table written before it with it.
+    def broken(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(28, "No space left on device", str(tmp_path / "e" / "bandit_feedback.npz"))
+
+    monkeypatch.setattr(ope_module, "export_bandit_feedback", broken)
+    with pytest.raises(OSError, match="No space left"):
+        evaluate_off_policy(
+            log, "greedy", out_dir=tmp_path / "o2", export_dir=tmp_path / "e", estimators=["ips"]
+        )
+    assert not (tmp_path / "o2" / "ope.csv").exists()

@@ -269,3 +269,29 @@ def test_a_damaged_progress_csv_leaves_out_its_bad_rows(runs, tmp_path):
     assert (out / "report.html").is_file()
     # The other rows are the curve as it was.
     pd.testing.assert_frame_equal(learning_curve(run), whole.drop(index=0))
+
+
+def test_ope_and_replay_warn_of_a_model_trained_on_another_scenario(runs, tmp_path):
+    """As ``evaluate`` does for its ``--scenario``: the log's scenario is another one than the
+    model's run trained on (same shapes, so the model runs), worth a line on purpose or not."""
+    from lmrecsim.evaluation.ope import evaluate_off_policy
+    from lmrecsim.evaluation.replay import replay_with_policy
+
+    other = tmp_path / "other.yaml"
+    other.write_text("extends: default\nname: other\n")
+    evaluate(str(other), ["egreedy"], seeds=[5], episodes=2, out=tmp_path / "rep", progress=False)
+    log = tmp_path / "rep" / "episodes.parquet"
+    expected = (
+        f"ppo:{runs['ppo']} was trained on scenario 'default' ({runs['ppo']}/train.json) and runs "
+        f"on the scenario of {log}, 'other' (expected a model trained on that scenario"
+    )
+    spec = f"ppo:{runs['ppo']}"
+    ope = evaluate_off_policy(log, spec, logged_policy="egreedy", with_ground_truth=False)
+    assert any(w.startswith(expected) for w in ope.warnings), ope.warnings
+    side = replay_with_policy(log, spec, tmp_path / "side", logged_policy="egreedy")
+    assert any(w.startswith(expected) for w in side.warnings), side.warnings
+    # A log of the model's own scenario gives no such line.
+    evaluate("default", ["egreedy"], seeds=[5], episodes=2, out=tmp_path / "own", progress=False)
+    own = tmp_path / "own" / "episodes.parquet"
+    ope = evaluate_off_policy(own, spec, logged_policy="egreedy", with_ground_truth=False)
+    assert not any("was trained on scenario" in w for w in ope.warnings)
