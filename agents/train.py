@@ -8,7 +8,8 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,7 @@ def train(
     full_info: bool = False,
     torch_threads: int | None = None,
     validate_every: int | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train an SB3 agent on a scenario and write its run folder.
 
@@ -303,6 +305,8 @@ def train(
             or 1). The policy networks are small: one thread is as fast as several on an idle
             machine, and on a busy one spinning OpenMP threads slowed PPO from ~600 to ~50 steps/s.
         validate_every: override ``agent.validation.every`` (0: no validation).
+        record: more entries for ``train.json`` (``{"log_episodes": true}`` from ``lmrecsim
+            train --log-episodes``, which ``--resume`` reads to go on logging).
 
     Returns:
         A :class:`TrainResult` with the trained model and the measured steps per second.
@@ -342,7 +346,7 @@ def train(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)
-    run_info = _run_info(sc, threads, checkpoint_freq)
+    run_info = _run_info(sc, threads, checkpoint_freq, **dict(record or {}))
     _record_start(out_dir, sc, run_info)
     return _learn(
         model,
@@ -470,6 +474,8 @@ def _learn(
         save_model_atomic(model, out_dir / "model.zip")
     except BaseException as exc:
         _record_unfinished(out_dir / "train.json", run_info, int(model.num_timesteps), exc)
+        if not isinstance(exc, Exception):  # stopped: callbacks keep what the run has done
+            _callbacks_stopped(extra_callbacks)
         raise
     result = TrainResult(
         model=model,
@@ -483,6 +489,21 @@ def _learn(
     with signals_deferred():  # a Ctrl-C now would leave a finished run saying "running"
         _write_complete(out_dir / "train.json", run_info, result)
     return result
+
+
+def _callbacks_stopped(callbacks: Sequence[BaseCallback]) -> None:
+    """Call ``on_stopped()`` of the callbacks that have one (the episode logger writes the
+    episodes that completed) when Ctrl-C or SIGTERM stopped the run. A failure is a warning line:
+    the stop is what the command reports."""
+    for cb in callbacks:
+        stopped = getattr(cb, "on_stopped", None)
+        if stopped is None:
+            continue
+        try:
+            with signals_deferred():  # a second Ctrl-C must not cut the write short
+                stopped()
+        except Exception as exc:  # noqa: BLE001 - reported, and the stop goes on
+            warnings.warn(f"{type(cb).__name__}: not saved at the stop ({exc})", stacklevel=2)
 
 
 def _header_only(path: Path, columns: tuple[str, ...]) -> bool:
@@ -538,6 +559,8 @@ def resume(
     checkpoint_freq: int | None = None,
     progress: bool = True,
     torch_threads: int | None = None,
+    callback_factory: Callable[[Scenario, World], list[BaseCallback]] | None = None,
+    full_info: bool = False,
 ) -> TrainResult:
     """Continue the run in ``out`` to its budget (or to ``timesteps``) and finish its folder.
 
@@ -558,6 +581,10 @@ def resume(
     (the same checkpoint and command give the same model, bit for bit) but is not the run that
     would have gone on without the stop.
 
+    ``callback_factory`` and ``full_info`` are :func:`train`'s (``lmrecsim train --resume``
+    passes its episode logger's for a run whose ``train.json`` says ``"log_episodes": true``);
+    the entries of the run's ``train.json`` named in :data:`KEPT_RECORD` are kept.
+
     Raises:
         AgentError: ``out`` holds no run, no checkpoint to resume from, a checkpoint that does
             not load, or a budget the run has reached (one line naming the file).
@@ -576,18 +603,10 @@ def resume(
     sc = load_scenario(out_dir / "scenario.yaml")
     sc = with_agent_overrides(sc, timesteps=timesteps)
     agent = sc.agent
-    if record.get("status") == "complete" and _is_int(record.get("timesteps")):
-        start, path = int(record["timesteps"]), out_dir / "model.zip"
-        kept = start + 1  # every record of a complete run belongs to its model.zip
-    else:
-        found = _checkpoints(out_dir)
-        if not found:
-            raise AgentError(
-                f"{out_dir / 'checkpoints'}: no model_N_steps.zip to resume from (the run stopped "
-                "before its first checkpoint; train again without --resume)"
-            )
-        start, path = found[0]
-        kept = start  # what was recorded at the checkpoint's step came after it
+    start, path = _resume_source(out_dir, record)
+    # What was recorded at a checkpoint's step came after it; every record of a complete run
+    # belongs to its model.zip.
+    kept = start + 1 if path.name == "model.zip" else start
     if agent.timesteps <= start:
         raise AgentError(
             f"{path}: the run has trained {start} steps, its budget is {agent.timesteps} "
@@ -637,7 +656,9 @@ def resume(
     torch_thread_count(torch_threads)  # a bad count fails before the world is built
     world = build_world(sc, show_progress=progress)
     threads = set_torch_threads(torch_threads)
-    venv = VecMonitor(BatchedRecommendationVecEnv(sc, agent.n_envs, world=world))
+    venv = VecMonitor(
+        BatchedRecommendationVecEnv(sc, agent.n_envs, world=world, full_info=full_info)
+    )
     venv.seed(agent.seed)
     try:
         model = load_model(agent.algo, path, env=venv)
@@ -657,7 +678,12 @@ def resume(
             f"{path}: the model has trained {model.num_timesteps} steps, its name or train.json "
             f"says {start} (expected them to agree)"
         )
-    run_info = _run_info(sc, threads, checkpoint_freq or freq_before, resumed_from=start)
+    # Before train.json says "running" again: a callback that cannot start refuses the resume.
+    extra_callbacks = callback_factory(sc, world) if callback_factory is not None else []
+    kept_entries = {key: record[key] for key in KEPT_RECORD if key in record}
+    run_info = _run_info(
+        sc, threads, checkpoint_freq or freq_before, resumed_from=start, **kept_entries
+    )
     _record_start(out_dir, sc, run_info)
     validation = _validation_callback(sc, world, out_dir)
     if validation is not None:
@@ -675,10 +701,43 @@ def resume(
         csv_format=SortedCSVOutputFormat(str(out_dir / "progress.csv"), keep_below=kept),
         validation=validation,
         progress=progress,
-        extra_callbacks=[],
+        extra_callbacks=extra_callbacks,
         resumed_from=start,
     )
 
+
+def _resume_source(out_dir: Path, record: Mapping[str, Any]) -> tuple[int, Path]:
+    """``(steps, model file)`` a resume of the run in ``out_dir`` (its ``train.json`` record)
+    starts from: a complete run's ``model.zip``, else its newest checkpoint (AgentError: none)."""
+    if record.get("status") == "complete" and _is_int(record.get("timesteps")):
+        return int(record["timesteps"]), out_dir / "model.zip"
+    found = _checkpoints(out_dir)
+    if not found:
+        raise AgentError(
+            f"{out_dir / 'checkpoints'}: no model_N_steps.zip to resume from (the run stopped "
+            "before its first checkpoint; train again without --resume)"
+        )
+    return found[0]
+
+
+def resume_point(out: str | os.PathLike[str]) -> int:
+    """The steps :func:`resume` would continue the run in ``out`` from (before it starts).
+
+    Raises:
+        AgentError: as :func:`resume` for a folder without a run or a checkpoint.
+    """
+    try:
+        record = run_record(out)
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
+    if record is None:
+        raise AgentError(f"out: '{out}' holds no run to resume")
+    return _resume_source(Path(out), record)[0]
+
+
+#: ``train.json`` entries of a run (given to :func:`train` as ``record``) that a resumed run
+#: keeps.
+KEPT_RECORD = ("log_episodes",)
 
 #: What a run writes into its folder: files, and folders (TensorBoard logs, checkpoints).
 RUN_FILES = ("train.json", "scenario.yaml", "progress.csv", "model.zip")

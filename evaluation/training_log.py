@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch as th
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -22,8 +23,17 @@ from ..agents.positions import logged_marginals
 from ..agents.slate import position_marginals, prefix_log_probs
 from ..agents.slateq import SlateQ
 from ..envs.world import World
-from ..scenarios import Scenario
-from .logs import StepRecorder, write_step_log
+from ..scenarios import Scenario, scenario_hash
+from ..scenarios.loader import scenario_to_dict
+from .logs import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    LogError,
+    StepRecorder,
+    build_step_table,
+    read_step_log,
+    write_step_table,
+)
 
 
 def _warm_up(model, n_envs: int) -> bool:
@@ -88,11 +98,18 @@ class EpisodeLogCallback(BaseCallback):
     The training env must be a ``BatchedRecommendationVecEnv(full_info=True)`` (possibly wrapped),
     so each step's info carries the per-step signals.
 
+    The log is written when training ends, and when Ctrl-C or SIGTERM stops it
+    (:meth:`on_stopped`): the episodes that completed up to the stop.
+
     Args:
         path: where to write the Parquet log at the end of training.
         scenario: the resolved training scenario; world: its world.
         seed: the training seed (sub-env i is logged with seed ``seed + i``).
         label: the policy label in the log.
+        merge: keep the rows of other labels that ``path`` already holds (a resumed run's
+            episodes join its run's log under their own label; :func:`resumed_label`). Rows of
+            ``label`` itself are replaced: they are an earlier resume from the same checkpoint,
+            whose steps the resumed run trains again.
     """
 
     def __init__(
@@ -103,9 +120,11 @@ class EpisodeLogCallback(BaseCallback):
         world: World,
         seed: int,
         label: str,
+        merge: bool = False,
     ) -> None:
         super().__init__()
         self.path = Path(path)
+        self.merge = merge
         self.scenario = scenario
         self.world = world
         self.seed = seed
@@ -161,7 +180,12 @@ class EpisodeLogCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         # Written when learn() ends, before train() saves model.zip and marks train.json
-        # complete: a run stopped after that point has its log (a stopped run has neither).
+        # complete: a run stopped after that point has its log (a run stopped before it writes
+        # its log in on_stopped).
+        self.write()
+
+    def on_stopped(self) -> None:
+        """Training was stopped (Ctrl-C, SIGTERM): write the episodes that completed."""
         self.write()
 
     def write(self) -> Path:
@@ -176,6 +200,46 @@ class EpisodeLogCallback(BaseCallback):
             else []
         )
         steps, arrays = self.recorder.frames(drop=open_episodes)
-        write_step_log(self.path, steps, arrays, scenario=self.scenario, world=self.world)
+        table = build_step_table(steps, arrays, scenario=self.scenario, world=self.world)
+        if self.merge and self.path.is_file():
+            earlier = read_step_log(self.path).steps
+            earlier = earlier[earlier["policy"] != self.recorder.label]
+            # Logged on the run's scenario with another budget (checked by merge_problem before
+            # the resume): the same users, so the rows join the new scenario's log.
+            earlier = earlier.assign(scenario_hash=scenario_hash(self.scenario))
+            table = pd.concat([earlier[list(COLUMNS)], table], ignore_index=True)
+        write_step_table(self.path, table, scenario=self.scenario)
         self.written_steps = len(steps)
         return self.path
+
+
+def resumed_label(label: str, steps: int) -> str:
+    """The label of a resumed run's episodes in its run's log: ``LABEL (resumed at STEPS)``."""
+    return f"{label} (resumed at {steps})"
+
+
+def merge_problem(path: str | os.PathLike[str], scenario: Scenario) -> str | None:
+    """Why a resumed run's episodes cannot join the step log at ``path``, or None (no log yet, or
+    one of the run's scenario: the same in everything but the ``agent`` block)."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    try:
+        log = read_step_log(p)
+        logged = scenario_to_dict(log.scenario())
+    except LogError as exc:
+        return f"{exc} (move it away to resume without it)"
+    mine = scenario_to_dict(scenario)
+    logged.pop("agent", None)
+    mine.pop("agent", None)
+    if logged != mine:
+        return (
+            f"{p}: logged on another scenario than the run's scenario.yaml (expected the run's own "
+            "log; move it away to resume without it)"
+        )
+    if log.schema_version != SCHEMA_VERSION:
+        return (
+            f"{p}: a step log of schema version {log.schema_version}, this lmrecsim writes "
+            f"{SCHEMA_VERSION} (move it away to resume without it)"
+        )
+    return None

@@ -59,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--log-episodes",
         action="store_true",
         help="also write DIR/episodes.parquet: every step of the training episodes that "
-        "complete, with the behaviour policy's propensities (see docs/logs.md)",
+        "complete, with the behaviour policy's propensities (a stopped run writes those it "
+        "completed, and --resume goes on logging; see docs/logs.md)",
     )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument(
@@ -87,7 +88,10 @@ _FIXED_BY_RUN = {
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from lmrecsim.agents.train import resume
+    from pathlib import Path
+
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import resume, run_record
     from lmrecsim.errors import UsageError
 
     for attr, flag in _FIXED_BY_RUN.items():
@@ -98,15 +102,72 @@ def _resume(args: argparse.Namespace) -> int:
                 f"{flag}: cannot be given with --resume (the run in '{args.out}' continues with "
                 "its own scenario.yaml; train into a new --out to change it)"
             )
+    try:
+        record = run_record(args.out) or {}
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
+    # A run trained with --log-episodes goes on logging: the resumed steps join its log under
+    # their own label.
+    logging = record.get("log_episodes") is True
+    loggers: list = []
     result = resume(
         args.out,
         timesteps=args.timesteps,
         checkpoint_freq=args.checkpoint_freq,
         progress=not args.no_progress,
         torch_threads=args.torch_threads,
+        callback_factory=_log_factory(Path(args.out), loggers, resumed=True) if logging else None,
+        full_info=logging,
     )
+    _warn_empty_logs(loggers, result.timesteps)
     _print_result(result)
     return 0
+
+
+def _log_factory(out, loggers: list, *, resumed: bool = False):  # noqa: ANN001, ANN202
+    """The SB3 callback factory of --log-episodes: one EpisodeLogCallback writing
+    ``out/episodes.parquet``, appended to ``loggers``. A resumed run's episodes join the run's log
+    under the label ``ALGO-training (resumed at N)``; a log they cannot join refuses the resume
+    before it starts."""
+
+    def factory(scenario, world):  # noqa: ANN001, ANN202 - SB3 callback factory
+        from lmrecsim.agents.errors import AgentError
+        from lmrecsim.agents.train import resume_point
+        from lmrecsim.evaluation.training_log import (
+            EpisodeLogCallback,
+            merge_problem,
+            resumed_label,
+        )
+
+        log = out / "episodes.parquet"
+        label = f"{scenario.agent.algo}-training"
+        if resumed:
+            problem = merge_problem(log, scenario)
+            if problem is not None:
+                raise AgentError(problem)
+            label = resumed_label(label, resume_point(out))
+        cb = EpisodeLogCallback(
+            log,
+            scenario=scenario,
+            world=world,
+            seed=scenario.agent.seed,
+            label=label,
+            merge=resumed,
+        )
+        loggers.append(cb)
+        return [cb]
+
+    return factory
+
+
+def _warn_empty_logs(loggers: list, timesteps: int) -> None:
+    for cb in loggers:  # each wrote its log when training ended
+        if cb.written_steps == 0:
+            print(
+                f"lmrecsim: warning: {cb.path}: holds no steps: no episode finished within "
+                f"{timesteps} timesteps (the log keeps complete episodes only)",
+                file=sys.stderr,
+            )
 
 
 def _print_result(result) -> None:  # noqa: ANN001 - a TrainResult, imported lazily
@@ -137,21 +198,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--out: '{log}' is a folder (expected the --log-episodes step log file, or nothing)"
         )
-    loggers = []
-
-    def factory(scenario, world):  # noqa: ANN001, ANN202 - SB3 callback factory
-        from lmrecsim.evaluation.training_log import EpisodeLogCallback
-
-        cb = EpisodeLogCallback(
-            log,
-            scenario=scenario,
-            world=world,
-            seed=scenario.agent.seed,
-            label=f"{scenario.agent.algo}-training",
-        )
-        loggers.append(cb)
-        return [cb]
-
+    loggers: list = []
     result = train(
         "default" if args.scenario is None else args.scenario,  # --scenario '' is refused
         out=args.out,
@@ -163,17 +210,12 @@ def run(args: argparse.Namespace) -> int:
         hyperparameters=parse_hyperparameters(args.hp),
         checkpoint_freq=args.checkpoint_freq,
         progress=not args.no_progress,
-        callback_factory=factory if args.log_episodes else None,
+        callback_factory=_log_factory(Path(args.out), loggers) if args.log_episodes else None,
         full_info=args.log_episodes,
         torch_threads=args.torch_threads,
         validate_every=args.validate_every,
+        record={"log_episodes": True} if args.log_episodes else None,
     )
-    for cb in loggers:  # each wrote its log when training ended
-        if cb.written_steps == 0:
-            print(
-                f"lmrecsim: warning: {cb.path}: holds no steps: no episode finished within "
-                f"{result.timesteps} timesteps (the log keeps complete episodes only)",
-                file=sys.stderr,
-            )
+    _warn_empty_logs(loggers, result.timesteps)
     _print_result(result)
     return 0

@@ -51,20 +51,8 @@ def _stopped_run(
 
 
 def _resume_with(out: Path, callback: BaseCallback):
-    """``resume(out)`` with one more SB3 callback in its training (resume takes none itself)."""
-    from lmrecsim.agents import train as train_module
-
-    original = train_module._learn
-
-    def _learn(*args, **kwargs):
-        kwargs["extra_callbacks"] = [callback]
-        return original(*args, **kwargs)
-
-    train_module._learn = _learn
-    try:
-        return resume(out, progress=False)
-    finally:
-        train_module._learn = original
+    """``resume(out)`` with one more SB3 callback in its training."""
+    return resume(out, progress=False, callback_factory=lambda sc, world: [callback])
 
 
 def _steps(path: Path) -> list[int]:
@@ -267,3 +255,83 @@ def test_a_bad_thread_count_is_refused_not_replaced(tmp_path):
     with pytest.raises(AgentError, match=r"^torch_threads: '2' is invalid"):
         resume(out, progress=False, torch_threads="2")  # type: ignore[arg-type]
     assert json.loads((out / "train.json").read_text())["status"] == "stopped"
+
+
+def test_a_logging_run_keeps_its_log_when_stopped_and_goes_on_logging_when_resumed(
+    tmp_path, monkeypatch, capsys
+):
+    """``train --log-episodes`` stopped by Ctrl-C writes the episodes that completed; ``train
+    --resume`` adds its own under ``ppo-training (resumed at N)``, and the log replays exactly."""
+    from lmrecsim.agents import train as train_module
+    from lmrecsim.evaluation.logs import read_step_log
+    from lmrecsim.evaluation.replay import replay
+
+    sc_file = tmp_path / "tiny.yaml"
+    sc_file.write_text(
+        "extends: default\nname: tiny\ncatalog: {n_items: 200}\ncandidates: {k: 10}\n"
+        "episode: {horizon: 30}\nencoder: {project_dim: 16}\n"
+    )
+    out = tmp_path / "run"
+    original = train_module._learn
+
+    def stopping(*args, **kwargs):  # Ctrl-C at step 600 of the first run
+        kwargs["extra_callbacks"] = [*kwargs["extra_callbacks"], StopAt(600)]
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_learn", stopping)
+    argv = ["train", "--scenario", str(sc_file), "--timesteps", "1024", "--n-envs", "2"]
+    argv += ["--checkpoint-freq", "256", "--validate-every", "0", "--out", str(out)]
+    argv += ["--no-progress", "--hp", "n_steps=32", "--hp", "batch_size=64", "--hp", "n_epochs=1"]
+    assert main([*argv, "--log-episodes"]) == 130  # what Ctrl-C gives
+    record = json.loads((out / "train.json").read_text())
+    assert record["status"] == "stopped" and record["log_episodes"] is True
+    first = read_step_log(out / "episodes.parquet").steps
+    assert set(first["policy"]) == {"ppo-training"} and 0 < len(first) <= 600
+    ends = first.sort_values("step").groupby(["seed", "episode"]).tail(1)
+    assert (ends["terminated"] | ends["truncated"]).all()  # complete episodes only
+
+    monkeypatch.setattr(train_module, "_learn", original)
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "train.json").read_text())["log_episodes"] is True
+    log = read_step_log(out / "episodes.parquet")
+    labels = log.steps.groupby("policy").size()
+    assert labels.index.tolist() == ["ppo-training", "ppo-training (resumed at 512)"]
+    assert labels["ppo-training"] == len(first) and labels.iloc[1] > 0
+    assert replay(out / "episodes.parquet", tmp_path / "replay").reproduced
+    # Further, from the complete run's model.zip: a third label; the earlier rows stay.
+    capsys.readouterr()
+    assert main(["train", "--resume", "--timesteps", "1536", "--out", str(out)]) == 0
+    steps = read_step_log(out / "episodes.parquet").steps
+    sizes = steps.groupby("policy").size()
+    assert sizes[labels.index].tolist() == labels.tolist()
+    assert steps["policy"].iloc[-1] == "ppo-training (resumed at 1024)" and len(sizes) == 3
+
+    # A log of another scenario in the run folder refuses the resume before it starts.
+    other = tmp_path / "other"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--policy",
+                "random",
+                "--seeds",
+                "5",
+                "--episodes",
+                "1",
+                "--out",
+                str(other),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    shutil.copy(other / "episodes.parquet", out / "episodes.parquet")
+    before = (out / "train.json").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--timesteps", "2048", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"lmrecsim: error: {out / 'episodes.parquet'}: logged on another scenario than the run's "
+        "scenario.yaml (expected the run's own log; move it away to resume without it)"
+    ]
+    assert (out / "train.json").read_text() == before
