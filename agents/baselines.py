@@ -369,7 +369,8 @@ class SoftmaxPolicy(GreedyExplorer):
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(K,) probability of each slot (for slates: of the first position's slot)."""
         logits, valid = self._logits(observation)
-        w = np.where(valid, np.exp(logits - logits[valid].max()), 0.0)
+        w = np.zeros(logits.shape[0])
+        w[valid] = np.exp(logits[valid] - logits[valid].max())  # masked slots: never exponentiated
         return w / w.sum()
 
     def conditional_probabilities(

@@ -141,6 +141,9 @@ class IVFIndex:
                 self._quantizer, dim, self.lists, faiss.METRIC_INNER_PRODUCT
             )
             loaded.cp.seed = int(seed)
+            # faiss prints its own warning (not a Python one) below 39 items per cluster; the
+            # threshold changes nothing else. The world warns of too many lists chosen by hand.
+            loaded.cp.min_points_per_centroid = 1
             loaded.verbose = False
             desc = f"ivf index ({self.lists} clusters)"
             with tqdm(total=2, desc=desc, unit="stage", disable=not progress) as bar:

@@ -36,7 +36,10 @@ def click_logit(
 
 def click_probability(cfg: ResponseConfig, *args: np.ndarray) -> np.ndarray:
     """sigmoid(:func:`click_logit`), shape (N,)."""
-    return 1.0 / (1.0 + np.exp(-click_logit(cfg, *args)))
+    # exp overflows to inf for a logit below about -709 (a huge fatigue or bias), and 1 / inf is
+    # the right 0: only numpy's warning line is silenced, no value changes.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-click_logit(cfg, *args)))
 
 
 def satisfaction(

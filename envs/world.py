@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -460,6 +461,15 @@ def build_world(
     personas = _resolve_personas(scenario)
     if not personas:
         raise WorldError(f"{scenario.source}: users.personas: no personas (expected at least one)")
+    drift = scenario.users.drift
+    if drift.kind != "none" and drift.target == "random" and len(personas) < 2:
+        raise WorldError(
+            f"{scenario.source}: users.drift.target: 'random' moves each user toward another "
+            f"persona than their own, and users.personas gives {len(personas)} (expected at least "
+            "2 personas, or a named target)"
+        )
+    for line in _unreached(scenario, n_items=n, n_new=n_new):
+        warnings.warn(f"{scenario.error_prefix}{line}", stacklevel=1)
     _check_persona_topics(personas, scenario, catalog)
     texts = [p.text for p in personas] + [p.onboarding for p in personas]
     emb = encoder.encode(texts).astype(np.float32)
@@ -515,6 +525,45 @@ def build_world(
         persona_indices(world, [drift.target])
     _WORLDS[world_key] = world
     return world
+
+
+def _unreached(scenario: Scenario, *, n_items: int, n_new: int) -> list[str]:
+    """Lines for scenario settings no episode reaches: a drift or new items due at or after the
+    episode's end, more candidates than items before the new ones arrive, and more ivf lists than
+    the catalog fills. Valid, so warnings, not errors (a one-step version of a drifting scenario is a fair bandit), but the report's
+    drift or new-item figures then read n/a or 0 for a reason the scenario does not show."""
+    out = []
+    horizon = scenario.episode.horizon
+    drift = scenario.users.drift
+    if drift.kind in ("abrupt", "periodic") and drift.fraction > 0:
+        key, when = ("step", drift.step) if drift.kind == "abrupt" else ("period", drift.period)
+        if when >= horizon:
+            out.append(
+                f"users.drift.{key}: {when}, at or past episode.horizon {horizon}: no user drifts "
+                "within an episode (the drift metrics read n/a)"
+            )
+    start = scenario.catalog.new_items.arrival_start
+    if n_new > 0 and start >= horizon:
+        out.append(
+            f"catalog.new_items.arrival_start: {start}, at or past episode.horizon {horizon}: no "
+            f"new item arrives within an episode, and the {n_new} held back are never shown"
+        )
+    cand = scenario.candidates
+    advised = max(1, n_items // 39)
+    lists = cand.ivf_lists
+    if cand.index == "ivf" and lists is not None and advised < lists <= n_items:  # more: an error
+        out.append(
+            f"candidates.ivf_lists: {lists} clusters for {n_items} items (faiss's k-means "
+            f"wants 39 items per cluster, so at most {advised}; fewer make coarse clusters and a "
+            "poorer recall)"
+        )
+    k = cand.k
+    if n_new > 0 and k > n_items - n_new:
+        out.append(
+            f"candidates.k: {k}, more than the {n_items - n_new} items there are before new ones "
+            "arrive (catalog.new_items.fraction): those steps show fewer valid candidates"
+        )
+    return out
 
 
 def persona_indices(world: World, names: Sequence[str]) -> np.ndarray:

@@ -166,3 +166,14 @@ def test_a_softmax_log_gives_ips_of_greedy_and_replays_exactly(tmp_path: Path) -
     # Its interval covers greedy's own mean reward on the same 300 users.
     assert row["ci_low"] <= greedy_mean <= row["ci_high"], (row.to_dict(), greedy_mean)
     assert row["ess"] > 10
+
+
+def test_a_cold_softmax_over_disliked_candidates_gives_no_overflow_warning() -> None:
+    import warnings
+
+    obs = _obs()
+    obs["candidates"][[0, 2, 3, 5]] = -obs["user"] * np.array([[1.0], [2.0], [3.0], [4.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # masked slots were exponentiated too, and overflowed
+        p = SoftmaxPolicy(1e-6).action_probabilities(obs)
+    assert p.sum() == pytest.approx(1.0) and np.all(p[[1, 4]] == 0.0)

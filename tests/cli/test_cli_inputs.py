@@ -575,6 +575,14 @@ def test_lazy_public_names_are_listed_by_dir():
             "users: {personas: p.yaml}",
             "p.yaml: cannot read YAML at line 2, column 1 (expected ',' or '}'",
         ),
+        # A random drift target among one persona used to drift each user to their own taste,
+        # and the report gave drift figures for a change that never happened.
+        (
+            {},
+            "extends: interest_drift\nusers: {personas: [space_nerd]}",
+            "users.drift.target: 'random' moves each user toward another persona than their own, "
+            "and users.personas gives 1 (expected at least 2 personas, or a named target)",
+        ),
         # A single persona name used to be read as a file called like it.
         (
             {},
@@ -654,3 +662,38 @@ def test_a_warnings_source_is_its_package(filename: str, source: str) -> None:
     from lmrecsim.errors import _warning_source
 
     assert _warning_source(filename) == source
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "extends: interest_drift\nusers: {drift: {step: 100000}}",
+            "users.drift.step: 100000, at or past episode.horizon 60: no user drifts within an "
+            "episode (the drift metrics read n/a)",
+        ),
+        (
+            "catalog: {n_items: 40, new_items: {fraction: 0.5, arrival_start: 50, arrival_end: 60}}"
+            "\ncandidates: {k: 10}",
+            "catalog.new_items.arrival_start: 50, at or past episode.horizon 50: no new item "
+            "arrives within an episode, and the 20 held back are never shown",
+        ),
+        (
+            "catalog: {n_items: 20, new_items: {fraction: 0.5}}\ncandidates: {k: 15}",
+            "candidates.k: 15, more than the 10 items there are before new ones arrive",
+        ),
+        (
+            "catalog: {n_items: 400}\ncandidates: {index: ivf, ivf_lists: 40}",
+            "candidates.ivf_lists: 40 clusters for 400 items (faiss's k-means wants 39 items per "
+            "cluster, so at most 10;",
+        ),
+    ],
+)
+def test_settings_no_episode_reaches_are_one_warning_line(tmp_path, capfd, body, message):
+    """Valid, so not refused, but said: the figures that depend on them read n/a or 0."""
+    path = tmp_path / "s.yaml"
+    base = "" if body.startswith("extends:") else "extends: default\n"
+    path.write_text(f"name: s\n{base}{body}\n")
+    assert main(["scenarios", "validate", "--build", str(path)]) == 0
+    err = capfd.readouterr().err.strip().splitlines()  # faiss's own stderr included
+    assert len(err) == 1 and err[0].startswith(f"lmrecsim: warning: (world) {path}: {message}"), err

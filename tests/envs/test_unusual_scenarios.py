@@ -68,3 +68,26 @@ def test_unusual_scenario_runs_through_resets(tmp_path: Any, name: str) -> None:
         assert np.isfinite(rewards).all()
         ends += int(dones.sum())
     assert ends > 0  # sessions ended and new users started
+
+
+def test_a_click_logit_past_exps_range_gives_probability_zero_without_a_warning(tmp_path) -> None:
+    # Fatigue that never decays piles up until exp(-logit) overflows: numpy's warning line used to
+    # reach the user ("overflow encountered in exp"), though 1 / (1 + inf) = 0 is right.
+    import warnings
+
+    from lmrecsim.envs.response import click_probability
+
+    sc = small_scenario(tmp_path, users={"fatigue": {"gain": 100.0, "decay": 1.0}})
+    one = np.ones(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = click_probability(sc.response, one, one * 0, one * 0, np.array([0.0, 800.0, 1e6]))
+        assert p[0] > 0 and p[1] == 0.0 and p[2] == 0.0
+        world = build_world(sc, encoder=HashEncoder(dim=24))
+        venv = BatchedRecommendationVecEnv(world=world, n_envs=4)
+        venv.seed(0)
+        venv.reset()
+        for _ in range(60):  # long enough for the fatigue to pass exp's range
+            venv.step_async(np.zeros(4, dtype=np.int64))
+            _, rewards, _, _ = venv.step_wait()
+            assert np.isfinite(rewards).all()
