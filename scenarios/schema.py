@@ -337,7 +337,8 @@ class DriftConfig(_Strict):
     )
     target: str = Field(
         "random",
-        description="Name of the target persona, or 'random' (a different persona drawn per user).",
+        description="Name of the target persona, or 'random' (a different persona drawn per user; "
+        "needs at least 2 personas).",
     )
     rate: float = Field(
         0.05, ge=0.0, le=1.0, description="Gradual drift: fraction of the way per step."
