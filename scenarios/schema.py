@@ -486,7 +486,12 @@ class ResponseConfig(_Strict):
 
 
 class CandidatesConfig(_Strict):
-    """How the K candidates of each step are drawn from the catalog."""
+    """How the K candidates of each step are drawn from the catalog.
+
+    The sources (new items, nearest, popular, random) may draw the same item; a duplicate's slot
+    is masked, so a step can offer fewer than K valid candidates, most often when K is close to
+    the number of items there are.
+    """
 
     k: int = Field(20, ge=2, le=512, description="Candidates per step (the action space size).")
     popular: float = Field(
