@@ -311,11 +311,19 @@ def _privileged_note(result: EvaluationResult) -> str | None:
 
 def _settings_line(result: EvaluationResult) -> str:
     s = result.settings
+    k = result.scenario.candidates.k
+    # With no more candidates than k, every policy's top k holds every valid candidate.
+    whole = (
+        f"; with {k} candidates per step that is all of them, so precision and recall at k are "
+        "the same for every policy"
+        if k <= s["ranking_k"]
+        else ""
+    )
     return (
         f"Intervals: {s['confidence']:.0%} percentile bootstrap ({s['n_resamples']} resamples) over "
         f"episodes; coverage, Gini and the drift metrics are recomputed on resampled episodes. "
         f"Comparisons are paired by (seed, episode). k = {s['ranking_k']} for ranking metrics "
-        f"(relevant set: top {s['ranking_relevant']} candidates by hidden affinity), "
+        f"(relevant set: top {s['ranking_relevant']} candidates by hidden affinity{whole}), "
         f"k = {s['new_user_k']} for new-user metrics, drift window ±{s['drift_window']} steps, "
         f"recovery tolerance {s['drift_tolerance']}."
     )

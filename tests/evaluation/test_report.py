@@ -142,3 +142,18 @@ def test_plot_labels_are_drawn_as_written(tmp_path) -> None:
     )
     assert (tmp_path / "return_ctr.png").is_file() and (tmp_path / "report.html").is_file()
     assert set(res.summary["policy"]) == {"a$\\frac$", "cost $5 or $10", "_hidden"}
+
+
+def test_the_report_says_when_k_covers_every_candidate(tmp_path: Path) -> None:
+    # With k = 2 candidates and ranking k = 5, precision and recall at k are 1.0 for random as
+    # for the oracle; the report used to give them without a word.
+    sc = scenario_from_dict({"extends": "default", "name": "two", "candidates": {"k": 2}})
+    res = evaluate(sc, ["random", "oracle"], seeds=[5], episodes=2, out=tmp_path, progress=False)
+    text = (tmp_path / "report.md").read_text()
+    assert "with 2 candidates per step that is all of them, so precision and recall at k" in text
+    assert res.settings["ranking_k"] == 5
+    wide = scenario_from_dict({"extends": "default", "name": "wide"})
+    evaluate(wide, ["random"], seeds=[5], episodes=2, out=tmp_path / "w", progress=False)
+    assert (
+        "candidates per step that is all of them" not in (tmp_path / "w" / "report.md").read_text()
+    )
