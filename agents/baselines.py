@@ -329,11 +329,13 @@ class SoftmaxPolicy(GreedyExplorer):
     """Boltzmann exploration over greedy's scores: slot i with probability proportional to
     ``exp(score_i / temperature)`` among the valid candidates.
 
-    A logging policy for off-policy evaluation whose propensities are all positive and vary
-    smoothly with the scores (the usual logger of the OPE literature), where ``egreedy`` puts
-    almost all of its mass on one slot. Small temperatures approach greedy, large ones random;
-    greedy's scores are cosines in [-1, 1], so 0.05-0.2 is the useful range. With no valid slot
-    at all every slot counts as valid, with equal weight (the other baselines' rule).
+    A logging policy for off-policy evaluation whose propensities are all positive and grade
+    with the scores (the usual logger of the OPE literature), where ``egreedy`` explores
+    uniformly. It has no floor: at low temperatures candidates far below greedy's best get next
+    to nothing (docs/logs.md compares the two as loggers). Small temperatures approach greedy,
+    large ones random; greedy's scores are cosines in [-1, 1], so 0.05-1 is the useful range.
+    With no valid slot at all every slot counts as valid, with equal weight (the other baselines'
+    rule).
 
     With ``slate_size`` L > 1 the slate is a Plackett-Luce draw, the kind PPO's candidate scorer
     makes: position by position a valid slot not yet in the slate, with probability proportional

@@ -721,7 +721,8 @@ def _resume_source(out_dir: Path, record: Mapping[str, Any]) -> tuple[int, Path]
 
 
 def resume_point(out: str | os.PathLike[str]) -> int:
-    """The steps :func:`resume` would continue the run in ``out`` from (before it starts).
+    """The steps :func:`resume` would continue the run in ``out`` from, read before it starts
+    (the resume rewrites ``train.json``).
 
     Raises:
         AgentError: as :func:`resume` for a folder without a run or a checkpoint.

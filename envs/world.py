@@ -468,7 +468,7 @@ def build_world(
             f"persona than their own, and users.personas gives {len(personas)} (expected at least "
             "2 personas, or a named target)"
         )
-    for line in _unreached(scenario, n_items=n, n_new=n_new):
+    for line in _setting_warnings(scenario, n_items=n, n_new=n_new):
         warnings.warn(f"{scenario.error_prefix}{line}", stacklevel=1)
     _check_persona_topics(personas, scenario, catalog)
     texts = [p.text for p in personas] + [p.onboarding for p in personas]
@@ -527,11 +527,12 @@ def build_world(
     return world
 
 
-def _unreached(scenario: Scenario, *, n_items: int, n_new: int) -> list[str]:
-    """Lines for scenario settings no episode reaches: a drift or new items due at or after the
-    episode's end, more candidates than items before the new ones arrive, and more ivf lists than
-    the catalog fills. Valid, so warnings, not errors (a one-step version of a drifting scenario is a fair bandit), but the report's
-    drift or new-item figures then read n/a or 0 for a reason the scenario does not show."""
+def _setting_warnings(scenario: Scenario, *, n_items: int, n_new: int) -> list[str]:
+    """Lines for valid settings that do not do what they seem to: a drift or new items due at or
+    after the episode's end, more candidates than items before the new ones arrive, and more ivf
+    lists than the catalog fills. Warnings, not errors (a one-step version of a drifting scenario
+    is a fair bandit), since the report's drift or new-item figures then read n/a or 0 for a
+    reason the scenario does not show."""
     out = []
     horizon = scenario.episode.horizon
     drift = scenario.users.drift

@@ -91,7 +91,7 @@ def _resume(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lmrecsim.agents.errors import AgentError
-    from lmrecsim.agents.train import resume, run_record
+    from lmrecsim.agents.train import resume, resume_point, run_record
     from lmrecsim.errors import UsageError
 
     for attr, flag in _FIXED_BY_RUN.items():
@@ -110,13 +110,16 @@ def _resume(args: argparse.Namespace) -> int:
     # their own label.
     logging = record.get("log_episodes") is True
     loggers: list = []
+    factory = None
+    if logging:  # the label names the step the resume starts from, read before it starts
+        factory = _log_factory(Path(args.out), loggers, resumed_from=resume_point(args.out))
     result = resume(
         args.out,
         timesteps=args.timesteps,
         checkpoint_freq=args.checkpoint_freq,
         progress=not args.no_progress,
         torch_threads=args.torch_threads,
-        callback_factory=_log_factory(Path(args.out), loggers, resumed=True) if logging else None,
+        callback_factory=factory,
         full_info=logging,
     )
     _warn_empty_logs(loggers, result.timesteps)
@@ -124,15 +127,14 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_factory(out, loggers: list, *, resumed: bool = False):  # noqa: ANN001, ANN202
+def _log_factory(out, loggers: list, *, resumed_from: int | None = None):  # noqa: ANN001, ANN202
     """The SB3 callback factory of --log-episodes: one EpisodeLogCallback writing
-    ``out/episodes.parquet``, appended to ``loggers``. A resumed run's episodes join the run's log
-    under the label ``ALGO-training (resumed at N)``; a log they cannot join refuses the resume
-    before it starts."""
+    ``out/episodes.parquet``, appended to ``loggers``. The episodes of a run resumed from step
+    ``resumed_from`` join the run's log under the label ``ALGO-training (resumed at N)``; a log
+    they cannot join refuses the resume before it starts."""
 
     def factory(scenario, world):  # noqa: ANN001, ANN202 - SB3 callback factory
         from lmrecsim.agents.errors import AgentError
-        from lmrecsim.agents.train import resume_point
         from lmrecsim.evaluation.training_log import (
             EpisodeLogCallback,
             merge_problem,
@@ -141,18 +143,18 @@ def _log_factory(out, loggers: list, *, resumed: bool = False):  # noqa: ANN001,
 
         log = out / "episodes.parquet"
         label = f"{scenario.agent.algo}-training"
-        if resumed:
+        if resumed_from is not None:
             problem = merge_problem(log, scenario)
             if problem is not None:
                 raise AgentError(problem)
-            label = resumed_label(label, resume_point(out))
+            label = resumed_label(label, resumed_from)
         cb = EpisodeLogCallback(
             log,
             scenario=scenario,
             world=world,
             seed=scenario.agent.seed,
             label=label,
-            merge=resumed,
+            merge=resumed_from is not None,
         )
         loggers.append(cb)
         return [cb]
