@@ -68,6 +68,13 @@ BASELINES = ("random", "popular", "greedy", "linucb", "egreedy", "softmax", "ora
 MODEL_PREFIXES = ("ppo", "dqn", "maskable_ppo")
 
 
+#: The ``egreedy`` baseline's exploration probability when none is given.
+EGREEDY_EPSILON = 0.1
+#: The ``softmax`` baseline's temperature and uniform floor when none are given.
+SOFTMAX_TEMPERATURE = 0.1
+SOFTMAX_EPSILON = 0.0
+
+
 def _mask(observation: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(observation["action_mask"]).reshape(-1) > 0
 
@@ -277,7 +284,9 @@ class EpsilonGreedyPolicy(GreedyExplorer):
         slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
     """
 
-    def __init__(self, epsilon: float = 0.1, seed: int | None = 0, slate_size: int = 1) -> None:
+    def __init__(
+        self, epsilon: float = EGREEDY_EPSILON, seed: int | None = 0, slate_size: int = 1
+    ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise AgentError(f"egreedy: epsilon must lie in [0, 1], got {epsilon}")
         super().__init__(seed, slate_size, "egreedy")
@@ -327,37 +336,46 @@ class EpsilonGreedyPolicy(GreedyExplorer):
 
 class SoftmaxPolicy(GreedyExplorer):
     """Boltzmann exploration over greedy's scores: slot i with probability proportional to
-    ``exp(score_i / temperature)`` among the valid candidates.
+    ``exp(score_i / temperature)`` among the valid candidates, optionally with a uniform floor.
 
     A logging policy for off-policy evaluation whose propensities are all positive and grade
     with the scores (the usual logger of the OPE literature), where ``egreedy`` explores
-    uniformly. It has no floor: at low temperatures candidates far below greedy's best get next
-    to nothing (docs/logs.md compares the two as loggers). Small temperatures approach greedy,
-    large ones random; greedy's scores are cosines in [-1, 1], so 0.05-1 is the useful range.
-    With no valid slot at all every slot counts as valid, with equal weight (the other baselines'
-    rule).
+    uniformly. Without a floor (``epsilon`` 0, the default), candidates far below greedy's best
+    get next to nothing at low temperatures (docs/logs.md compares the loggers); with
+    ``epsilon`` > 0 the draw is, with probability ``epsilon``, a uniformly random valid
+    candidate instead, so every valid candidate gets at least ``epsilon / n`` of n. Small
+    temperatures approach greedy, large ones random; greedy's scores are cosines in [-1, 1], so
+    0.05-1 is the useful range. With no valid slot at all every slot counts as valid, with
+    equal weight (the other baselines' rule).
 
     With ``slate_size`` L > 1 the slate is a Plackett-Luce draw, the kind PPO's candidate scorer
     makes: position by position a valid slot not yet in the slate, with probability proportional
-    to its weight. When fewer than L slots are valid, the remaining positions repeat the first
-    slot (a repeat shows nothing), as for the other baselines.
+    to its weight (with a floor: each position, with probability ``epsilon``, a uniformly random
+    valid slot not yet in the slate instead). When fewer than L slots are valid, the remaining
+    positions repeat the first slot (a repeat shows nothing), as for the other baselines.
 
     Args:
         temperature: the softmax temperature, a finite number > 0.
         seed: seed of the policy's own generator.
         slate_size: items per recommendation, L (the scenario's ``candidates.slate_size``).
+        epsilon: the uniform floor's share, in [0, 1] (1 is ``random``).
     """
 
-    def __init__(self, temperature: float = 0.1, seed: int | None = 0, slate_size: int = 1) -> None:
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float, np.integer, np.floating))
-            or not np.isfinite(temperature)
-            or temperature <= 0
-        ):
+    def __init__(
+        self,
+        temperature: float = SOFTMAX_TEMPERATURE,
+        seed: int | None = 0,
+        slate_size: int = 1,
+        *,
+        epsilon: float = SOFTMAX_EPSILON,
+    ) -> None:
+        if not _finite_number(temperature) or temperature <= 0:
             raise AgentError(f"softmax: temperature {temperature!r} (expected a finite number > 0)")
+        if not _finite_number(epsilon) or not 0.0 <= epsilon <= 1.0:
+            raise AgentError(f"softmax: epsilon {epsilon!r} (expected a number in [0, 1])")
         super().__init__(seed, slate_size, "softmax")
         self.temperature = float(temperature)
+        self.epsilon = float(epsilon)
 
     def _logits(self, observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(K,) logits (score / temperature) and (K,) valid slots; with no valid slot, every
@@ -373,18 +391,25 @@ class SoftmaxPolicy(GreedyExplorer):
         logits, valid = self._logits(observation)
         w = np.zeros(logits.shape[0])
         w[valid] = np.exp(logits[valid] - logits[valid].max())  # masked slots: never exponentiated
-        return w / w.sum()
+        probs = w / w.sum()
+        if self.epsilon > 0.0:
+            probs = (1.0 - self.epsilon) * probs + self.epsilon * valid / valid.sum()
+        return probs
 
     def conditional_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:
         """(L, K) each position's distribution of slots given that the earlier positions hold
         ``slate``'s: the softmax over the valid slots not yet taken
-        (:func:`~lmrecsim.agents.conditionals.plackett_luce_conditionals`), and past the valid
-        slots one-hot on ``slate``'s first slot (the repeat)."""
+        (:func:`~lmrecsim.agents.conditionals.plackett_luce_conditionals`), mixed with the
+        uniform distribution over them by ``epsilon``, and past the valid slots one-hot on
+        ``slate``'s first slot (the repeat)."""
         logits, valid = self._logits(observation)
         given = np.asarray(slate).reshape(-1).astype(np.int64)
         table = plackett_luce_conditionals(logits, valid, given)
+        if self.epsilon > 0.0:  # equal logits: uniform over the same remaining slots
+            uniform = plackett_luce_conditionals(np.zeros_like(logits), valid, given)
+            table = (1.0 - self.epsilon) * table + self.epsilon * uniform
         n = int(valid.sum())
         if n < table.shape[0]:
             table[n:] = 0.0
@@ -412,21 +437,47 @@ class SoftmaxPolicy(GreedyExplorer):
         """(L,) probability that position l holds ``slate``'s slot l (the item-position
         marginals, :func:`~lmrecsim.agents.positions.plackett_luce_marginals`; past the valid
         slots, the first position's)."""
-        _, valid = self._logits(observation)
-        probs = self.action_probabilities(observation)[None]
-        marginals = plackett_luce_marginals(probs, valid[None], self.slate_size)
+        logits, valid = self._logits(observation)
+        w = np.zeros(logits.shape[0])
+        w[valid] = np.exp(logits[valid] - logits[valid].max())
+        marginals = plackett_luce_marginals(
+            (w / w.sum())[None], valid[None], self.slate_size, epsilon=self.epsilon
+        )
         marginals[0, int(valid.sum()) :] = marginals[0, 0]
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
     def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        if self.slate_size > 1:
+        if self.slate_size == 1:
+            return sample_actions(self.rng, self.action_probabilities(observation))
+        logits, valid = self._logits(observation)
+        if self.epsilon == 0.0:
             # The top L of the logits plus Gumbel noise is exactly a Plackett-Luce draw.
-            logits, valid = self._logits(observation)
             key = np.where(valid, logits + self.rng.gumbel(size=logits.shape[0]), -np.inf)
             slate = np.argsort(-key, kind="stable")[: self.slate_size].astype(np.int64)
-            slate[int(valid.sum()) :] = slate[0]
-            return slate
-        return sample_actions(self.rng, self.action_probabilities(observation))
+        else:  # position by position: a uniform slot with probability epsilon, else softmax
+            slate = np.zeros(self.slate_size, dtype=np.int64)
+            left = valid.copy()
+            for j in range(min(self.slate_size, int(valid.sum()))):
+                slots = np.flatnonzero(left)
+                if self.rng.random() < self.epsilon:
+                    slot = slots[self.rng.integers(slots.shape[0])]
+                else:
+                    z = logits[slots]
+                    w = np.exp(z - z.max())
+                    slot = slots[self.rng.choice(slots.shape[0], p=w / w.sum())]
+                slate[j] = slot
+                left[slot] = False
+        slate[int(valid.sum()) :] = slate[0]
+        return slate
+
+
+def _finite_number(value: Any) -> bool:
+    """A real number (not a bool) that is finite."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and bool(np.isfinite(value))
+    )
 
 
 class LinUCBPolicy(ScoringPolicy):
@@ -832,14 +883,15 @@ def first_position_probs(dist: Any) -> Any:
     return inner.probs
 
 
-#: Baselines that take a parameter, ``NAME:VALUE`` (``egreedy:0.3``, ``softmax:0.05``): its
-#: meaning and the value a bare ``NAME`` uses.
-PARAMETERS = {"egreedy": ("epsilon", 0.1), "softmax": ("temperature", 0.1)}
+#: Baselines that take parameters, ``NAME:VALUE[:VALUE]`` (``egreedy:0.3``, ``softmax:0.05``,
+#: ``softmax:0.2:0.05``): in order, each parameter's name and the value it takes when left out.
+PARAMETERS: dict[str, tuple[tuple[str, float], ...]] = {
+    "egreedy": (("epsilon", EGREEDY_EPSILON),),
+    "softmax": (("temperature", SOFTMAX_TEMPERATURE), ("epsilon", SOFTMAX_EPSILON)),
+}
 
 
-def _baseline(name: str, seed: int, slate_size: int = 1, value: float | None = None) -> Any:
-    if name in PARAMETERS and value is None:
-        value = PARAMETERS[name][1]
+def _baseline(name: str, seed: int, slate_size: int = 1, values: tuple[float, ...] = ()) -> Any:
     if name == "random":
         return RandomPolicy(seed=seed, slate_size=slate_size)
     if name == "popular":
@@ -848,33 +900,46 @@ def _baseline(name: str, seed: int, slate_size: int = 1, value: float | None = N
         return GreedyPolicy(slate_size=slate_size)
     if name == "linucb":
         return LinUCBPolicy(slate_size=slate_size)
-    if name == "egreedy":
-        return EpsilonGreedyPolicy(value, seed=seed, slate_size=slate_size)  # type: ignore[arg-type]
-    if name == "softmax":
-        return SoftmaxPolicy(value, seed=seed, slate_size=slate_size)  # type: ignore[arg-type]
+    if name in PARAMETERS:
+        given = dict(zip((meaning for meaning, _ in PARAMETERS[name]), values, strict=False))
+        if name == "egreedy":
+            return EpsilonGreedyPolicy(**given, seed=seed, slate_size=slate_size)
+        return SoftmaxPolicy(**given, seed=seed, slate_size=slate_size)
     return OraclePolicy(slate_size=slate_size)
 
 
 def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> Any | None:
-    """The baseline of a ``NAME:VALUE`` spec (``egreedy:0.3``), or None when ``body`` is not one.
+    """The baseline of a ``NAME:VALUE[:VALUE]`` spec (``egreedy:0.3``, ``softmax:0.2:0.05``),
+    or None when ``body`` is not one.
 
     Raises:
-        AgentError: a value that is not a number, or out of the baseline's range (one line).
+        AgentError: a value that is not a number, too many values, or a value out of the
+            baseline's range (one line).
     """
     name, sep, text = body.partition(":")
     name = name.strip()
     if not sep or name not in PARAMETERS:
         return None
-    meaning = PARAMETERS[name][0]
-    try:
-        value = float(text)
-    except ValueError:
+    params = PARAMETERS[name]
+    form = f"{name}:{params[0][0].upper()}" + "".join(f"[:{m.upper()}" for m, _ in params[1:])
+    form += "]" * (len(params) - 1)
+    example = f"{name}:{params[0][1]}"
+    parts = text.split(":")
+    if len(parts) > len(params):
         raise AgentError(
-            f"--policy {spec!r}: {text.strip()!r} is not a number (expected {name}:"
-            f"{meaning.upper()}, such as {name}:{PARAMETERS[name][1]})"
-        ) from None
+            f"--policy {spec!r}: {len(parts)} values (expected {form}, such as {example})"
+        )
+    values = []
+    for part in parts:
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise AgentError(
+                f"--policy {spec!r}: {part.strip()!r} is not a number (expected {form}, such as "
+                f"{example})"
+            ) from None
     try:
-        return _baseline(name, seed, slate_size, value)
+        return _baseline(name, seed, slate_size, tuple(values))
     except AgentError as exc:
         raise AgentError(f"--policy {spec!r}: {exc}") from None
 
@@ -976,8 +1041,8 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     """Parse a policy spec into ``(label, policy)``.
 
     ``SPEC`` is a baseline name (``random``, ``popular``, ``greedy``, ``linucb``, ``egreedy``,
-    ``softmax``, ``oracle``), ``egreedy:EPSILON`` or ``softmax:TEMPERATURE`` (:data:`PARAMETERS`;
-    bare names use 0.1), or ``ppo:PATH`` / ``dqn:PATH`` / ``maskable_ppo:PATH`` to a saved model (a
+    ``softmax``, ``oracle``), ``egreedy:EPSILON`` or ``softmax:TEMPERATURE[:EPSILON]``
+    (:data:`PARAMETERS`, which gives the values a bare name uses), or ``ppo:PATH`` / ``dqn:PATH`` / ``maskable_ppo:PATH`` to a saved model (a
     ``model.zip`` or its run folder), optionally labelled ``LABEL=SPEC``. A bare ``PATH`` to a run
     folder of ``lmrecsim train`` (or to a model in it: ``best_model.zip``, a checkpoint) is read
     with the algorithm its ``train.json`` records. Without a label, the label

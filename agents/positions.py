@@ -159,17 +159,22 @@ def epsilon_rule_marginals(
     return out
 
 
-def plackett_luce_marginals(probs: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+def plackett_luce_marginals(
+    probs: np.ndarray, mask: np.ndarray, size: int, *, epsilon: float = 0.0
+) -> np.ndarray:
     """(B, L, K) item-position marginals of a Plackett-Luce slate distribution.
 
     Position 1 takes valid slot i with probability ``probs[i]``, each later position a remaining
     valid slot with probability proportional to its ``probs`` (:class:`~lmrecsim.agents.slate.
-    PlackettLuceDistribution`). When fewer than L slots are valid, the remaining positions hold
-    the masked slots in increasing slot order (a row with no valid slot: slots 0..L-1).
+    PlackettLuceDistribution`). With ``epsilon`` > 0 each position instead takes, with that
+    probability, a uniformly random remaining valid slot (the ``softmax`` baseline's floor).
+    When fewer than L slots are valid, the remaining positions hold the masked slots in
+    increasing slot order (a row with no valid slot: slots 0..L-1).
 
     Args:
-        probs: (B, K) first-position probabilities; mask: (B, K) valid slots.
-        size: L.
+        probs: (B, K) the Plackett-Luce weights (first-position probabilities without a floor);
+            mask: (B, K) valid slots.
+        size: L; epsilon: the uniform share of each position's draw, in [0, 1].
     """
     valid = np.asarray(mask, dtype=bool)
     p = np.where(valid, np.asarray(probs, dtype=np.float64), 0.0)
@@ -178,7 +183,13 @@ def plackett_luce_marginals(probs: np.ndarray, mask: np.ndarray, size: int) -> n
     def next_probs(taken: np.ndarray) -> np.ndarray:
         w = np.where(taken[None], 0.0, p[:, None, :])  # (B, S, K)
         total = w.sum(axis=2, keepdims=True)
-        return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        q = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        if epsilon > 0.0:
+            left = (valid[:, None, :] & ~taken[None]).astype(np.float64)
+            count = left.sum(axis=2, keepdims=True)
+            uniform = np.divide(left, count, out=np.zeros_like(left), where=count > 0)
+            q = (1.0 - epsilon) * q + epsilon * uniform
+        return q
 
     out = sequential_marginals(next_probs, b, k, size)
     n_valid = valid.sum(axis=1)

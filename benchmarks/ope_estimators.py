@@ -10,13 +10,19 @@ figures of docs/logs.md come from these commands:
     python -m benchmarks.ope_estimators slates --k 8 --slate 3 --logger uniform
     python -m benchmarks.ope_estimators episodes --horizon 3
     python -m benchmarks.ope_estimators episodes --horizon 10
+    python -m benchmarks.ope_estimators loggers --target greedy
+    python -m benchmarks.ope_estimators loggers --target popular
 
 ``slates``: one-step episodes (a slate bandit, where every per-step estimator's truth is exact)
 on the default scenario with a small catalog, slates of ``--slate`` among ``--k`` candidates, an
 epsilon-greedy (epsilon 0.5) or uniform logger, and the greedy target; all eight slate
 estimators. ``episodes``: sessions of at most ``--horizon`` steps among 5 candidates, a logger
 that is epsilon-greedy (epsilon 0.7) on the popularity feature, and a uniform target; the
-per-step IPS and SNIPS and the five estimators of the return per episode.
+per-step IPS and SNIPS and the five estimators of the return per episode. ``loggers``: the
+same one-step bandit as docs/logs.md's logger table (the default scenario, one step, 5
+candidates), logged by each ``--logger`` policy spec in turn (``softmax:0.2:0.05``, ``egreedy``;
+any spec ``lmrecsim evaluate --policy`` takes), and the ``--target`` spec estimated by SNIPS and
+DR: which logger serves that target best.
 """
 
 from __future__ import annotations
@@ -57,16 +63,20 @@ class PopularityLogger:
         return np.asarray(self.rng.choice(p.shape[0], p=p)), state
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Per estimator (and unit): mean, spread, bias, RMSE, misses of the pooled truth, mean ESS."""
+def summarise(results: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Per estimator (and unit, and the ``by`` columns first): mean, spread, bias, RMSE, misses of
+    the pooled truth, mean ESS."""
     rows = []
-    for (unit, name), group in results.groupby(["unit", "estimator"], sort=False):
+    keys = [*by, "unit", "estimator"]
+    for values, group in results.groupby(keys, sort=False):
+        *first, unit, name = values
         truth = float(group.groupby("log")["ground_truth"].first().mean())
         est = group["estimate"]
         missed = int(((group["ci_low"] > truth) | (truth > group["ci_high"])).sum())
         bias = float(est.mean()) - truth
         rows.append(
             {
+                **dict(zip(by, first, strict=True)),
                 "unit": unit,
                 "estimator": name,
                 "truth": truth,
@@ -92,6 +102,8 @@ def run(kind: str, args: argparse.Namespace) -> pd.DataFrame:
     from lmrecsim.scenarios.loader import deep_merge, scenario_to_dict
 
     base = scenario_to_dict(load_scenario("default"))
+    if kind == "loggers":
+        return compare_loggers(args, base)
     if kind == "slates":
         override = {
             "name": "ope-slates",
@@ -138,6 +150,41 @@ def run(kind: str, args: argparse.Namespace) -> pd.DataFrame:
     return summarise(pd.concat(tables, ignore_index=True))
 
 
+def compare_loggers(args: argparse.Namespace, base: dict[str, Any]) -> pd.DataFrame:
+    """``--logs`` logs of one-step episodes per ``--logger`` spec (log r: the logger's seed r,
+    the users of seed 500 + r, the same users for every logger), each scored for ``--target``
+    by SNIPS and DR."""
+    from lmrecsim.agents.baselines import make_policy
+    from lmrecsim.envs.world import build_world
+    from lmrecsim.evaluation.logs import write_step_log
+    from lmrecsim.evaluation.ope import evaluate_off_policy
+    from lmrecsim.evaluation.rollout import run_policy
+    from lmrecsim.scenarios import scenario_from_dict
+    from lmrecsim.scenarios.loader import deep_merge
+
+    override = {"name": "ope-loggers", "episode": {"horizon": 1}, "candidates": {"k": args.k}}
+    scenario = scenario_from_dict(deep_merge(base, override))
+    world = build_world(scenario, show_progress=False)
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in args.logger:
+            for rep in range(args.logs):
+                label, logger = make_policy(spec, world, seed=rep)
+                steps, arrays = run_policy(
+                    world,
+                    logger,
+                    label=label,
+                    seeds=[500 + rep],
+                    episodes=args.episodes,
+                    deterministic=False,
+                )
+                path = Path(tmp) / f"log{rep}.parquet"
+                write_step_log(path, steps, arrays, scenario=scenario, world=world)
+                result = evaluate_off_policy(path, args.target, estimators=("snips", "dr"))
+                tables.append(result.table().assign(log=rep, logger=spec))
+    return summarise(pd.concat(tables, ignore_index=True), by=("logger",))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -149,12 +196,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     episodes = sub.add_parser("episodes", help="short sessions, a uniform target")
     episodes.add_argument("--horizon", type=int, default=3, help="session length (default 3)")
     episodes.add_argument("--episodes", type=int, default=100, help="per log (default 100)")
-    for p in (slates, episodes):
+    loggers = sub.add_parser("loggers", help="one-step bandits: loggers compared for one target")
+    loggers.add_argument(
+        "--logger",
+        action="append",
+        help="a logging policy spec, repeatable (default: softmax:0.05, softmax:0.05:0.1, "
+        "softmax:0.2, softmax:0.2:0.1, egreedy, egreedy:0.5)",
+    )
+    loggers.add_argument("--target", default="greedy", help="the target's spec (default greedy)")
+    loggers.add_argument("--k", type=int, default=5, help="candidates (default 5)")
+    loggers.add_argument("--episodes", type=int, default=500, help="rounds per log (default 500)")
+    for p in (slates, episodes, loggers):
         p.add_argument("--logs", type=int, default=20, help="independent logs (default 20)")
     args = parser.parse_args(argv)
+    if args.kind == "loggers" and not args.logger:
+        args.logger = [
+            "softmax:0.05",
+            "softmax:0.05:0.1",
+            "softmax:0.2",
+            "softmax:0.2:0.1",
+            "egreedy",
+            "egreedy:0.5",
+        ]
     start = time.perf_counter()
     table = run(args.kind, args)
-    setting = " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "kind")
+    setting = " ".join(
+        " ".join(f"--{k} {v}" for v in (value if isinstance(value, list) else [value]))
+        for k, value in vars(args).items()
+        if k != "kind"
+    )
     print(f"python -m benchmarks.ope_estimators {args.kind} {setting}")
     print(f"({time.perf_counter() - start:.0f} s)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="SPEC",
-        help="random | popular | greedy | linucb | egreedy[:EPSILON] | softmax[:TEMPERATURE] | "
-        "oracle | ppo:PATH | dqn:PATH | "
+        help="random | popular | greedy | linucb | egreedy[:EPSILON] | "
+        "softmax[:TEMPERATURE[:EPSILON]] | oracle | ppo:PATH | dqn:PATH | "
         "maskable_ppo:PATH | RUN (a run folder of lmrecsim train, or a model in it: its "
         "train.json names the algorithm), optionally LABEL=SPEC; repeatable",
     )

@@ -1,5 +1,6 @@
 """The softmax (Boltzmann) baseline and the tunable baseline specs (``egreedy:EPS``,
-``softmax:TEMP``): its probabilities are those its draws follow, for single items and slates."""
+``softmax:TEMP[:EPS]``): its probabilities are those its draws follow, for single items and
+slates, with and without a uniform floor."""
 
 from __future__ import annotations
 
@@ -115,6 +116,67 @@ def test_short_slates_repeat_the_first_slot_with_the_probabilities_saying_so() -
     assert marginals[2] == pytest.approx(marginals[0])
 
 
+def test_a_floor_mixes_in_the_uniform_rule_and_gives_every_valid_slot_its_share() -> None:
+    obs = _obs()
+    valid = np.flatnonzero(obs["action_mask"])
+    cold, floored = SoftmaxPolicy(0.01), SoftmaxPolicy(0.01, epsilon=0.2)
+    p, q = cold.action_probabilities(obs), floored.action_probabilities(obs)
+    np.testing.assert_allclose(q, 0.8 * p + 0.2 * obs["action_mask"] / 4, rtol=1e-12)
+    assert q[valid].min() >= 0.05 - 1e-15 and p[valid].min() < 1e-10  # the floor: epsilon / n
+    assert np.all(q[[1, 4]] == 0.0)
+    # epsilon 1 is the random rule; epsilon 0 leaves the policy as it was, draws included.
+    np.testing.assert_allclose(
+        SoftmaxPolicy(0.01, epsilon=1.0).action_probabilities(obs)[valid], 0.25
+    )
+    a, b = (
+        SoftmaxPolicy(0.3, seed=5, slate_size=3),
+        SoftmaxPolicy(0.3, seed=5, slate_size=3, epsilon=0.0),
+    )
+    assert [a.draw(obs).tolist() for _ in range(30)] == [b.draw(obs).tolist() for _ in range(30)]
+
+
+def test_floored_slates_sum_to_one_and_match_their_draws_and_marginals() -> None:
+    obs = _obs(k=5, valid=(0, 1, 3, 4))
+    eps = 0.3
+    pol = SoftmaxPolicy(0.05, seed=11, slate_size=2, epsilon=eps)
+    slates = list(itertools.permutations(range(5), 2))
+    probs = {s: pol.slate_probability(obs, np.array(s)) for s in slates}
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert all(probs[s] == 0.0 for s in slates if 2 in s)
+    # Each position: (1 - eps) * Plackett-Luce over the slots left + eps * uniform over them.
+    plain = SoftmaxPolicy(0.05, slate_size=2)
+    first = plain.action_probabilities(obs)
+    for a, b in slates:
+        if 2 in (a, b):
+            continue
+        expected = ((1 - eps) * first[a] + eps / 4) * (
+            (1 - eps) * first[b] / (1 - first[a]) + eps / 3
+        )
+        assert probs[(a, b)] == pytest.approx(expected, rel=1e-12)
+        assert min(probs[(a, b)], 1.0) >= (eps / 4) * (eps / 3) - 1e-15
+    n = 6000
+    draws = np.stack([pol.predict(obs)[0] for _ in range(n)])
+    assert np.all(draws[:, 0] != draws[:, 1]) and all(obs["action_mask"][s] for s in draws.ravel())
+    least = min((s for s in slates if probs[s] > 0), key=probs.get)
+    for slate in (max(probs, key=probs.get), least, (1, 3)):
+        share = np.mean(np.all(draws == slate, axis=1))
+        sd = np.sqrt(probs[slate] * (1 - probs[slate]) / n)
+        assert abs(share - probs[slate]) < 4.5 * sd, (slate, share, probs[slate])
+    for slot in (0, 1, 3, 4):
+        second = sum(v for s, v in probs.items() if s[1] == slot)
+        assert pol.position_probabilities(obs, np.array([slot, slot]))[1] == pytest.approx(second)
+    # Short slates still repeat the first slot, with probabilities saying so.
+    short = SoftmaxPolicy(0.2, seed=1, slate_size=3, epsilon=0.5)
+    few = _obs(valid=(1, 4))
+    for _ in range(20):
+        slate = short.draw(few).tolist()
+        assert sorted(slate[:2]) == [1, 4] and slate[2] == slate[0]
+    total = short.slate_probability(few, np.array([1, 4, 1])) + short.slate_probability(
+        few, np.array([4, 1, 4])
+    )
+    assert total == pytest.approx(1.0)
+
+
 @pytest.fixture(scope="module")
 def world():
     return build_world(scenario_from_dict({"extends": "default", "name": "tiny"}))
@@ -128,6 +190,9 @@ def test_specs_set_the_parameter_and_refuse_bad_values_in_one_line(world) -> Non
     label, pol = make_policy("cool=softmax:0.05", world)
     assert label == "cool" and isinstance(pol, SoftmaxPolicy) and pol.temperature == 0.05
     assert make_policy("softmax", world)[1].temperature == 0.1
+    assert make_policy("softmax", world)[1].epsilon == 0.0
+    label, pol = make_policy("softmax:0.2:0.05", world)
+    assert label == "softmax:0.2:0.05" and (pol.temperature, pol.epsilon) == (0.2, 0.05)
     for spec, expected in (
         ("softmax:0", "--policy 'softmax:0': softmax: temperature 0.0 (expected a finite number"),
         ("softmax:-1", "temperature -1.0 (expected a finite number > 0)"),
@@ -135,6 +200,10 @@ def test_specs_set_the_parameter_and_refuse_bad_values_in_one_line(world) -> Non
         ("softmax:warm", "--policy 'softmax:warm': 'warm' is not a number (expected softmax:"),
         ("egreedy:1.5", "--policy 'egreedy:1.5': egreedy: epsilon must lie in [0, 1], got 1.5"),
         ("egreedy:", "--policy 'egreedy:': '' is not a number (expected egreedy:EPSILON"),
+        ("softmax:0.2:1.5", "--policy 'softmax:0.2:1.5': softmax: epsilon 1.5 (expected a number"),
+        ("softmax:0.2:x", "'x' is not a number (expected softmax:TEMPERATURE[:EPSILON], such as"),
+        ("softmax:1:0:0", "3 values (expected softmax:TEMPERATURE[:EPSILON]"),
+        ("egreedy:0.1:0.1", "2 values (expected egreedy:EPSILON, such as egreedy:0.1)"),
     ):
         with pytest.raises(AgentError) as err:
             make_policy(spec, world)

@@ -1,0 +1,31 @@
+"""``benchmarks.ope_estimators loggers``: every logger is scored on the same users, so their
+truths agree, and a logger that is the target itself is estimated exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.ope_estimators import main, run
+
+
+def test_loggers_share_users_and_the_target_as_logger_is_exact(capsys) -> None:
+    import argparse
+
+    args = argparse.Namespace(
+        logger=["softmax:0.3:0.2", "greedy"], target="softmax:0.3:0.2", k=4, episodes=30, logs=1
+    )
+    table = run("loggers", args).set_index(["logger", "estimator"])
+    assert set(table.index) == {
+        (lg, e) for lg in ("softmax:0.3:0.2", "greedy") for e in ("snips", "dr")
+    }
+    assert table["truth"].nunique() == 1  # the same users under every logger
+    # Logged by the target itself with the same seed (log 0: the logger's seed 0, as the target's;
+    # its generator restarts per episode, as in the truth run): every weight is 1 and the
+    # logged draws are the truth run's, so SNIPS is the truth.
+    own = table.loc[("softmax:0.3:0.2", "snips")]
+    assert own["mean"] == pytest.approx(own["truth"], abs=1e-12) and own["missed"] == "0/1"
+    assert own["ess"] == pytest.approx(30.0)
+    # greedy is deterministic and the target is not: no overlap, the weights are mostly 0.
+    assert table.loc[("greedy", "snips"), "ess"] < 30.0
+    assert main(["loggers", "--logger", "egreedy", "--logs", "1", "--episodes", "10"]) == 0
+    assert "--logger egreedy --target greedy" in capsys.readouterr().out
