@@ -108,6 +108,15 @@ class RandomPolicy(EpisodeSeeded):
         marginals = epsilon_rule_marginals(mask, None, self.slate_size, 1.0)
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
+    def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(L, K) probability that position l shows slot k's item
+        (:func:`~lmrecsim.agents.positions.shown_marginals`)."""
+        from .positions import epsilon_rule_marginals, shown_marginals
+
+        mask = np.asarray(observation["action_mask"]).reshape(1, -1) > 0
+        marginals = epsilon_rule_marginals(mask, None, self.slate_size, 1.0)
+        return shown_marginals(marginals, mask)[0]
+
     def conditional_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:

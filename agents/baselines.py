@@ -43,10 +43,12 @@ from .base import (
 from .conditionals import plackett_luce_conditionals, slate_indicators
 from .errors import AgentError
 from .positions import (
+    chosen_shown,
     epsilon_rule_marginals,
     logged_marginals,
     plackett_luce_marginals,
     position_indicators,
+    shown_marginals,
 )
 
 __all__ = [
@@ -158,6 +160,13 @@ class ScoringPolicy:
         above it (a deterministic policy's table; see :mod:`lmrecsim.agents.conditionals`)."""
         scores = self.scores(observation)
         return slate_indicators(top_slate(scores, self.slate_size), scores.shape[0])
+
+    def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(L, K) 1.0 where this policy's slate shows slot k at position l
+        (:func:`~lmrecsim.agents.positions.chosen_shown`)."""
+        return chosen_shown(
+            top_slate(self.scores(observation), self.slate_size), _mask(observation)
+        )
 
     def batch_scores(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, K) :meth:`scores` of each row of a batched observation."""
@@ -318,6 +327,13 @@ class EpsilonGreedyPolicy(GreedyExplorer):
         marginals = epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
+    def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(L, K) probability that position l shows slot k's item under the same rule
+        (:func:`~lmrecsim.agents.positions.shown_marginals`)."""
+        mask, scores = _mask(observation)[None], self.scores(observation)[None]
+        marginals = epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
+        return shown_marginals(marginals, mask)[0]
+
     def conditional_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
     ) -> np.ndarray:
@@ -437,14 +453,24 @@ class SoftmaxPolicy(GreedyExplorer):
         """(L,) probability that position l holds ``slate``'s slot l (the item-position
         marginals, :func:`~lmrecsim.agents.positions.plackett_luce_marginals`; past the valid
         slots, the first position's)."""
+        marginals = self._marginals(observation)
+        _, valid = self._logits(observation)
+        marginals[0, int(valid.sum()) :] = marginals[0, 0]
+        return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
+
+    def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(L, K) probability that position l shows slot k's item
+        (:func:`~lmrecsim.agents.positions.shown_marginals`)."""
+        return shown_marginals(self._marginals(observation), _mask(observation)[None])[0]
+
+    def _marginals(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(1, L, K) the item-position marginals of the slate rule."""
         logits, valid = self._logits(observation)
         w = np.zeros(logits.shape[0])
         w[valid] = np.exp(logits[valid] - logits[valid].max())
-        marginals = plackett_luce_marginals(
+        return plackett_luce_marginals(
             (w / w.sum())[None], valid[None], self.slate_size, epsilon=self.epsilon
         )
-        marginals[0, int(valid.sum()) :] = marginals[0, 0]
-        return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
     def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self.slate_size == 1:
@@ -775,6 +801,20 @@ class SB3Policy:
             return position_indicators(chosen, slate)
         marginals = position_marginals(dist, _mask(observation)[None])
         return logged_marginals(marginals, slate[None, :])[0]
+
+    def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(L, K) probability that position l shows slot k's item under the rule the model acts
+        by: 1/0 from its greedy slate, PPO's Plackett-Luce marginals, or SB3's independent
+        positions (:func:`~lmrecsim.agents.positions.shown_marginals`)."""
+        from .slate import PlackettLuceDistribution, position_marginals
+
+        mask = _mask(observation)
+        chosen, dist = self._slate_rule(observation)
+        if chosen is not None:
+            return chosen_shown(np.asarray(chosen).reshape(-1), mask)
+        marginals = position_marginals(dist, mask[None])
+        independent = not isinstance(dist, PlackettLuceDistribution)
+        return shown_marginals(marginals, mask[None], independent=independent)[0]
 
     def conditional_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray

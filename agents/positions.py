@@ -217,3 +217,47 @@ def position_indicators(chosen: np.ndarray, slate: np.ndarray) -> np.ndarray:
     if chosen.shape != slate.shape:
         return np.zeros(slate.shape[0], dtype=np.float64)
     return (chosen == slate).astype(np.float64)
+
+
+def shown_marginals(
+    marginals: np.ndarray, mask: np.ndarray, *, independent: bool = False
+) -> np.ndarray:
+    """(B, L, K) probability that position l shows slot k's item, from (B, L, K) item-position
+    ``marginals`` and (B, K) valid slots ``mask``.
+
+    A position shows its slot's item when the slot is valid and no earlier position holds it (a
+    masked slot or a repeat shows nothing; :func:`lmrecsim.envs.simulator.slate_shown`). For a
+    rule that draws distinct valid slots while any are left and repeats only past them (every
+    baseline, Plackett-Luce, the epsilon-greedy sequential rule), that is the marginal of a valid
+    slot while l is below the number of valid slots, and nothing beyond. With ``independent``
+    (SB3's ``MultiCategorical``: each position drawn on its own) slot k shows at position l with
+    probability ``m[l, k] * prod_{j < l} (1 - m[j, k])``, when it is valid.
+
+    These are what the slate value model of off-policy evaluation averages over
+    (:func:`lmrecsim.evaluation.ope.fit_value_model`).
+    """
+    m = np.asarray(marginals, dtype=np.float64)
+    valid = np.asarray(mask, dtype=bool)[:, None, :]
+    if independent:
+        free = np.cumprod(1.0 - m, axis=1)  # (B, L, K): no position up to l holds k
+        before = np.concatenate([np.ones_like(m[:, :1]), free[:, :-1]], axis=1)
+        return m * before * valid
+    n_valid = valid.sum(axis=2, keepdims=True)  # (B, 1, 1)
+    inside = np.arange(m.shape[1])[None, :, None] < n_valid
+    return m * valid * inside
+
+
+def chosen_shown(chosen: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(L, K) a deterministic policy's :func:`shown_marginals`: 1 where its own slate
+    ``chosen`` (L,) shows slot k at position l, given the (K,) valid slots ``mask``."""
+    from ..envs.simulator import slate_shown
+
+    chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)
+    valid = np.asarray(mask, dtype=bool).reshape(-1)
+    out = np.zeros((chosen.shape[0], valid.shape[0]), dtype=np.float64)
+    inside = (chosen >= 0) & (chosen < valid.shape[0])
+    shows = np.zeros(chosen.shape[0], dtype=bool)
+    shows[inside] = slate_shown(chosen[inside][None], valid[None])[0]
+    rows = np.flatnonzero(shows)
+    out[rows, chosen[rows]] = 1.0
+    return out

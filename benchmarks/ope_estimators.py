@@ -10,6 +10,8 @@ figures of docs/logs.md come from these commands:
     python -m benchmarks.ope_estimators slates --k 8 --slate 3 --logger uniform
     python -m benchmarks.ope_estimators episodes --horizon 3
     python -m benchmarks.ope_estimators episodes --horizon 10
+    python -m benchmarks.ope_estimators episodes --horizon 3 --slate 2
+    python -m benchmarks.ope_estimators episodes --horizon 5 --slate 3
     python -m benchmarks.ope_estimators loggers --target greedy
     python -m benchmarks.ope_estimators loggers --target popular
 
@@ -18,7 +20,9 @@ on the default scenario with a small catalog, slates of ``--slate`` among ``--k`
 epsilon-greedy (epsilon 0.5) or uniform logger, and the greedy target; all eight slate
 estimators. ``episodes``: sessions of at most ``--horizon`` steps among 5 candidates, a logger
 that is epsilon-greedy (epsilon 0.7) on the popularity feature, and a uniform target; the
-per-step IPS and SNIPS and the five estimators of the return per episode. ``loggers``: the
+per-step IPS and SNIPS and the five estimators of the return per episode. With ``--slate L``
+the same sessions show slates of L, logged by ``egreedy:0.7`` (on greedy's ranking), and the
+uniform target draws slates. ``loggers``: the
 same one-step bandit as docs/logs.md's logger table (the default scenario, one step, 5
 candidates), logged by each ``--logger`` policy spec in turn (``softmax:0.2:0.05``, ``egreedy``;
 any spec ``lmrecsim evaluate --policy`` takes), and the ``--target`` spec estimated by SNIPS and
@@ -116,7 +120,7 @@ def run(kind: str, args: argparse.Namespace) -> pd.DataFrame:
         estimators: Sequence[str] | None = None  # the slate default: all eight
     else:
         override = {"name": "ope-episodes", "episode": {"horizon": args.horizon}}
-        override["candidates"] = {"k": 5}
+        override["candidates"] = {"k": 5, "slate_size": args.slate}
         estimators = ("ips", "snips", "pdis", "wpdis", "fqe", "pddr", "wdr")
     scenario = scenario_from_dict(deep_merge(base, override))
     world = build_world(scenario, show_progress=False)
@@ -131,6 +135,10 @@ def run(kind: str, args: argparse.Namespace) -> pd.DataFrame:
                 )
                 target: Any = ("greedy", GreedyPolicy(slate_size=args.slate))
                 seed = 200 + rep
+            elif args.slate > 1:
+                logger = EpsilonGreedyPolicy(epsilon=0.7, seed=rep, slate_size=args.slate)
+                target = ("uniform", RandomPolicy(rep, slate_size=args.slate))
+                seed = 300 + rep
             else:
                 logger = PopularityLogger(0.7, seed=rep)
                 target = ("uniform", RandomPolicy(rep))
@@ -196,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     episodes = sub.add_parser("episodes", help="short sessions, a uniform target")
     episodes.add_argument("--horizon", type=int, default=3, help="session length (default 3)")
     episodes.add_argument("--episodes", type=int, default=100, help="per log (default 100)")
+    episodes.add_argument(
+        "--slate",
+        type=int,
+        default=1,
+        help="slate size (default 1; above 1 the logger is egreedy:0.7 on greedy's ranking)",
+    )
     loggers = sub.add_parser("loggers", help="one-step bandits: loggers compared for one target")
     loggers.add_argument(
         "--logger",

@@ -29,8 +29,9 @@ divides each step's weighted rewards by the mean weight at that step (consistent
 An episode that ended keeps its last weight in the later steps' normalisers (it ended the same
 way under the target's actions). Their terms are whole episodes, which are independent; their
 effective sample size is that of the whole episodes' weights, which shrinks with the session
-length. FQE, PDDR and WDR (single-item logs) add a value model of the target's return from each
-step on (:func:`fit_value_model`, fitted-Q evaluation): FQE is its mean value of the sessions'
+length. FQE, PDDR and WDR add a value model of the target's return from each step on
+(:func:`fit_value_model`, fitted-Q evaluation; on slate logs over the slate's positions,
+:func:`_slate_value_features`): FQE is its mean value of the sessions'
 first states; PDDR, the per-decision doubly robust estimate (Jiang and Li, 2016), is PDIS with
 the model as control variate, and WDR (Thomas and Brunskill, 2016) the same weighted as WPDIS
 is (:func:`_episode_estimate`).
@@ -85,7 +86,7 @@ import pandas as pd
 
 from ..agents.base import prefix_indicators
 from ..agents.conditionals import slate_indicators
-from ..agents.positions import MAX_TRANSITIONS, position_indicators
+from ..agents.positions import MAX_TRANSITIONS, chosen_shown, position_indicators
 from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from ..envs.simulator import slate_shown
@@ -109,7 +110,7 @@ POSITION_ESTIMATORS = ("iips", "sniips")
 #: The cascade slate estimators (they need the prefixes' propensities, log schema 3).
 PREFIX_ESTIMATORS = ("rips", "snrips")
 #: The model-based estimators of the target's return per episode (fitted-Q evaluation, and the
-#: per-decision and weighted doubly robust estimates with it); single-item logs.
+#: per-decision and weighted doubly robust estimates with it); any log.
 RETURN_MODEL_ESTIMATORS = ("fqe", "pddr", "wdr")
 #: The estimators of the target's return per episode (per-decision importance sampling along
 #: each logged episode, and the model-based ones); asked for by name, not in the defaults.
@@ -205,6 +206,9 @@ class Rounds:
     # Slate logs: (n, L, K) the target's distribution of each position's slot given that the
     # earlier positions hold the logged slate's slots (NaN where unknown); Cascade-DR and DM.
     target_conditional: np.ndarray | None = None
+    # Slate logs: (n, L, K) the target's probability that position l shows slot k's item (a
+    # valid slot not held above it; NaN where unknown); the slate value model of fqe/pddr/wdr.
+    target_shown: np.ndarray | None = None
     # (n,) each round's step within its episode, and whether the episode ended there
     # (terminated or truncated): the episode estimators follow whole episodes in order.
     step: np.ndarray | None = None
@@ -278,16 +282,9 @@ class OPEResult:
 
 def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
     """Raise a one-line LogError for a position-wise estimator (IIPS, SNIIPS, RIPS, SNRIPS) on a
-    single-item log, or for FQE or PDDR on a slate log."""
+    single-item log."""
     size = log.scenario().candidates.slate_size
     positionwise = POSITION_ESTIMATORS + PREFIX_ESTIMATORS
-    modelled = [e for e in estimators if e in RETURN_MODEL_ESTIMATORS]
-    if size > 1 and modelled:
-        raise LogError(
-            f"--estimator: {modelled[0]!r} on a slate log ({log.path}, candidates.slate_size = "
-            f"{size}; expected pdis or wpdis for the return per episode there: the value model "
-            "of fqe, pddr and wdr scores single items)"
-        )
     if size == 1 and any(e in positionwise for e in estimators):
         first = next(e for e in estimators if e in positionwise)
         raise LogError(
@@ -311,12 +308,14 @@ def _target_predict(policy: Any, obs: dict[str, np.ndarray], state: Any, start: 
 
 def _target_slate(
     policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray, state: Any, start: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
     """The target's first-position distribution (K,), its probability of each prefix of
     ``slate`` (L,) (NaN but for the whole slate when the policy gives only that), its
-    probability that position l holds ``slate``'s slot l (L,) (NaN where unknown) and its
+    probability that position l holds ``slate``'s slot l (L,) (NaN where unknown), its
     distribution of each position's slot given that the earlier ones hold ``slate``'s (L, K)
-    (:func:`~lmrecsim.evaluation.rollout.policy_conditional_propensities`; NaN where unknown)."""
+    (:func:`~lmrecsim.evaluation.rollout.policy_conditional_propensities`; NaN where unknown)
+    and its probability that position l shows slot k's item (L, K) (the policy's
+    ``shown_probabilities``; NaN without it)."""
     probs_fn = getattr(policy, "action_probabilities", None)
     says = callable(getattr(policy, "prefix_probabilities", None)) or callable(
         getattr(policy, "slate_probability", None)
@@ -326,7 +325,14 @@ def _target_slate(
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
         prefix = policy_prefix_propensities(policy, obs, slate)
         position = policy_position_propensities(policy, obs, slate, prefix)
-        return first, prefix, position, policy_conditional_propensities(policy, obs, slate), state
+        shown_fn = getattr(policy, "shown_probabilities", None)
+        shown = (
+            np.asarray(shown_fn(obs), dtype=np.float64).reshape(slate.shape[0], k)
+            if callable(shown_fn)
+            else np.full((slate.shape[0], k), np.nan)
+        )
+        conditional = policy_conditional_propensities(policy, obs, slate)
+        return first, prefix, position, conditional, shown, state
     action, state = _target_predict(policy, obs, state, start)
     chosen = policy_slate(action, "target", k, slate.shape[0])
     first = np.zeros(k, dtype=np.float64)
@@ -336,6 +342,7 @@ def _target_slate(
         prefix_indicators(chosen, slate),
         position_indicators(chosen, slate),
         slate_indicators(chosen, k),
+        chosen_shown(chosen, np.asarray(obs["action_mask"]) > 0),
         state,
     )
 
@@ -372,6 +379,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     target_prefix = np.zeros((n, size), dtype=np.float64) if slates else None
     target_position = np.zeros((n, size), dtype=np.float64) if slates else None
     target_conditional: np.ndarray | None = None
+    target_shown: np.ndarray | None = None
     k = len(rows["candidate_item_ids"].iloc[0]) if n else 0
     p = world.project_dim
     user = np.zeros((n, p), dtype=np.float32)
@@ -385,7 +393,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     state: dict[str, Any] = {"bound": False, "rnn": None}
 
     def visit(pos: int, env: Any, obs: dict[str, np.ndarray]) -> None:
-        nonlocal feats, target_conditional
+        nonlocal feats, target_conditional, target_shown
         if not state["bound"]:
             binder = getattr(policy, "bind", None)
             if callable(binder):
@@ -409,13 +417,15 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         feats[pos] = obs["candidate_features"]
         mask[pos] = obs["action_mask"].astype(bool)
         if slate is not None and target_prefix is not None and target_position is not None:
-            if target_conditional is None:
+            if target_conditional is None or target_shown is None:
                 target_conditional = np.zeros((n, size, k), dtype=np.float64)
+                target_shown = np.zeros((n, size, k), dtype=np.float64)
             (
                 target[pos],
                 target_prefix[pos],
                 target_position[pos],
                 target_conditional[pos],
+                target_shown[pos],
                 state["rnn"],
             ) = _target_slate(policy, obs, slate[pos], state["rnn"], start)
         else:
@@ -454,6 +464,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
         target_conditional=(
             np.zeros((n, size, k)) if slates and target_conditional is None else target_conditional
         ),
+        target_shown=(np.zeros((n, size, k)) if slates and target_shown is None else target_shown),
         step=steps.astype(np.int64),
         ended=(rows["terminated"].to_numpy(dtype=bool) | rows["truncated"].to_numpy(dtype=bool)),
     )
@@ -701,7 +712,20 @@ def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str
     a propensity the logger or the target did not give (``iips``/``sniips``: of each position's
     slot; ``rips``/``snrips``: of each prefix; ``dm``: the target's distribution of each
     position's slot given the slots above; ``dr``: that and the prefixes'); None when all are
-    known."""
+    known. ``fqe``/``pddr``/``wdr``: the target's probability that each position shows each
+    slot (its ``shown_probabilities``)."""
+    if estimator in RETURN_MODEL_ESTIMATORS:
+        assert rounds.target_shown is not None
+        unknown = np.isnan(rounds.target_shown).any(axis=(1, 2))
+        if unknown.any():
+            row = int(np.argmax(unknown))
+            return (
+                f"{path}: policy {label!r} gives no probability that each position shows each "
+                f"slot in round {row} (expected the target's shown_probabilities(obs), as every "
+                "built-in policy has, or a target without action_probabilities (deterministic); "
+                "or --estimator pdis / wpdis)"
+            )
+        return None
     if estimator in ("dm", "dr"):
         assert rounds.target_conditional is not None
         unknown = np.isnan(rounds.target_conditional).any(axis=(1, 2))
@@ -899,14 +923,17 @@ def fit_value_model(
         steps = ahead[rows, None]
         return np.concatenate([pair, steps, pair * steps], axis=1)
 
-    logged = features(np.arange(n), rounds.action)
-    # The target's mean features per round: V is linear in them, since its weights sum to 1.
-    expected = np.zeros_like(logged)
-    for lo in range(0, n, chunk):
-        rows = np.arange(lo, min(lo + chunk, n))
-        grid = features(np.repeat(rows, k), np.tile(np.arange(k), rows.size))
-        dist = rounds.target_dist[rows].reshape(-1, 1)
-        expected[rows] = (grid * dist).reshape(rows.size, k, -1).sum(axis=1)
+    if rounds.slate is not None:
+        logged, expected = _slate_value_features(rounds, ahead, chunk)
+    else:
+        logged = features(np.arange(n), rounds.action)
+        # The target's mean features per round: V is linear in them, since its weights sum to 1.
+        expected = np.zeros_like(logged)
+        for lo in range(0, n, chunk):
+            rows = np.arange(lo, min(lo + chunk, n))
+            grid = features(np.repeat(rows, k), np.tile(np.arange(k), rows.size))
+            dist = rounds.target_dist[rows].reshape(-1, 1)
+            expected[rows] = (grid * dist).reshape(rows.size, k, -1).sum(axis=1)
     q_logged, v_out = np.zeros(n), np.zeros(n)
     for train, test in _episode_folds(rounds, n_folds, rng):
         has_next = nxt[train] >= 0
@@ -925,6 +952,47 @@ def fit_value_model(
         q_logged[test] = q
         v_out[test] = v[test]
     return ValueModel(q_logged, v_out)
+
+
+def _slate_value_features(
+    rounds: Rounds, ahead: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The value model's features of the logged slates and their mean under the target, both
+    (n, F), for :func:`fit_value_model` on a slate log.
+
+    Position by position, ``[shown_l * phi(x, S_l), shown_l]`` with phi the slot features of the
+    slate Q-model, ``[user . candidate, candidate features]`` (:func:`_slot_features`), and
+    shown_l whether position l showed its slot's item (a valid slot not held above it); then
+    those L blocks ``B``, the share of the horizon ahead s and ``B * s``: ``[B, s, B * s]``. So
+    the return from a step is modelled position by position (a click's value depends on where
+    the item sits), and the target's mean features follow from its probability that position l
+    shows slot k (``rounds.target_shown``): ``E[shown_l phi(x, S_l)] = sum_k P(l shows k)
+    phi(x, k)``.
+    """
+    assert rounds.slate is not None and rounds.target_shown is not None
+    n, size = rounds.slate.shape
+    k = rounds.k
+    shown = slate_shown(rounds.slate, rounds.mask).astype(np.float64)
+    blocks = []
+    for pos in range(size):
+        pair = _slot_features(rounds, np.arange(n), rounds.slate[:, pos])
+        blocks.append(np.concatenate([pair, np.ones((n, 1))], axis=1) * shown[:, pos, None])
+    logged = np.concatenate(blocks, axis=1)
+    d = blocks[0].shape[1]
+    mean = np.zeros_like(logged)
+    for lo in range(0, n, chunk):
+        rows = np.arange(lo, min(lo + chunk, n))
+        grid = _slot_features(rounds, np.repeat(rows, k), np.tile(np.arange(k), rows.size))
+        grid = np.concatenate([grid, np.ones((grid.shape[0], 1))], axis=1).reshape(rows.size, k, d)
+        for pos in range(size):
+            mean[rows, pos * d : (pos + 1) * d] = np.einsum(
+                "rk,rkd->rd", rounds.target_shown[rows, pos], grid
+            )
+    steps = ahead[:, None]
+    return (
+        np.concatenate([logged, steps, logged * steps], axis=1),
+        np.concatenate([mean, steps, mean * steps], axis=1),
+    )
 
 
 def _episode_estimate(
@@ -1195,8 +1263,8 @@ def evaluate_off_policy(
         estimators: which of ``ips``, ``snips``, ``dm``, ``dr`` to compute (default: all). On a
             slate log also ``iips``, ``sniips``, ``rips`` and ``snrips``, and ``dm`` and ``dr``
             are slate DM and Cascade-DR (default there: all eight, less those the log or the
-            target cannot give, with a note). On any log ``pdis`` and ``wpdis``, and on
-            single-item logs ``fqe``, ``pddr`` and ``wdr``, by name only: the return per episode (their
+            target cannot give, with a note). On any log ``pdis``, ``wpdis``, ``fqe``,
+            ``pddr`` and ``wdr``, by name only: the return per episode (their
             :class:`Estimate` has ``unit="episode"``).
         logged_policy: the logging policy's label (when the log holds several).
         out_dir: also write ``out_dir/ope.csv``.
@@ -1245,7 +1313,8 @@ def evaluate_off_policy(
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)
     notes = [f"warning: {line}" for line in trained_elsewhere(label, policy, log)]
-    for family in (POSITION_ESTIMATORS, PREFIX_ESTIMATORS, ("dm",), ("dr",)) if slates else ():
+    families = (POSITION_ESTIMATORS, PREFIX_ESTIMATORS, ("dm",), ("dr",), RETURN_MODEL_ESTIMATORS)
+    for family in families if slates else ():
         asked = [e for e in estimators if e in family]
         problem = _unknown_propensities(rounds, log.path, label, asked[0]) if asked else None
         if problem is not None and chosen:
@@ -1354,13 +1423,20 @@ def evaluate_off_policy(
             "(DR's stays valid when the propensities are right)"
         )
     episodic = [e for e in estimators if e in EPISODE_ESTIMATORS]
+    reweighted = [e for e in episodic if e != "fqe"]
     if episodic:
         notes.append(
             f"note: {' and '.join(episodic)} estimate the target's return per episode (the sum of "
             "its rewards over a session, not a mean per step), so they include how the target "
-            "changes later states; but fqe, each step's reward is weighted by the ratio of the "
-            "target's to the logger's probability of the episode's actions up to that step, so "
-            "their variance grows with the session length (ESS: of the whole episodes' weights)"
+            "changes later states"
+            + (
+                f"; {' and '.join(reweighted)} weight each step's reward by the ratio of the "
+                "target's to the logger's probability of the episode's actions up to that step, "
+                "so their variance grows with the session length (ESS: of the whole episodes' "
+                "weights)"
+                if reweighted
+                else ""
+            )
         )
     if log.scenario().episode.horizon > 1 and len(episodic) < len(estimators):
         note = (

@@ -17,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Estimate the target policy's value per step from a log made by a stochastic "
         "logging policy (IPS, SNIPS, DM, DR; on slate logs IPS and SNIPS over whole slates, "
         "the position-wise IIPS, SNIIPS, RIPS and SNRIPS, and DM and Cascade-DR over a Q-model "
-        "fitted position by position; PDIS and WPDIS (any log), FQE, per-decision and weighted "
-        "DR (single-item logs) for its return per episode; "
+        "fitted position by position; PDIS, WPDIS, FQE, per-decision and weighted DR for its "
+        "return per episode; "
         "95% intervals, effective sample size), compared with the ground truth from running the "
         "target on the same scenario and seeds.",
     )

@@ -125,3 +125,56 @@ def test_past_the_lattice_budget_only_the_first_position_is_known() -> None:
     # Uniform draws need no lattice: every valid slot is as likely at every position.
     uniform = epsilon_rule_marginals(mask, None, 5, 1.0)
     np.testing.assert_allclose(uniform, np.repeat(mask[:, None] / mask.sum(1)[:, None, None], 5, 1))
+
+
+def _obs_with(mask: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    gen = np.random.default_rng(seed)
+    feats = np.zeros((K, 17), dtype=np.float32)
+    feats[:, 0] = gen.random(K)
+    return {
+        "user": gen.normal(size=4).astype(np.float32),
+        "candidates": gen.normal(size=(K, 4)).astype(np.float32),
+        "candidate_features": feats,
+        "action_mask": mask.astype(np.int8),
+    }
+
+
+def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
+    """Position l shows slot k with the summed probability of the slates whose l-th slot is a
+    valid k not shown above it: every one of the K^L slates, repeats included."""
+    from lmrecsim.agents.base import RandomPolicy
+    from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy, SoftmaxPolicy
+    from lmrecsim.envs.simulator import slate_shown
+
+    slates = np.array(list(itertools.product(range(K), repeat=L)))
+    policies = [
+        RandomPolicy(0, slate_size=L),
+        EpsilonGreedyPolicy(0.3, slate_size=L),
+        SoftmaxPolicy(0.5, slate_size=L),
+        SoftmaxPolicy(0.1, slate_size=L, epsilon=0.25),
+        GreedyPolicy(slate_size=L),
+    ]
+    for row, mask in enumerate(MASKS):
+        obs = _obs_with(mask, row)
+        shows = slate_shown(slates, np.broadcast_to(mask, (slates.shape[0], K)))
+        for pol in policies:
+            probs = np.array([pol.slate_probability(obs, s) for s in slates])
+            assert probs.sum() == pytest.approx(1.0), (type(pol).__name__, row)
+            expected = np.zeros((L, K))
+            for s, p, shown in zip(slates, probs, shows, strict=True):
+                expected[np.flatnonzero(shown), s[shown]] += p
+            got = pol.shown_probabilities(obs)
+            np.testing.assert_allclose(got, expected, atol=1e-12, err_msg=f"{pol} {mask}")
+    # SB3's independent positions: a repeat of an earlier position's slot shows nothing.
+    from lmrecsim.agents.positions import shown_marginals
+
+    gen = np.random.default_rng(5)
+    m = gen.dirichlet(np.ones(K), size=L)  # (L, K), each position on its own
+    mask = MASKS[0]
+    probs = np.prod(m[np.arange(L), slates], axis=1)
+    shows = slate_shown(slates, np.broadcast_to(mask, (slates.shape[0], K)))
+    expected = np.zeros((L, K))
+    for s, p, shown in zip(slates, probs, shows, strict=True):
+        expected[np.flatnonzero(shown), s[shown]] += p
+    got = shown_marginals(m[None], mask[None], independent=True)[0]
+    np.testing.assert_allclose(got, expected, atol=1e-12)

@@ -250,6 +250,14 @@ def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> Non
     np.testing.assert_array_equal(
         greedy.conditional_probabilities(one, actions.numpy()[0]).argmax(axis=1), own
     )
+    # What each position shows, for the slate value model of off-policy evaluation: summed
+    # over every slate, both acting stochastically and greedily.
+    # (Over the slates of distinct slots: the Plackett-Luce log-probability of a slate that
+    # repeats a slot counts only the positions that show an item, test_log_prob_is_the_...)
+    for pol in (stochastic, greedy):
+        np.testing.assert_allclose(
+            pol.shown_probabilities(one), _enumerated_shown(pol, one, distinct=True), atol=1e-6
+        )
     # Sampled slates: distinct slots; valid ones wherever at least L are valid.
     slates = actions.numpy()
     for row, m in zip(slates, mask, strict=True):
@@ -365,6 +373,31 @@ def test_mlp_policy_trains_on_slates(slate_world) -> None:
     np.testing.assert_allclose(table.sum(axis=1), 1.0, atol=1e-6)
     chain = np.cumprod(table[np.arange(SLATE), slates[0]])
     np.testing.assert_allclose(chain, stochastic.prefix_probabilities(one, slates[0]), rtol=1e-5)
+    # Positions drawn independently can repeat a slot, which then shows nothing there.
+    np.testing.assert_allclose(
+        stochastic.shown_probabilities(one), _enumerated_shown(stochastic, one), atol=1e-6
+    )
+
+
+def _enumerated_shown(policy, obs, *, distinct: bool = False) -> np.ndarray:
+    """(L, K) the probability that position l shows slot k, summed over all K^L slates (with
+    ``distinct``, over the slates of distinct slots); their probabilities must sum to 1."""
+    from lmrecsim.envs.simulator import slate_shown
+
+    mask = obs["action_mask"] > 0
+    k = mask.shape[0]
+    every = itertools.product(range(k), repeat=SLATE)
+    slates = np.array(list(itertools.permutations(range(k), SLATE) if distinct else every))
+    shows = slate_shown(slates, np.broadcast_to(mask, (slates.shape[0], k)))
+    out = np.zeros((SLATE, k))
+    total = 0.0
+    for slate, shown in zip(slates, shows, strict=True):
+        p = policy.slate_probability(obs, slate)
+        total += p
+        if p > 0:
+            out[np.flatnonzero(shown), slate[shown]] += p
+    assert total == pytest.approx(1.0, abs=1e-5)
+    return out
 
 
 # ------------------------------------------------------------------------------ learning

@@ -184,19 +184,95 @@ def test_the_logger_evaluated_on_its_own_log_is_its_mean_return(short, tmp_path:
     assert any("return per episode" in n for n in result.notes)
 
 
-def test_fqe_and_pddr_on_a_slate_log_are_one_line(tmp_path: Path) -> None:
+def _slate_rounds(n: int, k: int, size: int, gen: np.random.Generator) -> Rounds:
+    """One-step slate rounds of ``k`` slots (slot 2 masked), uniformly random logged slates of
+    distinct slots, with one candidate feature per slot."""
+    mask = np.ones((n, k), dtype=bool)
+    mask[:, 2] = False
+    valid = np.flatnonzero(mask[0])
+    slate = np.stack([gen.permutation(valid)[:size] for _ in range(n)])
+    return Rounds(
+        reward=np.zeros(n),
+        action=slate[:, 0].copy(),
+        pscore=np.ones(n),
+        logger_dist=mask / mask.sum(axis=1, keepdims=True),
+        target_dist=mask / mask.sum(axis=1, keepdims=True),
+        mask=mask,
+        user=np.zeros((n, 1), dtype=np.float32),
+        candidates=np.zeros((n, k, 1), dtype=np.float32),
+        features=gen.uniform(0.0, 1.0, size=(n, k, 1)).astype(np.float32),
+        cluster=np.arange(n, dtype=np.int64),
+        slate=slate,
+        target_slate_prob=np.ones(n),
+        step=np.zeros(n, dtype=np.int64),
+        ended=np.ones(n, dtype=bool),
+    )
+
+
+def test_the_slate_value_model_reads_each_position_the_target_fills() -> None:
+    # The reward is the feature of the item at position 1 (a position effect: position 0's item
+    # earns nothing). A target that shows slot 4 at position 1 is worth that slot's feature; one
+    # that shows it at position 0 and slot 3 at position 1 is worth slot 3's. The model learns
+    # the position blocks from random logged slates and averages them under the target's
+    # probability of showing each slot at each position.
+    from lmrecsim.evaluation.ope import fit_value_model
+
+    gen = np.random.default_rng(0)
+    n, k, size = 1500, 6, 3
+    rounds = _slate_rounds(n, k, size, gen)
+    feats = rounds.features[:, :, 0].astype(np.float64)
+    rounds.reward = feats[np.arange(n), rounds.slate[:, 1]]
+    for layout, worth in (({0: 0, 1: 4, 2: 5}, 4), ({0: 4, 1: 3, 2: 0}, 3)):
+        shown = np.zeros((n, size, k))
+        for pos, slot in layout.items():
+            shown[:, pos, slot] = 1.0
+        rounds.target_shown = shown
+        model = fit_value_model(rounds, horizon=1, n_folds=2, rng=0)
+        np.testing.assert_allclose(model.v, feats[:, worth], atol=0.02)
+    # A stochastic target: the mean over what it shows at position 1 (slots 0 and 5, 0.3 / 0.7),
+    # and a position that shows nothing (a masked slot) adds nothing.
+    shown = np.zeros((n, size, k))
+    shown[:, 0, 1] = 1.0
+    shown[:, 1, [0, 5]] = [0.3, 0.7]
+    rounds.target_shown = shown
+    model = fit_value_model(rounds, horizon=1, n_folds=2, rng=0)
+    np.testing.assert_allclose(model.v, 0.3 * feats[:, 0] + 0.7 * feats[:, 5], atol=0.02)
+    # The logged slates' own values: the feature at their position 1.
+    np.testing.assert_allclose(model.q_logged, rounds.reward, atol=0.02)
+
+
+def test_fqe_pddr_and_wdr_run_on_slate_sessions(tmp_path: Path) -> None:
     from .test_slates_eval import slate_scenario
 
-    sc = slate_scenario(name="slate-short", episode={"horizon": 2})
+    sc = slate_scenario(name="slate-short", episode={"horizon": 3})
     world = build_world(sc, show_progress=False)
-    log = _log((sc, world), RandomPolicy(0, slate_size=3), tmp_path / "s.parquet", seed=1, rounds=3)
+    logger = RandomPolicy(0, slate_size=3)
+    log = _log((sc, world), logger, tmp_path / "s.parquet", seed=1, rounds=60)
+    result = evaluate_off_policy(
+        log, "random", estimators=("pdis", "fqe", "pddr", "wdr"), with_ground_truth=False
+    )
+    got = {e.estimator: e for e in result.estimates}
+    assert {e.unit for e in got.values()} == {"episode"}
+    # The target is the logger (every whole-slate weight is 1): PDIS is the logged mean return,
+    # and PDDR's corrections sum, over the log, to the model's own error there.
+    steps = read_step_log(log).steps
+    mean_return = steps.groupby(["seed", "episode"])["reward"].sum().mean()
+    assert got["pdis"].estimate == pytest.approx(mean_return)
+    assert np.isfinite(got["fqe"].estimate) and got["fqe"].ess == 60
+    assert got["pddr"].ess == pytest.approx(60) and got["wdr"].estimate == pytest.approx(
+        got["pddr"].estimate
+    )
+
+    # A custom stochastic target that cannot say what it shows: one line naming the method.
+    class Custom(RandomPolicy):
+        shown_probabilities = None
+
     with pytest.raises(LogError) as err:
-        evaluate_off_policy(log, "greedy", estimators=("pddr",), with_ground_truth=False)
+        evaluate_off_policy(
+            log, ("custom", Custom(0, slate_size=3)), estimators=("pddr",), with_ground_truth=False
+        )
     message = str(err.value)
-    assert "\n" not in message and "'pddr' on a slate log" in message and str(log) in message
-    # PDIS takes whole slates there.
-    result = evaluate_off_policy(log, "random", estimators=("pdis",), with_ground_truth=False)
-    assert result.estimates[0].unit == "episode"
+    assert "\n" not in message and "shown_probabilities" in message and str(log) in message
 
 
 def test_a_log_without_an_episodes_end_is_refused_by_the_replay(short, tmp_path: Path) -> None:
