@@ -473,7 +473,13 @@ def _learn(
             model.learning_starts = learning_starts
         save_model_atomic(model, out_dir / "model.zip")
     except BaseException as exc:
-        _record_unfinished(out_dir / "train.json", run_info, int(model.num_timesteps), exc)
+        _record_unfinished(
+            out_dir / "train.json",
+            run_info,
+            int(model.num_timesteps),
+            exc,
+            validation=None if validation is None else validation.summary(),
+        )
         if not isinstance(exc, Exception):  # stopped: callbacks keep what the run has done
             _callbacks_stopped(extra_callbacks)
         raise
@@ -913,10 +919,17 @@ def stopped_run(
 
 
 def _record_unfinished(
-    path: Path, run_info: dict[str, Any], timesteps: int, exc: BaseException
+    path: Path,
+    run_info: dict[str, Any],
+    timesteps: int,
+    exc: BaseException,
+    *,
+    validation: dict[str, Any] | None = None,
 ) -> None:
     """Rewrite ``train.json`` for a run that ended without a model: ``"stopped"`` (Ctrl-C,
-    SIGTERM) or ``"failed"`` (an error, named in ``"error"``), with the steps it had trained.
+    SIGTERM) or ``"failed"`` (an error, named in ``"error"``), with the steps it had trained
+    and, for a validated run, its validation so far (``validation``: the best step and return,
+    as a complete run records them; its ``best_model.zip`` is already saved).
 
     A run killed outright (SIGKILL, a power cut) cannot say so: its ``train.json`` keeps
     ``"running"``. Writing is best effort: the exception that ended the run is what matters.
@@ -925,6 +938,8 @@ def _record_unfinished(
     # Exceptions: they stop a run; an Exception is a failure.
     stopped = not isinstance(exc, Exception)
     info = {**run_info, "status": "stopped" if stopped else "failed", "timesteps": timesteps}
+    if validation is not None:
+        info["validation"] = validation
     if not stopped:
         text = str(exc).strip()
         info["error"] = (

@@ -51,6 +51,41 @@ def _checkpoints(out: Path) -> list[str]:
     return sorted(p.name for p in (out / "checkpoints").iterdir())
 
 
+def test_a_stopped_validated_run_records_its_best_model(tmp_path):
+    # The best model is saved while the run goes on; a stop used to leave train.json without its
+    # step and return (lmrecsim runs showed them blank) although best_model.zip was there.
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            "default",
+            out=out,
+            algo="ppo",
+            timesteps=512,
+            n_envs=2,
+            seed=1,
+            hyperparameters=TINY,
+            checkpoint_freq=64,
+            progress=False,
+            validate_every=128,
+            callback_factory=lambda sc, world: [StopAt(300, None)],
+        )
+    info = json.loads((out / "train.json").read_text())
+    val = info["validation"]
+    assert info["status"] == "stopped" and (out / "best_model.zip").is_file()
+    import pandas as pd
+
+    rows = pd.read_csv(out / "validation.csv")
+    best = rows.loc[rows["mean_return"].idxmax()]
+    assert val["best_timesteps"] == int(best["timesteps"]) and val["every"] == 128
+    assert val["best_mean_return"] == pytest.approx(best["mean_return"], abs=1e-6)
+    assert val["last_mean_return"] == pytest.approx(rows["mean_return"].iloc[-1], abs=1e-6)
+    from lmrecsim.agents.runs import list_runs
+
+    row = list_runs(out).iloc[0]
+    assert row["best_timesteps"] == val["best_timesteps"] and row["status"] == "stopped"
+    assert row["best_return"] == pytest.approx(val["best_mean_return"])
+
+
 def test_a_stopped_save_leaves_neither_a_truncated_zip_nor_a_temp_file(tmp_path):
     class Model:
         def save(self, fh) -> None:
