@@ -1097,6 +1097,37 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     Raises:
         AgentError: a bad spec or a model that is missing or cannot be loaded (one line).
     """
+    label, kind, value = _parse_spec(spec, seed, scenario_slate_size(world))
+    if kind == "baseline":
+        return label, value
+    prefix, path = value
+    from .build import load_model, model_file, run_folder
+
+    model = load_model(prefix, path)
+    _check_spaces(model, world, spec)
+    return label, SB3Policy(model, prefix, run_dir=run_folder(path), model_path=model_file(path))
+
+
+def check_policy_spec(spec: Any) -> str:
+    """Refuse, before any world is built, a spec :func:`make_policy` would refuse whatever the
+    scenario: not a string, a bad label, an unknown name, a baseline's value out of range, a
+    missing model file. (Whether a model loads and fits the scenario is left to make_policy.)
+    Returns the label make_policy would give it.
+
+    Raises:
+        AgentError: make_policy's line for it.
+    """
+    label, kind, value = _parse_spec(spec, 0, 1)
+    if kind == "model":
+        from .build import existing_model_file
+
+        existing_model_file(value[1])
+    return label
+
+
+def _parse_spec(spec: Any, seed: int, slate_size: int) -> tuple[str, str, Any]:
+    """``(label, "baseline", policy)`` or ``(label, "model", (algo, path))`` of a spec, with
+    make_policy's one-line errors for what no scenario makes right."""
     if not isinstance(spec, str):  # was an AttributeError ('int' object has no attribute 'strip')
         raise AgentError(
             f"--policy {spec!r}: a {type(spec).__name__} (expected a policy spec string such as "
@@ -1104,10 +1135,10 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
         )
     label, body = split_spec(spec)
     if body in BASELINES:
-        return (label or body), _baseline(body, seed, scenario_slate_size(world))
-    tuned = _parametric_baseline(spec, body, seed, scenario_slate_size(world))
+        return (label or body), "baseline", _baseline(body, seed, slate_size)
+    tuned = _parametric_baseline(spec, body, seed, slate_size)
     if tuned is not None:
-        return (label or body), tuned
+        return (label or body), "baseline", tuned
     prefix, sep, path = body.partition(":")
     run_algo = None if sep and prefix in MODEL_PREFIXES else _run_model_algo(body)
     if run_algo is not None:  # a run folder (or a model in one): its train.json names the algo
@@ -1115,16 +1146,7 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     if sep and prefix in MODEL_PREFIXES:
         if not path.strip():
             raise AgentError(f"--policy {spec!r}: missing model path (expected {prefix}:PATH)")
-        from .build import load_model, model_file, run_folder
-
-        model = load_model(prefix, path.strip())
-        _check_spaces(model, world, spec)
-        return (label or body), SB3Policy(
-            model,
-            prefix,
-            run_dir=run_folder(path.strip()),
-            model_path=model_file(path.strip()),
-        )
+        return (label or body), "model", (prefix, path.strip())
     if body and Path(body).is_dir():  # a folder, but not a run's (no train.json)
         raise AgentError(
             f"--policy {spec!r}: {body} holds no run of lmrecsim train (no train.json; expected "

@@ -627,6 +627,29 @@ def build_agent(
         raise _in_file(scenario, _in_section(str(exc), section)) from None
 
 
+def check_agent(scenario: Scenario, *, name_file: bool = True) -> None:
+    """:func:`check_hyperparameters` on the settings :func:`build_agent` will use, with its
+    wording (``name_file`` as there), so that a value out of range fails before the world, and
+    the language model's loading bar, come first.
+
+    Raises:
+        AgentError: one line naming the key (and the file, with ``name_file``).
+    """
+    agent = scenario.agent
+    section = agent.algo if has_algorithm_sections(agent.hyperparameters) else None
+    try:
+        check_hyperparameters(
+            agent.algo,
+            agent.hyperparameters_for(agent.algo),
+            agent.policy,
+            scenario.candidates.slate_size > 1,
+        )
+    except AgentError as exc:
+        if not name_file:
+            raise
+        raise _in_file(scenario, _in_section(str(exc), section)) from None
+
+
 def _in_section(text: str, algo: str | None) -> str:
     """An error line whose key is ``agent.hyperparameters.KEY``, with the key moved into the
     ``algo`` section of the file (``agent.hyperparameters.ALGO.KEY``); other lines as they are."""
@@ -680,13 +703,23 @@ def run_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = None) -> BaseAlgorithm:
-    """Load a saved model (``model.zip``) of the given algorithm, with one-line errors."""
+def existing_model_file(path: str | os.PathLike[str]) -> Path:
+    """:func:`model_file` of ``path``, which must exist.
+
+    Raises:
+        AgentError: one line naming the missing file.
+    """
     p = model_file(path)
     if not p.exists():
         raise AgentError(
             f"{p}: model file not found (expected a model.zip saved by lmrecsim train)"
         )
+    return p
+
+
+def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = None) -> BaseAlgorithm:
+    """Load a saved model (``model.zip``) of the given algorithm, with one-line errors."""
+    p = existing_model_file(path)
     cls = algorithm_class(algo)
     try:
         return cls.load(str(p), env=env, device="cpu")

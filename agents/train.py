@@ -26,7 +26,7 @@ from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from ..scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED, has_algorithm_sections
-from .build import build_agent, load_model
+from .build import build_agent, check_agent, load_model
 from .errors import AgentError
 from .validation import (
     VALIDATION_COLUMNS,
@@ -333,6 +333,8 @@ def train(
     if problem is not None:
         raise AgentError(f"out: {problem}")
     torch_thread_count(torch_threads)  # a bad count fails before the catalog is encoded
+    # A hyperparameter out of range too (SB3's constructor checks the rest, after the world).
+    check_agent(sc, name_file=not hyperparameters and policy is None)
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
     threads = set_torch_threads(torch_threads)

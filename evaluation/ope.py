@@ -91,7 +91,14 @@ from ..atomic import atomic_file, atomic_write
 from ..envs.blas import one_blas_thread
 from ..envs.simulator import slate_shown
 from .logs import LogError, StepLog, matrix, read_step_log
-from .replay import check_out, load_world, resimulate, resolve_policy, trained_elsewhere
+from .replay import (
+    check_out,
+    load_world,
+    precheck_policy,
+    resimulate,
+    resolve_policy,
+    trained_elsewhere,
+)
 from .rollout import (
     call_predict,
     policy_conditional_propensities,
@@ -1309,6 +1316,7 @@ def evaluate_off_policy(
     refuse_slate_estimators(log, estimators)
     rows = log.for_policy(logged_policy)
     logged_label = str(rows["policy"].iloc[0])
+    precheck_policy(policy_spec)
     label, policy = resolve_policy(policy_spec, load_world(log))
     rounds = collect_rounds(log, policy, logged_policy=logged_label)
     support = check_support(rounds)

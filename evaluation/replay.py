@@ -123,6 +123,17 @@ class ReplayResult:
         return "\n".join(lines)
 
 
+def precheck_policy(spec: Any) -> None:
+    """For a spec string, the errors :func:`resolve_policy` would give whatever the world
+    (:func:`~lmrecsim.agents.baselines.check_policy_spec`, and a label that is another
+    baseline's name), before the world, and its language model, are loaded."""
+    if isinstance(spec, str):
+        from ..agents.baselines import check_policy_spec
+        from .runner import refuse_shadowed_baseline
+
+        refuse_shadowed_baseline(spec, check_policy_spec(spec))
+
+
 def resolve_policy(spec: Any, world: World) -> tuple[str, Any]:
     """A ``(label, policy)`` pair from a spec string (``make_policy``), a pair, or a policy object."""
     if isinstance(spec, str):
@@ -550,6 +561,7 @@ def replay_with_policy(
     log.require_steps()
     logged = log.for_policy(logged_policy)
     logged_label = str(logged["policy"].iloc[0])
+    precheck_policy(policy_spec)
     world = load_world(log)
     label, policy = resolve_policy(policy_spec, world)
     out = Path(out_dir)

@@ -697,3 +697,52 @@ def test_settings_no_episode_reaches_are_one_warning_line(tmp_path, capfd, body,
     assert main(["scenarios", "validate", "--build", str(path)]) == 0
     err = capfd.readouterr().err.strip().splitlines()  # faiss's own stderr included
     assert len(err) == 1 and err[0].startswith(f"lmrecsim: warning: (world) {path}: {message}"), err
+
+
+def test_a_bad_policy_spec_fails_before_the_language_model_loads(tmp_path, capsys, monkeypatch):
+    # With progress on, the model's loading bar used to come before the error line.
+    import lmrecsim.evaluation.ope as ope_module
+    import lmrecsim.evaluation.replay as replay_module
+    import lmrecsim.evaluation.runner as runner_module
+
+    bandit = tmp_path / "bandit.yaml"
+    bandit.write_text("extends: default\nname: bandit\nepisode: {horizon: 1}\ncandidates: {k: 5}\n")
+    argv = ["evaluate", "--scenario", str(bandit), "--policy", "egreedy", "--seeds", "3"]
+    assert main([*argv, "--episodes", "4", "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+    log = str(tmp_path / "ev" / "episodes.parquet")
+    capsys.readouterr()
+
+    def no_world(*args, **kwargs):
+        raise AssertionError("the world was loaded before the policy spec was checked")
+
+    for module, name in ((runner_module, "build_world"), (replay_module, "load_world")):
+        monkeypatch.setattr(module, name, no_world)
+    monkeypatch.setattr(ope_module, "load_world", no_world)
+    missing = tmp_path / "nothing" / "model.zip"
+    for args, expected in (
+        (["evaluate", "--policy", "nosuch", "--out", str(tmp_path / "a")], "'nosuch': unknown"),
+        (
+            ["evaluate", "--policy", "greedy", "--policy", "softmax:0.1:3", "--out", str(tmp_path)],
+            "--policy 'softmax:0.1:3': softmax: epsilon 3.0 (expected a number in [0, 1])",
+        ),
+        (
+            ["ope", log, "--logged-policy", "egreedy", "--policy", f"ppo:{missing}"],
+            f"{missing}: model file not found",
+        ),
+        (
+            [
+                "replay",
+                log,
+                "--logged-policy",
+                "egreedy",
+                "--policy",
+                "random=greedy",
+                "--out",
+                "r",
+            ],
+            "label 'random' is the name of a baseline",
+        ),
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (args, err)

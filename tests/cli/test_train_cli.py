@@ -336,6 +336,30 @@ def test_settings_the_agent_rejects_name_the_file_and_leave_no_run_folder(tmp_pa
     assert not out.exists()
 
 
+def test_a_hyperparameter_out_of_range_fails_before_the_world_is_built(
+    tmp_path, capsys, monkeypatch
+):
+    # With progress on, the language model's loading bar used to come before the error line.
+    import lmrecsim.agents.train as train_module
+
+    def no_world(*args, **kwargs):
+        raise AssertionError("the world was built before the hyperparameters were checked")
+
+    monkeypatch.setattr(train_module, "build_world", no_world)
+    assert main(["train", "--hp", "n_epochs=0", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "lmrecsim: error: agent.hyperparameters.n_epochs: 0 is invalid (expected at least 1)"
+    ]
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: default\nname: mine\nagent: {hyperparameters: {ppo: {gamma: 2}}}\n")
+    assert main(["train", "--scenario", str(mine), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(mine) in err[0], err
+    assert "agent.hyperparameters.ppo.gamma: 2 is invalid (expected a number in [0, 1])" in err[0]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_invalid_yaml_and_missing_model(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncandidates: {k: [\n")
