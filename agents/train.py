@@ -296,7 +296,7 @@ def train(
         hyperparameters: merged over ``agent.hyperparameters`` (a mapping value such as
             ``policy_kwargs`` key by key, as under ``extends``; anything else replaced).
         checkpoint_freq: save a checkpoint every this many environment steps (default: a tenth of
-            the budget).
+            the budget, for PPO at least one rollout; :func:`default_checkpoint_freq`).
         progress: show a progress bar.
         callback_factory: called with the resolved scenario and its world; returns extra SB3
             callbacks (e.g. the episode logger of ``lmrecsim train --log-episodes``).
@@ -375,7 +375,7 @@ def _run_info(
         "seed": agent.seed,
         "n_envs": agent.n_envs,
         "torch_threads": threads,  # part of the run's identity: another count, another model
-        "checkpoint_freq": checkpoint_freq or max(agent.timesteps // 10, 1),  # kept by --resume
+        "checkpoint_freq": checkpoint_freq or default_checkpoint_freq(sc),  # kept by --resume
         **extra,
     }
     if agent.validation.every > 0:  # known from the start: a stopped run's best model was chosen
@@ -406,6 +406,19 @@ def _validation_callback(sc: Scenario, world: World, out_dir: Path) -> Validatio
         maskable=sc.agent.algo == "maskable_ppo",
         save=save_model_atomic,
     )
+
+
+def default_checkpoint_freq(sc: Scenario) -> int:
+    """Steps between checkpoints when none is asked for: a tenth of the budget, and for PPO at
+    least one rollout (``n_steps`` x ``n_envs``), as its policy changes only once per rollout
+    (a tenth of a small budget used to save the same policy dozens of times)."""
+    agent = sc.agent
+    freq = max(agent.timesteps // 10, 1)
+    if agent.algo in ("ppo", "maskable_ppo"):
+        n_steps = agent.hyperparameters_for(agent.algo).get("n_steps", 2048)  # SB3's default
+        if isinstance(n_steps, int) and not isinstance(n_steps, bool) and n_steps >= 1:
+            freq = max(freq, n_steps * agent.n_envs)
+    return freq
 
 
 def _check_checkpoint_freq(checkpoint_freq: Any) -> None:

@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--checkpoint-freq",
         type=int_at_least(1),
         help="environment steps between checkpoints, counted in steps of all --n-envs together "
-        "(so rounded down to a multiple of the env count; default: a tenth of the budget)",
+        "(so rounded down to a multiple of the env count; default: a tenth of the budget, and "
+        "for PPO at least one rollout, n_steps x n_envs)",
     )
     p.add_argument(
         "--validate-every",

@@ -68,3 +68,28 @@ def test_overrides_may_be_numpy_integers_and_hyperparameters_must_be_a_mapping(t
     with pytest.raises(AgentError, match=r"hyperparameters: list \[\('learning_rate', 0.001\)\]"):
         train("default", out=tmp_path / "run", hyperparameters=[("learning_rate", 0.001)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ppo_checkpoints_default_to_whole_rollouts(tmp_path):
+    # PPO's policy changes once per rollout: a tenth of a small budget used to save the same
+    # policy every 24 steps, 85 times over one 2,048-step rollout.
+    from lmrecsim.agents.train import default_checkpoint_freq, resolve_run, train
+
+    def freq(**kw) -> int:
+        return default_checkpoint_freq(resolve_run("default", **kw))
+
+    assert freq(timesteps=256) == 256 * 8  # default.yaml: n_steps 256, 8 envs
+    assert freq(timesteps=200_000) == 20_000  # a tenth, above one rollout
+    assert freq(timesteps=256, algo="dqn") == 25  # off-policy: a tenth, as before
+    assert freq(timesteps=256, n_envs=2, hyperparameters={"n_steps": 32}) == 64
+    out = tmp_path / "run"
+    train(
+        "default",
+        out=out,
+        timesteps=256,
+        n_envs=2,
+        hyperparameters={"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+        progress=False,
+    )
+    saved = sorted(int(p.name.split("_")[1]) for p in (out / "checkpoints").iterdir())
+    assert saved == [64, 128, 192, 256]
