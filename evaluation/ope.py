@@ -714,6 +714,19 @@ def _cluster_se(psi: np.ndarray, cluster: np.ndarray) -> float:
     return float(np.sqrt(g / (g - 1) * np.sum(totals**2)) / n)
 
 
+def _missing_table(table: np.ndarray, what: str, method: str, instead: str) -> str | None:
+    """``what`` in the first round where the target's (n, L, K) ``table`` is unknown (NaN), with
+    what would give it, or None when it is known everywhere."""
+    unknown = np.isnan(table).any(axis=(1, 2))
+    if not unknown.any():
+        return None
+    return (
+        f"{what} in round {int(np.argmax(unknown))} (expected the target's {method}, as every "
+        "built-in policy has, or a target without action_probabilities (deterministic); or "
+        f"--estimator {instead})"
+    )
+
+
 def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str) -> str | None:
     """Why ``estimator`` (a position-wise one, or DM / DR on slates) cannot run on these rounds:
     a propensity the logger or the target did not give (``iips``/``sniips``: of each position's
@@ -723,28 +736,24 @@ def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str
     slot (its ``shown_probabilities``)."""
     if estimator in RETURN_MODEL_ESTIMATORS:
         assert rounds.target_shown is not None
-        unknown = np.isnan(rounds.target_shown).any(axis=(1, 2))
-        if unknown.any():
-            row = int(np.argmax(unknown))
-            return (
-                f"{path}: policy {label!r} gives no probability that each position shows each "
-                f"slot in round {row} (expected the target's shown_probabilities(obs), as every "
-                "built-in policy has, or a target without action_probabilities (deterministic); "
-                "or --estimator pdis / wpdis)"
-            )
-        return None
+        return _missing_table(
+            rounds.target_shown,
+            f"{path}: policy {label!r} gives no probability that each position shows each slot",
+            "shown_probabilities(obs)",
+            "pdis / wpdis",
+        )
     if estimator in ("dm", "dr"):
         assert rounds.target_conditional is not None
-        unknown = np.isnan(rounds.target_conditional).any(axis=(1, 2))
-        if unknown.any():
-            row = int(np.argmax(unknown))
-            return (
-                f"{path}: policy {label!r} gives no distribution of a position's slot given the "
-                f"slots above it in round {row} (expected the target's conditional_probabilities"
-                "(obs, slate), as every built-in policy has, or a target without "
-                "action_probabilities (deterministic); or --estimator ips / rips)"
-            )
-        return None if estimator == "dm" else _unknown_propensities(rounds, path, label, "rips")
+        problem = _missing_table(
+            rounds.target_conditional,
+            f"{path}: policy {label!r} gives no distribution of a position's slot given the "
+            "slots above it",
+            "conditional_probabilities(obs, slate)",
+            "ips / rips",
+        )
+        if problem is not None or estimator == "dm":
+            return problem
+        return _unknown_propensities(rounds, path, label, "rips")
     if estimator in POSITION_ESTIMATORS:
         column, logged, target = (
             "position_propensities",

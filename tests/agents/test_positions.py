@@ -127,24 +127,14 @@ def test_past_the_lattice_budget_only_the_first_position_is_known() -> None:
     np.testing.assert_allclose(uniform, np.repeat(mask[:, None] / mask.sum(1)[:, None, None], 5, 1))
 
 
-def _obs_with(mask: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    gen = np.random.default_rng(seed)
-    feats = np.zeros((K, 17), dtype=np.float32)
-    feats[:, 0] = gen.random(K)
-    return {
-        "user": gen.normal(size=4).astype(np.float32),
-        "candidates": gen.normal(size=(K, 4)).astype(np.float32),
-        "candidate_features": feats,
-        "action_mask": mask.astype(np.int8),
-    }
-
-
 def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
     """Position l shows slot k with the summed probability of the slates whose l-th slot is a
     valid k not shown above it: every one of the K^L slates, repeats included."""
     from lmrecsim.agents.base import RandomPolicy
     from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy, SoftmaxPolicy
     from lmrecsim.envs.simulator import slate_shown
+
+    from .test_softmax_policy import _obs
 
     slates = np.array(list(itertools.product(range(K), repeat=L)))
     policies = [
@@ -155,7 +145,7 @@ def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
         GreedyPolicy(slate_size=L),
     ]
     for row, mask in enumerate(MASKS):
-        obs = _obs_with(mask, row)
+        obs = _obs(k=K, valid=tuple(np.flatnonzero(mask).tolist()))
         shows = slate_shown(slates, np.broadcast_to(mask, (slates.shape[0], K)))
         for pol in policies:
             probs = np.array([pol.slate_probability(obs, s) for s in slates])

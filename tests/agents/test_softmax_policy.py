@@ -88,15 +88,21 @@ def test_slate_probabilities_sum_to_one_and_match_the_plackett_luce_draws() -> N
         table = pol.conditional_probabilities(obs, np.array(slate))
         assert prefix[0] == pytest.approx(first[a]) and prefix[1] == pytest.approx(p)
         assert table[1, b] * table[0, a] == pytest.approx(p)
+    _check_pair_draws(pol, obs, probs, (max(probs, key=probs.get), (4, 0), (1, 3)))
+
+
+def _check_pair_draws(pol, obs, probs: dict, checked) -> None:
+    """6,000 slates of two drawn by ``pol``: distinct valid slots, each ``checked`` slate as often
+    as ``probs`` says (4.5 binomial sigma), and the second position's marginals the sums of
+    ``probs`` over the first."""
     n = 6000
     draws = np.stack([pol.predict(obs)[0] for _ in range(n)])
     assert all(obs["action_mask"][s] for s in draws.ravel()) and np.all(draws[:, 0] != draws[:, 1])
-    for slate in (max(probs, key=probs.get), (4, 0), (1, 3)):
+    for slate in checked:
         share = np.mean(np.all(draws == slate, axis=1))
         sd = np.sqrt(probs[slate] * (1 - probs[slate]) / n)
         assert abs(share - probs[slate]) < 4.5 * sd, (slate, share, probs[slate])
-    # Item-position marginals: the second position's, summed over the first.
-    for slot in (0, 1, 3, 4):
+    for slot in np.flatnonzero(obs["action_mask"]):
         second = sum(v for s, v in probs.items() if s[1] == slot)
         assert pol.position_probabilities(obs, np.array([slot, slot]))[1] == pytest.approx(second)
 
@@ -154,17 +160,8 @@ def test_floored_slates_sum_to_one_and_match_their_draws_and_marginals() -> None
         )
         assert probs[(a, b)] == pytest.approx(expected, rel=1e-12)
         assert min(probs[(a, b)], 1.0) >= (eps / 4) * (eps / 3) - 1e-15
-    n = 6000
-    draws = np.stack([pol.predict(obs)[0] for _ in range(n)])
-    assert np.all(draws[:, 0] != draws[:, 1]) and all(obs["action_mask"][s] for s in draws.ravel())
     least = min((s for s in slates if probs[s] > 0), key=probs.get)
-    for slate in (max(probs, key=probs.get), least, (1, 3)):
-        share = np.mean(np.all(draws == slate, axis=1))
-        sd = np.sqrt(probs[slate] * (1 - probs[slate]) / n)
-        assert abs(share - probs[slate]) < 4.5 * sd, (slate, share, probs[slate])
-    for slot in (0, 1, 3, 4):
-        second = sum(v for s, v in probs.items() if s[1] == slot)
-        assert pol.position_probabilities(obs, np.array([slot, slot]))[1] == pytest.approx(second)
+    _check_pair_draws(pol, obs, probs, (max(probs, key=probs.get), least, (1, 3)))
     # Short slates still repeat the first slot, with probabilities saying so.
     short = SoftmaxPolicy(0.2, seed=1, slate_size=3, epsilon=0.5)
     few = _obs(valid=(1, 4))

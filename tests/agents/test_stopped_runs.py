@@ -31,7 +31,12 @@ def test_a_failed_run_says_so_with_its_error(tmp_path):
 
 
 def _train(
-    out: Path, *, stop_at: int | None = None, seed: int = 1, error: BaseException | None = None
+    out: Path,
+    *,
+    stop_at: int | None = None,
+    seed: int = 1,
+    error: BaseException | None = None,
+    validate_every: int | None = None,
 ) -> None:
     train(
         "default",
@@ -43,6 +48,7 @@ def _train(
         hyperparameters=TINY,
         checkpoint_freq=64,
         progress=False,
+        validate_every=validate_every,
         callback_factory=(lambda sc, world: [StopAt(stop_at, error)]) if stop_at else None,
     )
 
@@ -56,19 +62,7 @@ def test_a_stopped_validated_run_records_its_best_model(tmp_path):
     # step and return (lmrecsim runs showed them blank) although best_model.zip was there.
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train(
-            "default",
-            out=out,
-            algo="ppo",
-            timesteps=512,
-            n_envs=2,
-            seed=1,
-            hyperparameters=TINY,
-            checkpoint_freq=64,
-            progress=False,
-            validate_every=128,
-            callback_factory=lambda sc, world: [StopAt(300, None)],
-        )
+        _train(out, stop_at=300, validate_every=128)
     info = json.loads((out / "train.json").read_text())
     val = info["validation"]
     assert info["status"] == "stopped" and (out / "best_model.zip").is_file()
