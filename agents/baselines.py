@@ -23,6 +23,7 @@ Shapes: K candidates, L slate positions, p projected embedding dims, F = 17 cand
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -1097,7 +1098,7 @@ def make_policy(spec: str, world: Any, *, seed: int = 0) -> tuple[str, Any]:
     Raises:
         AgentError: a bad spec or a model that is missing or cannot be loaded (one line).
     """
-    label, kind, value = _parse_spec(spec, seed, scenario_slate_size(world))
+    label, kind, value = _parse_spec(spec, seed, lambda: scenario_slate_size(world))
     if kind == "baseline":
         return label, value
     prefix, path = value
@@ -1117,7 +1118,7 @@ def check_policy_spec(spec: Any) -> str:
     Raises:
         AgentError: make_policy's line for it.
     """
-    label, kind, value = _parse_spec(spec, 0, 1)
+    label, kind, value = _parse_spec(spec, 0, lambda: 1)
     if kind == "model":
         from .build import existing_model_file
 
@@ -1125,9 +1126,10 @@ def check_policy_spec(spec: Any) -> str:
     return label
 
 
-def _parse_spec(spec: Any, seed: int, slate_size: int) -> tuple[str, str, Any]:
+def _parse_spec(spec: Any, seed: int, slate_size: Callable[[], int]) -> tuple[str, str, Any]:
     """``(label, "baseline", policy)`` or ``(label, "model", (algo, path))`` of a spec, with
-    make_policy's one-line errors for what no scenario makes right."""
+    make_policy's one-line errors for what no scenario makes right; ``slate_size()`` is asked
+    only for a baseline (a bad label fails before any world is needed)."""
     if not isinstance(spec, str):  # was an AttributeError ('int' object has no attribute 'strip')
         raise AgentError(
             f"--policy {spec!r}: a {type(spec).__name__} (expected a policy spec string such as "
@@ -1135,8 +1137,9 @@ def _parse_spec(spec: Any, seed: int, slate_size: int) -> tuple[str, str, Any]:
         )
     label, body = split_spec(spec)
     if body in BASELINES:
-        return (label or body), "baseline", _baseline(body, seed, slate_size)
-    tuned = _parametric_baseline(spec, body, seed, slate_size)
+        return (label or body), "baseline", _baseline(body, seed, slate_size())
+    name = body.partition(":")[0].strip()
+    tuned = _parametric_baseline(spec, body, seed, slate_size() if name in PARAMETERS else 1)
     if tuned is not None:
         return (label or body), "baseline", tuned
     prefix, sep, path = body.partition(":")
