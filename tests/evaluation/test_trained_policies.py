@@ -166,9 +166,11 @@ def test_training_seeds_reads_the_run_folder(tmp_path):
 
 def test_a_checkpoint_belongs_to_its_run(runs, tmp_path):
     # RUN/checkpoints/model_N_steps.zip: the run's train.json and progress.csv are the ones used.
-    # The last checkpoint (480 of 512 steps) comes after the first progress.csv row (256).
+    # The newest checkpoint before the end (384 of 512 steps: PPO saves one per rollout of 128)
+    # comes after the first progress.csv row (256).
     checkpoint = max(
-        (runs["ppo"] / "checkpoints").glob("*.zip"), key=lambda p: int(p.stem.split("_")[1])
+        (p for p in (runs["ppo"] / "checkpoints").glob("*.zip") if int(p.stem.split("_")[1]) < 512),
+        key=lambda p: int(p.stem.split("_")[1]),
     )
     res = evaluate(
         "default", [f"ck=ppo:{checkpoint}"], seeds=[2], episodes=2, out=tmp_path, progress=False
