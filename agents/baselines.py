@@ -76,6 +76,9 @@ EGREEDY_EPSILON = 0.1
 #: The ``softmax`` baseline's temperature and uniform floor when none are given.
 SOFTMAX_TEMPERATURE = 0.1
 SOFTMAX_EPSILON = 0.0
+#: The smallest temperature: greedy's scores (cosines, at most 2 apart, plus a popularity
+#: tie-break) over it stay far inside float64 (a subnormal one made infinite logits and NaN).
+MIN_TEMPERATURE = 1e-100
 
 
 def _mask(observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -386,8 +389,11 @@ class SoftmaxPolicy(GreedyExplorer):
         *,
         epsilon: float = SOFTMAX_EPSILON,
     ) -> None:
-        if not _finite_number(temperature) or temperature <= 0:
-            raise AgentError(f"softmax: temperature {temperature!r} (expected a finite number > 0)")
+        if not _finite_number(temperature) or temperature < MIN_TEMPERATURE:
+            raise AgentError(
+                f"softmax: temperature {temperature!r} (expected a finite number >= "
+                f"{MIN_TEMPERATURE:g})"
+            )
         if not _finite_number(epsilon) or not 0.0 <= epsilon <= 1.0:
             raise AgentError(f"softmax: epsilon {epsilon!r} (expected a number in [0, 1])")
         super().__init__(seed, slate_size, "softmax")

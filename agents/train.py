@@ -26,7 +26,7 @@ from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from ..scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED, has_algorithm_sections
-from .build import build_agent, check_agent, load_model
+from .build import PPO_DEFAULTS, build_agent, check_agent, load_model
 from .errors import AgentError
 from .validation import (
     VALIDATION_COLUMNS,
@@ -415,7 +415,8 @@ def default_checkpoint_freq(sc: Scenario) -> int:
     agent = sc.agent
     freq = max(agent.timesteps // 10, 1)
     if agent.algo in ("ppo", "maskable_ppo"):
-        n_steps = agent.hyperparameters_for(agent.algo).get("n_steps", 2048)  # SB3's default
+        # What build_model trains with: lmrecsim's PPO defaults under the scenario's settings.
+        n_steps = {**PPO_DEFAULTS, **agent.hyperparameters_for(agent.algo)}["n_steps"]
         if isinstance(n_steps, int) and not isinstance(n_steps, bool) and n_steps >= 1:
             freq = max(freq, n_steps * agent.n_envs)
     return freq

@@ -333,11 +333,15 @@ def _target_slate(
         prefix = policy_prefix_propensities(policy, obs, slate)
         position = policy_position_propensities(policy, obs, slate, prefix)
         shown_fn = getattr(policy, "shown_probabilities", None)
-        shown = (
-            np.asarray(shown_fn(obs), dtype=np.float64).reshape(slate.shape[0], k)
-            if callable(shown_fn)
-            else np.full((slate.shape[0], k), np.nan)
-        )
+        shown = np.full((slate.shape[0], k), np.nan)
+        if callable(shown_fn):
+            got = np.asarray(shown_fn(obs), dtype=np.float64)
+            if got.shape != shown.shape:
+                raise LogError(
+                    f"target: shown_probabilities(obs) returned shape {got.shape} (expected "
+                    f"(L, K) = {shown.shape}: each position's probability of showing each slot)"
+                )
+            shown = got
         conditional = policy_conditional_propensities(policy, obs, slate)
         return first, prefix, position, conditional, shown, state
     action, state = _target_predict(policy, obs, state, start)

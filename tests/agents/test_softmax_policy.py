@@ -192,7 +192,9 @@ def test_specs_set_the_parameter_and_refuse_bad_values_in_one_line(world) -> Non
     assert label == "softmax:0.2:0.05" and (pol.temperature, pol.epsilon) == (0.2, 0.05)
     for spec, expected in (
         ("softmax:0", "--policy 'softmax:0': softmax: temperature 0.0 (expected a finite number"),
-        ("softmax:-1", "temperature -1.0 (expected a finite number > 0)"),
+        ("softmax:-1", "temperature -1.0 (expected a finite number >= 1e-100)"),
+        # A subnormal temperature made infinite logits and NaN probabilities.
+        ("softmax:1e-310", "--policy 'softmax:1e-310': softmax: temperature 1e-310 (expected"),
         ("softmax:inf", "temperature inf"),
         ("softmax:warm", "--policy 'softmax:warm': 'warm' is not a number (expected softmax:"),
         ("egreedy:1.5", "--policy 'egreedy:1.5': egreedy: epsilon must lie in [0, 1], got 1.5"),

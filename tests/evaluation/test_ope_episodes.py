@@ -274,6 +274,17 @@ def test_fqe_pddr_and_wdr_run_on_slate_sessions(tmp_path: Path) -> None:
     message = str(err.value)
     assert "\n" not in message and "shown_probabilities" in message and str(log) in message
 
+    # One that says it in the wrong shape: one line, not numpy's reshape error.
+    class Misshapen(RandomPolicy):
+        def shown_probabilities(self, observation):
+            return np.zeros((2, 5))
+
+    with pytest.raises(LogError) as err:
+        evaluate_off_policy(
+            log, ("odd", Misshapen(0, slate_size=3)), estimators=("fqe",), with_ground_truth=False
+        )
+    assert "returned shape (2, 5) (expected (L, K) = (3, " in str(err.value)
+
 
 def test_a_log_without_an_episodes_end_is_refused_by_the_replay(short, tmp_path: Path) -> None:
     # The last step of an episode cut off: the replay, which recovers the contexts, finds it (so
