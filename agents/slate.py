@@ -11,7 +11,9 @@ Masked candidates are never drawn while a valid one is left. When fewer than L c
 valid, the valid ones fill the first positions (in Plackett-Luce order) and the remaining positions
 hold the masked slots in increasing slot order: in-range integers, as the action space requires,
 at which the env shows nothing. A position that shows nothing (a masked slot, or a slot repeated
-from an earlier position) adds 0 to the log-probability; the entropy estimate adds, for every
+from an earlier position) adds 0 to the log-probability once no valid candidate is left, and
+before that makes the slate one Plackett-Luce never draws (log-probability -inf, as the
+conditional tables of :mod:`lmrecsim.agents.conditionals` say); the entropy estimate adds, for every
 position while valid candidates remain, the entropy of that position's choice among them (slates
 drawn by ``sample`` or ``mode`` never repeat a slot or place a masked one before the valid ones
 run out).
@@ -37,8 +39,8 @@ class PlackettLuceDistribution(Distribution):
     ``sample()`` perturbs each valid score with Gumbel(0, 1) noise and takes the top L (exactly a
     Plackett-Luce draw); ``mode()`` takes the top L scores (ties go to the lower slot);
     ``log_prob(actions)`` is ``sum_j log softmax(scores over the valid candidates not chosen at
-    positions < j)[actions[:, j]]``, with 0 for a position that shows nothing (see the module
-    docstring). ``entropy()`` is the chain-rule estimate ``sum_j H(position j | positions < j)``
+    positions < j)[actions[:, j]]``, with 0 for a position that shows nothing once no valid
+    candidate is left, and -inf for one that shows nothing before (see the module docstring). ``entropy()`` is the chain-rule estimate ``sum_j H(position j | positions < j)``
     along the slate last passed to ``log_prob`` (or drawn by ``sample``/``mode``; by default the
     mode): its expectation over slates drawn from the distribution is the exact entropy, and
     unlike SB3's fallback (``-log_prob``, whose gradient is zero in expectation) it gives PPO's
@@ -134,7 +136,9 @@ class PlackettLuceDistribution(Distribution):
             slot = slots[:, j : j + 1]
             log_p = th.log_softmax(self.logits.masked_fill(~available, floor), dim=-1)
             shown = available.gather(1, slot).squeeze(1)
-            log_prob = log_prob + th.where(shown, log_p.gather(1, slot).squeeze(1), 0.0)
+            # Nothing shown: free once no valid slot is left, impossible while one is.
+            nothing = th.where(available.any(dim=1), -th.inf, 0.0)
+            log_prob = log_prob + th.where(shown, log_p.gather(1, slot).squeeze(1), nothing)
             prefixes.append(log_prob)
             terms = th.where(available, log_p.exp() * log_p, 0.0)
             entropy = entropy - terms.sum(dim=-1)

@@ -35,11 +35,14 @@ SLATE = 3
 
 def pl_log_prob(scores: np.ndarray, mask: np.ndarray, slate: tuple[int, ...]) -> float:
     """Plackett-Luce log-probability of one slate, by hand: each position that shows an item (a
-    valid slot not shown before) takes it with the softmax over the valid slots not shown yet."""
+    valid slot not shown before) takes it with the softmax over the valid slots not shown yet; a
+    position that shows nothing is free once no valid slot is left, impossible before."""
     taken: set[int] = set()
     total = 0.0
     for slot in slate:
         if not mask[slot] or slot in taken:
+            if any(mask[i] and i not in taken for i in range(len(scores))):
+                return -math.inf
             continue
         rest = [i for i in range(len(scores)) if mask[i] and i not in taken]
         total += scores[slot] - math.log(sum(math.exp(scores[i]) for i in rest))
@@ -252,11 +255,11 @@ def test_policy_log_probs_are_the_distributions(slate_model, slate_world) -> Non
     )
     # What each position shows, for the slate value model of off-policy evaluation: summed
     # over every slate, both acting stochastically and greedily.
-    # (Over the slates of distinct slots: the Plackett-Luce log-probability of a slate that
-    # repeats a slot counts only the positions that show an item, test_log_prob_is_the_...)
+    # (All K^L slates: one that repeats a slot, or takes a masked one, while valid slots are
+    # left has probability 0, so the slates' probabilities sum to 1.)
     for pol in (stochastic, greedy):
         np.testing.assert_allclose(
-            pol.shown_probabilities(one), _enumerated_shown(pol, one, distinct=True), atol=1e-6
+            pol.shown_probabilities(one), _enumerated_shown(pol, one), atol=1e-6
         )
     # Sampled slates: distinct slots; valid ones wherever at least L are valid.
     slates = actions.numpy()
@@ -379,15 +382,14 @@ def test_mlp_policy_trains_on_slates(slate_world) -> None:
     )
 
 
-def _enumerated_shown(policy, obs, *, distinct: bool = False) -> np.ndarray:
-    """(L, K) the probability that position l shows slot k, summed over all K^L slates (with
-    ``distinct``, over the slates of distinct slots); their probabilities must sum to 1."""
+def _enumerated_shown(policy, obs) -> np.ndarray:
+    """(L, K) the probability that position l shows slot k, summed over all K^L slates, whose
+    probabilities must sum to 1."""
     from lmrecsim.envs.simulator import slate_shown
 
     mask = obs["action_mask"] > 0
     k = mask.shape[0]
-    every = itertools.product(range(k), repeat=SLATE)
-    slates = np.array(list(itertools.permutations(range(k), SLATE) if distinct else every))
+    slates = np.array(list(itertools.product(range(k), repeat=SLATE)))
     shows = slate_shown(slates, np.broadcast_to(mask, (slates.shape[0], k)))
     out = np.zeros((SLATE, k))
     total = 0.0
