@@ -979,6 +979,8 @@ def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> An
     values = []
     for part in parts:
         try:
+            if "_" in part:  # float() reads '0_1' as 1.0
+                raise ValueError(part)
             values.append(float(part))
         except ValueError:
             raise AgentError(

@@ -202,6 +202,7 @@ def test_specs_set_the_parameter_and_refuse_bad_values_in_one_line(world) -> Non
         ("softmax:0.2:1.5", "--policy 'softmax:0.2:1.5': softmax: epsilon 1.5 (expected a number"),
         ("softmax:0.2:x", "'x' is not a number (expected softmax:TEMPERATURE[:EPSILON], such as"),
         ("softmax:1:0:0", "3 values (expected softmax:TEMPERATURE[:EPSILON]"),
+        ("softmax:0_1", "'0_1' is not a number"),  # not 1.0, as Python's float reads it
         ("egreedy:0.1:0.1", "2 values (expected egreedy:EPSILON, such as egreedy:0.1)"),
     ):
         with pytest.raises(AgentError) as err:
