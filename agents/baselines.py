@@ -473,10 +473,12 @@ class SoftmaxPolicy(GreedyExplorer):
     def _marginals(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(1, L, K) the item-position marginals of the slate rule."""
         logits, valid = self._logits(observation)
-        w = np.zeros(logits.shape[0])
-        w[valid] = np.exp(logits[valid] - logits[valid].max())
         return plackett_luce_marginals(
-            (w / w.sum())[None], valid[None], self.slate_size, epsilon=self.epsilon
+            self.action_probabilities(observation)[None],  # not read: the logits are given
+            valid[None],
+            self.slate_size,
+            epsilon=self.epsilon,
+            logits=logits[None],
         )
 
     def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:

@@ -160,7 +160,12 @@ def epsilon_rule_marginals(
 
 
 def plackett_luce_marginals(
-    probs: np.ndarray, mask: np.ndarray, size: int, *, epsilon: float = 0.0
+    probs: np.ndarray,
+    mask: np.ndarray,
+    size: int,
+    *,
+    epsilon: float = 0.0,
+    logits: np.ndarray | None = None,
 ) -> np.ndarray:
     """(B, L, K) item-position marginals of a Plackett-Luce slate distribution.
 
@@ -175,13 +180,28 @@ def plackett_luce_marginals(
         probs: (B, K) the Plackett-Luce weights (first-position probabilities without a floor);
             mask: (B, K) valid slots.
         size: L; epsilon: the uniform share of each position's draw, in [0, 1].
+        logits: (B, K) the weights' logarithms, when known: each position's weights are then
+            taken relative to the best slot left, so that a very cold distribution (weights
+            below float64's smallest once the best slots are taken) keeps its later positions;
+            ``probs`` is then not read.
     """
     valid = np.asarray(mask, dtype=bool)
-    p = np.where(valid, np.asarray(probs, dtype=np.float64), 0.0)
-    b, k = p.shape
+    b, k = valid.shape
+    if logits is None:
+        p = np.where(valid, np.asarray(probs, dtype=np.float64), 0.0)
+
+        def weights(taken: np.ndarray) -> np.ndarray:
+            return np.where(taken[None], 0.0, p[:, None, :])  # (B, S, K)
+    else:
+        z = np.where(valid, np.asarray(logits, dtype=np.float64), -np.inf)
+
+        def weights(taken: np.ndarray) -> np.ndarray:
+            left = np.where(taken[None], -np.inf, z[:, None, :])  # (B, S, K)
+            top = left.max(axis=2, keepdims=True)
+            return np.exp(left - np.where(np.isfinite(top), top, 0.0))
 
     def next_probs(taken: np.ndarray) -> np.ndarray:
-        w = np.where(taken[None], 0.0, p[:, None, :])  # (B, S, K)
+        w = weights(taken)
         total = w.sum(axis=2, keepdims=True)
         q = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
         if epsilon > 0.0:

@@ -417,8 +417,8 @@ def default_checkpoint_freq(sc: Scenario) -> int:
     if agent.algo in ("ppo", "maskable_ppo"):
         # What build_model trains with: lmrecsim's PPO defaults under the scenario's settings.
         n_steps = {**PPO_DEFAULTS, **agent.hyperparameters_for(agent.algo)}["n_steps"]
-        if isinstance(n_steps, int) and not isinstance(n_steps, bool) and n_steps >= 1:
-            freq = max(freq, n_steps * agent.n_envs)
+        if isinstance(n_steps, numbers.Integral) and not isinstance(n_steps, bool) and n_steps >= 1:
+            freq = max(freq, int(n_steps) * agent.n_envs)
     return freq
 
 

@@ -12,8 +12,8 @@ figures of docs/logs.md come from these commands:
     python -m benchmarks.ope_estimators episodes --horizon 10
     python -m benchmarks.ope_estimators episodes --horizon 3 --slate 2
     python -m benchmarks.ope_estimators episodes --horizon 5 --slate 3
-    python -m benchmarks.ope_estimators loggers --target greedy
-    python -m benchmarks.ope_estimators loggers --target popular
+    python -m benchmarks.ope_estimators loggers --target greedy --episodes 400
+    python -m benchmarks.ope_estimators loggers --target popular --episodes 400
 
 ``slates``: one-step episodes (a slate bandit, where every per-step estimator's truth is exact)
 on the default scenario with a small catalog, slates of ``--slate`` among ``--k`` candidates, an

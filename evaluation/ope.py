@@ -379,7 +379,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
 
     Raises:
         LogError: the log does not replay exactly (its contexts cannot be recovered) or holds a
-            zero propensity for a logged action, or is a slate log.
+            zero propensity for a logged action.
     """
     rows = log.for_policy(logged_policy)
     world = load_world(log)
@@ -891,9 +891,9 @@ def episode_weights(
 class ValueModel(NamedTuple):
     """Fitted-Q evaluation of a target on a log (:func:`fit_value_model`), per round (n,)."""
 
-    #: ``Q(x_i, a_i)``: the return from round i's step on, its logged slot first.
+    #: ``Q(x_i, a_i)``: the return from round i's step on, its logged slot (slate) first.
     q_logged: np.ndarray
-    #: ``V(x_i) = sum_a pi(a | x_i) Q(x_i, a)``.
+    #: ``V(x_i) = sum_a pi(a | x_i) Q(x_i, a)`` (over slates: Q at the target's mean features).
     v: np.ndarray
 
 
@@ -920,6 +920,10 @@ def fit_value_model(
     leave-one-out error at every fit. Values are clipped to what a session can still earn,
     ``[min(r, 0), max(r, 0)] * (H - t)`` over the logged rewards r. Folds by episode as in
     :func:`fit_reward_model`; each fold's values come from the model fitted on the others.
+
+    On a slate log, a is the logged slate and phi its position-by-position features
+    (:func:`_slate_value_features`), whose mean under the target gives V, as the features are
+    linear in what each position shows.
 
     Args:
         horizon: H, the scenario's episode horizon (default: the longest logged episode).

@@ -1009,8 +1009,10 @@ def evaluate(
     _check_metric_settings(settings)
     from .replay import precheck_policy
 
-    for item in policies if not isinstance(policies, Mapping) else ():
-        precheck_policy(item)  # before the world and its language model's loading bar
+    if not isinstance(policies, Mapping):
+        policies = list(policies)  # a generator is read once, here
+        for item in policies:
+            precheck_policy(item)  # before the world and its language model's loading bar
     world = build_world(sc, show_progress=progress)
     resolved = _resolve_policies(policies, world, reference)
     infos = [info for info, _ in resolved]

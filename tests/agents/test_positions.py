@@ -142,6 +142,10 @@ def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
         EpsilonGreedyPolicy(0.3, slate_size=L),
         SoftmaxPolicy(0.5, slate_size=L),
         SoftmaxPolicy(0.1, slate_size=L, epsilon=0.25),
+        # Cold: once the best slots are taken, every weight left is below float64's smallest
+        # relative to the first position's best (the marginals lost those positions then).
+        SoftmaxPolicy(5e-4, slate_size=L, epsilon=0.2),
+        SoftmaxPolicy(1e-6, slate_size=L),
         GreedyPolicy(slate_size=L),
     ]
     for row, mask in enumerate(MASKS):
@@ -155,6 +159,10 @@ def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
                 expected[np.flatnonzero(shown), s[shown]] += p
             got = pol.shown_probabilities(obs)
             np.testing.assert_allclose(got, expected, atol=1e-12, err_msg=f"{pol} {mask}")
+            for slate in slates[probs > 0][:20]:  # and the item-position marginals behind them
+                marginal = [probs[slates[:, j] == slate[j]].sum() for j in range(L)]
+                got = pol.position_probabilities(obs, slate)
+                np.testing.assert_allclose(got, marginal, atol=1e-12, err_msg=f"{pol} {slate}")
     # SB3's independent positions: a repeat of an earlier position's slot shows nothing.
     from lmrecsim.agents.positions import shown_marginals
 

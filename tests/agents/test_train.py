@@ -82,6 +82,9 @@ def test_ppo_checkpoints_default_to_whole_rollouts(tmp_path):
     assert freq(timesteps=200_000) == 20_000  # a tenth, above one rollout
     assert freq(timesteps=256, algo="dqn") == 25  # off-policy: a tenth, as before
     assert freq(timesteps=256, n_envs=2, hyperparameters={"n_steps": 32}) == 64
+    import numpy as np
+
+    assert freq(timesteps=256, n_envs=2, hyperparameters={"n_steps": np.int64(32)}) == 64
     # Without n_steps in the scenario's section: lmrecsim's default (256), not SB3's (2048),
     # which made the interval longer than whole budgets, and so no checkpoint at all.
     assert freq(timesteps=1024, algo="maskable_ppo", n_envs=2) == 512

@@ -254,14 +254,16 @@ def test_fqe_pddr_and_wdr_run_on_slate_sessions(tmp_path: Path) -> None:
     got = {e.estimator: e for e in result.estimates}
     assert {e.unit for e in got.values()} == {"episode"}
     # The target is the logger (every whole-slate weight is 1): PDIS is the logged mean return,
-    # and PDDR's corrections sum, over the log, to the model's own error there.
+    # WDR is PDDR (its normalisers are all 1), and PDDR and FQE land within PDDR's own
+    # interval's half-width of that mean.
     steps = read_step_log(log).steps
     mean_return = steps.groupby(["seed", "episode"])["reward"].sum().mean()
     assert got["pdis"].estimate == pytest.approx(mean_return)
-    assert np.isfinite(got["fqe"].estimate) and got["fqe"].ess == 60
-    assert got["pddr"].ess == pytest.approx(60) and got["wdr"].estimate == pytest.approx(
-        got["pddr"].estimate
-    )
+    assert got["fqe"].ess == 60 and got["pddr"].ess == pytest.approx(60)
+    assert got["wdr"].estimate == pytest.approx(got["pddr"].estimate)
+    half = (got["pddr"].ci_high - got["pddr"].ci_low) / 2
+    for name in ("pddr", "fqe"):
+        assert abs(got[name].estimate - mean_return) < half, (name, got[name], mean_return)
 
     # A custom stochastic target that cannot say what it shows: one line naming the method.
     class Custom(RandomPolicy):

@@ -587,3 +587,18 @@ def test_jackknife_groups_leave_out_every_episode_once() -> None:
     assert grouped.shape == (3, 7)
     assert np.array_equal((grouped == 0).sum(axis=0), np.ones(7))
     assert grouped[0].tolist() == [0, 1, 1, 0, 1, 1, 0]
+
+
+def test_policies_may_come_as_a_generator(tmp_path) -> None:
+    # Checking the specs before the world is built read a generator once, and the evaluation
+    # then found no policy ("policies: empty").
+    res = evaluate(
+        "default",
+        (spec for spec in ["greedy", "egreedy:0.2"]),
+        seeds=[5],
+        episodes=1,
+        out=tmp_path,
+        progress=False,
+        n_resamples=50,
+    )
+    assert {"greedy", "egreedy:0.2", "random"} <= set(res.summary["policy"])
