@@ -327,16 +327,18 @@ class EpsilonGreedyPolicy(GreedyExplorer):
     ) -> np.ndarray:
         """(L,) probability that position l holds ``slate``'s slot l under the same rule (the
         item-position marginals)."""
-        mask, scores = _mask(observation)[None], self.scores(observation)[None]
-        marginals = epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
+        marginals = self._marginals(observation)
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
     def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(L, K) probability that position l shows slot k's item under the same rule
         (:func:`~lmrecsim.agents.positions.shown_marginals`)."""
+        return shown_marginals(self._marginals(observation), _mask(observation)[None])[0]
+
+    def _marginals(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(1, L, K) the item-position marginals of the rule."""
         mask, scores = _mask(observation)[None], self.scores(observation)[None]
-        marginals = epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
-        return shown_marginals(marginals, mask)[0]
+        return epsilon_rule_marginals(mask, scores, self.slate_size, self.epsilon)
 
     def conditional_probabilities(
         self, observation: dict[str, np.ndarray], slate: np.ndarray
@@ -460,26 +462,23 @@ class SoftmaxPolicy(GreedyExplorer):
         """(L,) probability that position l holds ``slate``'s slot l (the item-position
         marginals, :func:`~lmrecsim.agents.positions.plackett_luce_marginals`; past the valid
         slots, the first position's)."""
-        marginals = self._marginals(observation)
-        _, valid = self._logits(observation)
+        marginals, valid = self._marginals(observation)
         marginals[0, int(valid.sum()) :] = marginals[0, 0]
         return logged_marginals(marginals, np.asarray(slate).reshape(1, -1))[0]
 
     def shown_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(L, K) probability that position l shows slot k's item
         (:func:`~lmrecsim.agents.positions.shown_marginals`)."""
-        return shown_marginals(self._marginals(observation), _mask(observation)[None])[0]
+        return shown_marginals(self._marginals(observation)[0], _mask(observation)[None])[0]
 
-    def _marginals(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        """(1, L, K) the item-position marginals of the slate rule."""
+    def _marginals(self, observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(1, L, K) the item-position marginals of the slate rule, and (K,) the slots it counts
+        as valid (:meth:`_logits`)."""
         logits, valid = self._logits(observation)
-        return plackett_luce_marginals(
-            self.action_probabilities(observation)[None],  # not read: the logits are given
-            valid[None],
-            self.slate_size,
-            epsilon=self.epsilon,
-            logits=logits[None],
+        marginals = plackett_luce_marginals(
+            None, valid[None], self.slate_size, epsilon=self.epsilon, logits=logits[None]
         )
+        return marginals, valid
 
     def draw(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self.slate_size == 1:
@@ -957,18 +956,16 @@ def _baseline(name: str, seed: int, slate_size: int = 1, values: tuple[float, ..
     return OraclePolicy(slate_size=slate_size)
 
 
-def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> Any | None:
+def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> Any:
     """The baseline of a ``NAME:VALUE[:VALUE]`` spec (``egreedy:0.3``, ``softmax:0.2:0.05``),
-    or None when ``body`` is not one.
+    ``NAME`` one of :data:`PARAMETERS`.
 
     Raises:
         AgentError: a value that is not a number, too many values, or a value out of the
             baseline's range (one line).
     """
-    name, sep, text = body.partition(":")
+    name, _, text = body.partition(":")
     name = name.strip()
-    if not sep or name not in PARAMETERS:
-        return None
     params = PARAMETERS[name]
     form = f"{name}:{params[0][0].upper()}" + "".join(f"[:{m.upper()}" for m, _ in params[1:])
     form += "]" * (len(params) - 1)
@@ -1148,11 +1145,9 @@ def _parse_spec(spec: Any, seed: int, slate_size: Callable[[], int]) -> tuple[st
     label, body = split_spec(spec)
     if body in BASELINES:
         return (label or body), "baseline", _baseline(body, seed, slate_size())
-    name = body.partition(":")[0].strip()
-    tuned = _parametric_baseline(spec, body, seed, slate_size() if name in PARAMETERS else 1)
-    if tuned is not None:
-        return (label or body), "baseline", tuned
     prefix, sep, path = body.partition(":")
+    if sep and prefix.strip() in PARAMETERS:
+        return (label or body), "baseline", _parametric_baseline(spec, body, seed, slate_size())
     run_algo = None if sep and prefix in MODEL_PREFIXES else _run_model_algo(body)
     if run_algo is not None:  # a run folder (or a model in one): its train.json names the algo
         prefix, sep, path = run_algo, ":", body

@@ -160,7 +160,7 @@ def epsilon_rule_marginals(
 
 
 def plackett_luce_marginals(
-    probs: np.ndarray,
+    probs: np.ndarray | None,
     mask: np.ndarray,
     size: int,
     *,
@@ -183,11 +183,12 @@ def plackett_luce_marginals(
         logits: (B, K) the weights' logarithms, when known: each position's weights are then
             taken relative to the best slot left, so that a very cold distribution (weights
             below float64's smallest once the best slots are taken) keeps its later positions;
-            ``probs`` is then not read.
+            ``probs`` may then be None.
     """
     valid = np.asarray(mask, dtype=bool)
     b, k = valid.shape
     if logits is None:
+        assert probs is not None, "plackett_luce_marginals: probs or logits"
         p = np.where(valid, np.asarray(probs, dtype=np.float64), 0.0)
 
         def weights(taken: np.ndarray) -> np.ndarray:

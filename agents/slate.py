@@ -13,10 +13,10 @@ hold the masked slots in increasing slot order: in-range integers, as the action
 at which the env shows nothing. A position that shows nothing (a masked slot, or a slot repeated
 from an earlier position) adds 0 to the log-probability once no valid candidate is left, and
 before that makes the slate one Plackett-Luce never draws (log-probability -inf, as the
-conditional tables of :mod:`lmrecsim.agents.conditionals` say); the entropy estimate adds, for every
-position while valid candidates remain, the entropy of that position's choice among them (slates
-drawn by ``sample`` or ``mode`` never repeat a slot or place a masked one before the valid ones
-run out).
+conditional tables of :mod:`lmrecsim.agents.conditionals` say); the entropy estimate adds, for
+every position while valid candidates remain, the entropy of that position's choice among them
+(slates drawn by ``sample`` or ``mode`` never repeat a slot or place a masked one before the
+valid ones run out).
 
 Shapes: B batch, K candidates, L slate positions.
 """
@@ -40,9 +40,10 @@ class PlackettLuceDistribution(Distribution):
     Plackett-Luce draw); ``mode()`` takes the top L scores (ties go to the lower slot);
     ``log_prob(actions)`` is ``sum_j log softmax(scores over the valid candidates not chosen at
     positions < j)[actions[:, j]]``, with 0 for a position that shows nothing once no valid
-    candidate is left, and -inf for one that shows nothing before (see the module docstring). ``entropy()`` is the chain-rule estimate ``sum_j H(position j | positions < j)``
-    along the slate last passed to ``log_prob`` (or drawn by ``sample``/``mode``; by default the
-    mode): its expectation over slates drawn from the distribution is the exact entropy, and
+    candidate is left, and -inf for one that shows nothing before (see the module docstring).
+    ``entropy()`` is the chain-rule estimate ``sum_j H(position j | positions < j)`` along the
+    slate last passed to ``log_prob`` (or drawn by ``sample``/``mode``; by default the mode): its
+    expectation over slates drawn from the distribution is the exact entropy, and
     unlike SB3's fallback (``-log_prob``, whose gradient is zero in expectation) it gives PPO's
     entropy bonus a gradient.
 

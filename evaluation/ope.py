@@ -609,6 +609,19 @@ def _slot_features(rounds: Rounds, rows: np.ndarray, slots: np.ndarray) -> np.nd
     return np.concatenate([np.einsum("md,md->m", u, c)[:, None], f], axis=1)
 
 
+def _logged_slot_features(rounds: Rounds) -> tuple[np.ndarray, np.ndarray]:
+    """(n, L, 1 + f) the :func:`_slot_features` of each logged slate's slot at each position,
+    zero where the position showed nothing, and (n, L) bool whether it showed its item."""
+    assert rounds.slate is not None
+    shown = slate_shown(rounds.slate, rounds.mask)
+    rows = np.arange(rounds.n)
+    features = np.stack(
+        [_slot_features(rounds, rows, rounds.slate[:, j]) for j in range(rounds.slate.shape[1])],
+        axis=1,
+    )
+    return features * shown[:, :, None], shown
+
+
 def _slate_q_features(
     rounds: Rounds, rows: np.ndarray, slots: np.ndarray, position: int, prefix: np.ndarray
 ) -> np.ndarray:
@@ -651,15 +664,9 @@ def fit_slate_q_model(
     if n == 0:
         return out
     rewards = _position_rewards(rounds)
-    shown = slate_shown(rounds.slate, rounds.mask)
+    logged, shown = _logged_slot_features(rounds)
     # Per round and position: the mean pair features of the items shown above, and their share.
     all_rows = np.arange(n)
-    logged = (
-        np.stack(
-            [_slot_features(rounds, all_rows, rounds.slate[:, j]) for j in range(size)], axis=1
-        )
-        * shown[:, :, None]
-    )
     above = np.concatenate([np.zeros_like(logged[:, :1]), np.cumsum(logged, axis=1)[:, :-1]], 1)
     count = np.concatenate([np.zeros((n, 1)), np.cumsum(shown, axis=1)[:, :-1]], axis=1)
     prefix = np.concatenate(
@@ -996,13 +1003,10 @@ def _slate_value_features(
     assert rounds.slate is not None and rounds.target_shown is not None
     n, size = rounds.slate.shape
     k = rounds.k
-    shown = slate_shown(rounds.slate, rounds.mask).astype(np.float64)
-    blocks = []
-    for pos in range(size):
-        pair = _slot_features(rounds, np.arange(n), rounds.slate[:, pos])
-        blocks.append(np.concatenate([pair, np.ones((n, 1))], axis=1) * shown[:, pos, None])
-    logged = np.concatenate(blocks, axis=1)
-    d = blocks[0].shape[1]
+    features, shown = _logged_slot_features(rounds)
+    blocks = np.concatenate([features, shown[:, :, None].astype(np.float64)], axis=2)
+    logged = blocks.reshape(n, -1)
+    d = blocks.shape[2]
     mean = np.zeros_like(logged)
     for lo in range(0, n, chunk):
         rows = np.arange(lo, min(lo + chunk, n))

@@ -133,8 +133,7 @@ def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
     from lmrecsim.agents.base import RandomPolicy
     from lmrecsim.agents.baselines import EpsilonGreedyPolicy, GreedyPolicy, SoftmaxPolicy
     from lmrecsim.envs.simulator import slate_shown
-
-    from .test_softmax_policy import _obs
+    from tests.fakes import fake_observation
 
     slates = np.array(list(itertools.product(range(K), repeat=L)))
     policies = [
@@ -149,7 +148,7 @@ def test_shown_probabilities_are_the_enumerated_slates_shown_items() -> None:
         GreedyPolicy(slate_size=L),
     ]
     for row, mask in enumerate(MASKS):
-        obs = _obs(k=K, valid=tuple(np.flatnonzero(mask).tolist()))
+        obs = fake_observation(k=K, valid=tuple(np.flatnonzero(mask).tolist()))
         shows = slate_shown(slates, np.broadcast_to(mask, (slates.shape[0], K)))
         for pol in policies:
             probs = np.array([pol.slate_probability(obs, s) for s in slates])

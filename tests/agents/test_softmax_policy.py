@@ -20,20 +20,7 @@ from lmrecsim.agents.baselines import (
 from lmrecsim.agents.errors import AgentError
 from lmrecsim.envs.world import build_world
 from lmrecsim.scenarios import scenario_from_dict
-
-
-def _obs(k: int = 6, valid: tuple[int, ...] = (0, 2, 3, 5)) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    mask = np.zeros(k, dtype=np.int8)
-    mask[list(valid)] = 1
-    feats = np.zeros((k, 17), dtype=np.float32)
-    feats[:, 0] = rng.random(k)
-    return {
-        "user": rng.normal(size=4).astype(np.float32),
-        "candidates": rng.normal(size=(k, 4)).astype(np.float32),
-        "candidate_features": feats,
-        "action_mask": mask,
-    }
+from tests.fakes import fake_observation as _obs
 
 
 def test_probabilities_are_the_tempered_softmax_of_greedys_scores() -> None:

@@ -35,6 +35,7 @@ from lmrecsim.evaluation.rollout import run_policy  # noqa: E402
 from lmrecsim.evaluation.runner import evaluate  # noqa: E402
 from lmrecsim.scenarios import load_scenario, scenario_from_dict  # noqa: E402
 from lmrecsim.scenarios.loader import deep_merge, scenario_to_dict  # noqa: E402
+from tests.fakes import fake_observation as _obs
 
 # A small world whose slates of three are cheap to evaluate. Measured (seeds 0, 1, 2, 5; 10
 # episodes each): the oracle beats random and greedy by about 3 per episode on every seed, while
@@ -96,20 +97,6 @@ def slate_log(world: World, tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("slate-log") / "episodes.parquet"
     write_step_log(path, steps, arrays, scenario=world.scenario, world=world)
     return steps, arrays, path
-
-
-def _obs(k: int = 6, valid: tuple[int, ...] = (0, 2, 3, 5)) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    mask = np.zeros(k, dtype=np.int8)
-    mask[list(valid)] = 1
-    feats = np.zeros((k, 14), dtype=np.float32)
-    feats[:, 0] = rng.random(k)
-    return {
-        "user": rng.normal(size=4).astype(np.float32),
-        "candidates": rng.normal(size=(k, 4)).astype(np.float32),
-        "candidate_features": feats,
-        "action_mask": mask,
-    }
 
 
 # ------------------------------------------------------------------------------------ baselines

@@ -1,0 +1,24 @@
+"""Hand-made observations for tests of policies' probabilities (no world needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lmrecsim.envs.features import N_FEATURES
+
+
+def fake_observation(k: int = 6, valid: tuple[int, ...] = (0, 2, 3, 5)) -> dict[str, np.ndarray]:
+    """One observation of ``k`` candidate slots, ``valid`` of them unmasked: a random user and
+    candidates in 4 dimensions, and candidate features that are zero but for a random
+    popularity (feature 0). The same for every call with the same ``k``."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros(k, dtype=np.int8)
+    mask[list(valid)] = 1
+    feats = np.zeros((k, N_FEATURES), dtype=np.float32)
+    feats[:, 0] = rng.random(k)
+    return {
+        "user": rng.normal(size=4).astype(np.float32),
+        "candidates": rng.normal(size=(k, 4)).astype(np.float32),
+        "candidate_features": feats,
+        "action_mask": mask,
+    }
