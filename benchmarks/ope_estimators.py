@@ -223,6 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in (slates, episodes, loggers):
         p.add_argument("--logs", type=int, default=20, help="independent logs (default 20)")
     args = parser.parse_args(argv)
+    if args.kind == "episodes" and not 1 <= args.slate <= 5:
+        parser.exit(
+            2,
+            f"{parser.prog}: error: --slate: {args.slate} (expected 1 to 5: the sessions offer 5 "
+            "candidates)\n",
+        )
     if args.kind == "loggers" and not args.logger:
         args.logger = [
             "softmax:0.05",
@@ -232,8 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "egreedy",
             "egreedy:0.5",
         ]
+    from lmrecsim.agents.baselines import check_policy_spec
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.evaluation.logs import LogError
+    from lmrecsim.scenarios.loader import ScenarioError
+
     start = time.perf_counter()
-    table = run(args.kind, args)
+    try:  # bad input is one line and exit code 2, as for lmrecsim's commands
+        for spec in (*args.logger, args.target) if args.kind == "loggers" else ():
+            check_policy_spec(spec)  # before the world is built
+        table = run(args.kind, args)
+    except (AgentError, LogError, ScenarioError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     setting = " ".join(
         " ".join(f"--{k} {v}" for v in (value if isinstance(value, list) else [value]))
         for k, value in vars(args).items()

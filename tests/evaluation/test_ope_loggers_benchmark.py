@@ -29,3 +29,18 @@ def test_loggers_share_users_and_the_target_as_logger_is_exact(capsys) -> None:
     assert table.loc[("greedy", "snips"), "ess"] < 30.0
     assert main(["loggers", "--logger", "egreedy", "--logs", "1", "--episodes", "10"]) == 0
     assert "--logger egreedy --target greedy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["loggers", "--logger", "nosuch"], "--policy 'nosuch': unknown policy"),
+        (["loggers", "--target", "softmax:0.1:2"], "softmax: epsilon 2.0 (expected a number"),
+        (["episodes", "--slate", "9"], "--slate: 9 (expected 1 to 5"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, expected, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--logs", "1", "--episodes", "5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and expected in err[0], err
