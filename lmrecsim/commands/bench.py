@@ -93,15 +93,24 @@ def _rate(fn: Callable[[], int], min_seconds: float) -> float:
 
 # ---------------------------------------------------------------- 1. PPO
 def _ppo_model(venv: Any, policy: str) -> Any:
+    """A PPO model for figure 1 with a logger that writes nothing.
+
+    Without a logger of its own, every ``learn`` call makes SB3 create an empty
+    ``SB3-<date>`` folder in the system's temporary directory.
+    """
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     from lmrecsim.agents.build import build_model
 
     if policy == "mlp_cartpole":
         from lmrecsim.agents.build import PPO_DEFAULTS
 
-        return PPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO_DEFAULTS)
-    return build_model("ppo", venv, policy=policy, seed=0)
+        model = PPO("MlpPolicy", venv, seed=0, device="cpu", verbose=0, **PPO_DEFAULTS)
+    else:
+        model = build_model("ppo", venv, policy=policy, seed=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def _ppo_rates(

@@ -81,3 +81,20 @@ def test_bench_env_measures_single_items_and_slates(tmp_path):
         figures["batched_env_64_slate3_user_steps_per_s"]
         / figures["batched_env_64_user_steps_per_s"]
     )
+
+
+def test_bench_ppo_rates_leave_no_sb3_folders_in_the_temp_dir(tmp_path, monkeypatch):
+    """Figure 1's models log nowhere: SB3's default logger made an empty ``SB3-<date>`` folder in
+    the temporary directory at every ``learn`` call, which each bench run left behind."""
+    import tempfile
+
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from lmrecsim.commands import bench
+
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    venv = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+    rates = bench._ppo_rates({"cart": (venv, "mlp_cartpole")}, timesteps=1, rounds=1)
+    assert rates["cart"] > 0
+    assert sorted(p.name for p in tmp_path.glob("SB3-*")) == []
