@@ -86,13 +86,16 @@ class RecommendationEnv(gym.Env):
       (``state.mode``: ``pooled``, ``text`` or ``events``), projected by a PCA fitted on the
       catalog; all zeros for a user who has shown nothing (then ``candidate_features[:, 4]`` is 1).
     * ``candidates`` (K, p): projected embeddings of the candidate items.
-    * ``candidate_features`` (K, 14), from the visible history only (``envs/features.py``): log
+    * ``candidate_features`` (K, 17), from the visible history only (``envs/features.py``): log
       popularity / 5, is a new item, shown in the recent window, share of recent recommendations
       with the same topic, user has no visible state, session progress t / horizon, mean cosine to
       the recently clicked items, mean cosine to the recently skipped items, recency-weighted
       exposure of the candidate's topic, the smoothed click rate of that topic's recent
-      recommendations (clicks / (times shown + 1): 0 for a topic not shown), and a second, short time scale (half-life one step): recency-weighted cosine to the clicked
-      and to the skipped items, cosine to the last click, and the recency-weighted share of skips.
+      recommendations (clicks / (times shown + 1): 0 for a topic not shown); a second, short
+      time scale (half-life one step): recency-weighted cosine to the clicked and to the skipped
+      items, cosine to the last click, and the recency-weighted share of skips; and this session
+      so far, each over the horizon: steps with a click, steps without one, and the sum of
+      (rating - 3) over its clicks (the visible trace of the user's patience).
       "Recent" is the last max(10, ``state.history_window``) steps; a returning user's window
       starts filled with the past items the user brings (as clicks).
     * ``action_mask`` (K,) int8: 1 for slots holding a valid item.

@@ -2,7 +2,7 @@
 
 The public API is loaded lazily so that ``import lmrecsim.scenarios`` stays light::
 
-    from lmrecsim import make_env, load_scenario, train
+    from lmrecsim import make_env, load_scenario, train, evaluate
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _API = {
     "make_env": "lmrecsim.envs",
     "make_vec_env": "lmrecsim.envs",
     "train": "lmrecsim.agents.train",
+    "evaluate": "lmrecsim.evaluation",
 }
 
 
