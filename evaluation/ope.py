@@ -330,7 +330,7 @@ def _target_slate(
     k = obs["action_mask"].shape[0]
     if callable(probs_fn) and says:
         first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
-        prefix = policy_prefix_propensities(policy, obs, slate)
+        prefix = policy_prefix_propensities(policy, obs, slate, first)
         position = policy_position_propensities(policy, obs, slate, prefix)
         shown_fn = getattr(policy, "shown_probabilities", None)
         shown = np.full((slate.shape[0], k), np.nan)

@@ -195,25 +195,37 @@ def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -
 
 
 def policy_prefix_propensities(
-    policy: Any, obs: dict[str, np.ndarray], slate: np.ndarray
+    policy: Any,
+    obs: dict[str, np.ndarray],
+    slate: np.ndarray,
+    first: np.ndarray | None = None,
 ) -> np.ndarray:
     """(L,) the policy's probability of ``slate``'s first 1, 2, ..., L slots; the last is the
     whole ordered slate's, the step's propensity.
 
-    ``prefix_probabilities(obs, slate)`` when the policy has it; otherwise the shorter prefixes
-    are unknown (NaN) and the whole slate's is ``slate_probability(obs, slate)`` when the policy
-    has that; a policy without ``action_probabilities`` is deterministic, as for single items
-    (1.0 throughout); else NaN (a stochastic policy that does not say how likely its slates are).
+    ``prefix_probabilities(obs, slate)`` when the policy has it. Otherwise a policy without
+    ``action_probabilities`` is deterministic, as for single items (1.0 throughout); one with
+    them gives the first prefix's, its first-position distribution's entry for ``slate[0]``
+    (``first``, (K,), when the caller has it already), the whole slate's from
+    ``slate_probability(obs, slate)`` when it has that, and the prefixes between are unknown
+    (NaN), as is the whole slate's without ``slate_probability`` (a stochastic policy that does
+    not say how likely its slates are).
     """
     fn = getattr(policy, "prefix_probabilities", None)
     if callable(fn):
         return np.asarray(fn(obs, slate), dtype=np.float64).reshape(-1)
-    out = np.full(np.asarray(slate).size, np.nan)
+    slate = np.asarray(slate).reshape(-1)
+    out = np.full(slate.size, np.nan)
+    probs_fn = getattr(policy, "action_probabilities", None)
+    if not callable(probs_fn):
+        out[:] = 1.0
+        return out
+    if first is None:
+        first = np.asarray(probs_fn(obs), dtype=np.float64).reshape(-1)
+    out[0] = float(first[int(slate[0])])
     whole = getattr(policy, "slate_probability", None)
     if callable(whole):
         out[-1] = float(whole(obs, slate))
-    elif not callable(getattr(policy, "action_probabilities", None)):
-        out[:] = 1.0
     return out
 
 
@@ -397,7 +409,7 @@ def run_policy(
                     action = policy_slate(action_arr, label, k, size)
                     probs = policy_probabilities(policy, obs, int(action[0]))
                     probs, scores = checked_outputs(label, k, probs, scores)
-                    prefix = policy_prefix_propensities(policy, obs, action)
+                    prefix = policy_prefix_propensities(policy, obs, action, probs)
                     positions = policy_position_propensities(policy, obs, action, prefix)
                     propensity = float(prefix[-1])
                 else:

@@ -1023,3 +1023,46 @@ def test_inconsistent_slate_propensities_are_one_line_naming_the_row(
     assert "\n" not in message
     assert message.startswith(f"{bad}: column {column!r}") and f"in row {row}" in message
     assert expected in message, message
+
+
+class _FirstThreeOfUniform:
+    """A custom stochastic slate policy that gives only its first position's distribution
+    (uniform over the valid slots), and optionally the whole slate's probability."""
+
+    def __init__(self, whole: float | None = None) -> None:
+        self.whole = whole
+
+    def action_probabilities(self, obs: Any) -> np.ndarray:
+        valid = obs["action_mask"] > 0
+        return valid / valid.sum()
+
+    def predict(self, obs: Any, state: Any = None, episode_start: Any = None, deterministic=False):
+        return np.flatnonzero(obs["action_mask"] > 0)[:3], state
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "slate_probability" and self.whole is not None:
+            return lambda obs, slate: self.whole
+        raise AttributeError(name)
+
+
+@pytest.mark.parametrize("whole", [None, 0.125])
+def test_a_custom_policy_with_first_position_probabilities_logs_the_first_prefix(
+    world, whole
+) -> None:
+    # Its first prefix is its first-position distribution's entry for the slate's first slot
+    # (docs/logs.md), and so is its first item-position marginal; the rest are unknown, but for
+    # the whole slate's when the policy gives slate_probability.
+    steps, arrays = run_policy(
+        world, _FirstThreeOfUniform(whole), label="mine", seeds=[0], episodes=1
+    )
+    stacked = arrays.stacked()
+    n_valid = stacked["mask"].astype(bool).sum(axis=1)
+    np.testing.assert_allclose(stacked["probabilities"].max(axis=1), 1.0 / n_valid)
+    prefix, positions = stacked["prefix_propensities"], stacked["position_propensities"]
+    np.testing.assert_allclose(prefix[:, 0], 1.0 / n_valid)
+    np.testing.assert_array_equal(positions[:, 0], prefix[:, 0])
+    assert np.isnan(prefix[:, 1]).all() and np.isnan(positions[:, 1:]).all()
+    if whole is None:
+        assert np.isnan(prefix[:, 2]).all() and steps["propensity"].isna().all()
+    else:
+        assert (prefix[:, 2] == whole).all() and (steps["propensity"] == whole).all()
