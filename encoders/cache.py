@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -174,9 +175,32 @@ class EmbeddingCache:
                 "encoder.cache_dir or $LMRECSIM_CACHE_DIR)"
             )
         self._tables: dict[str, _Table] = {}
+        self._writable = False
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.cache_dir)!r})"
+
+    def check_writable(self) -> None:
+        """Make sure the embeddings folder exists and takes a file, once per cache.
+
+        :class:`CachedEncoder` calls it before it sends texts to the model, so a cache folder
+        that cannot be written is reported before minutes of encoding, not after them.
+
+        Raises
+        ------
+        EncoderError
+            One line naming the folder and the system's reason.
+        """
+        if self._writable:
+            return
+        folder = self.cache_dir / "embeddings"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise _unusable(folder, exc, "write") from None
+        self._writable = True
 
     # -- embeddings ---------------------------------------------------------------------------
 
@@ -398,6 +422,7 @@ class CachedEncoder(TokenBudgetOfWrapped):
             vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
         missing = [t for t, f in zip(unique, found, strict=True) if not f]
         if missing:
+            self.cache.check_writable()
             # Canonical shapes where the encoder offers them: a vector stored here must not
             # depend on which other texts happened to be missing with it (see
             # TransformerEncoder.encode_canonical), or a run would depend on what ran before.

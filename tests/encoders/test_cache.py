@@ -307,6 +307,32 @@ def test_a_cache_location_that_cannot_be_used_is_one_line_not_a_traceback(
     )
 
 
+def test_an_unwritable_cache_is_reported_before_the_model_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The folder is checked before any text goes to the model: on a real catalog the error came
+    # after minutes of encoding, when the vectors were stored.
+    filled, _ = _fill(tmp_path / "filled")
+    model = FakeEncoder()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(EncoderError) as err:
+        CachedEncoder(model, EmbeddingCache(tmp_path / "new")).encode(["a", "b"])
+    assert str(err.value) == (
+        f"{tmp_path / 'new' / 'embeddings'}: cannot write the embedding cache (Permission "
+        "denied; expected a writable folder: set encoder.cache_dir or $LMRECSIM_CACHE_DIR)"
+    )
+    assert model.received == []
+    # A cache that already holds every text is read without writing.
+    cached = CachedEncoder(FakeEncoder(), EmbeddingCache(tmp_path / "filled"))
+    assert cached.encode(TEXTS[:1]).shape == (1, 8)
+    assert cached.encoder.received == []
+    assert filled.exists()
+
+
 def test_an_unusable_cache_is_a_cli_error_with_exit_code_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
