@@ -53,7 +53,7 @@ def make_vec_env(
     """Build the batched SB3 VecEnv of a scenario; sub-env i is seeded with ``seed + i``.
 
     ``kwargs`` go to :class:`~lmrecsim.envs.vec_env.BatchedRecommendationVecEnv`
-    (``full_info``, ``encoder``). A ``seed`` that is not None or an integer >= 0 is a one-line
+    (``full_info``, ``encoder``, ``render_mode``). A ``seed`` that is not None or an integer >= 0 is a one-line
     ``ValueError`` before the world is built.
     """
     from .vec_env import BatchedRecommendationVecEnv, check_seed

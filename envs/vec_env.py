@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import action_space, observation_space, step_info
+from .env import RecommendationEnv, action_space, check_render_mode, observation_space, step_info
 from .simulator import UserBatch, check_count
 from .world import World, build_world
 
@@ -63,7 +63,17 @@ class BatchedRecommendationVecEnv(VecEnv):
             ``terminal_observation``), and with slates ``clicked_position`` (-1: no click),
             which SlateQ learns from -- building N dicts of twenty entries per step would cost
             more than the simulation.
+        render_mode: None or ``"ansi"``: ``env_method("render")`` returns each sub-env's
+            history text, what ``RecommendationEnv(render_mode="ansi").render()`` returns (SB3's
+            ``VecEnv.render()`` calls it and returns None, as for a ``DummyVecEnv``).
+
+    ``get_attr`` answers a sub-env's ``metadata`` (``RecommendationEnv.metadata``) and ``spec``
+    (None, as for an env not made by ``gymnasium.make``) as a ``DummyVecEnv``'s envs would, and
+    any other name with the VecEnv's own attribute.
     """
+
+    #: What ``get_attr`` answers for a sub-env's own Gymnasium attributes.
+    _SUB_ENV_ATTRS: dict[str, Any] = {"metadata": RecommendationEnv.metadata, "spec": None}
 
     def __init__(
         self,
@@ -73,13 +83,15 @@ class BatchedRecommendationVecEnv(VecEnv):
         encoder: Encoder | None = None,
         world: World | None = None,
         full_info: bool = False,
+        render_mode: str | None = None,
     ) -> None:
         check_count(n_envs, "n_envs")
+        check_render_mode(render_mode, RecommendationEnv.metadata["render_modes"])
         if world is None:
             world = build_world(load_scenario(scenario), encoder=encoder)
         self.world = world
         self.scenario = world.scenario
-        self.render_mode = None
+        self.render_mode = render_mode
         self.full_info = full_info
         self.users = UserBatch(world, n_envs, rich_info=full_info)
         # The next user of each sub-env, started ahead of time and several at once (a reset's
@@ -96,9 +108,11 @@ class BatchedRecommendationVecEnv(VecEnv):
         self._prepare_ahead = self.scenario.state.mode != "text"
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
-        # Attributes set for some sub-envs only (set_attr with indices), per sub-env.
+        # Attributes set for some sub-envs only (set_attr with indices), per sub-env, and for all.
         self._own_attrs: list[dict[str, Any]] = [{} for _ in range(n_envs)]
+        self._shared_attrs: dict[str, Any] = {}
         super().__init__(n_envs, observation_space(world), action_space(world))
+        self.metadata = dict(RecommendationEnv.metadata)  # a DummyVecEnv's is its first env's
 
     # --------------------------------------------------------------- seeding
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -239,12 +253,16 @@ class BatchedRecommendationVecEnv(VecEnv):
 
     def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
         """The attribute of each sub-env in ``indices``: a value set for that sub-env alone by
-        :meth:`set_attr`, else the shared one."""
-        own = self._own_attrs
-        return [
-            own[i][attr_name] if attr_name in own[i] else getattr(self, attr_name)
-            for i in self._indices(indices)
-        ]
+        :meth:`set_attr`, else one set for all of them, else a sub-env's own ``metadata`` or
+        ``spec``, else the VecEnv's attribute."""
+        own, rows = self._own_attrs, self._indices(indices)
+        if attr_name in self._shared_attrs:
+            shared = self._shared_attrs[attr_name]
+        elif attr_name in self._SUB_ENV_ATTRS:
+            shared = self._SUB_ENV_ATTRS[attr_name]
+        else:
+            shared = getattr(self, attr_name)
+        return [own[i][attr_name] if attr_name in own[i] else shared for i in rows]
 
     def set_attr(
         self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None
@@ -254,6 +272,7 @@ class BatchedRecommendationVecEnv(VecEnv):
         rows = self._indices(indices)
         if set(rows) >= set(range(self.num_envs)):
             setattr(self, attr_name, value)
+            self._shared_attrs[attr_name] = value
             for own in self._own_attrs:
                 own.pop(attr_name, None)
         else:
@@ -271,7 +290,8 @@ class BatchedRecommendationVecEnv(VecEnv):
 
         The users live in shared arrays, not in env objects, so only the per-sub-env methods
         SB3 and sb3-contrib call are answered: ``action_masks`` (each sub-env's mask) and
-        ``render`` (None, as a ``RecommendationEnv`` without a render mode returns). Any other
+        ``render`` (each sub-env's history text with ``render_mode="ansi"``, else None, as a
+        ``RecommendationEnv`` renders). Any other
         name is an ``AttributeError``: calling the VecEnv's own method once per index (what this
         did) reset every sub-env for ``env_method("reset", indices=[1])``.
         """
@@ -280,6 +300,8 @@ class BatchedRecommendationVecEnv(VecEnv):
             masks = self.action_masks()
             return [masks[i] for i in rows]
         if method_name == "render":
+            if self.render_mode == "ansi":
+                return [self.users.history_text(i) for i in rows]
             return [None for _ in rows]
         raise AttributeError(
             f"env_method({method_name!r}): BatchedRecommendationVecEnv keeps its users in arrays "

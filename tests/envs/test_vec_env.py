@@ -448,6 +448,38 @@ def test_env_method_answers_per_sub_env_or_refuses(tmp_path: Any) -> None:
         venv.env_method("reset", indices=[1])
 
 
+def test_vec_env_renders_and_answers_get_attr_as_a_dummy_vec_env(tmp_path: Any) -> None:
+    # The history texts of render_mode="ansi" through episode ends, and a sub-env's metadata
+    # and spec, as DummyVecEnv over RecommendationEnv gives them (spec was an AttributeError,
+    # metadata hid the ansi mode, and make_vec_env refused render_mode).
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    world = small_world(tmp_path, users={"patience": {"skip_cost": 0.3}})
+    n = 3
+    fast = BatchedRecommendationVecEnv(world=world, n_envs=n, render_mode="ansi")
+    slow = DummyVecEnv([lambda: RecommendationEnv(world=world, render_mode="ansi")] * n)
+    for venv in (fast, slow):
+        venv.seed(7)
+        venv.reset()
+    actions = np.random.default_rng(3).integers(0, world.scenario.candidates.k, size=(40, n))
+    n_done, n_texts = 0, 0
+    for t in range(len(actions)):
+        n_done += int(fast.step(actions[t])[2].sum())
+        slow.step(actions[t])
+        texts = fast.env_method("render")
+        assert texts == slow.env_method("render"), t
+        n_texts += sum(bool(text) for text in texts)
+    assert n_done >= n and n_texts > 0
+    assert fast.env_method("render", indices=[2]) == slow.env_method("render", indices=[2])
+    for name in ("metadata", "spec", "render_mode"):
+        assert fast.get_attr(name) == slow.get_attr(name), name
+    assert fast.metadata == slow.metadata
+    fast.set_attr("spec", "mine")
+    assert fast.get_attr("spec") == ["mine"] * n
+    with pytest.raises(ValueError, match="render_mode: 'human'"):
+        BatchedRecommendationVecEnv(world=world, n_envs=2, render_mode="human")
+
+
 def test_vec_env_seed_takes_numpy_integers_and_refuses_bad_seeds_where_given(
     tmp_path: Any,
 ) -> None:
