@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_no
 from ..scenarios.schema import ALGORITHM_NAMES, Scenario, has_algorithm_sections
 from .dueling import MlpDQNPolicy
 from .errors import AgentError
+from .safe_load import safe_custom_objects
 from .scorer import (
     CandidateScorerDQNPolicy,
     CandidateScorerExtractor,
@@ -718,11 +719,17 @@ def existing_model_file(path: str | os.PathLike[str]) -> Path:
 
 
 def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = None) -> BaseAlgorithm:
-    """Load a saved model (``model.zip``) of the given algorithm, with one-line errors."""
+    """Load a saved model (``model.zip``) of the given algorithm, with one-line errors.
+
+    The pickled entries of the file's ``data`` are read with :func:`~.safe_load.safe_custom_objects`
+    (only the classes saved models refer to), never by SB3's cloudpickle: a crafted file would
+    run code when loaded.
+    """
     p = existing_model_file(path)
     cls = algorithm_class(algo)
+    custom_objects = safe_custom_objects(p)
     try:
-        return cls.load(str(p), env=env, device="cpu")
+        return cls.load(str(p), env=env, device="cpu", custom_objects=custom_objects)
     except Exception as exc:  # noqa: BLE001 - any load failure is one user-facing line
         trained = trained_algo(p)
         if trained is not None and trained != algo:

@@ -165,3 +165,61 @@ def test_a_corrupt_policy_file_is_not_advised_to_load_unsafely(runs, tmp_path, c
     code, _, err = _evaluate(capsys, "--policy", f"ppo:{bad}", "--out", str(tmp_path / "a"))
     assert code == 2 and err.count("\n") == 0
     assert "its policy.pth is not a readable PyTorch state" in err and "weights_only" not in err
+
+
+class _Touch:
+    """A pickle that creates a file when it is loaded (what a crafted model.zip could do)."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def _with_data_entry(src_zip, dst_zip, key: str, value) -> None:
+    """A copy of a model.zip whose ``data`` entry ``key`` is the pickle of ``value``."""
+    import base64
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(src_zip) as src, zipfile.ZipFile(dst_zip, "w") as dst:
+        for item in src.infolist():
+            raw = src.read(item.filename)
+            if item.filename == "data":
+                data = json.loads(raw)
+                data[key] = {
+                    ":type:": "<class 'function'>",
+                    ":serialized:": base64.b64encode(pickle.dumps(value)).decode(),
+                }
+                raw = json.dumps(data).encode()
+            dst.writestr(item, raw)
+
+
+def test_a_model_file_whose_data_names_a_function_is_refused_without_running_it(
+    runs, tmp_path, capsys
+):
+    # SB3's load unpickles the data's entries with cloudpickle, which calls whatever a pickle
+    # names: this file made a normal report and created the marker.
+    marker = tmp_path / "ran"
+    bad = tmp_path / "bad.zip"
+    _with_data_entry(runs / "cold_start" / "model.zip", bad, "lr_schedule", _Touch(marker))
+    code, _, err = _evaluate(capsys, "--policy", f"ppo:{bad}", "--out", str(tmp_path / "a"))
+    assert code == 2 and err.count("\n") == 0
+    assert err.startswith(f"lmrecsim: error: {bad}: data entry 'lr_schedule' names pathlib")
+    assert not marker.exists() and not (tmp_path / "a").exists()
+    # A class of another package is refused too; the model's own entries load.
+    _with_data_entry(runs / "cold_start" / "model.zip", bad, "clip_range", json.JSONDecoder)
+    from lmrecsim.agents.build import load_model
+    from lmrecsim.agents.safe_load import safe_custom_objects
+
+    with pytest.raises(AgentError, match="data entry 'clip_range' names json.decoder.JSONDecoder"):
+        load_model("ppo", bad)
+
+    model = load_model("ppo", runs / "cold_start")
+    objects = safe_custom_objects(runs / "cold_start" / "model.zip")
+    assert {"observation_space", "action_space", "policy_class", "lr_schedule"} <= set(objects)
+    assert model.observation_space == objects["observation_space"]
+    assert type(model.policy) is objects["policy_class"]
