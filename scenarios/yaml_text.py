@@ -10,7 +10,9 @@ here, which reads numbers as YAML 1.2 does: ``1e-3`` and ``2E5`` are floats, ``0
 ``'1:30'``; underscores between digits are allowed (``1_000``). A quoted ``'1e-3'`` stays a
 string. A key given twice in one mapping is an error (``yaml.safe_load`` keeps the last), and
 so are collections nested too deeply for the parser (Python's recursion limit; a
-:class:`NestedTooDeeply` error, not a ``RecursionError``). Otherwise it is ``yaml.safe_load``:
+:class:`NestedTooDeeply` error, not a ``RecursionError``) and aliases that expand to more than
+:data:`MAX_EXPANDED_VALUES` values or into a collection that contains them
+(:class:`AliasesExpandTooFar`: a few lines of nested aliases can stand for billions of values). Otherwise it is ``yaml.safe_load``:
 the loader is a ``yaml.SafeLoader``, so no tags beyond the safe ones are honoured and nothing is
 executed.
 """
@@ -22,13 +24,86 @@ from typing import Any
 
 import yaml
 
-__all__ = ["NestedTooDeeply", "safe_load", "yaml_error_parts"]
+__all__ = [
+    "MAX_EXPANDED_VALUES",
+    "AliasesExpandTooFar",
+    "NestedTooDeeply",
+    "safe_load",
+    "yaml_error_parts",
+]
+
+
+#: The most values a document may hold once its aliases are expanded. Aliases share what they
+#: name, so nine nested aliases of nine items each read as a few lines and a few objects, but
+#: every consumer that walks the values (validation, hashing, copying) walks 9**9 of them.
+MAX_EXPANDED_VALUES = 1_000_000
+
+
+class AliasesExpandTooFar(yaml.YAMLError):
+    """A document whose aliases expand to more than :data:`MAX_EXPANDED_VALUES` values, or
+    refer to a collection that contains them."""
+
+    problem_mark = None
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _node_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expanded_size(root: yaml.Node | None) -> None:
+    """Refuse a composed document that expands to too many values or contains itself.
+
+    Counted over the node graph, each shared node once (linear in the document's size).
+    """
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in _node_children(node))
+            if total > MAX_EXPANDED_VALUES:
+                raise AliasesExpandTooFar(
+                    f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values (expected a "
+                    "document that holds its values, not a multiplication of aliases)"
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in _node_children(node):
+            if id(child) in open_nodes:
+                raise AliasesExpandTooFar(
+                    "an alias refers to a collection that contains it (expected no recursion)"
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` plus plain scalars like ``1e-3`` resolved as floats, and a duplicate
+    """``yaml.SafeLoader`` plus plain scalars like ``1e-3`` resolved as floats, a duplicate
     key in a mapping as an error (PyYAML keeps the last one silently, so a second ``candidates:``
-    block would drop the first without a word)."""
+    block would drop the first without a word), and aliases that expand without limit or into
+    themselves as errors."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        _check_expanded_size(node)
+        return node
 
     def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
         # Checked as the document is read, before merge keys (`<<: *base`) are flattened into
@@ -106,8 +181,8 @@ def safe_load(text: str | bytes) -> Any:
     """Parse one YAML document like ``yaml.safe_load``, with YAML 1.2's numbers.
 
     Raises:
-        yaml.YAMLError: malformed YAML (as ``yaml.safe_load``), a duplicate key, or
-            :class:`NestedTooDeeply`.
+        yaml.YAMLError: malformed YAML (as ``yaml.safe_load``), a duplicate key,
+            :class:`NestedTooDeeply` or :class:`AliasesExpandTooFar`.
     """
     try:
         return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass

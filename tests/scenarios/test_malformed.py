@@ -56,6 +56,8 @@ EXPECTED: dict[str, str] = {
     "invalid_yaml_unclosed.yaml": "invalid YAML at line 3",
     "latin1.yaml": "not UTF-8 text",
     "nested_too_deep.yaml": "invalid YAML: collections nested too deeply",
+    "alias_bomb.yaml": "invalid YAML: aliases expand to more than 1,000,000 values",
+    "alias_recursive.yaml": "invalid YAML: an alias refers to a collection that contains it",
     "nul_character.yaml": "invalid YAML at line 2, column 10: character #x0000 (special "
     "characters are not allowed)",
     "utf16_bom.yaml": "not UTF-8 text",
