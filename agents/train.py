@@ -700,6 +700,15 @@ def resume(
             f"{path}: the model has trained {model.num_timesteps} steps, its name or train.json "
             f"says {start} (expected them to agree)"
         )
+    if validating and path.name != "model.zip" and any(r.best for r in rows):
+        # It becomes best_model.zip below, before train.json says "running" again.
+        try:
+            load_model(agent.algo, best_copy)
+        except AgentError as exc:
+            raise AgentError(
+                f"{exc} (the copy of best_model.zip the checkpoint keeps; train again without "
+                "--resume)"
+            ) from None
     # Before train.json says "running" again: a callback that cannot start refuses the resume.
     extra_callbacks = callback_factory(sc, world) if callback_factory is not None else []
     kept_entries = {key: record[key] for key in KEPT_RECORD if key in record}

@@ -117,6 +117,26 @@ def test_the_checkpoints_copy_of_the_best_model_comes_back(tmp_path):
     assert not (out / "checkpoints" / "model_1024_steps.zip").exists()  # --checkpoint-freq 10,000
 
 
+def test_a_corrupt_copy_of_the_best_model_refuses_the_resume(tmp_path, capsys):
+    # It was copied over best_model.zip unchecked, and the run ended "complete" with a best
+    # model that no command could load.
+    out = tmp_path / "run"
+    _stopped_run(out)  # resumes from the checkpoint at 512, after the best validation (256)
+    copy = out / "checkpoints" / "best_model_512_steps.zip"
+    copy.write_bytes(copy.read_bytes()[:2000])
+    best_before = (out / "best_model.zip").read_bytes()
+    record_before = (out / "train.json").read_text()
+    code = main(["train", "--resume", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert err.startswith(f"lmrecsim: error: {copy}: cannot load a ppo model")
+    assert err.endswith(
+        "(the copy of best_model.zip the checkpoint keeps; train again without --resume)"
+    )
+    assert (out / "best_model.zip").read_bytes() == best_before
+    assert (out / "train.json").read_text() == record_before
+
+
 def test_resuming_is_reproducible_bit_for_bit(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     _stopped_run(first)
