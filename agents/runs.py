@@ -41,11 +41,14 @@ def _budget(folder: Path) -> int | None:
         value = data["agent"]["timesteps"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return _int(value)
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """``value`` when it is an int the table's Int64 columns hold, else None (not shown)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
 
 
 def _row(folder: Path) -> dict[str, Any]:

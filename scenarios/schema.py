@@ -67,6 +67,10 @@ MAX_HISTORY = 256
 #: drift switch) may name: later ones can never happen, and beyond 64 bits (`period:
 #: 100000000000000000000000`) they ended an evaluation in an OverflowError traceback.
 MAX_STEPS = 100_000
+#: Largest training budget (``agent.timesteps``): a million times the benchmark's 200,000 steps,
+#: and far inside 64 bits (a budget of 99999999999999999999 steps was accepted, and its run
+#: ended ``lmrecsim runs`` in an OverflowError traceback).
+MAX_TIMESTEPS = 200_000_000_000
 #: Largest size of a coefficient (a weight, a cost, a scale): far beyond any sensible setting,
 #: and far enough from the largest float that the simulation stays finite (near it, returns,
 #: dwell times and states overflowed to inf, or shares to NaN, with a traceback).
@@ -685,7 +689,9 @@ class AgentConfig(_Strict):
         description="candidate_scorer: one shared network scores each candidate (works for unseen "
         "items). mlp: SB3's MultiInputPolicy over the flattened observation (for comparison).",
     )
-    timesteps: int = Field(20_000, ge=1, description="Training budget in environment steps.")
+    timesteps: int = Field(
+        20_000, ge=1, le=MAX_TIMESTEPS, description="Training budget in environment steps."
+    )
     n_envs: int = Field(8, ge=1, le=MAX_N_ENVS, description="Parallel users while training.")
     seed: int = Field(
         0,

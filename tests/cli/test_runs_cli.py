@@ -81,3 +81,21 @@ def test_no_runs_and_a_missing_folder(tmp_path, capsys):
         list_runs(tmp_path / "missing")
     assert main(["runs", str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_counts_beyond_64_bits_are_not_shown_rather_than_a_traceback(tmp_path, capsys):
+    # A hand-edited train.json or scenario.yaml: Int64 columns ended the listing in an
+    # OverflowError traceback.
+    import json
+
+    run = tmp_path / "runs" / "edited"
+    run.mkdir(parents=True)
+    record = {"status": "complete", "scenario": "default", "algo": "ppo", "seed": 2**64}
+    (run / "train.json").write_text(json.dumps({**record, "timesteps": 2**64}))
+    (run / "scenario.yaml").write_text("agent:\n  timesteps: 99999999999999999999\n")
+    table = list_runs(tmp_path / "runs")
+    assert table.loc[0, "status"] == "complete"
+    assert table[["seed", "timesteps", "budget"]].isna().all(axis=None)
+    assert str(table["timesteps"].dtype) == "Int64"
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    assert "edited" in capsys.readouterr().out

@@ -21,6 +21,8 @@ EXPECTED: dict[str, str] = {
     ">= 0)",
     "range_eval_seed_too_large.yaml": "evaluation.seeds[1]: 9223372036854775808 is out of range "
     "(expected a number <= 9223372036854775807)",
+    "range_timesteps_huge.yaml": "agent.timesteps: 99999999999999999999 is out of range "
+    "(expected a number <= 200000000000)",
     "range_agent_seed_too_large.yaml": "agent.seed: 99999999999999999999 is out of range (expected "
     "a number <= 4294966271)",
     "duplicate_key.yaml": "invalid YAML at line 6, column 1: duplicate key 'candidates' (first at "
