@@ -275,6 +275,15 @@ def test_a_bad_thread_count_is_refused_not_replaced(tmp_path):
     with pytest.raises(AgentError, match=r"^torch_threads: '2' is invalid"):
         resume(out, progress=False, torch_threads="2")  # type: ignore[arg-type]
     assert json.loads((out / "train.json").read_text())["status"] == "stopped"
+    # A count of 0 in the run's train.json names that file, not a flag.
+    record = json.loads((out / "train.json").read_text())
+    (out / "train.json").write_text(json.dumps({**record, "torch_threads": 0}))
+    with pytest.raises(AgentError) as err:
+        resume(out, progress=False)
+    assert str(err.value) == (
+        f"{out / 'train.json'}: torch_threads: 0 is invalid (expected an integer >= 1, or "
+        "--torch-threads N)"
+    )
 
 
 def test_a_logging_run_keeps_its_log_when_stopped_and_goes_on_logging_when_resumed(
