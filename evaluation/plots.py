@@ -299,6 +299,43 @@ def validation_curve(run_dir: Path | None, *, until: int | None = None) -> pd.Da
     return None if frame.empty else frame[["timesteps", "mean_return", "best"]]
 
 
+def curve_file_problems(run_dir: Path | None, label: str) -> list[str]:
+    """Warnings for a run folder's ``progress.csv`` and ``validation.csv`` that are there but
+    cannot be read, so the report leaves their curves out (an empty file, or one with no rows
+    yet, is no problem: a run stopped before its first rollout or validation writes those).
+    """
+    if run_dir is None:
+        return []
+    from ..agents.validation import VALIDATION_COLUMNS, read_validation
+
+    problems = []
+    path = Path(run_dir) / "progress.csv"
+    if path.is_file() and path.stat().st_size > 0:
+        try:
+            columns = set(pd.read_csv(path, nrows=0).columns)
+        except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+            columns = set()
+        if not {"time/total_timesteps", "rollout/ep_rew_mean"} <= columns:
+            problems.append(
+                f"{path}: unreadable (expected SB3's CSV log with time/total_timesteps and "
+                f"rollout/ep_rew_mean); the report leaves out the training curve of {label!r}"
+            )
+    path = Path(run_dir) / "validation.csv"
+    if path.is_file() and path.stat().st_size > 0 and read_validation(run_dir) is None:
+        try:
+            rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+            header_only = rows.empty and list(rows.columns) == list(VALIDATION_COLUMNS)
+        except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+            header_only = False
+        if not header_only:
+            problems.append(
+                f"{path}: not what lmrecsim train writes (expected the columns "
+                f"{', '.join(VALIDATION_COLUMNS)} with numbers and True/False); the report "
+                f"leaves out the validation curve of {label!r}"
+            )
+    return problems
+
+
 def plot_learning_curves(
     curves: Mapping[str, pd.DataFrame],
     validation: Mapping[str, pd.DataFrame] | None = None,

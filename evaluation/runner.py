@@ -1103,7 +1103,7 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
         )
         plots = []
         if make_plots:
-            from .plots import all_plots, learning_curve, validation_curve
+            from .plots import all_plots, curve_file_problems, learning_curve, validation_curve
 
             privileged = {label: info.privileged for label, info in result.policies.items()}
             curves, validations = {}, {}
@@ -1114,6 +1114,9 @@ def _write_outputs(result: EvaluationResult, out: Path, *, make_plots: bool) -> 
                 checked = validation_curve(info.run_dir, until=info.trained_steps)
                 if checked is not None:
                     validations[label] = checked
+                for problem in curve_file_problems(info.run_dir, label):
+                    if problem not in result.warnings:
+                        result.warnings.append(problem)
             plots = all_plots(
                 result.summary,
                 result.steps,

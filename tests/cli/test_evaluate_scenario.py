@@ -223,3 +223,33 @@ def test_a_model_file_whose_data_names_a_function_is_refused_without_running_it(
     assert {"observation_space", "action_space", "policy_class", "lr_schedule"} <= set(objects)
     assert model.observation_space == objects["observation_space"]
     assert type(model.policy) is objects["policy_class"]
+
+
+def test_a_runs_damaged_curve_files_are_warnings_not_silently_dropped_curves(
+    runs, tmp_path, capsys
+):
+    run = _copy_run(runs, tmp_path, "damaged")
+    out = tmp_path / "report"
+    # A run's own files: no warning (no validation.csv here, and a header-only one is a run
+    # stopped before its first validation).
+    (run / "validation.csv").write_text("timesteps,mean_return,std_error,users,best\n")
+    code, _, err = _evaluate(capsys, "--policy", f"mine=ppo:{run}", "--out", str(out))
+    assert code == 0 and "warning" not in err
+    assert (out / "learning_curves.png").is_file()
+    (run / "progress.csv").write_text("\x00garbage\n1,2\n")
+    (run / "validation.csv").write_text(
+        "timesteps,mean_return,std_error,users,best\n32,abc,0.1,400,maybe\n"
+    )
+    code, _, err = _evaluate(capsys, "--policy", f"mine=ppo:{run}", "--out", str(out))
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("lmrecsim: warning:")]
+    assert (
+        f"lmrecsim: warning: {run / 'progress.csv'}: unreadable (expected SB3's CSV log"
+        in (lines[0])
+    )
+    assert lines[0].endswith("the report leaves out the training curve of 'mine'")
+    assert lines[1].startswith(f"lmrecsim: warning: {run / 'validation.csv'}: not what lmrecsim")
+    assert lines[1].endswith("the report leaves out the validation curve of 'mine'")
+    report = (out / "report.md").read_text()
+    assert "leaves out the training curve of 'mine'" in report
+    assert not (out / "learning_curves.png").exists()
