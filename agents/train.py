@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
@@ -239,12 +240,11 @@ def resolve_run(
             "(expected a mapping of SB3 constructor arguments, such as {'learning_rate': 0.001})"
         )
     sc = load_scenario(scenario)
+    hyperparameters = _plain_numbers(dict(hyperparameters or {}))
     # Command-line hyperparameters merge over those of the algorithm that runs. Mappings
     # (policy_kwargs) merge key by key, as under `extends`: `--hp policy_kwargs=...` changes the
     # keys it names and keeps the scenario's others (e.g. a shipped `dueling`).
-    hp = deep_merge(
-        sc.agent.hyperparameters_for(algo or sc.agent.algo), dict(hyperparameters or {})
-    )
+    hp = deep_merge(sc.agent.hyperparameters_for(algo or sc.agent.algo), hyperparameters)
     # With per-algorithm sections, the resolved scenario keeps them: the section of the algorithm
     # that runs holds the merged settings and the others stay, so the run's scenario.yaml trains
     # another algorithm (--algo) as the original file did (and build_agent names an error's key
@@ -264,6 +264,19 @@ def resolve_run(
         update = {"hyperparameters": resolved}
         sc = sc.model_copy(update={"agent": sc.agent.model_copy(update=update)})
     return sc
+
+
+def _plain_numbers(value: Any) -> Any:
+    """``value`` with numpy scalars (``np.int64(64)``, ``np.float32(3e-4)``) as Python numbers,
+    in nested mappings and lists too: the scenario holds what YAML and JSON can (a numpy value
+    passed the hyperparameter checks and then failed deep in pydantic's serialiser)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_numbers(v) for v in value)
+    return value
 
 
 def train(
@@ -345,10 +358,12 @@ def train(
     # And the model: settings SB3 rejects fail before the run folder exists, too. An error names
     # the scenario's file unless command-line hyperparameters or a policy were given.
     model = build_agent(sc, venv, name_file=not hyperparameters and policy is None)
+    # The caller's callbacks and entries too: the earlier run in the folder is cleared next.
+    extra_callbacks = _extra_callbacks(callback_factory, sc, world)
+    run_info = _run_info(sc, threads, checkpoint_freq, **_extra_record(record))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)
-    run_info = _run_info(sc, threads, checkpoint_freq, **dict(record or {}))
     _record_start(out_dir, sc, run_info)
     return _learn(
         model,
@@ -358,8 +373,77 @@ def train(
         csv_format=SortedCSVOutputFormat(str(out_dir / "progress.csv")),
         validation=_validation_callback(sc, world, out_dir),
         progress=progress,
-        extra_callbacks=callback_factory(sc, world) if callback_factory is not None else [],
+        extra_callbacks=extra_callbacks,
     )
+
+
+#: ``train.json`` entries a run writes itself, which ``record`` may not replace.
+_OWN_RECORD = (
+    "status",
+    "scenario",
+    "algo",
+    "policy",
+    "seed",
+    "n_envs",
+    "torch_threads",
+    "checkpoint_freq",
+    "validation",
+    "timesteps",
+    "seconds",
+    "steps_per_second",
+    "resumed_from",
+)
+
+
+def _extra_record(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``train(record=...)``'s entries, checked: a mapping of string keys that the run does not
+    write itself, with values JSON can hold.
+
+    Raises:
+        AgentError: one line naming ``record`` and the entry.
+    """
+    if record is None:
+        return {}
+    if not isinstance(record, Mapping):
+        raise AgentError(
+            f"record: {type(record).__name__} is invalid (expected a mapping of extra train.json "
+            "entries, such as {'log_episodes': True})"
+        )
+    for key, value in record.items():
+        if not isinstance(key, str) or key in _OWN_RECORD:
+            raise AgentError(
+                f"record: entry {key!r} is invalid (expected a string key other than the run's "
+                f"own entries: {', '.join(_OWN_RECORD)})"
+            )
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise AgentError(
+                f"record: entry {key!r} holds {type(value).__name__} {value!r:.60} (expected a "
+                "value JSON can hold: a string, a finite number, a bool, None, a list or a "
+                "mapping of them)"
+            ) from None
+    return dict(record)
+
+
+def _extra_callbacks(
+    factory: Callable[[Scenario, World], Any] | None, sc: Scenario, world: World
+) -> list[BaseCallback]:
+    """The callbacks ``callback_factory`` returns for this run, checked before the run changes
+    its folder.
+
+    Raises:
+        AgentError: a factory that returns anything but a list (or tuple) of SB3 callbacks.
+    """
+    if factory is None:
+        return []
+    made = factory(sc, world)
+    if not isinstance(made, (list, tuple)) or not all(isinstance(c, BaseCallback) for c in made):
+        raise AgentError(
+            f"callback_factory: returned {type(made).__name__} {made!r:.60} (expected a list of "
+            "stable-baselines3 callbacks, such as [] or [CheckpointCallback(...)])"
+        )
+    return list(made)
 
 
 def _run_info(
@@ -715,7 +799,7 @@ def resume(
                 "--resume)"
             ) from None
     # Before train.json says "running" again: a callback that cannot start refuses the resume.
-    extra_callbacks = callback_factory(sc, world) if callback_factory is not None else []
+    extra_callbacks = _extra_callbacks(callback_factory, sc, world)
     kept_entries = {key: record[key] for key in KEPT_RECORD if key in record}
     run_info = _run_info(
         sc, threads, checkpoint_freq or freq_before, resumed_from=start, **kept_entries

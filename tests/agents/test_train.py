@@ -103,3 +103,80 @@ def test_ppo_checkpoints_default_to_whole_rollouts(tmp_path):
     )
     saved = sorted(int(p.name.split("_")[1]) for p in (out / "checkpoints").iterdir())
     assert saved == [64, 128, 192, 256]
+
+
+def _tiny_run(out, **kwargs):
+    from lmrecsim.agents.train import train
+
+    return train(
+        "default",
+        out=out,
+        timesteps=64,
+        n_envs=2,
+        hyperparameters={"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+        validate_every=0,
+        progress=False,
+        **kwargs,
+    )
+
+
+def test_a_bad_callback_factory_or_record_leaves_the_earlier_run_alone(tmp_path):
+    # Both were used after the earlier run in the folder was cleared: its model.zip was gone,
+    # train.json said "running", and the error was a TypeError from inside the training.
+    import json
+    import re
+
+    import pytest
+    from stable_baselines3.common.callbacks import StopTrainingOnMaxEpisodes
+
+    from lmrecsim.agents.errors import AgentError
+
+    out = tmp_path / "run"
+    _tiny_run(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for factory, shown in (
+        (lambda sc, world: None, "NoneType None"),
+        (lambda sc, world: StopTrainingOnMaxEpisodes(5), "StopTrainingOnMaxEpisodes"),
+    ):
+        with pytest.raises(AgentError, match=f"^callback_factory: returned {shown}"):
+            _tiny_run(out, callback_factory=factory)
+    for record, message in (
+        ({"algo": "dqn"}, "record: entry 'algo' is invalid (expected a string key other than"),
+        ({"note": object()}, "record: entry 'note' holds object"),
+        ({"note": float("nan")}, "record: entry 'note' holds float nan"),
+        ([("note", 1)], "record: list is invalid"),
+    ):
+        with pytest.raises(AgentError, match=f"^{re.escape(message)}"):
+            _tiny_run(out, record=record)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert json.loads((out / "train.json").read_text())["status"] == "complete"
+    result = _tiny_run(out, record={"note": "kept"}, callback_factory=lambda sc, world: ())
+    assert json.loads((out / "train.json").read_text())["note"] == "kept"
+    assert result.timesteps == 64
+
+
+def test_numpy_numbers_in_hyperparameters_are_python_numbers_in_the_scenario():
+    # np.float32 learning rates passed the checks and failed in pydantic's serialiser while the
+    # scenario was hashed, without naming the key.
+    import numpy as np
+
+    from lmrecsim.agents.train import resolve_run
+    from lmrecsim.scenarios.loader import scenario_hash
+
+    hp = {
+        "n_steps": np.int64(32),
+        "learning_rate": np.float32(0.25),
+        "policy_kwargs": {"x": [np.int8(1)]},
+    }
+    sc = resolve_run("default", algo="ppo", hyperparameters=hp)
+    got = sc.agent.hyperparameters_for("ppo")
+    assert type(got["n_steps"]) is int and got["n_steps"] == 32
+    assert type(got["learning_rate"]) is float and got["learning_rate"] == 0.25
+    assert type(got["policy_kwargs"]["x"][0]) is int
+    assert scenario_hash(sc) == scenario_hash(
+        resolve_run(
+            "default",
+            algo="ppo",
+            hyperparameters={"n_steps": 32, "learning_rate": 0.25, "policy_kwargs": {"x": [1]}},
+        )
+    )
