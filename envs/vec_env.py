@@ -108,6 +108,7 @@ class BatchedRecommendationVecEnv(VecEnv):
         self._prepare_ahead = self.scenario.state.mode != "text"
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
+        self._has_reset = False  # no user has started before the first reset()
         # Attributes set for some sub-envs only (set_attr with indices), per sub-env, and for all.
         self._own_attrs: list[dict[str, Any]] = [{} for _ in range(n_envs)]
         self._shared_attrs: dict[str, Any] = {}
@@ -165,10 +166,13 @@ class BatchedRecommendationVecEnv(VecEnv):
         self.reset_infos = [self._reset_info(i) for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
+        self._has_reset = True
         return self.users.observe()
 
     def step_async(self, actions: np.ndarray) -> None:
         # Checked (integer slots in [0, K)) by UserBatch.step.
+        if not self._has_reset:  # as RecommendationEnv: empty users, and the seed not applied
+            raise RuntimeError("call reset() before step() (and after an episode ends)")
         self._actions = np.asarray(actions)
 
     def step_wait(

@@ -139,6 +139,7 @@ class RecommendationVectorEnv(VectorEnv):
         self._prepare_ahead = self.scenario.state.mode != "text"
         self._gens: list[np.random.Generator | None] = [None] * num_envs
         self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._started = np.zeros(num_envs, dtype=bool)  # rows reset at least once
 
     def _keys(self, rows: np.ndarray, seeds: list[int | None] | None = None) -> np.ndarray:
         """One episode key per row, from that sub-env's generator (re)seeded when a seed is given."""
@@ -240,6 +241,7 @@ class RecommendationVectorEnv(VectorEnv):
         rows = np.flatnonzero(mask)
         self._start_users(rows, seeds)
         self._autoreset[rows] = False
+        self._started[rows] = True
         return self.users.observe(), self._reset_info(rows)
 
     def _reset_mask(self, value: Any) -> np.ndarray:
@@ -261,6 +263,11 @@ class RecommendationVectorEnv(VectorEnv):
         """Step every sub-env; infos are those ``SyncVectorEnv`` builds from the single envs'
         (step infos, reset infos of restarted sub-envs, ``final_obs``/``final_info`` in
         ``SAME_STEP`` mode), with the ``_name`` masks."""
+        if not self._started.all():  # as SyncVectorEnv's envs: empty users, seeds not applied
+            raise RuntimeError(
+                f"call reset() before step(): sub-envs {np.flatnonzero(~self._started).tolist()} "
+                "have not been reset"
+            )
         users = self.users
         # Finished users are stepped along with the rest (their draws are keyed by their own
         # episode, so nobody else is affected) and then replaced.

@@ -1304,7 +1304,9 @@ def evaluate_off_policy(
             every episode, without cross-fitting; more folds than episodes means one per episode.
         seed: seed of the fold assignment.
     """
-    if isinstance(estimators, str) or (estimators is not None and not list(estimators)):
+    if estimators is not None and not isinstance(estimators, str):
+        estimators = list(estimators)  # read once: a generator is used up by the check below
+    if isinstance(estimators, str) or (estimators is not None and not estimators):
         # A plain string would be read letter by letter ('i' is unknown), [] as "all".
         raise LogError(
             f"estimators: {estimators!r} (expected None for the log's defaults, or a non-empty "

@@ -268,11 +268,14 @@ def policy_position_propensities(
 
 
 def checked_outputs(
-    label: str, k: int, probs: np.ndarray, scores: Any
+    label: str, k: int, probs: np.ndarray, scores: Any, chosen: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A policy's ``action_probabilities`` (K,) and ``scores`` (K,) or None, checked; anything
     else is a one-line :class:`EvaluationError` naming the policy and the method (it used to
-    surface later as numpy's shape errors or a ranking metric's NaN complaint)."""
+    surface later as numpy's shape errors or a ranking metric's NaN complaint). With ``chosen``
+    (the slot its ``predict`` took, the first of a slate), that slot's probability must be
+    positive: a logged propensity of 0 for the action taken made a log that off-policy
+    evaluation can only refuse."""
 
     def refuse(method: str, what: str, expected: str) -> EvaluationError:
         return EvaluationError(f"policy {label!r}: {method} returned {what} (expected {expected})")
@@ -282,6 +285,12 @@ def checked_outputs(
     if not (np.isfinite(probs).all() and (probs >= 0).all() and abs(probs.sum() - 1.0) < 1e-6):
         shown = np.array2string(probs, precision=3, threshold=8)
         raise refuse("action_probabilities", shown, f"{k} probabilities >= 0 summing to 1")
+    if chosen is not None and not probs[chosen] > 0:
+        raise refuse(
+            "action_probabilities",
+            f"0 for slot {chosen}, which its predict chose",
+            "a positive probability for the action the policy takes",
+        )
     if scores is None:
         return probs, None
     try:
@@ -408,14 +417,14 @@ def run_policy(
                 if size > 1:
                     action = policy_slate(action_arr, label, k, size)
                     probs = policy_probabilities(policy, obs, int(action[0]))
-                    probs, scores = checked_outputs(label, k, probs, scores)
+                    probs, scores = checked_outputs(label, k, probs, scores, int(action[0]))
                     prefix = policy_prefix_propensities(policy, obs, action, probs)
                     positions = policy_position_propensities(policy, obs, action, prefix)
                     propensity = float(prefix[-1])
                 else:
                     action = policy_slot(action_arr, label, k)
                     probs = policy_probabilities(policy, obs, action)
-                    probs, scores = checked_outputs(label, k, probs, scores)
+                    probs, scores = checked_outputs(label, k, probs, scores, action)
                     propensity = float(probs[action])
                     prefix = positions = np.array([propensity])
                 mask = obs["action_mask"].copy()

@@ -199,7 +199,17 @@ class EvaluationResult:
     def exposure(self, label: str) -> np.ndarray:
         """(n_items,) how often each catalog item was recommended (shown) by ``label``: every item
         of a slate counts; a step (or slate position) whose slot was masked or repeated showed
-        nothing and counts for no item."""
+        nothing and counts for no item.
+
+        Raises:
+            EvaluationError: a label this result did not evaluate (all zeros would read as a
+                policy that recommended nothing).
+        """
+        if label not in self.policies:
+            raise EvaluationError(
+                f"exposure: no policy {label!r} in this evaluation (expected one of "
+                f"{', '.join(map(repr, self.policies))})"
+            )
         shown = self._shown_items()
         idx = shown.loc[shown["policy"] == label, "item_index"].to_numpy(np.int64)
         return np.bincount(idx, minlength=self.world.n_items)

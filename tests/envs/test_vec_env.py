@@ -517,3 +517,25 @@ def test_vec_env_seed_none_draws_fresh_entropy_and_leaves_numpy_global_state_alo
     # Fresh entropy: 20 draws from 2^32 values collide with probability below 1e-7.
     assert len({venv.seed(None)[0] for _ in range(20)}) == 20
     venv.reset()  # the drawn seeds are valid Gymnasium seeds
+
+
+def test_stepping_before_reset_is_refused_as_by_the_single_env(tmp_path: Any) -> None:
+    # The first step acted on empty users (every candidate item 0) and the seed given before it
+    # was never applied, so two identical runs differed.
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    world = small_world(tmp_path)
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=2)
+    venv.seed(0)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        venv.step(np.zeros(2, dtype=np.int64))
+    venv.reset()
+    venv.step(np.zeros(2, dtype=np.int64))
+    vector = RecommendationVectorEnv(world=world, num_envs=3)
+    with pytest.raises(RuntimeError, match=r"sub-envs \[0, 1, 2\] have not been reset"):
+        vector.step(np.zeros(3, dtype=np.int64))
+    vector.reset(seed=0, options={"reset_mask": np.array([True, False, True])})
+    with pytest.raises(RuntimeError, match=r"sub-envs \[1\] have not been reset"):
+        vector.step(np.zeros(3, dtype=np.int64))
+    vector.reset(seed=0)
+    vector.step(np.zeros(3, dtype=np.int64))

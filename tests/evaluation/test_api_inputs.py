@@ -157,3 +157,34 @@ def test_a_scenario_that_is_not_a_mapping_or_has_a_newline_in_its_name(data, mes
     with pytest.raises(ScenarioError) as err:
         scenario_from_dict(data)
     _one_line(err, message)
+
+
+def test_ope_reads_a_generator_of_estimators_once(log) -> None:
+    # The emptiness check used the generator up: no estimates and an empty ope.csv, silently.
+    result = evaluate_off_policy(
+        log, "greedy", estimators=(name for name in ("ips", "snips")), with_ground_truth=False
+    )
+    assert list(result.table()["estimator"]) == ["ips", "snips"]
+
+
+class _ZeroForItsOwnAction(GreedyPolicy):
+    def action_probabilities(self, observation):
+        probs = super().action_probabilities(observation)
+        return np.roll(probs, 1)  # all its mass on another slot than the one predict chooses
+
+
+def test_a_zero_probability_for_the_action_taken_is_refused(scenario) -> None:
+    # Logged as propensity 0: read_step_log accepted it, only a later ope refused the log.
+    with pytest.raises(EvaluationError) as err:
+        evaluate(
+            scenario, [("zero", _ZeroForItsOwnAction())], seeds=[0], episodes=1, progress=False
+        )
+    _one_line(err, "policy 'zero': action_probabilities returned 0 for slot ", "which its predict")
+
+
+def test_exposure_of_a_label_not_evaluated_is_an_error(scenario) -> None:
+    result = evaluate(scenario, ["random"], seeds=[0], episodes=1, progress=False)
+    assert result.exposure("random").sum() > 0
+    with pytest.raises(EvaluationError) as err:
+        result.exposure("randon")
+    _one_line(err, "exposure: no policy 'randon' in this evaluation (expected one of 'random')")
