@@ -398,9 +398,15 @@ def build_world(
             if not str(exc).startswith("encoder."):
                 raise
             raise EncoderError(f"{scenario.source}: {exc}") from None
-    world_key = hashlib.sha256(f"{scenario_hash(scenario)}|{encoder.identity}".encode()).hexdigest()
+    wanted = scenario_hash(scenario)
+    world_key = hashlib.sha256(f"{wanted}|{encoder.identity}".encode()).hexdigest()
     if world_key in _WORLDS:
-        return _WORLDS[world_key]
+        cached = _WORLDS[world_key]
+        # An env's scenario is its world's: one changed in place (env.scenario.episode.horizon
+        # = 3) no longer describes this world, and must not reach the next env or evaluation.
+        if scenario_hash(cached.scenario) == wanted:
+            return cached
+        del _WORLDS[world_key]
 
     rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, 0x5EED]))
     if scenario.catalog.source == "default":

@@ -305,3 +305,8 @@ def test_changing_a_scenario_in_place_changes_no_env_built_from_it():
     assert session_length(built) == 50
     fresh = make_env({"extends": "default", "users": {"patience": PATIENT}})
     assert fresh.scenario.episode.horizon == 50 and session_length(fresh) == 50
+    # Nor does changing an env's own scenario (its world's) change the next env built.
+    fresh.scenario.episode.horizon = 3
+    after = make_env({"extends": "default", "users": {"patience": PATIENT}})
+    assert after.world is not fresh.world
+    assert after.scenario.episode.horizon == 50 and session_length(after) == 50
