@@ -66,6 +66,8 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     """Return ``texts`` as a list, rejecting a bare string and non-string items.
 
     A bare ``str`` is a Sequence of characters; encoding it letter by letter is never intended.
+    A text with a lone surrogate is a ``ValueError`` naming the item (tokenizers fail on it with
+    their own ``TypeError``).
     """
     if isinstance(texts, str | bytes):
         raise TypeError("encode() expects a sequence of strings, not a single string")
@@ -73,6 +75,14 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     for i, t in enumerate(out):
         if not isinstance(t, str):
             raise TypeError(f"encode() expects strings; item {i} is {type(t).__name__}")
+        if not t.isascii():
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate, from a bad decode upstream
+                raise ValueError(
+                    f"encode(): item {i} holds {t[exc.start]!r} at character {exc.start} "
+                    "(expected text UTF-8 can hold: a lone surrogate is half of a character)"
+                ) from None
     return out
 
 

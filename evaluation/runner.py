@@ -295,6 +295,12 @@ def _resolve_policies(
                     "pair whose policy has the SB3 predict method)"
                 )
             label, policy = item
+            if not label.strip() or not label.isprintable():
+                # A blank row in every table, or a label that splits the tables and messages.
+                raise EvaluationError(
+                    f"policies: label {label!r} is invalid (expected a non-blank label without "
+                    "control characters, as a LABEL=SPEC label)"
+                )
             spec = type(policy).__name__
             where = getattr(policy, "model_path", None) or getattr(policy, "run_dir", None)
             if isinstance(policy, SB3Policy) and where is not None:

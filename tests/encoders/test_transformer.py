@@ -148,6 +148,10 @@ def test_empty_input_and_bad_input(tiny_bert_path: Path) -> None:
     assert enc.encode([]).dtype == np.float32
     with pytest.raises(TypeError):
         enc.encode("a single string")
+    # A lone surrogate reached the tokenizer, which failed with its own TypeError.
+    with pytest.raises(ValueError, match=r"^encode\(\): item 1 holds '\\ud800' at character 4 "):
+        enc.encode(["fine", "bad \ud800 text"])
+    assert enc.encode(["caf\u00e9 \u2603"]).shape == (1, 32)  # any other Unicode is text
 
 
 def test_identity(tiny_bert_path: Path, tmp_path: Path) -> None:

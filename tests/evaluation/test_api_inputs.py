@@ -188,3 +188,11 @@ def test_exposure_of_a_label_not_evaluated_is_an_error(scenario) -> None:
     with pytest.raises(EvaluationError) as err:
         result.exposure("randon")
     _one_line(err, "exposure: no policy 'randon' in this evaluation (expected one of 'random')")
+
+
+@pytest.mark.parametrize("label", ["", "  ", "a\nb", "tab\there"])
+def test_a_blank_or_control_character_label_is_refused(scenario, label) -> None:
+    # "" was accepted and made a blank row in every table.
+    with pytest.raises(EvaluationError) as err:
+        evaluate(scenario, [(label, GreedyPolicy())], seeds=[0], episodes=1, progress=False)
+    _one_line(err, f"policies: label {label!r} is invalid (expected a non-blank label")
