@@ -662,6 +662,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.episodes = default(args.episodes, 100)
     # Training seeds 10 apart: sub-env i of seed s uses s + i, so runs never share users.
     args.seeds = default(args.seeds, [0, 10, 20])
+    for flag, values in (
+        ("--scenarios", args.scenarios),
+        ("--algos", args.algos),
+        ("--seeds", args.seeds),
+        ("--eval-seeds", args.eval_seeds or []),
+    ):
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if repeated:  # a run trained twice (in one folder at once with --jobs), then refused
+            ap.error(f"{flag}: {repeated[0]} is given twice (expected distinct values)")
     if args.continue_stopped and not args.resume:
         ap.error("--continue-stopped: needs --resume (it continues runs that --resume keeps)")
     if args.continue_stopped and args.ray is not None:

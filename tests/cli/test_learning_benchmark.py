@@ -160,6 +160,32 @@ def test_integers_in_other_digits_are_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "0", "0"], "--seeds: 0 is given twice"),
+        (["--algos", "ppo", "dqn", "ppo"], "--algos: ppo is given twice"),
+        (["--eval-seeds", "1000", "7", "1000"], "--eval-seeds: 1000 is given twice"),
+        (["--scenarios", "default", "default"], "--scenarios: default is given twice"),
+    ],
+)
+def test_a_value_given_twice_is_refused_before_training(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    # Every run trained (twice, into one folder at once with --jobs 2), and only then the
+    # evaluation refused the repeated label or seed, naming --policy or --seeds: nothing written.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import parse_args
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args(args)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"benchmarks/learning.py: error: {message} (expected distinct values)"
+    )
+
+
 def test_episodes_above_the_bound_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
