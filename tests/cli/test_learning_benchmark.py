@@ -186,6 +186,46 @@ def test_a_value_given_twice_is_refused_before_training(
     )
 
 
+def test_a_results_file_that_is_not_utf8_or_an_overlap_is_one_line_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The results file was read after every run had trained (a UnicodeDecodeError traceback,
+    # with a new gap figure beside the old file); the seed checks exited with code 1 and no
+    # "error:"; a refused run left the folders it had created.
+    import subprocess
+
+    bad = tmp_path / "bad.md"
+    bad.write_bytes(b"# Results\n\xff\xfe\n")
+    base = [sys.executable, "-m", "benchmarks.learning", "--scenarios", "default", "--seeds", "0"]
+    cases = [
+        (
+            ["--results", str(bad), "--out", str(tmp_path / "o")],
+            f"benchmarks/learning.py: error: --results: '{bad}' cannot be read (invalid start byte",
+        ),
+        (
+            ["--eval-seeds", "3", "--results", str(tmp_path / "new" / "R.md"), "--out", str(bad)],
+            "benchmarks/learning.py: error: --seeds [0] (with n_envs=8) reuse evaluation seed(s) [3]",
+        ),
+        (
+            ["--results", str(tmp_path / "new" / "R.md"), "--out", str(bad)],
+            f"benchmarks/learning.py: error: --out: '{bad}' is a file",
+        ),
+    ]
+    for args, message in cases:
+        done = subprocess.run(
+            [*base, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().startswith(message), done.stderr
+        assert done.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.md"]
+
+
 def test_episodes_above_the_bound_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -219,13 +259,14 @@ def test_a_slate_scenario_with_maskable_ppo_is_refused_before_any_training(tmp_p
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import main
+    from lmrecsim.errors import UsageError
 
     slate = ROOT / "benchmarks" / "scenarios" / "slate.yaml"
     out = tmp_path / "out"
     argv = ["--scenarios", "default", str(slate), "--results", str(tmp_path / "R.md")]
     argv += ["--algos", "ppo", "maskable_ppo"]
     with pytest.raises(
-        SystemExit, match="--algos maskable_ppo cannot train .*slate.yaml .*pass --algos ppo dqn"
+        UsageError, match="--algos maskable_ppo cannot train .*slate.yaml .*pass --algos ppo dqn"
     ):
         main([*argv, "--out", str(out)])
     assert not out.exists() and not (tmp_path / "R.md").exists()
@@ -317,13 +358,14 @@ def test_two_scenarios_of_one_name_are_refused_before_training(tmp_path: Path) -
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import main
+    from lmrecsim.errors import UsageError
 
     a = _tiny(tmp_path / "a.yaml", "tiny", 0.03)
     b = _tiny(tmp_path / "b.yaml", "tiny", 0.1)
     out = tmp_path / "out"
     argv = ["--scenarios", str(a), str(b), "--out", str(out), "--results", str(tmp_path / "R.md")]
     with pytest.raises(
-        SystemExit, match=r"--scenarios .*a.yaml and .*b.yaml are both named 'tiny'"
+        UsageError, match=r"--scenarios .*a.yaml and .*b.yaml are both named 'tiny'"
     ):
         main(argv)
     assert not out.exists()
