@@ -26,7 +26,12 @@ from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
 from ..scenarios import Scenario, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
-from ..scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED, has_algorithm_sections
+from ..scenarios.schema import (
+    MAX_N_ENVS,
+    MAX_TORCH_THREADS,
+    MAX_TRAINING_SEED,
+    has_algorithm_sections,
+)
 from .build import PPO_DEFAULTS, build_agent, check_agent, load_model
 from .errors import AgentError
 from .validation import (
@@ -88,10 +93,15 @@ def torch_thread_count(n: int | None = None) -> int:
         # ASCII digits only: int() also reads other scripts' digits ("\u0662" is 2).
         text_ok = text.strip().isascii() and text.strip().lstrip("+-").isdigit()
         n = int(text) if text_ok else 0
-        if n < 1:
-            raise AgentError(f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1)")
-    elif isinstance(n, bool) or int(n) != n or n < 1:
-        raise AgentError(f"torch_threads: {n!r} is invalid (expected an integer >= 1)")
+        if not 1 <= n <= MAX_TORCH_THREADS:
+            raise AgentError(
+                f"$LMRECSIM_TORCH_THREADS: {text!r} (expected an integer >= 1 and <= "
+                f"{MAX_TORCH_THREADS})"
+            )
+    elif isinstance(n, bool) or int(n) != n or not 1 <= n <= MAX_TORCH_THREADS:
+        raise AgentError(
+            f"torch_threads: {n!r} is invalid (expected an integer >= 1 and <= {MAX_TORCH_THREADS})"
+        )
     return int(n)
 
 

@@ -61,6 +61,7 @@ from lmrecsim.scenarios.loader import scenario_from_dict, scenario_to_dict, ship
 from lmrecsim.scenarios.schema import (
     MAX_EVALUATION_EPISODES,
     MAX_EVALUATION_SEED,
+    MAX_TORCH_THREADS,
     MAX_TRAINING_SEED,
     has_algorithm_sections,
 )
@@ -639,7 +640,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-mlp", action="store_true", help="skip the mlp comparison on cold_start")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_learning")
     ap.add_argument("--results", type=Path, default=REPO / "RESULTS.md")
-    ap.add_argument("--threads", type=int_at_least(1), default=1, help="torch threads per process")
+    ap.add_argument(
+        "--threads",
+        type=int_at_least(1, MAX_TORCH_THREADS),
+        default=1,
+        help="torch threads per process",
+    )
     ap.add_argument(
         "--resume",
         action="store_true",

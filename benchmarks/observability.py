@@ -115,6 +115,10 @@ def fit_affinity_model(x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int) 
     return net
 
 
+#: Rollout seed of the first fitting rollout (the others follow); evaluation uses ``seed + 5``.
+FIT_SEED = 100
+
+
 def measure(
     scenario: str, *, n_users: int, train_seeds: int, epochs: int, seed: int = 0
 ) -> dict[str, float]:
@@ -127,10 +131,12 @@ def measure(
     world = build_world(load_scenario(scenario), show_progress=False)
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
+    if FIT_SEED <= seed + 5 < FIT_SEED + train_seeds:
+        raise ValueError(f"seed {seed}: evaluation rollout seed {seed + 5} is a fitting seed")
     for s in range(train_seeds):
-        # Seeds 100+ for fitting and `seed` for evaluation: different users.
+        # Seeds FIT_SEED+ for fitting and `seed + 5` for evaluation: different users.
         _, x, y = rollout(
-            world, lambda o, a: a, n_users=n_users, seed=100 + s, epsilon=0.5, collect=True
+            world, lambda o, a: a, n_users=n_users, seed=FIT_SEED + s, epsilon=0.5, collect=True
         )
         xs += x
         ys += y
@@ -177,8 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--epochs", type=int_at_least(1), default=3, help="regression epochs (default 3)"
     )
-    ap.add_argument("--seed", type=int_at_least(0), default=0)
+    ap.add_argument(
+        "--seed",
+        type=int_at_least(0, 2**31 - 1),
+        default=0,
+        help="of the regression and of the evaluation users (rollout seed SEED + 5; default 0)",
+    )
     args = ap.parse_args(argv)
+    fitting = range(FIT_SEED, FIT_SEED + args.fit_rollouts)
+    if args.seed + 5 in fitting:
+        ap.error(
+            f"--seed: {args.seed} would evaluate on fitting users (rollout seed {args.seed + 5}; "
+            f"the fitting rollouts use {fitting.start}..{fitting.stop - 1}; expected another seed)"
+        )
 
     from lmrecsim.agents.train import set_torch_threads
 

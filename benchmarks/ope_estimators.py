@@ -194,19 +194,28 @@ def compare_loggers(args: argparse.Namespace, base: dict[str, Any]) -> pd.DataFr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from lmrecsim.commands.common import OneLineArgumentParser, int_at_least
+    from lmrecsim.scenarios.schema import MAX_EVALUATION_EPISODES, MAX_STEPS
+
+    count = int_at_least(1, 10_000)  # logs, candidates, slate sizes
+    rounds = int_at_least(1, MAX_EVALUATION_EPISODES)
+    parser = OneLineArgumentParser(
+        prog="benchmarks/ope_estimators.py", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="kind", required=True)
     slates = sub.add_parser("slates", help="one-step slate bandits, the greedy target")
-    slates.add_argument("--k", type=int, default=5, help="candidates (default 5)")
-    slates.add_argument("--slate", type=int, default=2, help="slate size (default 2)")
+    slates.add_argument("--k", type=count, default=5, help="candidates (default 5)")
+    slates.add_argument("--slate", type=count, default=2, help="slate size (default 2)")
     slates.add_argument("--logger", choices=["egreedy", "uniform"], default="egreedy")
-    slates.add_argument("--episodes", type=int, default=400, help="rounds per log (default 400)")
+    slates.add_argument("--episodes", type=rounds, default=400, help="rounds per log (default 400)")
     episodes = sub.add_parser("episodes", help="short sessions, a uniform target")
-    episodes.add_argument("--horizon", type=int, default=3, help="session length (default 3)")
-    episodes.add_argument("--episodes", type=int, default=100, help="per log (default 100)")
+    episodes.add_argument(
+        "--horizon", type=int_at_least(1, MAX_STEPS), default=3, help="session length (default 3)"
+    )
+    episodes.add_argument("--episodes", type=rounds, default=100, help="per log (default 100)")
     episodes.add_argument(
         "--slate",
-        type=int,
+        type=count,
         default=1,
         help="slate size (default 1; above 1 the logger is egreedy:0.7 on greedy's ranking)",
     )
@@ -218,17 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "softmax:0.2, softmax:0.2:0.1, egreedy, egreedy:0.5)",
     )
     loggers.add_argument("--target", default="greedy", help="the target's spec (default greedy)")
-    loggers.add_argument("--k", type=int, default=5, help="candidates (default 5)")
-    loggers.add_argument("--episodes", type=int, default=500, help="rounds per log (default 500)")
+    loggers.add_argument("--k", type=count, default=5, help="candidates (default 5)")
+    loggers.add_argument(
+        "--episodes", type=rounds, default=500, help="rounds per log (default 500)"
+    )
     for p in (slates, episodes, loggers):
-        p.add_argument("--logs", type=int, default=20, help="independent logs (default 20)")
+        p.add_argument("--logs", type=count, default=20, help="independent logs (default 20)")
     args = parser.parse_args(argv)
     if args.kind == "episodes" and not 1 <= args.slate <= 5:
-        parser.exit(
-            2,
-            f"{parser.prog}: error: --slate: {args.slate} (expected 1 to 5: the sessions offer 5 "
-            "candidates)\n",
-        )
+        parser.error(f"--slate: {args.slate} (expected 1 to 5: the sessions offer 5 candidates)")
     if args.kind == "loggers" and not args.logger:
         args.logger = [
             "softmax:0.05",
@@ -249,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_policy_spec(spec)  # before the world is built
         table = run(args.kind, args)
     except (AgentError, LogError, ScenarioError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+        parser.error(str(exc))
     setting = " ".join(
         " ".join(f"--{k} {v}" for v in (value if isinstance(value, list) else [value]))
         for k, value in vars(args).items()
@@ -262,4 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lmrecsim.errors import report_user_errors
+
+    # Ctrl-C and SIGTERM: one line ("interrupted", "terminated"), not a traceback.
+    sys.exit(report_user_errors("benchmarks/ope_estimators.py", main))

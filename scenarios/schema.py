@@ -67,6 +67,9 @@ MAX_HISTORY = 256
 #: drift switch) may name: later ones can never happen, and beyond 64 bits (`period:
 #: 100000000000000000000000`) they ended an evaluation in an OverflowError traceback.
 MAX_STEPS = 100_000
+#: Most torch threads a command may ask for: far above any machine's cores, and far below the
+#: 100,000 that exhausted the process (an ImportError traceback from an unrelated library).
+MAX_TORCH_THREADS = 256
 #: Largest training budget (``agent.timesteps``): a million times the benchmark's 200,000 steps,
 #: and far inside 64 bits (a budget of 99999999999999999999 steps was accepted, and its run
 #: ended ``lmrecsim runs`` in an OverflowError traceback).

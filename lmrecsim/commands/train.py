@@ -7,7 +7,7 @@ import json
 import sys
 
 from lmrecsim.commands.common import int_at_least, parse_hyperparameters
-from lmrecsim.scenarios.schema import MAX_N_ENVS, MAX_TRAINING_SEED
+from lmrecsim.scenarios.schema import MAX_N_ENVS, MAX_TORCH_THREADS, MAX_TRAINING_SEED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--torch-threads",
-        type=int_at_least(1),
+        type=int_at_least(1, MAX_TORCH_THREADS),
         help="torch threads while training (default $LMRECSIM_TORCH_THREADS or 1: the policy "
         "networks are small and extra threads only help on large ones)",
     )

@@ -95,6 +95,10 @@ def test_a_run_output_of_the_wrong_kind_in_the_run_folder_is_refused_before_trai
         (["train", "--checkpoint-freq", "0", "--out", "x"], "argument --checkpoint-freq: 0"),
         (["train", "--torch-threads", "0", "--out", "x"], "argument --torch-threads: 0"),
         (
+            ["train", "--torch-threads", "100000", "--out", "x"],
+            "argument --torch-threads: 100000 (expected an integer >= 1 and <= 256)",
+        ),
+        (
             ["demo", "--episodes", "0"],
             "argument --episodes: 0 (expected an integer >= 1 and <= 1000000)",
         ),
@@ -114,7 +118,7 @@ def test_numeric_options_out_of_range_are_refused_by_name(
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "", "\u0662", "\uff12"])
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "", "\u0662", "\uff12", "100000"])
 def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys, value):
     # 0 and -1 used to be taken as 1 without a word, where --torch-threads 0 is refused; an
     # Arabic-Indic or fullwidth 2 used to be read as 2.
@@ -131,7 +135,7 @@ def test_a_bad_torch_threads_variable_is_one_line(tmp_path, monkeypatch, capsys,
     assert main(["train", "--timesteps", "64", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"lmrecsim: error: $LMRECSIM_TORCH_THREADS: {value!r} (expected an integer >= 1)"
+        f"lmrecsim: error: $LMRECSIM_TORCH_THREADS: {value!r} (expected an integer >= 1 and <= 256)"
     ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.envs.test_vec_env import small_world
 
@@ -27,3 +28,25 @@ def test_rollouts_rank_by_the_score_on_single_items_and_on_slates(tmp_path: Any)
         )
         # Ranking by the hidden affinity earns more than ranking at random (both see the users).
         assert knows.mean() > blind.mean() + 1.0, (overrides, knows.mean(), blind.mean())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed", "95"], "--seed: 95 would evaluate on fitting users (rollout seed 100"),
+        (["--seed", "97", "--fit-rollouts", "3"], "--seed: 97 would evaluate on fitting users"),
+        (["--seed", str(2**70)], f"argument --seed: {2**70} (expected an integer >= 0 and <="),
+    ],
+)
+def test_a_seed_that_evaluates_on_fitting_users_or_overflows_is_refused(argv, message, capsys):
+    # --seed 95 scored the ranker on the users it was fitted on; a huge seed reached
+    # torch.manual_seed after the rollouts and ended in an OverflowError traceback.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.observability import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

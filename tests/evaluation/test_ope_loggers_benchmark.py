@@ -37,10 +37,15 @@ def test_loggers_share_users_and_the_target_as_logger_is_exact(capsys) -> None:
         (["loggers", "--logger", "nosuch"], "--policy 'nosuch': unknown policy"),
         (["loggers", "--target", "softmax:0.1:2"], "softmax: epsilon 2.0 (expected a number"),
         (["episodes", "--slate", "9"], "--slate: 9 (expected 1 to 5"),
+        # Counts below 1 ended in pandas' "No objects to concatenate" traceback.
+        (["slates", "--logs", "0"], "argument --logs: 0 (expected an integer >= 1"),
+        (["loggers", "--k", "-1"], "argument --k: -1 (expected an integer >= 1"),
+        (["episodes", "--episodes", "0"], "argument --episodes: 0 (expected an integer >= 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, expected, capsys) -> None:
     with pytest.raises(SystemExit) as stop:
-        main([*argv, "--logs", "1", "--episodes", "5"])
+        # The test's own options last: they override these small budgets.
+        main([argv[0], "--logs", "1", "--episodes", "5", *argv[1:]])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and expected in err[0], err
