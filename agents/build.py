@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import io
 import numbers
 import os
 from pathlib import Path
@@ -727,9 +728,18 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
     """
     p = existing_model_file(path)
     cls = algorithm_class(algo)
-    custom_objects = safe_custom_objects(p)
     try:
-        return cls.load(str(p), env=env, device="cpu", custom_objects=custom_objects)
+        # Read once: the checked data and the loaded model come from the same bytes.
+        raw = io.BytesIO(p.read_bytes())
+    except OSError as exc:
+        raise AgentError(
+            f"{p}: cannot be read ({exc.strerror or exc}; expected a model.zip saved by lmrecsim "
+            "train or SB3's save)"
+        ) from None
+    custom_objects = safe_custom_objects(raw, shown=str(p))
+    try:
+        raw.seek(0)
+        return cls.load(raw, env=env, device="cpu", custom_objects=custom_objects)
     except Exception as exc:  # noqa: BLE001 - any load failure is one user-facing line
         trained = trained_algo(p)
         if trained is not None and trained != algo:

@@ -12,12 +12,14 @@ unpickles the file's own data. (SB3 reads the weights with ``torch.load(weights_
 from __future__ import annotations
 
 import base64
+import functools
+import importlib
 import io
 import json
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import AgentError
 
@@ -59,22 +61,60 @@ _ALLOWED_NAMES = frozenset(
     }
 )
 
-# Modules whose classes of the kinds below may be named: policies, buffers, spaces, layers and
-# optimizers (constructing one runs no code of the file's choosing).
-_CLASS_MODULES = ("lmrecsim.", "stable_baselines3.", "sb3_contrib.", "gymnasium.spaces.", "torch.")
+# Modules whose classes of the kinds :func:`_allowed_classes` keeps may be named: SB3's,
+# sb3-contrib's and lmrecsim's policies, feature extractors and buffers, torch's activation
+# layers and optimizers, and gymnasium's spaces. Only these modules are imported, here and by
+# name: a pickle that names any other module is refused before anything is imported (importing
+# a module runs its code, and some run a command line when imported).
+_CLASS_MODULES = (
+    "gymnasium.spaces.box",
+    "gymnasium.spaces.dict",
+    "gymnasium.spaces.discrete",
+    "gymnasium.spaces.multi_binary",
+    "gymnasium.spaces.multi_discrete",
+    "gymnasium.spaces.tuple",
+    "torch.nn.modules.activation",
+    "torch.optim.adam",
+    "torch.optim.adamw",
+    "torch.optim.sgd",
+    "torch.optim.rmsprop",
+    "stable_baselines3.common.policies",
+    "stable_baselines3.common.torch_layers",
+    "stable_baselines3.common.buffers",
+    "stable_baselines3.dqn.policies",
+    "sb3_contrib.common.maskable.policies",
+    "sb3_contrib.common.maskable.buffers",
+    "sb3_contrib.common.recurrent.policies",
+    "sb3_contrib.common.recurrent.buffers",
+    "sb3_contrib.qrdqn.policies",
+    "lmrecsim.agents.scorer",
+    "lmrecsim.agents.dueling",
+    "lmrecsim.agents.replay",
+    "lmrecsim.agents.slateq",
+)
 
 
-def _allowed_class(obj: Any) -> bool:
+@functools.cache
+def _allowed_classes() -> dict[tuple[str, str], type]:
+    """``(module, name) -> class`` of every class a saved model may name: those defined in
+    :data:`_CLASS_MODULES` that are policies, feature extractors, buffers, spaces, torch layers
+    or optimizers (constructing one runs no code of a file's choosing)."""
     import torch
     from gymnasium import spaces
     from stable_baselines3.common.buffers import BaseBuffer
-    from stable_baselines3.common.policies import BasePolicy
+    from stable_baselines3.common.policies import BaseModel
 
-    if not isinstance(obj, type):
-        return False
-    if obj.__module__.startswith("torch."):
-        return issubclass(obj, (torch.nn.Module, torch.optim.Optimizer))
-    return issubclass(obj, (BasePolicy, BaseBuffer, spaces.Space))
+    kinds = (BaseModel, BaseBuffer, spaces.Space, torch.nn.Module, torch.optim.Optimizer)
+    out: dict[tuple[str, str], type] = {}
+    for name in _CLASS_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an optional package (sb3-contrib) or another torch layout
+            continue
+        for attr, obj in vars(module).items():
+            if isinstance(obj, type) and obj.__module__ == name and issubclass(obj, kinds):
+                out[(name, attr)] = obj
+    return out
 
 
 class _Refused(Exception):
@@ -85,19 +125,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_NAMES:
             return super().find_class(module, name)
-        if module.startswith(_CLASS_MODULES):
-            try:
-                obj = super().find_class(module, name)
-            except (ImportError, AttributeError):
-                obj = None
-            if _allowed_class(obj):
-                return obj
-        raise _Refused(f"{module}.{name}")
+        found = _allowed_classes().get((module, name))
+        if found is None:
+            raise _Refused(f"{module}.{name}")
+        return found
 
 
-def safe_custom_objects(path: str | Path) -> dict[str, Any]:
-    """The pickled entries of the ``data`` of the SB3 model file ``path``, each unpickled with
-    only the classes and constructors saved models use, as ``custom_objects`` for ``load``.
+def safe_custom_objects(path: str | Path | IO[bytes], shown: str | None = None) -> dict[str, Any]:
+    """The pickled entries of the ``data`` of the SB3 model file ``path`` (or its bytes, named
+    ``shown`` in messages), each unpickled with only the classes and constructors saved models
+    use, as ``custom_objects`` for ``load``.
 
     Returns an empty dict when the file has no readable ``data`` (the load then reports that).
 
@@ -113,6 +150,7 @@ def safe_custom_objects(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         return {}
+    name = shown if shown is not None else str(path)
     out: dict[str, Any] = {}
     for key, item in data.items():
         if not (isinstance(item, dict) and isinstance(item.get(":serialized:"), str)):
@@ -122,14 +160,15 @@ def safe_custom_objects(path: str | Path) -> dict[str, Any]:
             out[key] = _RestrictedUnpickler(io.BytesIO(raw)).load()
         except _Refused as exc:
             raise AgentError(
-                f"{path}: data entry {key!r} names {exc} (expected the classes models saved by "
-                "lmrecsim or SB3 refer to: loading a model file runs what its pickles name, so "
-                "nothing else is loaded)"
+                f"{name}: data entry {key!r} names {exc} (expected the classes models saved by "
+                "lmrecsim or SB3 name; loading a model runs what its pickles name, so nothing "
+                "else is loaded: a function, such as a learning_rate lambda, is refused; load a "
+                "file you trust with SB3's own load)"
             ) from None
         except Exception as exc:  # noqa: BLE001 - a damaged pickle fails in many ways
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise AgentError(
-                f"{path}: data entry {key!r} cannot be read ({reason}; expected a model.zip "
+                f"{name}: data entry {key!r} cannot be read ({reason}; expected a model.zip "
                 "saved by lmrecsim train or SB3's save)"
             ) from None
     return out

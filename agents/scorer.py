@@ -11,7 +11,6 @@ Shapes: B batch, K candidates, p embedding dims, F candidate features, H hidden 
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
@@ -328,7 +327,7 @@ class MaskedDQN(DQN):
         """SB3's ``load``; a slate model (saved by :class:`~.slateq.SlateQ`) loads as SlateQ."""
         from .slateq import SlateQ, is_slate_model
 
-        if cls is MaskedDQN and isinstance(path, (str, os.PathLike)) and is_slate_model(path):
+        if cls is MaskedDQN and is_slate_model(path, kwargs.get("custom_objects")):
             return SlateQ.load(path, *args, **kwargs)
         return super().load(path, *args, **kwargs)
 

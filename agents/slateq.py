@@ -23,8 +23,7 @@ probability epsilon, as DQN's epsilon-greedy.
 
 from __future__ import annotations
 
-import warnings
-import zipfile
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -460,16 +459,24 @@ class SlateQ(MaskedDQN):
         return super()._sample_action(learning_starts, action_noise, n_envs)
 
 
-def is_slate_model(path: Any) -> bool:
-    """Whether the SB3 model file at ``path`` acts on slates (a ``MultiDiscrete`` action
-    space); False for anything unreadable (loading it reports why). Reads the archive's
-    ``data`` entry only, not the parameters the load then reads."""
-    from stable_baselines3.common.save_util import json_to_data
+def is_slate_model(path: Any, custom_objects: Mapping[str, Any] | None = None) -> bool:
+    """Whether the SB3 model file at ``path`` (a path or a binary file) acts on slates (a
+    ``MultiDiscrete`` action space); False for anything unreadable (loading it reports why).
 
-    try:
-        with zipfile.ZipFile(path) as archive, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = json_to_data(archive.read("data").decode())
-    except Exception:  # noqa: BLE001 - the real load reports the problem
-        return False
-    return isinstance((data or {}).get("action_space"), spaces.MultiDiscrete)
+    The action space is ``custom_objects``' when it holds one (``load_model`` passes the checked
+    entries of the file's data), else read from the archive's ``data`` entry with the restricted
+    unpickler of :mod:`.safe_load` (never SB3's, which runs what a pickle names).
+    """
+    from .safe_load import safe_custom_objects
+
+    if custom_objects is not None and "action_space" in custom_objects:
+        space = custom_objects["action_space"]
+    else:
+        try:
+            position = path.tell() if hasattr(path, "tell") else None
+            space = safe_custom_objects(path).get("action_space")
+            if position is not None:
+                path.seek(position)
+        except (AgentError, OSError):
+            return False
+    return isinstance(space, spaces.MultiDiscrete)

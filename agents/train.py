@@ -768,10 +768,10 @@ def resume(
     freq_before = freq_before if _is_int(freq_before) and freq_before >= 1 else None
     if torch_threads is None:  # the run's own count (a hand-edited one: the default)
         recorded = record.get("torch_threads")
-        if _is_int(recorded) and recorded < 1:
+        if _is_int(recorded) and not 1 <= recorded <= MAX_TORCH_THREADS:
             raise AgentError(
                 f"{out_dir / 'train.json'}: torch_threads: {recorded} is invalid (expected an "
-                "integer >= 1, or --torch-threads N)"
+                f"integer >= 1 and <= {MAX_TORCH_THREADS}, or --torch-threads N)"
             )
         torch_threads = recorded if _is_int(recorded) else None
     torch_thread_count(torch_threads)  # a bad count fails before the world is built

@@ -10,8 +10,8 @@ here, which reads numbers as YAML 1.2 does: ``1e-3`` and ``2E5`` are floats, ``0
 ``'1:30'``; underscores between digits are allowed (``1_000``). A quoted ``'1e-3'`` stays a
 string. A key given twice in one mapping is an error (``yaml.safe_load`` keeps the last), and
 so are collections nested too deeply for the parser (Python's recursion limit; a
-:class:`NestedTooDeeply` error, not a ``RecursionError``) and aliases that expand to more than
-:data:`MAX_EXPANDED_VALUES` values or into a collection that contains them
+:class:`NestedTooDeeply` error, not a ``RecursionError``) and aliases that add more than
+:data:`MAX_EXPANDED_VALUES` values once expanded, or expand into a collection that contains them
 (:class:`AliasesExpandTooFar`: a few lines of nested aliases can stand for billions of values). Otherwise it is ``yaml.safe_load``:
 the loader is a ``yaml.SafeLoader``, so no tags beyond the safe ones are honoured and nothing is
 executed.
@@ -33,15 +33,16 @@ __all__ = [
 ]
 
 
-#: The most values a document may hold once its aliases are expanded. Aliases share what they
-#: name, so nine nested aliases of nine items each read as a few lines and a few objects, but
-#: every consumer that walks the values (validation, hashing, copying) walks 9**9 of them.
+#: The most values a document's aliases may add once expanded, beyond the document's own nodes.
+#: Aliases share what they name, so nine nested aliases of nine items each read as a few lines
+#: and a few objects, but every consumer that walks the values (validation, hashing, copying)
+#: walks 9**9 of them.
 MAX_EXPANDED_VALUES = 1_000_000
 
 
 class AliasesExpandTooFar(yaml.YAMLError):
-    """A document whose aliases expand to more than :data:`MAX_EXPANDED_VALUES` values, or
-    refer to a collection that contains them."""
+    """A document whose aliases add more than :data:`MAX_EXPANDED_VALUES` values once expanded,
+    or refer to a collection that contains them."""
 
     problem_mark = None
 
@@ -59,7 +60,8 @@ def _node_children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def _check_expanded_size(root: yaml.Node | None) -> None:
-    """Refuse a composed document that expands to too many values or contains itself.
+    """Refuse a composed document whose aliases expand to too many values, or that contains
+    itself.
 
     Counted over the node graph, each shared node once (linear in the document's size).
     """
@@ -74,10 +76,13 @@ def _check_expanded_size(root: yaml.Node | None) -> None:
         if children_done:
             open_nodes.discard(key)
             total = 1 + sum(sizes[id(c)] for c in _node_children(node))
-            if total > MAX_EXPANDED_VALUES:
+            # What aliases add: the expanded values beyond the distinct nodes read so far (all
+            # of this subtree's are among them), so a large file without aliases is no problem.
+            if total - len(sizes) - 1 > MAX_EXPANDED_VALUES:
                 raise AliasesExpandTooFar(
-                    f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values (expected a "
-                    "document that holds its values, not a multiplication of aliases)"
+                    f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values beyond the "
+                    "document's own (expected a document that holds its values, not a "
+                    "multiplication of aliases)"
                 )
             sizes[key] = total
             continue

@@ -281,9 +281,12 @@ def test_a_bad_thread_count_is_refused_not_replaced(tmp_path):
     with pytest.raises(AgentError) as err:
         resume(out, progress=False)
     assert str(err.value) == (
-        f"{out / 'train.json'}: torch_threads: 0 is invalid (expected an integer >= 1, or "
-        "--torch-threads N)"
+        f"{out / 'train.json'}: torch_threads: 0 is invalid (expected an integer >= 1 and "
+        "<= 256, or --torch-threads N)"
     )
+    (out / "train.json").write_text(json.dumps({**record, "torch_threads": 1000}))
+    with pytest.raises(AgentError, match=r"train\.json: torch_threads: 1000 is invalid"):
+        resume(out, progress=False)
 
 
 def test_a_logging_run_keeps_its_log_when_stopped_and_goes_on_logging_when_resumed(

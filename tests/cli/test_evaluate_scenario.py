@@ -180,7 +180,8 @@ class _Touch:
 
 
 def _with_data_entry(src_zip, dst_zip, key: str, value) -> None:
-    """A copy of a model.zip whose ``data`` entry ``key`` is the pickle of ``value``."""
+    """A copy of a model.zip whose ``data`` entry ``key`` is the pickle of ``value`` (or
+    ``value`` itself when it is bytes: a hand-made pickle)."""
     import base64
     import pickle
     import zipfile
@@ -192,7 +193,9 @@ def _with_data_entry(src_zip, dst_zip, key: str, value) -> None:
                 data = json.loads(raw)
                 data[key] = {
                     ":type:": "<class 'function'>",
-                    ":serialized:": base64.b64encode(pickle.dumps(value)).decode(),
+                    ":serialized:": base64.b64encode(
+                        value if isinstance(value, bytes) else pickle.dumps(value)
+                    ).decode(),
                 }
                 raw = json.dumps(data).encode()
             dst.writestr(item, raw)
@@ -253,3 +256,47 @@ def test_a_runs_damaged_curve_files_are_warnings_not_silently_dropped_curves(
     report = (out / "report.md").read_text()
     assert "leaves out the training curve of 'mine'" in report
     assert not (out / "learning_curves.png").exists()
+
+
+def test_a_model_file_is_checked_without_importing_the_modules_it_names(runs, tmp_path):
+    # The allow-list was checked after the import, and importing lmrecsim.__main__ runs the
+    # command line (a SystemExit out of the load).
+    import sys
+
+    from lmrecsim.agents.build import load_model
+
+    bad = tmp_path / "bad.zip"
+    for module in ("lmrecsim.__main__", "torch.utils.model_dump.__main__"):
+        sys.modules.pop(module, None)
+        _with_data_entry(
+            runs / "cold_start" / "model.zip", bad, "lr_schedule", f"c{module}\nmain\n.".encode()
+        )
+        with pytest.raises(AgentError, match=f"data entry 'lr_schedule' names {module}.main"):
+            load_model("ppo", bad)
+        assert module not in sys.modules
+
+
+def test_models_sb3_saves_load_and_a_function_is_refused_naming_sb3s_own_load(tmp_path):
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    from lmrecsim.agents.build import load_model
+
+    env = gym.make("CartPole-v1")
+    kwargs = {
+        "features_extractor_class": FlattenExtractor,
+        "activation_fn": torch.nn.Tanh,
+        "optimizer_class": torch.optim.AdamW,
+    }
+    PPO("MlpPolicy", env, n_steps=16, batch_size=16, policy_kwargs=kwargs).save(tmp_path / "a")
+    model = load_model("ppo", tmp_path / "a.zip")
+    assert model.policy.optimizer_class is torch.optim.AdamW
+    PPO("MlpPolicy", env, n_steps=16, batch_size=16, learning_rate=lambda p: 3e-4 * p).save(
+        tmp_path / "b"
+    )
+    with pytest.raises(AgentError) as err:
+        load_model("ppo", tmp_path / "b.zip")
+    assert "data entry 'learning_rate' names cloudpickle" in str(err.value)
+    assert str(err.value).endswith("load a file you trust with SB3's own load)")

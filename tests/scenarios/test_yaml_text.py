@@ -110,20 +110,20 @@ def test_an_integer_too_long_to_convert_is_a_yaml_error() -> None:
 def test_aliases_load_until_they_expand_past_the_limit() -> None:
     from lmrecsim.scenarios.yaml_text import MAX_EXPANDED_VALUES, AliasesExpandTooFar
 
-    # 1 + 1,000 values, named by an alias 999 times: 1,001,001 values with the mapping's keys and
-    # sequences, just over the limit; one alias fewer stays under it and loads as shared lists.
+    # A list of 999 items (1,000 nodes with the list) named by an alias n times adds 1,000 * n
+    # values once expanded: 1,000 aliases add exactly the limit, one more is over it.
     items = ", ".join(["1"] * 999)
 
     def doc(n_aliases: int) -> str:
         return "a: &x [" + items + "]\n" + "".join(f"k{i}: *x\n" for i in range(n_aliases))
 
-    def expanded(n_aliases: int) -> int:  # the root, each key and sequence, and the items
-        return 1 + (n_aliases + 1) * (1 + 1 + 999)
-
-    under = max(n for n in range(1200) if expanded(n) <= MAX_EXPANDED_VALUES)
+    under = MAX_EXPANDED_VALUES // 1000
     loaded = safe_load(doc(under))
     assert len(loaded) == under + 1 and loaded[f"k{under - 1}"] == [1] * 999
     with pytest.raises(AliasesExpandTooFar, match="aliases expand to more than 1,000,000 values"):
         safe_load(doc(under + 1))
     with pytest.raises(AliasesExpandTooFar, match="refers to a collection that contains it"):
         safe_load("a: &x [1, *x]\n")
+    # A large document without aliases holds its own values: no limit but its size.
+    big = safe_load("rows:\n" + "".join(f"  - [{i}, {i}, {i}]\n" for i in range(300_000)))
+    assert len(big["rows"]) == 300_000
