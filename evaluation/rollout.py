@@ -184,11 +184,24 @@ def slate_record(action: Any, info: dict[str, Any]) -> tuple[int, np.ndarray, np
     return slot, np.array([slot], dtype=np.int64), np.array([item], dtype=np.int64)
 
 
-def policy_probabilities(policy: Any, obs: dict[str, np.ndarray], action: int) -> np.ndarray:
-    """The policy's action probabilities (K,); a one-hot on ``action`` for deterministic policies."""
+def policy_probabilities(
+    policy: Any, obs: dict[str, np.ndarray], action: int, label: str = "policy"
+) -> np.ndarray:
+    """The policy's action probabilities (K,); a one-hot on ``action`` for deterministic policies.
+
+    Raises:
+        EvaluationError: ``action_probabilities`` returned something that is not numbers.
+    """
     fn = getattr(policy, "action_probabilities", None)
     if callable(fn):
-        return np.asarray(fn(obs), dtype=np.float64).reshape(-1)
+        got = fn(obs)
+        try:
+            return np.asarray(got, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise EvaluationError(
+                f"policy {label!r}: action_probabilities returned {got!r:.60} (expected "
+                f"{obs['action_mask'].shape[0]} probabilities, one per slot)"
+            ) from None
     probs = np.zeros(obs["action_mask"].shape[0], dtype=np.float64)
     probs[action] = 1.0
     return probs
@@ -416,14 +429,14 @@ def run_policy(
                 action: int | np.ndarray
                 if size > 1:
                     action = policy_slate(action_arr, label, k, size)
-                    probs = policy_probabilities(policy, obs, int(action[0]))
+                    probs = policy_probabilities(policy, obs, int(action[0]), label)
                     probs, scores = checked_outputs(label, k, probs, scores, int(action[0]))
                     prefix = policy_prefix_propensities(policy, obs, action, probs)
                     positions = policy_position_propensities(policy, obs, action, prefix)
                     propensity = float(prefix[-1])
                 else:
                     action = policy_slot(action_arr, label, k)
-                    probs = policy_probabilities(policy, obs, action)
+                    probs = policy_probabilities(policy, obs, action, label)
                     probs, scores = checked_outputs(label, k, probs, scores, action)
                     propensity = float(probs[action])
                     prefix = positions = np.array([propensity])

@@ -88,6 +88,8 @@ class _Broken(GreedyPolicy):
             return np.full(k, np.nan)
         if self.mode == "short":
             return np.full(3, 1 / 3)
+        if self.mode == "text":
+            return ["a"] * k
         return super().action_probabilities(observation)
 
     def scores(self, observation):
@@ -102,6 +104,7 @@ class _Broken(GreedyPolicy):
         ("nan", "action_probabilities returned [nan"),
         ("short", "action_probabilities returned shape (3,) (expected (20,)"),
         ("nan_scores", "scores returned NaN (expected 20 numbers"),
+        ("text", "action_probabilities returned ['a', 'a', "),
     ],
 )
 def test_a_policys_bad_probabilities_or_scores_are_named(scenario, mode, message) -> None:
