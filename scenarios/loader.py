@@ -37,11 +37,12 @@ def _locate(ref: str, base_dir: Path | None) -> Path:
     if looks_like_path:
         p = Path(os.path.expanduser(ref))
         if not p.is_absolute() and base_dir is not None:
-            candidate = base_dir / p
-            if candidate.exists() or not p.exists():
-                p = candidate
+            # Next to the file that names it, only: a file of that name in the folder a command
+            # runs from would make the scenario depend on where it is run.
+            p = base_dir / p
         if not p.exists():
-            raise ScenarioError(f"{ref}: scenario file not found")
+            where = "" if base_dir is None or Path(ref).is_absolute() else f" (looked for {p})"
+            raise ScenarioError(f"{ref}: scenario file not found{where}")
         if not p.is_file():
             raise ScenarioError(f"{ref}: not a file (expected a scenario YAML file)")
         return p.resolve()

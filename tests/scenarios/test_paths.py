@@ -116,3 +116,23 @@ def test_a_scenario_changed_without_validation_is_checked_when_loaded() -> None:
     again = load_scenario(sc)
     assert again is not sc and again.model_dump() == sc.model_dump()
     assert (again.source, again._base_dir) == (sc.source, sc._base_dir)
+
+
+def test_a_relative_extends_is_looked_for_next_to_the_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It fell back to the working folder: run from one folder the scenario inherited a file
+    # there, run from another it was "not found".
+    from lmrecsim.scenarios import ScenarioError
+
+    _write(tmp_path / "sub" / "parent.yaml", "extends: default\nname: parent\n")
+    child = _write(tmp_path / "x" / "child.yaml", "extends: sub/parent.yaml\nname: child\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(child)
+    assert str(err.value).endswith(
+        f"extends: sub/parent.yaml: scenario file not found (looked for "
+        f"{tmp_path / 'x' / 'sub' / 'parent.yaml'})"
+    )
+    _write(tmp_path / "x" / "sub" / "parent.yaml", "extends: default\nname: near\n")
+    assert load_scenario(child).name == "child"
