@@ -349,6 +349,9 @@ class UserBatch:
             self._mean_c = (proj.mean @ proj.components).astype(np.float32)
         self._scale = np.float32(proj.scale)
         self.show_onboarding = np.zeros(n, dtype=bool)
+        # A persona without a sign-up text (onboarding is optional) shows nothing: its new users
+        # are zeros with the no-state flag, in every state mode (pooled used to encode "").
+        self._has_onboarding = np.array([bool(p.onboarding.strip()) for p in world.personas])
         self.hist_item = np.full((n, self.window), -1, dtype=np.int64)
         self.hist_click = np.zeros((n, self.window), dtype=bool)
         self.hist_rating = np.zeros((n, self.window), dtype=np.float64)
@@ -486,7 +489,7 @@ class UserBatch:
         self.hist_rating[idx] = 0.0
         self.vis_sum[idx] = 0.0
         self.vis_c[idx] = 0.0
-        onboard = new & (sc.users.onboarding == "text")
+        onboard = new & (sc.users.onboarding == "text") & self._has_onboarding[persona[:, 0]]
         self.show_onboarding[idx] = onboard
         if onboard.any():
             ow = np.float32(sc.state.onboarding_weight)

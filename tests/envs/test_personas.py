@@ -111,3 +111,44 @@ def test_bad_persona_files(tmp_path: Path, suffix: str, content: str, parts: lis
     assert "\n" not in message and str(path) in message
     for part in parts:
         assert part in message, message
+
+
+@pytest.mark.parametrize("mode", ["pooled", "text", "events"])
+def test_a_persona_without_onboarding_shows_a_new_user_as_no_state(tmp_path: Path, mode) -> None:
+    # In pooled mode such a user was the encoding of "" (a non-zero state, flag 0), where text
+    # and events modes showed zeros with the flag set.
+
+    from lmrecsim.envs.env import RecommendationEnv
+    from lmrecsim.envs.world import build_world
+    from tests.envs.test_vec_env import HashEncoder, small_scenario
+
+    class Model(HashEncoder):
+        """As a language model does: the empty text is a vector too, not zeros."""
+
+        def encode(self, texts):
+            out = super().encode(texts)
+            out[[not t.strip() for t in texts], 0] = 1.0
+            return out
+
+    people = tmp_path / "people.yaml"
+    people.write_text(
+        "- name: quiet\n  text: likes jazz records\n  liked: [jazz]\n"
+        "- name: talker\n  text: likes horror films\n  liked: [horror]\n"
+        "  onboarding: scary films please\n"
+    )
+    sc = small_scenario(
+        tmp_path, users={"personas": str(people), "new_user_fraction": 1.0}, state={"mode": mode}
+    )
+    world = build_world(sc, encoder=Model())
+    env = RecommendationEnv(world=world)
+    seen = set()
+    for seed in range(12):
+        obs, _ = env.reset(seed=seed)
+        persona = world.personas[int(env._users.persona[0])].name
+        seen.add(persona)
+        flag = obs["candidate_features"][:, 4]
+        if persona == "quiet":
+            assert not obs["user"].any() and (flag == 1).all(), (mode, seed)
+        else:
+            assert obs["user"].any() and (flag == 0).all(), (mode, seed)
+    assert seen == {"quiet", "talker"}
