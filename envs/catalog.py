@@ -24,6 +24,7 @@ Extra columns are ignored.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from collections.abc import Sequence
@@ -432,10 +433,29 @@ def _read_frame(path: Path, source: str) -> pd.DataFrame:
         if suffix == ".csv":
             # Everything as text: numeric columns are converted later with row-level errors,
             # and titles such as "NA" or "null" must stay strings.
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        return pd.read_parquet(path)
+            header = _csv_header(path)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        else:
+            frame = pd.read_parquet(path)
+            header = [str(c) for c in frame.columns]
     except Exception as error:  # any reader failure means the file is unusable
         raise _fail(source, f"cannot read file ({_first_line(error)})") from error
+    # pandas renames a repeated CSV column ('quality.1'), which then passed as an extra column
+    # while the first copy was used: which one was meant is unknown.
+    repeated = [c for c in dict.fromkeys(header) if header.count(c) > 1]
+    if repeated:
+        raise _fail(
+            source,
+            f"column {repeated[0]!r} appears {header.count(repeated[0])} times (expected each "
+            "column once)",
+        )
+    return frame
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first row, as written (a byte-order mark dropped)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:

@@ -158,6 +158,12 @@ def _read_csv(path: Path, source: str) -> list[dict[str, Any]]:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
+            repeated = [c for c in dict.fromkeys(columns) if columns.count(c) > 1]
+            if repeated:  # DictReader kept the last copy without a word
+                raise PersonaError(
+                    f"{source}: column {repeated[0]!r} appears {columns.count(repeated[0])} "
+                    "times (expected each column once)"
+                )
             missing = [k for k in _REQUIRED if k not in columns]
             if missing:
                 raise PersonaError(

@@ -331,3 +331,20 @@ def test_missing_cells_of_nullable_string_columns_are_empty(tmp_path: Path) -> N
     frame.loc[2, "title"] = pd.NA
     with pytest.raises(CatalogError, match="column 'title' row 3 .*empty title"):
         catalog_from_frame(frame)
+
+
+def test_a_column_given_twice_is_refused(tmp_path: Path) -> None:
+    # pandas renamed the second copy 'quality.1', which passed as an ignored extra column while
+    # the first copy was used.
+    path = tmp_path / "twice.csv"
+    text = _user_frame().to_csv(index=False)
+    header, rest = text.split("\n", 1)
+    path.write_text(header + ",quality\n" + "".join(f"{row},x\n" for row in rest.splitlines()))
+    with pytest.raises(CatalogError) as error:
+        load_catalog(path)
+    assert str(error.value) == (
+        f"{path}: column 'quality' appears 2 times (expected each column once)"
+    )
+    bom = tmp_path / "bom.csv"
+    bom.write_text("\ufeff" + text, encoding="utf-8")
+    assert len(load_catalog(bom).item_ids) == 3

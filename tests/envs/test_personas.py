@@ -93,6 +93,7 @@ def test_load_yaml_and_csv(tmp_path: Path) -> None:
         (".csv", "name,liked\na,jazz\n", ["missing column 'text'"]),
         (".csv", "name,text\na,x\na,y\n", ["row 2", "duplicate"]),
         (".csv", "name,text,color\na,x,red\n", ["unknown key 'color'"]),
+        (".csv", "name,text,liked,liked\na,x,jazz,rock\n", ["column 'liked' appears 2 times"]),
         (".yaml", "- name: a\n  text: ''\n", ["row 1", "'text'"]),
         (".yaml", "- name: a\n  text: x\n  liked: jazz\n  avoided: jazz\n", ["likes and avoids"]),
         (".yaml", "name: a\n", ["YAML list"]),
