@@ -7,6 +7,8 @@ import inspect
 import io
 import numbers
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -613,8 +615,7 @@ def build_agent(
     (``agent.hyperparameters.ppo.gamma``).
     """
     agent = scenario.agent
-    section = agent.algo if has_algorithm_sections(agent.hyperparameters) else None
-    try:
+    with _named_in_file(scenario, name_file):
         return build_model(
             agent.algo,
             env,
@@ -623,10 +624,6 @@ def build_agent(
             hyperparameters=agent.hyperparameters_for(agent.algo),
             verbose=verbose,
         )
-    except AgentError as exc:
-        if not name_file:
-            raise
-        raise _in_file(scenario, _in_section(str(exc), section)) from None
 
 
 def check_agent(scenario: Scenario, *, name_file: bool = True) -> None:
@@ -638,17 +635,27 @@ def check_agent(scenario: Scenario, *, name_file: bool = True) -> None:
         AgentError: one line naming the key (and the file, with ``name_file``).
     """
     agent = scenario.agent
-    section = agent.algo if has_algorithm_sections(agent.hyperparameters) else None
-    try:
+    with _named_in_file(scenario, name_file):
         check_hyperparameters(
             agent.algo,
             agent.hyperparameters_for(agent.algo),
             agent.policy,
             scenario.candidates.slate_size > 1,
         )
+
+
+@contextmanager
+def _named_in_file(scenario: Scenario, name_file: bool) -> Iterator[None]:
+    """An :class:`AgentError` inside re-raised with the scenario's file and, with per-algorithm
+    sections, the key moved into ``agent.algo``'s section (unless ``name_file`` is False: the
+    settings came from elsewhere)."""
+    try:
+        yield
     except AgentError as exc:
         if not name_file:
             raise
+        agent = scenario.agent
+        section = agent.algo if has_algorithm_sections(agent.hyperparameters) else None
         raise _in_file(scenario, _in_section(str(exc), section)) from None
 
 

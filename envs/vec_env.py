@@ -68,12 +68,12 @@ class BatchedRecommendationVecEnv(VecEnv):
             ``VecEnv.render()`` calls it and returns None, as for a ``DummyVecEnv``).
 
     ``get_attr`` answers a sub-env's ``metadata`` (``RecommendationEnv.metadata``) and ``spec``
-    (None, as for an env not made by ``gymnasium.make``) as a ``DummyVecEnv``'s envs would, and
-    any other name with the VecEnv's own attribute.
+    (None, as for an env not made by ``gymnasium.make``) as a ``DummyVecEnv``'s envs would: the
+    VecEnv holds both, as it holds every attribute its sub-envs share.
     """
 
-    #: What ``get_attr`` answers for a sub-env's own Gymnasium attributes.
-    _SUB_ENV_ATTRS: dict[str, Any] = {"metadata": RecommendationEnv.metadata, "spec": None}
+    #: A sub-env's ``spec``: None, as for a ``RecommendationEnv`` not made by ``gymnasium.make``.
+    spec = None
 
     def __init__(
         self,
@@ -109,9 +109,8 @@ class BatchedRecommendationVecEnv(VecEnv):
         self._gens: list[np.random.Generator | None] = [None] * n_envs
         self._actions = np.zeros(n_envs, dtype=np.int64)
         self._has_reset = False  # no user has started before the first reset()
-        # Attributes set for some sub-envs only (set_attr with indices), per sub-env, and for all.
+        # Attributes set for some sub-envs only (set_attr with indices), per sub-env.
         self._own_attrs: list[dict[str, Any]] = [{} for _ in range(n_envs)]
-        self._shared_attrs: dict[str, Any] = {}
         super().__init__(n_envs, observation_space(world), action_space(world))
         self.metadata = dict(RecommendationEnv.metadata)  # a DummyVecEnv's is its first env's
 
@@ -257,16 +256,12 @@ class BatchedRecommendationVecEnv(VecEnv):
 
     def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
         """The attribute of each sub-env in ``indices``: a value set for that sub-env alone by
-        :meth:`set_attr`, else one set for all of them, else a sub-env's own ``metadata`` or
-        ``spec``, else the VecEnv's attribute."""
-        own, rows = self._own_attrs, self._indices(indices)
-        if attr_name in self._shared_attrs:
-            shared = self._shared_attrs[attr_name]
-        elif attr_name in self._SUB_ENV_ATTRS:
-            shared = self._SUB_ENV_ATTRS[attr_name]
-        else:
-            shared = getattr(self, attr_name)
-        return [own[i][attr_name] if attr_name in own[i] else shared for i in rows]
+        :meth:`set_attr`, else the shared one."""
+        own = self._own_attrs
+        return [
+            own[i][attr_name] if attr_name in own[i] else getattr(self, attr_name)
+            for i in self._indices(indices)
+        ]
 
     def set_attr(
         self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None
@@ -276,7 +271,6 @@ class BatchedRecommendationVecEnv(VecEnv):
         rows = self._indices(indices)
         if set(rows) >= set(range(self.num_envs)):
             setattr(self, attr_name, value)
-            self._shared_attrs[attr_name] = value
             for own in self._own_attrs:
                 own.pop(attr_name, None)
         else:
