@@ -35,11 +35,11 @@ from ..scenarios.schema import (
 from .build import PPO_DEFAULTS, build_agent, check_agent, load_model
 from .errors import AgentError
 from .validation import (
-    VALIDATION_COLUMNS,
     ValidationCallback,
     ValidationRow,
     check_validation_seeds,
     read_validation,
+    validation_file_problem,
 )
 
 
@@ -622,14 +622,6 @@ def _callbacks_stopped(callbacks: Sequence[BaseCallback]) -> None:
             warnings.warn(f"{type(cb).__name__}: not saved at the stop ({exc})", stacklevel=2)
 
 
-def _header_only(path: Path, columns: tuple[str, ...]) -> bool:
-    """``path`` holds just the header ``columns`` (a run resumed before its first validation)."""
-    try:
-        return path.read_text(encoding="utf-8").strip() == ",".join(columns)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def _progress_problem(path: Path) -> str | None:
     """Why a resumed run cannot go on with ``progress.csv`` (SB3's CSV log), or None."""
     if not path.is_file():
@@ -733,13 +725,9 @@ def resume(
     rows = []
     if validating:
         table = read_validation(out_dir)
-        csv_path = out_dir / "validation.csv"
-        if table is None and csv_path.is_file() and not _header_only(csv_path, VALIDATION_COLUMNS):
-            raise AgentError(
-                f"{csv_path}: not what lmrecsim train writes (expected the columns "
-                f"{', '.join(VALIDATION_COLUMNS)} with one row per validation); delete it to "
-                "resume without the earlier validations"
-            )
+        problem = None if table is not None else validation_file_problem(out_dir)
+        if problem is not None:
+            raise AgentError(f"{problem}; delete it to resume without the earlier validations")
         if table is not None:
             rows = [
                 ValidationRow(

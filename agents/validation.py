@@ -194,6 +194,24 @@ def check_validation_seeds(config: ValidationConfig, seed: int, n_envs: int) -> 
     )
 
 
+def validation_file_problem(run_dir: str | Path) -> str | None:
+    """Why a run folder's ``validation.csv`` cannot be read as :class:`ValidationCallback` writes
+    it, or None: there is none, it holds just the header (a run stopped or resumed before its
+    first validation), or it reads (:func:`read_validation`)."""
+    path = Path(run_dir) / "validation.csv"
+    if not path.is_file() or read_validation(run_dir) is not None:
+        return None
+    try:
+        if path.read_text(encoding="utf-8").strip() == ",".join(VALIDATION_COLUMNS):
+            return None
+    except (OSError, UnicodeDecodeError):
+        pass
+    return (
+        f"{path}: not what lmrecsim train writes (expected the columns "
+        f"{', '.join(VALIDATION_COLUMNS)} with one row per validation)"
+    )
+
+
 def read_validation(run_dir: str | Path) -> pd.DataFrame | None:
     """A run folder's ``validation.csv``, or None when it has none or it is not what
     :class:`ValidationCallback` writes (a curve is then left out; nothing fails)."""

@@ -306,7 +306,7 @@ def curve_file_problems(run_dir: Path | None, label: str) -> list[str]:
     """
     if run_dir is None:
         return []
-    from ..agents.validation import VALIDATION_COLUMNS, read_validation
+    from ..agents.validation import validation_file_problem
 
     problems = []
     path = Path(run_dir) / "progress.csv"
@@ -321,18 +321,9 @@ def curve_file_problems(run_dir: Path | None, label: str) -> list[str]:
                 f"rollout/ep_rew_mean); the report leaves out the training curve of {label!r}"
             )
     path = Path(run_dir) / "validation.csv"
-    if path.is_file() and path.stat().st_size > 0 and read_validation(run_dir) is None:
-        try:
-            rows = pd.read_csv(path, dtype=str, keep_default_na=False)
-            header_only = rows.empty and list(rows.columns) == list(VALIDATION_COLUMNS)
-        except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
-            header_only = False
-        if not header_only:
-            problems.append(
-                f"{path}: not what lmrecsim train writes (expected the columns "
-                f"{', '.join(VALIDATION_COLUMNS)} with numbers and True/False); the report "
-                f"leaves out the validation curve of {label!r}"
-            )
+    problem = validation_file_problem(run_dir) if path.is_file() and path.stat().st_size else None
+    if problem is not None:
+        problems.append(f"{problem}; the report leaves out the validation curve of {label!r}")
     return problems
 
 
