@@ -42,6 +42,9 @@ lint: install
 	rm -rf .cache/layers
 	$(PY) -m pip install --quiet --no-deps --target .cache/layers . >/dev/null
 	rm -rf build
+	@# The regular install must carry the shipped data (pyproject's package-data).
+	@for f in envs/data/* scenarios/*.yaml; do test -f .cache/layers/lmrecsim/$$f \
+	  || { echo "lint: $$f is missing from a regular install (pyproject.toml package-data)"; exit 1; }; done
 	cd .cache/layers && PYTHONPATH=. $(abspath $(VENV))/bin/lint-imports $(CURDIR)/pyproject.toml
 
 bench: install
