@@ -54,7 +54,9 @@ def bootstrap_ci(
     ``statistic(x)`` on the full sample.
 
     The percentile interval assumes the statistic's sampling distribution is roughly
-    symmetric; for small ``n`` and skewed data it under-covers a little.
+    symmetric, and it is too narrow for small ``n``: for the mean of normal data a nominal 95%
+    interval covers about 73% at n = 3, 85% at 5, 89% at 10 and 92% at 20, less for skewed data
+    (``lmrecsim evaluate`` warns below 10 episodes).
 
     Args:
         values: shape ``(n,)`` (flattened if not 1-D), one value per independent unit
@@ -196,6 +198,16 @@ def gap_fraction(agent: np.ndarray, random: np.ndarray, oracle: np.ndarray) -> f
     return float((np.mean(agent) - np.mean(random)) / den) if den > 0 else float("nan")
 
 
+def gap_text(share: float, low: float, high: float) -> str | None:
+    """A gap share and its :func:`gap_ci` interval as reports print them (``69% [57%, 81%]``);
+    None when there is no share (the oracle does not beat random)."""
+    if not np.isfinite(share):
+        return None
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{share:.0%} [interval unbounded: the oracle often does not beat random]"
+    return f"{share:.0%} [{low:.0%}, {high:.0%}]"
+
+
 def gap_ci(
     agent: np.ndarray,
     random: np.ndarray,
@@ -205,14 +217,20 @@ def gap_ci(
     confidence: float = 0.95,
 ) -> tuple[float, float]:
     """Paired-bootstrap interval of :func:`gap_fraction` (resampling evaluation episodes, the
-    three arrays' entries of one episode together), ``confidence`` coverage, ``n`` resamples."""
+    three arrays' entries of one episode together), ``confidence`` coverage, ``n`` resamples.
+
+    A resample in which the oracle's mean return does not beat random's has no gap fraction, as
+    :func:`gap_fraction` has none for such a sample, and the ratio grows without bound as the two
+    means meet. So when more than one tail's share, ``(1 - confidence) / 2``, of the resamples
+    has none, the interval is unbounded and ``(nan, nan)`` is returned; otherwise those resamples
+    are left out of the quantiles.
+    """
     idx = rng.integers(agent.size, size=(n, agent.size))
     a, r, o = agent[idx].mean(axis=1), random[idx].mean(axis=1), oracle[idx].mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = (a - r) / (o - r)
-    g = g[np.isfinite(g)]
-    if g.size == 0:
-        return float("nan"), float("nan")
     tail = (1.0 - confidence) / 2
+    defined = o - r > 0
+    if not defined.any() or np.count_nonzero(~defined) > tail * n:
+        return float("nan"), float("nan")
+    g = (a[defined] - r[defined]) / (o[defined] - r[defined])
     lo, hi = np.quantile(g, [tail, 1.0 - tail])
     return float(lo), float(hi)

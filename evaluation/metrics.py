@@ -782,8 +782,13 @@ def ctr_around_events(steps: pd.DataFrame, window: int) -> pd.DataFrame:
     return out.reset_index()
 
 
+#: Width of the forward window that smooths click-through after a drift event before the
+#: recovery rule reads it (:func:`drift_recovery`; ``lmrecsim evaluate``'s ``drift_smooth``).
+DRIFT_SMOOTH = 3
+
+
 def drift_recovery(
-    steps: pd.DataFrame, window: int, tolerance: float, *, smooth: int = 5
+    steps: pd.DataFrame, window: int, tolerance: float, *, smooth: int = DRIFT_SMOOTH
 ) -> pd.DataFrame:
     """How far click-through falls after drift events and how fast it comes back, per policy.
 

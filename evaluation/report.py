@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..atomic import atomic_write
+from .bootstrap import gap_text
 
 if TYPE_CHECKING:
     from .plots import Plot
@@ -238,9 +239,7 @@ def _gap_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]] | N
     rows = [
         [
             _display(result, r.policy),
-            "n/a (the oracle does not beat random)"
-            if not np.isfinite(r.gap_closed)
-            else f"{r.gap_closed:.0%} [{r.low:.0%}, {r.high:.0%}]",
+            gap_text(r.gap_closed, r.low, r.high) or "n/a (the oracle does not beat random)",
         ]
         for r in gap.itertuples()
     ]
@@ -321,11 +320,13 @@ def _settings_line(result: EvaluationResult) -> str:
     )
     return (
         f"Intervals: {s['confidence']:.0%} percentile bootstrap ({s['n_resamples']} resamples) over "
-        f"episodes; coverage, Gini and the drift metrics are recomputed on resampled episodes. "
+        "episodes; coverage and the drift metrics are recomputed on resampled episodes (the "
+        "resamples' spread placed around the estimate), the Gini's interval is a delete-a-group "
+        "jackknife over episodes (Student's t). "
         f"Comparisons are paired by (seed, episode). k = {s['ranking_k']} for ranking metrics "
         f"(relevant set: top {s['ranking_relevant']} candidates by hidden affinity{whole}), "
         f"k = {s['new_user_k']} for new-user metrics, drift window ±{s['drift_window']} steps, "
-        f"recovery tolerance {s['drift_tolerance']}."
+        f"recovery: forward {s['drift_smooth']}-step mean within {s['drift_tolerance']}."
     )
 
 

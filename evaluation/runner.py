@@ -42,6 +42,7 @@ from .bootstrap import keyed_rng, paired_difference_ci, summarise
 from .errors import EvaluationError
 from .logs import write_step_log
 from .metrics import (
+    DRIFT_SMOOTH,
     SHOWN_COLUMNS,
     ctr_around_events,
     episode_table,
@@ -360,13 +361,26 @@ def _resolve_policies(
     return out
 
 
+#: Below this many episodes per policy the evaluation warns that its intervals are too narrow.
+FEW_EPISODES = 10
+
+
 def sample_warnings(n_episodes: int) -> list[str]:
-    """A line when each policy ran fewer than 2 episodes: its intervals then have no width."""
-    if n_episodes >= 2:
+    """A line when each policy ran fewer than :data:`FEW_EPISODES` episodes: the percentile
+    bootstrap's intervals are then too narrow, and with one episode they have no width at all."""
+    if n_episodes >= FEW_EPISODES:
         return []
+    if n_episodes < 2:
+        return [
+            f"each policy ran {n_episodes} episode, so every interval has zero width and says "
+            "nothing about uncertainty (expected at least 2 episodes; intervals need many more "
+            "to be tight)"
+        ]
+    # Measured: 800 samples of n normal (and exponential) values, 1,000 resamples each.
     return [
-        f"each policy ran {n_episodes} episode, so every interval has zero width and says nothing "
-        "about uncertainty (expected at least 2 episodes; intervals need many more to be tight)"
+        f"each policy ran {n_episodes} episodes, and bootstrap intervals from fewer than "
+        f"{FEW_EPISODES} are too narrow (a nominal 95% covers a mean about 73% of the time at 3 "
+        "episodes, 89% at 10); run more episodes for intervals that hold"
     ]
 
 
@@ -946,6 +960,20 @@ def _check_metric_settings(settings: Mapping[str, Any]) -> None:
         raise refuse("bootstrap_seed", "an integer >= 0")
 
 
+def _run_log_in_the_way(folder: Path) -> str | None:
+    """Why ``folder`` cannot take an evaluation's files because it is a training run's folder
+    whose ``episodes.parquet`` is the run's step log (``lmrecsim train --log-episodes``), which
+    the evaluation's own would replace (and ``train --resume`` would then go on logging into);
+    None otherwise."""
+    log = folder / "episodes.parquet"
+    if not ((folder / "train.json").is_file() and log.exists()):
+        return None
+    return (
+        f"'{folder}' holds a training run (train.json) whose step log {log.name} the "
+        f"evaluation's own would replace (expected another folder, such as '{folder / 'report'}')"
+    )
+
+
 def evaluate(
     scenario: str | os.PathLike[str] | Scenario,
     policies: Sequence[str | tuple[str, Any]] | Mapping[str, Any],
@@ -960,7 +988,7 @@ def evaluate(
     ranking_relevant: int = 3,
     drift_window: int = 10,
     drift_tolerance: float = 0.05,
-    drift_smooth: int = 3,
+    drift_smooth: int = DRIFT_SMOOTH,
     n_resamples: int = 2000,
     confidence: float = 0.95,
     bootstrap_seed: int = 0,
@@ -995,7 +1023,7 @@ def evaluate(
         An :class:`EvaluationResult` with the step log, episode table, summary and comparison.
     """
     if out is not None:
-        problem = output_folder_problem(out)
+        problem = output_folder_problem(out) or _run_log_in_the_way(Path(out))
         if problem is not None:  # before the evaluation, not after it
             raise EvaluationError(f"out: {problem}")
     sc = load_scenario(scenario)

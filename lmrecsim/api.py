@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lmrecsim.agents.baselines import SB3Policy
 from lmrecsim.agents.train import TrainResult, train, write_text_atomic
 from lmrecsim.atomic import output_folder_problem
 from lmrecsim.envs.vec_env import sub_env_seeds
+from lmrecsim.evaluation.bootstrap import gap_text
 from lmrecsim.evaluation.errors import EvaluationError
 from lmrecsim.evaluation.runner import check_episodes, evaluate
 from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
@@ -26,10 +26,10 @@ def _gap_lines(gap: pd.DataFrame) -> list[str]:
     table = gap.set_index("policy")
     parts = []
     for name in ("ppo", "greedy"):
-        share, lo, hi = table.loc[name, ["gap_closed", "low", "high"]]
-        if not np.isfinite(share):
+        text = gap_text(*table.loc[name, ["gap_closed", "low", "high"]])
+        if text is None:
             return ["(no random-to-oracle gap on these users: the oracle did not beat random)"]
-        parts.append(f"{name} {share:.0%} [{lo:.0%}, {hi:.0%}]")
+        parts.append(f"{name} {text}")
     return [f"share of the random-to-oracle gap closed (95% CI): {'; '.join(parts)}"]
 
 

@@ -186,6 +186,33 @@ def test_gap_ci_covers_the_share_and_narrows_with_more_episodes() -> None:
     assert all(math.isnan(v) for v in gap_ci(flat, flat, flat, np.random.default_rng(0)))
 
 
+def test_gap_ci_leaves_out_resamples_without_a_gap() -> None:
+    # The whole sample has a gap (point estimate 1.0), but in about a third of the resamples the
+    # oracle does not beat random, where the ratio is undefined or has the wrong sign: the
+    # interval is unbounded, not a mixture of both signs.
+    agent = np.array([3.0, 5, 4, 6, 2, 5])
+    random = np.array([3.0, 4, 5, 4, 3, 4])
+    oracle = np.array([4.0, 3, 6, 5, 2, 5])
+    assert gap_fraction(agent, random, oracle) == pytest.approx(1.0)
+    assert all(math.isnan(v) for v in gap_ci(agent, random, oracle, np.random.default_rng(0)))
+
+    # Here under 1% of the resamples have no gap (those holding none of the five episodes
+    # where the oracle beats random, some with random ahead): they are left out of the quantiles.
+    rng = np.random.default_rng(3)
+    random = np.r_[np.zeros(26), 2.0 * np.ones(4)]
+    rng.shuffle(random)
+    oracle = np.r_[10.0 * np.ones(5), np.zeros(25)]
+    agent = 0.5 * oracle + rng.normal(0.0, 0.5, 30)
+    idx = np.random.default_rng(1).integers(30, size=(2000, 30))
+    a, r, o = agent[idx].mean(axis=1), random[idx].mean(axis=1), oracle[idx].mean(axis=1)
+    defined = o > r
+    assert 0 < np.count_nonzero(~defined) <= 50
+    assert np.count_nonzero(o < r) > 0  # the wrong-sign resamples the interval used to keep
+    expected = np.quantile((a - r)[defined] / (o - r)[defined], [0.025, 0.975])
+    lo, hi = gap_ci(agent, random, oracle, np.random.default_rng(1))
+    assert (lo, hi) == pytest.approx(tuple(expected))
+
+
 def test_demo_gap_line_says_when_there_is_no_gap() -> None:
     from lmrecsim.api import _gap_lines
 
@@ -204,4 +231,13 @@ def test_demo_gap_line_says_when_there_is_no_gap() -> None:
     assert _gap_lines(gap) == [
         "share of the random-to-oracle gap closed (95% CI): ppo -38% [-50%, -20%]; "
         "greedy -75% [-90%, -60%]"
+    ]
+    # A share whose interval is unbounded (gap_ci's nan pair) says so instead of "nan%".
+    gap = pd.DataFrame(
+        [("greedy", 0.5, 0.3, 0.7), ("ppo", 1.0, nan, nan)],
+        columns=["policy", "gap_closed", "low", "high"],
+    )
+    assert _gap_lines(gap) == [
+        "share of the random-to-oracle gap closed (95% CI): ppo 100% [interval unbounded: the "
+        "oracle often does not beat random]; greedy 50% [30%, 70%]"
     ]

@@ -317,6 +317,16 @@ def test_aggregate_intervals_stay_inside_the_metrics_range() -> None:
         low, high = s[f"{name}_low"].dropna(), s[f"{name}_high"].dropna()
         assert (low >= 0).all() and (high <= top).all(), (name, low.tolist(), high.tolist())
         assert (low <= s[name].dropna()).all() and (s[name].dropna() <= high).all()
+    # The public metric with its defaults gives the evaluation's point estimates (its smoothing
+    # window used to default to 5 steps against the evaluation's 3).
+    from lmrecsim.evaluation.metrics import drift_recovery
+
+    again = drift_recovery(res.steps, 10, 0.05).set_index("policy")
+    for name in ("ctr_before_drift", "ctr_after_drift", "recovery_steps"):
+        column = name.removesuffix("_drift") if name != "recovery_steps" else name
+        assert again.loc[["greedy", "oracle"], column].tolist() == pytest.approx(
+            s.set_index("policy").loc[["greedy", "oracle"], name].tolist()
+        ), name
 
 
 def test_paired_aggregate_intervals_stay_inside_the_differences_range() -> None:
@@ -602,3 +612,23 @@ def test_policies_may_come_as_a_generator(tmp_path) -> None:
         n_resamples=50,
     )
     assert {"greedy", "egreedy:0.2", "random"} <= set(res.summary["policy"])
+
+
+def test_an_evaluation_does_not_replace_a_training_runs_step_log(tmp_path) -> None:
+    # evaluate --out RUN replaced the episodes.parquet of train --log-episodes, and a resume of
+    # the run then went on logging into the evaluation's log.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.json").write_text('{"status": "stopped", "log_episodes": true}')
+    (run / "episodes.parquet").write_bytes(b"the run's log")
+    with pytest.raises(EvaluationError) as info:
+        evaluate("default", ["greedy"], seeds=[1000], episodes=1, out=run, progress=False)
+    assert str(info.value) == (
+        f"out: '{run}' holds a training run (train.json) whose step log episodes.parquet the "
+        f"evaluation's own would replace (expected another folder, such as '{run / 'report'}')"
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["episodes.parquet", "train.json"]
+    # A run folder without a step log takes the report, as before.
+    (run / "episodes.parquet").unlink()
+    evaluate("default", ["greedy"], seeds=[1000], episodes=1, out=run, progress=False)
+    assert (run / "report.md").is_file() and (run / "episodes.parquet").is_file()
