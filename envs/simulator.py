@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ..encoders import LRUEncoder
 from . import rng as crng
 from .blas import one_blas_thread
 from .candidates import (
@@ -37,6 +38,8 @@ from .rewards import Feedback, compute_reward
 from .world import World, persona_indices
 
 _HISTORY_POOL = 256
+# Most history vectors one batch of users keeps in 'text' mode (384 floats each: up to 300 MB).
+TEXT_LRU_SIZE = 200_000
 _DENSE_MASK_LIMIT = 1 << 26
 
 
@@ -305,6 +308,7 @@ class UserBatch:
 
     def __init__(self, world: World, n_users: int, *, rich_info: bool = False) -> None:
         self.world = world
+        self._text_lru: LRUEncoder | None = None
         self.sc = world.scenario
         self.n = n_users
         self.rich_info = rich_info
@@ -621,8 +625,23 @@ class UserBatch:
         has = np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))
         vecs = np.zeros((len(texts), self.world.dim), dtype=np.float32)
         if has.any():
-            vecs[has] = self.world.text_encoder().encode([t for t in texts if t])
+            vecs[has] = self.text_encoder().encode([t for t in texts if t])
         return vecs, has
+
+    def text_encoder(self) -> LRUEncoder:
+        """The encoder of these users' rendered histories ('text' state mode): an LRU cache over
+        the world's model, made on first use.
+
+        It belongs to this batch of users, not to the world that every env of the scenario in
+        this process shares: a vector's last bits depend on the batch the text was encoded in
+        (:meth:`~lmrecsim.encoders.TransformerEncoder.encode`), so a shared cache would hand an
+        env the bits of another env's batch, and its observations would depend on what else had
+        run in the process. With its own cache, an env's observations depend on its seeds and
+        actions alone.
+        """
+        if self._text_lru is None:
+            self._text_lru = LRUEncoder(self.world.encoder, maxsize=TEXT_LRU_SIZE)
+        return self._text_lru
 
     def _pooled_projection(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """PCA coordinates of the normalised pooled state, from the carried ``vis_c``.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders import EmbeddingCache, Encoder, EncoderError, LRUEncoder, load_encoder
+from ..encoders import EmbeddingCache, Encoder, EncoderError, load_encoder
 from ..encoders.base import token_budget
 from ..scenarios import Scenario, scenario_hash
 from .ann import IVFIndex, default_lists
@@ -135,7 +135,6 @@ class World:
     # and (P, d) for each persona's "At sign-up said: ..." sentence. None in the other modes.
     event_emb: np.ndarray | None = field(default=None, repr=False)
     event_onboarding_emb: np.ndarray | None = field(default=None, repr=False)
-    _text_encoder: Encoder | None = field(default=None, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -190,12 +189,6 @@ class World:
         n = np.asarray(counts(texts), dtype=np.int64)
         table = n[: -len(self.personas)].reshape(-1, len(titles)).astype(np.int32)
         return table, n[-len(self.personas) :], limit
-
-    def text_encoder(self) -> Encoder:
-        """The encoder for rendered histories ('text' state mode): an LRU cache over the model."""
-        if self._text_encoder is None:
-            self._text_encoder = LRUEncoder(self.encoder, maxsize=200_000)
-        return self._text_encoder
 
 
 _WORLDS: dict[str, World] = {}

@@ -534,10 +534,9 @@ def bench_text_mode(
     from lmrecsim.envs.simulator import UserBatch
 
     tworld = mode_world(world, "text", text_events)
-    lru = tworld.text_encoder()
-    lru.clear()
     model = raw_model(tworld.encoder)
     fast = UserBatch(tworld, n_users)
+    lru = fast.text_encoder()  # new, so empty
     naive = UserBatch(mode_world(world, "pooled", text_events), n_users)
     rngs = {"fast": np.random.default_rng(1), "naive": np.random.default_rng(1)}
     for name, users in (("fast", fast), ("naive", naive)):

@@ -143,7 +143,7 @@ def test_clicks_history_lets_the_lru_answer_steps_without_a_click(tmp_path: Any)
     world, encoder = _text_world(tmp_path)
     users = UserBatch(world, 32)
     users.reset_users(np.arange(32), np.arange(32, dtype=np.uint64) * 7 + 3)
-    lru = world.text_encoder()
+    lru = users.text_encoder()
     rng = np.random.default_rng(5)
     for _ in range(8):
         texts0 = encoder.texts_encoded
@@ -153,6 +153,55 @@ def test_clicks_history_lets_the_lru_answer_steps_without_a_click(tmp_path: Any)
         done = np.flatnonzero(term | trunc)
         users.reset_users(done, rng.integers(0, 2**62, done.size).astype(np.uint64))
     assert lru.hits > lru.misses
+
+
+class BatchShapedEncoder(HashEncoder):
+    """HashEncoder whose vectors move with the size of the batch they are encoded in, as a real
+    model's last bits do; ``tag`` gives it an identity of its own (a world of its own)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(dim=40)
+        self.identity += f"|{tag}"
+
+    def encode(self, texts: Any) -> np.ndarray:
+        out = super().encode(texts)
+        out[:, 0] += 1e-3 * len(texts)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_a_single_envs_text_states_do_not_depend_on_what_ran_before_it(tmp_path: Any) -> None:
+    # Each env keeps its own LRU of history vectors. A cache shared through the world (every env
+    # of the scenario in the process) handed a single env the vectors another env had computed
+    # in its batches, so its observations for a seed depended on what had run before it.
+    from lmrecsim.envs.env import RecommendationEnv
+    from lmrecsim.envs.vec_env import BatchedRecommendationVecEnv
+    from lmrecsim.envs.world import build_world
+
+    sc = small_scenario(tmp_path, state={"mode": "text"})
+    actions = np.arange(12) % sc.candidates.k
+
+    def single_env_users(world: Any) -> list[np.ndarray]:
+        env = RecommendationEnv(world=world)
+        obs, _ = env.reset(seed=3)
+        seen = [obs["user"]]
+        for a in actions:
+            obs, _, term, trunc, _ = env.step(int(a))
+            seen.append(obs["user"])
+            if term or trunc:
+                break
+        return seen
+
+    alone = single_env_users(build_world(sc, encoder=BatchShapedEncoder("alone")))
+    world = build_world(sc, encoder=BatchShapedEncoder("shared"))
+    venv = BatchedRecommendationVecEnv(world=world, n_envs=6)
+    venv.seed(3)  # sub-env 0 meets the single env's user
+    venv.reset()
+    for a in actions:
+        venv.step(np.full(6, a))
+    after = single_env_users(world)
+    assert len(after) == len(alone) > 1
+    for a, b in zip(alone, after, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_pooled_and_text_states_agree(tmp_path: Any) -> None:
@@ -228,21 +277,31 @@ def test_agreement_rankings_use_valid_candidates_only() -> None:
     assert figs["pooled_vs_text_top1_candidate_agreement"] == 1.0
 
 
-def test_bench_text_mode_naive_side_does_no_cached_text_work(tmp_path: Any) -> None:
+def test_bench_text_mode_naive_side_does_no_cached_text_work(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lmrecsim.commands.bench import bench_text_mode, mode_world
+    from lmrecsim.encoders import LRUEncoder
 
     world, encoder = _text_world(tmp_path)
     mode_world(world, "pooled")  # built (and memoised) before counting: it encodes the catalog
-    lru = world.text_encoder()
-    calls = []
-    texts0, misses0 = encoder.texts_encoded, lru.misses
-    real = lru.encode
-    lru.encode = lambda texts: calls.append(len(texts)) or real(texts)  # type: ignore[method-assign]
+    calls, lrus = [], []
+    texts0 = encoder.texts_encoded
+    real = LRUEncoder.encode
+
+    def counted(self: LRUEncoder, texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        lrus.append(self)
+        return real(self, texts)
+
+    monkeypatch.setattr(LRUEncoder, "encode", counted)
     figs = _by_name(bench_text_mode(world, n_users=6, n_steps=3, naive_steps=6, rounds=3))
     # The batched side: one call for the first reset, then one per step and at most one per
-    # reset after it. The naive side's 6 steps never go through the LRU.
+    # reset after it, all to the batched users' own LRU. The naive side's 6 steps never go
+    # through an LRU.
     assert 1 + 3 <= len(calls) <= 1 + 2 * 3
-    naive_texts = (encoder.texts_encoded - texts0) - (lru.misses - misses0)
+    assert len({id(lru) for lru in lrus}) == 1
+    naive_texts = (encoder.texts_encoded - texts0) - lrus[0].misses
     # One single-text encode per env per naive step (new users may have nothing to show yet).
     assert 6 * 6 * 0.5 <= naive_texts <= 2 * 6 * 6
     assert figs["text_mode_batched_cached_over_naive"] == pytest.approx(
