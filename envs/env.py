@@ -44,6 +44,15 @@ def action_space(world: World) -> spaces.Discrete | spaces.MultiDiscrete:
     return spaces.Discrete(c.k)
 
 
+def action_masks(users: UserBatch) -> np.ndarray:
+    """(N, K) bool valid-candidate masks of ``users``, in sb3-contrib's layout for the action
+    space: on slates of L > 1 (``MultiDiscrete([K] * L)``) each row is the K mask repeated for
+    every position, (N, L * K), as MaskablePPO expects of a MultiDiscrete space."""
+    if users.slate > 1:
+        return np.tile(users.mask, (1, users.slate))
+    return users.mask.copy()
+
+
 def step_info(info: dict[str, Any], row: int, world: World) -> dict[str, Any]:
     """The info dict of one user from a batched info dict (numpy scalars become Python scalars),
     with the recommended item's catalog id added as ``item_id``."""
@@ -194,8 +203,10 @@ class RecommendationEnv(gym.Env):
         return self._obs(), float(reward[0]), term, trunc, out
 
     def action_masks(self) -> np.ndarray:
-        """Valid actions, for sb3-contrib's MaskablePPO (bool array of shape (K,))."""
-        return self._users.mask[0].copy()
+        """Valid actions, for sb3-contrib's MaskablePPO: bool, (K,), or (L * K,) on slates (the K
+        mask for each position: a masked slot is never recommended, a repeated one shows
+        nothing)."""
+        return action_masks(self._users)[0]
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":

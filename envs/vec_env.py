@@ -22,7 +22,14 @@ from stable_baselines3.common.vec_env import VecEnv
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import RecommendationEnv, action_space, check_render_mode, observation_space, step_info
+from .env import (
+    RecommendationEnv,
+    action_masks,
+    action_space,
+    check_render_mode,
+    observation_space,
+    step_info,
+)
 from .simulator import UserBatch, check_count
 from .world import World, build_world
 
@@ -239,8 +246,9 @@ class BatchedRecommendationVecEnv(VecEnv):
         return {key: value[rows] for key, value in self._next_obs.items()}
 
     def action_masks(self) -> np.ndarray:
-        """(n_envs, K) bool valid-action masks, for sb3-contrib's MaskablePPO."""
-        return self.users.mask.copy()
+        """(n_envs, K) bool valid-action masks, for sb3-contrib's MaskablePPO; (n_envs, L * K) on
+        slates, the K mask for each position."""
+        return action_masks(self.users)
 
     def close(self) -> None:
         return None
@@ -288,8 +296,9 @@ class BatchedRecommendationVecEnv(VecEnv):
 
         The users live in shared arrays, not in env objects, so only the per-sub-env methods
         SB3 and sb3-contrib call are answered: ``action_masks`` (each sub-env's mask) and
-        ``render`` (each sub-env's history text with ``render_mode="ansi"``, else None, as a
-        ``RecommendationEnv`` renders). Any other
+        ``render`` (each sub-env's history text with ``render_mode="ansi"``, the VecEnv's or
+        one :meth:`set_attr` gave that sub-env, else None, as a ``RecommendationEnv`` renders).
+        Any other
         name is an ``AttributeError``: calling the VecEnv's own method once per index (what this
         did) reset every sub-env for ``env_method("reset", indices=[1])``.
         """
@@ -298,9 +307,12 @@ class BatchedRecommendationVecEnv(VecEnv):
             masks = self.action_masks()
             return [masks[i] for i in rows]
         if method_name == "render":
-            if self.render_mode == "ansi":
-                return [self.users.history_text(i) for i in rows]
-            return [None for _ in rows]
+            # A sub-env's own render_mode (set_attr with indices) counts, as on an env object.
+            modes = self.get_attr("render_mode", rows)
+            return [
+                self.users.history_text(i) if mode == "ansi" else None
+                for i, mode in zip(rows, modes, strict=True)
+            ]
         raise AttributeError(
             f"env_method({method_name!r}): BatchedRecommendationVecEnv keeps its users in arrays "
             "and has no per-sub-env objects; it answers 'action_masks' and 'render' per sub-env "

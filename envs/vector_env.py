@@ -18,7 +18,13 @@ from gymnasium.vector.utils import batch_space
 from ..encoders import Encoder
 from ..scenarios import Scenario, load_scenario
 from . import rng as crng
-from .env import RecommendationEnv, action_space, check_render_mode, observation_space
+from .env import (
+    RecommendationEnv,
+    action_masks,
+    action_space,
+    check_render_mode,
+    observation_space,
+)
 from .simulator import UserBatch, check_count
 from .vec_env import check_seed
 from .world import World, build_world
@@ -322,8 +328,9 @@ class RecommendationVectorEnv(VectorEnv):
         return tuple(self.users.history_text(i) for i in range(self.num_envs))
 
     def action_masks(self) -> np.ndarray:
-        """(num_envs, K) bool valid-action masks."""
-        return self.users.mask.copy()
+        """(num_envs, K) bool valid-action masks; (num_envs, L * K) on slates, the K mask for each
+        position (sb3-contrib's layout for a MultiDiscrete space)."""
+        return action_masks(self.users)
 
     def close_extras(self, **kwargs: Any) -> None:
         return None

@@ -329,6 +329,38 @@ def test_maskable_ppo_refuses_slates(slate_world) -> None:
         assert str(info.value) == message
 
 
+def test_sb3_contribs_own_maskable_ppo_runs_on_slates_with_the_envs_masks(slate_world) -> None:
+    # Used directly (not through build_model), sb3-contrib's MaskablePPO reads action_masks() in
+    # its MultiDiscrete layout: the K mask once per position. It used to get (K,) per env and
+    # failed in torch with a reshape error.
+    from sb3_contrib import MaskablePPO
+
+    from lmrecsim.envs.env import RecommendationEnv
+
+    k = slate_world.scenario.candidates.k
+    venv = BatchedRecommendationVecEnv(slate_world.scenario, 2, world=slate_world)
+    venv.seed(0)
+    obs = venv.reset()
+    masks = venv.action_masks()
+    assert masks.shape == (2, SLATE * k)
+    for position in range(SLATE):
+        np.testing.assert_array_equal(
+            masks[:, position * k : (position + 1) * k], obs["action_mask"] > 0
+        )
+    env = RecommendationEnv(world=slate_world)
+    first, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(env.action_masks(), np.tile(first["action_mask"] > 0, SLATE))
+
+    model = MaskablePPO("MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0)
+    model.learn(32)
+    obs = masked_slate_obs(slate_world)
+    mask = obs["action_mask"] > 0
+    for _ in range(5):
+        slates, _ = model.predict(obs, action_masks=np.tile(mask, (1, SLATE)))
+        assert slates.shape == (6, SLATE)
+        assert all(m[row].all() for row, m in zip(slates, mask, strict=True))
+
+
 def test_refusal_names_the_scenario_file_in_train_and_validate(tmp_path, capsys) -> None:
     from lmrecsim.cli import main
 

@@ -429,6 +429,12 @@ def test_set_attr_with_indices_sets_those_sub_envs_only(tmp_path: Any) -> None:
     assert venv.get_attr("tag") == ["c", "c", "c"]
     with pytest.raises(IndexError):
         venv.get_attr("tag", indices=[3])
+    # A sub-env's own render_mode is the one it renders with, as on DummyVecEnv's env objects.
+    venv.seed(0)
+    venv.reset()
+    venv.set_attr("render_mode", "ansi", indices=[0])
+    texts = venv.env_method("render")
+    assert texts[1:] == [None, None] and texts[0] == venv.users.history_text(0) and texts[0]
 
 
 def test_env_method_answers_per_sub_env_or_refuses(tmp_path: Any) -> None:
