@@ -9,7 +9,8 @@ import numbers
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecMonitor
 
-from ..atomic import atomic_file, atomic_write, output_folder_problem, signals_deferred
+from ..atomic import (
+    FolderInUse,
+    atomic_file,
+    atomic_write,
+    folder_lock,
+    output_folder_problem,
+    signals_deferred,
+)
 from ..envs.features import N_FEATURES
 from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
@@ -373,18 +381,38 @@ def train(
     run_info = _run_info(sc, threads, checkpoint_freq, **_extra_record(record))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clear_previous_run(out_dir)
-    _record_start(out_dir, sc, run_info)
-    return _learn(
-        model,
-        sc,
-        out_dir,
-        run_info,
-        csv_format=SortedCSVOutputFormat(str(out_dir / "progress.csv")),
-        validation=_validation_callback(sc, world, out_dir),
-        progress=progress,
-        extra_callbacks=extra_callbacks,
-    )
+    with run_folder_lock(out_dir):  # before the earlier run's files are cleared
+        clear_previous_run(out_dir)
+        _record_start(out_dir, sc, run_info)
+        return _learn(
+            model,
+            sc,
+            out_dir,
+            run_info,
+            csv_format=SortedCSVOutputFormat(str(out_dir / "progress.csv")),
+            validation=_validation_callback(sc, world, out_dir),
+            progress=progress,
+            extra_callbacks=extra_callbacks,
+        )
+
+
+@contextmanager
+def run_folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s lock for a run (:func:`~lmrecsim.atomic.folder_lock`): a second run
+    into a folder that a run is writing is refused, instead of deleting the first one's files
+    and mixing its checkpoints with its own.
+
+    Raises:
+        AgentError: one line, when another process holds the lock.
+    """
+    try:
+        with folder_lock(out_dir):
+            yield
+    except FolderInUse as exc:  # only entering the lock raises it
+        raise AgentError(
+            f"out: {exc} (expected a folder no other run is writing: wait for it to end, or "
+            "train into another --out)"
+        ) from None
 
 
 #: ``train.json`` entries a run writes itself, which ``record`` may not replace.
@@ -693,10 +721,38 @@ def resume(
     passes its episode logger's for a run whose ``train.json`` says ``"log_episodes": true``);
     the entries of the run's ``train.json`` named in :data:`KEPT_RECORD` are kept.
 
+    The run holds the folder's lock (:func:`~lmrecsim.atomic.folder_lock`) until it ends.
+
     Raises:
-        AgentError: ``out`` holds no run, no checkpoint to resume from, a checkpoint that does
-            not load, or a budget the run has reached (one line naming the file).
+        AgentError: ``out`` holds no run, is in use by another run, holds no checkpoint to
+            resume from, a checkpoint that does not load, or a budget the run has reached (one
+            line naming the file).
     """
+    out_dir = Path(out)
+    # A folder that does not exist holds no run (_resume says so): there is nothing to lock.
+    with run_folder_lock(out_dir) if out_dir.is_dir() else nullcontext():
+        return _resume(
+            out,
+            timesteps=timesteps,
+            checkpoint_freq=checkpoint_freq,
+            progress=progress,
+            torch_threads=torch_threads,
+            callback_factory=callback_factory,
+            full_info=full_info,
+        )
+
+
+def _resume(
+    out: str | os.PathLike[str],
+    *,
+    timesteps: int | None = None,
+    checkpoint_freq: int | None = None,
+    progress: bool = True,
+    torch_threads: int | None = None,
+    callback_factory: Callable[[Scenario, World], list[BaseCallback]] | None = None,
+    full_info: bool = False,
+) -> TrainResult:
+    """:func:`resume`, with the folder's lock held."""
     _check_checkpoint_freq(checkpoint_freq)
     out_dir = Path(out)
     try:

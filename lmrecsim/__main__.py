@@ -1,7 +1,5 @@
 """``python -m lmrecsim`` runs the command line."""
 
-import sys
+from lmrecsim.cli import console_main
 
-from lmrecsim.cli import main
-
-sys.exit(main())
+console_main()

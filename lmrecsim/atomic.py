@@ -7,7 +7,8 @@ the user's umask (``tempfile.mkstemp`` alone creates 0600 files, which other use
 servers cannot read). A command that writes a set of files that belong together (an evaluation
 report, a replay) writes them through :func:`staged_folder`, all or nothing. SB3 writes
 ``model.zip`` and checkpoints (saved to a temp name, then renamed), ``progress.csv`` and
-TensorBoard events with its own code.
+TensorBoard events with its own code. A training run holds :func:`folder_lock` on its folder, so
+a second run into the same folder is refused instead of mixing its files with the first's.
 
 The lowest layer of the package: it imports nothing from lmrecsim.
 """
@@ -26,9 +27,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 __all__ = [
+    "LOCK_NAME",
+    "FolderInUse",
     "StagedFolder",
     "atomic_file",
     "atomic_write",
+    "folder_lock",
     "output_folder_problem",
     "signals_deferred",
     "staged_folder",
@@ -107,6 +111,48 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: The file in a run folder that :func:`folder_lock` locks (it stays: removing it would race).
+LOCK_NAME = ".lmrecsim-lock"
+
+
+class FolderInUse(Exception):
+    """Another process holds :func:`folder_lock` on the folder; ``str()`` names the folder and,
+    when the holder wrote it, its process id."""
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (an existing folder) for the block.
+
+    The lock is an ``flock`` on ``folder/.lmrecsim-lock``, which holds the holder's process id;
+    the operating system releases it when the process ends, however it ends, so a run killed
+    with SIGKILL leaves no stale lock. Where ``fcntl`` does not exist (Windows) the block runs
+    without a lock.
+
+    Raises:
+        FolderInUse: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    path = Path(folder) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            pid = f" (process {holder})" if holder.isdigit() else ""
+            raise FolderInUse(f"'{folder}' is in use by another lmrecsim run{pid}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -205,7 +251,10 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[StagedFolder]:
                 raise IsADirectoryError(
                     errno.EISDIR, "a folder is in the way (expected a file or nothing)", str(target)
                 )
-        for name in staged.names:
-            os.replace(staged.stage / name, folder / name)
+        # A signal between two renames would leave new tables beside the old report: the
+        # renames (a few milliseconds) run with Ctrl-C and SIGTERM held until they are done.
+        with signals_deferred():
+            for name in staged.names:
+                os.replace(staged.stage / name, folder / name)
     finally:
         shutil.rmtree(staged.stage, ignore_errors=True)

@@ -68,5 +68,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return report_user_errors("lmrecsim", lambda: _run(build_parser().parse_args(argv)))
 
 
+def exit_on_late_signals(code: int) -> None:
+    """From now on, Ctrl-C (SIGINT) or SIGTERM ends the process at once with exit code ``code``.
+
+    For the interpreter's shutdown after a command has finished and written its output (freeing
+    torch, worker processes: a second or so). Python restores the default handlers there, so
+    a signal then killed the process with status 130 or 143 and no line, and a finished command
+    looked failed to a script that ran it. Standard output and error are flushed first.
+    """
+    import os
+    import signal
+
+    def finish(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):  # closed, or no stream
+                pass
+        os._exit(code)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, finish)
+
+
+def console_main() -> None:
+    """The ``lmrecsim`` console script and ``python -m lmrecsim``: :func:`main`, then exit with
+    its code (see :func:`exit_on_late_signals`)."""
+    code = main()
+    exit_on_late_signals(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

@@ -120,3 +120,34 @@ def test_a_folder_where_the_file_goes_is_one_error_naming_the_file(tmp_path):
     assert err.value.filename == str(tmp_path / "out.csv")
     assert err.value.strerror == "a folder is in the way (expected a file or nothing)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_ctrl_c_during_the_renames_waits_until_every_file_is_in_place(
+    tmp_path, ctrl_c_raises, monkeypatch
+) -> None:
+    # A signal between two renames used to leave new tables beside the old report.
+    import signal
+
+    import lmrecsim.atomic as atomic
+
+    for name in ("a.csv", "b.csv", "report.md"):
+        (tmp_path / name).write_text("old")
+    real, moved = os.replace, []
+
+    def replace_then_ctrl_c(src, dst):
+        real(src, dst)
+        if os.path.dirname(dst) == str(tmp_path):  # a move into place, not a staged write
+            moved.append(dst)
+            if len(moved) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt), staged_folder(tmp_path) as staged:
+        for name in ("a.csv", "b.csv", "report.md"):
+            staged.write(name, "new")
+    assert len(moved) == 3
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "a.csv": "new",
+        "b.csv": "new",
+        "report.md": "new",
+    }

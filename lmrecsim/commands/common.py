@@ -127,7 +127,10 @@ def prepare_output(path: str | None, flag: str, *, folder: bool = True) -> list[
     except OSError as exc:
         raise UsageError(f"{flag}: '{path}' cannot be created ({exc.strerror or exc})") from None
     if not os.access(target, os.W_OK) or not _can_create_files(target):
-        raise UsageError(f"{flag}: '{path}' is not writable (expected a folder you can write to)")
+        where = (
+            f"'{path}' is" if folder else f"'{path}' cannot be written: its folder '{target}' is"
+        )
+        raise UsageError(f"{flag}: {where} not writable (expected a folder you can write to)")
     return missing
 
 

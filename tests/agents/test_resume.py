@@ -367,3 +367,39 @@ def test_a_logging_run_keeps_its_log_when_stopped_and_goes_on_logging_when_resum
         "scenario.yaml (expected the run's own log; move it away to resume without it)"
     ]
     assert (out / "train.json").read_text() == before
+
+
+def test_a_run_into_a_folder_another_run_is_writing_is_refused_and_changes_nothing(
+    tmp_path, capsys
+):
+    # Two trains into one folder used to both end "complete": the second deleted the first's
+    # files when it started, and the folder held checkpoints of both.
+    import os
+
+    from lmrecsim.atomic import LOCK_NAME, folder_lock
+
+    out = tmp_path / "run"
+    kwargs = dict(n_envs=2, hyperparameters=PPO_HP, validate_every=0, progress=False)
+    train(tiny_scenario(), out=out, timesteps=256, **kwargs)
+
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME}
+
+    before = files()
+    expected = (
+        f"out: '{out}' is in use by another lmrecsim run (process {os.getpid()}) (expected a "
+        "folder no other run is writing: wait for it to end, or train into another --out)"
+    )
+    with folder_lock(out):  # as a run in another process holds it
+        with pytest.raises(AgentError) as info:
+            train(tiny_scenario(), out=out, timesteps=256, seed=2, **kwargs)
+        assert str(info.value) == expected
+        with pytest.raises(AgentError) as info:
+            resume(out, timesteps=384, progress=False)
+        assert str(info.value) == expected
+        argv = ["train", "--resume", "--out", str(out), "--timesteps", "384", "--no-progress"]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == f"lmrecsim: error: {expected}"
+    assert files() == before
+    # Once the other run has ended, the folder is free again.
+    assert resume(out, timesteps=384, progress=False).timesteps == 384

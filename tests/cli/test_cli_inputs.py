@@ -3,6 +3,7 @@ nothing written."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -634,8 +635,8 @@ def test_an_output_no_one_can_create_files_in_is_refused_up_front(tmp_path, caps
     assert main(["bench", "--quick", "--no-progress", "--out", "/proc/x.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "lmrecsim: error: --out: '/proc/x.json' is not writable (expected a folder you can "
-        "write to)"
+        "lmrecsim: error: --out: '/proc/x.json' cannot be written: its folder '/proc' is not "
+        "writable (expected a folder you can write to)"
     ]
 
 
@@ -750,3 +751,23 @@ def test_a_bad_policy_spec_fails_before_the_language_model_loads(tmp_path, capsy
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expected in err[0], (args, err)
+
+
+@pytest.mark.parametrize(("code", "signame"), [(0, "SIGTERM"), (2, "SIGINT")])
+def test_a_signal_after_the_command_has_finished_keeps_its_exit_code(code, signame) -> None:
+    # During the interpreter's shutdown a late Ctrl-C or SIGTERM killed a finished command with
+    # status 130 / 143 and no line. The output written before it is flushed, not lost.
+    import subprocess
+
+    script = (
+        "import os, signal, time\n"
+        "from lmrecsim.cli import exit_on_late_signals\n"
+        "print('wrote report.html')\n"
+        f"exit_on_late_signals({code})\n"
+        f"os.kill(os.getpid(), signal.{signame})\n"
+        "time.sleep(60)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (code, "wrote report.html\n", "")
