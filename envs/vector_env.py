@@ -29,7 +29,7 @@ from .simulator import UserBatch, check_count
 from .vec_env import check_seed
 from .world import World, build_world
 
-_AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
+_AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
 _RENDER_MODES = tuple(RecommendationEnv.metadata["render_modes"])  # what a sub-env renders
 
 
@@ -78,7 +78,10 @@ class RecommendationVectorEnv(VectorEnv):
         world: a prebuilt world (overrides ``scenario``).
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (Gymnasium's default: the step after an
             episode end resets that sub-env, ignores its action and returns reward 0) or
-            ``AutoresetMode.SAME_STEP`` (reset within the ending step).
+            ``AutoresetMode.SAME_STEP`` (reset within the ending step) or
+            ``AutoresetMode.DISABLED`` (no reset: the caller resets finished sub-envs with
+            ``reset(options={"reset_mask": mask})`` before the next step, which refuses to step
+            them otherwise).
         render_mode: None or ``"ansi"`` (``render()`` returns each sub-env's history text).
         max_episode_steps: truncate episodes after this many steps, as ``gym.make``'s
             ``TimeLimit`` does (the scenario's ``episode.horizon`` still applies).
@@ -102,8 +105,8 @@ class RecommendationVectorEnv(VectorEnv):
             mode = None
         if mode not in _AUTORESET_MODES:
             raise ValueError(
-                f"autoreset_mode: {autoreset_mode!r} (expected AutoresetMode.NEXT_STEP or "
-                "SAME_STEP, or 'NextStep' or 'SameStep')"
+                f"autoreset_mode: {autoreset_mode!r} (expected AutoresetMode.NEXT_STEP, SAME_STEP "
+                "or DISABLED, or 'NextStep', 'SameStep' or 'Disabled')"
             )
         check_render_mode(render_mode, list(_RENDER_MODES))
         if max_episode_steps is not None and (
@@ -274,6 +277,13 @@ class RecommendationVectorEnv(VectorEnv):
                 f"call reset() before step(): sub-envs {np.flatnonzero(~self._started).tolist()} "
                 "have not been reset"
             )
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset.any():
+            # SyncVectorEnv asserts; its single envs would step a session that has ended.
+            raise RuntimeError(
+                f"step(): sub-envs {np.flatnonzero(self._autoreset).tolist()} have ended and "
+                "autoreset_mode is DISABLED (expected reset(options={'reset_mask': mask}) of them "
+                "before the next step)"
+            )
         users = self.users
         # Finished users are stepped along with the rest (their draws are keyed by their own
         # episode, so nobody else is affected) and then replaced.
@@ -296,6 +306,10 @@ class RecommendationVectorEnv(VectorEnv):
                 self._start_users(rows)
                 _put(infos, self._reset_values(rows), restart)
             obs = users.observe()
+            self._autoreset = terminated | truncated
+        elif self.autoreset_mode == AutoresetMode.DISABLED:
+            obs = users.observe()
+            _put(infos, values, np.ones(self.num_envs, dtype=bool))
             self._autoreset = terminated | truncated
         else:
             obs = users.observe()

@@ -336,6 +336,43 @@ def test_gymnasium_vector_env_reset_mask_as_sync_vector_env(tmp_path: Any) -> No
             fast.reset(options={"reset_mask": bad})
 
 
+@pytest.mark.parametrize("state_mode", ["pooled", "events"])
+def test_gymnasium_vector_env_with_autoreset_disabled_matches_sync_vector_env(
+    tmp_path: Any, state_mode: str
+) -> None:
+    # AutoresetMode.DISABLED: nothing restarts on its own; the caller resets the finished
+    # sub-envs with a reset_mask, and stepping one before that is refused, as SyncVectorEnv does.
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import data_equivalence
+
+    from lmrecsim.envs.vector_env import RecommendationVectorEnv
+
+    world = small_world(tmp_path, state={"mode": state_mode})
+    n = 4
+    fast = RecommendationVectorEnv(world=world, num_envs=n, autoreset_mode="Disabled")
+    slow = gym.vector.SyncVectorEnv(
+        [lambda: RecommendationEnv(world=world)] * n,
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
+    assert fast.metadata["autoreset_mode"] == gym.vector.AutoresetMode.DISABLED
+    assert data_equivalence(fast.reset(seed=21), slow.reset(seed=21), exact=True)
+    actions = np.random.default_rng(3).integers(0, world.scenario.candidates.k, size=(40, n))
+    n_done = 0
+    for t in range(40):
+        out_f = fast.step(actions[t])
+        out_s = slow.step(actions[t])
+        assert data_equivalence(out_f, out_s, exact=True), t
+        ended = out_s[2] | out_s[3]
+        if ended.any():
+            n_done += int(ended.sum())
+            with pytest.raises(RuntimeError, match=r"have ended and autoreset_mode is DISABLED"):
+                fast.step(actions[t])
+            again_f = fast.reset(options={"reset_mask": ended})
+            again_s = slow.reset(options={"reset_mask": ended.copy()})
+            assert data_equivalence(again_f, again_s, exact=True), t
+    assert n_done >= n
+
+
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
 def test_gymnasium_vector_env_staggered_ends_and_unseeded_reset(tmp_path: Any, mode: str) -> None:
     import gymnasium as gym
