@@ -12,9 +12,9 @@ string. A key given twice in one mapping is an error (``yaml.safe_load`` keeps t
 so are collections nested too deeply for the parser (Python's recursion limit; a
 :class:`NestedTooDeeply` error, not a ``RecursionError``) and aliases that add more than
 :data:`MAX_EXPANDED_VALUES` values once expanded, or expand into a collection that contains them
-(:class:`AliasesExpandTooFar`: a few lines of nested aliases can stand for billions of values). Otherwise it is ``yaml.safe_load``:
-the loader is a ``yaml.SafeLoader``, so no tags beyond the safe ones are honoured and nothing is
-executed.
+(:class:`AliasesExpandTooFar`: a few lines of nested aliases can stand for billions of
+values). Otherwise it is ``yaml.safe_load``: the loader is a ``yaml.SafeLoader``, so no tags
+beyond the safe ones are honoured and nothing is executed.
 """
 
 from __future__ import annotations
