@@ -732,6 +732,15 @@ class SB3Policy:
         self.model_path = None if model_path is None else Path(model_path)
         #: L, from the model's action space (1 for ``Discrete(K)``).
         self.slate_size = action_slate_size(getattr(model, "action_space", None))
+        if algo == "maskable_ppo" and self.slate_size > 1:
+            # sb3-contrib's own MaskablePPO trains on a slate env (its masks are (L * K,)), but
+            # its independent per-position categoricals are neither lmrecsim's candidate scorer
+            # nor a distribution the propensities here can be read from.
+            where = f"{self.model_path}: " if self.model_path is not None else ""
+            raise AgentError(
+                f"{where}a MaskablePPO model of slates of {self.slate_size} (expected a "
+                "MaskablePPO model that picks one slot, or a ppo or dqn model for slates)"
+            )
 
     def _obs_tensor(self, observation: dict[str, np.ndarray]) -> Any:
         obs_t, _ = self.model.policy.obs_to_tensor(observation)
@@ -848,8 +857,8 @@ class SB3Policy:
         return position_marginals(dist, _mask(observation)[None])[0]
 
     def _mask_kwargs(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
-        """``action_masks`` (K,) for MaskablePPO (which picks one slot: slates are PPO's and
-        DQN's)."""
+        """``action_masks`` (K,) for MaskablePPO (one slot: a MaskablePPO model of slates is
+        refused when it is loaded; slates are PPO's and DQN's)."""
         return {"action_masks": _mask(observation)} if self.algo == "maskable_ppo" else {}
 
     def action_probabilities(self, observation: dict[str, np.ndarray]) -> np.ndarray:

@@ -366,6 +366,9 @@ def train(
     torch_thread_count(torch_threads)  # a bad count fails before the catalog is encoded
     # A hyperparameter out of range too (SB3's constructor checks the rest, after the world).
     check_agent(sc, name_file=not hyperparameters and policy is None)
+    if Path(out).is_dir():  # a folder another run is writing: refused now, not after the world
+        with run_folder_lock(Path(out), create=False):
+            pass
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
     threads = set_torch_threads(torch_threads)
@@ -397,16 +400,16 @@ def train(
 
 
 @contextmanager
-def run_folder_lock(out_dir: Path) -> Iterator[None]:
+def run_folder_lock(out_dir: Path, *, create: bool = True) -> Iterator[None]:
     """Hold ``out_dir``'s lock for a run (:func:`~lmrecsim.atomic.folder_lock`): a second run
     into a folder that a run is writing is refused, instead of deleting the first one's files
-    and mixing its checkpoints with its own.
+    and mixing its checkpoints with its own. ``create``: as :func:`~lmrecsim.atomic.folder_lock`'s.
 
     Raises:
         AgentError: one line, when another process holds the lock.
     """
     try:
-        with folder_lock(out_dir):
+        with folder_lock(out_dir, create=create):
             yield
     except FolderInUse as exc:  # only entering the lock raises it
         raise AgentError(

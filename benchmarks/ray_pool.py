@@ -43,8 +43,16 @@ def train_archived(
         )
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(run.folder, arcname=".")
+            # Not the run's lock file: moved over the target folder's, it would hide a lock
+            # held there (the holder's flock stays on the file it opened).
+            tar.add(run.folder, arcname=".", filter=_without_lock)
     return run, buffer.getvalue()
+
+
+def _without_lock(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    from lmrecsim.atomic import LOCK_NAME
+
+    return None if Path(member.name).name == LOCK_NAME else member
 
 
 def task_error(exc: BaseException) -> BaseException:
@@ -90,28 +98,36 @@ def unpack_run(run: Any, data: bytes, folder: Path) -> Any:
 
     The earlier run's outputs in ``folder`` are removed first, as a run trained there would
     (:func:`lmrecsim.agents.train.clear_previous_run`); files are moved in from a staging folder
-    beside it, ``train.json`` last.
+    beside it, ``train.json`` last, with the folder's lock held as a run trained there holds it.
     """
-    from lmrecsim.agents.train import clear_previous_run
+    from lmrecsim.agents.train import run_folder_lock
 
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             tar.extractall(staging, filter="data")
-        clear_previous_run(folder)
-        record = staging / "train.json"
-        for path in sorted(staging.rglob("*")):  # a folder before what it holds
-            target = folder / path.relative_to(staging)
-            if path.is_dir():
-                target.mkdir(exist_ok=True)
-            elif path != record:
-                os.replace(path, target)
-        os.replace(record, folder / "train.json")
+        with run_folder_lock(folder):  # as a run trained there holds it
+            _move_in(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     run.folder = str(folder)
     return run
+
+
+def _move_in(staging: Path, folder: Path) -> None:
+    """Replace the earlier run in ``folder`` with the run unpacked in ``staging``."""
+    from lmrecsim.agents.train import clear_previous_run
+
+    clear_previous_run(folder)
+    record = staging / "train.json"
+    for path in sorted(staging.rglob("*")):  # a folder before what it holds
+        target = folder / path.relative_to(staging)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        elif path != record:
+            os.replace(path, target)
+    os.replace(record, folder / "train.json")
 
 
 class RayPool:

@@ -38,7 +38,10 @@ from .rewards import Feedback, compute_reward
 from .world import World, persona_indices
 
 _HISTORY_POOL = 256
-# Most history vectors one batch of users keeps in 'text' mode (384 floats each: up to 300 MB).
+# Most history vectors one batch of users keeps in 'text' mode: 256 per user, at most 200,000
+# (an entry, 384 floats and a text of a few hundred characters, takes about 2 KB). Most hits are
+# a user's own text of the step before (it changes only on a click), so a few per user would do.
+TEXT_LRU_PER_USER = 256
 TEXT_LRU_SIZE = 200_000
 _DENSE_MASK_LIMIT = 1 << 26
 
@@ -640,7 +643,8 @@ class UserBatch:
         actions alone.
         """
         if self._text_lru is None:
-            self._text_lru = LRUEncoder(self.world.encoder, maxsize=TEXT_LRU_SIZE)
+            size = min(TEXT_LRU_SIZE, TEXT_LRU_PER_USER * self.n)
+            self._text_lru = LRUEncoder(self.world.encoder, maxsize=size)
         return self._text_lru
 
     def _pooled_projection(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

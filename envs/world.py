@@ -528,8 +528,8 @@ def build_world(
 
 def _setting_warnings(scenario: Scenario, *, n_items: int, n_new: int) -> list[str]:
     """Lines for valid settings that do not do what they seem to: a drift or new items due at or
-    after the episode's end, more candidates than items before the new ones arrive, and more ivf
-    lists than the catalog fills. Warnings, not errors (a one-step version of a drifting scenario
+    after the episode's end, a catalog a user can use up within a session, more candidates than
+    items before the new ones arrive, and more ivf lists than the catalog fills. Warnings, not errors (a one-step version of a drifting scenario
     is a fair bandit), since the report's drift or new-item figures then read n/a or 0 for a
     reason the scenario does not show."""
     out = []
@@ -556,6 +556,14 @@ def _setting_warnings(scenario: Scenario, *, n_items: int, n_new: int) -> list[s
             f"candidates.ivf_lists: {lists} clusters for {n_items} items (faiss's k-means "
             f"wants 39 items per cluster, so at most {advised}; fewer make coarse clusters and a "
             "poorer recall)"
+        )
+    hmax = scenario.users.history_max
+    if cand.mask_consumed and n_items <= horizon + hmax:
+        out.append(
+            f"catalog.n_items: {n_items}, no more than episode.horizon {horizon} plus "
+            f"users.history_max {hmax}: with candidates.mask_consumed a user who clicks often "
+            "runs out of items within a session, and the steps after that have no valid "
+            "candidate (expected more items, or candidates.mask_consumed: false)"
         )
     k = cand.k
     if n_new > 0 and k > n_items - n_new:

@@ -376,11 +376,11 @@ def sample_warnings(n_episodes: int) -> list[str]:
             "nothing about uncertainty (expected at least 2 episodes; intervals need many more "
             "to be tight)"
         ]
-    # Measured: 800 samples of n normal (and exponential) values, 1,000 resamples each.
+    # Measured by `python -m benchmarks.bootstrap_coverage` (normal data; skewed data is worse).
     return [
         f"each policy ran {n_episodes} episodes, and bootstrap intervals from fewer than "
         f"{FEW_EPISODES} are too narrow (a nominal 95% covers a mean about 73% of the time at 3 "
-        "episodes, 89% at 10); run more episodes for intervals that hold"
+        "episodes, 90% at 10); run more episodes for intervals that hold"
     ]
 
 
@@ -961,16 +961,23 @@ def _check_metric_settings(settings: Mapping[str, Any]) -> None:
 
 
 def _run_log_in_the_way(folder: Path) -> str | None:
-    """Why ``folder`` cannot take an evaluation's files because it is a training run's folder
-    whose ``episodes.parquet`` is the run's step log (``lmrecsim train --log-episodes``), which
-    the evaluation's own would replace (and ``train --resume`` would then go on logging into);
-    None otherwise."""
-    log = folder / "episodes.parquet"
-    if not ((folder / "train.json").is_file() and log.exists()):
+    """Why ``folder`` cannot take an evaluation's files because it is the folder of a training
+    run that logs its episodes (``lmrecsim train --log-episodes``: its ``train.json`` says
+    ``"log_episodes": true``), whose ``episodes.parquet`` the evaluation's own would replace,
+    or which the run (still training, or resumed later) would write over the evaluation's; None
+    otherwise. A ``train.json`` that cannot be read says nothing either way."""
+    from ..agents.train import run_record
+
+    try:
+        record = run_record(folder) or {}
+    except ValueError:
+        return None
+    if record.get("log_episodes") is not True:
         return None
     return (
-        f"'{folder}' holds a training run (train.json) whose step log {log.name} the "
-        f"evaluation's own would replace (expected another folder, such as '{folder / 'report'}')"
+        f"'{folder}' holds a training run that logs its episodes to episodes.parquet (train.json: "
+        "log_episodes), which the evaluation's own would replace (expected another folder, such "
+        f"as '{folder / 'report'}')"
     )
 
 

@@ -123,13 +123,14 @@ class FolderInUse(Exception):
 
 
 @contextmanager
-def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike[str], *, create: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (an existing folder) for the block.
 
     The lock is an ``flock`` on ``folder/.lmrecsim-lock``, which holds the holder's process id;
     the operating system releases it when the process ends, however it ends, so a run killed
     with SIGKILL leaves no stale lock. Where ``fcntl`` does not exist (Windows) the block runs
-    without a lock.
+    without a lock. With ``create=False`` a folder without the lock file is not locked and gets
+    none (a check, in a folder that must stay as it is, that no run holds it).
 
     Raises:
         FolderInUse: another process holds the lock.
@@ -140,7 +141,14 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
         yield
         return
     path = Path(folder) / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    if not create and not path.is_file():
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+        writable = True
+    except PermissionError:  # another user's lock file: flock works on a read-only descriptor
+        fd, writable = os.open(path, os.O_RDONLY), False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,8 +156,9 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
             holder = os.read(fd, 32).decode("ascii", "replace").strip()
             pid = f" (process {holder})" if holder.isdigit() else ""
             raise FolderInUse(f"'{folder}' is in use by another lmrecsim run{pid}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if writable:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         os.close(fd)

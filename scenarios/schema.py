@@ -522,7 +522,9 @@ class CandidatesConfig(_Strict):
     mask_consumed: bool = Field(
         True,
         description="Never offer an item the user already clicked: in this session, or (for a "
-        "returning user) in the past interactions the user arrived with.",
+        "returning user) in the past interactions the user arrived with. A catalog of no more "
+        "than episode.horizon + users.history_max items can then run out within a session "
+        "(later steps have no valid candidate); building such a world warns.",
     )
     nearest_to: Literal["visible", "pooled"] = Field(
         "visible",

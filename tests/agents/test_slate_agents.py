@@ -329,7 +329,9 @@ def test_maskable_ppo_refuses_slates(slate_world) -> None:
         assert str(info.value) == message
 
 
-def test_sb3_contribs_own_maskable_ppo_runs_on_slates_with_the_envs_masks(slate_world) -> None:
+def test_sb3_contribs_own_maskable_ppo_runs_on_slates_with_the_envs_masks(
+    slate_world, tmp_path
+) -> None:
     # Used directly (not through build_model), sb3-contrib's MaskablePPO reads action_masks() in
     # its MultiDiscrete layout: the K mask once per position. It used to get (K,) per env and
     # failed in torch with a reshape error.
@@ -359,6 +361,17 @@ def test_sb3_contribs_own_maskable_ppo_runs_on_slates_with_the_envs_masks(slate_
         slates, _ = model.predict(obs, action_masks=np.tile(mask, (1, SLATE)))
         assert slates.shape == (6, SLATE)
         assert all(m[row].all() for row, m in zip(slates, mask, strict=True))
+    # lmrecsim's evaluation takes MaskablePPO models of one slot: such a model is one line, not
+    # a traceback from its distribution (it has no first-position probabilities to read).
+    from lmrecsim.agents.baselines import make_policy
+
+    model.save(tmp_path / "mppo.zip")
+    with pytest.raises(AgentError) as info:
+        make_policy(f"maskable_ppo:{tmp_path / 'mppo.zip'}", slate_world)
+    assert str(info.value) == (
+        f"{tmp_path / 'mppo.zip'}: a MaskablePPO model of slates of {SLATE} (expected a "
+        "MaskablePPO model that picks one slot, or a ppo or dqn model for slates)"
+    )
 
 
 def test_refusal_names_the_scenario_file_in_train_and_validate(tmp_path, capsys) -> None:

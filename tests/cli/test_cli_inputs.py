@@ -679,13 +679,19 @@ def test_a_warnings_source_is_its_package(filename: str, source: str) -> None:
         ),
         (
             "catalog: {n_items: 40, new_items: {fraction: 0.5, arrival_start: 50, arrival_end: 60}}"
-            "\ncandidates: {k: 10}",
+            "\ncandidates: {k: 10, mask_consumed: false}",
             "catalog.new_items.arrival_start: 50, at or past episode.horizon 50: no new item "
             "arrives within an episode, and the 20 held back are never shown",
         ),
         (
-            "catalog: {n_items: 20, new_items: {fraction: 0.5}}\ncandidates: {k: 15}",
+            "catalog: {n_items: 20, new_items: {fraction: 0.5}}\n"
+            "candidates: {k: 15, mask_consumed: false}",
             "candidates.k: 15, more than the 10 items there are before new ones arrive",
+        ),
+        (
+            "catalog: {n_items: 80}",
+            "catalog.n_items: 80, no more than episode.horizon 50 plus users.history_max 30: with "
+            "candidates.mask_consumed a user who clicks often runs out of items within a session",
         ),
         (
             "catalog: {n_items: 400}\ncandidates: {index: ivf, ivf_lists: 40}",
@@ -756,16 +762,16 @@ def test_a_bad_policy_spec_fails_before_the_language_model_loads(tmp_path, capsy
 @pytest.mark.parametrize(("code", "signame"), [(0, "SIGTERM"), (2, "SIGINT")])
 def test_a_signal_after_the_command_has_finished_keeps_its_exit_code(code, signame) -> None:
     # During the interpreter's shutdown a late Ctrl-C or SIGTERM killed a finished command with
-    # status 130 / 143 and no line. The output written before it is flushed, not lost.
+    # status 130 / 143 and no line. Here the signal comes from an exit handler, after the
+    # console script's command has returned; the output written before it is not lost.
     import subprocess
 
     script = (
-        "import os, signal, time\n"
-        "from lmrecsim.cli import exit_on_late_signals\n"
-        "print('wrote report.html')\n"
-        f"exit_on_late_signals({code})\n"
-        f"os.kill(os.getpid(), signal.{signame})\n"
-        "time.sleep(60)\n"
+        "import atexit, os, signal, time\n"
+        "import lmrecsim.cli as cli\n"
+        f"cli.main = lambda argv=None: print('wrote report.html') or {code}\n"
+        f"atexit.register(lambda: (os.kill(os.getpid(), signal.{signame}), time.sleep(60)))\n"
+        "cli.console_main()\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120

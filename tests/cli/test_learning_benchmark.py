@@ -495,27 +495,37 @@ def test_unpacking_a_run_replaces_the_earlier_runs_outputs_only(tmp_path: Path) 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from benchmarks.learning import AgentRun
-    from benchmarks.ray_pool import unpack_run
+    from benchmarks.ray_pool import _without_lock, unpack_run
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.atomic import LOCK_NAME, folder_lock
 
     sent = tmp_path / "sent"
     (sent / "checkpoints").mkdir(parents=True)
     (sent / "model.zip").write_bytes(b"new model")
     (sent / "checkpoints" / "model_64_steps.zip").write_bytes(b"new checkpoint")
     (sent / "train.json").write_text('{"status": "finished"}')
+    (sent / LOCK_NAME).write_text("123\n")  # the worker's run's lock file: not sent
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(sent, arcname=".")
+        tar.add(sent, arcname=".", filter=_without_lock)
+    assert LOCK_NAME not in {
+        Path(m).name
+        for m in tarfile.open(fileobj=io.BytesIO(buffer.getvalue()), mode="r:gz").getnames()
+    }
     folder = tmp_path / "out" / "tiny" / "ppo_s0"
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "train.json").write_text('{"status": "running"}')
     (folder / "best_model.zip").write_bytes(b"old best")  # the earlier run's: removed
     (folder / "checkpoints" / "model_32_steps.zip").write_bytes(b"old checkpoint")
     (folder / "notes.txt").write_text("mine")  # not a run output: kept
-    run = unpack_run(
-        AgentRun("ppo_s0", "ppo", "candidate_scorer", 0, 1.0, 64), buffer.getvalue(), folder
-    )
+    agent_run = AgentRun("ppo_s0", "ppo", "candidate_scorer", 0, 1.0, 64)
+    with folder_lock(folder), pytest.raises(AgentError, match="is in use by another lmrecsim run"):
+        unpack_run(agent_run, buffer.getvalue(), folder)  # a run is writing there: untouched
+    assert (folder / "best_model.zip").read_bytes() == b"old best"
+    run = unpack_run(agent_run, buffer.getvalue(), folder)
     assert run.folder == str(folder)
     files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    files.discard(LOCK_NAME)
     assert files == {"model.zip", "checkpoints/model_64_steps.zip", "train.json", "notes.txt"}
     assert (folder / "train.json").read_text() == '{"status": "finished"}'
     assert sorted(p.name for p in folder.parent.iterdir()) == ["ppo_s0"]  # no staging left

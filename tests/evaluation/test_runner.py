@@ -616,19 +616,21 @@ def test_policies_may_come_as_a_generator(tmp_path) -> None:
 
 def test_an_evaluation_does_not_replace_a_training_runs_step_log(tmp_path) -> None:
     # evaluate --out RUN replaced the episodes.parquet of train --log-episodes, and a resume of
-    # the run then went on logging into the evaluation's log.
+    # the run then went on logging into the evaluation's log. A run still training has not
+    # written its log yet: its train.json says it will.
     run = tmp_path / "run"
     run.mkdir()
-    (run / "train.json").write_text('{"status": "stopped", "log_episodes": true}')
-    (run / "episodes.parquet").write_bytes(b"the run's log")
+    (run / "train.json").write_text('{"status": "running", "log_episodes": true}')
     with pytest.raises(EvaluationError) as info:
         evaluate("default", ["greedy"], seeds=[1000], episodes=1, out=run, progress=False)
     assert str(info.value) == (
-        f"out: '{run}' holds a training run (train.json) whose step log episodes.parquet the "
-        f"evaluation's own would replace (expected another folder, such as '{run / 'report'}')"
+        f"out: '{run}' holds a training run that logs its episodes to episodes.parquet "
+        "(train.json: log_episodes), which the evaluation's own would replace (expected another "
+        f"folder, such as '{run / 'report'}')"
     )
-    assert sorted(p.name for p in run.iterdir()) == ["episodes.parquet", "train.json"]
-    # A run folder without a step log takes the report, as before.
-    (run / "episodes.parquet").unlink()
-    evaluate("default", ["greedy"], seeds=[1000], episodes=1, out=run, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == ["train.json"]
+    # The folder of a run that does not log takes the report, as before, and again.
+    (run / "train.json").write_text('{"status": "complete"}')
+    for _ in range(2):
+        evaluate("default", ["greedy"], seeds=[1000], episodes=1, out=run, progress=False)
     assert (run / "report.md").is_file() and (run / "episodes.parquet").is_file()
