@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import numbers
@@ -691,6 +692,20 @@ def stopped_checkpoint_steps(out: str | os.PathLike[str]) -> int | None:
     return found[0][0] if found else None
 
 
+def _holding_run_lock(fn: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
+    """``fn(out, ...)`` called with the lock of the run folder ``out`` held (when it exists: a
+    folder that does not exist holds no run, which ``fn`` says)."""
+
+    @functools.wraps(fn)
+    def locked(out: str | os.PathLike[str], *args: Any, **kwargs: Any) -> TrainResult:
+        out_dir = Path(out)
+        with run_folder_lock(out_dir) if out_dir.is_dir() else nullcontext():
+            return fn(out, *args, **kwargs)
+
+    return locked
+
+
+@_holding_run_lock
 def resume(
     out: str | os.PathLike[str],
     *,
@@ -731,31 +746,6 @@ def resume(
             resume from, a checkpoint that does not load, or a budget the run has reached (one
             line naming the file).
     """
-    out_dir = Path(out)
-    # A folder that does not exist holds no run (_resume says so): there is nothing to lock.
-    with run_folder_lock(out_dir) if out_dir.is_dir() else nullcontext():
-        return _resume(
-            out,
-            timesteps=timesteps,
-            checkpoint_freq=checkpoint_freq,
-            progress=progress,
-            torch_threads=torch_threads,
-            callback_factory=callback_factory,
-            full_info=full_info,
-        )
-
-
-def _resume(
-    out: str | os.PathLike[str],
-    *,
-    timesteps: int | None = None,
-    checkpoint_freq: int | None = None,
-    progress: bool = True,
-    torch_threads: int | None = None,
-    callback_factory: Callable[[Scenario, World], list[BaseCallback]] | None = None,
-    full_info: bool = False,
-) -> TrainResult:
-    """:func:`resume`, with the folder's lock held."""
     _check_checkpoint_freq(checkpoint_freq)
     out_dir = Path(out)
     try:
