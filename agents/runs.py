@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ..atomic import FolderInUse, folder_lock
 from ..scenarios.yaml_text import safe_load
 from .errors import AgentError
 from .train import run_record, stopped_checkpoint_steps
@@ -77,6 +78,8 @@ def _row(folder: Path) -> dict[str, Any]:
     row["steps_per_second"] = sps if isinstance(sps, (int, float)) else None
     if row["status"] == "complete":
         row["next"] = ""
+    elif (busy := _in_use(folder)) is not None:
+        row["next"] = f"{busy}: wait for it to end"
     else:
         steps = stopped_checkpoint_steps(folder)
         budget = row["budget"]
@@ -89,6 +92,16 @@ def _row(folder: Path) -> dict[str, Any]:
     return row
 
 
+def _in_use(folder: Path) -> str | None:
+    """Why the run in ``folder`` cannot be resumed now (a live process holds its lock:
+    :func:`~lmrecsim.atomic.folder_lock`), or None. Creates nothing in the folder."""
+    try:
+        with folder_lock(folder, create=False):
+            return None
+    except FolderInUse as exc:
+        return str(exc)
+
+
 def list_runs(*roots: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per run folder under ``roots`` (searched recursively; a root may be a run folder
     itself), sorted by path, with the columns of :data:`RUN_COLUMNS`.
@@ -97,7 +110,8 @@ def list_runs(*roots: str | os.PathLike[str]) -> pd.DataFrame:
     killed outright keeps ``running``), or ``unreadable``; ``next`` says what to do with a run
     that did not complete: the ``lmrecsim train --resume`` command that continues it from its
     newest checkpoint, or to train again. ``best_return`` is the best validation return, when
-    the run validated.
+    the run validated. A run a live process is writing (it holds the folder's lock) says so in
+    ``next`` instead of the command that would resume it.
 
     Raises:
         AgentError: a root that does not exist (one line naming it).

@@ -55,6 +55,17 @@ def test_runs_lists_every_run_with_its_status_and_how_to_resume(tmp_path, capsys
         == f"lmrecsim train --resume --out {root / 'group' / 'stopped'}  (from 128 steps)"
     )
     assert table.loc[str(root / "early"), "next"] == "no checkpoint: train again"
+    # A run a live process is writing is not offered for resuming (the resume would be refused).
+    import os
+
+    from lmrecsim.atomic import folder_lock
+
+    with folder_lock(root / "group" / "stopped"):
+        busy = list_runs(root / "group").loc[0, "next"]
+    assert busy == (
+        f"'{root / 'group' / 'stopped'}' is in use by another lmrecsim run (process "
+        f"{os.getpid()}): wait for it to end"
+    )
     assert table.loc[str(root / "broken"), "status"] == "unreadable"
     assert "train.json: unreadable" in table.loc[str(root / "broken"), "next"]
 
