@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..atomic import FolderInUse, folder_lock
+from ..atomic import folder_in_use
 from ..scenarios.yaml_text import safe_load
 from .errors import AgentError
 from .train import run_record, stopped_checkpoint_steps
@@ -78,7 +78,7 @@ def _row(folder: Path) -> dict[str, Any]:
     row["steps_per_second"] = sps if isinstance(sps, (int, float)) else None
     if row["status"] == "complete":
         row["next"] = ""
-    elif (busy := _in_use(folder)) is not None:
+    elif (busy := folder_in_use(folder)) is not None:  # a live run holds it
         row["next"] = f"{busy}: wait for it to end"
     else:
         steps = stopped_checkpoint_steps(folder)
@@ -90,16 +90,6 @@ def _row(folder: Path) -> dict[str, Any]:
         else:
             row["next"] = f"lmrecsim train --resume --out {folder}  (from {steps} steps)"
     return row
-
-
-def _in_use(folder: Path) -> str | None:
-    """Why the run in ``folder`` cannot be resumed now (a live process holds its lock:
-    :func:`~lmrecsim.atomic.folder_lock`), or None. Creates nothing in the folder."""
-    try:
-        with folder_lock(folder, create=False):
-            return None
-    except FolderInUse as exc:
-        return str(exc)
 
 
 def list_runs(*roots: str | os.PathLike[str]) -> pd.DataFrame:

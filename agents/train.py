@@ -26,6 +26,7 @@ from ..atomic import (
     FolderInUse,
     atomic_file,
     atomic_write,
+    folder_in_use,
     folder_lock,
     output_folder_problem,
     signals_deferred,
@@ -367,9 +368,9 @@ def train(
     torch_thread_count(torch_threads)  # a bad count fails before the catalog is encoded
     # A hyperparameter out of range too (SB3's constructor checks the rest, after the world).
     check_agent(sc, name_file=not hyperparameters and policy is None)
-    if Path(out).is_dir():  # a folder another run is writing: refused now, not after the world
-        with run_folder_lock(Path(out), create=False):
-            pass
+    busy = folder_in_use(out)  # a folder another run is writing: refused now, not after the world
+    if busy is not None:
+        raise _folder_busy(busy)
     # Build the world first: a missing model or bad catalog fails before the run folder exists.
     world = build_world(sc, show_progress=progress)
     threads = set_torch_threads(torch_threads)
@@ -401,22 +402,27 @@ def train(
 
 
 @contextmanager
-def run_folder_lock(out_dir: Path, *, create: bool = True) -> Iterator[None]:
+def run_folder_lock(out_dir: Path) -> Iterator[None]:
     """Hold ``out_dir``'s lock for a run (:func:`~lmrecsim.atomic.folder_lock`): a second run
     into a folder that a run is writing is refused, instead of deleting the first one's files
-    and mixing its checkpoints with its own. ``create``: as :func:`~lmrecsim.atomic.folder_lock`'s.
+    and mixing its checkpoints with its own.
 
     Raises:
         AgentError: one line, when another process holds the lock.
     """
     try:
-        with folder_lock(out_dir, create=create):
+        with folder_lock(out_dir):
             yield
     except FolderInUse as exc:  # only entering the lock raises it
-        raise AgentError(
-            f"out: {exc} (expected a folder no other run is writing: wait for it to end, or "
-            "train into another --out)"
-        ) from None
+        raise _folder_busy(str(exc)) from None
+
+
+def _folder_busy(why: str) -> AgentError:
+    """The one-line refusal of a run into a folder another run holds (``why``: whose)."""
+    return AgentError(
+        f"out: {why} (expected a folder no other run is writing: wait for it to end, or train "
+        "into another --out)"
+    )
 
 
 #: ``train.json`` entries a run writes itself, which ``record`` may not replace.

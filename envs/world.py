@@ -529,9 +529,9 @@ def build_world(
 def _setting_warnings(scenario: Scenario, *, n_items: int, n_new: int) -> list[str]:
     """Lines for valid settings that do not do what they seem to: a drift or new items due at or
     after the episode's end, a catalog a user can use up within a session, more candidates than
-    items before the new ones arrive, and more ivf lists than the catalog fills. Warnings, not errors (a one-step version of a drifting scenario
-    is a fair bandit), since the report's drift or new-item figures then read n/a or 0 for a
-    reason the scenario does not show."""
+    items before the new ones arrive, and more ivf lists than the catalog fills. Warnings, not
+    errors (a one-step version of a drifting scenario is a fair bandit), since the report's drift
+    or new-item figures then read n/a or 0 for a reason the scenario does not show."""
     out = []
     horizon = scenario.episode.horizon
     drift = scenario.users.drift

@@ -32,6 +32,7 @@ __all__ = [
     "StagedFolder",
     "atomic_file",
     "atomic_write",
+    "folder_in_use",
     "folder_lock",
     "output_folder_problem",
     "signals_deferred",
@@ -162,6 +163,17 @@ def folder_lock(folder: str | os.PathLike[str], *, create: bool = True) -> Itera
         yield
     finally:
         os.close(fd)
+
+
+def folder_in_use(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` cannot be locked now (another process holds :func:`folder_lock` on it:
+    the :class:`FolderInUse` message), or None. Creates nothing, in a folder that need not
+    exist."""
+    try:
+        with folder_lock(folder, create=False):
+            return None
+    except FolderInUse as exc:
+        return str(exc)
 
 
 @contextmanager
