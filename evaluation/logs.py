@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from .rollout import StepArrays
 
 #: Version of the step-log schema; bump on any incompatible change and keep readers strict.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Versions :func:`read_step_log` reads (older ones are upgraded to the current columns).
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 # Keys of the Parquet file (key-value) metadata.
 META_VERSION = b"lmrecsim.schema_version"
@@ -79,6 +79,8 @@ COLUMNS: dict[str, str] = {
     "is_new_item": "bool",
     "popularity_rank": "int64",
     "affinity": "float64",
+    "drift_event": "bool",
+    "drift_phase": "float64",
 }
 
 #: Columns version 2 added: version 1 logs are read with them derived from ``action``/``clicked``.
@@ -87,6 +89,10 @@ V2_COLUMNS = ("slate_slots", "clicked_position")
 V3_COLUMNS = ("prefix_propensities",)
 #: The column version 4 added: the policy's probability of each position's slot at that position.
 V4_COLUMNS = ("position_propensities",)
+#: The columns version 5 added: the user's interest drift at the step. Older logs did not record
+#: it: they are read with ``drift_event`` missing (pandas' nullable ``boolean``, all ``<NA>``)
+#: and ``drift_phase`` NaN, which replay does not compare and the drift metrics refuse.
+V5_COLUMNS = ("drift_event", "drift_phase")
 
 # Row order of a log: the order the simulator produced the steps in.
 SORT_KEYS = ["policy", "seed", "episode", "step"]
@@ -324,6 +330,8 @@ def build_step_table(
         "is_new_item",
         "popularity_rank",
         "affinity",
+        "drift_event",
+        "drift_phase",
     ):
         out[name] = steps[name].to_numpy()
     return out
@@ -449,6 +457,7 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         if (version_num > 1 or c not in V2_COLUMNS)
         and (version_num > 2 or c not in V3_COLUMNS)
         and (version_num > 3 or c not in V4_COLUMNS)
+        and (version_num > 4 or c not in V5_COLUMNS)
     ]
     missing = [c for c in expected if c not in table.column_names]
     if missing:
@@ -466,6 +475,8 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
         steps = _upgrade_v2(steps)
     if version_num <= 3:
         steps = _upgrade_v3(steps)
+    if version_num <= 4:
+        steps = _upgrade_v4(steps)
     # Arrow strings come back as python objects or the string dtype depending on pandas; normalise.
     for name, kind in COLUMNS.items():
         if kind == "string":
@@ -560,7 +571,8 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     unknown) that do not grow, the last equal to ``propensity`` where both are known;
     ``position_propensities`` (version 4) L entries in ``[0, 1]`` (NaN: unknown), each at least
     the prefix's at its position and the first equal to the first prefix's where both are known
-    (within :data:`_MARGINAL_TOL`); ``reward`` finite. Whole columns at a time, so a log of millions of rows
+    (within :data:`_MARGINAL_TOL`); ``reward`` finite; ``drift_phase`` (version 5) in
+    ``[0, 1]``. Whole columns at a time, so a log of millions of rows
     costs a fraction of reading it.
 
     Returns:
@@ -704,6 +716,10 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     # sums them without replaying them, so NaN or inf would go into its returns unseen.
     reward = cols["reward"].to_numpy(zero_copy_only=False)
     refuse("reward", ~np.isfinite(reward), reward, "is {!r}", "a finite number")
+    if "drift_phase" in cols:  # how far the taste has drifted: 0 at home, 1 away
+        phase = cols["drift_phase"].to_numpy(zero_copy_only=False)
+        bad = ~((phase >= 0) & (phase <= 1))
+        refuse("drift_phase", bad, phase, "is {!r}", "a drift phase in [0, 1]")
     return k, size
 
 
@@ -747,6 +763,15 @@ def _upgrade_v3(steps: pd.DataFrame) -> pd.DataFrame:
         index=steps.index,
         dtype=object,
     )
+    return steps
+
+
+def _upgrade_v4(steps: pd.DataFrame) -> pd.DataFrame:
+    """A version-4 (or upgraded older) table with the version-5 columns, which it did not
+    record: ``drift_event`` missing (nullable ``boolean``, all ``<NA>``), ``drift_phase`` NaN."""
+    steps = steps.copy()
+    steps["drift_event"] = pd.Series(pd.NA, index=steps.index, dtype="boolean")
+    steps["drift_phase"] = np.full(len(steps), np.nan)
     return steps[list(COLUMNS)]
 
 

@@ -759,6 +759,12 @@ def ctr_around_events(steps: pd.DataFrame, window: int) -> pd.DataFrame:
     if window < 0:
         raise MetricInputError(f"{where}: window must be >= 0, got {window}")
     _require_columns(steps, [*_USER_KEYS, "step", "clicked", "drift_event"], where)
+    unknown = int(steps["drift_event"].isna().sum())
+    if unknown:
+        raise MetricInputError(
+            f"{where}: drift_event is missing in {unknown} of {len(steps)} rows (expected True or "
+            "False in every row; step logs before schema version 5 did not record drift events)"
+        )
     log = steps[[*_USER_KEYS, "step", "clicked"]].copy()
     log["clicked"] = log["clicked"].astype(float)
     if log.duplicated([*_USER_KEYS, "step"]).any():

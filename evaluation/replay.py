@@ -28,7 +28,7 @@ from ..envs.env import RecommendationEnv
 from ..envs.simulator import check_slates
 from ..envs.world import World
 from .errors import EvaluationError
-from .logs import LogError, StepLog, read_step_log
+from .logs import V5_COLUMNS, LogError, StepLog, read_step_log
 from .rollout import step_feedback
 
 # Logged columns a re-simulation must reproduce, compared after each step (exactly; NaN == NaN).
@@ -47,6 +47,8 @@ STEP_CHECKS = (
     "is_new_item",
     "popularity_rank",
     "affinity",
+    "drift_event",
+    "drift_phase",
 )
 
 #: Called before each replayed step with (row position in the frame, env, observation).
@@ -312,6 +314,8 @@ def resimulate(
                     else:
                         for col in STEP_CHECKS:
                             logged_value = row[col]
+                            if col in V5_COLUMNS and pd.isna(logged_value):
+                                continue  # a log before schema version 5 did not record it
                             if isinstance(logged_value, np.generic):
                                 logged_value = logged_value.item()
                             if not _same(logged_value, got[col]):

@@ -298,7 +298,7 @@ def test_a_policy_without_probabilities_logs_propensity_one(world) -> None:
 def test_slate_log_round_trips(world, slate_log) -> None:
     steps, arrays, path = slate_log
     log = read_step_log(path)
-    assert log.schema_version == SCHEMA_VERSION == 4
+    assert log.schema_version == SCHEMA_VERSION == 5
     assert list(log.steps.columns) == list(COLUMNS)
     got = log.steps
     np.testing.assert_array_equal(
@@ -344,7 +344,14 @@ def _write_v1(path: Path, table: pd.DataFrame, scenario: Any) -> None:
     from lmrecsim.evaluation.logs import META_SCENARIO_HASH, META_SCENARIO_YAML, _arrow_schema
     from lmrecsim.scenarios import scenario_hash, scenario_to_yaml
 
-    later = ("slate_slots", "clicked_position", "prefix_propensities", "position_propensities")
+    later = (
+        "slate_slots",
+        "clicked_position",
+        "prefix_propensities",
+        "position_propensities",
+        "drift_event",
+        "drift_phase",
+    )
     v1 = [c for c in COLUMNS if c not in later]
     schema = pa.schema([_arrow_schema().field(c) for c in v1])
     arrow = pa.Table.from_pandas(table[v1], schema=schema, preserve_index=False)
@@ -375,19 +382,20 @@ def test_version_1_logs_are_read_and_replay(tmp_path: Path) -> None:
     # the prefix propensity of a single item.
     assert table["clicked_position"].tolist() == log.steps["clicked_position"].tolist()
     assert [list(p) for p in log.steps["prefix_propensities"]] == [[p] for p in steps["propensity"]]
-    # ... and version 4 as its position propensity.
+    # ... and version 4 as its position propensity. Drift (version 5) was not recorded.
     assert [list(p) for p in log.steps["position_propensities"]] == [
         [p] for p in steps["propensity"]
     ]
+    assert log.steps["drift_event"].isna().all() and log.steps["drift_phase"].isna().all()
     # An unknown version is still refused.
     import pyarrow.parquet as pq
 
     raw = pq.read_table(path)
     meta = dict(raw.schema.metadata)
-    meta[META_VERSION] = b"5"
-    pq.write_table(raw.replace_schema_metadata(meta), tmp_path / "v5.parquet")
-    with pytest.raises(LogError, match=r"schema_version is '5' \(expected 1 or 2 or 3 or 4"):
-        read_step_log(tmp_path / "v5.parquet")
+    meta[META_VERSION] = b"6"
+    pq.write_table(raw.replace_schema_metadata(meta), tmp_path / "v6.parquet")
+    with pytest.raises(LogError, match=r"schema_version is '6' \(expected 1 or 2 or 3 or 4 or 5"):
+        read_step_log(tmp_path / "v6.parquet")
     # A version-1 file without one of its own columns names that column, not a version-2 one.
     v1 = pq.read_table(path)
     pq.write_table(v1.drop(["clicked"]), tmp_path / "v1_no_clicked.parquet")
