@@ -1001,6 +1001,24 @@ def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> An
         raise AgentError(f"--policy {spec!r}: {exc}") from None
 
 
+def sb3_algo_name(model: Any) -> str | None:
+    """``maskable_ppo``, ``dqn`` (SlateQ included) or ``ppo`` for a stable-baselines3 model of
+    those algorithms (or their subclasses), else None."""
+    from stable_baselines3 import DQN, PPO
+
+    try:
+        from sb3_contrib import MaskablePPO
+    except ImportError:  # pragma: no cover - sb3-contrib is a dependency
+        MaskablePPO = None  # noqa: N806
+    if MaskablePPO is not None and isinstance(model, MaskablePPO):
+        return "maskable_ppo"
+    if isinstance(model, DQN):
+        return "dqn"
+    if isinstance(model, PPO):
+        return "ppo"
+    return None
+
+
 def scenario_slate_size(world: Any) -> int:
     """L, the items per recommendation of a world's scenario (``candidates.slate_size``)."""
     return int(world.scenario.candidates.slate_size)

@@ -272,7 +272,7 @@ def _resolve_policies(
     world: World,
     reference: str,
 ) -> list[tuple[PolicyInfo, Any]]:
-    from ..agents.baselines import BASELINES, SB3Policy, make_policy
+    from ..agents.baselines import BASELINES, SB3Policy, _check_spaces, make_policy, sb3_algo_name
 
     items: list[tuple[str, Any]] | list[str | tuple[str, Any]]
     items = list(policies.items()) if isinstance(policies, Mapping) else list(policies)
@@ -303,6 +303,12 @@ def _resolve_policies(
                     "control characters, as a LABEL=SPEC label)"
                 )
             spec = type(policy).__name__
+            algo = sb3_algo_name(policy)
+            if algo is not None:
+                # A model passed as it is: behind SB3Policy it is checked against the scenario
+                # and acts with the action mask (MaskablePPO's predict ignores it unless told).
+                _check_spaces(policy, world, repr(label))
+                policy = SB3Policy(policy, algo)
             where = getattr(policy, "model_path", None) or getattr(policy, "run_dir", None)
             if isinstance(policy, SB3Policy) and where is not None:
                 spec = f"{policy.algo}:{where}"  # as the command line would name that model

@@ -300,3 +300,35 @@ def test_ope_and_replay_warn_of_a_model_trained_on_another_scenario(runs, tmp_pa
     own = tmp_path / "own" / "episodes.parquet"
     ope = evaluate_off_policy(own, spec, logged_policy="egreedy", with_ground_truth=False)
     assert not any("was trained on scenario" in w for w in ope.warnings)
+
+
+def test_a_model_passed_as_it_is_acts_with_the_mask_and_is_checked(runs):
+    """A loaded model given as a ``(label, model)`` pair is evaluated as its ``maskable_ppo:PATH``
+    spec would be: MaskablePPO acts with the action mask, and a model of another scenario's
+    shapes is one line naming its label."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    from lmrecsim.agents.errors import AgentError
+
+    # A small catalog with consumed items masked: many steps have masked slots.
+    small = {"extends": "default", "catalog": {"n_items": 70}, "episode": {"horizon": 30}}
+    from lmrecsim import make_env
+
+    model = MaskablePPO("MultiInputPolicy", make_env(small), n_steps=64, batch_size=32, seed=0)
+    res = evaluate(small, [("raw", model)], seeds=[1000], episodes=3, progress=False)
+    steps = res.steps
+    assert (~steps.loc[steps["policy"] == "random", "invalid_action"]).all()
+    # Without the mask this untrained network picks a masked slot on about a quarter of steps.
+    assert not steps.loc[steps["policy"] == "raw", "invalid_action"].any()
+    assert res.summary.set_index("policy").loc["raw", "n"] == 3
+
+    other = PPO.load(runs["ppo"] / "model.zip")  # trained on the default scenario, K = 20
+    with pytest.raises(AgentError, match=r"'theirs': the model's observation 'candidates' has"):
+        evaluate(
+            {"extends": "default", "candidates": {"k": 10}},
+            [("theirs", other)],
+            seeds=[1000],
+            episodes=1,
+            progress=False,
+        )
