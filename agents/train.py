@@ -55,7 +55,13 @@ from .validation import (
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a training run produced."""
+    """What a training run produced.
+
+    ``model`` is the trained model on its training env: ``model.learn(n,
+    reset_num_timesteps=False)`` goes on training it in memory, with a logger that writes nothing
+    (the run's files are closed; ``model.set_logger`` gives it one). To go on with the run's own
+    files (checkpoints, ``progress.csv``, validation), use :func:`resume`.
+    """
 
     model: BaseAlgorithm
     out_dir: Path
@@ -617,6 +623,9 @@ def _learn(
         )
         seconds = time.perf_counter() - start
         model.logger.close()
+        # The run's files are closed: a model.learn() that goes on in the caller's hands (SB3 keeps
+        # a set logger across calls) writes nothing rather than fail on them.
+        model.set_logger(Logger(folder=None, output_formats=[]))
         if learning_starts is not None:
             model.learning_starts = learning_starts
         save_model_atomic(model, out_dir / "model.zip")

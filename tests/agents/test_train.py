@@ -180,3 +180,24 @@ def test_numpy_numbers_in_hyperparameters_are_python_numbers_in_the_scenario():
             hyperparameters={"n_steps": 32, "learning_rate": 0.25, "policy_kwargs": {"x": [1]}},
         )
     )
+
+
+def test_the_returned_model_goes_on_learning_in_memory(tmp_path):
+    # model.learn() after train() failed on the run's closed progress.csv ("I/O operation on a
+    # closed file") once its first rollout was collected.
+    from lmrecsim.agents.train import train
+
+    result = train(
+        "default",
+        out=tmp_path / "run",
+        timesteps=128,
+        n_envs=2,
+        validate_every=0,
+        progress=False,
+        hyperparameters={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    )
+    progress = (tmp_path / "run" / "progress.csv").read_bytes()
+    model = result.model.learn(256, reset_num_timesteps=False)
+    assert model.num_timesteps == 384
+    # The run's files are its own: the steps learnt in memory are not written into them.
+    assert (tmp_path / "run" / "progress.csv").read_bytes() == progress
