@@ -364,12 +364,29 @@ def _revalidated(scenario: Scenario) -> Scenario:
         # that mapping, with a serializer warning; validation then reads it as the block.
         warnings.simplefilter("ignore", UserWarning)
         data = scenario.model_dump()
+    _put_back_unknown_keys(scenario, data)
     # Errors name the object, not the file it came from: the file is valid, the change is not.
     where = scenario.source if scenario.source == "<dict>" else f"<Scenario from {scenario.source}>"
     out = _validate(_plain(data), where)
     out._base_dir = scenario._base_dir
     out._source = scenario._source
     return out
+
+
+def _put_back_unknown_keys(model: Any, data: dict[str, Any]) -> None:
+    """Put into ``data`` (``model``'s dump) the keys ``model_copy(update=...)`` set on ``model``
+    or its blocks that are not fields (``update={"epsiode": ...}``): the dump leaves them out, so
+    a misspelt key would be dropped without a word instead of refused as an unknown key."""
+    fields = type(model).model_fields
+    for key, value in vars(model).items():
+        if key not in fields:
+            data[key] = value
+        elif hasattr(value, "model_fields") and isinstance(data.get(key), dict):
+            _put_back_unknown_keys(value, data[key])
+        elif isinstance(value, (list, tuple)) and isinstance(data.get(key), list):
+            for item, dumped in zip(value, data[key], strict=False):
+                if hasattr(item, "model_fields") and isinstance(dumped, dict):
+                    _put_back_unknown_keys(item, dumped)
 
 
 def _validate(data: dict[str, Any], path: Path | str) -> Scenario:

@@ -116,6 +116,13 @@ def test_a_scenario_changed_without_validation_is_checked_when_loaded() -> None:
     again = load_scenario(sc)
     assert again is not sc and again.model_dump() == sc.model_dump()
     assert (again.source, again._base_dir) == (sc.source, sc._base_dir)
+    # A misspelt key of model_copy(update=...) is refused, not dropped: the dump leaves it out.
+    for update, key in (
+        ({"epsiode": {"horizon": 3}}, "epsiode"),
+        ({"episode": sc.episode.model_copy(update={"horizn": 3})}, "episode.horizn"),
+    ):
+        with pytest.raises(ScenarioError, match=rf">: {key}: unknown key \(expected one of: "):
+            load_scenario(sc.model_copy(update=update))
 
 
 def test_a_relative_extends_is_looked_for_next_to_the_file_only(
