@@ -168,6 +168,46 @@ def resolve_schedules(hyperparameters: dict[str, Any]) -> dict[str, Any]:
                 "and an end at least 0)"
             )
         out[key] = LinearSchedule(pair[0], pair[1], 1.0)
+    return _resolve_activation(out)
+
+
+#: ``policy_kwargs.activation_fn`` by name (``agent.policy: mlp``), as a scenario file holds it.
+ACTIVATIONS = {
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "sigmoid": "Sigmoid",
+}
+
+
+def _resolve_activation(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with a ``policy_kwargs.activation_fn`` name (``tanh``) turned into its
+    ``torch.nn`` class, which SB3 takes.
+
+    Raises:
+        AgentError: a name that is not one of :data:`ACTIVATIONS`.
+    """
+    policy_kwargs = kwargs.get("policy_kwargs")
+    if not isinstance(policy_kwargs, dict) or not isinstance(
+        policy_kwargs.get("activation_fn"), str
+    ):
+        return kwargs
+    import torch
+
+    name = policy_kwargs["activation_fn"]
+    if name.lower() not in ACTIVATIONS:
+        raise AgentError(
+            f"agent.hyperparameters.policy_kwargs.activation_fn: {name!r} is not one of "
+            f"{', '.join(ACTIVATIONS)}"
+        )
+    out = dict(kwargs)
+    out["policy_kwargs"] = {
+        **policy_kwargs,
+        "activation_fn": getattr(torch.nn, ACTIVATIONS[name.lower()]),
+    }
     return out
 
 

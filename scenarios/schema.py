@@ -727,7 +727,10 @@ class AgentConfig(_Strict):
         "a running estimate of the discounted return's standard deviation (SB3's VecNormalize, "
         "observations untouched); the saved policy is unaffected. The candidate scorer's size is "
         "`policy_kwargs: {features_extractor_kwargs: {hidden: 128, n_layers: 2, summary_dim: 64}}` "
-        "(net_arch belongs to `agent.policy: mlp` and is an error with the scorer). A file that "
+        "(net_arch belongs to `agent.policy: mlp` and is an error with the scorer). With "
+        "`agent.policy: mlp`, `policy_kwargs: {activation_fn: tanh}` names the activation (relu, "
+        "tanh, elu, leaky_relu, gelu, silu, sigmoid). Values are data, as a YAML file holds them, "
+        "also from Python: a schedule is `{linear: [start, end]}`, not a function. A file that "
         "`extends` another merges with the parent's mapping when both use the same form; in the "
         "other form it replaces it.",
     )
@@ -745,12 +748,51 @@ class AgentConfig(_Strict):
         for name in sections:
             if not isinstance(value[name], dict):
                 raise ValueError(f"section {name!r}: expected a mapping of keyword arguments")
+        where = _not_plain_data(value)
+        if where is not None:
+            key, obj = where
+            kind = (
+                "a Python class"
+                if isinstance(obj, type)
+                else "a function"
+                if callable(obj)
+                else f"a Python {type(obj).__name__} object"
+            )
+            raise ValueError(
+                f"{key} is {kind}, not scenario data (expected numbers, strings, true/false, "
+                "lists and mappings, as a YAML file holds: a schedule is {linear: [start, end]}, "
+                "an activation_fn a name such as tanh); the scenario is hashed, saved with the "
+                "run and replayed from its YAML"
+            )
         return value
 
     def hyperparameters_for(self, algo: str) -> dict[str, Any]:
         """The constructor keyword arguments that apply when ``algo`` runs."""
         hp = self.hyperparameters
         return dict(hp.get(algo, {})) if has_algorithm_sections(hp) else dict(hp)
+
+
+def _not_plain_data(value: Any, path: str = "") -> tuple[str, Any] | None:
+    """``(key path, value)`` of the first entry of ``value`` that YAML cannot hold (a function, a
+    class, an object), or None: plain data is None, bools, numbers, strings, and lists and
+    string-keyed mappings of plain data."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _not_plain_data(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path or '<key>'}", key
+            found = _not_plain_data(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    return path, value
 
 
 class EvaluationConfig(_Strict):

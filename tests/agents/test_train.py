@@ -201,3 +201,50 @@ def test_the_returned_model_goes_on_learning_in_memory(tmp_path):
     assert model.num_timesteps == 384
     # The run's files are its own: the steps learnt in memory are not written into them.
     assert (tmp_path / "run" / "progress.csv").read_bytes() == progress
+
+
+def test_hyperparameters_are_scenario_data_and_activations_go_by_name(tmp_path):
+    # A schedule lambda or torch.nn.Tanh in hyperparameters ended in pydantic's
+    # "PydanticSerializationError: Unable to serialize unknown type" from inside the world build;
+    # the name "tanh" in SB3's "'str' object is not callable".
+    import pytest
+    import torch
+
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import train
+    from lmrecsim.scenarios import ScenarioError, load_scenario
+
+    for hp, key, kind in (
+        ({"learning_rate": lambda p: 1e-3}, "learning_rate", "a function"),
+        (
+            {"policy_kwargs": {"activation_fn": torch.nn.Tanh}},
+            "policy_kwargs.activation_fn",
+            "a Python class",
+        ),
+        ({"ppo": {"gamma": object()}}, "ppo.gamma", "a Python object object"),
+    ):
+        with pytest.raises(ScenarioError, match=rf"agent.hyperparameters: {key} is {kind}, not"):
+            load_scenario({"extends": "default", "agent": {"hyperparameters": hp}})
+    tiny = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
+    result = train(
+        "default",
+        out=tmp_path / "run",
+        policy="mlp",
+        timesteps=64,
+        n_envs=1,
+        validate_every=0,
+        progress=False,
+        hyperparameters={**tiny, "policy_kwargs": {"activation_fn": "tanh"}},
+    )
+    layers = [type(m) for m in result.model.policy.mlp_extractor.modules()]
+    assert torch.nn.Tanh in layers and torch.nn.ReLU not in layers
+    with pytest.raises(AgentError, match=r"activation_fn: 'swish' is not one of relu, tanh, "):
+        train(
+            "default",
+            out=tmp_path / "bad",
+            policy="mlp",
+            timesteps=64,
+            n_envs=1,
+            progress=False,
+            hyperparameters={**tiny, "policy_kwargs": {"activation_fn": "swish"}},
+        )
