@@ -203,9 +203,14 @@ def gap_text(share: float, low: float, high: float) -> str | None:
     None when there is no share (the oracle does not beat random)."""
     if not np.isfinite(share):
         return None
+
+    def pct(x: float) -> str:  # what rounds to 0% prints without a sign
+        text = f"{x:.0%}"
+        return "0%" if text == "-0%" else text
+
     if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{share:.0%} [interval unbounded: the oracle often does not beat random]"
-    return f"{share:.0%} [{low:.0%}, {high:.0%}]"
+        return f"{pct(share)} [interval unbounded: the oracle often does not beat random]"
+    return f"{pct(share)} [{pct(low)}, {pct(high)}]"
 
 
 def gap_ci(

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .metrics import ctr_around_events, lorenz_curve, retention_curve  # noqa: E402
 
@@ -75,7 +76,7 @@ def plot_return_ctr(summary: pd.DataFrame, privileged: Mapping[str, bool]) -> Pl
     y = np.arange(len(labels))
     for ax, metric, title in (
         (axes[0], "return", "return per episode"),
-        (axes[1], "ctr", "click-through rate"),
+        (axes[1], "ctr", "click-through rate (mean over sessions)"),
     ):
         mid = summary[metric].to_numpy(float)
         err = np.vstack([mid - summary[f"{metric}_low"], summary[f"{metric}_high"] - mid])
@@ -142,7 +143,9 @@ def plot_drift(steps: pd.DataFrame, window: int, privileged: Mapping[str, bool])
     curve = ctr_around_events(steps, window)
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, part in curve.groupby("policy", sort=False):
-        ok = part["n"] > 0
+        # An offset few events reach (users who left, events near a session's end) would draw a
+        # click-through of one or two sessions, 0 or 1, as a point like the others.
+        ok = part["n"] >= DRIFT_MIN_EVENTS
         ax.plot(
             part.loc[ok, "offset"],
             part.loc[ok, "ctr"],
@@ -151,16 +154,23 @@ def plot_drift(steps: pd.DataFrame, window: int, privileged: Mapping[str, bool])
             label=_display(str(label), privileged),
         )
     ax.axvline(0, color="black", lw=0.8, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("steps relative to the drift event")
-    ax.set_ylabel("click-through rate")
+    ax.set_ylabel("click-through rate (events reaching the step)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return Plot(
         "drift",
         "Click-through around drift events",
-        "Mean click-through at each step before and after a user's taste changed (offset 0).",
+        "Click-through at each step before and after a user's taste changed (offset 0), over the "
+        "drift events whose session reached that step; steps fewer than "
+        f"{DRIFT_MIN_EVENTS} events reached are left out.",
         _png(fig),
     )
+
+
+#: Fewest drift events an offset of the drift plot needs to be drawn.
+DRIFT_MIN_EVENTS = 5
 
 
 #: Fewest sessions a step of the retention plot's right panel needs (and 5% of the episodes).

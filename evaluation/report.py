@@ -37,11 +37,11 @@ __all__ = [
 #: Short human description of each metric (the full definitions are in docs/evaluation.md).
 METRIC_LABELS: dict[str, str] = {
     "return": "return (sum of rewards per episode)",
-    "ctr": "click-through rate",
-    "mean_rating": "mean rating of clicked items (1-5)",
-    "mean_dwell": "mean dwell per step",
+    "ctr": "click-through rate of a session (its clicks / its steps), averaged over sessions",
+    "mean_rating": "mean rating (1-5) of a session's clicked items, averaged over sessions",
+    "mean_dwell": "mean dwell per step of a session (seconds), averaged over sessions",
     "session_length": "session length (steps)",
-    "churned": "churn rate (user left before the horizon)",
+    "churned": "churn rate (the user left: patience ran out, on the last step too)",
     "catalog_coverage": "catalog coverage (share of items ever recommended)",
     "gini": "exposure Gini (0 = equal exposure)",
     "long_tail_share": "share of recommendations from the long tail",
@@ -84,23 +84,42 @@ def md_text(value: Any) -> str:
     return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(text, quote=False))
 
 
-def _num(x: float) -> str:
+def decimals_for(values: Any) -> int:
+    """Decimals that print the largest finite magnitude in ``values`` to four or five
+    significant figures (1 from 100 up, 2 from 10, else 3), judged after rounding (9.9996 is
+    ``10.00``, not ``10.000``); one count for a whole row keeps its cells aligned."""
+    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v))]
+    ax = max(finite, default=0.0)
+    d = 1 if ax >= 100 else 2 if ax >= 10 else 3
+    if d > 1 and round(ax, d) >= (100 if d == 2 else 10):
+        d -= 1
+    return d
+
+
+def _fixed(x: float, d: int, *, signed: bool = False) -> str:
+    """``x`` to ``d`` decimals, a ``+`` before a positive one when ``signed``; what rounds to zero
+    prints as ``0.000``, without a sign (never ``-0.000`` or ``+0.000``)."""
+    text = f"{float(x):.{d}f}"
+    if float(text) == 0:
+        return text.lstrip("-")
+    return f"+{text}" if signed and x > 0 else text
+
+
+def _num(x: float, d: int | None = None) -> str:
     if x is None or not math.isfinite(float(x)):
         return "n/a"
-    ax = abs(float(x))
-    if ax >= 100:
-        return f"{x:.1f}"
-    if ax >= 10:
-        return f"{x:.2f}"
-    return f"{x:.3f}"
+    return _fixed(x, decimals_for([x]) if d is None else d)
 
 
-def fmt_interval(mid: float, low: float, high: float, *, signed: bool = False) -> str:
-    """``"1.23 [1.01, 1.45]"``; ``"n/a"`` when the estimate is not finite."""
+def fmt_interval(
+    mid: float, low: float, high: float, *, signed: bool = False, decimals: int | None = None
+) -> str:
+    """``"1.23 [1.01, 1.45]"``, the estimate and its bounds to the same ``decimals`` (by default
+    :func:`decimals_for` the three); ``"n/a"`` when the estimate is not finite."""
     if mid is None or not math.isfinite(float(mid)):
         return "n/a"
-    head = ("+" if signed and mid > 0 else "") + _num(mid)
-    return f"{head} [{_num(low)}, {_num(high)}]"
+    d = decimals_for([mid, low, high]) if decimals is None else decimals
+    return f"{_fixed(mid, d, signed=signed)} [{_num(low, d)}, {_num(high, d)}]"
 
 
 def _display(result: EvaluationResult, label: str) -> str:
@@ -185,12 +204,9 @@ def _summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]
     rows = []
     table = result.summary.set_index("policy")
     for metric in result.metric_order:
-        cells = [
-            fmt_interval(
-                table.at[p, metric], table.at[p, f"{metric}_low"], table.at[p, f"{metric}_high"]
-            )
-            for p in labels
-        ]
+        columns = [metric, f"{metric}_low", f"{metric}_high"]
+        d = decimals_for(table.loc[labels, columns].to_numpy(float).ravel())
+        cells = [fmt_interval(*table.loc[p, columns], decimals=d) for p in labels]
         rows.append([metric, *cells])
     return header, rows
 
@@ -203,13 +219,15 @@ def _comparison_rows(result: EvaluationResult) -> tuple[list[str], list[list[str
     rows = []
     for metric in result.metric_order:
         cells = []
+        mine = cmp[(cmp["metric"] == metric) & cmp["policy"].isin(labels)]
+        d = decimals_for(mine[["difference", "low", "high"]].to_numpy(float).ravel())
         for p in labels:
-            hit = cmp[(cmp["policy"] == p) & (cmp["metric"] == metric)]
+            hit = mine[mine["policy"] == p]
             if hit.empty:
                 cells.append("n/a")
                 continue
             r = hit.iloc[0]
-            cell = fmt_interval(r["difference"], r["low"], r["high"], signed=True)
+            cell = fmt_interval(r["difference"], r["low"], r["high"], signed=True, decimals=d)
             if cell != "n/a" and int(r["n_pairs"]) < int(n_runs[p]):
                 cell += f"; n={int(r['n_pairs'])}"
             cells.append(cell)
@@ -220,7 +238,8 @@ def _comparison_rows(result: EvaluationResult) -> tuple[list[str], list[list[str
 _COMPARISON_NOTE = (
     "Difference (policy minus reference) on the same users and random numbers, with its "
     'interval. "; n=N": the difference rests on the N paired episodes where both policies have '
-    "the metric (mean_rating needs a click in both), fewer than all episodes."
+    "the metric (mean_rating needs a click in both; the drift metrics a drift event in both, "
+    "each policy's own sessions still going when the taste changed), fewer than all episodes."
 )
 
 

@@ -90,6 +90,10 @@ AGGREGATE_METRICS: tuple[str, ...] = (
     "ctr_after_drift",
     "recovery_steps",
 )
+#: The aggregates of drift events: each policy's pool the events of its own sessions that were
+#: still going when the taste changed, so the two sides of a comparison can rest on different
+#: episodes; their ``n_pairs`` counts the episodes with an event under both policies.
+DRIFT_METRICS: tuple[str, ...] = ("ctr_before_drift", "ctr_after_drift", "recovery_steps")
 #: Every metric, in the order the tables list them (after the scenario's own metrics).
 METRICS: tuple[str, ...] = get_args(MetricName)
 
@@ -809,6 +813,12 @@ def _tables(
 
     rows = []
     ref = episodes[episodes["policy"] == reference].sort_values(["seed", "episode"])
+    with_event = {
+        str(label): set(zip(part["seed"], part["episode"], strict=True))
+        for label, part in steps.loc[
+            steps["drift_event"].astype(bool), ["policy", "seed", "episode"]
+        ].groupby("policy", sort=False)
+    }
     # Each (policy, metric) comparison draws from its own keyed generator (see keyed_rng).
     cmp_base = int(np.random.default_rng(s_cmp).integers(2**63))
     for label in labels:
@@ -835,7 +845,13 @@ def _tables(
                 else:
                     low, high = _interval(diff, est, conf, (bottom - top, top - bottom))
                 # Without a value on both sides there is no pair (no drift event: no drift metric).
-                n_pairs = len(mine) if np.isfinite(est) else 0
+                if not np.isfinite(est):
+                    n_pairs = 0
+                elif metric in DRIFT_METRICS:
+                    both = with_event.get(label, set()) & with_event.get(reference, set())
+                    n_pairs = len(both)
+                else:
+                    n_pairs = len(mine)
             else:
                 a, b = mine[metric].to_numpy(float), ref[metric].to_numpy(float)
                 # A pair counts only where both episodes have the metric (mean_rating needs a

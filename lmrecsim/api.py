@@ -33,14 +33,28 @@ def _gap_lines(gap: pd.DataFrame) -> list[str]:
     return [f"share of the random-to-oracle gap closed (95% CI): {'; '.join(parts)}"]
 
 
+def ratio_text(ppo: float, random: float) -> str:
+    """The demo's ppo/random ratio of mean returns, ``n/a`` unless random's is positive (a reward
+    with a leave penalty can make it negative, where a ratio means nothing; one of 0 read 1e10)."""
+    if random > 0:
+        return f"{ppo / random:.2f}"
+    return f"n/a (random's mean return is {random:.2f}, not positive)"
+
+
 def _validation_lines(result: TrainResult) -> list[str]:
     """The demo's line about the run's validation (none when it did not validate)."""
     val = result.validation
     if val is None or val["best_timesteps"] is None:
         return []
     last = val["users"] + val["seed"] - 1
+    # A budget below the validation interval is validated once, at the end of training.
+    when = (
+        f"every {val['every']} steps"
+        if val["every"] < result.timesteps
+        else "at the end of training"
+    )
     return [
-        f"validated every {val['every']} steps on {val['users']} held-out users (seeds "
+        f"validated {when} on {val['users']} held-out users (seeds "
         f"{val['seed']}..{last}): best greedy return {val['best_mean_return']:.2f} at "
         f"{val['best_timesteps']} steps (best_model.zip), last {val['last_mean_return']:.2f} "
         "(model.zip, evaluated below)"
@@ -116,12 +130,12 @@ def demo(
             f"{row['session_length']:15.1f}{note}"
         )
     cmp = evaluation.comparison.set_index(["policy", "metric"]).loc[("ppo", "return")]
-    ratio = summary.loc["ppo", "return"] / max(summary.loc["random", "return"], 1e-9)
+    ratio = ratio_text(float(summary.loc["ppo", "return"]), float(summary.loc["random", "return"]))
     lines += [
         "",
         f"paired difference in return (ppo - random): {cmp['difference']:+.2f} "
         f"[{cmp['low']:+.2f}, {cmp['high']:+.2f}]",
-        f"ppo/random return ratio: {ratio:.2f}",
+        f"ppo/random return ratio: {ratio}",
         *_gap_lines(evaluation.gap_shares()),
         "(the figures `lmrecsim evaluate` reports for this model on these seeds and episodes)",
         f"report with plots: {report_dir / 'report.html'}",

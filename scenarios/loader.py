@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .schema import Scenario, has_algorithm_sections
 from .yaml_text import safe_load, yaml_error_parts
@@ -381,11 +381,11 @@ def _put_back_unknown_keys(model: Any, data: dict[str, Any]) -> None:
     for key, value in vars(model).items():
         if key not in fields:
             data[key] = value
-        elif hasattr(value, "model_fields") and isinstance(data.get(key), dict):
+        elif isinstance(value, BaseModel) and isinstance(data.get(key), dict):
             _put_back_unknown_keys(value, data[key])
         elif isinstance(value, (list, tuple)) and isinstance(data.get(key), list):
             for item, dumped in zip(value, data[key], strict=False):
-                if hasattr(item, "model_fields") and isinstance(dumped, dict):
+                if isinstance(item, BaseModel) and isinstance(dumped, dict):
                     _put_back_unknown_keys(item, dumped)
 
 

@@ -241,3 +241,32 @@ def test_demo_gap_line_says_when_there_is_no_gap() -> None:
         "share of the random-to-oracle gap closed (95% CI): ppo 100% [interval unbounded: the "
         "oracle often does not beat random]; greedy 50% [30%, 70%]"
     ]
+
+
+def test_demo_ratio_needs_a_positive_random_return() -> None:
+    # A reward with a leave penalty made random's mean return negative, and the demo printed
+    # "ppo/random return ratio: 13702162974.70" (ppo / max(random, 1e-9)).
+    from lmrecsim.api import ratio_text
+
+    assert ratio_text(13.7, 4.1) == "3.34"
+    assert ratio_text(13.7, -1.7) == "n/a (random's mean return is -1.70, not positive)"
+    assert ratio_text(13.7, 0.0).startswith("n/a")
+
+
+def test_report_numbers_align_and_never_print_a_signed_zero() -> None:
+    from lmrecsim.evaluation.bootstrap import gap_text
+    from lmrecsim.evaluation.report import decimals_for, fmt_interval
+
+    # The estimate and its bounds to the same decimals (was "10.92 [8.550, 13.48]").
+    assert fmt_interval(10.92, 8.55, 13.48) == "10.92 [8.55, 13.48]"
+    assert fmt_interval(9.75, 7.9, 11.77) == "9.75 [7.90, 11.77]"
+    assert fmt_interval(12.93, 9.8, 16.17, signed=True) == "+12.93 [9.80, 16.17]"
+    # A row's decimals are shared by its cells.
+    d = decimals_for([10.92, 8.55, 13.48, 4.083, 3.417, 4.767])
+    assert fmt_interval(4.083, 3.417, 4.767, decimals=d) == "4.08 [3.42, 4.77]"
+    # What rounds to zero has no sign; 9.9996 is 10.00, not 10.000.
+    assert fmt_interval(-0.027, -0.054, -0.0004, signed=True) == "-0.027 [-0.054, 0.000]"
+    assert fmt_interval(0.0004, -0.01, 0.02, signed=True) == "0.000 [-0.010, 0.020]"
+    assert fmt_interval(9.9996, 9.0, 9.99) == "10.00 [9.00, 9.99]"
+    assert fmt_interval(float("nan"), 0.0, 1.0) == "n/a"
+    assert gap_text(-0.003, -0.1, 0.004) == "0% [-10%, 0%]"

@@ -1,0 +1,68 @@
+"""The drift metrics' comparison counts the episodes where both policies had a drift event."""
+
+from __future__ import annotations
+
+from lmrecsim.evaluation import evaluate
+
+
+def test_drift_pairs_are_the_episodes_with_an_event_under_both_policies(tmp_path) -> None:
+    # n_pairs was the number of episodes (20) for every aggregate, while the drift events came
+    # from the 7 and 11 sessions of each policy still going at the drift step.
+    scenario = {"extends": "interest_drift", "episode": {"horizon": 30}}
+    res = evaluate(
+        scenario, ["greedy"], seeds=[1000], episodes=12, out=tmp_path / "rep", progress=False
+    )
+    steps = res.steps
+    events = steps[steps["drift_event"]]
+    sessions = {
+        label: set(zip(part["seed"], part["episode"], strict=True))
+        for label, part in events.groupby("policy")
+    }
+    both = len(sessions["greedy"] & sessions["random"])
+    assert 0 < both < 12  # some users left before the drift step
+    cmp = res.comparison.set_index(["policy", "metric"])
+    for metric in ("ctr_before_drift", "ctr_after_drift", "recovery_steps"):
+        assert cmp.loc[("greedy", metric), "n_pairs"] == both
+    assert cmp.loc[("greedy", "gini"), "n_pairs"] == 12
+    # The report marks them as resting on fewer episodes.
+    report = (tmp_path / "rep" / "report.md").read_text()
+    lines = [x for x in report.splitlines() if x.startswith("| ctr_after_drift")]
+    line = lines[1]  # the summary's row, then the comparison's
+    assert f"; n={both}" in line
+
+
+def test_the_drift_plot_leaves_out_offsets_few_events_reach(monkeypatch) -> None:
+    # Random's curve jumped to 1.0 at +9 from a single session still going there.
+    import numpy as np
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from lmrecsim.evaluation import plots
+
+    rows = []
+    for user in range(6):  # six events at step 5; only user 0's session goes past step 7
+        last = 12 if user == 0 else 7
+        for step in range(last + 1):
+            rows.append(
+                {
+                    "policy": "p",
+                    "seed": 0,
+                    "episode": user,
+                    "user_id": user,
+                    "step": step,
+                    "clicked": step == last,
+                    "drift_event": step == 5,
+                }
+            )
+    drawn = []
+    real_plot = Axes.plot
+
+    def spy(self, x, y, *args, **kwargs):
+        drawn.append(np.asarray(x))
+        return real_plot(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    plot = plots.plot_drift(pd.DataFrame(rows), window=4, privileged={})
+    assert plot is not None and "fewer than 5 events" in plot.caption
+    # Offsets -4..+2 have six events each; +3 and +4 only user 0's.
+    assert drawn[0].tolist() == [-4, -3, -2, -1, 0, 1, 2]
