@@ -401,7 +401,7 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     seeds = rows["seed"].to_numpy()
     episodes = rows["episode"].to_numpy()
     steps = rows["step"].to_numpy()
-    state: dict[str, Any] = {"bound": False, "rnn": None}
+    state: dict[str, Any] = {"bound": False, "rnn": None, "episode": None}
 
     def visit(pos: int, env: Any, obs: dict[str, np.ndarray]) -> None:
         nonlocal feats, target_conditional, target_shown
@@ -410,12 +410,11 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
             if callable(binder):
                 binder(env)
             state["bound"] = True
-        start = (
-            pos == 0
-            or steps[pos] == 0
-            or seeds[pos] != seeds[pos - 1]
-            or episodes[pos] != episodes[pos - 1]
-        )
+        # The replay visits an episode's steps in order, one episode after another; a training
+        # log's rows interleave its envs' episodes, so the row before in the file is no guide.
+        episode = (int(seeds[pos]), int(episodes[pos]))
+        start = steps[pos] == 0 or state["episode"] != episode
+        state["episode"] = episode
         if start:
             hook = getattr(policy, "reset", None)
             if callable(hook):

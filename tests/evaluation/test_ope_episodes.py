@@ -335,3 +335,38 @@ def test_the_weighted_and_doubly_robust_estimates_cover_the_targets_return(
     # Unbiased: PDIS's mean over the logs is within three of its standard errors of the truth.
     pdis = episodic[episodic["estimator"] == "pdis"]["estimate"]
     assert abs(pdis.mean() - truth) < 3 * pdis.std() / np.sqrt(reps)
+
+
+def test_a_stateful_target_is_reset_once_per_episode_of_a_training_log(tmp_path: Path) -> None:
+    # A training log's rows interleave its envs' episodes; the episode start was judged from the
+    # row before in the file, so a target's reset() ran at almost every step (252 for 84).
+    from lmrecsim.cli import main
+
+    sc = tmp_path / "short.yaml"
+    sc.write_text("extends: default\nepisode: {horizon: 3}\ncandidates: {k: 5}\n")
+    out = tmp_path / "run"
+    argv = ["train", "--scenario", str(sc), "--timesteps", "128", "--n-envs", "2"]
+    hp = ["--hp", "n_steps=32", "--hp", "batch_size=64", "--validate-every", "0"]
+    assert main([*argv, *hp, "--log-episodes", "--no-progress", "--out", str(out)]) == 0
+
+    class Counting:
+        def __init__(self) -> None:
+            self.resets = 0
+
+        def reset(self) -> None:
+            self.resets += 1
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.asarray(int(np.argmax(obs["action_mask"]))), state
+
+    log = read_step_log(out / "episodes.parquet")
+    n_episodes = len(log.steps.groupby(["seed", "episode"]))
+    assert n_episodes > 10
+    # The log interleaves episodes: the file's order is not one episode after another.
+    keys = list(zip(log.steps["seed"], log.steps["episode"], strict=True))
+    assert sum(a != b for a, b in zip(keys, keys[1:], strict=False)) > n_episodes
+    target = Counting()
+    evaluate_off_policy(
+        out / "episodes.parquet", ("mine", target), estimators=["ips"], with_ground_truth=False
+    )
+    assert target.resets == n_episodes
