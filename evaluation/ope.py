@@ -1402,7 +1402,11 @@ def evaluate_off_policy(
             "below); this simulator's users choose among the whole slate, so they trade a bias "
             "wherever the target changes later positions for far larger effective samples"
         )
-    weighted = [e.ess for e in results if e.estimator != "dm" and e.unit == "step"]
+    # The least overlap among the weighted estimators run (slate IPS's whole-slate weights overlap
+    # far less than IIPS's per position), whichever order they were asked for in.
+    weighted = sorted(
+        (e.ess, e.estimator) for e in results if e.estimator != "dm" and e.unit == "step"
+    )
     if value_model is not None:
         notes.append(
             "note: fqe is the value model's own estimate of the return per episode (fitted-Q "
@@ -1420,18 +1424,23 @@ def evaluate_off_policy(
     # by the interval; what breaks the normal interval is a handful of effective rounds.
     # (A deterministic target on a deterministic logger's own rounds: ESS n, give or take the
     # float rounding of (sum w)^2 / sum w^2.)
-    if rounds.n and weighted and weighted[0] < MIN_ESS * (1 - 1e-9):
+    if rounds.n and weighted and weighted[0][0] < MIN_ESS * (1 - 1e-9):
+        ess, name = weighted[0]
         notes.append(
-            f"warning: low overlap (effective sample size {weighted[0]:.1f} of {rounds.n} rounds, "
-            f"under {MIN_ESS}); the weighted estimates and their normal intervals are unreliable"
+            f"warning: low overlap (effective sample size {ess:.1f} of {rounds.n} rounds, "
+            f"{name}'s, under {MIN_ESS}); the weighted estimates and their normal intervals are "
+            "unreliable"
         )
-    per_episode = [e.ess for e in results if e.unit == "episode" and e.estimator != "fqe"]
+    per_episode = sorted(
+        (e.ess, e.estimator) for e in results if e.unit == "episode" and e.estimator != "fqe"
+    )
     n_episodes = int(rounds.cluster.max()) + 1 if rounds.n else 0
-    if rounds.n and per_episode and per_episode[0] < MIN_EPISODE_ESS * (1 - 1e-9):
+    if rounds.n and per_episode and per_episode[0][0] < MIN_EPISODE_ESS * (1 - 1e-9):
+        ess, name = per_episode[0]
         notes.append(
-            f"warning: low overlap along the episodes (effective sample size {per_episode[0]:.1f} "
-            f"of {n_episodes} episodes, under {MIN_EPISODE_ESS}); the weighted estimates of the "
-            "return per episode and their normal intervals are unreliable"
+            f"warning: low overlap along the episodes (effective sample size {ess:.1f} of "
+            f"{n_episodes} episodes, {name}'s, under {MIN_EPISODE_ESS}); the weighted estimates "
+            "of the return per episode and their normal intervals are unreliable"
         )
     if rounds.n and int(rounds.cluster.max()) < 1:
         notes.append(

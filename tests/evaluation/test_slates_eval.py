@@ -452,6 +452,14 @@ def test_ope_of_a_slate_log_weights_whole_slates_and_models_the_rest(slate_log, 
     assert table.loc[["ips", "snips"], "ess"].max() < 100
     assert any("low overlap" in note for note in result.notes)
     assert any("slate log" in note for note in result.notes)
+    # The warning does not depend on the order the estimators are asked for in (IIPS first hid
+    # IPS's low overlap): it names the weighted estimator that overlaps least.
+    for order in (("iips", "ips"), ("ips", "iips")):
+        again = evaluate_off_policy(
+            path, "greedy", logged_policy="random", with_ground_truth=False, estimators=order
+        )
+        low = [note for note in again.notes if note.startswith("warning: low overlap")]
+        assert len(low) == 1 and "ips's, under" in low[0] and "iips's" not in low[0], low
     # Asked for alone, DR is the same figure (the model's folds do not depend on the others).
     alone = evaluate_off_policy(
         path, "greedy", logged_policy="random", with_ground_truth=False, estimators=("dr",)
