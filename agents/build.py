@@ -7,6 +7,7 @@ import inspect
 import io
 import numbers
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -795,6 +796,8 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
                 f"expected {trained}:{path})"
             ) from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # Loaded from memory, SB3 names the buffer ("the file <_io.BytesIO object at 0x...>").
+        first = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "", first).replace("  ", " ")
         if first.startswith("Weights only load failed"):
             # torch's advice (load with weights_only=False) would run code from the file.
             first = "its policy.pth is not a readable PyTorch state (corrupt or not saved by SB3)"

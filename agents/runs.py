@@ -68,7 +68,8 @@ def _row(folder: Path) -> dict[str, Any]:
     row["status"] = status if isinstance(status, str) else "unknown"
     row["timesteps"] = _int(record.get("timesteps"))
     row["budget"] = _budget(folder)
-    row["resumed_from"] = _int(record.get("resumed_from")) or 0
+    # None (blank) for a run never resumed: 0 would read as "resumed at step 0".
+    row["resumed_from"] = _int(record.get("resumed_from"))
     validation = record.get("validation")
     if isinstance(validation, dict):
         best = validation.get("best_mean_return")

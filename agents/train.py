@@ -34,7 +34,7 @@ from ..atomic import (
 from ..envs.features import N_FEATURES
 from ..envs.vec_env import BatchedRecommendationVecEnv, sub_env_seeds
 from ..envs.world import World, build_world
-from ..scenarios import Scenario, load_scenario, scenario_to_yaml
+from ..scenarios import Scenario, ScenarioRef, load_scenario, scenario_to_yaml
 from ..scenarios.loader import deep_merge, scenario_from_dict, scenario_to_dict
 from ..scenarios.schema import (
     MAX_N_ENVS,
@@ -245,7 +245,7 @@ class _ProgressBar(BaseCallback):
 
 
 def resolve_run(
-    scenario: str | os.PathLike[str] | Scenario,
+    scenario: ScenarioRef,
     *,
     algo: str | None = None,
     policy: str | None = None,
@@ -306,7 +306,7 @@ def _plain_numbers(value: Any) -> Any:
 
 
 def train(
-    scenario: str | os.PathLike[str] | Scenario = "default",
+    scenario: ScenarioRef = "default",
     *,
     out: str | os.PathLike[str],
     algo: str | None = None,
@@ -326,7 +326,7 @@ def train(
     """Train an SB3 agent on a scenario and write its run folder.
 
     Args:
-        scenario: a shipped scenario name, a YAML path, or a ``Scenario``.
+        scenario: a shipped scenario name, a YAML path, a ``Scenario`` or a mapping of scenario keys.
         out: run folder; receives ``model.zip``, ``scenario.yaml`` (resolved, with the overrides
             below applied), ``progress.csv`` (SB3's CSV logger), ``tb/`` (TensorBoard),
             ``checkpoints/`` and ``train.json`` (timing); with ``agent.validation.every`` > 0

@@ -11,20 +11,16 @@ batched SB3 ``VecEnv``. The env is also registered as ``lmrecsim/Recommend-v0``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
-from ..scenarios import Scenario, load_scenario
+from ..scenarios import ScenarioRef, load_scenario
 
 if TYPE_CHECKING:
     from .env import RecommendationEnv
     from .vec_env import BatchedRecommendationVecEnv
 
-#: What names a scenario: a shipped name, a YAML path, a ``Scenario`` or a mapping of its keys.
-ScenarioRef = str | PathLike[str] | Scenario | Mapping[str, Any]
 
 ENV_ID = "lmrecsim/Recommend-v0"
 

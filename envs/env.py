@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..encoders import Encoder
-from ..scenarios import Scenario, load_scenario
+from ..scenarios import ScenarioRef, load_scenario
 from . import rng as crng
 from .features import FEATURE_HIGH, FEATURE_LOW
 from .simulator import UserBatch
@@ -146,7 +146,7 @@ class RecommendationEnv(gym.Env):
 
     def __init__(
         self,
-        scenario: str | Scenario = "default",
+        scenario: ScenarioRef = "default",
         *,
         encoder: Encoder | None = None,
         world: World | None = None,

@@ -20,7 +20,7 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 
 from ..encoders import Encoder
-from ..scenarios import Scenario, load_scenario
+from ..scenarios import ScenarioRef, load_scenario
 from . import rng as crng
 from .env import (
     RecommendationEnv,
@@ -59,7 +59,7 @@ class BatchedRecommendationVecEnv(VecEnv):
     """N recommendation sessions stepped together (SB3 ``VecEnv`` API).
 
     Args:
-        scenario: a shipped scenario name, a path, or a ``Scenario``.
+        scenario: a shipped scenario name, a path, a ``Scenario`` or a mapping of scenario keys.
         n_envs: number of sub-environments (users stepped at once).
         encoder: use this encoder instead of the scenario's.
         world: a prebuilt world (overrides ``scenario``).
@@ -84,7 +84,7 @@ class BatchedRecommendationVecEnv(VecEnv):
 
     def __init__(
         self,
-        scenario: str | Scenario = "default",
+        scenario: ScenarioRef = "default",
         n_envs: int = 8,
         *,
         encoder: Encoder | None = None,

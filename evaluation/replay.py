@@ -455,6 +455,14 @@ SIDE_COLUMNS = ("item_id", "action", "clicked", "rating", "reward")
 SLATE_SIDE_COLUMNS = ("slate_slots", "clicked_position")
 
 
+def _same_item_line(comparison: pd.DataFrame) -> str:
+    """How often both policies chose the same item, over the steps both sessions reached (the
+    side-by-side table also has the steps only one reached, where the other had ended)."""
+    both = comparison["logged_item_id"].notna() & comparison["policy_item_id"].notna()
+    share = comparison.loc[both, "same_item"].mean() if both.any() else float("nan")
+    return f"same item chosen at {share:.1%} of the {int(both.sum())} steps both sessions reached"
+
+
 def side_by_side(logged: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """Per-step comparison keyed by (seed, episode, step); a step only one side reached is blank.
 
@@ -611,7 +619,7 @@ def replay_with_policy(
         f"{result.n_episodes} paired episodes (same users and random streams)",
         f"mean return: logged {returns['logged_return'].mean():.4f}, {label} {returns['policy_return'].mean():.4f}",
         f"difference ({label} - {logged_label}): {diff[0]:+.4f}, 95% CI [{diff[1]:+.4f}, {diff[2]:+.4f}]",
-        f"same item chosen at {comparison['same_item'].mean():.1%} of steps",
+        _same_item_line(comparison),
         *(f"warning: {w}" for w in result.warnings),
     ]
     summary = {

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..atomic import output_folder_problem
 from ..envs.world import World, build_world
-from ..scenarios import Scenario, load_scenario
+from ..scenarios import Scenario, ScenarioRef, load_scenario
 from ..scenarios.schema import MAX_EVALUATION_EPISODES, MAX_EVALUATION_SEED, MetricName
 from .bootstrap import keyed_rng, paired_difference_ci, summarise
 from .errors import EvaluationError
@@ -279,7 +279,16 @@ def _resolve_policies(
     from ..agents.baselines import BASELINES, SB3Policy, _check_spaces, make_policy, sb3_algo_name
 
     items: list[tuple[str, Any]] | list[str | tuple[str, Any]]
-    items = list(policies.items()) if isinstance(policies, Mapping) else list(policies)
+    if isinstance(policies, Mapping):
+        # A spec string under a label is that label's LABEL=SPEC ({"mine": "ppo:runs/a"}).
+        items = [
+            f"{label}={policy}"
+            if isinstance(label, str) and isinstance(policy, str)
+            else (label, policy)
+            for label, policy in policies.items()
+        ]
+    else:
+        items = list(policies)
     if not items:
         raise EvaluationError("policies: empty (expected at least one policy spec)")
     out: list[tuple[PolicyInfo, Any]] = []
@@ -1004,7 +1013,7 @@ def _run_log_in_the_way(folder: Path) -> str | None:
 
 
 def evaluate(
-    scenario: str | os.PathLike[str] | Scenario,
+    scenario: ScenarioRef,
     policies: Sequence[str | tuple[str, Any]] | Mapping[str, Any],
     *,
     seeds: Sequence[int] | None = None,
@@ -1026,10 +1035,11 @@ def evaluate(
     """Evaluate policies on a scenario with common random numbers; optionally write a report.
 
     Args:
-        scenario: a shipped scenario name, a YAML path or a :class:`Scenario`.
+        scenario: a shipped scenario name, a YAML path, a :class:`Scenario` or a mapping of scenario keys.
         policies: policy specs (``"greedy"``, ``"ppo:runs/x"``, ``"mine=dqn:runs/y"``; see
             :func:`lmrecsim.agents.baselines.make_policy`), ``(label, policy)`` pairs, or a mapping
-            label -> policy.
+            label -> policy object or spec string (``{"mine": "ppo:runs/x"}`` is
+            ``"mine=ppo:runs/x"``).
         seeds: evaluation seeds (default: the scenario's ``evaluation.seeds``).
         episodes: episodes per seed (default: the scenario's ``evaluation.episodes``), at most
             ``MAX_EVALUATION_EPISODES``.

@@ -14,7 +14,7 @@ from lmrecsim.envs.vec_env import sub_env_seeds
 from lmrecsim.evaluation.bootstrap import gap_text
 from lmrecsim.evaluation.errors import EvaluationError
 from lmrecsim.evaluation.runner import check_episodes, evaluate
-from lmrecsim.scenarios import Scenario, ScenarioError, load_scenario
+from lmrecsim.scenarios import ScenarioError, ScenarioRef, load_scenario
 
 # The baselines the demo evaluates beside PPO, in the summary's order; random is the reference.
 DEMO_BASELINES = ("greedy", "random", "oracle")
@@ -62,7 +62,7 @@ def _validation_lines(result: TrainResult) -> list[str]:
 
 
 def demo(
-    scenario: str | os.PathLike[str] | Scenario = "default",
+    scenario: ScenarioRef = "default",
     *,
     out: str | os.PathLike[str] = "runs/demo",
     timesteps: int = 100_000,

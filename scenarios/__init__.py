@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .loader import (
     ScenarioError,
+    ScenarioRef,
     deep_merge,
     list_scenarios,
     load_scenario,
@@ -23,6 +24,7 @@ from .schema import Scenario
 __all__ = [
     "Scenario",
     "ScenarioError",
+    "ScenarioRef",
     "deep_merge",
     "list_scenarios",
     "load_scenario",

@@ -20,6 +20,11 @@ SHIPPED_DIR = Path(__file__).resolve().parent
 _MAX_EXTENDS_DEPTH = 16
 
 
+#: What names a scenario: a shipped name, a YAML path, a ``Scenario`` or a mapping of its keys
+#: (everything :func:`load_scenario` takes).
+ScenarioRef = str | os.PathLike[str] | Scenario | Mapping[str, Any]
+
+
 class ScenarioError(Exception):
     """A scenario that cannot be found, read or validated. The message is one line."""
 
@@ -397,7 +402,7 @@ def _validate(data: dict[str, Any], path: Path | str) -> Scenario:
         raise ScenarioError(_format_error(path, errors[0], len(errors))) from None
 
 
-def load_scenario(ref: str | os.PathLike[str] | Scenario | Mapping[str, Any]) -> Scenario:
+def load_scenario(ref: ScenarioRef) -> Scenario:
     """Load a scenario by shipped name (``"cold_start"``) or by path, resolving ``extends``.
 
     Args:
@@ -446,7 +451,15 @@ def scenario_from_dict(
     data.setdefault("name", "custom")
     parent_ref = data.pop("extends", None)
     if parent_ref is not None:
-        parent_path = _locate(str(parent_ref), Path(base_dir) if base_dir else None)
+        if not isinstance(parent_ref, str) or not parent_ref.strip():
+            raise ScenarioError(
+                f"{source}: extends: {_short(parent_ref)} is invalid (expected a scenario name "
+                "or path)"
+            )
+        try:
+            parent_path = _locate(parent_ref, Path(base_dir) if base_dir else None)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{source}: extends: {exc}") from None
         data = merge_extends(_resolve_raw(parent_path, ()), data)
     scenario = _validate(data, source)
     scenario._base_dir = base_dir

@@ -49,6 +49,8 @@ def test_runs_lists_every_run_with_its_status_and_how_to_resume(tmp_path, capsys
         "",
     )
     assert done["best_timesteps"] == 256 and done["algo"] == "ppo" and done["scenario"] == "default"
+    # Never resumed: blank, not "resumed from step 0".
+    assert pd.isna(done["resumed_from"])
     assert stopped["status"] == "stopped" and 150 <= stopped["timesteps"] < 256
     assert (
         stopped["next"]

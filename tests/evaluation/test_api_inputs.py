@@ -199,3 +199,14 @@ def test_a_blank_or_control_character_label_is_refused(scenario, label) -> None:
     with pytest.raises(EvaluationError) as err:
         evaluate(scenario, [(label, GreedyPolicy())], seeds=[0], episodes=1, progress=False)
     _one_line(err, f"policies: label {label!r} is invalid (expected a non-blank label")
+
+
+def test_a_mapping_of_labels_to_spec_strings_is_evaluated_as_label_spec() -> None:
+    # {"mine": "greedy"} was refused: "policies: ('mine', 'greedy') is invalid".
+    import pandas as pd
+
+    small = {"extends": "default", "episode": {"horizon": 5}}
+    by_map = evaluate(small, {"mine": "greedy"}, seeds=[1], episodes=2, progress=False)
+    by_spec = evaluate(small, ["mine=greedy"], seeds=[1], episodes=2, progress=False)
+    assert list(by_map.summary["policy"]) == ["mine", "random"]
+    pd.testing.assert_frame_equal(by_map.summary, by_spec.summary)

@@ -253,3 +253,21 @@ def test_a_baseline_name_as_the_label_of_another_policy_is_refused(
         "lmrecsim: error: --policy 'random=greedy': label 'random' is the name of a baseline "
         "(expected another label, or the baseline itself)\n"
     )
+
+
+def test_the_same_item_share_counts_the_steps_both_sessions_reached() -> None:
+    # It divided by every row of the outer merge, steps only one side reached included.
+    import pandas as pd
+
+    from lmrecsim.evaluation.replay import _same_item_line
+
+    table = pd.DataFrame(
+        {
+            "logged_item_id": ["a", "b", "c", None],
+            "policy_item_id": ["a", "x", None, "d"],
+        }
+    )
+    table["same_item"] = table["logged_item_id"] == table["policy_item_id"]
+    assert (
+        _same_item_line(table) == "same item chosen at 50.0% of the 2 steps both sessions reached"
+    )

@@ -143,3 +143,17 @@ def test_a_relative_extends_is_looked_for_next_to_the_file_only(
     )
     _write(tmp_path / "x" / "sub" / "parent.yaml", "extends: default\nname: near\n")
     assert load_scenario(child).name == "child"
+
+
+def test_a_bad_extends_in_a_mapping_names_the_key() -> None:
+    # {"extends": 5} said "5: unknown scenario", naming neither the mapping nor the key.
+    from lmrecsim.scenarios import ScenarioError
+
+    for value, expected in (
+        (5, "<dict>: extends: 5 is invalid (expected a scenario name or path)"),
+        (["default"], "<dict>: extends: ['default'] is invalid (expected a scenario name or path)"),
+        ("nope", "<dict>: extends: nope: unknown scenario (expected a file path or one of: "),
+    ):
+        with pytest.raises(ScenarioError) as err:
+            load_scenario({"extends": value})
+        assert str(err.value).startswith(expected), str(err.value)
