@@ -301,3 +301,34 @@ def test_ope_writes_its_table_and_export_together_or_not_at_all(
             log, "greedy", out_dir=tmp_path / "o2", export_dir=tmp_path / "e", estimators=["ips"]
         )
     assert not (tmp_path / "o2" / "ope.csv").exists()
+
+
+def _synthetic_rounds(n: int, k: int = 6, p: int = 4, f: int = 3, seed: int = 0):
+    from lmrecsim.evaluation.ope import Rounds
+
+    rng = np.random.default_rng(seed)
+    return Rounds(
+        reward=rng.random(n),
+        action=rng.integers(0, k, n),
+        pscore=np.full(n, 1.0 / k),
+        logger_dist=np.full((n, k), 1.0 / k),
+        target_dist=np.full((n, k), 1.0 / k),
+        mask=np.ones((n, k), bool),
+        user=rng.random((n, p), dtype=np.float32),
+        candidates=rng.random((n, k, p), dtype=np.float32),
+        features=rng.random((n, k, f), dtype=np.float32),
+        cluster=np.arange(n) // 5,
+    )
+
+
+def test_the_reward_model_predicts_block_by_block_with_the_same_result(monkeypatch) -> None:
+    # The whole fold's (round, candidate) features at once took about 28 KB per round; blocks of
+    # rounds must give the same predictions, bit for bit.
+    from lmrecsim.evaluation import ope
+
+    rounds = _synthetic_rounds(503)
+    whole = ope.fit_reward_model(rounds)
+    monkeypatch.setattr(ope, "_PREDICT_ROUNDS", 7)
+    blocks = ope.fit_reward_model(rounds)
+    np.testing.assert_array_equal(blocks, whole)
+    assert whole.shape == (503, 6) and np.ptp(whole) > 0
