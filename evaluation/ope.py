@@ -679,20 +679,27 @@ def fit_slate_q_model(
     prefix = np.concatenate(
         [above / np.maximum(count, 1.0)[:, :, None], (count / size)[:, :, None]], axis=2
     )
-    grid_rows = np.repeat(all_rows, k)
-    grid_slots = np.tile(np.arange(k), n)
+    slots = np.arange(k)
     cond = rounds.target_conditional
     for train, test in _episode_folds(rounds, n_folds, rng):
         following = np.zeros(n)  # sum_a pi(a | S_<=l) Q_{l+1}(S_<=l, a), per round
         for pos in range(size - 1, -1, -1):
             y = rewards[train, pos] + following[train]
             x = _slate_q_features(rounds, train, rounds.slate[train, pos], pos, prefix)
-            xt = _slate_q_features(rounds, grid_rows, grid_slots, pos, prefix)
+            q = np.empty((n, k))
             # One BLAS thread, as in fit_reward_model: the estimates must not move with it.
             with one_blas_thread():
                 design = _RidgeDesign(x)
-                pred = design.predict(xt, *design.solve(y, lambdas))
-            q = np.clip(pred, y.min(), y.max()).reshape(n, k)
+                coef, intercept = design.solve(y, lambdas)
+                # Every round's K candidates (the next position's targets need them all), a
+                # block of rounds at a time, as in fit_reward_model.
+                for start in range(0, n, _PREDICT_ROUNDS):
+                    rows = all_rows[start : start + _PREDICT_ROUNDS]
+                    xt = _slate_q_features(
+                        rounds, np.repeat(rows, k), np.tile(slots, rows.size), pos, prefix
+                    )
+                    pred = design.predict(xt, coef, intercept)
+                    q[rows] = np.clip(pred, y.min(), y.max()).reshape(rows.size, k)
             out[test, pos] = q[test]
             following = np.sum(cond[:, pos] * q, axis=1)
     return out

@@ -863,7 +863,7 @@ def test_cascade_dr_and_slate_dm_by_hand() -> None:
         estimate_all(rounds, np.zeros((2, 3)), ("dr",))
 
 
-def test_the_slate_q_model_recovers_a_linear_reward() -> None:
+def test_the_slate_q_model_recovers_a_linear_reward(monkeypatch) -> None:
     # Synthetic rounds: the user always clicks position 0 and the reward is the dot product of
     # the user and that item, so Q_0(x, a) = user . candidate_a and Q_1 = 0; a uniform target's
     # value is then the mean over valid slots, and DM must find it from the logged slates.
@@ -907,6 +907,11 @@ def test_the_slate_q_model_recovers_a_linear_reward() -> None:
     np.testing.assert_allclose(q[:, 1], 0.0, atol=1e-9)
     dm = estimate_all(rounds, np.zeros((n, k)), ("dm",), slate_q=q)[0]
     assert dm.estimate == pytest.approx(dots.mean(), abs=0.01)
+    # Predicted a block of rounds at a time (memory), the model is the same bit for bit.
+    from lmrecsim.evaluation import ope
+
+    monkeypatch.setattr(ope, "_PREDICT_ROUNDS", 7)
+    np.testing.assert_array_equal(fit_slate_q_model(rounds, n_folds=2, rng=0), q)
 
 
 def test_dm_and_dr_need_the_targets_tables(slate_log, tmp_path) -> None:
