@@ -982,7 +982,7 @@ def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> An
     parts = text.split(":")
     if len(parts) > len(params):
         raise AgentError(
-            f"--policy {spec!r}: {len(parts)} values (expected {form}, such as {example})"
+            f"policy {spec!r}: {len(parts)} values (expected {form}, such as {example})"
         )
     values = []
     for part in parts:
@@ -992,13 +992,13 @@ def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> An
             values.append(float(part))
         except ValueError:
             raise AgentError(
-                f"--policy {spec!r}: {part.strip()!r} is not a number (expected {form}, such as "
+                f"policy {spec!r}: {part.strip()!r} is not a number (expected {form}, such as "
                 f"{example})"
             ) from None
     try:
         return _baseline(name, seed, slate_size, tuple(values))
     except AgentError as exc:
-        raise AgentError(f"--policy {spec!r}: {exc}") from None
+        raise AgentError(f"policy {spec!r}: {exc}") from None
 
 
 def sb3_algo_name(model: Any) -> str | None:
@@ -1035,14 +1035,14 @@ def _check_spaces(model: Any, world: Any, spec: str) -> None:
         if key not in got.spaces or got[key].shape != expected[key].shape:
             have = None if key not in got.spaces else got[key].shape
             raise AgentError(
-                f"--policy {spec}: the model's observation {key!r} has shape {have}, the scenario's "
+                f"policy {spec}: the model's observation {key!r} has shape {have}, the scenario's "
                 f"is {expected[key].shape} (expected a model trained on a compatible scenario)"
             )
     space = getattr(model, "action_space", None)
     model_size, size = action_slate_size(space), scenario_slate_size(world)
     if space is not None and model_size != size:
         raise AgentError(
-            f"--policy {spec}: the model recommends {model_size} item(s) per step, the scenario's "
+            f"policy {spec}: the model recommends {model_size} item(s) per step, the scenario's "
             f"candidates.slate_size is {size} (expected a model trained with the same slate size)"
         )
 
@@ -1057,17 +1057,17 @@ def split_spec(spec: str) -> tuple[str | None, str]:
     if any(not ch.isprintable() for ch in spec):
         bad = next(ch for ch in spec if not ch.isprintable())
         raise AgentError(
-            f"--policy {spec!r}: holds the control character {bad!r} (expected printable text)"
+            f"policy {spec!r}: holds the control character {bad!r} (expected printable text)"
         )
     text = spec.strip()
     eq, colon = text.find("="), text.find(":")
     if eq >= 0 and (colon < 0 or eq < colon):
         label, body = text[:eq].strip(), text[eq + 1 :].strip()
         if not label:
-            raise AgentError(f"--policy {spec!r}: empty label (expected LABEL=SPEC)")
+            raise AgentError(f"policy {spec!r}: empty label (expected LABEL=SPEC)")
         if not body:
             raise AgentError(
-                f"--policy {spec!r}: nothing after {label + '='!r} (expected LABEL=SPEC)"
+                f"policy {spec!r}: nothing after {label + '='!r} (expected LABEL=SPEC)"
             )
         return label, body
     return None, text
@@ -1100,13 +1100,13 @@ def _run_model_algo(path: str) -> str | None:
     try:
         data = run_record(folder)
     except ValueError as exc:  # a run whose train.json cannot be read: say so, not "unknown"
-        raise AgentError(f"--policy {path!r}: {exc}") from None
+        raise AgentError(f"policy {path!r}: {exc}") from None
     if data is None:
         return None
     algo = data.get("algo")
     if algo not in MODEL_PREFIXES:
         raise AgentError(
-            f"--policy {path!r}: {folder / 'train.json'}: 'algo' is {algo!r} (expected one of "
+            f"policy {path!r}: {folder / 'train.json'}: 'algo' is {algo!r} (expected one of "
             f"{', '.join(MODEL_PREFIXES)}, or ALGO:PATH)"
         )
     return algo
@@ -1166,7 +1166,7 @@ def _parse_spec(spec: Any, seed: int, slate_size: Callable[[], int]) -> tuple[st
     only for a baseline (a bad label fails before any world is needed)."""
     if not isinstance(spec, str):  # was an AttributeError ('int' object has no attribute 'strip')
         raise AgentError(
-            f"--policy {spec!r}: a {type(spec).__name__} (expected a policy spec string such as "
+            f"policy {spec!r}: a {type(spec).__name__} (expected a policy spec string such as "
             "'greedy' or 'ppo:runs/x')"
         )
     label, body = split_spec(spec)
@@ -1180,15 +1180,15 @@ def _parse_spec(spec: Any, seed: int, slate_size: Callable[[], int]) -> tuple[st
         prefix, sep, path = run_algo, ":", body
     if sep and prefix in MODEL_PREFIXES:
         if not path.strip():
-            raise AgentError(f"--policy {spec!r}: missing model path (expected {prefix}:PATH)")
+            raise AgentError(f"policy {spec!r}: missing model path (expected {prefix}:PATH)")
         return (label or body), "model", (prefix, path.strip())
     if body and Path(body).is_dir():  # a folder, but not a run's (no train.json)
         raise AgentError(
-            f"--policy {spec!r}: {body} holds no run of lmrecsim train (no train.json; expected "
+            f"policy {spec!r}: {body} holds no run of lmrecsim train (no train.json; expected "
             f"its folder, a model.zip, or {'|'.join(MODEL_PREFIXES)}:PATH)"
         )
     raise AgentError(
-        f"--policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "
+        f"policy {spec!r}: unknown policy (expected one of {', '.join(BASELINES)}, "
         f"{'|'.join(MODEL_PREFIXES)}:PATH, or the folder of a run lmrecsim train wrote (or a model "
         "in it), optionally LABEL=SPEC)"
     )

@@ -203,7 +203,7 @@ class StepLog:
             if len(labels) != 1:
                 raise LogError(
                     f"{self.path}: holds {len(labels)} policies ({', '.join(labels)}); "
-                    "choose one (expected --logged-policy LABEL)"
+                    "choose one (expected a logged policy label: --logged-policy LABEL, logged_policy= in Python)"
                 )
             label = labels[0]
         if label not in labels:

@@ -295,7 +295,7 @@ def refuse_slate_estimators(log: StepLog, estimators: Sequence[str]) -> None:
     if size == 1 and any(e in positionwise for e in estimators):
         first = next(e for e in estimators if e in positionwise)
         raise LogError(
-            f"--estimator: {first!r} on a single-item log ({log.path}; expected "
+            f"estimators: {first!r} on a single-item log ({log.path}; expected "
             f"{' or '.join(ESTIMATORS)}: {first} weighs the positions of a slate, and with one "
             "item it is ips)"
         )
@@ -748,7 +748,7 @@ def _missing_table(table: np.ndarray, what: str, method: str, instead: str) -> s
     return (
         f"{what} in round {int(np.argmax(unknown))} (expected the target's {method}, as every "
         "built-in policy has, or a target without action_probabilities (deterministic); or "
-        f"--estimator {instead})"
+        f"the estimators {instead})"
     )
 
 
@@ -801,7 +801,7 @@ def _unknown_propensities(rounds: Rounds, path: Path, label: str, estimator: str
             return (
                 f"{path}: {where} gives no probability {what} in round {row} (expected {whose} "
                 f"probability {what}: a log of schema {schema} by a policy with {method}, and "
-                "such a target; or --estimator ips / snips)"
+                "such a target; or the estimators ips / snips)"
             )
     return None
 
@@ -1335,10 +1335,10 @@ def evaluate_off_policy(
     unknown = [e for e in estimators if e not in ALL_ESTIMATORS]
     if unknown:
         raise LogError(
-            f"--estimator: {unknown[0]!r} is unknown (expected one of: {', '.join(ALL_ESTIMATORS)})"
+            f"estimators: {unknown[0]!r} is unknown (expected one of: {', '.join(ALL_ESTIMATORS)})"
         )
     if not _is_integer(n_folds) or n_folds < 1:
-        raise LogError(f"--folds: {n_folds!r} (expected an integer >= 1)")
+        raise LogError(f"n_folds: {n_folds!r} (expected an integer >= 1)")
     n_folds = int(n_folds)
     for name, folder, file in (
         ("out_dir", out_dir, "ope.csv"),
@@ -1372,7 +1372,7 @@ def evaluate_off_policy(
             rounds, log.path, label, "rips"
         )
         if problem is not None:
-            raise LogError(f"--export: {problem}")
+            raise LogError(f"export_dir: {problem}")
     # Slate logs: DM and DR use the slate Q-model (Cascade-DR); the others need no model.
     # The export carries the Q-model too, whenever the target gives the tables it needs.
     modelled = any(e in ("dm", "dr") for e in estimators)
@@ -1496,7 +1496,7 @@ def evaluate_off_policy(
         note = (
             "note: episodes have several steps; these are per-step estimates on the logged states, "
             "which ignore how the target would change later states (exact for one-step episodes"
-            "; --estimator pdis / wpdis estimate its return per episode, which includes that)"
+            "; the estimators pdis / wpdis estimate its return per episode, which includes that)"
         )
         if with_ground_truth:  # the rest is about the truth column, absent otherwise
             note += (

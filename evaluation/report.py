@@ -61,7 +61,7 @@ METRIC_LABELS: dict[str, str] = {
 
 _ONLY_REFERENCE = (
     "No other policy was evaluated: {reference} is the reference, so there is nothing to compare "
-    "(add a policy, or choose another --reference)."
+    "(add a policy, or choose another reference)."
 )
 
 

@@ -266,7 +266,7 @@ def refuse_shadowed_baseline(spec: str, label: str) -> None:
     body = text.partition("=")[2].strip() if "=" in text.partition(":")[0] else text
     if label in BASELINES and body != label:
         raise EvaluationError(
-            f"--policy {spec!r}: label {label!r} is the name of a baseline (expected another "
+            f"policy {spec!r}: label {label!r} is the name of a baseline (expected another "
             "label, or the baseline itself)"
         )
 
@@ -364,7 +364,7 @@ def _resolve_policies(
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise EvaluationError(
-            f"--policy: label {dupes[0]!r} is used twice (expected unique labels; use LABEL=SPEC)"
+            f"policies: label {dupes[0]!r} is used twice (expected unique labels; use LABEL=SPEC)"
         )
     if reference not in labels:
         if reference in BASELINES:
@@ -374,7 +374,7 @@ def _resolve_policies(
             )
         else:
             raise EvaluationError(
-                f"--reference: {reference!r} is not one of the evaluated policies "
+                f"reference: {reference!r} is not one of the evaluated policies "
                 f"({', '.join(labels)}) nor a baseline name"
             )
     return out
@@ -919,11 +919,11 @@ def check_episodes(episodes: int) -> None:
     """Refuse an episode count per seed that is not an integer in 1 .. ``MAX_EVALUATION_EPISODES``.
 
     Raises:
-        EvaluationError: one line naming ``--episodes``, the value and the bounds.
+        EvaluationError: one line naming ``episodes``, the value and the bounds.
     """
     if not _is_integer(episodes) or not 1 <= int(episodes) <= MAX_EVALUATION_EPISODES:
         raise EvaluationError(
-            f"--episodes: {_shown(episodes)} (expected an integer >= 1 and "
+            f"episodes: {_shown(episodes)} (expected an integer >= 1 and "
             f"<= {MAX_EVALUATION_EPISODES})"
         )
 
@@ -933,26 +933,26 @@ def _check_seeds(seeds: Any) -> list[int]:
     distinct ints in 0 .. ``MAX_EVALUATION_SEED``.
 
     Raises:
-        EvaluationError: one line naming ``--seeds``: not a collection of integers (a bare int, a
+        EvaluationError: one line naming ``seeds``: not a collection of integers (a bare int, a
             string, a float seed that would have been truncated), empty, repeated or out of range.
     """
     if isinstance(seeds, (str, bytes, Mapping)) or not isinstance(seeds, Iterable):
         raise EvaluationError(
-            f"--seeds: {seeds!r} is invalid (expected a list of integer seeds, such as [1000])"
+            f"seeds: {seeds!r} is invalid (expected a list of integer seeds, such as [1000])"
         )
     given = list(seeds)
     bad = [s for s in given if not _is_integer(s)]
     if bad:
-        raise EvaluationError(f"--seeds: {_shown(bad[0])} is invalid (expected integer seeds)")
+        raise EvaluationError(f"seeds: {_shown(bad[0])} is invalid (expected integer seeds)")
     seed_list = [int(s) for s in given]
     if not seed_list:
-        raise EvaluationError("--seeds: empty (expected at least one seed)")
+        raise EvaluationError("seeds: empty (expected at least one seed)")
     if len(set(seed_list)) != len(seed_list):
-        raise EvaluationError(f"--seeds: {seed_list} repeats a seed (expected distinct seeds)")
+        raise EvaluationError(f"seeds: {seed_list} repeats a seed (expected distinct seeds)")
     out_of_range = [s for s in seed_list if not 0 <= s <= MAX_EVALUATION_SEED]
     if out_of_range:  # before the evaluation: the step log's int64 seed column refuses it after
         raise EvaluationError(
-            f"--seeds: {out_of_range[0]} is invalid (expected integers >= 0 and "
+            f"seeds: {out_of_range[0]} is invalid (expected integers >= 0 and "
             f"<= {MAX_EVALUATION_SEED})"
         )
     return seed_list

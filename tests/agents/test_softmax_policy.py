@@ -186,15 +186,15 @@ def test_specs_set_the_parameter_and_refuse_bad_values_in_one_line(world) -> Non
     label, pol = make_policy("softmax:0.2:0.05", world)
     assert label == "softmax:0.2:0.05" and (pol.temperature, pol.epsilon) == (0.2, 0.05)
     for spec, expected in (
-        ("softmax:0", "--policy 'softmax:0': softmax: temperature 0.0 (expected a finite number"),
+        ("softmax:0", "policy 'softmax:0': softmax: temperature 0.0 (expected a finite number"),
         ("softmax:-1", "temperature -1.0 (expected a finite number >= 1e-100)"),
         # A subnormal temperature made infinite logits and NaN probabilities.
-        ("softmax:1e-310", "--policy 'softmax:1e-310': softmax: temperature 1e-310 (expected"),
+        ("softmax:1e-310", "policy 'softmax:1e-310': softmax: temperature 1e-310 (expected"),
         ("softmax:inf", "temperature inf"),
-        ("softmax:warm", "--policy 'softmax:warm': 'warm' is not a number (expected softmax:"),
-        ("egreedy:1.5", "--policy 'egreedy:1.5': egreedy: epsilon must lie in [0, 1], got 1.5"),
-        ("egreedy:", "--policy 'egreedy:': '' is not a number (expected egreedy:EPSILON"),
-        ("softmax:0.2:1.5", "--policy 'softmax:0.2:1.5': softmax: epsilon 1.5 (expected a number"),
+        ("softmax:warm", "policy 'softmax:warm': 'warm' is not a number (expected softmax:"),
+        ("egreedy:1.5", "policy 'egreedy:1.5': egreedy: epsilon must lie in [0, 1], got 1.5"),
+        ("egreedy:", "policy 'egreedy:': '' is not a number (expected egreedy:EPSILON"),
+        ("softmax:0.2:1.5", "policy 'softmax:0.2:1.5': softmax: epsilon 1.5 (expected a number"),
         ("softmax:0.2:x", "'x' is not a number (expected softmax:TEMPERATURE[:EPSILON], such as"),
         ("softmax:1:0:0", "3 values (expected softmax:TEMPERATURE[:EPSILON]"),
         ("softmax:0_1", "'0_1' is not a number"),  # not 1.0, as Python's float reads it

@@ -289,7 +289,7 @@ def test_the_api_refuses_episodes_above_the_bound_before_any_work(tmp_path, func
     }[function]
     with pytest.raises(EvaluationError) as exc:
         call()
-    assert str(exc.value) == "--episodes: 1000001 (expected an integer >= 1 and <= 1000000)"
+    assert str(exc.value) == "episodes: 1000001 (expected an integer >= 1 and <= 1000000)"
     assert not out.exists()
 
 
@@ -312,7 +312,7 @@ def test_the_evaluate_function_refuses_seeds_outside_the_log_range(tmp_path, see
     with pytest.raises(EvaluationError) as exc:
         evaluate("default", ["random"], seeds=[0, seed], episodes=1, out=tmp_path / "x")
     assert str(exc.value) == (
-        f"--seeds: {seed} is invalid (expected integers >= 0 and <= {2**63 - 1})"
+        f"seeds: {seed} is invalid (expected integers >= 0 and <= {2**63 - 1})"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -481,7 +481,7 @@ def test_api_functions_refuse_an_output_path_that_is_a_file_before_any_work(tmp_
         replay(tmp_path / "missing.parquet", blocker)
     with pytest.raises(LogError, match="export_dir: '.*a_file' is a file"):
         evaluate_off_policy(tmp_path / "missing.parquet", "greedy", export_dir=blocker)
-    with pytest.raises(LogError, match="--folds: 0"):
+    with pytest.raises(LogError, match="n_folds: 0"):
         evaluate_off_policy(tmp_path / "missing.parquet", "greedy", n_folds=0)
 
 
@@ -734,7 +734,7 @@ def test_a_bad_policy_spec_fails_before_the_language_model_loads(tmp_path, capsy
         (["evaluate", "--policy", "nosuch", "--out", str(tmp_path / "a")], "'nosuch': unknown"),
         (
             ["evaluate", "--policy", "greedy", "--policy", "softmax:0.1:3", "--out", str(tmp_path)],
-            "--policy 'softmax:0.1:3': softmax: epsilon 3.0 (expected a number in [0, 1])",
+            "policy 'softmax:0.1:3': softmax: epsilon 3.0 (expected a number in [0, 1])",
         ),
         (
             ["ope", log, "--logged-policy", "egreedy", "--policy", f"ppo:{missing}"],

@@ -86,7 +86,7 @@ def test_make_policy_specs(default_world) -> None:
         make_policy("ppo:", default_world)
     with pytest.raises(AgentError, match="not found"):
         make_policy("x=dqn:/nonexistent/run", default_world)
-    with pytest.raises(AgentError, match=r"--policy 3: a int \(expected a policy spec string"):
+    with pytest.raises(AgentError, match=r"policy 3: a int \(expected a policy spec string"):
         make_policy(3, default_world)  # type: ignore[arg-type]
 
 

@@ -197,10 +197,10 @@ def test_csv_and_obp_export(bandit, tmp_path: Path) -> None:
 
 def test_unknown_estimator(bandit, tmp_path: Path) -> None:
     log = _log(bandit, SoftLogger(0.6, seed=2), tmp_path / "log.parquet", seed=9, rounds=3)
-    with pytest.raises(LogError, match="--estimator: 'magic'"):
+    with pytest.raises(LogError, match="estimators: 'magic'"):
         evaluate_off_policy(log, ("similar", Similar()), estimators=("magic",))
     # The position-wise slate estimators on a single-item log: one line (with one item, ips).
-    with pytest.raises(LogError, match=r"--estimator: 'rips' on a single-item log \("):
+    with pytest.raises(LogError, match=r"estimators: 'rips' on a single-item log \("):
         evaluate_off_policy(log, ("similar", Similar()), estimators=("ips", "rips"))
 
 
@@ -271,7 +271,7 @@ def test_folds_take_numpy_integers_and_refuse_bools(bandit, tmp_path: Path) -> N
     numpy = evaluate_off_policy(log, target, n_folds=np.int64(3), **kwargs).estimates[0].estimate
     assert numpy == plain
     for bad in (True, 2.0, 0):
-        with pytest.raises(LogError, match=r"--folds: .* \(expected an integer >= 1\)"):
+        with pytest.raises(LogError, match=r"n_folds: .* \(expected an integer >= 1\)"):
             evaluate_off_policy(log, target, n_folds=bad, **kwargs)
 
 

@@ -34,7 +34,7 @@ def test_loggers_share_users_and_the_target_as_logger_is_exact(capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["loggers", "--logger", "nosuch"], "--policy 'nosuch': unknown policy"),
+        (["loggers", "--logger", "nosuch"], "policy 'nosuch': unknown policy"),
         (["loggers", "--target", "softmax:0.1:2"], "softmax: epsilon 2.0 (expected a number"),
         (["episodes", "--slate", "9"], "--slate: 9 (expected 1 to 5"),
         # Counts below 1 ended in pandas' "No objects to concatenate" traceback.
