@@ -256,8 +256,8 @@ class TransformerEncoder:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise EncoderError(f"encoder.batch_size: {batch_size!r} (expected an integer >= 1)")
 
-        # Must precede the first transformers/huggingface_hub import to take effect.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # Offline without touching the caller's process: the model is a local folder (a name is
+        # looked up in the local cache only) and transformers loads it with local_files_only.
         import torch
 
         self._torch_device = _parse_device(device, torch)
