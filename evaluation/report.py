@@ -207,6 +207,14 @@ def _summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]
         columns = [metric, f"{metric}_low", f"{metric}_high"]
         d = decimals_for(table.loc[labels, columns].to_numpy(float).ravel())
         cells = [fmt_interval(*table.loc[p, columns], decimals=d) for p in labels]
+        if metric in result.episodes.columns:
+            # A metric some episodes do not have (a new-user metric needs a new user) rests on
+            # fewer episodes than the policy ran: say on how many, as the comparison does.
+            counts = result.episodes.groupby("policy")[metric].count()
+            for i, p in enumerate(labels):
+                have = int(counts.get(p, 0))
+                if cells[i] != "n/a" and have < int(table.at[p, "n"]):
+                    cells[i] += f"; n={have}"
         rows.append([metric, *cells])
     return header, rows
 
@@ -312,7 +320,8 @@ def _missing_values_note(result: EvaluationResult) -> str:
     return (
         "n/a: the metric has no value for that policy: mean_rating needs a click, "
         "intra_list_diversity a session of at least 2 steps, the drift metrics a drift event, the "
-        "new-user metrics a new user. recovery_steps is censored: a policy whose click-through "
+        'new-user metrics a new user; "; n=N": the value and its interval rest on the N '
+        "episodes that have it, fewer than the policy ran. recovery_steps is censored: a policy whose click-through "
         f"does not recover within the {window} steps after a drift event counts {window + 1}."
     )
 

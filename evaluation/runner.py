@@ -399,8 +399,32 @@ def sample_warnings(n_episodes: int) -> list[str]:
     return [
         f"each policy ran {n_episodes} episodes, and bootstrap intervals from fewer than "
         f"{FEW_EPISODES} are too narrow (a nominal 95% covers a mean about 73% of the time at 3 "
-        "episodes, 90% at 10); run more episodes for intervals that hold"
+        "episodes, less below, 90% at 10); run more episodes for intervals that hold"
     ]
+
+
+def subset_warnings(episodes: pd.DataFrame, metrics: Sequence[str], n_episodes: int) -> list[str]:
+    """A line for each of the scenario's own ``metrics`` that some policy has in fewer than
+    :data:`FEW_EPISODES` of its ``n_episodes`` episodes (a new-user metric needs a new user, say),
+    so its interval rests on that few (``n_episodes`` itself below the floor has
+    :func:`sample_warnings`' line)."""
+    if n_episodes < FEW_EPISODES:
+        return []
+    out = []
+    for metric in metrics:
+        if metric not in EPISODE_METRICS or metric not in episodes.columns:
+            continue
+        counts = episodes.groupby("policy", sort=False)[metric].count()
+        few = counts[(counts > 0) & (counts < FEW_EPISODES)]
+        if few.empty:
+            continue
+        label, count = str(few.idxmin()), int(few.min())
+        out.append(
+            f"{metric} rests on {count} of {label}'s {n_episodes} episodes (the ones that have "
+            f"it), and bootstrap intervals from fewer than {FEW_EPISODES} are too narrow; run "
+            "more episodes for intervals that hold"
+        )
+    return out
 
 
 def _overlap(used: Sequence[int] | None, seeds: Sequence[int]) -> tuple[str, int, str] | None:
@@ -1146,7 +1170,8 @@ def evaluate(
         settings=settings,
         warnings=scenario_warnings(infos, sc)
         + seed_warnings(infos, seed_list)
-        + sample_warnings(len(seed_list) * episodes),
+        + sample_warnings(len(seed_list) * episodes)
+        + subset_warnings(episode_frame, sc.evaluation.metrics, len(seed_list) * episodes),
         shown=shown,
     )
     if out is not None:

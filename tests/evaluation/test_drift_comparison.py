@@ -66,3 +66,20 @@ def test_the_drift_plot_leaves_out_offsets_few_events_reach(monkeypatch) -> None
     assert plot is not None and "fewer than 5 events" in plot.caption
     # Offsets -4..+2 have six events each; +3 and +4 only user 0's.
     assert drawn[0].tolist() == [-4, -3, -2, -1, 0, 1, 2]
+
+
+def test_a_metric_few_episodes_have_says_on_how_many(tmp_path) -> None:
+    # cold_start's headline new-user metrics rested on the 6 new-user sessions of 10, with no
+    # count in the summary and no warning (the few-episodes warning counted all episodes).
+    res = evaluate(
+        "cold_start", ["greedy"], seeds=[1000], episodes=10, out=tmp_path / "rep", progress=False
+    )
+    have = res.episodes.groupby("policy")["new_user_return_k"].count()
+    assert 0 < have["greedy"] < 10
+    report = (tmp_path / "rep" / "report.md").read_text()
+    row = next(x for x in report.splitlines() if x.startswith("| new_user_return_k"))
+    assert f"; n={have['greedy']}" in row
+    assert any(w.startswith("new_user_return_k rests on ") for w in res.warnings), res.warnings
+    # A metric every episode has carries no count.
+    row = next(x for x in report.splitlines() if x.startswith("| return "))
+    assert "n=" not in row
