@@ -382,8 +382,19 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
             zero propensity for a logged action.
     """
     rows = log.for_policy(logged_policy)
-    world = load_world(log)
     n = len(rows)
+    pscore = rows["propensity"].to_numpy(dtype=np.float64)
+    if n and not (pscore > 0).all():  # NaN too (a propensity the logger did not know)
+        # Checked before the replay, which it does not need; named by the file's row.
+        bad = int(np.argmax(~(pscore > 0)))
+        file_row = int(
+            np.flatnonzero(log.steps["policy"].to_numpy() == rows["policy"].iloc[0])[bad]
+        )
+        raise LogError(
+            f"{log.path}: column 'propensity' is {pscore[bad]} in row {file_row} (expected > 0 "
+            "for a logged action)"
+        )
+    world = load_world(log)
     slates = log.scenario().candidates.slate_size > 1
     slate = matrix(rows["slate_slots"], np.int64) if slates and n else None
     size = log.scenario().candidates.slate_size
@@ -445,12 +456,6 @@ def collect_rounds(log: StepLog, policy: Any, *, logged_policy: str | None = Non
     if diff is not None:
         raise LogError(
             f"{log.path}: the log does not replay exactly ({diff.describe()}); cannot recover its contexts"
-        )
-    pscore = rows["propensity"].to_numpy(dtype=np.float64)
-    if n and not (pscore > 0).all():  # NaN too (a propensity the logger did not know)
-        bad = int(np.argmax(~(pscore > 0)))
-        raise LogError(
-            f"{log.path}: propensity of row {bad} is {pscore[bad]} (expected > 0 for a logged action)"
         )
     cluster = pd.factorize(pd.MultiIndex.from_arrays([seeds, episodes]))[0].astype(np.int64)
     return Rounds(

@@ -236,8 +236,24 @@ def test_ope_refuses_a_nan_propensity_of_a_logged_action(log_path: Path, tmp_pat
         frame.at[1, "propensity"] = np.nan
 
     bad = _rewrite(log_path, tmp_path / "nan.parquet", edit)
-    with pytest.raises(LogError, match=r"nan\.parquet: propensity of row 1 is nan \(expected > 0"):
+    with pytest.raises(
+        LogError, match=r"nan\.parquet: column 'propensity' is nan in row 1 \(expected > 0"
+    ):
         evaluate_off_policy(bad, "greedy", with_ground_truth=False)
+
+    # The row is the file's, not the position among the logged policy's rows (it said "row 1"
+    # for file row 4), and it is found before the log is replayed.
+    def other_first(frame: pd.DataFrame) -> None:
+        first = frame["episode"] == 0
+        frame.loc[first, "policy"] = "other"
+        frame.at[int(np.flatnonzero(~first)[1]), "propensity"] = np.nan
+
+    two = _rewrite(log_path, tmp_path / "two.parquet", other_first)
+    steps = read_step_log(two).steps
+    row = int(np.flatnonzero((steps["policy"] == "random").to_numpy())[1])
+    assert row > 1
+    with pytest.raises(LogError, match=rf"column 'propensity' is nan in row {row} \(expected"):
+        evaluate_off_policy(two, "greedy", logged_policy="random", with_ground_truth=False)
 
 
 def test_a_column_given_twice_is_named(
