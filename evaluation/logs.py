@@ -534,6 +534,38 @@ _PROB_TOL = 1e-9
 _MARGINAL_TOL = 1e-6
 
 
+def _check_action_in_slate(
+    p: Path, action: np.ndarray, slots: np.ndarray, position: np.ndarray, cols: Any, k: int
+) -> None:
+    """``action`` is the slot of the row's ``item_id``: ``[action]`` is ``slate_slots`` on a
+    single-item row; on a slate, the slot at ``clicked_position``, or without a click the first
+    slot the slate showed (valid, not repeated), or position 0's when it showed nothing. Replay
+    steps a slate with ``slate_slots``, so an ``action`` that disagrees would go unseen."""
+    import pyarrow.compute as pc
+
+    from ..envs.simulator import slate_shown
+
+    n, size = slots.shape
+    rows = np.arange(n)
+    if size == 1:
+        expected_slot = slots[:, 0]
+        why = "its slate_slots entry"
+    else:
+        mask = pc.list_flatten(cols["candidate_mask"]).to_numpy(zero_copy_only=False)
+        shown = slate_shown(slots, mask.reshape(n, k).astype(bool))
+        first = np.where(shown.any(axis=1), np.argmax(shown, axis=1), 0)
+        at = np.where(position >= 0, position, first)
+        expected_slot = slots[rows, at]
+        why = "the slate_slots entry at clicked_position, or the first shown without a click"
+    bad = action != expected_slot
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise LogError(
+            f"{p}: column 'action' is {int(action[i])} in row {i} (expected "
+            f"{int(expected_slot[i])}, {why})"
+        )
+
+
 def _arrow_kind(t: Any) -> str | None:
     """The kind of :data:`COLUMNS` an Arrow type reads as (any integer width is an
     ``int64``, a dictionary its values' kind), or None."""
@@ -565,7 +597,7 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
     100,000; the same number K of entries in every row of ``candidate_item_ids``,
     ``candidate_mask`` and ``action_probabilities``; ``action`` and the ``slate_slots`` entries
     in ``[0, K)``; the same number L of ``slate_slots`` in every row; ``clicked_position`` in
-    ``[-1, L)``; ``action_probabilities`` entries and ``propensity`` (NaN allowed: a slate's may
+    ``[-1, L)``; ``action`` the slot of the row's item (:func:`_check_action_in_slate`); ``action_probabilities`` entries and ``propensity`` (NaN allowed: a slate's may
     be unknown) in ``[0, 1]``, and without slates ``propensity`` the ``action_probabilities``
     entry of the action; ``prefix_propensities`` (version 3) L entries in ``[0, 1]`` (NaN:
     unknown) that do not grow, the last equal to ``propensity`` where both are known;
@@ -652,6 +684,7 @@ def check_content(p: Path, table: Any, columns: Sequence[str]) -> tuple[int, int
         bad = (position < -1) | (position >= size)
         expected = f"-1 (no click) or a slate position in [0, {size})"
         refuse("clicked_position", bad, position, "is {}", expected)
+        _check_action_in_slate(p, action, slots.reshape(-1, size), position, cols, k)
     propensity = cols["propensity"].to_numpy(zero_copy_only=False)
     probs = pc.list_flatten(cols["action_probabilities"]).to_numpy()
     bad = ~((probs >= 0) & (probs <= 1 + _PROB_TOL))  # NaN is bad too

@@ -278,3 +278,18 @@ def test_ope_warnings_are_lmrecsim_warnings_on_stderr(log_path: Path, capsys) ->
     assert "warning" not in out and "  ips" in out
     assert err.startswith("lmrecsim: warning: low overlap (effective sample size")
     assert all(line.startswith("lmrecsim: warning: ") for line in err.strip().splitlines())
+
+
+def test_an_action_that_is_not_its_slate_slots_entry_is_refused(
+    log_path: Path, tmp_path: Path
+) -> None:
+    # A single item's slate_slots is [action]; an edited action was replayed "exactly" (replay
+    # steps with the slots) on slates, and here named a propensity instead.
+    def edit(frame: pd.DataFrame) -> None:
+        frame.at[0, "action"] = (int(frame.at[0, "action"]) + 1) % K
+
+    bad = _rewrite(log_path, tmp_path / "action.parquet", edit)
+    with pytest.raises(
+        LogError, match=r"column 'action' is \d+ in row 0 \(expected \d+, its slate_slots entry\)"
+    ):
+        read_step_log(bad)

@@ -84,6 +84,10 @@ def test_tampered_log_diverges_at_the_tampered_step(
     # Tamper with a step in the middle of the second seed's second episode.
     target = steps.index[(steps["seed"] == 4) & (steps["episode"] == 1)][1]
     steps.at[target, column] = change(steps.at[target, column])
+    if column == "action":  # a single item's slate_slots is [action] (the reader checks it)
+        steps["slate_slots"] = [
+            np.array([a], dtype=np.int64) for a in steps["action"].to_numpy(np.int64)
+        ]
     bad = tmp_path / "tampered.parquet"
     write_step_table(bad, steps, scenario=scenario)
     result = replay(bad, tmp_path / "out")

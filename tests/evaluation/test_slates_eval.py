@@ -419,12 +419,23 @@ def test_a_slate_log_replays_exactly_and_a_changed_slate_is_found(slate_log, tmp
     valid = np.flatnonzero(np.asarray(table.at[row, "candidate_mask"]))
     slots[:] = [s for s in valid if s not in slots][:3]
     table.at[row, "slate_slots"] = slots
-    from lmrecsim.evaluation.logs import write_step_table
+    # The action is the slot of the clicked item, or the first shown (all three are valid).
+    clicked = int(table.at[row, "clicked_position"])
+    table.at[row, "action"] = int(slots[max(clicked, 0)])
+    from lmrecsim.evaluation.logs import LogError, write_step_table
 
     changed = tmp_path / "changed.parquet"
     write_step_table(changed, table, scenario=log.scenario())
     diff = replay(changed, tmp_path / "changed").first_difference
     assert diff is not None and diff.step == 1
+    # An action that is not the slate's slot for the row's item is refused when read: replay
+    # steps a slate with slate_slots and would not see it ("reproduced exactly" before).
+    table = log.steps.copy()
+    slots = np.asarray(table.at[0, "slate_slots"])
+    table.at[0, "action"] = int(next(s for s in range(10) if s not in slots))
+    write_step_table(changed, table, scenario=log.scenario())
+    with pytest.raises(LogError, match=r"column 'action' is \d+ in row 0 \(expected \d+, the"):
+        replay(changed, tmp_path / "wrong_action")
 
 
 def test_side_by_side_replay_of_another_policy_on_a_slate_log(slate_log, tmp_path) -> None:
