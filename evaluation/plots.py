@@ -419,7 +419,8 @@ def plot_positions(positions: pd.DataFrame | None, privileged: Mapping[str, bool
         rows = positions[positions["policy"] == policy].sort_values("position")
         x = rows["position"].to_numpy() + (i - (len(policies) - 1) / 2) * width
         ax.bar(x, rows["ctr"].to_numpy(float), width, label=_display(policy, privileged))
-    ax.set_xticks(range(n_pos), [f"position {j + 1}" for j in range(n_pos)])
+    ax.set_xticks(range(n_pos), [f"position {j}" for j in range(n_pos)])
+    ax.set_xlabel("slate position (0 = top, as in positions.csv)")
     ax.set_ylabel("click-through when shown")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)

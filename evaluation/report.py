@@ -198,6 +198,21 @@ def top_items(result: EvaluationResult, label: str, n: int = 5) -> list[tuple[st
     ]
 
 
+def _top_rows(result: EvaluationResult, label: str, n: int = 5) -> list[list[str]]:
+    """The table rows of :func:`top_items`, and a last row saying how many more items were
+    recommended exactly as often as the last one shown (the cut at ``n`` breaks that tie by
+    catalog order, which means nothing)."""
+    items = top_items(result, label, n)
+    rows = [[i, t, f"{share:.1%}"] for i, t, share in items]
+    if len(items) == n:
+        counts = result.exposure(label)
+        order = np.argsort(-counts, kind="stable")  # top_items' order
+        more = int(np.count_nonzero(counts[order[n:]] == counts[order[n - 1]]))
+        if more > 0:
+            rows.append(["", f"and {more} more item(s) recommended as often", rows[-1][2]])
+    return rows
+
+
 def _summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
     labels = list(result.summary["policy"])
     header = ["metric", *[_display(result, p) for p in labels]]
@@ -275,7 +290,8 @@ def _gap_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]] | N
 
 _POSITIONS_NOTE = (
     "Click-through at each slate position (clicks over the steps where the position showed an "
-    "item), and in brackets the position's share of the policy's clicks."
+    "item), and in brackets the position's share of the policy's clicks. Positions are numbered "
+    "from 0, the top of the slate, as in positions.csv and the step log."
 )
 
 
@@ -285,7 +301,7 @@ def _position_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]
     if table is None:
         return None
     n_pos = int(table["position"].max()) + 1
-    header = ["policy", *[f"position {j + 1}" for j in range(n_pos)]]
+    header = ["policy", *[f"position {j}" for j in range(n_pos)]]
     rows = []
     for label in result.policies:
         cells = [
@@ -411,7 +427,7 @@ def render_markdown(result: EvaluationResult, plots: Sequence[Plot]) -> str:
     out += ["## Most recommended items", ""]
     for label in result.policies:
         out += [f"### {md_text(_display(result, label))}", ""]
-        rows = [[i, t, f"{share:.1%}"] for i, t, share in top_items(result, label)]
+        rows = _top_rows(result, label)
         out += [*_md_table(["item", "title", "share"], rows), ""]
     out += ["## Metrics", ""]
     out += [f"- `{m}`: {METRIC_LABELS[m]}" for m in result.metric_order]
@@ -510,7 +526,7 @@ def render_html(result: EvaluationResult, plots: Sequence[Plot]) -> str:
         ]
     parts.append("<h2>Most recommended items</h2>")
     for label in result.policies:
-        rows = [[i, t, f"{share:.1%}"] for i, t, share in top_items(result, label)]
+        rows = _top_rows(result, label)
         parts += [
             f"<h3>{esc(_display(result, label))}</h3>",
             _html_table(["item", "title", "share"], rows),

@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lmrecsim.evaluation.runner import evaluate
@@ -157,3 +158,21 @@ def test_the_report_says_when_k_covers_every_candidate(tmp_path: Path) -> None:
     assert (
         "candidates per step that is all of them" not in (tmp_path / "w" / "report.md").read_text()
     )
+
+
+def test_most_recommended_items_say_when_the_cut_splits_a_tie() -> None:
+    # Six items tied at the fifth place: five were shown and the sixth dropped without a word.
+    from types import SimpleNamespace
+
+    from lmrecsim.evaluation.report import _top_rows
+
+    counts = np.array([9, 5, 3, 3, 3, 3, 3, 1], dtype=float)
+    catalog = SimpleNamespace(
+        item_ids=[f"i{j}" for j in range(8)], titles=[f"t{j}" for j in range(8)]
+    )
+    result = SimpleNamespace(exposure=lambda label: counts, world=SimpleNamespace(catalog=catalog))
+    rows = _top_rows(result, "p")
+    assert [r[0] for r in rows[:5]] == ["i0", "i1", "i2", "i3", "i4"]
+    assert rows[5] == ["", "and 2 more item(s) recommended as often", "10.0%"]
+    counts[5:7] = 2  # no tie across the cut
+    assert len(_top_rows(result, "p")) == 5
