@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lmrecsim.exceptions import LmrecsimError
 
-class AgentError(Exception):
+
+class AgentError(LmrecsimError):
     """A bad agent spec or model file (one line)."""

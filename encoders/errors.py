@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from lmrecsim.exceptions import LmrecsimError
+
 __all__ = ["EncoderError", "CacheCorruptionWarning"]
 
 
-class EncoderError(Exception):
+class EncoderError(LmrecsimError):
     """Bad encoder configuration or an unloadable model.
 
     The message is always one line that names the offending model path or key and what was

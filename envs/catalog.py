@@ -36,12 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lmrecsim.exceptions import LmrecsimError
+
 REQUIRED_COLUMNS = ("item_id", "title", "description", "topics")
 OPTIONAL_COLUMNS = ("quality", "appeal", "popularity")
 _EXPECTED = "expected columns item_id, title, description, topics[, quality, appeal, popularity]"
 
 
-class CatalogError(Exception):
+class CatalogError(LmrecsimError):
     """A catalog file or table is missing, unreadable or holds invalid values.
 
     The message is one line naming the file, the column and, where it applies, the row.

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from lmrecsim.exceptions import LmrecsimError
+
 from ..scenarios.yaml_text import safe_load, yaml_error_parts
 
 PERSONA_KEYS = ("name", "text", "liked", "avoided", "onboarding")
@@ -33,7 +35,7 @@ _REQUIRED = ("name", "text")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-class PersonaError(Exception):
+class PersonaError(LmrecsimError):
     """A persona file or lookup is invalid. The message is one line naming file, key and row."""
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lmrecsim.exceptions import LmrecsimError
+
 from ..encoders import EmbeddingCache, Encoder, EncoderError, load_encoder
 from ..encoders.base import token_budget
 from ..scenarios import Scenario, scenario_hash
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class WorldError(Exception):
+class WorldError(LmrecsimError):
     """A scenario whose world cannot be built (one line naming the key and the problem)."""
 
 

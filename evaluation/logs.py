@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from lmrecsim.exceptions import LmrecsimError
+
 from ..atomic import atomic_file
 from ..scenarios.schema import MAX_EVALUATION_EPISODES, MAX_STEPS
 
@@ -98,7 +100,7 @@ V5_COLUMNS = ("drift_event", "drift_phase")
 SORT_KEYS = ["policy", "seed", "episode", "step"]
 
 
-class LogError(Exception):
+class LogError(LmrecsimError):
     """An unreadable, corrupt or incompatible step log (one line naming the file)."""
 
 

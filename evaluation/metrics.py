@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from lmrecsim.exceptions import LmrecsimError
+
 __all__ = [
     "EPISODE_KEYS",
     "MetricInputError",
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 
-class MetricInputError(ValueError):
+class MetricInputError(LmrecsimError, ValueError):
     """Bad input to an evaluation metric.
 
     The message is one line naming the function, the offending argument or column and what

@@ -19,6 +19,7 @@ _API = {
     "make_vec_env": "lmrecsim.envs",
     "train": "lmrecsim.agents.train",
     "evaluate": "lmrecsim.evaluation",
+    "LmrecsimError": "lmrecsim.exceptions",
 }
 
 

@@ -10,12 +10,14 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from lmrecsim.exceptions import LmrecsimError
+
 # The hub must never be contacted: every model is a local path or already in the user's cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-class UsageError(ValueError):
+class UsageError(LmrecsimError, ValueError):
     """A command-line argument that cannot be used as given (one line naming the flag)."""
 
 
@@ -45,32 +47,10 @@ def sigterm_as_exception() -> Iterator[None]:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Every error class whose message is a complete one-line explanation for the user."""
-    from lmrecsim.agents.errors import AgentError
-    from lmrecsim.encoders import EncoderError
-    from lmrecsim.envs.catalog import CatalogError
-    from lmrecsim.envs.personas import PersonaError
-    from lmrecsim.envs.world import WorldError
-    from lmrecsim.evaluation.logs import LogError
-    from lmrecsim.scenarios import ScenarioError
-
-    classes: list[type[BaseException]] = [
-        UsageError,
-        AgentError,
-        CatalogError,
-        EncoderError,
-        LogError,
-        PersonaError,
-        ScenarioError,
-        WorldError,
-    ]
-    try:
-        from lmrecsim.evaluation.errors import EvaluationError
-
-        classes.append(EvaluationError)
-    except ImportError:
-        pass
-    return tuple(classes)
+    """Every error class whose message is a complete one-line explanation for the user: those of
+    :class:`~lmrecsim.exceptions.LmrecsimError` (every subsystem's bad-input error derives from
+    it)."""
+    return (LmrecsimError,)
 
 
 def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:

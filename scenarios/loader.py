@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lmrecsim.exceptions import LmrecsimError
+
 from .schema import Scenario, has_algorithm_sections
 from .yaml_text import safe_load, yaml_error_parts
 
@@ -25,7 +27,7 @@ _MAX_EXTENDS_DEPTH = 16
 ScenarioRef = str | os.PathLike[str] | Scenario | Mapping[str, Any]
 
 
-class ScenarioError(Exception):
+class ScenarioError(LmrecsimError):
     """A scenario that cannot be found, read or validated. The message is one line."""
 
 
