@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -377,7 +378,33 @@ def _revalidated(scenario: Scenario) -> Scenario:
     out = _validate(_plain(data), where)
     out._base_dir = scenario._base_dir
     out._source = scenario._source
+    if scenario._source is not None and _file_hash(scenario._source) not in (
+        None,
+        scenario_hash(out),
+    ):
+        # Changed since it was read: a later error (a world's, an agent's) names the file and
+        # says so, instead of sending the user to a file that is fine.
+        out._source = f"{scenario._source} (changed in Python)"
     return out
+
+
+def _file_hash(source: str) -> str | None:
+    """:func:`scenario_hash` of the scenario file ``source`` as it is on disk now, or None when
+    ``source`` is no readable, valid scenario file (a changed copy's own label, say)."""
+    path = Path(source)
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _file_hash_at(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_hash_at(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        return scenario_hash(load_scenario(path))
+    except (ScenarioError, OSError):
+        return None
 
 
 def _put_back_unknown_keys(model: Any, data: dict[str, Any]) -> None:

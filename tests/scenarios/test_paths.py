@@ -157,3 +157,20 @@ def test_a_bad_extends_in_a_mapping_names_the_key() -> None:
         with pytest.raises(ScenarioError) as err:
             load_scenario({"extends": value})
         assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_a_scenario_changed_in_python_is_not_blamed_on_its_file() -> None:
+    # A world error on a copy changed with model_copy named the shipped default.yaml, which is
+    # fine, as if the user had to edit it.
+    from lmrecsim.envs import make_env
+    from lmrecsim.envs.world import WorldError
+
+    sc = load_scenario("default")
+    assert load_scenario(sc).source == sc.source  # unchanged: its file
+    changed = sc.model_copy(
+        update={"catalog": sc.catalog.model_copy(update={"topics": ["no_such_topic"]})}
+    )
+    assert load_scenario(changed).source == f"{sc.source} (changed in Python)"
+    with pytest.raises(WorldError) as err:
+        make_env(changed)
+    assert str(err.value).startswith(f"{sc.source} (changed in Python): catalog.topics: ")
