@@ -789,6 +789,10 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
         raw.seek(0)
         return cls.load(raw, env=env, device="cpu", custom_objects=custom_objects)
     except Exception as exc:  # noqa: BLE001 - any load failure is one user-facing line
+        if env is not None and "spaces do not match" in str(exc):
+            # SB3's words are both spaces' whole reprs, arrays of bounds included.
+            raw.seek(0)
+            raise AgentError(f"{p}: {_space_mismatch(raw, env, custom_objects)}") from None
         trained = trained_algo(p)
         if trained is not None and trained != algo:
             raise AgentError(
@@ -809,6 +813,43 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
             f"{p}: cannot load a {algo} model ({first}; expected a model.zip saved by lmrecsim "
             "train or SB3's save)"
         ) from None
+
+
+def _space_text(space: Any) -> str:
+    """``MultiBinary (20,)``: a space's kind and shape, or ``none``."""
+    return "none" if space is None else f"{type(space).__name__} {space.shape}"
+
+
+def _space_mismatch(raw: io.BytesIO, env: VecEnv, custom_objects: dict[str, Any]) -> str:
+    """Where a saved model's spaces and ``env``'s differ, key by key, in a few words."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    data, _, _ = load_from_zip_file(raw, custom_objects=custom_objects, load_data=True)
+    for what, saved, given in (
+        ("observation", data.get("observation_space"), env.observation_space),
+        ("action space", data.get("action_space"), env.action_space),
+    ):
+        if saved is None or saved == given:
+            continue
+        if isinstance(saved, spaces.Dict) and isinstance(given, spaces.Dict):
+            for key in sorted(set(saved.spaces) | set(given.spaces)):
+                a, b = saved.spaces.get(key), given.spaces.get(key)
+                if a is None or b is None or a.shape != b.shape or type(a) is not type(b):
+                    return (
+                        f"the model's {what} {key!r} is {_space_text(a)}, the env's is "
+                        f"{_space_text(b)} "
+                        "(expected an env of the scenario the model was trained on)"
+                    )
+            return (
+                f"the model's {what} has other bounds than the env's (expected an env of the "
+                "scenario the model was trained on)"
+            )
+        return (
+            f"the model's {what} is {type(saved).__name__} {getattr(saved, 'shape', '')}, the "
+            f"env's is {type(given).__name__} {getattr(given, 'shape', '')} (expected an env of "
+            "the scenario the model was trained on)"
+        )
+    return "its spaces do not match the env's (expected an env of its scenario)"
 
 
 def trained_algo(model_path: str | os.PathLike[str]) -> str | None:

@@ -359,3 +359,29 @@ def test_a_damaged_model_file_is_one_line_saying_what_was_expected(tiny_world, t
     assert "\n" not in str(exc.value)
     # The file is named at the start; SB3's name for the bytes it was read into is left out.
     assert "BytesIO" not in str(exc.value), str(exc.value)
+
+
+def test_a_model_loaded_onto_an_env_of_other_shapes_says_which_key(tmp_path):
+    # SB3's message was both spaces' whole reprs, cut off mid-array of bounds.
+    from lmrecsim import make_vec_env
+    from lmrecsim.agents.build import load_model
+    from lmrecsim.agents.errors import AgentError
+    from lmrecsim.agents.train import train
+
+    train(
+        "default",
+        out=tmp_path / "run",
+        timesteps=64,
+        n_envs=1,
+        validate_every=0,
+        progress=False,
+        hyperparameters={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    )
+    venv = make_vec_env({"extends": "default", "candidates": {"k": 10}}, n_envs=1)
+    with pytest.raises(AgentError) as exc:
+        load_model("ppo", tmp_path / "run", env=venv)
+    assert str(exc.value) == (
+        f"{tmp_path / 'run' / 'model.zip'}: the model's observation 'action_mask' is MultiBinary "
+        "(20,), the env's is MultiBinary (10,) (expected an env of the scenario the model was "
+        "trained on)"
+    )
