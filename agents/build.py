@@ -775,7 +775,10 @@ def load_model(algo: str, path: str | os.PathLike[str], env: VecEnv | None = Non
     run code when loaded.
     """
     p = existing_model_file(path)
-    cls = algorithm_class(algo)
+    try:
+        cls = algorithm_class(algo)
+    except AgentError as exc:  # named as the argument here, not the scenario key
+        raise AgentError(str(exc).replace("agent.algo: ", "algo: ", 1)) from None
     try:
         # Read once: the checked data and the loaded model come from the same bytes.
         raw = io.BytesIO(p.read_bytes())

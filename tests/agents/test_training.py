@@ -377,6 +377,9 @@ def test_a_model_loaded_onto_an_env_of_other_shapes_says_which_key(tmp_path):
         progress=False,
         hyperparameters={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
     )
+    # The algorithm is the argument here, not the scenario key agent.algo.
+    with pytest.raises(AgentError, match="^algo: 'sac' is not one of ppo, dqn"):
+        load_model("sac", tmp_path / "run")
     venv = make_vec_env({"extends": "default", "candidates": {"k": 10}}, n_envs=1)
     with pytest.raises(AgentError) as exc:
         load_model("ppo", tmp_path / "run", env=venv)
