@@ -95,11 +95,34 @@ def _warning_source(filename: str) -> str:
     return os.path.basename(filename).removesuffix(".py") or "python"
 
 
+#: The Python API's argument names that start its error lines, and the command line's flags
+#: for them: a command's error names the flag the user typed.
+FLAG_OF_ARGUMENT = (
+    ("seeds: ", "--seeds: "),
+    ("episodes: ", "--episodes: "),
+    ("reference: ", "--reference: "),
+    ("policies: ", "--policy: "),
+    ("policy '", "--policy '"),
+    ("estimators: ", "--estimator: "),
+    ("n_folds: ", "--folds: "),
+    ("export_dir: ", "--export: "),
+)
+
+
+def command_line_wording(message: str) -> str:
+    """``message`` with its leading Python argument name (``seeds: ...``, from the library) as
+    the command line's flag (``--seeds: ...``)."""
+    for argument, flag in FLAG_OF_ARGUMENT:
+        if message.startswith(argument):
+            return flag + message[len(argument) :]
+    return message
+
+
 def _run_reporting(prog: str, run: Callable[[], int | None]) -> int:
     try:
         return int(run() or 0)
     except user_errors() as exc:
-        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"{prog}: error: {command_line_wording(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader of the output went away (`lmrecsim scenarios list | head -1`): stop quietly

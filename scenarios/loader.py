@@ -479,6 +479,8 @@ def scenario_from_dict(
     # Named "custom" unless named: a dict that extends "default" is not the default scenario.
     data.setdefault("name", "custom")
     parent_ref = data.pop("extends", None)
+    if isinstance(parent_ref, os.PathLike):  # a pathlib.Path is a path
+        parent_ref = os.fspath(parent_ref)
     if parent_ref is not None:
         if not isinstance(parent_ref, str) or not parent_ref.strip():
             raise ScenarioError(

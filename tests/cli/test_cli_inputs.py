@@ -777,3 +777,19 @@ def test_a_signal_after_the_command_has_finished_keeps_its_exit_code(code, signa
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert (done.returncode, done.stdout, done.stderr) == (code, "wrote report.html\n", "")
+
+
+def test_library_errors_name_the_flags_on_the_command_line(capsys, tmp_path) -> None:
+    # The library names its Python arguments ("seeds: ..."); a command names the flag typed.
+    from lmrecsim.cli import main
+    from lmrecsim.errors import command_line_wording
+
+    argv = ["evaluate", "--policy", "greedy", "--reference", "nobody", "--seeds", "1"]
+    assert main([*argv, "--episodes", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lmrecsim: error: --reference: 'nobody' is not one of"), err
+    assert command_line_wording("policies: label 'a' is used twice") == (
+        "--policy: label 'a' is used twice"
+    )
+    assert command_line_wording("n_folds: 0 (expected") == "--folds: 0 (expected"
+    assert command_line_wording("scenario.yaml: seeds: x") == "scenario.yaml: seeds: x"

@@ -216,7 +216,7 @@ def test_an_empty_policy_spec_is_refused_not_an_exact_replay(
     out = tmp_path / "out"
     assert main(["replay", str(path), "--policy", "", "--out", str(out)]) == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("lmrecsim: error: policy '': unknown policy"), captured.err
+    assert captured.err.startswith("lmrecsim: error: --policy '': unknown policy"), captured.err
     assert captured.err.count("\n") == 1
     assert "reproduced" not in captured.out
     assert not (out / "replay.json").exists()
@@ -254,7 +254,7 @@ def test_a_baseline_name_as_the_label_of_another_policy_is_refused(
     assert main([command, str(path), "--policy", "random=greedy", *extra]) == 2
     err = capsys.readouterr().err
     assert err == (
-        "lmrecsim: error: policy 'random=greedy': label 'random' is the name of a baseline "
+        "lmrecsim: error: --policy 'random=greedy': label 'random' is the name of a baseline "
         "(expected another label, or the baseline itself)\n"
     )
 

@@ -174,3 +174,10 @@ def test_a_scenario_changed_in_python_is_not_blamed_on_its_file() -> None:
     with pytest.raises(WorldError) as err:
         make_env(changed)
     assert str(err.value).startswith(f"{sc.source} (changed in Python): catalog.topics: ")
+
+
+def test_extends_may_be_a_path_object(tmp_path: Path) -> None:
+    # {"extends": Path(...)} was refused as "PosixPath(...) is invalid (expected ... path)".
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("extends: default\nepisode: {horizon: 7}\n")
+    assert load_scenario({"extends": parent}).episode.horizon == 7
