@@ -728,6 +728,16 @@ def _cascade_terms(rounds: Rounds, slate_q: np.ndarray) -> tuple[np.ndarray, np.
 
 
 # --------------------------------------------------------------------------------- estimators
+def _least_overlap(sizes: Sequence[tuple[float, str]]) -> str:
+    """``"ips's"``, or ``"ips, snips and dr's"`` when several share the least effective sample
+    size (the same weights): the estimators the low-overlap warning is about, from sorted
+    ``(ess, estimator)`` pairs."""
+    least = sizes[0][0]
+    names = [name for ess, name in sizes if ess <= least * (1 + 1e-12)]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{listed}'s"
+
+
 def _kish_ess(weights: np.ndarray) -> float:
     """Kish's effective sample size of ``weights``, ``(sum w)^2 / sum w^2`` (0 when all are 0)."""
     square = np.sum(weights**2)
@@ -1445,10 +1455,10 @@ def evaluate_off_policy(
     # (A deterministic target on a deterministic logger's own rounds: ESS n, give or take the
     # float rounding of (sum w)^2 / sum w^2.)
     if rounds.n and weighted and weighted[0][0] < MIN_ESS * (1 - 1e-9):
-        ess, name = weighted[0]
+        ess, name = weighted[0][0], _least_overlap(weighted)
         notes.append(
             f"warning: low overlap (effective sample size {ess:.1f} of {rounds.n} rounds, "
-            f"{name}'s, under {MIN_ESS}); the weighted estimates and their normal intervals are "
+            f"{name}, under {MIN_ESS}); the weighted estimates and their normal intervals are "
             "unreliable"
         )
     per_episode = sorted(
@@ -1456,10 +1466,10 @@ def evaluate_off_policy(
     )
     n_episodes = int(rounds.cluster.max()) + 1 if rounds.n else 0
     if rounds.n and per_episode and per_episode[0][0] < MIN_EPISODE_ESS * (1 - 1e-9):
-        ess, name = per_episode[0]
+        ess, name = per_episode[0][0], _least_overlap(per_episode)
         notes.append(
             f"warning: low overlap along the episodes (effective sample size {ess:.1f} of "
-            f"{n_episodes} episodes, {name}'s, under {MIN_EPISODE_ESS}); the weighted estimates "
+            f"{n_episodes} episodes, {name}, under {MIN_EPISODE_ESS}); the weighted estimates "
             "of the return per episode and their normal intervals are unreliable"
         )
     if rounds.n and int(rounds.cluster.max()) < 1:

@@ -222,10 +222,12 @@ def _summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]
         columns = [metric, f"{metric}_low", f"{metric}_high"]
         d = decimals_for(table.loc[labels, columns].to_numpy(float).ravel())
         cells = [fmt_interval(*table.loc[p, columns], decimals=d) for p in labels]
-        if metric in result.episodes.columns:
-            # A metric some episodes do not have (a new-user metric needs a new user) rests on
-            # fewer episodes than the policy ran: say on how many, as the comparison does.
-            counts = result.episodes.groupby("policy")[metric].count()
+        from .runner import metric_counts
+
+        counts = metric_counts(metric, result.episodes, result.steps)
+        if counts is not None:
+            # A metric some episodes do not have (a new-user metric needs a new user, a drift
+            # metric a drift event) rests on fewer episodes than the policy ran: say on how many.
             for i, p in enumerate(labels):
                 have = int(counts.get(p, 0))
                 if cells[i] != "n/a" and have < int(table.at[p, "n"]):
@@ -261,8 +263,9 @@ def _comparison_rows(result: EvaluationResult) -> tuple[list[str], list[list[str
 _COMPARISON_NOTE = (
     "Difference (policy minus reference) on the same users and random numbers, with its "
     'interval. "; n=N": the difference rests on the N paired episodes where both policies have '
-    "the metric (mean_rating needs a click in both; the drift metrics a drift event in both, "
-    "each policy's own sessions still going when the taste changed), fewer than all episodes."
+    "the metric (mean_rating needs a click in both), fewer than all episodes; for the drift "
+    "metrics, which pool each policy's own drift events (its sessions still going when the taste "
+    "changed), N is the episodes with an event under either policy."
 )
 
 

@@ -90,9 +90,9 @@ AGGREGATE_METRICS: tuple[str, ...] = (
     "ctr_after_drift",
     "recovery_steps",
 )
-#: The aggregates of drift events: each policy's pool the events of its own sessions that were
+#: The aggregates of drift events: each policy pools the events of its own sessions that were
 #: still going when the taste changed, so the two sides of a comparison can rest on different
-#: episodes; their ``n_pairs`` counts the episodes with an event under both policies.
+#: episodes; their ``n_pairs`` counts the episodes with an event under either policy.
 DRIFT_METRICS: tuple[str, ...] = ("ctr_before_drift", "ctr_after_drift", "recovery_steps")
 #: Every metric, in the order the tables list them (after the scenario's own metrics).
 METRICS: tuple[str, ...] = get_args(MetricName)
@@ -403,7 +403,31 @@ def sample_warnings(n_episodes: int) -> list[str]:
     ]
 
 
-def subset_warnings(episodes: pd.DataFrame, metrics: Sequence[str], n_episodes: int) -> list[str]:
+def event_episodes(steps: pd.DataFrame) -> dict[str, set[tuple[int, int]]]:
+    """Per policy, the ``(seed, episode)`` pairs with a drift event (what the drift metrics rest
+    on)."""
+    events = steps.loc[steps["drift_event"].astype(bool), ["policy", "seed", "episode"]]
+    return {
+        str(label): set(zip(part["seed"], part["episode"], strict=True))
+        for label, part in events.groupby("policy", sort=False)
+    }
+
+
+def metric_counts(
+    metric: str, episodes: pd.DataFrame, steps: pd.DataFrame
+) -> dict[str, int] | None:
+    """Per policy, the episodes ``metric`` rests on: those with a value (episode metrics), or
+    with a drift event (drift metrics); None for the other aggregates (every episode)."""
+    if metric in DRIFT_METRICS:
+        return {label: len(keys) for label, keys in event_episodes(steps).items()}
+    if metric in EPISODE_METRICS and metric in episodes.columns:
+        return {str(k): int(v) for k, v in episodes.groupby("policy")[metric].count().items()}
+    return None
+
+
+def subset_warnings(
+    episodes: pd.DataFrame, steps: pd.DataFrame, metrics: Sequence[str], n_episodes: int
+) -> list[str]:
     """A line for each of the scenario's own ``metrics`` that some policy has in fewer than
     :data:`FEW_EPISODES` of its ``n_episodes`` episodes (a new-user metric needs a new user, say),
     so its interval rests on that few (``n_episodes`` itself below the floor has
@@ -412,13 +436,12 @@ def subset_warnings(episodes: pd.DataFrame, metrics: Sequence[str], n_episodes: 
         return []
     out = []
     for metric in metrics:
-        if metric not in EPISODE_METRICS or metric not in episodes.columns:
+        counts = metric_counts(metric, episodes, steps)
+        few = {k: v for k, v in (counts or {}).items() if 0 < v < FEW_EPISODES}
+        if not few:
             continue
-        counts = episodes.groupby("policy", sort=False)[metric].count()
-        few = counts[(counts > 0) & (counts < FEW_EPISODES)]
-        if few.empty:
-            continue
-        label, count = str(few.idxmin()), int(few.min())
+        label = min(few, key=few.__getitem__)
+        count = few[label]
         out.append(
             f"{metric} rests on {count} of {label}'s {n_episodes} episodes (the ones that have "
             f"it), and bootstrap intervals from fewer than {FEW_EPISODES} are too narrow; run "
@@ -846,12 +869,7 @@ def _tables(
 
     rows = []
     ref = episodes[episodes["policy"] == reference].sort_values(["seed", "episode"])
-    with_event = {
-        str(label): set(zip(part["seed"], part["episode"], strict=True))
-        for label, part in steps.loc[
-            steps["drift_event"].astype(bool), ["policy", "seed", "episode"]
-        ].groupby("policy", sort=False)
-    }
+    with_event = event_episodes(steps)
     # Each (policy, metric) comparison draws from its own keyed generator (see keyed_rng).
     cmp_base = int(np.random.default_rng(s_cmp).integers(2**63))
     for label in labels:
@@ -881,8 +899,10 @@ def _tables(
                 if not np.isfinite(est):
                     n_pairs = 0
                 elif metric in DRIFT_METRICS:
-                    both = with_event.get(label, set()) & with_event.get(reference, set())
-                    n_pairs = len(both)
+                    # Each side pools its own events: the episodes with an event under either
+                    # policy are the ones the difference rests on.
+                    either = with_event.get(label, set()) | with_event.get(reference, set())
+                    n_pairs = len(either)
                 else:
                     n_pairs = len(mine)
             else:
@@ -1171,7 +1191,7 @@ def evaluate(
         warnings=scenario_warnings(infos, sc)
         + seed_warnings(infos, seed_list)
         + sample_warnings(len(seed_list) * episodes)
-        + subset_warnings(episode_frame, sc.evaluation.metrics, len(seed_list) * episodes),
+        + subset_warnings(episode_frame, steps, sc.evaluation.metrics, len(seed_list) * episodes),
         shown=shown,
     )
     if out is not None:

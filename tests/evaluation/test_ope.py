@@ -332,3 +332,13 @@ def test_the_reward_model_predicts_block_by_block_with_the_same_result(monkeypat
     blocks = ope.fit_reward_model(rounds)
     np.testing.assert_array_equal(blocks, whole)
     assert whole.shape == (503, 6) and np.ptp(whole) > 0
+
+
+def test_the_low_overlap_warning_names_every_estimator_of_the_least_overlap() -> None:
+    # IPS, SNIPS and DR share their weights on a single-item log; the warning named "dr's" only.
+    from lmrecsim.evaluation.ope import _least_overlap
+
+    assert _least_overlap([(48.0, "ips")]) == "ips's"
+    assert _least_overlap([(48.0, "dr"), (48.0, "ips"), (48.0, "snips"), (90.0, "iips")]) == (
+        "dr, ips and snips's"
+    )
