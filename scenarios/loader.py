@@ -380,16 +380,26 @@ def _revalidated(scenario: Scenario) -> Scenario:
     out._source = scenario._source
     if scenario._source is not None and _file_hash(scenario._source) not in (
         None,
-        scenario_hash(out),
+        _world_hash(out),
     ):
-        # Changed since it was read: a later error (a world's, an agent's) names the file and
-        # says so, instead of sending the user to a file that is fine.
+        # The world's blocks changed since it was read: a later error (a catalog's, a world's)
+        # names the file and says so, instead of sending the user to a file that is fine. The
+        # agent and evaluation blocks are left out: training and the benchmarks override them
+        # (and name the overrides in their own errors).
         out._source = f"{scenario._source} (changed in Python)"
     return out
 
 
+def _world_hash(scenario: Scenario) -> str:
+    """A hash of the scenario without its ``agent`` and ``evaluation`` blocks."""
+    data = scenario_to_dict(scenario)
+    for key in ("agent", "evaluation", "name", "description"):
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def _file_hash(source: str) -> str | None:
-    """:func:`scenario_hash` of the scenario file ``source`` as it is on disk now, or None when
+    """:func:`_world_hash` of the scenario file ``source`` as it is on disk now, or None when
     ``source`` is no readable, valid scenario file (a changed copy's own label, say)."""
     path = Path(source)
     try:
@@ -402,7 +412,7 @@ def _file_hash(source: str) -> str | None:
 @functools.lru_cache(maxsize=64)
 def _file_hash_at(path: str, mtime_ns: int, size: int) -> str | None:
     try:
-        return scenario_hash(load_scenario(path))
+        return _world_hash(load_scenario(path))
     except (ScenarioError, OSError):
         return None
 

@@ -172,4 +172,4 @@ def test_write_is_atomic_and_leaves_no_temp_files(logged, tmp_path: Path) -> Non
 def test_log_error_is_a_user_error() -> None:
     from lmrecsim.errors import user_errors
 
-    assert LogError in user_errors()
+    assert issubclass(LogError, user_errors())
