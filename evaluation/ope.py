@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -577,7 +577,6 @@ def fit_reward_model(
     out = np.zeros((n, k), dtype=np.float64)
     if n == 0:
         return out
-    slots = np.arange(k)
     for train, test in _episode_folds(rounds, n_folds, rng):
         x = pair_features(rounds, train, rounds.action[train])
         y = rounds.reward[train]
@@ -585,20 +584,41 @@ def fit_reward_model(
         # estimate moved in its last digits with OMP_NUM_THREADS (see lmrecsim.envs.blas).
         with one_blas_thread():
             design = _RidgeDesign(x)
-            coef, intercept = design.solve(y, lambdas)
-            # The test rounds' K candidates a block at a time: the whole fold's pair features
-            # took about 28 KB per round (3 GB for a 100,000-step training log).
-            for start in range(0, test.size, _PREDICT_ROUNDS):
-                rows = test[start : start + _PREDICT_ROUNDS]
-                xt = pair_features(rounds, np.repeat(rows, k), np.tile(slots, rows.size))
-                pred = design.predict(xt, coef, intercept)
-                out[rows] = np.clip(pred, y.min(), y.max()).reshape(rows.size, k)
+            out[test] = _predict_candidates(
+                design,
+                design.solve(y, lambdas),
+                test,
+                k,
+                lambda rows, slots: pair_features(rounds, rows, slots),
+                (y.min(), y.max()),
+            )
     return out
 
 
-#: Test rounds whose candidates the reward model predicts at a time (memory, not results: each
-#: prediction is its own row's product).
+#: Rounds whose candidates a model predicts at a time (memory, not results: each prediction is
+#: its own row's product). The whole of a fold at once took about 28 KB per round: 3 GB for a
+#: 100,000-step training log.
 _PREDICT_ROUNDS = 1024
+
+
+def _predict_candidates(
+    design: _RidgeDesign,
+    fit: tuple[np.ndarray, float],
+    rows: np.ndarray,
+    k: int,
+    features: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    bounds: tuple[float, float],
+) -> np.ndarray:
+    """(len(rows), K) the fitted ``design``'s predictions, ``fit = (coef, intercept)``, for every
+    candidate slot of the rounds ``rows``, clipped to ``bounds``; ``features(rows, slots)`` gives
+    the inputs of (round, slot) pairs. :data:`_PREDICT_ROUNDS` rounds at a time."""
+    out = np.empty((rows.size, k))
+    for start in range(0, rows.size, _PREDICT_ROUNDS):
+        block = rows[start : start + _PREDICT_ROUNDS]
+        xt = features(np.repeat(block, k), np.tile(np.arange(k), block.size))
+        pred = design.predict(xt, *fit)
+        out[start : start + block.size] = np.clip(pred, *bounds).reshape(block.size, k)
+    return out
 
 
 def _position_rewards(rounds: Rounds) -> np.ndarray:
@@ -684,27 +704,26 @@ def fit_slate_q_model(
     prefix = np.concatenate(
         [above / np.maximum(count, 1.0)[:, :, None], (count / size)[:, :, None]], axis=2
     )
-    slots = np.arange(k)
     cond = rounds.target_conditional
     for train, test in _episode_folds(rounds, n_folds, rng):
         following = np.zeros(n)  # sum_a pi(a | S_<=l) Q_{l+1}(S_<=l, a), per round
         for pos in range(size - 1, -1, -1):
             y = rewards[train, pos] + following[train]
             x = _slate_q_features(rounds, train, rounds.slate[train, pos], pos, prefix)
-            q = np.empty((n, k))
             # One BLAS thread, as in fit_reward_model: the estimates must not move with it.
             with one_blas_thread():
                 design = _RidgeDesign(x)
-                coef, intercept = design.solve(y, lambdas)
-                # Every round's K candidates (the next position's targets need them all), a
-                # block of rounds at a time, as in fit_reward_model.
-                for start in range(0, n, _PREDICT_ROUNDS):
-                    rows = all_rows[start : start + _PREDICT_ROUNDS]
-                    xt = _slate_q_features(
-                        rounds, np.repeat(rows, k), np.tile(slots, rows.size), pos, prefix
-                    )
-                    pred = design.predict(xt, coef, intercept)
-                    q[rows] = np.clip(pred, y.min(), y.max()).reshape(rows.size, k)
+                # Every round's K candidates: the next position's targets need them all.
+                q = _predict_candidates(
+                    design,
+                    design.solve(y, lambdas),
+                    all_rows,
+                    k,
+                    lambda rows, slots, pos=pos: _slate_q_features(
+                        rounds, rows, slots, pos, prefix
+                    ),
+                    (y.min(), y.max()),
+                )
             out[test, pos] = q[test]
             following = np.sum(cond[:, pos] * q, axis=1)
     return out
