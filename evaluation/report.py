@@ -214,17 +214,18 @@ def _top_rows(result: EvaluationResult, label: str, n: int = 5) -> list[list[str
 
 
 def _summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    from .runner import event_episodes, metric_counts
+
     labels = list(result.summary["policy"])
     header = ["metric", *[_display(result, p) for p in labels]]
     rows = []
     table = result.summary.set_index("policy")
+    events = event_episodes(result.steps)
     for metric in result.metric_order:
         columns = [metric, f"{metric}_low", f"{metric}_high"]
         d = decimals_for(table.loc[labels, columns].to_numpy(float).ravel())
         cells = [fmt_interval(*table.loc[p, columns], decimals=d) for p in labels]
-        from .runner import metric_counts
-
-        counts = metric_counts(metric, result.episodes, result.steps)
+        counts = metric_counts(metric, result.episodes, events)
         if counts is not None:
             # A metric some episodes do not have (a new-user metric needs a new user, a drift
             # metric a drift event) rests on fewer episodes than the policy ran: say on how many.
@@ -340,8 +341,9 @@ def _missing_values_note(result: EvaluationResult) -> str:
         "n/a: the metric has no value for that policy: mean_rating needs a click, "
         "intra_list_diversity a session of at least 2 steps, the drift metrics a drift event, the "
         'new-user metrics a new user; "; n=N": the value and its interval rest on the N '
-        "episodes that have it, fewer than the policy ran. recovery_steps is censored: a policy whose click-through "
-        f"does not recover within the {window} steps after a drift event counts {window + 1}."
+        "episodes that have it, fewer than the policy ran. recovery_steps is censored: a policy "
+        f"whose click-through does not recover within the {window} steps after a drift event "
+        f"counts {window + 1}."
     )
 
 

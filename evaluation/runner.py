@@ -414,12 +414,13 @@ def event_episodes(steps: pd.DataFrame) -> dict[str, set[tuple[int, int]]]:
 
 
 def metric_counts(
-    metric: str, episodes: pd.DataFrame, steps: pd.DataFrame
+    metric: str, episodes: pd.DataFrame, events: Mapping[str, set[tuple[int, int]]]
 ) -> dict[str, int] | None:
     """Per policy, the episodes ``metric`` rests on: those with a value (episode metrics), or
-    with a drift event (drift metrics); None for the other aggregates (every episode)."""
+    with a drift event (drift metrics; ``events`` is :func:`event_episodes` of the steps); None
+    for the other aggregates (every episode)."""
     if metric in DRIFT_METRICS:
-        return {label: len(keys) for label, keys in event_episodes(steps).items()}
+        return {label: len(keys) for label, keys in events.items()}
     if metric in EPISODE_METRICS and metric in episodes.columns:
         return {str(k): int(v) for k, v in episodes.groupby("policy")[metric].count().items()}
     return None
@@ -435,8 +436,9 @@ def subset_warnings(
     if n_episodes < FEW_EPISODES:
         return []
     out = []
+    events = event_episodes(steps)
     for metric in metrics:
-        counts = metric_counts(metric, episodes, steps)
+        counts = metric_counts(metric, episodes, events)
         few = {k: v for k, v in (counts or {}).items() if 0 < v < FEW_EPISODES}
         if not few:
             continue
