@@ -391,11 +391,12 @@ def _revalidated(scenario: Scenario) -> Scenario:
 
 
 def _world_hash(scenario: Scenario) -> str:
-    """A hash of the scenario without its ``agent`` and ``evaluation`` blocks."""
+    """A content hash of the scenario without its ``agent`` and ``evaluation`` blocks, its name
+    and its description: of what builds its world."""
     data = scenario_to_dict(scenario)
     for key in ("agent", "evaluation", "name", "description"):
         data.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return _content_hash(data)
 
 
 def _file_hash(source: str) -> str | None:
@@ -543,6 +544,11 @@ def scenario_hash(scenario: Scenario) -> str:
             parent = parent.get(key, {})
         if parent.get(path[-1], value) == value:
             parent.pop(path[-1], None)
+    return _content_hash(data)
+
+
+def _content_hash(data: dict[str, Any]) -> str:
+    """sha256 hex of ``data``'s canonical JSON (sorted keys, no spaces)."""
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
