@@ -1004,13 +1004,10 @@ def _parametric_baseline(spec: str, body: str, seed: int, slate_size: int) -> An
 def sb3_algo_name(model: Any) -> str | None:
     """``maskable_ppo``, ``dqn`` (SlateQ included) or ``ppo`` for a stable-baselines3 model of
     those algorithms (or their subclasses), else None."""
+    from sb3_contrib import MaskablePPO
     from stable_baselines3 import DQN, PPO
 
-    try:
-        from sb3_contrib import MaskablePPO
-    except ImportError:  # pragma: no cover - sb3-contrib is a dependency
-        MaskablePPO = None  # noqa: N806
-    if MaskablePPO is not None and isinstance(model, MaskablePPO):
+    if isinstance(model, MaskablePPO):
         return "maskable_ppo"
     if isinstance(model, DQN):
         return "dqn"
